@@ -1,0 +1,214 @@
+"""The method contract: one registry, one config dataclass and one small class per method.
+
+A *method* changes a GRPO-style clipped surrogate in up to five places (hooks). Every hook has a
+neutral default, so a method overrides only what it changes:
+
+(a) advantage shaping
+    ``shape_rewards``      group-level reward shaping before the advantage estimator (e.g. unlikeliness reward)
+    ``compute_advantages`` the group-level estimator itself (GRPO by default; W-REINFORCE, OPO, ...)
+    ``shape_advantages``   per-token shaping inside the loss (e.g. entropy advantage)
+(b) ``token_weights``      per-token loss weights, detached (STEER, Pos-Adv-Reweight, forking tokens, ...)
+(c) ``clip_mask`` / ``loss_config``  which tokens keep a gradient and the clip range (Clip-Cov, clip-higher, ...)
+(d) ``extra_token_terms``  extra per-token loss terms aggregated like the policy loss (entropy loss, KL-Cov, KL)
+(e) ``on_step_end``        a controller updated once per optimizer step, with ``state_dict`` /
+                           ``load_state_dict`` so that a resumed run continues exactly.
+
+Pure math lives in the method modules and in ``openrlhf_steer.loss``; framework adapters (OpenRLHF,
+the CPU demo) only build :class:`LossInputs` and call the loss.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Type
+
+import torch
+
+Tensor = torch.Tensor
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs the loss and the hooks see
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class LossInputs:
+    """Per-token tensors of one loss call (one micro-batch), all shaped [B, T] and aligned.
+
+    ``log_probs`` carries the gradient; everything else is treated as data. ``entropy`` is the
+    current-policy full-vocabulary entropy (it carries a gradient when a method differentiates it,
+    e.g. the entropy loss); ``old_entropy`` is the entropy of the rollout (old) policy, which the
+    authors' STEER code uses. Methods that need a tensor that is missing raise a clear error naming
+    the field.
+    """
+
+    log_probs: Tensor
+    old_log_probs: Tensor
+    advantages: Tensor
+    action_mask: Tensor
+    entropy: Optional[Tensor] = None
+    old_entropy: Optional[Tensor] = None
+    ref_log_probs: Optional[Tensor] = None
+    # Global step (optimizer steps done so far) and the total planned, for scheduled methods.
+    step: int = 0
+    total_steps: Optional[int] = None
+    epoch: int = 1
+    total_epochs: Optional[int] = None
+    # Statistics computed over a larger set than this micro-batch (e.g. the optimizer-step window),
+    # keyed by name, for methods whose ``stat_scope`` is ``mini_batch``.
+    window_stats: Dict[str, Any] = field(default_factory=dict)
+    # Seeded generator for methods that draw random tokens (Clip-Cov, Rand-Pos-Clip, quadrants).
+    generator: Optional[torch.Generator] = None
+
+
+@dataclass
+class GroupInputs:
+    """Sequence-level data of a whole rollout for the advantage hooks.
+
+    ``rewards`` [N] raw scalar rewards; ``group_ids`` [N] integer prompt ids (responses to the same
+    prompt share one id); ``response_mask`` [N, T]; optional per-token ``old_log_probs`` and
+    ``entropy`` [N, T] for methods that use them (unlikeliness reward, Edge-GRPO, GTPO).
+    """
+
+    rewards: Tensor
+    group_ids: Tensor
+    response_mask: Tensor
+    old_log_probs: Optional[Tensor] = None
+    entropy: Optional[Tensor] = None
+
+
+@dataclass
+class LossConfig:
+    """The clipped surrogate shared by every method (GRPO / DAPO conventions)."""
+
+    eps_low: float = field(default=0.2, metadata={"help": "Lower clip range epsilon_low: ratio >= 1 - eps_low (PPO; default 0.2)."})
+    eps_high: float = field(default=0.2, metadata={"help": "Upper clip range epsilon_high: ratio <= 1 + eps_high (DAPO clip-higher uses 0.28; default 0.2)."})
+    dual_clip: Optional[float] = field(default=None, metadata={"help": "Dual-clip constant c > 1 for negative advantages (Ye et al. 2020); STEER and Clip-Cov scripts use 10.0. None disables."})
+    clip: bool = field(default=True, metadata={"help": "Apply the ratio clip at all (False gives the unclipped -A*ratio surrogate, 'clip-free')."})
+    loss_agg_mode: str = field(default="token-mean", metadata={"help": "token-mean | seq-mean-token-mean | seq-mean-token-sum (verl names; token-mean is DAPO's default)."})
+    log_ratio_clamp: float = field(default=20.0, metadata={"help": "Clamp of log(pi/pi_old) before exp, as in verl/OpenRLHF (default 20)."})
+
+    def validate(self) -> None:
+        if not (0.0 <= self.eps_low <= 1.0):
+            raise ValueError(f"LossConfig.eps_low={self.eps_low} is out of range: use 0 <= eps_low <= 1 (PPO default 0.2).")
+        if self.eps_high < 0.0:
+            raise ValueError(f"LossConfig.eps_high={self.eps_high} is out of range: use eps_high >= 0 (default 0.2, clip-higher 0.28).")
+        if self.dual_clip is not None and self.dual_clip <= 1.0:
+            raise ValueError(f"LossConfig.dual_clip={self.dual_clip} must be > 1 (e.g. 3.0 or 10.0), or None to disable.")
+        if self.loss_agg_mode not in AGG_MODES:
+            raise ValueError(f"LossConfig.loss_agg_mode={self.loss_agg_mode!r} is unknown: choose one of {sorted(AGG_MODES)}.")
+
+
+AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
+
+
+# --------------------------------------------------------------------------------------------------
+# Config base and method base
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class MethodConfig:
+    """Base of every method config. Each field documents its paper and default in ``metadata['help']``."""
+
+    def validate(self) -> None:  # override to check ranges; raise ValueError naming the field and the fix
+        return None
+
+    @classmethod
+    def field_help(cls) -> Dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+class Method:
+    """Base class; every hook is neutral. Subclasses set ``name``, ``config_cls`` and ``paper``."""
+
+    name: ClassVar[str] = "grpo"
+    config_cls: ClassVar[Type[MethodConfig]] = MethodConfig
+    paper: ClassVar[str] = ""
+    # Which tensors of LossInputs the method needs ("entropy", "old_entropy", "ref_log_probs").
+    requires: ClassVar[tuple] = ()
+
+    def __init__(self, config: Optional[MethodConfig] = None):
+        self.config = config if config is not None else self.config_cls()
+        self.config.validate()
+
+    # (a) advantage shaping -------------------------------------------------------------------
+    def shape_rewards(self, group: GroupInputs) -> Tensor:
+        return group.rewards
+
+    def compute_advantages(self, group: GroupInputs) -> Optional[Tensor]:
+        """Return per-token advantages [N, T] or None to keep the default estimator (GRPO)."""
+        return None
+
+    def shape_advantages(self, inputs: LossInputs, advantages: Tensor) -> Tensor:
+        return advantages
+
+    # (b) per-token weights ---------------------------------------------------------------------
+    def token_weights(self, inputs: LossInputs) -> Optional[Tensor]:
+        """Detached weights [B, T] multiplying the per-token surrogate, or None (all ones)."""
+        return None
+
+    # (c) clipping ------------------------------------------------------------------------------
+    def loss_config(self, base: LossConfig) -> LossConfig:
+        """Return the clip configuration to use (clip-higher/lower/tighter/free override it)."""
+        return base
+
+    def clip_mask(self, inputs: LossInputs, per_token: Dict[str, Tensor]) -> Optional[Tensor]:
+        """Detached 0/1 mask [B, T] of tokens that keep their surrogate gradient, or None.
+
+        ``per_token`` holds the surrogate's intermediate tensors (``ratio``, ``clipped`` bool, ...).
+        """
+        return None
+
+    # (d) extra loss terms ----------------------------------------------------------------------
+    def extra_token_terms(self, inputs: LossInputs, per_token: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Extra per-token loss terms [B, T], added to the surrogate before aggregation."""
+        return {}
+
+    # (e) controller ----------------------------------------------------------------------------
+    def on_step_end(self, stats: Mapping[str, float]) -> None:
+        """Update the controller once per optimizer step from that step's statistics."""
+        return None
+
+    def controller_values(self) -> Dict[str, float]:
+        """Current controller values to log (alpha, coefficients, ...)."""
+        return {}
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------------
+_REGISTRY: Dict[str, Type[Method]] = {}
+
+
+def register_method(cls: Type[Method]) -> Type[Method]:
+    """Class decorator: ``@register_method`` on a Method subclass with a unique ``name``."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"method name {cls.name!r} is registered twice ({_REGISTRY[cls.name].__name__} and {cls.__name__})")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available_methods() -> List[str]:
+    return sorted(_REGISTRY)
+
+
+def get_method_class(name: str) -> Type[Method]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown entropy-control method {name!r}; choose one of: {', '.join(available_methods())}") from None
+
+
+def build_method(name: str, config: Optional[Mapping[str, Any]] = None, **overrides: Any) -> Method:
+    """Build a registered method from a name and config values (unknown keys are an error)."""
+    cls = get_method_class(name)
+    values = dict(config or {}, **overrides)
+    known = {f.name for f in dataclasses.fields(cls.config_cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"method {name!r} has no option(s) {unknown}; its options are {sorted(known)}")
+    return cls(cls.config_cls(**values))
