@@ -177,6 +177,67 @@ class Method:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         return None
 
+    # Additions (keep the hooks above unchanged) --------------------------------------------------
+    def required_inputs(self) -> tuple:
+        """Names of optional LossInputs fields this configured method needs (defaults to ``requires``)."""
+        return tuple(self.requires)
+
+    @property
+    def needs_window_stats(self) -> bool:
+        """True when the config asks for statistics over the optimizer-step window (``stat_scope``)."""
+        return getattr(self.config, "stat_scope", "micro_batch") == "mini_batch"
+
+    def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
+        """Statistics over every micro-batch of one optimizer-step window (``stat_scope=mini_batch``).
+
+        The adapter puts the result into ``LossInputs.window_stats`` of each micro-batch of that
+        window. Keys are namespaced by the method name.
+        """
+        return {}
+
+    def last_metrics(self) -> Dict[str, float]:
+        """Method-specific diagnostics of the last loss call (logged under ``method/<key>``)."""
+        return dict(getattr(self, "_last_metrics", {}) or {})
+
+    def _record(self, **values: float) -> None:
+        if not hasattr(self, "_last_metrics") or self._last_metrics is None:
+            self._last_metrics = {}
+        self._last_metrics.update({k: float(v) for k, v in values.items()})
+
+    def reset_metrics(self) -> None:
+        self._last_metrics = {}
+
+    def overrides_hook(self, hook: str) -> bool:
+        """Whether this class changes the neutral default of a hook (used by ``compose_methods``)."""
+        return getattr(type(self), hook) is not getattr(Method, hook)
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation helpers for configs: raise ValueError naming the field and the fix
+# --------------------------------------------------------------------------------------------------
+def check_range(config: Any, name: str, low: Optional[float] = None, high: Optional[float] = None,
+                *, low_open: bool = False, high_open: bool = False, hint: str = "") -> None:
+    value = getattr(config, name)
+    cls = type(config).__name__
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ValueError(f"{cls}.{name}={value!r} must be a number{'; ' + hint if hint else ''}")
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high:
+        lo = "" if low is None else f"{low} {'<' if low_open else '<='} "
+        hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
+        raise ValueError(f"{cls}.{name}={value!r} is out of range: use {lo}{name}{hi}{'; ' + hint if hint else ''}")
+
+
+def check_choice(config: Any, name: str, choices: Iterable[Any]) -> None:
+    value = getattr(config, name)
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{type(config).__name__}.{name}={value!r} is unknown: choose one of {list(choices)}")
+
+
+STAT_SCOPES = ("micro_batch", "mini_batch")
+
 
 # --------------------------------------------------------------------------------------------------
 # Registry

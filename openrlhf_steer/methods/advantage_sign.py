@@ -1,0 +1,177 @@
+"""Interventions keyed on the advantage sign (Jin et al., "Revisiting Entropy in RLVR", arXiv 2511.05993).
+
+- ``pos_adv_reweight``: weight lambda on tokens with A > 0 (1 elsewhere), lambda scheduled:
+  stage-based, epoch-wise, entropy-guided (a controller), or constant.
+- ``rand_pos_clip``: zero the gradient of a random fraction of the positive-advantage tokens.
+- ``positive_only`` (the paper's "Adv>=0"): weight 0 on A < 0 tokens.
+- ``negative_only`` (the paper's "Adv<=0"): weight 0 on A > 0 tokens.
+
+The authors' code is not public; the schedules follow third-party reading notes of the paper
+(see ../shared/research/methods.md section 2), and every unknown detail is an option. All weights
+keep the token-mean denominator (every valid token), as the reference implementations of the other
+weighting methods do.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+
+from openrlhf_steer.methods.base import (
+    LossInputs, Method, MethodConfig, check_choice, check_range, register_method,
+)
+from openrlhf_steer.methods.sampling import choose_random_tokens
+
+Tensor = torch.Tensor
+
+PAPER = "Pos-Adv-Reweight, Jin et al., arXiv 2511.05993"
+SCHEDULES = ("stage", "epoch", "entropy", "constant")
+
+
+def stage_lambda(step: int, total_steps: int, split: float = 0.5) -> float:
+    """0 during the first ``split`` of training, then a linear ramp 0 -> 1 over the rest."""
+    start = split * total_steps
+    if step < start:
+        return 0.0
+    span = total_steps - start
+    return 1.0 if span <= 0 else min(1.0, (step - start) / span)
+
+
+def epoch_lambda(epoch: int, total_epochs: int) -> float:
+    """(e - 1) / (E - 1) for 1-indexed epoch e of E."""
+    return min(1.0, max(0.0, (epoch - 1) / (total_epochs - 1)))
+
+
+def entropy_guided_lambda(current: float, entropy: float, target: float, step_size: float) -> float:
+    """lambda_{k+1} = clip(lambda_k - step, 0, 1) if H_k < target else clip(lambda_k + step, 0, 1)."""
+    new = current - step_size if entropy < target else current + step_size
+    return min(1.0, max(0.0, new))
+
+
+@dataclass
+class PosAdvReweightConfig(MethodConfig):
+    schedule: str = field(default="stage", metadata={"help": f"stage | epoch | entropy | constant: how lambda (the weight of A>0 tokens) evolves ({PAPER}; default stage)."})
+    lambda_value: float = field(default=0.5, metadata={"help": f"lambda for schedule=constant (default 0.5)."})
+    stage_split: float = field(default=0.5, metadata={"help": f"Stage-based: fraction of total steps with lambda=0 before the linear ramp to 1 ({PAPER}, indexing inferred; default 0.5)."})
+    entropy_target: float = field(default=0.2, metadata={"help": f"Entropy-guided: target entropy delta; lambda falls by step_size when H < delta, else rises ({PAPER}; default 0.2)."})
+    step_size: float = field(default=0.05, metadata={"help": f"Entropy-guided: lambda step Delta per optimizer step ({PAPER}; default 0.05)."})
+    lambda_init: float = field(default=0.0, metadata={"help": f"Entropy-guided: initial lambda_0 ({PAPER}; default 0.0)."})
+    entropy_metric: str = field(default="entropy/old_mean", metadata={"help": "Entropy-guided: step statistic fed to on_step_end (which pass is unknown; default the rollout-policy token-mean entropy, entropy/old_mean)."})
+
+    def validate(self) -> None:
+        check_choice(self, "schedule", SCHEDULES)
+        check_range(self, "lambda_value", 0.0, None, hint="a nonnegative weight, e.g. 0.5")
+        check_range(self, "stage_split", 0.0, 1.0, hint="fraction of training, default 0.5")
+        check_range(self, "entropy_target", 0.0, None, hint="nats, default 0.2")
+        check_range(self, "step_size", 0.0, 1.0, hint="default 0.05")
+        check_range(self, "lambda_init", 0.0, 1.0, hint="default 0.0")
+
+
+@register_method
+class PosAdvReweight(Method):
+    """Positive-Advantage Reweighting: weight lambda on A > 0 tokens (hook b), lambda scheduled (hook e)."""
+
+    name = "pos_adv_reweight"
+    config_cls = PosAdvReweightConfig
+    paper = PAPER
+
+    def __init__(self, config: Optional[PosAdvReweightConfig] = None):
+        super().__init__(config)
+        self.lam = float(self.config.lambda_init)
+        self.steps_seen = 0
+
+    def current_lambda(self, inputs: LossInputs) -> float:
+        c = self.config
+        if c.schedule == "constant":
+            return float(c.lambda_value)
+        if c.schedule == "stage":
+            if not inputs.total_steps or inputs.total_steps <= 0:
+                raise ValueError("pos_adv_reweight schedule=stage needs LossInputs.total_steps (> 0): pass the planned optimizer steps")
+            return stage_lambda(inputs.step, inputs.total_steps, c.stage_split)
+        if c.schedule == "epoch":
+            if not inputs.total_epochs or inputs.total_epochs < 2:
+                raise ValueError("pos_adv_reweight schedule=epoch needs LossInputs.total_epochs >= 2 (lambda = (e-1)/(E-1)); "
+                                 "use schedule=stage for single-epoch runs")
+            return epoch_lambda(inputs.epoch, inputs.total_epochs)
+        return self.lam
+
+    def token_weights(self, inputs: LossInputs) -> Tensor:
+        lam = self.current_lambda(inputs)
+        self._record(pos_adv_lambda=lam)
+        pos = inputs.advantages > 0
+        weights = torch.where(pos, torch.full_like(inputs.log_probs, lam), torch.ones_like(inputs.log_probs))
+        return weights.detach() * inputs.action_mask.to(weights.dtype)
+
+    def on_step_end(self, stats: Mapping[str, float]) -> None:
+        self.steps_seen += 1
+        if self.config.schedule != "entropy":
+            return
+        if self.config.entropy_metric not in stats:
+            raise ValueError(f"pos_adv_reweight (schedule=entropy) needs stats[{self.config.entropy_metric!r}] in on_step_end; "
+                             f"got keys {sorted(stats)[:12]}...; set entropy_metric to one of them")
+        entropy = float(stats[self.config.entropy_metric])
+        self.lam = entropy_guided_lambda(self.lam, entropy, self.config.entropy_target, self.config.step_size)
+
+    def controller_values(self) -> Dict[str, float]:
+        return {"pos_adv_lambda": self.lam} if self.config.schedule == "entropy" else {}
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"lambda": self.lam, "steps_seen": self.steps_seen}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.lam = float(state["lambda"])
+        self.steps_seen = int(state.get("steps_seen", 0))
+
+
+@dataclass
+class RandPosClipConfig(MethodConfig):
+    clip_fraction: float = field(default=0.1, metadata={"help": f"Fraction of the positive-advantage tokens whose gradient is zeroed, drawn uniformly with LossInputs.generator ({PAPER}: 'a small set', value not published; default 0.1, our choice)."})
+
+    def validate(self) -> None:
+        check_range(self, "clip_fraction", 0.0, 1.0, hint="a fraction, e.g. 0.1")
+
+
+@register_method
+class RandPosClip(Method):
+    """Rand-Pos-Clip: zero the gradient of round(fraction * N_pos) random A > 0 tokens (hook c)."""
+
+    name = "rand_pos_clip"
+    config_cls = RandPosClipConfig
+    paper = PAPER
+
+    def clip_mask(self, inputs: LossInputs, per_token: Dict[str, Tensor]) -> Tensor:
+        candidates = (inputs.advantages > 0) & inputs.action_mask.bool()
+        chosen = choose_random_tokens(candidates, self.config.clip_fraction, inputs.generator)
+        self._record(rand_pos_clipped=float(chosen.sum()))
+        return (~chosen).to(inputs.log_probs.dtype)
+
+
+@dataclass
+class SignOnlyConfig(MethodConfig):
+    """No options."""
+
+
+@register_method
+class PositiveOnly(Method):
+    """Train on positive samples only ("Adv>=0"): weight 0 on A < 0 tokens (hook b)."""
+
+    name = "positive_only"
+    config_cls = SignOnlyConfig
+    paper = PAPER + " (Adv>=0 baseline); cf. PSR, Zhu et al., arXiv 2506.01347"
+
+    def token_weights(self, inputs: LossInputs) -> Tensor:
+        keep = (inputs.advantages >= 0) & inputs.action_mask.bool()
+        return keep.to(inputs.log_probs.dtype)
+
+
+@register_method
+class NegativeOnly(Method):
+    """Train on negative samples only ("Adv<=0"): weight 0 on A > 0 tokens (hook b)."""
+
+    name = "negative_only"
+    config_cls = SignOnlyConfig
+    paper = PAPER + " (Adv<=0 baseline); cf. NSR, Zhu et al., arXiv 2506.01347"
+
+    def token_weights(self, inputs: LossInputs) -> Tensor:
+        keep = (inputs.advantages <= 0) & inputs.action_mask.bool()
+        return keep.to(inputs.log_probs.dtype)

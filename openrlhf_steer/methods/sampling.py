@@ -1,0 +1,30 @@
+"""Seeded random choice of tokens among candidates (Clip-Cov, Rand-Pos-Clip, quadrant interventions)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+Tensor = torch.Tensor
+
+
+def count_for_fraction(n_candidates: int, fraction: float) -> int:
+    """round(fraction * n), half up; 0 when there are no candidates."""
+    return min(n_candidates, int(fraction * n_candidates + 0.5)) if n_candidates > 0 else 0
+
+
+def choose_random_tokens(candidates: Tensor, fraction: Optional[float], generator: Optional[torch.Generator],
+                         count: Optional[int] = None) -> Tensor:
+    """Boolean mask of ``count`` (or round(fraction * #candidates)) tokens drawn uniformly without replacement.
+
+    The draw is a ``torch.randperm`` over the flattened candidate indices with ``generator`` (CPU),
+    so a seeded generator reproduces the same choice.
+    """
+    flat = candidates.reshape(-1).nonzero().squeeze(-1)
+    n = int(flat.numel())
+    k = count_for_fraction(n, fraction) if count is None else min(int(count), n)
+    chosen = torch.zeros(candidates.numel(), dtype=torch.bool, device=candidates.device)
+    if k > 0:
+        perm = torch.randperm(n, generator=generator, device="cpu")[:k].to(flat.device)
+        chosen[flat[perm]] = True
+    return chosen.view(candidates.shape)

@@ -1,0 +1,191 @@
+"""STEER: Stabilizing Token-level Entropy-changE via Reweighting (Hao et al., arXiv 2510.10150).
+
+Each valid token gets a detached loss weight that shrinks with |Omega_t|, the first-order estimate of
+the entropy change its update causes (``openrlhf_steer.estimators.first_order_entropy_change``):
+
+    exp     (default): k = -ln(lambda_min) / max(max|Omega|, omega_floor);  w = clamp(exp(-k |Omega|), lambda_min, 1)
+    linear:            |Omega| in [min, max] maps linearly to [lambda_max, lambda_min] (midpoint if max == min)
+    binary  (paper ablation, not in the code): the top ``binary_top_fraction`` of |Omega| get lambda_min, others 1
+
+max/min/quantile are taken over the valid tokens of one loss call (``stat_scope=micro_batch``, the
+authors' code) or over the optimizer-step window (``mini_batch``, the paper's wording). The weights
+multiply the final per-token clipped loss; the token-mean denominator is unchanged.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+
+from openrlhf_steer.estimators import first_order_entropy_change
+from openrlhf_steer.methods.base import (
+    STAT_SCOPES, LossInputs, Method, MethodConfig, check_choice, check_range, register_method,
+)
+
+Tensor = torch.Tensor
+
+STEER_MAPPINGS = ("exp", "linear", "binary")
+PAPER = "STEER, Hao et al., arXiv 2510.10150"
+
+
+def _validate_mapping_args(lambda_min: float, lambda_max: float, mapping: str, omega_floor: float,
+                           binary_top_fraction: float) -> None:
+    if mapping not in STEER_MAPPINGS:
+        raise ValueError(f"mapping={mapping!r} is unknown: choose one of {list(STEER_MAPPINGS)}")
+    if not (0.0 < lambda_min <= 1.0):
+        raise ValueError(f"lambda_min={lambda_min} is out of range: use 0 < lambda_min <= 1 (code default 0.8)")
+    if lambda_max < lambda_min:
+        raise ValueError(f"lambda_max={lambda_max} must be >= lambda_min={lambda_min} (1.0 for exp, 1.2 in the linear scripts)")
+    if not omega_floor > 0:
+        raise ValueError(f"omega_floor={omega_floor} must be > 0 (code default 0.02)")
+    if not (0.0 < binary_top_fraction <= 1.0):
+        raise ValueError(f"binary_top_fraction={binary_top_fraction} must be in (0, 1] (paper ablation 0.2)")
+
+
+def omega_statistics(omega_abs: Tensor, mask: Tensor, binary_top_fraction: float = 0.2) -> Dict[str, float]:
+    """max, min and the (1 - fraction) quantile of |Omega| over the valid tokens (empty -> zeros)."""
+    values = omega_abs[mask.bool()].detach().double()
+    if values.numel() == 0:
+        return {"max": 0.0, "min": 0.0, "threshold": 0.0, "count": 0.0}
+    return {
+        "max": float(values.max()),
+        "min": float(values.min()),
+        "threshold": float(torch.quantile(values, 1.0 - binary_top_fraction)),
+        "count": float(values.numel()),
+    }
+
+
+def omega_to_weights(
+    omega_abs: Tensor,
+    mask: Tensor,
+    stats: Mapping[str, float],
+    *,
+    mapping: str = "exp",
+    lambda_min: float = 0.8,
+    lambda_max: float = 1.0,
+    omega_floor: float = 0.02,
+) -> Tensor:
+    """Map |Omega| [B, T] to weights with the given statistics; 0 on masked positions."""
+    maskf = mask.to(omega_abs.dtype)
+    m_max, m_min = stats["max"], stats["min"]
+    if stats.get("count", 1.0) == 0:
+        return torch.zeros_like(omega_abs)
+    if m_max <= 0.0:
+        # Every valid |Omega| is 0 (e.g. all advantages 0): a defined neutral result for every mapping.
+        return maskf.clone()
+    if mapping == "exp":
+        k = -math.log(lambda_min) / max(m_max, omega_floor)
+        weights = torch.exp(-k * omega_abs).clamp(lambda_min, 1.0)
+    elif mapping == "linear":
+        if m_max > m_min:
+            weights = lambda_max - (omega_abs - m_min) * (lambda_max - lambda_min) / (m_max - m_min)
+        else:
+            weights = torch.full_like(omega_abs, (lambda_min + lambda_max) / 2.0)
+        weights = weights.clamp(lambda_min, lambda_max)
+    else:  # binary
+        selected = (omega_abs >= stats["threshold"]) & (omega_abs > 0)
+        weights = torch.where(selected, torch.full_like(omega_abs, lambda_min), torch.ones_like(omega_abs))
+    return weights * maskf
+
+
+def steer_weights(
+    log_probs: Tensor,
+    old_log_probs: Tensor,
+    entropy: Tensor,
+    advantages: Tensor,
+    action_mask: Tensor,
+    *,
+    lambda_min: float = 0.8,
+    lambda_max: float = 1.0,
+    mapping: str = "exp",
+    prob_power: int = 2,
+    omega_floor: float = 0.02,
+    binary_top_fraction: float = 0.2,
+    window: Optional[Mapping[str, float]] = None,
+) -> Tuple[Tensor, Tensor]:
+    """STEER token weights and Omega, both [B, T] and detached (the authors' ``compute_token_weights``).
+
+    ``Omega = A / p_old * p (1 - p)^prob_power * (log p + H)``; see the module docstring for the
+    mappings. ``window`` optionally gives precomputed ``max`` / ``min`` / ``threshold`` of |Omega|
+    over a larger set (mini-batch scope). Weights are 0 on masked positions.
+    """
+    _validate_mapping_args(lambda_min, lambda_max, mapping, omega_floor, binary_top_fraction)
+    shapes = {"log_probs": log_probs, "old_log_probs": old_log_probs, "entropy": entropy, "advantages": advantages,
+              "action_mask": action_mask}
+    for name, tensor in shapes.items():
+        if tensor.shape != log_probs.shape:
+            raise ValueError(f"steer_weights: {name} has shape {tuple(tensor.shape)}, expected {tuple(log_probs.shape)} like log_probs")
+    mask = action_mask.bool()
+    omega = first_order_entropy_change(log_probs, old_log_probs, entropy, advantages, prob_power=prob_power)
+    omega = torch.where(mask, omega, torch.zeros_like(omega))
+    omega_abs = omega.abs()
+    stats = dict(window) if window is not None else omega_statistics(omega_abs, mask, binary_top_fraction)
+    weights = omega_to_weights(omega_abs, mask, stats, mapping=mapping, lambda_min=lambda_min,
+                               lambda_max=lambda_max, omega_floor=omega_floor)
+    return weights, omega
+
+
+@dataclass
+class SteerConfig(MethodConfig):
+    lambda_min: float = field(default=0.8, metadata={"help": f"Smallest token weight lambda_min ({PAPER}; scripts 0.8, paper range 0.6-0.8; default 0.8)."})
+    lambda_max: float = field(default=1.0, metadata={"help": f"Largest weight, used by the linear mapping only ({PAPER}; linear scripts 1.2; default 1.0)."})
+    mapping: str = field(default="exp", metadata={"help": f"exp | linear | binary: |Omega| -> weight ({PAPER}; code default in scripts exp; binary = paper ablation, top fraction gets lambda_min; default exp)."})
+    prob_power: int = field(default=2, metadata={"help": f"Exponent of (1 - p) in Omega: 2 = paper and first code release, 1 = later .py ({PAPER}; default 2)."})
+    omega_floor: float = field(default=0.02, metadata={"help": f"Floor of max|Omega| in the exp mapping's k = -ln(lambda_min)/max(max|Omega|, floor) ({PAPER} code; default 0.02)."})
+    binary_top_fraction: float = field(default=0.2, metadata={"help": f"Fraction of valid tokens with the largest |Omega| that get lambda_min in the binary mapping ({PAPER} ablation; default 0.2)."})
+    entropy_source: str = field(default="old", metadata={"help": f"Entropy H in Omega: old = rollout policy (authors' code), current = the training forward ({PAPER}; default old)."})
+    stat_scope: str = field(default="micro_batch", metadata={"help": f"Set over which max/min|Omega| are taken: micro_batch (authors' code, per GPU) or mini_batch (optimizer-step window, paper wording) ({PAPER}; default micro_batch)."})
+
+    def validate(self) -> None:
+        check_choice(self, "mapping", STEER_MAPPINGS)
+        check_range(self, "lambda_min", 0.0, 1.0, low_open=True, hint="code default 0.8")
+        check_range(self, "lambda_max", self.lambda_min, None, hint="lambda_max >= lambda_min; 1.2 in the linear scripts")
+        check_choice(self, "prob_power", (1, 2))
+        check_range(self, "omega_floor", 0.0, None, low_open=True, hint="code default 0.02")
+        check_range(self, "binary_top_fraction", 0.0, 1.0, low_open=True, hint="paper ablation 0.2")
+        check_choice(self, "entropy_source", ("old", "current"))
+        check_choice(self, "stat_scope", STAT_SCOPES)
+
+
+@register_method
+class Steer(Method):
+    """STEER token reweighting by the estimated entropy change |Omega| (hook b)."""
+
+    name = "steer"
+    config_cls = SteerConfig
+    paper = PAPER
+
+    def required_inputs(self) -> tuple:
+        return ("old_entropy",) if self.config.entropy_source == "old" else ("entropy",)
+
+    def _omega_abs(self, inputs: LossInputs) -> Tensor:
+        entropy = inputs.old_entropy if self.config.entropy_source == "old" else inputs.entropy
+        omega = first_order_entropy_change(inputs.log_probs, inputs.old_log_probs, entropy, inputs.advantages,
+                                           prob_power=self.config.prob_power)
+        return torch.where(inputs.action_mask.bool(), omega, torch.zeros_like(omega)).abs()
+
+    def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
+        if not inputs_list:
+            return {}
+        values = [self._omega_abs(x)[x.action_mask.bool()] for x in inputs_list]
+        flat = torch.cat([v.reshape(-1).double() for v in values])
+        stats = omega_statistics(flat, torch.ones_like(flat, dtype=torch.bool), self.config.binary_top_fraction)
+        return {f"steer/{k}": v for k, v in stats.items()}
+
+    def token_weights(self, inputs: LossInputs) -> Tensor:
+        c = self.config
+        mask = inputs.action_mask.bool()
+        omega_abs = self._omega_abs(inputs)
+        if self.needs_window_stats:
+            try:
+                stats = {k: inputs.window_stats[f"steer/{k}"] for k in ("max", "min", "threshold", "count")}
+            except KeyError:
+                raise ValueError("steer with stat_scope=mini_batch needs LossInputs.window_stats from method.window_stats(...) "
+                                 "over the optimizer-step window; fix the adapter or use stat_scope=micro_batch") from None
+        else:
+            stats = omega_statistics(omega_abs, mask, c.binary_top_fraction)
+        weights = omega_to_weights(omega_abs, mask, stats, mapping=c.mapping, lambda_min=c.lambda_min,
+                                   lambda_max=c.lambda_max, omega_floor=c.omega_floor)
+        self._record(omega_abs_max=stats["max"], omega_abs_mean=float(omega_abs[mask].mean()) if bool(mask.any()) else 0.0)
+        return weights
