@@ -1,0 +1,53 @@
+"""Prompt templates for math benchmarks (a registry: name -> builder).
+
+``boxed`` (default) is the zero-shot prompt used across RLVR papers (SimpleRL-Zoo, Dr. GRPO, the
+entropy papers' Qwen2.5-Math setups): the question followed by
+"Please reason step by step, and put your final answer within \\boxed{}." as the user turn.
+``qwen25-math-cot`` is Qwen2.5-Math's evaluation template: the same instruction as the *system*
+message and the bare question as the user turn. With ``chat=False`` both render to plain text,
+ending with an "Answer:" cue, for base models evaluated without a chat template.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Union
+
+from .graders.base import PromptOptions
+
+BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+Messages = List[Dict[str, str]]
+Builder = Callable[[str, PromptOptions], Union[str, Messages]]
+
+
+def _with_system(messages: Messages, system: Optional[str]) -> Messages:
+    return ([{"role": "system", "content": system}] if system else []) + messages
+
+
+def boxed_prompt(question: str, options: PromptOptions) -> Union[str, Messages]:
+    text = f"{question.strip()}\n{BOXED_INSTRUCTION}"
+    if not options.chat:
+        return f"Question: {text}\nAnswer: "
+    return _with_system([{"role": "user", "content": text}], options.system)
+
+
+def qwen25_math_cot_prompt(question: str, options: PromptOptions) -> Union[str, Messages]:
+    if not options.chat:
+        return f"{BOXED_INSTRUCTION}\n\nQuestion: {question.strip()}\nAnswer: "
+    system = options.system or BOXED_INSTRUCTION
+    return [{"role": "system", "content": system}, {"role": "user", "content": question.strip()}]
+
+
+MATH_TEMPLATES: Dict[str, Builder] = {
+    "boxed": boxed_prompt,
+    "qwen25-math-cot": qwen25_math_cot_prompt,
+}
+
+
+def math_prompt(question: str, options: PromptOptions) -> Union[str, Messages]:
+    name = options.template or "boxed"
+    try:
+        builder = MATH_TEMPLATES[name]
+    except KeyError:
+        raise ValueError(f"unknown prompt template {name!r} (--prompt-template); choose one of "
+                         f"{', '.join(sorted(MATH_TEMPLATES))}") from None
+    return builder(question, options)
