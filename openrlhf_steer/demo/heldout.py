@@ -1,0 +1,59 @@
+"""Held-out evaluation: n samples per unseen problem, scored with the eval harness's metric functions."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence
+
+import torch
+
+from openrlhf_steer_eval.metrics import correctness_metrics
+
+from .batch import build_batch, completion_logprobs, masked_mean
+from .config import EvalConfig
+from .rollout import sample_completions
+from .task import AdditionTask, Problem
+
+BENCHMARK = "heldout"
+GRADER = "exact"
+
+
+@torch.no_grad()
+def evaluate_heldout(model, tokenizer, task: AdditionTask, problems: Sequence[Problem], config: EvalConfig, *,
+                     max_new_tokens: int, seed: int, temperature: float = 1.0, chunk: int = 64) -> Dict[str, Any]:
+    """avg@n, pass@k (unbiased, Chen et al.) and the mean token entropy of the samples (T=1).
+
+    Sampling is seeded independently of training, so every method is scored on the same draws of
+    the sampler's random numbers.
+    """
+    config.validate()
+    model.eval()
+    correct: List[List[bool]] = []
+    entropy_sum, token_count = 0.0, 0.0
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for start in range(0, len(problems), chunk):
+            part = list(problems[start:start + chunk])
+            prompts, completions = sample_completions(model, tokenizer, task, part, samples_per_prompt=config.samples,
+                                                      max_new_tokens=max_new_tokens, temperature=temperature)
+            texts = tokenizer.batch_decode(completions, skip_special_tokens=True)
+            for i, problem in enumerate(part):
+                row = texts[i * config.samples:(i + 1) * config.samples]
+                correct.append([task.reward(problem, t) > 0.5 for t in row])
+            batch = build_batch(prompts, completions, tokenizer.pad_token_id, tokenizer.eos_token_id)
+            _, entropy = completion_logprobs(model, batch, temperature=temperature)
+            entropy_sum += float((entropy * batch.action_mask).sum())
+            token_count += float(batch.action_mask.sum())
+    metrics, stderr = correctness_metrics(BENCHMARK, GRADER, correct, ks=config.ks)
+    n = config.samples
+    result: Dict[str, Any] = {
+        "num_problems": len(problems),
+        "samples": n,
+        "avg@n": metrics[f"{BENCHMARK}/{GRADER}/avg@{n}"],
+        "avg@n_stderr": stderr[f"{BENCHMARK}/{GRADER}/avg@{n}"],
+        "entropy": entropy_sum / max(token_count, 1.0),
+        "metrics": metrics,
+        "stderr": stderr,
+    }
+    for k in config.ks:
+        key = f"{BENCHMARK}/{GRADER}/pass@k:k={k}&n={n}"
+        result[f"pass@{k}"] = metrics[key]
+    return result

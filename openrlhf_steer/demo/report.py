@@ -1,0 +1,98 @@
+"""Tables (Markdown + JSON) and figures (PNG) of a demo run."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from .io import write_json, write_text
+
+
+def moving_average(values: Sequence[float], window: int) -> List[float]:
+    """Trailing mean over the last ``window`` values (shorter at the start)."""
+    out, total, queue = [], 0.0, []
+    for v in values:
+        queue.append(v)
+        total += v
+        if len(queue) > window:
+            total -= queue.pop(0)
+        out.append(total / len(queue))
+    return out
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(histories: Mapping[str, List[Dict[str, Any]]], keys: Sequence[tuple], path: Path, title: str,
+                window: int = 10) -> None:
+    """One panel per (metric key, y label); every method a colour; raw faint, moving average bold."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(keys), figsize=(6.2 * len(keys), 4.2), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, (key, label) in zip(axes[0], keys):
+        for i, (name, rows) in enumerate(histories.items()):
+            points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+            if not points:
+                continue
+            steps, values = zip(*points)
+            colour = colours(i % 10)
+            ax.plot(steps, values, color=colour, alpha=0.22, linewidth=0.8)
+            ax.plot(steps, moving_average(values, window), color=colour, linewidth=2.0, label=name)
+        ax.set_xlabel("rollout step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8, loc="best")
+    fig.suptitle(title + f"  (bold: moving average over {window} steps; faint: per step)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    import os
+    import tempfile
+
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _fmt(value: Optional[float], digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def results_table(rows: List[Dict[str, Any]], ks: Sequence[int], samples: int) -> str:
+    """Markdown table of the final results, one row per method (plus the start model)."""
+    head = ["run", "method", "final entropy (held-out)", "final entropy (probe)", "train acc (last 10)",
+            f"avg@{samples}"] + [f"pass@{k}" for k in ks] + ["steps", "settings"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["run"], r["method"], _fmt(r.get("heldout_entropy")), _fmt(r.get("probe_entropy")),
+                 _fmt(r.get("train_accuracy_last10")), _fmt(r.get("avg@n"))]
+        cells += [_fmt(r.get(f"pass@{k}")) for k in ks]
+        cells += [str(r.get("steps", 0)), r.get("note", "")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(output_dir: Path, rows: List[Dict[str, Any]], ks: Sequence[int], samples: int,
+                  extra: Mapping[str, Any]) -> None:
+    write_json(Path(output_dir) / "results.json", {"rows": rows, **extra})
+    md = ["# Demo results", "",
+          f"Held-out: {extra.get('heldout_problems')} unseen problems x n={samples} samples (T=1); avg@{samples} and "
+          "unbiased pass@k from openrlhf_steer_eval.metrics. Entropy in nats per completion token.", "",
+          results_table(rows, ks, samples)]
+    write_text(Path(output_dir) / "results.md", "\n".join(md))

@@ -1,0 +1,229 @@
+"""`demo run`: prepare the start model, train every method (in parallel workers), evaluate, report."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from .config import METHOD_SPECS, DemoConfig, EvalConfig, MethodSpec, RLConfig
+from .io import read_json, read_jsonl, save_torch, write_json
+from .task import AdditionTask, get_task
+
+START_MODEL = "start_model"
+PROBE = "probe.pt"
+
+
+@dataclasses.dataclass
+class Workspace:
+    """Paths and shared objects of one output directory."""
+
+    output_dir: Path
+    config: DemoConfig
+    task: AdditionTask
+    pool: list
+    heldout: list
+
+    @property
+    def start_dir(self) -> Path:
+        return self.output_dir / START_MODEL
+
+    def run_dir(self, run_name: str) -> Path:
+        return self.output_dir / "runs" / run_name
+
+
+def open_workspace(output_dir: Path, config: DemoConfig) -> Workspace:
+    task = get_task(config.task)
+    if config.model == "smollm2" and not task.chat:
+        raise ValueError("--model smollm2 needs a chat task: use --task add1-chat")
+    if config.model == "tiny" and task.chat:
+        raise ValueError("the tiny char-level model cannot read chat prompts: use --task add2")
+    pool, heldout = task.split(config.seed, config.eval.num_problems)
+    return Workspace(Path(output_dir), config, task, pool, heldout)
+
+
+def prepare_start_model(ws: Workspace, progress: bool = True) -> Path:
+    """SFT warm start of the tiny model, or the dequantised SmolLM2 checkpoint; cached in the output dir."""
+    cfg = ws.config
+    if cfg.model == "tiny":
+        from .sft import SFTConfig, ensure_sft_checkpoint
+
+        sft = dataclasses.replace(cfg.sft, seed=cfg.seed)
+        return ensure_sft_checkpoint(ws.start_dir, model_size=cfg.model_size, task=ws.task, pool=ws.pool, config=sft,
+                                     progress=progress)
+    if cfg.model == "smollm2":
+        from .models import convert_smollm2
+
+        if not (ws.start_dir / "config.json").exists():
+            convert_smollm2(ws.start_dir)
+        return ws.start_dir
+    raise ValueError(f"--model {cfg.model!r} is unknown: choose tiny or smollm2")
+
+
+def prepare_probe(ws: Workspace) -> None:
+    from .models import load_policy
+    from .train import make_probe
+
+    path = ws.output_dir / PROBE
+    if path.exists():
+        return
+    model, tokenizer = load_policy(ws.start_dir)
+    probe_problems = ws.heldout[: ws.config.rl.probe_prompts]
+    probe = make_probe(model, tokenizer, ws.task, probe_problems, ws.config.rl)
+    save_torch(path, probe.state())
+
+
+def load_probe(ws: Workspace):
+    from .train import ProbeBatch
+
+    return ProbeBatch.from_state(torch.load(ws.output_dir / PROBE, weights_only=False))
+
+
+def evaluate_start(ws: Workspace) -> Dict[str, Any]:
+    """Held-out metrics of the start model (the 'step 0' row, and the entropy target of Pos-Adv-Reweight)."""
+    from .heldout import evaluate_heldout
+    from .models import load_policy
+
+    path = ws.output_dir / "start_eval.json"
+    if path.exists():
+        return read_json(path)
+    model, tokenizer = load_policy(ws.start_dir)
+    result = evaluate_heldout(model, tokenizer, ws.task, ws.heldout, ws.config.eval,
+                              max_new_tokens=ws.config.rl.max_new_tokens, seed=ws.config.seed + 12345)
+    result["probe_entropy"] = load_probe(ws).entropy(model)
+    write_json(path, result)
+    return result
+
+
+def method_overrides(spec: MethodSpec, start_eval: Dict[str, Any]) -> Dict[str, Any]:
+    """Task-scale settings: Pos-Adv-Reweight's entropy target is the start model's entropy.
+
+    The paper's delta = 0.2 nats is for Qwen2.5-Math-7B; on the toy task the start entropy differs,
+    and a target below it would just make lambda climb to 1 (plain GRPO). Holding the start entropy
+    is the goal the controller is meant for.
+    """
+    if spec.method == "pos_adv_reweight" and spec.config.get("schedule") == "entropy" and "entropy_target" not in spec.config:
+        return {"entropy_target": round(float(start_eval["entropy"]), 4)}
+    return {}
+
+
+def run_one_method(job: Dict[str, Any]) -> Dict[str, Any]:
+    """Worker entry point (a separate process): train or resume one method, evaluate it, write result.json."""
+    torch.set_num_threads(1)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    from .heldout import evaluate_heldout
+    from .train import MethodRun
+
+    config: DemoConfig = job["config"]
+    ws = open_workspace(Path(job["output_dir"]), config)
+    spec: MethodSpec = job["spec"]
+    run_dir = ws.run_dir(spec.run_name)
+    result_path = run_dir / "result.json"
+    if result_path.exists():
+        return read_json(result_path)
+    start_eval = read_json(ws.output_dir / "start_eval.json")
+    overrides = method_overrides(spec, start_eval)
+    run = MethodRun(spec, ws.start_dir, run_dir, ws.task, ws.pool, config.rl, probe=load_probe(ws),
+                    method_overrides=overrides)
+    started = time.time()
+    rows = run.train(progress=job.get("progress", True), position=job.get("position", 0), stop_after=job.get("stop_after"))
+    if not run.finished:
+        return {"run": spec.run_name, "finished": False, "steps": run.step}
+    run.save_checkpoint()
+    heldout = evaluate_heldout(run.model, run.tokenizer, ws.task, ws.heldout, config.eval,
+                               max_new_tokens=config.rl.max_new_tokens, seed=config.seed + 12345)
+    last = rows[-10:]
+    result = {
+        "run": spec.run_name, "method": spec.method, "finished": True, "steps": len(rows), "note": spec.note,
+        "config": {**dict(spec.config), **overrides}, "loss": dict(spec.loss),
+        "heldout_entropy": heldout["entropy"], "probe_entropy": rows[-1].get("entropy/probe"),
+        "train_accuracy_last10": sum(r["accuracy"] for r in last) / max(len(last), 1),
+        "avg@n": heldout["avg@n"], **{k: v for k, v in heldout.items() if k.startswith("pass@")},
+        "heldout": heldout, "train_seconds": time.time() - started,
+    }
+    write_json(result_path, result)
+    return result
+
+
+def run_methods(ws: Workspace, specs: List[MethodSpec], *, workers: int, progress: bool,
+                stop_after: Optional[int] = None) -> List[Dict[str, Any]]:
+    jobs = [{"config": ws.config, "output_dir": str(ws.output_dir), "spec": spec, "progress": progress,
+             "position": i % max(workers, 1), "stop_after": stop_after} for i, spec in enumerate(specs)]
+    if workers <= 1 or len(jobs) <= 1:
+        return [run_one_method(job) for job in jobs]
+    import multiprocessing
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(run_one_method, jobs))
+
+
+def resolve_specs(names: List[str]) -> List[MethodSpec]:
+    unknown = [n for n in names if n not in METHOD_SPECS]
+    if unknown:
+        raise ValueError(f"--methods: unknown run name(s) {unknown}; choose from {sorted(METHOD_SPECS)}")
+    return [METHOD_SPECS[n] for n in names]
+
+
+def check_config(ws: Workspace) -> None:
+    """An output dir belongs to one configuration; a rerun with other settings must not mix results."""
+    path = ws.output_dir / "demo_config.json"
+    current = ws.config.to_dict()
+    if path.exists():
+        saved = read_json(path)
+        comparable = {k: v for k, v in current.items() if k not in ("methods", "workers", "analyses")}
+        saved_cmp = {k: v for k, v in saved.items() if k not in ("methods", "workers", "analyses")}
+        if _normalise(comparable) != _normalise(saved_cmp):
+            raise ValueError(f"{ws.output_dir} holds a run with other settings ({path}); use another --output-dir "
+                             "or delete it to start over")
+    write_json(path, current)
+
+
+def _normalise(value):
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, Any]) -> None:
+    from .report import plot_curves, write_results
+
+    cfg = ws.config
+    histories = {r["run"]: read_jsonl(ws.run_dir(r["run"]) / "metrics.jsonl") for r in results}
+    window = max(1, min(10, cfg.rl.steps // 5))
+    entropy_keys = [("entropy/probe", "probe entropy (nats, fixed SFT samples)"), ("entropy/rollout", "rollout entropy (nats/token)")]
+    plot_curves(histories, entropy_keys, ws.output_dir / "entropy.png", "Token entropy per method", window)
+    plot_curves(histories, [("reward/mean", "mean reward (= rollout accuracy)")], ws.output_dir / "reward.png",
+                "Reward per method", window)
+    start_row = {"run": "start (step 0)", "method": "-", "heldout_entropy": start_eval["entropy"],
+                 "probe_entropy": start_eval.get("probe_entropy"), "avg@n": start_eval["avg@n"], "steps": 0,
+                 "note": "SFT warm start" if cfg.model == "tiny" else "SmolLM2-135M-Instruct",
+                 **{k: v for k, v in start_eval.items() if k.startswith("pass@")}}
+    rows = [start_row] + [r for r in results if r.get("finished")]
+    write_results(ws.output_dir, rows, cfg.eval.ks, cfg.eval.samples,
+                  {"heldout_problems": len(ws.heldout), "config": cfg.to_dict(),
+                   "figures": ["entropy.png", "reward.png"]})
+
+
+def run_demo(output_dir: Path, config: DemoConfig, *, progress: bool = True, stop_after: Optional[int] = None
+             ) -> Dict[str, Any]:
+    torch.set_num_threads(1)
+    ws = open_workspace(output_dir, config)
+    ws.output_dir.mkdir(parents=True, exist_ok=True)
+    check_config(ws)
+    specs = resolve_specs(config.methods)
+    prepare_start_model(ws, progress=progress)
+    prepare_probe(ws)
+    start_eval = evaluate_start(ws)
+    results = run_methods(ws, specs, workers=config.workers, progress=progress, stop_after=stop_after)
+    if not all(r.get("finished") for r in results):
+        return {"finished": False, "results": results}
+    report(ws, results, start_eval)
+    return {"finished": True, "results": results}
