@@ -1,0 +1,32 @@
+"""Training data for the reproduction suite: DAPO-Math-17k in the papers' prompt format, and the
+data-diversity subsets (seeded random and K-means) of Jin et al. (arXiv 2511.05993)."""
+from .dapo_math import (
+    DAPO_HF_ID,
+    DAPO_PREFIX,
+    DAPO_SUFFIX,
+    MathPrompt,
+    deduplicate,
+    format_dapo_prompt,
+    load_dapo_math,
+    strip_dapo_template,
+    write_openrlhf_jsonl,
+)
+from .subsets import SUBSET_STRATEGIES, hashed_tfidf, kmeans, kmeans_subset, make_subset, random_subset
+
+__all__ = [
+    "DAPO_HF_ID",
+    "DAPO_PREFIX",
+    "DAPO_SUFFIX",
+    "MathPrompt",
+    "deduplicate",
+    "format_dapo_prompt",
+    "load_dapo_math",
+    "strip_dapo_template",
+    "write_openrlhf_jsonl",
+    "SUBSET_STRATEGIES",
+    "hashed_tfidf",
+    "kmeans",
+    "kmeans_subset",
+    "make_subset",
+    "random_subset",
+]

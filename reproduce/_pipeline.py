@@ -1,0 +1,306 @@
+"""The one place that knows the command-line interfaces the reproduction suite drives.
+
+* the training launcher ``python -m openrlhf_steer.train`` = OpenRLHF 0.11.2 ``train_ppo_ray`` flags
+  plus ``--entropy.method NAME --entropy.<method>.<field> VALUE``;
+* the evaluation CLI ``openrlhf-steer-eval`` (``python -m openrlhf_steer_eval.cli``);
+* the data preparation script ``reproduce/prepare_data.py``.
+
+Configs speak in paper terms (``prompts_per_rollout``, ``eps_clip_high``, ...); this module maps
+them to flags. When an interface changes, only this file changes.
+"""
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REWARD_FILE = REPO_ROOT / "reproduce" / "rewards" / "dapo_math_reward.py"
+PREPARE_DATA = REPO_ROOT / "reproduce" / "prepare_data.py"
+TRAIN_MODULE = "openrlhf_steer.train"
+EVAL_MODULE = "openrlhf_steer_eval.cli"
+
+# Keys of a prompt-dataset row written by openrlhf_steer.data.write_openrlhf_jsonl.
+INPUT_KEY = "prompt"
+LABEL_KEY = "label"
+
+
+# --------------------------------------------------------------------------------------------------
+# Node layout
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    """GPUs for one training run: ``nodes`` x ``gpus_per_node``, vLLM engines of ``vllm_tp`` GPUs each.
+
+    ``colocate`` shares every GPU between the DeepSpeed actor and the vLLM engines (OpenRLHF's
+    hybrid engine, with sleep mode): then engines x TP must equal the actor GPUs.
+    """
+
+    nodes: int = 1
+    gpus_per_node: int = 8
+    vllm_tp: int = 1
+    colocate: bool = True
+    vllm_gpu_memory_utilization: float = 0.6
+
+    def validate(self) -> None:
+        if self.nodes < 1:
+            raise ValueError(f"--nodes={self.nodes}: need at least 1 node")
+        if self.gpus_per_node < 1:
+            raise ValueError(f"--gpus={self.gpus_per_node}: need at least 1 GPU per node")
+        if self.vllm_tp < 1 or (self.nodes * self.gpus_per_node) % self.vllm_tp:
+            raise ValueError(
+                f"--vllm-tp={self.vllm_tp} must divide the total GPU count {self.nodes * self.gpus_per_node} "
+                "(engines = GPUs / TP)"
+            )
+        if not 0.05 <= self.vllm_gpu_memory_utilization <= 0.99:
+            raise ValueError(f"--vllm-mem={self.vllm_gpu_memory_utilization}: use a fraction in [0.05, 0.99]")
+
+    @property
+    def total_gpus(self) -> int:
+        return self.nodes * self.gpus_per_node
+
+    @property
+    def vllm_engines(self) -> int:
+        return self.total_gpus // self.vllm_tp
+
+    def flags(self) -> List[str]:
+        out = [
+            "--actor.num_nodes", str(self.nodes),
+            "--actor.num_gpus_per_node", str(self.gpus_per_node),
+            "--vllm.num_engines", str(self.vllm_engines),
+            "--vllm.tensor_parallel_size", str(self.vllm_tp),
+            "--vllm.gpu_memory_utilization", str(self.vllm_gpu_memory_utilization),
+        ]
+        if self.colocate:
+            out += ["--train.colocate_all", "--vllm.enable_sleep", "--ds.enable_sleep"]
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Recipe -> OpenRLHF flags
+# --------------------------------------------------------------------------------------------------
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _flag(name: str) -> Callable[[Any, Mapping[str, Any]], List[str]]:
+    return lambda v, r: [name, _fmt(v)]
+
+
+def _switch(name: str) -> Callable[[Any, Mapping[str, Any]], List[str]]:
+    return lambda v, r: [name] if v else []
+
+
+def _train_batch(v: Any, r: Mapping[str, Any]) -> List[str]:
+    # verl counts the PPO mini-batch in prompts; OpenRLHF's --train.batch_size counts responses.
+    return ["--train.batch_size", str(int(v) * int(r["samples_per_prompt"]))]
+
+
+def _updates_per_rollout(v: Any, r: Mapping[str, Any]) -> List[str]:
+    # N_update off-policy updates per rollout (Jin et al. §6.2) = rollout prompts / mini-batch prompts.
+    prompts = int(r["prompts_per_rollout"])
+    if prompts % int(v):
+        raise ValueError(f"updates_per_rollout={v} must divide prompts_per_rollout={prompts}")
+    return ["--train.batch_size", str(prompts // int(v) * int(r["samples_per_prompt"]))]
+
+
+def _max_len(v: Any, r: Mapping[str, Any]) -> List[str]:
+    return ["--data.max_len", str(int(r["max_prompt_len"]) + int(r["max_response_len"]))]
+
+
+def _eps_clip(v: Any, r: Mapping[str, Any]) -> List[str]:
+    return ["--actor.eps_clip_low_high", _fmt(float(r["eps_clip_low"])), _fmt(float(r["eps_clip_high"]))]
+
+
+def _dual_clip(v: Any, r: Mapping[str, Any]) -> List[str]:
+    return [] if v in (None, "none", False) else ["--actor.dual_clip", _fmt(float(v))]
+
+
+def _constant_lr(v: Any, r: Mapping[str, Any]) -> List[str]:
+    out = ["--actor.lr_scheduler", str(v)]
+    if str(v) == "constant":
+        out += ["--actor.lr_warmup_ratio", "0"]
+    return out
+
+
+# Recipe key -> flag builder. Keys consumed together (eps_clip_low/high, max_*_len) map once.
+RECIPE_FLAGS: Dict[str, Callable[[Any, Mapping[str, Any]], List[str]]] = {
+    "model": _flag("--actor.model_name_or_path"),
+    "prompts_per_rollout": _flag("--rollout.batch_size"),
+    "samples_per_prompt": _flag("--rollout.n_samples_per_prompt"),
+    "mini_batch_prompts": _train_batch,
+    "updates_per_rollout": _updates_per_rollout,
+    "micro_batch_per_gpu": _flag("--train.micro_batch_size"),
+    "rollout_micro_batch_per_gpu": _flag("--rollout.micro_batch_size"),
+    "ppo_epochs": _flag("--train.max_epochs"),
+    "epochs": _flag("--train.num_episodes"),
+    "lr": _flag("--actor.adam.lr"),
+    "lr_scheduler": _constant_lr,
+    "weight_decay": _flag("--actor.adam.weight_decay"),
+    "grad_clip": _flag("--actor.max_norm"),
+    "eps_clip_low": _eps_clip,
+    "eps_clip_high": lambda v, r: [],  # emitted with eps_clip_low
+    "dual_clip": _dual_clip,
+    "max_response_len": _flag("--rollout.max_new_tokens"),
+    "max_prompt_len": _max_len,
+    "temperature": _flag("--rollout.temperature"),
+    "top_p": _flag("--rollout.top_p"),
+    "advantage_estimator": _flag("--algo.advantage.estimator"),
+    "kl_coef": _flag("--algo.kl.init_coef"),
+    "entropy_coef": _flag("--actor.entropy_coef"),
+    "loss_agg_mode": _flag("--actor.loss_agg_mode"),
+    "seed": _flag("--train.seed"),
+    "zero_stage": _flag("--ds.zero_stage"),
+    "param_dtype": _flag("--ds.param_dtype"),
+    "gradient_checkpointing": _switch("--actor.gradient_checkpointing_enable"),
+    "packing_samples": _switch("--ds.packing_samples"),
+    "save_steps": _flag("--ckpt.save_steps"),
+    "apply_chat_template": _switch("--data.apply_chat_template"),
+}
+
+# Recipe keys that describe the run but are not OpenRLHF flags (data source, provenance, ...).
+NON_FLAG_KEYS = {"train_data", "subset", "subset_size", "subset_clusters", "subset_seed", "framework", "gpus_in_paper"}
+
+
+def recipe_flags(recipe: Mapping[str, Any]) -> List[str]:
+    unknown = sorted(set(recipe) - set(RECIPE_FLAGS) - NON_FLAG_KEYS)
+    if unknown:
+        raise ValueError(f"recipe key(s) {unknown} have no OpenRLHF mapping; known keys: {sorted(RECIPE_FLAGS)}")
+    if "mini_batch_prompts" in recipe and "updates_per_rollout" in recipe:
+        raise ValueError("set either mini_batch_prompts or updates_per_rollout in a recipe, not both")
+    flags: List[str] = []
+    for key in RECIPE_FLAGS:  # fixed order: stable, diffable commands
+        if key in recipe:
+            flags += RECIPE_FLAGS[key](recipe[key], recipe)
+    return flags
+
+
+def method_flags(method: str, options: Mapping[str, Any]) -> List[str]:
+    flags = ["--entropy.method", method]
+    for field_name, value in options.items():
+        if isinstance(value, (list, tuple)):
+            flags += [f"--entropy.{method}.{field_name}", *[_fmt(v) for v in value]]
+        elif value is None:
+            flags += [f"--entropy.{method}.{field_name}", "none"]
+        else:
+            flags += [f"--entropy.{method}.{field_name}", _fmt(value)]
+    return flags
+
+
+def train_command(
+    recipe: Mapping[str, Any],
+    method: str,
+    options: Mapping[str, Any],
+    layout: Layout,
+    prompt_data: Path,
+    ckpt_dir: Path,
+    log_dir: Path,
+    python: str = sys.executable,
+) -> List[str]:
+    """The full launcher command for one table row."""
+    cmd = [python, "-m", TRAIN_MODULE]
+    cmd += layout.flags()
+    cmd += recipe_flags(recipe)
+    cmd += [
+        "--data.prompt_dataset", str(prompt_data),
+        "--data.input_key", INPUT_KEY,
+        "--data.label_key", LABEL_KEY,
+        "--reward.remote_url", str(REWARD_FILE),
+        "--ckpt.path", str(ckpt_dir),
+        "--ckpt.output_dir", str(ckpt_dir / "final"),
+        "--ckpt.save_hf",
+        "--logger.tensorboard_dir", str(log_dir),
+    ]
+    cmd += method_flags(method, options)
+    return cmd
+
+
+def prepare_data_command(data: Mapping[str, Any], out_path: Path, python: str = sys.executable) -> List[str]:
+    cmd = [python, str(PREPARE_DATA), "--source", str(data.get("source", "BytedTsinghua-SIA/DAPO-Math-17k")), "--output", str(out_path)]
+    if data.get("subset"):
+        cmd += ["--subset", str(data["subset"]), "--size", str(data["subset_size"]), "--seed", str(data.get("subset_seed", 0))]
+        if data.get("subset_clusters"):
+            cmd += ["--clusters", str(data["subset_clusters"])]
+    return cmd
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation CLI
+# --------------------------------------------------------------------------------------------------
+def eval_command(
+    model: Path,
+    benchmarks: Sequence[str],
+    sampling: Mapping[str, Any],
+    output_dir: Path,
+    backend: str = "vllm",
+    extra: Optional[Mapping[str, Any]] = None,
+    python: str = sys.executable,
+) -> List[str]:
+    """``openrlhf-steer-eval`` for one checkpoint. ``sampling`` holds n, k, temperature, top_p, max_tokens, seed."""
+    cmd = [python, "-m", EVAL_MODULE, "--model", str(model), "--backend", backend, "--benchmarks", ",".join(benchmarks)]
+    names = {"n": "--n", "k": "--k", "temperature": "--temperature", "top_p": "--top-p", "max_tokens": "--max-tokens", "seed": "--seed"}
+    for key, flag in names.items():
+        if sampling.get(key) is not None:
+            value = sampling[key]
+            cmd += [flag, ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else _fmt(value)]
+    for key, value in (extra or {}).items():
+        if value is None or value is False:
+            continue
+        cmd += [f"--{key.replace('_', '-')}"] + ([] if value is True else [_fmt(value)])
+    cmd += ["--output-dir", str(output_dir)]
+    return cmd
+
+
+def read_eval_scores(output_dir: Path, metric: str) -> Dict[str, float]:
+    """Per-benchmark score (in %) from an eval CLI output folder.
+
+    Reads ``summary.json`` (``{"benchmarks": {name: {metric: value}}}`` or ``{name: {metric: value}}``),
+    scaling fractions to percent.
+    """
+    import json
+
+    path = Path(output_dir) / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"evaluation summary {path} not found; did the eval command finish?")
+    data = json.loads(path.read_text())
+    table = data.get("benchmarks", data) if isinstance(data, dict) else {}
+    scores: Dict[str, float] = {}
+    for bench, entry in table.items():
+        if not isinstance(entry, dict):
+            continue
+        metrics = entry.get("metrics", entry)
+        value = _find_metric(metrics, metric)
+        if value is not None:
+            scores[bench] = 100.0 * value if value <= 1.0 else value
+    return scores
+
+
+def _find_metric(metrics: Mapping[str, Any], metric: str) -> Optional[float]:
+    if metric in metrics and isinstance(metrics[metric], (int, float)):
+        return float(metrics[metric])
+    base = metric.split("@")[0]
+    for key, value in metrics.items():  # e.g. metric "avg@k" matches "avg@32"
+        if key.split("@")[0] == base and isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def shell_join(cmd: Sequence[str]) -> str:
+    return " ".join(shlex.quote(str(c)) for c in cmd)
+
+
+def expected_total_steps(n_prompts: int, recipe: Mapping[str, Any]) -> int:
+    """Optimizer steps of a run (OpenRLHF: rollouts x updates per rollout x PPO epochs)."""
+    rollouts = math.ceil(n_prompts / int(recipe["prompts_per_rollout"])) * int(recipe.get("epochs", 1))
+    if "updates_per_rollout" in recipe:
+        updates = int(recipe["updates_per_rollout"])
+    else:
+        updates = int(recipe["prompts_per_rollout"]) // int(recipe["mini_batch_prompts"])
+    return rollouts * updates * int(recipe.get("ppo_epochs", 1))

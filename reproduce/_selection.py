@@ -1,0 +1,68 @@
+"""Checkpoint selection rules (a registry), applied to OpenRLHF's HF checkpoints.
+
+OpenRLHF writes ``<ckpt.path>/global_step<N>_hf`` every ``--ckpt.save_steps`` rollout steps (one
+step = one rollout batch, as in verl). A rule picks one of them:
+
+* ``last``: the highest step (fallback: ``<ckpt.path>/final``, OpenRLHF's end-of-training save).
+* ``best``: the checkpoint with the best mean score on ``benchmarks`` under the selection sampling,
+  among steps >= ``min_step``; ties keep the earlier step (verl's best-checkpoint rule saves only on a
+  strict improvement). STEER does this: ``trainer.best_metric_key=val-core/math_dapo/acc/mean@32``
+  on AIME24 with ``test_freq=1`` and ``save_after=80`` (zz-haooo/STEER run/run_exp.sh).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+STEP_DIR = re.compile(r"^global_step(\d+)_hf$")
+
+
+def list_checkpoints(ckpt_dir: Path) -> List[Tuple[int, Path]]:
+    """(step, path) of every HF checkpoint under ``ckpt_dir``, sorted by step."""
+    found = []
+    if Path(ckpt_dir).is_dir():
+        for child in Path(ckpt_dir).iterdir():
+            m = STEP_DIR.match(child.name)
+            if m and child.is_dir():
+                found.append((int(m.group(1)), child))
+    return sorted(found)
+
+
+def candidates(ckpt_dir: Path, min_step: int = 0, every: int = 1) -> List[Tuple[int, Path]]:
+    return [(s, p) for s, p in list_checkpoints(ckpt_dir) if s >= min_step and s % max(1, every) == 0]
+
+
+def pick_last(ckpt_dir: Path, **_: object) -> Tuple[Optional[int], Path]:
+    ckpts = list_checkpoints(ckpt_dir)
+    if ckpts:
+        return ckpts[-1]
+    final = Path(ckpt_dir) / "final"
+    if final.is_dir():
+        return None, final
+    raise FileNotFoundError(f"no checkpoint under {ckpt_dir} (expected global_step<N>_hf folders or final/)")
+
+
+def pick_best(scores: Mapping[int, float]) -> int:
+    """The step with the highest score; the earliest on ties."""
+    if not scores:
+        raise ValueError("no candidate checkpoint was scored; check min_step/every against --ckpt.save_steps")
+    best_step, best = None, float("-inf")
+    for step in sorted(scores):
+        if scores[step] > best:
+            best_step, best = step, scores[step]
+    return int(best_step)
+
+
+SELECTION_POLICIES: Dict[str, str] = {
+    "last": "the last saved checkpoint",
+    "best": "best mean score on the selection benchmarks among saved checkpoints (steps >= min_step)",
+}
+
+
+def validate_policy(selection: Mapping[str, object]) -> None:
+    policy = selection.get("policy")
+    if policy not in SELECTION_POLICIES:
+        raise ValueError(f"selection.policy={policy!r} is unknown; choose one of {sorted(SELECTION_POLICIES)}")
+    if policy == "best" and not selection.get("benchmarks"):
+        raise ValueError("selection.policy=best needs selection.benchmarks (e.g. [aime24])")

@@ -1,0 +1,346 @@
+"""``--smoke``: the reproduction pipeline on CPU with a tiny model.
+
+Only the training executor changes: the training command that would go to OpenRLHF is built exactly
+as for a GPU run, printed, then parsed here and carried out by a small CPU GRPO loop on a tiny
+random Llama (byte-level BPE tokenizer trained on the smoke prompts, chat template included).
+Rollouts use ``model.generate``; rewards come from the same reward file OpenRLHF would load
+(``--reward.remote_url``); advantages are GRPO's group normalisation; the loss is the project's core
+loss for the row's method when ``openrlhf_steer`` provides it, else a plain token-mean clipped
+surrogate, and the training log says which (``loss_impl``). Checkpoints are written where OpenRLHF
+writes them (``<ckpt.path>/global_step<N>_hf``), so selection, the eval CLI (HF backend, a few
+problems) and the table assembly downstream run unchanged.
+
+The numbers of a smoke run test the pipeline, not any method.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import random
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+SMOKE_BENCH_LIMIT = 2  # problems per benchmark in smoke evaluation
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Set-up: tiny model, tiny training source, reduced recipe / sampling
+# --------------------------------------------------------------------------------------------------
+class SmokeSetup:
+    train_prompts = 8
+
+    def __init__(self, root: Path, data_dir: Path):
+        self.root = Path(root)
+        self.data_dir = Path(data_dir)
+
+    # training source: a few AMC23 problems from the shared eval data in DAPO-Math-17k's own format
+    def source_file(self) -> Path:
+        out = self.root / "dapo_format_source.jsonl"
+        if out.is_file():
+            return out
+        src = self.data_dir / "amc23" / "test.jsonl"
+        if not src.is_file():
+            raise FileNotFoundError(f"--smoke needs the shared eval data: {src} is missing (set --data-dir or OPENRLHF_STEER_DATA)")
+        from openrlhf_steer.data import format_dapo_prompt
+
+        rows = []
+        with open(src, encoding="utf-8") as handle:
+            for i, line in enumerate(handle):
+                if i >= self.train_prompts:
+                    break
+                item = json.loads(line)
+                answer = str(item["answer"])
+                answer = answer[:-2] if answer.endswith(".0") else answer
+                rows.append({
+                    "data_source": "math_dapo",
+                    "prompt": [{"role": "user", "content": format_dapo_prompt(item["problem"])}],
+                    "reward_model": {"ground_truth": answer, "style": "rule-lighteval/MATH_v2"},
+                    "extra_info": {"index": f"amc23-{item.get('id', i)}"},
+                })
+        _write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
+        return out
+
+    def model_dir(self) -> Path:
+        out = self.root / "tiny-llama"
+        if not (out / "config.json").is_file():
+            texts = [json.loads(l)["prompt"][0]["content"] for l in open(self.source_file(), encoding="utf-8")]
+            build_tiny_model(out, texts + ["Answer: 12", "The answer is 3."], seed=0)
+        return out
+
+    def data_request(self, data: Mapping[str, Any]) -> Dict[str, Any]:
+        out = dict(data)
+        out["source"] = str(self.source_file())
+        if out.get("subset"):
+            out["subset_size"] = min(int(out["subset_size"]), 4)
+            out["subset_clusters"] = 2
+        return out
+
+    def recipe(self, recipe: Mapping[str, Any]) -> Dict[str, Any]:
+        r = dict(recipe)
+        r.update(model=str(self.model_dir()), prompts_per_rollout=4, samples_per_prompt=4, micro_batch_per_gpu=4,
+                 rollout_micro_batch_per_gpu=4, max_response_len=16, max_prompt_len=512, epochs=1, save_steps=1)
+        if "mini_batch_prompts" in r:
+            r["mini_batch_prompts"] = 2
+        return r
+
+    def eval_sampling(self, sampling: Mapping[str, Any]) -> Dict[str, Any]:
+        s = dict(sampling)
+        s.update(n=2, k=[1, 2], max_tokens=16)
+        return s
+
+    def selection(self, selection: Mapping[str, Any]) -> Dict[str, Any]:
+        s = dict(selection)
+        s.update(min_step=0, every=1)
+        s.pop("n", None)
+        return s
+
+    def eval_extra(self) -> Dict[str, Any]:
+        return {"limit": SMOKE_BENCH_LIMIT, "data_dir": str(self.data_dir), "seed": 0}
+
+    def benchmarks(self, benchmarks: Sequence[str]) -> List[str]:
+        return list(benchmarks)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build_tiny_model(out_dir: Path, texts: Sequence[str], seed: int = 0, vocab_size: int = 384) -> Path:
+    """A random ~70k-parameter Llama with a byte-level BPE trained on ``texts``; saved as an HF folder."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<|im_end|>", bos_token="<|im_start|>")
+    fast.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
+                         pad_token_id=fast.pad_token_id, eos_token_id=fast.eos_token_id, bos_token_id=fast.bos_token_id,
+                         tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    tmp = Path(str(out_dir) + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    fast.save_pretrained(tmp)
+    if Path(out_dir).exists():
+        import shutil
+
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return Path(out_dir)
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing the OpenRLHF command back
+# --------------------------------------------------------------------------------------------------
+def parse_flags(cmd: Sequence[str]) -> Dict[str, List[str]]:
+    """``--a.b v1 v2 --c`` -> {"a.b": ["v1", "v2"], "c": []} (everything after ``-m module``)."""
+    start = list(cmd).index("-m") + 2 if "-m" in cmd else 0
+    flags: Dict[str, List[str]] = {}
+    current: Optional[str] = None
+    for tok in cmd[start:]:
+        if tok.startswith("--"):
+            current = tok[2:]
+            flags[current] = []
+        elif current is not None:
+            flags[current].append(tok)
+    return flags
+
+
+def _scalar(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def method_options(flags: Mapping[str, List[str]]) -> Tuple[str, Dict[str, Any]]:
+    method = flags.get("entropy.method", ["grpo"])[0]
+    prefix = f"entropy.{method}."
+    opts = {}
+    for key, values in flags.items():
+        if key.startswith(prefix):
+            parsed = [_scalar(v) for v in values]
+            opts[key[len(prefix):]] = parsed[0] if len(parsed) == 1 else parsed
+    return method, opts
+
+
+# --------------------------------------------------------------------------------------------------
+# The loss: the project's core loss for the method when available, else a plain clipped surrogate
+# --------------------------------------------------------------------------------------------------
+def _plain_surrogate(logp, old_logp, adv, mask, eps_low, eps_high, dual_clip):
+    import torch
+
+    ratio = torch.exp(torch.clamp(logp - old_logp, -20.0, 20.0))
+    loss = torch.max(-adv * ratio, -adv * torch.clamp(ratio, 1 - eps_low, 1 + eps_high))
+    if dual_clip:
+        loss = torch.where(adv < 0, torch.min(loss, -adv * dual_clip), loss)
+    return (loss * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def make_loss(method: str, options: Mapping[str, Any], eps_low: float, eps_high: float, dual_clip: Optional[float]):
+    """Return (loss_fn(logp, old_logp, adv, mask, entropy, step, total) -> scalar, implementation label)."""
+    try:
+        from openrlhf_steer import loss as core_loss  # the project's pure loss (when it exists)
+        from openrlhf_steer.methods import build_method
+        from openrlhf_steer.methods.base import LossConfig, LossInputs
+
+        compute = getattr(core_loss, "compute_policy_loss", None) or getattr(core_loss, "policy_loss", None)
+        if compute is None:
+            raise ImportError("openrlhf_steer.loss has no compute_policy_loss/policy_loss")
+        impl = build_method(method, options)
+        base = LossConfig(eps_low=eps_low, eps_high=eps_high, dual_clip=dual_clip)
+
+        def core(logp, old_logp, adv, mask, entropy, step, total):
+            inputs = LossInputs(log_probs=logp, old_log_probs=old_logp, advantages=adv, action_mask=mask,
+                                entropy=entropy, old_entropy=entropy.detach() if entropy is not None else None,
+                                step=step, total_steps=total)
+            out = compute(impl, inputs, base)
+            return out[0] if isinstance(out, tuple) else (out["loss"] if isinstance(out, dict) else out)
+
+        return core, f"openrlhf_steer.loss.{compute.__name__} with method {method!r}"
+    except Exception as err:  # documented fallback: never silently pretend the method ran
+        label = f"stand-in: plain token-mean clipped surrogate (method {method!r} NOT applied: {type(err).__name__}: {err})"
+
+        def plain(logp, old_logp, adv, mask, entropy, step, total):
+            return _plain_surrogate(logp, old_logp, adv, mask, eps_low, eps_high, dual_clip)
+
+        return plain, label
+
+
+# --------------------------------------------------------------------------------------------------
+# The CPU GRPO loop
+# --------------------------------------------------------------------------------------------------
+def _load_reward(path: str):
+    spec = importlib.util.spec_from_file_location("reward_func", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.reward_func
+
+
+def _one(flags: Mapping[str, List[str]], key: str, default: Any = None) -> Any:
+    values = flags.get(key)
+    if not values:
+        if default is None:
+            raise ValueError(f"--smoke: the training command has no --{key}")
+        return default
+    return _scalar(values[0])
+
+
+def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[str, Any]:
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    flags = parse_flags(cmd)
+    seed = int(_one(flags, "train.seed", 42))
+    random.seed(seed)
+    torch.manual_seed(seed)
+    model_path = str(_one(flags, "actor.model_name_or_path"))
+    tok = PreTrainedTokenizerFast.from_pretrained(model_path, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    reward_func = _load_reward(str(_one(flags, "reward.remote_url")))
+    input_key, label_key = _one(flags, "data.input_key", "input"), _one(flags, "data.label_key", "label")
+    rows = [json.loads(l) for l in open(str(_one(flags, "data.prompt_dataset")), encoding="utf-8") if l.strip()]
+    chat = "data.apply_chat_template" in flags
+    prompts = [(tok.apply_chat_template(r[input_key], tokenize=False, add_generation_prompt=True) if chat else r[input_key], str(r[label_key])) for r in rows]
+    n = int(_one(flags, "rollout.n_samples_per_prompt", 1))
+    batch_prompts = int(_one(flags, "rollout.batch_size", 1))
+    train_batch = int(_one(flags, "train.batch_size", batch_prompts * n))
+    eps = flags.get("actor.eps_clip_low_high") or [flags.get("actor.eps_clip", ["0.2"])[0]] * 2
+    eps_low, eps_high = float(eps[0]), float(eps[1])
+    dual = _one(flags, "actor.dual_clip", 0.0) or None
+    max_new = int(_one(flags, "rollout.max_new_tokens", 16))
+    temperature, top_p = float(_one(flags, "rollout.temperature", 1.0)), float(_one(flags, "rollout.top_p", 1.0))
+    ckpt_dir = Path(str(_one(flags, "ckpt.path")))
+    save_steps = int(_one(flags, "ckpt.save_steps", 1))
+    method, options = method_options(flags)
+    loss_fn, loss_impl = make_loss(method, options, eps_low, eps_high, dual)
+    opt = torch.optim.AdamW(model.parameters(), lr=float(_one(flags, "actor.adam.lr", 1e-6)))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    history = []
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(json.dumps({"event": "start", "loss_impl": loss_impl, "method": method, "options": options}) + "\n")
+        for step in range(1, steps + 1):
+            batch = [prompts[(step - 1) * batch_prompts + i) % len(prompts)] for i in range(batch_prompts)]
+            enc = tok([p for p, _ in batch], return_tensors="pt", padding=True)
+            model.eval()
+            with torch.no_grad():
+                gen = model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
+                                     max_new_tokens=max_new, num_return_sequences=n, pad_token_id=tok.pad_token_id)
+            seq = gen
+            width = enc["input_ids"].shape[1]
+            completion = seq[:, width:]
+            is_eos = completion.eq(tok.eos_token_id)
+            mask = (torch.cumsum(is_eos.long(), 1) - is_eos.long()).eq(0).float()
+            texts = tok.batch_decode(completion, skip_special_tokens=False)
+            labels = [lab for _, lab in batch for _ in range(n)]
+            full_prompts = [p for p, _ in batch for _ in range(n)]
+            rewards = torch.stack([reward_func([p + t], [p], [l])["rewards"][0] for p, t, l in zip(full_prompts, texts, labels)])
+            grouped = rewards.view(batch_prompts, n)
+            std = grouped.std(dim=1, keepdim=True) if n > 1 else torch.ones_like(grouped[:, :1])
+            adv = ((grouped - grouped.mean(dim=1, keepdim=True)) / (std + 1e-6)).view(-1, 1).expand_as(mask) * mask
+            attn = torch.cat([enc["attention_mask"].repeat_interleave(n, 0), mask.long()], dim=1)
+
+            def token_logp(with_grad: bool):
+                ctx = torch.enable_grad() if with_grad else torch.no_grad()
+                with ctx:
+                    logits = model(input_ids=seq, attention_mask=attn).logits[:, width - 1:-1].float() / temperature
+                    logprobs = F.log_softmax(logits, dim=-1)
+                    lp = logprobs.gather(-1, completion.unsqueeze(-1)).squeeze(-1)
+                    ent = -(logprobs.exp() * logprobs).sum(-1)
+                return lp, ent
+
+            model.train()
+            old_lp, _ = token_logp(False)
+            order = torch.randperm(seq.shape[0])
+            chunk = max(1, min(train_batch, seq.shape[0]))
+            losses = []
+            for start in range(0, seq.shape[0], chunk):
+                idx = order[start:start + chunk]
+                lp, ent = token_logp(True)
+                loss = loss_fn(lp[idx], old_lp[idx], adv[idx], mask[idx], ent[idx], step - 1, steps)
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                losses.append(float(loss))
+            entropy = float((ent.detach() * mask).sum() / mask.sum().clamp_min(1))
+            record = {"step": step, "reward_mean": float(rewards.mean()), "loss": sum(losses) / len(losses),
+                      "entropy": entropy, "updates": len(losses)}
+            history.append(record)
+            log.write(json.dumps(record) + "\n")
+            if step % save_steps == 0 or step == steps:
+                out = ckpt_dir / f"global_step{step}_hf"
+                tmp = Path(str(out) + f".tmp{os.getpid()}")
+                model.save_pretrained(tmp)
+                tok.save_pretrained(tmp)
+                if out.exists():
+                    import shutil
+
+                    shutil.rmtree(out)
+                os.replace(tmp, out)
+    return {"loss_impl": loss_impl, "history": history}

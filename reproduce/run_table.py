@@ -1,0 +1,312 @@
+#!/usr/bin/env python
+"""Reproduce one paper table: train every row, select its checkpoint, evaluate it, assemble the table.
+
+    python reproduce/run_table.py --config reproduce/configs/<table>.yaml [--rows a,b] [--dry-run]
+        [--gpus 8] [--nodes 1] [--vllm-tp 1] [--no-colocate] [--output-dir DIR] [--smoke] [--force]
+
+Per row, in ``<output-dir>/rows/<row>/``:
+  1. data    the table's prompt dataset (reproduce/prepare_data.py; shared by rows, resumable)
+  2. train   ``python -m openrlhf_steer.train ...`` (OpenRLHF 0.11.2 flags + --entropy.*); ``train.done.json``
+  3. select  the checkpoint rule of the table (reproduce/_selection.py); ``selection.json``
+  4. eval    ``openrlhf-steer-eval`` on the chosen checkpoint with the paper's sampling; ``eval/summary.json``
+  5. result  ``result.json``: the row is done. Re-running skips done rows and finished stages (resume).
+Finally ``<output-dir>/<table>.md`` / ``.json``: ours / paper / difference per benchmark.
+
+``--dry-run`` prints every command (prefixed ``[data]``, ``[train]``, ``[select]``, ``[eval]``) and runs
+nothing. ``--smoke`` runs the same pipeline on CPU: a tiny model, a few training steps through the
+project's CPU trainer instead of Ray/vLLM/DeepSpeed, the real eval CLI with the HF backend on a few
+problems, and the real table assembly.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent))
+
+import _pipeline as pipeline  # noqa: E402
+from _config import ConfigError, Row, TableConfig, load_config, select_rows  # noqa: E402
+from _selection import candidates, pick_best, pick_last, validate_policy  # noqa: E402
+from assemble_table import assemble  # noqa: E402
+
+
+def _atomic_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("OPENRLHF_STEER_DATA")
+    return Path(env) if env else HERE.parent.parent / "shared" / "data"
+
+
+# --------------------------------------------------------------------------------------------------
+# Executors: how a command is carried out (a registry; --dry-run and --smoke pick one)
+# --------------------------------------------------------------------------------------------------
+class Executor:
+    """Runs the pipeline's commands as subprocesses, logging each to a file."""
+
+    dry = False
+
+    def __init__(self, echo=print):
+        self.echo = echo
+
+    def run(self, stage: str, cmd: Sequence[str], log_path: Path) -> None:
+        self.echo(f"[{stage}] {pipeline.shell_join(cmd)}")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            log.write(f"\n$ {pipeline.shell_join(cmd)}\n".encode())
+            log.flush()
+            proc = subprocess.run(list(cmd), stdout=log, stderr=subprocess.STDOUT, cwd=str(HERE.parent))
+        if proc.returncode != 0:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"[{stage}] command failed with exit code {proc.returncode}; log: {log_path}\n{tail}")
+
+    def train(self, cmd: Sequence[str], row_dir: Path) -> None:
+        self.run("train", cmd, row_dir / "train.log")
+
+
+class DryRunExecutor(Executor):
+    dry = True
+
+    def run(self, stage: str, cmd: Sequence[str], log_path: Path) -> None:
+        self.echo(f"[{stage}] {pipeline.shell_join(cmd)}")
+
+    def train(self, cmd: Sequence[str], row_dir: Path) -> None:
+        self.run("train", cmd, row_dir / "train.log")
+
+
+class SmokeExecutor(Executor):
+    """Training goes to the CPU trainer (reproduce/_smoke.py); everything else runs for real."""
+
+    def __init__(self, steps: int, echo=print):
+        super().__init__(echo)
+        self.steps = steps
+
+    def train(self, cmd: Sequence[str], row_dir: Path) -> None:
+        import _smoke
+
+        self.echo(f"[train] {pipeline.shell_join(cmd)}")
+        self.echo(f"[train] --smoke: executing the command above with the CPU trainer ({self.steps} steps)")
+        _smoke.train_from_command(list(cmd), steps=self.steps, log_path=row_dir / "train.log")
+
+
+# --------------------------------------------------------------------------------------------------
+# The table runner
+# --------------------------------------------------------------------------------------------------
+class TableRunner:
+    def __init__(self, config: TableConfig, args: argparse.Namespace, executor: Executor):
+        self.config = config
+        self.args = args
+        self.ex = executor
+        self.out = Path(args.output_dir or Path("runs") / "reproduce" / config.table).resolve()
+        self.layout = pipeline.Layout(
+            nodes=args.nodes, gpus_per_node=args.gpus, vllm_tp=args.vllm_tp, colocate=not args.no_colocate,
+            vllm_gpu_memory_utilization=args.vllm_mem,
+        )
+        self.layout.validate()
+        validate_policy(config.values("selection"))
+        self.smoke = None
+        if args.smoke:
+            import _smoke
+
+            self.smoke = _smoke.SmokeSetup(self.out / "smoke", data_dir=Path(args.data_dir or default_data_dir()))
+
+    # -- helpers ------------------------------------------------------------------------------
+    def recipe(self, row: Row) -> Dict[str, Any]:
+        recipe = self.config.recipe_for(row)
+        if self.smoke:
+            recipe = self.smoke.recipe(recipe)
+        return recipe
+
+    def eval_sampling(self) -> Dict[str, Any]:
+        sampling = self.config.values("eval")
+        if self.smoke:
+            sampling = self.smoke.eval_sampling(sampling)
+        return sampling
+
+    def eval_backend(self) -> str:
+        return "hf" if self.smoke else self.args.eval_backend
+
+    def eval_extra(self) -> Dict[str, Any]:
+        return self.smoke.eval_extra() if self.smoke else {}
+
+    def benchmarks(self) -> List[str]:
+        return self.smoke.benchmarks(self.config.benchmarks) if self.smoke else list(self.config.benchmarks)
+
+    # -- stages -------------------------------------------------------------------------------
+    def prepare_data(self, recipe: Mapping[str, Any]) -> Path:
+        data = dict(self.config.values("data"))
+        for key in ("subset", "subset_size", "subset_clusters", "subset_seed"):
+            if key in recipe:
+                data[key] = recipe[key]
+        if self.args.train_data:
+            data["source"] = self.args.train_data
+        if self.smoke:
+            data = self.smoke.data_request(data)
+        key = "dapo17k" if not data.get("subset") else f"{data['subset']}{data['subset_size']}_seed{data.get('subset_seed', 0)}"
+        out = self.out / "data" / f"{key}.jsonl"
+        cmd = pipeline.prepare_data_command(data, out)
+        if self.smoke:
+            cmd += ["--limit", str(self.smoke.train_prompts)]
+        if self.ex.dry or not out.is_file():
+            self.ex.run("data", cmd, self.out / "data" / "prepare.log")
+        return out
+
+    def train(self, row: Row, row_dir: Path, recipe: Mapping[str, Any], data_path: Path) -> Path:
+        ckpt_dir = row_dir / "ckpt"
+        cmd = pipeline.train_command(recipe, row.method, row.option_values(), self.layout, data_path, ckpt_dir, row_dir / "tensorboard")
+        done = row_dir / "train.done.json"
+        if done.is_file() and not self.ex.dry:
+            self.ex.echo(f"[train] {row.name}: already trained ({done})")
+            return ckpt_dir
+        started = time.time()
+        self.ex.train(cmd, row_dir)
+        if not self.ex.dry:
+            _atomic_json(done, {"command": cmd, "seconds": round(time.time() - started, 1), "smoke": bool(self.smoke)})
+        return ckpt_dir
+
+    def select(self, row: Row, row_dir: Path, ckpt_dir: Path) -> Path:
+        sel = self.config.values("selection")
+        if self.smoke:
+            sel = self.smoke.selection(sel)
+        sel_path = row_dir / "selection.json"
+        if sel_path.is_file() and not self.ex.dry:
+            return Path(json.loads(sel_path.read_text())["checkpoint"])
+        if sel["policy"] == "last":
+            if self.ex.dry:
+                self.ex.echo(f"[select] {row.name}: last checkpoint under {ckpt_dir} (highest global_step<N>_hf)")
+                return ckpt_dir / "global_step<LAST>_hf"
+            step, path = pick_last(ckpt_dir)
+            _atomic_json(sel_path, {"policy": "last", "step": step, "checkpoint": str(path)})
+            return path
+        sampling = dict(self.eval_sampling())
+        sampling.update({k: sel[k] for k in ("n", "k", "temperature", "top_p", "max_tokens") if k in sel})
+        benches = self.smoke.benchmarks(sel["benchmarks"]) if self.smoke else list(sel["benchmarks"])
+        if self.ex.dry:
+            template = ckpt_dir / "global_step<STEP>_hf"
+            cmd = pipeline.eval_command(template, benches, sampling, row_dir / "select" / "step<STEP>", self.eval_backend(), self.eval_extra())
+            self.ex.echo(f"[select] {row.name}: for every <STEP> >= {sel.get('min_step', 0)} with a saved checkpoint "
+                         f"(every {sel.get('every', 1)}), then keep the best mean {self.config.metric} on {benches}:")
+            self.ex.run("select", cmd, row_dir / "select.log")
+            return ckpt_dir / "global_step<BEST>_hf"
+        scores: Dict[int, float] = {}
+        found = candidates(ckpt_dir, int(sel.get("min_step", 0)), int(sel.get("every", 1)))
+        if not found:
+            raise FileNotFoundError(f"{row.name}: no checkpoint under {ckpt_dir} with step >= {sel.get('min_step', 0)}")
+        for step, path in _progress(found, f"select {row.name}"):
+            out = row_dir / "select" / f"step{step}"
+            if not (out / "summary.json").is_file():
+                cmd = pipeline.eval_command(path, benches, sampling, out, self.eval_backend(), self.eval_extra())
+                self.ex.run("select", cmd, row_dir / "select.log")
+            per_bench = pipeline.read_eval_scores(out, self.config.metric)
+            missing = [b for b in benches if b not in per_bench]
+            if missing:
+                raise RuntimeError(f"{out}/summary.json has no {self.config.metric} for {missing}")
+            scores[step] = sum(per_bench[b] for b in benches) / len(benches)
+        best = pick_best(scores)
+        chosen = dict(found)[best]
+        _atomic_json(sel_path, {"policy": "best", "benchmarks": benches, "scores": scores, "step": best, "checkpoint": str(chosen)})
+        return chosen
+
+    def evaluate(self, row: Row, row_dir: Path, checkpoint: Path) -> Dict[str, float]:
+        out = row_dir / "eval"
+        cmd = pipeline.eval_command(checkpoint, self.benchmarks(), self.eval_sampling(), out, self.eval_backend(), self.eval_extra())
+        if self.ex.dry or not (out / "summary.json").is_file():
+            self.ex.run("eval", cmd, row_dir / "eval.log")
+        return {} if self.ex.dry else pipeline.read_eval_scores(out, self.config.metric)
+
+    # -- driver -------------------------------------------------------------------------------
+    def run_row(self, row: Row) -> None:
+        row_dir = self.out / "rows" / row.name
+        result_path = row_dir / "result.json"
+        if result_path.is_file() and not self.args.force and not self.ex.dry:
+            self.ex.echo(f"[skip] {row.name}: done ({result_path})")
+            return
+        self.ex.echo(f"== {self.config.table} / {row.name} ({row.label}): method {row.method}")
+        recipe = self.recipe(row)
+        data_path = self.prepare_data(recipe)
+        ckpt_dir = self.train(row, row_dir, recipe, data_path)
+        checkpoint = self.select(row, row_dir, ckpt_dir)
+        scores = self.evaluate(row, row_dir, checkpoint)
+        if not self.ex.dry:
+            _atomic_json(result_path, {
+                "row": row.name, "label": row.label, "method": row.method, "options": row.option_values(),
+                "checkpoint": str(checkpoint), "scores": scores, "paper": row.paper, "smoke": bool(self.smoke),
+                "recipe": recipe,
+            })
+
+    def run(self, rows: Sequence[Row]) -> Optional[Dict[str, Path]]:
+        if self.args.force and not self.ex.dry:
+            for row in rows:  # --force re-runs the chosen rows' selection/eval/result, keeping trained checkpoints
+                for name in ("result.json", "selection.json"):
+                    (self.out / "rows" / row.name / name).unlink(missing_ok=True)
+        for row in _progress(rows, self.config.table, enabled=not self.ex.dry):
+            self.run_row(row)
+        if self.ex.dry:
+            self.ex.echo(f"[table] {self.out / (self.config.table + '.md')} and .json (ours / paper / diff)")
+            return None
+        paths = assemble(self.config, self.out)
+        self.ex.echo(f"[table] wrote {paths['markdown']} and {paths['json']}")
+        return paths
+
+
+def _progress(items, desc, enabled=True):
+    try:
+        from tqdm import tqdm
+
+        return tqdm(items, desc=desc, leave=False, disable=not enabled or len(items) < 2)
+    except ImportError:  # pragma: no cover
+        return items
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="reproduce/configs/<table>.yaml")
+    p.add_argument("--rows", default="", help="comma-separated row names to run (default: all rows)")
+    p.add_argument("--dry-run", action="store_true", help="print every command; run nothing")
+    p.add_argument("--smoke", action="store_true", help="CPU pipeline check: tiny model, few steps, few problems")
+    p.add_argument("--smoke-steps", type=int, default=2, help="training steps per row with --smoke (default 2)")
+    p.add_argument("--gpus", type=int, default=8, help="GPUs per node (default 8, as in both papers)")
+    p.add_argument("--nodes", type=int, default=1, help="nodes (default 1); start a Ray cluster and set RAY_ADDRESS for >1")
+    p.add_argument("--vllm-tp", type=int, default=1, help="tensor-parallel size of each vLLM engine (default 1)")
+    p.add_argument("--vllm-mem", type=float, default=0.6, help="vLLM gpu_memory_utilization (default 0.6, STEER's value)")
+    p.add_argument("--no-colocate", action="store_true", help="do not share GPUs between training and vLLM")
+    p.add_argument("--eval-backend", default="vllm", choices=["vllm", "hf", "openai"], help="eval CLI backend (default vllm)")
+    p.add_argument("--train-data", default=None, help="DAPO-Math-17k source: hub id or local .parquet/.jsonl (default: the config's)")
+    p.add_argument("--data-dir", default=None, help="eval data folder for --smoke (default $OPENRLHF_STEER_DATA or ../shared/data)")
+    p.add_argument("--output-dir", default=None, help="default runs/reproduce/<table>")
+    p.add_argument("--force", action="store_true", help="redo selection, eval and result of the chosen rows (training is kept)")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+        rows = select_rows(config, args.rows.split(",") if args.rows else [])
+        if args.dry_run:
+            executor: Executor = DryRunExecutor()
+        elif args.smoke:
+            executor = SmokeExecutor(args.smoke_steps)
+        else:
+            executor = Executor()
+        TableRunner(config, args, executor).run(rows)
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        print(f"run_table: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
