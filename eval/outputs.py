@@ -1,0 +1,105 @@
+"""Run outputs: per-sample JSONL, results JSON (config + versions + metrics) and a Markdown table."""
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+from .graders.base import Verdict
+from .io_utils import atomic_write_jsonl, atomic_write_text
+
+
+def package_versions() -> Dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("openrlhf-steer", "math-verify", "latex2sympy2_extended", "sympy", "antlr4-python3-runtime",
+                 "transformers", "torch", "vllm", "numpy"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_commit() -> str:
+    try:
+        here = Path(__file__).resolve().parent
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+    except Exception:
+        return ""
+
+
+def write_samples(path: Path, benchmark: str, ids: Sequence[str], problems: Sequence[dict],
+                  prompts: Sequence[Any], responses: Sequence[Sequence[str]],
+                  verdicts: Dict[str, List[List[Verdict]]], gold_key: str = "gold_answer") -> None:
+    """One line per (problem, sample): response, gold, extracted answer and verdict per grader."""
+    rows = []
+    for i, (pid, problem, prompt, rs) in enumerate(zip(ids, problems, prompts, responses)):
+        for j, response in enumerate(rs):
+            rows.append({
+                "benchmark": benchmark, "id": pid, "index": i, "sample": j,
+                "gold": problem.get(gold_key), "prompt": prompt if j == 0 else None, "response": response,
+                "verdicts": {g: v[i][j].to_dict() for g, v in verdicts.items()},
+            })
+    atomic_write_jsonl(path, rows)
+
+
+_PASS_RE = re.compile(r"pass@k:k=(\d+)&n=(\d+)$")
+
+
+def _pct(value: float, err: float) -> str:
+    return f"{100 * value:.1f} ± {100 * err:.1f}"
+
+
+def markdown_report(results: Dict[str, Any]) -> str:
+    metrics, stderr = results.get("metrics", {}), results.get("stderr", {})
+    rows: Dict[tuple, Dict[str, str]] = {}
+    ks = set()
+    for key, value in metrics.items():
+        bench, grader, metric = key.split("/", 2)
+        cell = rows.setdefault((bench, grader), {})
+        m = _PASS_RE.match(metric)
+        if m:
+            ks.add(int(m.group(1)))
+            cell[f"pass@{m.group(1)}"] = _pct(value, stderr.get(key, 0.0))
+        elif metric.startswith("avg@"):
+            cell["n"] = metric[4:]
+            cell["avg@n"] = _pct(value, stderr.get(key, 0.0))
+        else:
+            cell.setdefault("other", [])
+            cell["other"].append(f"{metric}={100 * value:.1f}")
+    cols = ["n", "avg@n"] + [f"pass@{k}" for k in sorted(ks)]
+    lines = ["# Evaluation results", ""]
+    cfg = results.get("config", {})
+    if cfg.get("model"):
+        lines += [f"Model: `{cfg['model']}` (backend `{cfg.get('backend')}`)", ""]
+    lines += ["Values in %, ± one standard error over problems.", "",
+              "| benchmark | grader | " + " | ".join(cols) + " | other |",
+              "|" + "---|" * (len(cols) + 3)]
+    for (bench, grader), cell in sorted(rows.items()):
+        other = ", ".join(cell.get("other", [])) if isinstance(cell.get("other"), list) else ""
+        lines.append(f"| {bench} | {grader} | " + " | ".join(cell.get(c, "") for c in cols) + f" | {other} |")
+    dis = results.get("disagreements", {})
+    if dis:
+        lines += ["", "## Grader disagreements", "", "| benchmark | graders | samples differing | only first | "
+                  "only second | problem ids (first 10) |", "|---|---|---|---|---|---|"]
+        for bench, pairs in sorted(dis.items()):
+            for pair, d in pairs.items():
+                ids = ", ".join(d["problem_ids"][:10])
+                lines.append(f"| {bench} | {pair} | {d['count']} / {d['samples']} | {d['first_only']} | "
+                             f"{d['second_only']} | {ids} |")
+    lines += ["", "## Sampling", "", "| benchmark | problems | n | temperature | top-p | max tokens | source |",
+              "|---|---|---|---|---|---|---|"]
+    for bench, info in sorted(results.get("benchmarks", {}).items()):
+        s = info.get("sampling", {})
+        cells = [s.get(k, "-") for k in ("n", "temperature", "top_p", "max_tokens")]
+        lines.append(f"| {bench} | {info.get('num_problems')} | " + " | ".join(str(c) for c in cells)
+                     + f" | {info.get('mode')} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(path: Path, results: Dict[str, Any]) -> None:
+    atomic_write_text(path, markdown_report(results))
