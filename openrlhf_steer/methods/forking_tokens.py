@@ -1,0 +1,74 @@
+"""Forking tokens / the 80-20 rule (Wang et al., "Beyond the 80/20 Rule", arXiv 2506.01939).
+
+Only the top-rho fraction of valid tokens by entropy keep their policy-gradient loss:
+``mask_t = 1[H_t >= tau]``, ``tau = quantile(H[valid], 1 - rho)`` (ties at tau kept), the token-mean
+denominator unchanged (all valid tokens). The quantile is over the valid tokens only, of one loss
+call (micro_batch) or of the optimizer-step window (mini_batch). Entropy: current policy, detached
+(as in TRL's implementation; the authors' code is not public).
+"""
+from dataclasses import dataclass, field
+from typing import Any, Dict, List
+
+import torch
+
+from openrlhf_steer.methods.base import (
+    STAT_SCOPES, LossInputs, Method, MethodConfig, check_choice, check_range, register_method,
+)
+
+Tensor = torch.Tensor
+PAPER = "Forking tokens, Wang et al., arXiv 2506.01939"
+
+
+def entropy_quantile_threshold(entropy: Tensor, mask: Tensor, rho: float) -> float:
+    """tau = the (1 - rho)-quantile (linear interpolation) of the entropy over valid tokens; inf if none."""
+    values = entropy.detach()[mask.bool()].double()
+    if values.numel() == 0:
+        return float("inf")
+    return float(torch.quantile(values, 1.0 - rho))
+
+
+@dataclass
+class ForkingTokensConfig(MethodConfig):
+    top_entropy_fraction: float = field(default=0.2, metadata={"help": f"rho: fraction of valid tokens with the highest entropy that keep their gradient ({PAPER}; default 0.2)."})
+    entropy_source: str = field(default="current", metadata={"help": "Entropy ranking tokens: current (training forward, detached; TRL) or old (rollout policy) (default current)."})
+    stat_scope: str = field(default="micro_batch", metadata={"help": f"Set for the quantile: micro_batch (one loss call) or mini_batch (optimizer-step window; the paper's batch B) ({PAPER}; default micro_batch)."})
+
+    def validate(self) -> None:
+        check_range(self, "top_entropy_fraction", 0.0, 1.0, low_open=True, hint="the paper uses 0.2")
+        check_choice(self, "entropy_source", ("current", "old"))
+        check_choice(self, "stat_scope", STAT_SCOPES)
+
+
+@register_method
+class ForkingTokens(Method):
+    """Keep the gradient of the top-rho entropy tokens only (hook b, 0/1 weights)."""
+
+    name = "forking_tokens"
+    config_cls = ForkingTokensConfig
+    paper = PAPER
+
+    def _entropy(self, inputs: LossInputs) -> Tensor:
+        return inputs.entropy if self.config.entropy_source == "current" else inputs.old_entropy
+
+    def required_inputs(self) -> tuple:
+        return ("entropy",) if self.config.entropy_source == "current" else ("old_entropy",)
+
+    def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
+        values = torch.cat([self._entropy(x).detach()[x.action_mask.bool()].reshape(-1).double() for x in inputs_list]) \
+            if inputs_list else torch.zeros(0, dtype=torch.float64)
+        tau = entropy_quantile_threshold(values, torch.ones_like(values, dtype=torch.bool), self.config.top_entropy_fraction)
+        return {"forking_tokens/threshold": tau}
+
+    def token_weights(self, inputs: LossInputs) -> Tensor:
+        entropy = self._entropy(inputs).detach()
+        mask = inputs.action_mask.bool()
+        if self.needs_window_stats:
+            if "forking_tokens/threshold" not in inputs.window_stats:
+                raise ValueError("forking_tokens with stat_scope=mini_batch needs LossInputs.window_stats from "
+                                 "method.window_stats(...); fix the adapter or use stat_scope=micro_batch")
+            tau = inputs.window_stats["forking_tokens/threshold"]
+        else:
+            tau = entropy_quantile_threshold(entropy, mask, self.config.top_entropy_fraction)
+        keep = (entropy.double() >= tau) & mask
+        self._record(forking_threshold=tau if tau != float("inf") else 0.0, forking_kept=float(keep.sum()))
+        return keep.to(inputs.log_probs.dtype)
