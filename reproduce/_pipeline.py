@@ -243,9 +243,11 @@ def eval_command(
     extra: Optional[Mapping[str, Any]] = None,
     python: str = sys.executable,
 ) -> List[str]:
-    """``openrlhf-steer-eval`` for one checkpoint. ``sampling`` holds n, k, temperature, top_p, max_tokens, seed."""
+    """``openrlhf-steer-eval`` for one checkpoint. ``sampling`` holds n, k, temperature, top_p, max_tokens, seed,
+    prompt_template, chat_template (see ``openrlhf-steer-eval --help``)."""
     cmd = [python, "-m", EVAL_MODULE, "--model", str(model), "--backend", backend, "--benchmarks", ",".join(benchmarks)]
-    names = {"n": "--n", "k": "--k", "temperature": "--temperature", "top_p": "--top-p", "max_tokens": "--max-tokens", "seed": "--seed"}
+    names = {"n": "--n", "k": "--k", "temperature": "--temperature", "top_p": "--top-p", "max_tokens": "--max-tokens",
+             "seed": "--seed", "prompt_template": "--prompt-template"}
     for key, flag in names.items():
         if sampling.get(key) is not None:
             value = sampling[key]
@@ -254,42 +256,57 @@ def eval_command(
         if value is None or value is False:
             continue
         cmd += [f"--{key.replace('_', '-')}"] + ([] if value is True else [_fmt(value)])
+    if sampling.get("chat_template") is not None:
+        cmd += ["--chat-template" if sampling["chat_template"] else "--no-chat-template"]
     cmd += ["--output-dir", str(output_dir)]
     return cmd
 
 
-def read_eval_scores(output_dir: Path, metric: str) -> Dict[str, float]:
-    """Per-benchmark score (in %) from an eval CLI output folder.
+EVAL_RESULTS_FILE = "results.json"
+PREFERRED_GRADERS = ("math_verify", "qwen")
 
-    Reads ``summary.json`` (``{"benchmarks": {name: {metric: value}}}`` or ``{name: {metric: value}}``),
-    scaling fractions to percent.
+
+def eval_done(output_dir: Path) -> bool:
+    return (Path(output_dir) / EVAL_RESULTS_FILE).is_file()
+
+
+def read_eval_scores(output_dir: Path, metric: str, benchmarks: Optional[Sequence[str]] = None) -> Dict[str, float]:
+    """Per-benchmark score in % from the eval CLI's ``results.json``.
+
+    Its metric keys are ``<benchmark>/<grader>/avg@<n>`` and ``<benchmark>/<grader>/pass@k:k=<k>&n=<n>``
+    (fractions). ``metric`` is ``avg@k`` (any n) or ``pass@K``. The Math-Verify grader is preferred,
+    then the Qwen grader, then whatever single grader a benchmark has.
     """
     import json
 
-    path = Path(output_dir) / "summary.json"
+    path = Path(output_dir) / EVAL_RESULTS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"evaluation summary {path} not found; did the eval command finish?")
-    data = json.loads(path.read_text())
-    table = data.get("benchmarks", data) if isinstance(data, dict) else {}
-    scores: Dict[str, float] = {}
-    for bench, entry in table.items():
-        if not isinstance(entry, dict):
+        raise FileNotFoundError(f"evaluation results {path} not found; did the eval command finish?")
+    metrics = json.loads(path.read_text()).get("metrics", {})
+    found: Dict[str, Dict[str, float]] = {}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) != 3 or not isinstance(value, (int, float)):
             continue
-        metrics = entry.get("metrics", entry)
-        value = _find_metric(metrics, metric)
-        if value is not None:
-            scores[bench] = 100.0 * value if value <= 1.0 else value
+        bench, grader, name = parts
+        if _metric_matches(name, metric):
+            found.setdefault(bench, {})[grader] = float(value)
+    scores: Dict[str, float] = {}
+    for bench, by_grader in found.items():
+        if benchmarks is not None and bench not in benchmarks:
+            continue
+        grader = next((g for g in PREFERRED_GRADERS if g in by_grader), sorted(by_grader)[0])
+        scores[bench] = 100.0 * by_grader[grader]
     return scores
 
 
-def _find_metric(metrics: Mapping[str, Any], metric: str) -> Optional[float]:
-    if metric in metrics and isinstance(metrics[metric], (int, float)):
-        return float(metrics[metric])
-    base = metric.split("@")[0]
-    for key, value in metrics.items():  # e.g. metric "avg@k" matches "avg@32"
-        if key.split("@")[0] == base and isinstance(value, (int, float)):
-            return float(value)
-    return None
+def _metric_matches(name: str, metric: str) -> bool:
+    if metric == "avg@k":
+        return name.startswith("avg@")
+    if metric.startswith("pass@"):
+        k = metric.split("@", 1)[1]
+        return name.startswith(f"pass@k:k={k}&")
+    return name == metric
 
 
 def shell_join(cmd: Sequence[str]) -> str:

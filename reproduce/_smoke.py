@@ -5,8 +5,8 @@ as for a GPU run, printed, then parsed here and carried out by a small CPU GRPO 
 random Llama (byte-level BPE tokenizer trained on the smoke prompts, chat template included).
 Rollouts use ``model.generate``; rewards come from the same reward file OpenRLHF would load
 (``--reward.remote_url``); advantages are GRPO's group normalisation; the loss is the project's core
-loss for the row's method when ``openrlhf_steer`` provides it, else a plain token-mean clipped
-surrogate, and the training log says which (``loss_impl``). Checkpoints are written where OpenRLHF
+``openrlhf_steer.loss.PolicyLoss`` with the row's method (advantage hooks through
+``openrlhf_steer.advantages.compute_advantages``, controllers through ``on_step_end``). Checkpoints are written where OpenRLHF
 writes them (``<ckpt.path>/global_step<N>_hf``), so selection, the eval CLI (HF backend, a few
 problems) and the table assembly downstream run unchanged.
 
@@ -101,7 +101,8 @@ class SmokeSetup:
         return s
 
     def eval_extra(self) -> Dict[str, Any]:
-        return {"limit": SMOKE_BENCH_LIMIT, "data_dir": str(self.data_dir), "seed": 0}
+        return {"limit": SMOKE_BENCH_LIMIT, "data_dir": str(self.data_dir), "device": "cpu", "dtype": "float32",
+                "grader_workers": 0}
 
     def benchmarks(self, benchmarks: Sequence[str]) -> List[str]:
         return list(benchmarks)
@@ -189,46 +190,17 @@ def method_options(flags: Mapping[str, List[str]]) -> Tuple[str, Dict[str, Any]]
 
 
 # --------------------------------------------------------------------------------------------------
-# The loss: the project's core loss for the method when available, else a plain clipped surrogate
+# The loss: the project's core PolicyLoss with the row's method (the same code the OpenRLHF adapter runs)
 # --------------------------------------------------------------------------------------------------
-def _plain_surrogate(logp, old_logp, adv, mask, eps_low, eps_high, dual_clip):
-    import torch
-
-    ratio = torch.exp(torch.clamp(logp - old_logp, -20.0, 20.0))
-    loss = torch.max(-adv * ratio, -adv * torch.clamp(ratio, 1 - eps_low, 1 + eps_high))
-    if dual_clip:
-        loss = torch.where(adv < 0, torch.min(loss, -adv * dual_clip), loss)
-    return (loss * mask).sum() / mask.sum().clamp_min(1.0)
-
-
 def make_loss(method: str, options: Mapping[str, Any], eps_low: float, eps_high: float, dual_clip: Optional[float]):
-    """Return (loss_fn(logp, old_logp, adv, mask, entropy, step, total) -> scalar, implementation label)."""
-    try:
-        from openrlhf_steer import loss as core_loss  # the project's pure loss (when it exists)
-        from openrlhf_steer.methods import build_method
-        from openrlhf_steer.methods.base import LossConfig, LossInputs
+    """Return (PolicyLoss, Method, implementation label) for the row's method."""
+    from openrlhf_steer.loss import PolicyLoss
+    from openrlhf_steer.methods import build_method
+    from openrlhf_steer.methods.base import LossConfig
 
-        compute = getattr(core_loss, "compute_policy_loss", None) or getattr(core_loss, "policy_loss", None)
-        if compute is None:
-            raise ImportError("openrlhf_steer.loss has no compute_policy_loss/policy_loss")
-        impl = build_method(method, options)
-        base = LossConfig(eps_low=eps_low, eps_high=eps_high, dual_clip=dual_clip)
-
-        def core(logp, old_logp, adv, mask, entropy, step, total):
-            inputs = LossInputs(log_probs=logp, old_log_probs=old_logp, advantages=adv, action_mask=mask,
-                                entropy=entropy, old_entropy=entropy.detach() if entropy is not None else None,
-                                step=step, total_steps=total)
-            out = compute(impl, inputs, base)
-            return out[0] if isinstance(out, tuple) else (out["loss"] if isinstance(out, dict) else out)
-
-        return core, f"openrlhf_steer.loss.{compute.__name__} with method {method!r}"
-    except Exception as err:  # documented fallback: never silently pretend the method ran
-        label = f"stand-in: plain token-mean clipped surrogate (method {method!r} NOT applied: {type(err).__name__}: {err})"
-
-        def plain(logp, old_logp, adv, mask, entropy, step, total):
-            return _plain_surrogate(logp, old_logp, adv, mask, eps_low, eps_high, dual_clip)
-
-        return plain, label
+    impl = build_method(method, options)
+    loss = PolicyLoss(LossConfig(eps_low=eps_low, eps_high=eps_high, dual_clip=dual_clip), impl)
+    return loss, impl, f"openrlhf_steer.loss.PolicyLoss + method {method!r} {dict(options)}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -278,14 +250,19 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
     ckpt_dir = Path(str(_one(flags, "ckpt.path")))
     save_steps = int(_one(flags, "ckpt.save_steps", 1))
     method, options = method_options(flags)
-    loss_fn, loss_impl = make_loss(method, options, eps_low, eps_high, dual)
+    loss_fn, impl, loss_impl = make_loss(method, options, eps_low, eps_high, dual)
+    from openrlhf_steer.advantages import compute_advantages
+    from openrlhf_steer.methods.base import GroupInputs, LossInputs
+
     opt = torch.optim.AdamW(model.parameters(), lr=float(_one(flags, "actor.adam.lr", 1e-6)))
+    gen_torch = torch.Generator().manual_seed(seed)
+    optimizer_steps = 0
     log_path.parent.mkdir(parents=True, exist_ok=True)
     history = []
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(json.dumps({"event": "start", "loss_impl": loss_impl, "method": method, "options": options}) + "\n")
         for step in range(1, steps + 1):
-            batch = [prompts[(step - 1) * batch_prompts + i) % len(prompts)] for i in range(batch_prompts)]
+            batch = [prompts[((step - 1) * batch_prompts + i) % len(prompts)] for i in range(batch_prompts)]
             enc = tok([p for p, _ in batch], return_tensors="pt", padding=True)
             model.eval()
             with torch.no_grad():
@@ -300,9 +277,6 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
             labels = [lab for _, lab in batch for _ in range(n)]
             full_prompts = [p for p, _ in batch for _ in range(n)]
             rewards = torch.stack([reward_func([p + t], [p], [l])["rewards"][0] for p, t, l in zip(full_prompts, texts, labels)])
-            grouped = rewards.view(batch_prompts, n)
-            std = grouped.std(dim=1, keepdim=True) if n > 1 else torch.ones_like(grouped[:, :1])
-            adv = ((grouped - grouped.mean(dim=1, keepdim=True)) / (std + 1e-6)).view(-1, 1).expand_as(mask) * mask
             attn = torch.cat([enc["attention_mask"].repeat_interleave(n, 0), mask.long()], dim=1)
 
             def token_logp(with_grad: bool):
@@ -315,22 +289,30 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
                 return lp, ent
 
             model.train()
-            old_lp, _ = token_logp(False)
-            order = torch.randperm(seq.shape[0])
+            old_lp, old_ent = token_logp(False)
+            group = GroupInputs(rewards=rewards.float(), group_ids=torch.arange(batch_prompts).repeat_interleave(n),
+                                response_mask=mask, old_log_probs=old_lp, entropy=old_ent)
+            adv = compute_advantages(group, impl)
+            order = torch.randperm(seq.shape[0], generator=gen_torch)
             chunk = max(1, min(train_batch, seq.shape[0]))
             losses = []
-            for start in range(0, seq.shape[0], chunk):
+            for start in range(0, seq.shape[0], chunk):  # one optimizer step per mini-batch (N_update per rollout)
                 idx = order[start:start + chunk]
                 lp, ent = token_logp(True)
-                loss = loss_fn(lp[idx], old_lp[idx], adv[idx], mask[idx], ent[idx], step - 1, steps)
+                inputs = LossInputs(log_probs=lp[idx], old_log_probs=old_lp[idx], advantages=adv[idx], action_mask=mask[idx],
+                                    entropy=ent[idx], old_entropy=old_ent[idx], step=optimizer_steps,
+                                    total_steps=steps * max(1, -(-seq.shape[0] // chunk)), generator=gen_torch)
+                loss, metrics = loss_fn(inputs)
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
+                optimizer_steps += 1
+                impl.on_step_end(metrics)
                 losses.append(float(loss))
-            entropy = float((ent.detach() * mask).sum() / mask.sum().clamp_min(1))
+            entropy = float((old_ent * mask).sum() / mask.sum().clamp_min(1))
             record = {"step": step, "reward_mean": float(rewards.mean()), "loss": sum(losses) / len(losses),
-                      "entropy": entropy, "updates": len(losses)}
+                      "entropy": entropy, "updates": len(losses), "controller": impl.controller_values()}
             history.append(record)
             log.write(json.dumps(record) + "\n")
             if step % save_steps == 0 or step == steps:

@@ -8,7 +8,7 @@ Per row, in ``<output-dir>/rows/<row>/``:
   1. data    the table's prompt dataset (reproduce/prepare_data.py; shared by rows, resumable)
   2. train   ``python -m openrlhf_steer.train ...`` (OpenRLHF 0.11.2 flags + --entropy.*); ``train.done.json``
   3. select  the checkpoint rule of the table (reproduce/_selection.py); ``selection.json``
-  4. eval    ``openrlhf-steer-eval`` on the chosen checkpoint with the paper's sampling; ``eval/summary.json``
+  4. eval    ``openrlhf-steer-eval`` on the chosen checkpoint with the paper's sampling; ``eval/results.json``
   5. result  ``result.json``: the row is done. Re-running skips done rows and finished stages (resume).
 Finally ``<output-dir>/<table>.md`` / ``.json``: ours / paper / difference per benchmark.
 
@@ -206,13 +206,13 @@ class TableRunner:
             raise FileNotFoundError(f"{row.name}: no checkpoint under {ckpt_dir} with step >= {sel.get('min_step', 0)}")
         for step, path in _progress(found, f"select {row.name}"):
             out = row_dir / "select" / f"step{step}"
-            if not (out / "summary.json").is_file():
+            if not pipeline.eval_done(out):
                 cmd = pipeline.eval_command(path, benches, sampling, out, self.eval_backend(), self.eval_extra())
                 self.ex.run("select", cmd, row_dir / "select.log")
-            per_bench = pipeline.read_eval_scores(out, self.config.metric)
+            per_bench = pipeline.read_eval_scores(out, self.config.metric, benches)
             missing = [b for b in benches if b not in per_bench]
             if missing:
-                raise RuntimeError(f"{out}/summary.json has no {self.config.metric} for {missing}")
+                raise RuntimeError(f"{out}/{pipeline.EVAL_RESULTS_FILE} has no {self.config.metric} for {missing}")
             scores[step] = sum(per_bench[b] for b in benches) / len(benches)
         best = pick_best(scores)
         chosen = dict(found)[best]
@@ -222,9 +222,9 @@ class TableRunner:
     def evaluate(self, row: Row, row_dir: Path, checkpoint: Path) -> Dict[str, float]:
         out = row_dir / "eval"
         cmd = pipeline.eval_command(checkpoint, self.benchmarks(), self.eval_sampling(), out, self.eval_backend(), self.eval_extra())
-        if self.ex.dry or not (out / "summary.json").is_file():
+        if self.ex.dry or not pipeline.eval_done(out):
             self.ex.run("eval", cmd, row_dir / "eval.log")
-        return {} if self.ex.dry else pipeline.read_eval_scores(out, self.config.metric)
+        return {} if self.ex.dry else pipeline.read_eval_scores(out, self.config.metric, self.benchmarks())
 
     # -- driver -------------------------------------------------------------------------------
     def run_row(self, row: Row) -> None:
