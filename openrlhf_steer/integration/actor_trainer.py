@@ -1,0 +1,327 @@
+"""Policy-actor side of the integration: ``SteerActorPPOTrainer`` and the hooks it relies on.
+
+* The trainer subclass wraps OpenRLHF's own ``training_step`` (never re-implemented): before it, it
+  moves the rollout entropy out of ``experience.info`` and fills the loss's context (step, epoch,
+  window statistics, seeded generator); after it, it adds our metrics to OpenRLHF's status (so
+  they reach wandb/tensorboard through ``ppo_train``) and, at each optimizer-step boundary, updates
+  the method's controller from DP-all-reduced statistics.
+* :func:`window_iterator` replaces the module global ``iter_grad_accum_global_norm`` of
+  ``openrlhf.trainer.ray.ppo_actor``: it yields the same ``(experience, loss_batch_info)`` pairs and
+  marks the window boundaries; for ``stat_scope=mini_batch`` it computes the method's window
+  statistics first (one extra no-grad forward per micro-batch).
+* :func:`install_actor_forward_hook` wraps the ``Actor`` instance's ``forward`` to hand the current
+  entropy to the loss and to capture the rollout-policy entropy in the old-log-prob pass.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import zlib
+from typing import Any, Dict, List, Optional
+
+import torch
+from openrlhf.trainer.ray import ppo_actor as _ppo_actor
+
+from .side_channel import OLD_ENTROPY_KEY, align_rows
+
+logger = logging.getLogger(__name__)
+
+_ORIGINAL_ITER = _ppo_actor.iter_grad_accum_global_norm
+_ACTIVE: Dict[str, Any] = {}  # the trainer whose ppo_train is running in this process
+
+
+# --------------------------------------------------------------------------------------------------
+# Actor forward hook
+# --------------------------------------------------------------------------------------------------
+def install_actor_forward_hook(actor, holder: Dict[str, Any]) -> None:
+    """Wrap ``actor.forward`` (instance attribute) to publish entropies into ``holder``.
+
+    * training forward (``return_output=True``): ``holder["entropy"] = output.entropy[:, -A:]``;
+    * ``holder["capture_old_entropy"]`` set and a plain log-prob call (the rollout pass):
+      re-issues the call with ``return_output=True, return_entropy=True`` and stores
+      ``holder["old_entropy"]``; it still returns only the log-probs.
+    """
+    if getattr(actor, "_entropy_control_hooked", False):
+        return
+    original = actor.forward
+    signature = inspect.signature(original)
+
+    def forward(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        params = dict(bound.arguments)
+        extra = params.pop("mm_inputs", {}) or {}
+        action_mask = params.get("action_mask")
+        capture_old = bool(holder.get("capture_old_entropy")) and not params.get("return_output", False)
+        if capture_old and action_mask is not None:
+            params["return_output"] = True
+            params["return_entropy"] = True
+            log_probs, output = original(**params, **extra)
+            width = action_mask.shape[1]
+            holder["old_entropy"] = (output.entropy[:, -width:].detach().float() * action_mask.float())
+            return log_probs
+        result = original(**params, **extra)
+        if params.get("return_output") and params.get("return_entropy") and action_mask is not None:
+            output = result[1]
+            holder["entropy"] = output.entropy[:, -action_mask.shape[1]:]
+        return result
+
+    actor.forward = forward
+    actor._entropy_control_hooked = True
+
+
+# --------------------------------------------------------------------------------------------------
+# Optimizer-step windows
+# --------------------------------------------------------------------------------------------------
+def window_iterator(data_iter, strategy, accumulated_gradient, mask_fn):
+    """Drop-in for ``iter_grad_accum_global_norm`` that also tells the active trainer the windows."""
+    inner = _ORIGINAL_ITER(data_iter, strategy, accumulated_gradient, mask_fn)
+    trainer = _ACTIVE.get("trainer")
+    if trainer is None:
+        yield from inner
+        return
+    gas = max(int(accumulated_gradient), 1)
+    window: List = []
+    for pair in inner:
+        window.append(pair)
+        if len(window) == gas:
+            yield from trainer._entropy_control_window(window)
+            window = []
+    if window:
+        yield from trainer._entropy_control_window(window)
+
+
+def install_window_iterator() -> None:
+    _ppo_actor.iter_grad_accum_global_norm = window_iterator
+
+
+def _device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """A per-(rank, optimizer step) seed: resumed runs redraw exactly the same random tokens."""
+    return zlib.crc32(f"{seed}:{rank}:{step}".encode()) & 0x7FFFFFFF
+
+
+# --------------------------------------------------------------------------------------------------
+# The trainer
+# --------------------------------------------------------------------------------------------------
+class EntropyControlState:
+    """Everything the trainer subclass adds; a plain object (never an nn.Module attribute)."""
+
+    def __init__(self, spec, method, needs, *, seed: int, rank: int, max_steps: Optional[int], num_episodes: int):
+        self.spec = spec
+        self.method = method
+        self.needs = needs
+        self.seed = int(seed)
+        self.rank = int(rank)
+        self.max_steps = max_steps
+        self.num_episodes = max(int(num_episodes), 1)
+        self.optimizer_step = 0
+        self.holder: Dict[str, Any] = {}
+        self.micro: Dict[str, Any] = {}
+        self.window_sums: Dict[str, float] = {}
+        self.window_tokens = 0.0
+        self.metric_keys: Optional[List[str]] = None
+        self.generator: Optional[torch.Generator] = None
+
+    def epoch(self) -> int:
+        if not self.max_steps:
+            return 1
+        per_episode = max(self.max_steps // self.num_episodes, 1)
+        return min(self.optimizer_step // per_episode + 1, self.num_episodes)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"optimizer_step": self.optimizer_step, "method": self.method.state_dict(), "methods": self.spec.names}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        saved = list(state.get("methods", []))
+        if saved and saved != self.spec.names:
+            raise ValueError(
+                f"checkpoint was trained with --entropy.method {','.join(saved)} but this run selects "
+                f"{','.join(self.spec.names)}; resume with the same --entropy.method or start a new --ckpt.path"
+            )
+        self.optimizer_step = int(state.get("optimizer_step", 0))
+        self.method.load_state_dict(state.get("method", {}))
+
+
+def enable_entropy_control(trainer, spec, args, *, max_steps: Optional[int], rank: int):
+    """Turn an ``ActorPPOTrainer`` into a :class:`SteerActorPPOTrainer` running ``spec``."""
+    from .args import effective_loss_config, individual_methods
+    from .requirements import method_needs
+    from . import entropy_patch
+
+    method = spec.build_method()
+    needs = method_needs(individual_methods(spec))
+    seed = spec.seed if spec.seed is not None else int(getattr(args.train, "seed", 42))
+    state = EntropyControlState(spec, method, needs, seed=seed, rank=rank, max_steps=max_steps,
+                                num_episodes=getattr(args.train, "num_episodes", 1))
+    entropy_patch.SETTINGS["chunk_rows"] = spec.chunk_rows
+    native_coef = args.actor.entropy_coef
+    entropy_patch.SETTINGS["entropy_grad"] = bool(needs.entropy_grad or (native_coef not in (None, 0, 0.0)))
+    loss_fn = trainer.actor_loss_fn
+    if not hasattr(loss_fn, "bind"):
+        raise RuntimeError(
+            "the actor's loss is not SteerPolicyLoss: openrlhf_steer.integration.ray_actors must be imported "
+            "before ActorPPOTrainer is built (the policy actor class does this)"
+        )
+    loss_fn.bind(method, effective_loss_config(args, method))
+    trainer.__class__ = SteerActorPPOTrainer
+    trainer.entropy_control = state
+    install_actor_forward_hook(trainer.actor, state.holder)
+    return state
+
+
+class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
+    """``ActorPPOTrainer`` whose steps feed our loss and log our metrics (see module doc)."""
+
+    entropy_control: EntropyControlState
+
+    def ppo_train(self, kl_ctl: float):
+        _ACTIVE["trainer"] = self
+        try:
+            return super().ppo_train(kl_ctl)
+        finally:
+            _ACTIVE.pop("trainer", None)
+
+    # -- windows -----------------------------------------------------------------------------------
+    def _entropy_control_window(self, window):
+        state = self.entropy_control
+        if state.generator is None:
+            state.generator = torch.Generator(device=_device())
+        state.generator.manual_seed(step_seed(state.seed, state.rank, state.optimizer_step))
+        stats = self._window_stats([exp for exp, _ in window]) if state.needs.window_stats else {}
+        for i, pair in enumerate(window):
+            state.micro = {"window_stats": stats, "last_in_window": i == len(window) - 1}
+            yield pair
+
+    @torch.no_grad()
+    def _window_stats(self, experiences) -> Dict[str, Any]:
+        """The method's statistic over this rank's share of the optimizer-step window.
+
+        Needs the current policy on every micro-batch before the first update of the window, i.e. one
+        no-grad forward each (the cost of ``stat_scope=mini_batch``).
+        """
+        from openrlhf_steer.methods.base import LossInputs
+
+        state = self.entropy_control
+        device = _device()
+        inputs_list = []
+        was_training = self.actor.training
+        self.actor.eval()
+        try:
+            for exp in experiences:
+                exp.to_device(device)
+                width = exp.action_mask.shape[1]
+                log_probs, _ = self.actor(
+                    exp.sequences, exp.action_mask, attention_mask=exp.attention_mask, return_output=True,
+                    ring_attn_group=self.strategy.ring_attn_group,
+                    return_entropy=state.needs.current_entropy,
+                )
+                entropy = state.holder.pop("entropy", None) if state.needs.current_entropy else None
+                inputs_list.append(LossInputs(
+                    log_probs=log_probs.float(), old_log_probs=exp.action_log_probs.float(),
+                    advantages=exp.advantages.float(), action_mask=exp.action_mask.bool(),
+                    entropy=None if entropy is None else entropy.detach().float(),
+                    old_entropy=self._peek_old_entropy(exp, width),
+                    step=state.optimizer_step, total_steps=state.max_steps,
+                    epoch=state.epoch(), total_epochs=state.num_episodes,
+                ))
+        finally:
+            if was_training:
+                self.actor.train()
+        return state.method.window_stats(inputs_list)
+
+    @staticmethod
+    def _peek_old_entropy(experience, width: int) -> Optional[torch.Tensor]:
+        rows = experience.info.get(OLD_ENTROPY_KEY)
+        if rows is None:
+            return None
+        return align_rows(rows, width, experience.action_mask).to(experience.action_mask.device)
+
+    # -- one micro-batch ---------------------------------------------------------------------------
+    def training_step(self, experience, kl_ctl: float, step: int, loss_batch_info: Optional[Dict] = None):
+        state = self.entropy_control
+        width = experience.action_mask.shape[1]
+        old_entropy = self._peek_old_entropy(experience, width)
+        experience.info.pop(OLD_ENTROPY_KEY, None)  # per-token rows cannot go through OpenRLHF's logging
+        if state.needs.old_entropy and old_entropy is None:
+            raise RuntimeError(
+                f"--entropy.method {','.join(state.spec.names)} needs the rollout-policy entropy but the experience "
+                f"has none; the PPOTrainer must be openrlhf_steer's (use `openrlhf-steer train`, not train_ppo_ray)"
+            )
+        if state.generator is None:
+            state.generator = torch.Generator(device=_device())
+            state.generator.manual_seed(step_seed(state.seed, state.rank, state.optimizer_step))
+        state.holder.pop("entropy", None)
+
+        loss_fn = self.actor_loss_fn
+        context = {
+            "old_entropy": old_entropy,
+            "step": state.optimizer_step,
+            "total_steps": state.max_steps,
+            "epoch": state.epoch(),
+            "total_epochs": state.num_episodes,
+            "window_stats": state.micro.get("window_stats", {}),
+            "generator": state.generator,
+            "ref_log_probs": experience.base_action_log_probs if state.needs.ref_log_probs else None,
+        }
+        loss_fn.steer["context"] = _LazyEntropyContext(context, state.holder)
+        try:
+            status = super().training_step(experience, kl_ctl, step, loss_batch_info)
+        finally:
+            loss_fn.steer["context"] = {}
+            state.holder.pop("entropy", None)
+
+        metrics = self._stable_metrics(dict(loss_fn.steer.get("metrics") or {}))
+        n_tokens = float(status["num_action_tokens"])
+        for key, value in metrics.items():
+            status["metrics"][key] = torch.tensor(float(value))
+            status["weights"][key] = "token"
+            state.window_sums[key] = state.window_sums.get(key, 0.0) + float(value) * n_tokens
+        state.window_tokens += n_tokens
+
+        if self.args.train.dynamic_batch_enable:
+            window_done = bool(self.replay_buffer.dynamic_optimizer_step[step])
+        else:
+            window_done = bool(state.micro.get("last_in_window", True))
+        if window_done:
+            self._end_optimizer_step()
+        return status
+
+    def _stable_metrics(self, metrics: Dict[str, float]) -> Dict[str, float]:
+        """Fix the metric key set at the first call: DP ranks all-reduce the same keys in ppo_train."""
+        state = self.entropy_control
+        if state.metric_keys is None:
+            state.metric_keys = sorted(metrics)
+        dropped = set(metrics) - set(state.metric_keys)
+        if dropped and not getattr(state, "_warned", False):
+            logger.warning("entropy-control metrics %s appeared after the first step and are not logged", sorted(dropped))
+            state._warned = True
+        return {k: float(metrics.get(k, 0.0)) for k in state.metric_keys}
+
+    def _end_optimizer_step(self) -> None:
+        """Token-weighted window means, summed over DP ranks, then one controller update."""
+        state = self.entropy_control
+        payload = dict(state.window_sums)
+        payload["_tokens"] = state.window_tokens
+        reduced = self.strategy.all_reduce(payload, op="sum")
+        tokens = float(reduced.pop("_tokens")) or 1.0
+        stats = {k: float(v) / tokens for k, v in reduced.items()}
+        state.method.on_step_end(stats)
+        state.optimizer_step += 1
+        state.window_sums, state.window_tokens = {}, 0.0
+        state.micro = {}
+
+
+class _LazyEntropyContext(dict):
+    """The loss context; ``entropy`` is read from the forward hook's holder at loss time."""
+
+    def __init__(self, base: Dict[str, Any], holder: Dict[str, Any]):
+        super().__init__(base)
+        self._holder = holder
+
+    def get(self, key, default=None):
+        if key == "entropy":
+            return self._holder.get("entropy", default)
+        return super().get(key, default)

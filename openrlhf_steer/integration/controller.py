@@ -1,0 +1,123 @@
+"""PPOTrainer-process side: rollout entropy collection and advantage-shaping methods.
+
+``train()`` imports ``PPOTrainer`` from ``openrlhf.trainer.ppo_trainer`` when it is called, so the
+driver re-points that module attribute at :data:`SteerPPOTrainerRemote`. Its ``__init__`` runs
+OpenRLHF's, then switches ``self.experience_maker`` to :class:`SteerExperienceMaker`, which calls
+OpenRLHF's ``make_experience`` / ``compute_advantages_and_returns`` and adds to their results.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import List
+
+import ray
+import torch
+from openrlhf.trainer import ppo_trainer as _ppo_trainer
+from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
+
+from .args import individual_methods, spec_from_args
+from .requirements import method_needs
+from .side_channel import OLD_ENTROPY_KEY, pad_cat
+
+
+def rollout_group_inputs(experiences, n_samples_per_prompt: int, with_entropy: bool):
+    """``GroupInputs`` over a whole rollout, rows in the experiences' concatenation order.
+
+    Group ids come from ``experience.index`` (the sample's position in the rollout, prompts in
+    blocks of ``n_samples_per_prompt``); rewards are OpenRLHF's ``experience.rewards`` after its
+    length penalties (not yet centred).
+    """
+    from openrlhf_steer.methods.base import GroupInputs
+
+    index = torch.tensor(list(itertools.chain.from_iterable(exp.index for exp in experiences)), dtype=torch.long)
+    rewards = torch.cat([exp.rewards.float().reshape(-1) for exp in experiences])
+    masks = pad_cat([exp.action_mask.float() for exp in experiences])
+    old_log_probs = pad_cat([exp.action_log_probs.float() for exp in experiences])
+    entropy = None
+    if with_entropy:
+        missing = [i for i, exp in enumerate(experiences) if OLD_ENTROPY_KEY not in exp.info]
+        if missing:
+            raise RuntimeError("rollout entropy missing from experiences; the policy actors must be openrlhf_steer's")
+        entropy = pad_cat([exp.info[OLD_ENTROPY_KEY].float() for exp in experiences])
+    return GroupInputs(rewards=rewards, group_ids=index // int(n_samples_per_prompt), response_mask=masks,
+                       old_log_probs=old_log_probs, entropy=entropy)
+
+
+def scatter_advantages(experiences, advantages: torch.Tensor) -> None:
+    """Write [N, T] advantages back into the experiences (returns = advantages for gamma=1 estimators)."""
+    start = 0
+    for exp in experiences:
+        rows, width = exp.action_mask.shape
+        block = advantages[start:start + rows, :width].to(exp.action_mask.device) * exp.action_mask.float()
+        exp.advantages = block.clone()
+        exp.returns = block.clone()
+        start += rows
+
+
+class SteerExperienceMaker(RemoteExperienceMaker):
+    """OpenRLHF's experience maker plus the rollout entropy and the method's advantage hooks."""
+
+    def entropy_control_setup(self, spec) -> None:
+        self._ec_spec = spec
+        self._ec_method = spec.build_method()
+        self._ec_needs = method_needs(individual_methods(spec))
+
+    def make_experience(self, samples_list):
+        experiences = super().make_experience(samples_list)
+        if self._ec_needs.old_entropy:  # the policy actors cached it in their forward
+            self._attach_old_entropy(experiences)
+        return experiences
+
+    def _attach_old_entropy(self, experiences) -> None:
+        group = self.actor_model_group
+        duplicate = max(int(getattr(group, "duplicate_actors", 1)), 1)
+        per_actor = ray.get(group.async_run_method(method_name="pop_old_entropy"))
+        # Same bookkeeping as OpenRLHF's _flatten_results: one chunk per effective actor, in order.
+        flat = list(itertools.chain.from_iterable(per_actor[::duplicate]))
+        if len(flat) != len(experiences):
+            raise RuntimeError(f"got {len(flat)} rollout-entropy batches for {len(experiences)} experiences")
+        for exp, entropy in zip(experiences, flat):
+            if tuple(entropy.shape) != tuple(exp.action_mask.shape):
+                raise RuntimeError(f"rollout entropy {tuple(entropy.shape)} does not match action_mask {tuple(exp.action_mask.shape)}")
+            exp.info[OLD_ENTROPY_KEY] = entropy
+
+    @torch.no_grad()
+    def compute_advantages_and_returns(self, experiences: List):
+        experiences = super().compute_advantages_and_returns(experiences)
+        if not self._ec_needs.advantage_hooks:
+            return experiences
+        from openrlhf_steer.advantages import compute_advantages
+
+        args = self.strategy.args
+        group = rollout_group_inputs(experiences, args.rollout.n_samples_per_prompt,
+                                     with_entropy=OLD_ENTROPY_KEY in experiences[0].info)
+        norm_by_std = args.algo.advantage.estimator == "group_norm"
+        advantages = compute_advantages(group, self._ec_method, norm_by_std=norm_by_std)
+        scatter_advantages(experiences, advantages)
+        return experiences
+
+
+def _make_trainer_class(base_remote):
+    base = base_remote.__ray_metadata__.modified_class.__ray_actor_class__
+
+    class SteerPPOTrainer(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            spec = spec_from_args(self.args)
+            if spec is not None and spec.enabled:
+                self.experience_maker.__class__ = SteerExperienceMaker
+                self.experience_maker.entropy_control_setup(spec)
+
+    SteerPPOTrainer.__module__ = __name__
+    SteerPPOTrainer.__qualname__ = "SteerPPOTrainer"
+    return SteerPPOTrainer
+
+
+_ORIGINAL_PPO_TRAINER = getattr(_ppo_trainer, "_entropy_control_original", _ppo_trainer.PPOTrainer)
+_ppo_trainer._entropy_control_original = _ORIGINAL_PPO_TRAINER
+SteerPPOTrainer = _make_trainer_class(_ORIGINAL_PPO_TRAINER)
+SteerPPOTrainerRemote = ray.remote(SteerPPOTrainer)
+
+
+def install_controller_swaps() -> None:
+    _ppo_trainer.PPOTrainer = SteerPPOTrainerRemote

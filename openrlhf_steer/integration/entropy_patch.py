@@ -1,0 +1,36 @@
+"""Our chunked entropy in place of OpenRLHF's full fp32 ``compute_entropy`` (policy-actor process).
+
+``openrlhf.models.actor.Actor.forward`` calls the module global ``compute_entropy(logits)`` on the
+[B, T, V] (or packed [1, nnz, V]) float32, temperature-scaled logits and then handles packing
+itself. Replacing that global keeps OpenRLHF's packing path and swaps only the reduction for
+:func:`openrlhf_steer.entropy.token_logprobs_and_entropy` (chunked over rows, never a full softmax
+copy; detached unless an entropy bonus needs its gradient).
+"""
+from __future__ import annotations
+
+import torch
+
+# Filled by the policy actor when the method is configured. entropy_grad defaults to True so that an
+# unconfigured process behaves like OpenRLHF (whose entropy carries a gradient).
+SETTINGS = {"entropy_grad": True, "chunk_rows": 1024}
+
+
+def chunked_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Full-vocabulary entropy [..., T] of already temperature-scaled logits [..., T, V]."""
+    from openrlhf_steer.entropy import token_logprobs_and_entropy
+
+    squeeze = logits.dim() == 2
+    logits3 = logits.unsqueeze(0) if squeeze else logits
+    labels = torch.zeros(logits3.shape[:2], dtype=torch.long, device=logits3.device)
+    grad = bool(SETTINGS["entropy_grad"]) and torch.is_grad_enabled() and logits3.requires_grad
+    _, entropy = token_logprobs_and_entropy(
+        logits3, labels, chunk_rows=int(SETTINGS["chunk_rows"]), with_entropy=True, entropy_grad=grad, check_finite=False
+    )
+    return entropy.squeeze(0) if squeeze else entropy
+
+
+def install() -> None:
+    """Point ``openrlhf.models.actor.compute_entropy`` at :func:`chunked_entropy` (idempotent)."""
+    import openrlhf.models.actor as actor_module
+
+    actor_module.compute_entropy = chunked_entropy

@@ -1,0 +1,244 @@
+"""Our command-line flags, generated from the method registry.
+
+``--entropy.method NAME[,NAME2]`` selects one or more registered methods (several are composed with
+``compose_methods``); every config field of every method becomes ``--entropy.<method>.<field>``,
+typed from the dataclass annotation, with the field's ``metadata["help"]`` (paper and default) as its
+help. Everything else on the command line belongs to OpenRLHF and is passed through untouched.
+
+This module imports neither OpenRLHF nor DeepSpeed.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+PREFIX = "entropy"
+NO_METHOD = "none"
+ENV_VAR = "OPENRLHF_STEER_ENTROPY_CONTROL"  # JSON spec, for workers started outside our launcher
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _optional(convert):
+    def parse(text: str):
+        if str(text).strip().lower() in ("none", "null"):
+            return None
+        return convert(text)
+
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+@dataclass
+class FieldFlag:
+    """How one config field is exposed on the command line."""
+
+    flag: str
+    dest: str
+    kwargs: Dict[str, Any]
+
+
+def _field_flag(method: str, f: dataclasses.Field, annotation: Any) -> FieldFlag:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    optional = False
+    if origin is typing.Union and type(None) in args:  # Optional[X]
+        optional = True
+        rest = [a for a in args if a is not type(None)]
+        annotation = rest[0] if len(rest) == 1 else str
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+
+    kwargs: Dict[str, Any] = {}
+    metavar = None
+    if origin is typing.Literal:
+        kwargs["choices"] = list(args)
+        convert = type(args[0]) if args else str
+    elif origin in (tuple, list, Tuple, List):
+        elem = args[0] if args else float
+        convert = elem if elem in (int, float, str) else float
+        kwargs["nargs"] = "+"
+    elif annotation is bool:
+        convert = _parse_bool
+        metavar = "{true,false}"
+    elif annotation in (int, float, str):
+        convert = annotation
+    else:
+        convert = str
+    kwargs["type"] = _optional(convert) if optional else convert
+    kwargs["metavar"] = metavar or ("NAME" if "choices" in kwargs else getattr(convert, "__name__", "VALUE").upper())
+
+    default = f.default if f.default is not dataclasses.MISSING else (
+        f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+    )
+    help_text = f.metadata.get("help", "") or f.name
+    if "default" not in help_text.lower():
+        help_text = f"{help_text} (default: {default})"
+    kwargs["help"] = help_text.replace("%", "%%")
+    kwargs["default"] = argparse.SUPPRESS  # only explicitly given values override the config defaults
+    dest = f"{PREFIX}.{method}.{f.name}"
+    return FieldFlag(flag=f"--{dest}", dest=dest, kwargs=kwargs)
+
+
+def method_field_flags(method: str) -> List[FieldFlag]:
+    from openrlhf_steer.methods import get_method_class
+
+    config_cls = get_method_class(method).config_cls
+    hints = typing.get_type_hints(config_cls)
+    return [_field_flag(method, f, hints.get(f.name, str)) for f in dataclasses.fields(config_cls)]
+
+
+# OpenRLHF settings a method maps onto; shown in the help of --entropy.method.
+OPENRLHF_MAPPING_HELP = (
+    "Interaction with OpenRLHF flags: the base clip range comes from --actor.eps_clip / "
+    "--actor.eps_clip_low_high / --actor.dual_clip and --actor.loss_agg_mode; clip_higher, clip_lower, "
+    "clip_tighter and clip_free replace it with their own options (their values win, and the effective "
+    "range is printed). Methods that read the current-policy entropy set --actor.entropy_coef 0 when it "
+    "is unset (log-only; OpenRLHF's full fp32 entropy is replaced by our chunked one). OpenRLHF's "
+    "--actor.entropy_coef > 0 is OpenRLHF's own entropy bonus and adds to the method. "
+    "--algo.advantage.estimator stays OpenRLHF's; advantage methods (w_reinforce, opo, edge_grpo, gtpo, "
+    "unlikeliness_reward, ...) recompute the advantages from the raw rewards after it and need "
+    "--algo.advantage.estimator group_norm (or reinforce_baseline/dr_grpo/rloo) so that prompts are grouped."
+)
+
+
+def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    from openrlhf_steer.methods import available_methods, get_method_class
+
+    parser = argparse.ArgumentParser(
+        prog="openrlhf-steer train",
+        description="OpenRLHF 0.11.2 train_ppo_ray with an entropy-control method. Our flags are listed "
+        "first; every other flag is OpenRLHF's own (listed after ours) and is parsed and validated by "
+        "OpenRLHF's parser unchanged.",
+        add_help=add_help,
+        allow_abbrev=False,
+        usage="openrlhf-steer train [--entropy.method NAME[,NAME2]] [--entropy.<method>.<option> VALUE ...] "
+        "[OpenRLHF train_ppo_ray flags ...]",
+    )
+    names = available_methods()
+    core = parser.add_argument_group("entropy control")
+    core.add_argument(
+        f"--{PREFIX}.method",
+        dest=f"{PREFIX}.method",
+        default="grpo",
+        metavar="NAME[,NAME2]",
+        help=f"Registered method name, or several comma-separated (composed in order), or '{NO_METHOD}' to run "
+        f"OpenRLHF unpatched. Choices: {', '.join(names)}. Default: grpo (OpenRLHF's clipped surrogate "
+        f"computed by our loss, with our metrics). " + OPENRLHF_MAPPING_HELP,
+    )
+    core.add_argument(
+        f"--{PREFIX}.seed",
+        dest=f"{PREFIX}.seed",
+        type=int,
+        default=None,
+        metavar="INT",
+        help="Seed of the generator used by methods that draw random tokens (clip_cov, rand_pos_clip); "
+        "default: --train.seed (OpenRLHF default 42). Each DP rank offsets it by its rank.",
+    )
+    core.add_argument(
+        f"--{PREFIX}.chunk_rows",
+        dest=f"{PREFIX}.chunk_rows",
+        type=int,
+        default=1024,
+        metavar="INT",
+        help="Token rows per chunk of our entropy pass (float32 memory is chunk_rows x vocab). Default 1024.",
+    )
+    for name in names:
+        cls = get_method_class(name)
+        group = parser.add_argument_group(f"--entropy.{name}", f"{cls.paper or name}")
+        for ff in method_field_flags(name):
+            group.add_argument(ff.flag, dest=ff.dest, **ff.kwargs)
+    return parser
+
+
+@dataclass
+class EntropyControlSpec:
+    """The parsed entropy-control selection; travels to the Ray workers as JSON inside OpenRLHF's args."""
+
+    methods: List[Tuple[str, Dict[str, Any]]] = field(default_factory=list)
+    seed: Optional[int] = None
+    chunk_rows: int = 1024
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.methods)
+
+    @property
+    def names(self) -> List[str]:
+        return [name for name, _ in self.methods]
+
+    def to_json(self) -> str:
+        return json.dumps({"methods": [[n, c] for n, c in self.methods], "seed": self.seed, "chunk_rows": self.chunk_rows})
+
+    @classmethod
+    def from_json(cls, text: str) -> "EntropyControlSpec":
+        data = json.loads(text)
+        return cls(methods=[(n, dict(c)) for n, c in data.get("methods", [])], seed=data.get("seed"),
+                   chunk_rows=int(data.get("chunk_rows", 1024)))
+
+    def build_method(self):
+        """One Method object (several selected methods are composed in the given order)."""
+        from openrlhf_steer.methods import build_method, compose_methods
+
+        built = [build_method(name, config) for name, config in self.methods]
+        if not built:
+            return None
+        return built[0] if len(built) == 1 else compose_methods(built)
+
+
+def split_argv(argv: Sequence[str], parser: Optional[argparse.ArgumentParser] = None) -> Tuple[EntropyControlSpec, List[str]]:
+    """Split a command line into our spec and OpenRLHF's remaining flags (order preserved)."""
+    from openrlhf_steer.methods import available_methods
+
+    parser = parser or build_parser(add_help=False)
+    namespace, rest = parser.parse_known_args(list(argv))
+    stray = [a for a in rest if a.startswith(f"--{PREFIX}.")]
+    if stray:
+        known = [a for group in parser._actions for a in group.option_strings]
+        hints = []
+        for a in stray:
+            close = difflib.get_close_matches(a.split("=")[0], known, n=1)
+            hints.append(f"{a}" + (f" (did you mean {close[0]}?)" if close else ""))
+        raise SystemExit(f"openrlhf-steer train: unknown entropy-control flag(s): {', '.join(hints)}. "
+                         f"See `openrlhf-steer train --help` for the generated --entropy.<method>.<option> flags.")
+
+    values = vars(namespace)
+    method_arg = str(values.pop(f"{PREFIX}.method")).strip()
+    seed = values.pop(f"{PREFIX}.seed")
+    chunk_rows = values.pop(f"{PREFIX}.chunk_rows")
+    if chunk_rows < 1:
+        raise SystemExit(f"openrlhf-steer train: --entropy.chunk_rows={chunk_rows} must be >= 1 (e.g. 1024).")
+    names = [] if method_arg.lower() == NO_METHOD else [n.strip() for n in method_arg.split(",") if n.strip()]
+    unknown = [n for n in names if n not in available_methods()]
+    if unknown:
+        raise SystemExit(f"openrlhf-steer train: --entropy.method has unknown method(s) {unknown}; "
+                         f"choose from {', '.join(available_methods())} (comma-separate several).")
+    if len(set(names)) != len(names):
+        raise SystemExit(f"openrlhf-steer train: --entropy.method lists a method twice: {method_arg}")
+
+    per_method: Dict[str, Dict[str, Any]] = {n: {} for n in names}
+    for dest, value in values.items():
+        _, method, option = dest.split(".", 2)
+        if method not in per_method:
+            raise SystemExit(f"openrlhf-steer train: --{dest} was given but {method!r} is not selected by "
+                             f"--entropy.method {method_arg!r}; add it there (e.g. --entropy.method {method}).")
+        if isinstance(value, list):
+            value = list(value)
+        per_method[method][option] = value
+    spec = EntropyControlSpec(methods=[(n, per_method[n]) for n in names], seed=seed, chunk_rows=chunk_rows)
+    try:  # build once here so that a bad value fails before Ray starts, naming the field
+        spec.build_method()
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"openrlhf-steer train: invalid entropy-control option: {exc}") from None
+    return spec, list(rest)

@@ -1,0 +1,73 @@
+"""``openrlhf-steer train``: our flags, then OpenRLHF's own ``train_ppo_ray`` with the swaps installed."""
+from __future__ import annotations
+
+import sys
+from typing import List, Optional, Sequence
+
+from .args import EntropyArgsError, apply_method_args, effective_loss_config, run_openrlhf_main
+from .flags import build_parser, split_argv
+from .version import require_openrlhf
+
+
+def print_help(out=None) -> None:
+    """Our flags, then OpenRLHF's (its own parser prints them)."""
+    out = out or sys.stdout
+    build_parser().print_help(out)
+    print("\n" + "=" * 30 + " OpenRLHF 0.11.2 train_ppo_ray flags " + "=" * 30 + "\n", file=out)
+    out.flush()
+    try:
+        run_openrlhf_main(["--help"], on_args=lambda args: None, stop=True)
+    except SystemExit:
+        pass
+
+
+def _summary(args, spec, needs) -> str:
+    method = spec.build_method()
+    cfg = effective_loss_config(args, method)
+    parts = [f"methods={','.join(spec.names)} {dict(spec.methods)}",
+             f"clip=({cfg.eps_low}, {cfg.eps_high}) dual_clip={cfg.dual_clip} clip_on={cfg.clip} agg={cfg.loss_agg_mode}",
+             f"needs={ {k: v for k, v in vars(needs).items() if v} }",
+             f"actor.entropy_coef={args.actor.entropy_coef}"]
+    return "[openrlhf-steer] " + " | ".join(parts)
+
+
+def launch(argv: Sequence[str]) -> int:
+    argv = list(argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print_help()
+        return 0
+    require_openrlhf()
+    spec, rest = split_argv(argv)
+    if not spec.enabled:
+        print("[openrlhf-steer] --entropy.method none: running OpenRLHF train_ppo_ray unpatched", flush=True)
+        run_openrlhf_main(rest, on_args=lambda args: None)
+        return 0
+
+    from .ray_actors import install_driver_swaps
+
+    install_driver_swaps()
+
+    def on_args(args) -> None:
+        needs = apply_method_args(args, spec)
+        if args.train.async_enable and (needs.advantage_hooks or needs.old_entropy):
+            raise EntropyArgsError(
+                f"--entropy.method {','.join(spec.names)} runs hooks in the synchronous PPOTrainer; "
+                f"drop --train.async_enable."
+            )
+        if needs.advantage_hooks and args.algo.kl.init_coef > 0 and not args.algo.kl.use_loss:
+            raise EntropyArgsError(
+                f"--entropy.method {','.join(spec.names)} recomputes advantages from raw rewards, which would drop "
+                f"OpenRLHF's KL-in-reward term; use --algo.kl.init_coef 0 or --algo.kl.use_loss."
+            )
+        print(_summary(args, spec, needs), flush=True)
+
+    try:
+        run_openrlhf_main(rest, on_args)
+    except EntropyArgsError as exc:
+        print(f"openrlhf-steer train: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return launch(sys.argv[1:] if argv is None else argv)
