@@ -418,8 +418,9 @@ def run_python(code: str, stdin: str = "", limits: Optional[SandboxLimits] = Non
     ``exception``), the SystemExit code otherwise; a run that hit a limit has status != "ok".
     """
     limits = limits or SandboxLimits()
-    return _run({"driver": None, "payload": {"code": code, "stdin": stdin,
-                                             "time_limit": limits.wall_timeout}}, limits)
+    # captured stdout stays well under the parent's read cap, so the result message fits
+    return _run({"driver": None, "payload": {"code": code, "stdin": stdin, "time_limit": limits.wall_timeout,
+                                             "max_output_chars": limits.max_output_bytes // 4}}, limits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,15 +492,17 @@ def _install_guard(workdir: str) -> None:
 def _apply_limits(job: Dict[str, Any]) -> None:
     import resource
 
-    def cap(which: int, value: Optional[int]) -> None:
+    def cap(which: int, value: Optional[int], slack: int = 0) -> None:
         if value is None or value <= 0:
             return
         _, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
-        resource.setrlimit(which, (value, value))
+            slack = min(slack, hard - value)
+        resource.setrlimit(which, (value, value + slack))
 
-    cap(resource.RLIMIT_CPU, int(job["cpu_seconds"]))
+    # CPU: SIGXCPU at the soft limit (reported as cpu_limit), SIGKILL one second later if ignored.
+    cap(resource.RLIMIT_CPU, int(job["cpu_seconds"]), slack=1)
     cap(resource.RLIMIT_FSIZE, int(job["file_size_bytes"]))
     if job.get("memory_bytes"):
         cap(resource.RLIMIT_AS, int(job["memory_bytes"]))
