@@ -18,7 +18,7 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 
 from openrlhf_steer.methods.base import (
-    LossInputs, Method, MethodConfig, check_choice, check_range, register_method,
+    LossInputs, Method, MethodConfig, check_choice, check_range, inputs_for_metric, register_method,
 )
 from openrlhf_steer.methods.sampling import choose_random_tokens
 
@@ -79,6 +79,9 @@ class PosAdvReweight(Method):
         super().__init__(config)
         self.lam = float(self.config.lambda_init)
         self.steps_seen = 0
+
+    def required_inputs(self) -> tuple:
+        return inputs_for_metric(self.config.entropy_metric) if self.config.schedule == "entropy" else ()
 
     def current_lambda(self, inputs: LossInputs) -> float:
         c = self.config

@@ -238,6 +238,14 @@ def check_choice(config: Any, name: str, choices: Iterable[Any]) -> None:
 
 STAT_SCOPES = ("micro_batch", "mini_batch")
 
+# Loss metrics a controller may read in on_step_end, and the LossInputs field each one needs.
+METRIC_INPUTS = {"entropy/old_mean": "old_entropy", "entropy/current_mean": "entropy"}
+
+
+def inputs_for_metric(metric: str) -> tuple:
+    """LossInputs fields that must be provided for the loss to report ``metric`` (none for sampled_nll)."""
+    return (METRIC_INPUTS[metric],) if metric in METRIC_INPUTS else ()
+
 
 # --------------------------------------------------------------------------------------------------
 # Registry

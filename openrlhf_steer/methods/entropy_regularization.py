@@ -9,7 +9,9 @@ from typing import Any, Dict, Mapping, Optional
 
 import torch
 
-from openrlhf_steer.methods.base import LossInputs, Method, MethodConfig, check_range, register_method
+from openrlhf_steer.methods.base import (
+    LossInputs, Method, MethodConfig, check_range, inputs_for_metric, register_method,
+)
 
 Tensor = torch.Tensor
 
@@ -78,6 +80,9 @@ class AdaptiveEntropy(Method):
         super().__init__(config)
         self.coef = float(self.config.coef_init)
         self.enabled = False
+
+    def required_inputs(self) -> tuple:
+        return tuple(dict.fromkeys(("entropy",) + inputs_for_metric(self.config.entropy_metric)))
 
     def extra_token_terms(self, inputs: LossInputs, per_token: Dict[str, Tensor]) -> Dict[str, Tensor]:
         scale = self.coef if self.enabled else 0.0

@@ -1,0 +1,116 @@
+"""Registry, config documentation/validation, composition, controller state, estimators."""
+import dataclasses
+import math
+import typing
+
+import pytest
+import torch
+from steertest_core import LN, make_inputs, t
+
+from openrlhf_steer.estimators import covariance_entropy_change, first_order_entropy_change, kl_estimate
+from openrlhf_steer.loss import PolicyLoss
+from openrlhf_steer.methods import (
+    LossConfig, available_methods, build_method, compose_methods, describe_methods, get_method_class,
+)
+
+EXPECTED = {
+    "grpo", "steer", "pos_adv_reweight", "rand_pos_clip", "positive_only", "negative_only", "quadrant",
+    "clip_higher", "clip_lower", "clip_tighter", "clip_free", "entropy_loss", "adaptive_entropy", "clip_cov",
+    "kl_cov", "entropy_advantage", "forking_tokens", "w_reinforce", "gtpo", "edge_grpo", "opo",
+    "unlikeliness_reward", "kl_penalty",
+}
+SIMPLE_TYPES = {float, int, str, bool, typing.Optional[float], typing.Optional[int], typing.Optional[str]}
+
+
+def test_every_contract_method_is_registered():
+    assert EXPECTED <= set(available_methods())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_configs_are_documented_simple_and_validated(name):
+    cls = get_method_class(name)
+    assert cls.paper and cls.__doc__
+    hints = typing.get_type_hints(cls.config_cls)
+    for f in dataclasses.fields(cls.config_cls):
+        assert "default" in f.metadata.get("help", ""), f"{name}.{f.name} help must state the default"
+        assert hints[f.name] in SIMPLE_TYPES, f"{name}.{f.name} has type {hints[f.name]}"
+    build_method(name)  # defaults validate
+    assert name in describe_methods([name])
+
+
+@pytest.mark.parametrize("name,option,value", [
+    ("pos_adv_reweight", "schedule", "cosine"), ("pos_adv_reweight", "step_size", -0.1),
+    ("rand_pos_clip", "clip_fraction", 1.5), ("quadrant", "fraction", -0.1), ("quadrant", "band", "mid"),
+    ("clip_higher", "eps_high", -1.0), ("clip_lower", "eps_low", 2.0), ("clip_tighter", "eps_low", -0.1),
+    ("entropy_loss", "coef", float("nan")), ("adaptive_entropy", "coef_max", -1.0), ("clip_cov", "cov_ub", 0.5),
+    ("kl_cov", "kl_ratio", 2.0), ("entropy_advantage", "alpha", -1.0), ("forking_tokens", "top_entropy_fraction", 0.0),
+    ("w_reinforce", "mode", "both"), ("gtpo", "level", "paragraph"), ("edge_grpo", "entropy_mean", "median"),
+    ("unlikeliness_reward", "beta", 2.0), ("kl_penalty", "estimator", "k4"), ("steer", "omega_floor", 0.0),
+])
+def test_out_of_range_options_name_the_field(name, option, value):
+    with pytest.raises(ValueError, match=option):
+        build_method(name, **{option: value})
+
+
+def test_unknown_names_and_options():
+    with pytest.raises(ValueError, match="unknown entropy-control method 'steerr'"):
+        build_method("steerr")
+    with pytest.raises(ValueError, match="no option"):
+        build_method("steer", lambda_minimum=0.5)
+
+
+def test_compose_multiplies_weights_chains_configs_and_sums_terms():
+    # positive_only (weights [1, 0]) x pos_adv constant 0.5 (weights [0.5, 1]) -> [0.5, 0];
+    # clip_free removes the clip; kl_penalty k1 adds 0.1 * (log p - log p_ref).
+    methods = [build_method("positive_only"), build_method("pos_adv_reweight", schedule="constant", lambda_value=0.5),
+               build_method("clip_free"), build_method("kl_penalty", coef=0.1, estimator="k1", clamp=None)]
+    combo = compose_methods(methods)
+    inputs = make_inputs([[LN(1.5), LN(1.0)]], [[1.0, -1.0]], old_log_probs=[[0.0, 0.0]], ref_log_probs=[[0.0, 0.0]])
+    loss, m = PolicyLoss(LossConfig(), combo)(inputs)
+    # pg: t0 -A r w = -1.5 * 0.5 (no clip), t1 weight 0; kl: 0.1 * (ln 1.5 + 0)
+    assert loss.item() == pytest.approx((-0.75 + 0.1 * math.log(1.5)) / 2)
+    assert m["weights/mean"] == pytest.approx(0.25)
+    assert combo.required_inputs() == ("ref_log_probs",)
+    assert compose_methods([methods[0]]) is methods[0]
+    with pytest.raises(ValueError, match="advantage estimator"):
+        compose_methods([build_method("opo"), build_method("gtpo")])
+
+
+def test_composed_controller_state_round_trip():
+    def make():
+        return compose_methods([build_method("pos_adv_reweight", schedule="entropy"),
+                                build_method("adaptive_entropy", entropy_metric="entropy/old_mean")])
+    a = make()
+    for h in (0.5, 0.1, 0.3):
+        a.on_step_end({"entropy/old_mean": h})
+    b = make()
+    b.load_state_dict(a.state_dict())
+    assert b.controller_values() == a.controller_values()
+    a.on_step_end({"entropy/old_mean": 0.05})
+    b.on_step_end({"entropy/old_mean": 0.05})
+    assert b.state_dict() == a.state_dict() and "pos_adv_lambda" in a.controller_values()
+    with pytest.raises(ValueError, match="method list changed"):
+        compose_methods([build_method("steer"), build_method("kl_penalty")]).load_state_dict(a.state_dict())
+
+
+def test_first_order_estimator_formula():
+    # p = 0.8, p_old = 0.5, H = 0.7, A = -2: Omega = -2 / 0.5 * 0.8 * 0.04 * (ln 0.8 + 0.7)
+    omega = first_order_entropy_change(t([[LN(0.8)]]), t([[LN(0.5)]]), t([[0.7]]), t([[-2.0]]))
+    assert omega.item() == pytest.approx(-4 * 0.8 * 0.04 * (math.log(0.8) + 0.7))
+    omega1 = first_order_entropy_change(t([[LN(0.8)]]), t([[LN(0.5)]]), t([[0.7]]), t([[-2.0]]), prob_power=1)
+    assert omega1.item() == pytest.approx(-4 * 0.8 * 0.2 * (math.log(0.8) + 0.7))
+
+
+def test_covariance_estimator_per_token_and_batch():
+    # A = [1, -1, (masked 7)], log p = [-1, -3, (masked 0)]: means 0 and -2 -> cov = [1*1, -1*-1] = [1, 1]
+    mask = t([[1, 1, 0]]).bool()
+    cov = covariance_entropy_change(t([[-1.0, -3.0, 0.0]]), t([[1.0, -1.0, 7.0]]), mask)
+    assert torch.allclose(cov, t([[1.0, 1.0, 0.0]]))
+    batch = covariance_entropy_change(t([[-1.0, -3.0, 0.0]]), t([[1.0, -1.0, 7.0]]), mask, reduction="mean")
+    assert batch.item() == pytest.approx(1.0)
+
+
+def test_kl_estimate_pure_function():
+    lp, ref = t([[LN(0.5)]]), t([[LN(0.25)]])
+    assert kl_estimate(lp, ref, "k3").item() == pytest.approx(math.log(2) - 0.5)
+    assert kl_estimate(lp, ref, "k1", clamp=0.1).item() == pytest.approx(0.1)
