@@ -23,7 +23,7 @@ import torch
 
 Tensor = torch.Tensor
 
-DEFAULT_CHUNK_ROWS = 1024
+DEFAULT_CHUNK_ROWS = 512
 
 
 def _compute_dtype(logits: Tensor) -> torch.dtype:
@@ -31,44 +31,73 @@ def _compute_dtype(logits: Tensor) -> torch.dtype:
     return torch.float64 if logits.dtype == torch.float64 else torch.float32
 
 
-def _chunk_stats(z: Tensor, labels: Tensor, with_entropy: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """float32 chunk [R, V] -> (logsumexp [R], log_prob [R], entropy [R] or None)."""
-    row_max = z.amax(dim=-1, keepdim=True)
-    # +inf / -inf logits have no defined softmax; callers validate finiteness beforehand.
-    shifted = z - row_max
+def _shifted_chunk(chunk: Tensor, dtype: torch.dtype, inv_temperature: float) -> Tuple[Tensor, Tensor]:
+    """(z - max z) for one chunk in ``dtype`` as ONE new buffer, and max z [R]; z = chunk / temperature."""
+    row_max = chunk.amax(dim=-1, keepdim=True).to(dtype)
+    if chunk.dtype == dtype:
+        shifted = chunk - row_max  # new buffer; the caller's logits are never modified
+    else:
+        shifted = chunk.to(dtype).sub_(row_max)  # the upcast copy is the only buffer
+    if inv_temperature != 1.0:
+        shifted.mul_(inv_temperature)
+    return shifted, row_max.squeeze(-1) * inv_temperature
+
+
+def _chunk_stats(shifted: Tensor, z_max: Tensor, labels: Tensor, with_entropy: bool
+                 ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """From (z - max z) [R, V]: logsumexp [R], log_prob of labels [R], entropy [R] or None.
+
+    Two [R, V] buffers at most (``shifted`` and its exp), never a third for the entropy.
+    """
     exp_shifted = shifted.exp()
     sum_exp = exp_shifted.sum(dim=-1)
-    lse = row_max.squeeze(-1) + sum_exp.log()
-    log_prob = z.gather(-1, labels.unsqueeze(-1)).squeeze(-1) - lse
+    log_sum = sum_exp.log()
+    log_prob = shifted.gather(-1, labels.unsqueeze(-1)).squeeze(-1) - log_sum
     entropy = None
     if with_entropy:
-        # sum_v p_v z_v as a batched dot product: no extra [R, V] buffer.
+        # H = log(sum exp) - sum_v p_v (z_v - max): the second term as a batched dot product.
         weighted = torch.bmm(exp_shifted.unsqueeze(1), shifted.unsqueeze(2)).view(-1) / sum_exp
-        # H = lse - sum p z = log(sum_exp) - sum p (z - max)
-        entropy = sum_exp.log() - weighted
-    return lse, log_prob, entropy
+        entropy = log_sum - weighted
+    return z_max + log_sum, log_prob, entropy
+
+
+def _row_chunks(n_rows: int, rows: Optional[Tensor], chunk_rows: int):
+    """Yield (output slice, row selector) per chunk: a slice of logits, or the index tensor of masked rows."""
+    for start in range(0, n_rows, chunk_rows):
+        stop = min(start + chunk_rows, n_rows)
+        yield slice(start, stop), (slice(start, stop) if rows is None else rows[start:stop])
+
+
+def _take(tensor: Tensor, selector) -> Tensor:
+    return tensor[selector] if isinstance(selector, slice) else tensor.index_select(0, selector)
 
 
 class _ChunkedLogProbEntropy(torch.autograd.Function):
+    """Autograd over [N, V] logits (optionally only the ``rows`` listed); saves only logits + per-row stats."""
+
     @staticmethod
-    def forward(ctx, logits2d: Tensor, labels1d: Tensor, temperature: float, chunk_rows: int, with_entropy: bool):
-        n_rows = logits2d.shape[0]
+    def forward(ctx, logits2d: Tensor, labels1d: Tensor, rows: Optional[Tensor], temperature: float, chunk_rows: int,
+                with_entropy: bool, check_finite: bool):
+        n_rows = logits2d.shape[0] if rows is None else rows.numel()
         device = logits2d.device
         dtype = _compute_dtype(logits2d)
         lse = torch.empty(n_rows, dtype=dtype, device=device)
         log_probs = torch.empty(n_rows, dtype=dtype, device=device)
         entropy = torch.empty(n_rows if with_entropy else 0, dtype=dtype, device=device)
-        for start in range(0, n_rows, chunk_rows):
-            stop = min(start + chunk_rows, n_rows)
-            z = logits2d[start:stop].to(dtype)
-            if temperature != 1.0:
-                z = z / temperature
-            chunk_lse, chunk_lp, chunk_h = _chunk_stats(z, labels1d[start:stop], with_entropy)
-            lse[start:stop] = chunk_lse
-            log_probs[start:stop] = chunk_lp
+        for out, sel in _row_chunks(n_rows, rows, chunk_rows):
+            shifted, z_max = _shifted_chunk(_take(logits2d, sel), dtype, 1.0 / temperature)
+            chunk_lse, chunk_lp, chunk_h = _chunk_stats(shifted, z_max, _take(labels1d, sel), with_entropy)
+            del shifted
+            if check_finite and not (torch.isfinite(chunk_lp).all() and (chunk_h is None or torch.isfinite(chunk_h).all())):
+                raise ValueError("logits contain NaN or inf (at a selected token): the log-prob or entropy is not "
+                                 "finite; check the model forward / mixed precision, or mask those positions")
+            lse[out] = chunk_lse
+            log_probs[out] = chunk_lp
             if with_entropy:
-                entropy[start:stop] = chunk_h
-        ctx.save_for_backward(logits2d, labels1d, lse, entropy)
+                entropy[out] = chunk_h
+        ctx.save_for_backward(logits2d, labels1d, rows if rows is not None else torch.empty(0, dtype=torch.long),
+                              lse, entropy)
+        ctx.has_rows = rows is not None
         ctx.temperature = temperature
         ctx.chunk_rows = chunk_rows
         ctx.with_entropy = with_entropy
@@ -78,31 +107,38 @@ class _ChunkedLogProbEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_log_probs: Optional[Tensor], grad_entropy: Optional[Tensor], _grad_lse: Optional[Tensor]):
-        logits2d, labels1d, lse, entropy = ctx.saved_tensors
+        logits2d, labels1d, rows, lse, entropy = ctx.saved_tensors
+        rows = rows if ctx.has_rows else None
+        nones = (None,) * 6
         if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None
+            return (None,) + nones
         tau = ctx.temperature
-        grad_logits = torch.empty_like(logits2d)
+        grad_logits = torch.zeros_like(logits2d) if rows is not None else torch.empty_like(logits2d)
         use_entropy_grad = ctx.with_entropy and grad_entropy is not None
-        for start in range(0, logits2d.shape[0], ctx.chunk_rows):
-            stop = min(start + ctx.chunk_rows, logits2d.shape[0])
-            z = logits2d[start:stop].to(lse.dtype)
-            if tau != 1.0:
-                z = z / tau
-            log_p = z - lse[start:stop].unsqueeze(-1)
+        for out, sel in _row_chunks(lse.numel(), rows, ctx.chunk_rows):
+            # log p = z - lse, rebuilt in one buffer that then becomes the gradient (in place).
+            log_p = _take(logits2d, sel).to(lse.dtype) * (1.0 / tau)
+            log_p.sub_(lse[out].unsqueeze(-1))
             p = log_p.exp()
-            g = torch.zeros_like(z)
-            if grad_log_probs is not None:
-                g_lp = grad_log_probs[start:stop].to(z.dtype).unsqueeze(-1)
-                g.sub_(p * g_lp)
-                g.scatter_add_(-1, labels1d[start:stop].unsqueeze(-1), g_lp)
             if use_entropy_grad:
-                g_h = grad_entropy[start:stop].to(z.dtype).unsqueeze(-1)
-                g.sub_(g_h * p * (log_p + entropy[start:stop].unsqueeze(-1)))
+                g_h = grad_entropy[out].to(p.dtype).unsqueeze(-1)
+                # dH/dz = -p (log p + H)
+                grad = log_p.add_(entropy[out].unsqueeze(-1)).mul_(p).mul_(-g_h)
+            else:
+                grad = log_p.zero_()
+            if grad_log_probs is not None:
+                g_lp = grad_log_probs[out].to(p.dtype).unsqueeze(-1)
+                # d log p_y / dz = onehot(y) - p
+                grad.addcmul_(p, g_lp, value=-1.0)
+                grad.scatter_add_(-1, _take(labels1d, sel).unsqueeze(-1), g_lp)
+            del p
             if tau != 1.0:
-                g.div_(tau)
-            grad_logits[start:stop] = g.to(grad_logits.dtype)
-        return grad_logits, None, None, None, None
+                grad.div_(tau)
+            if isinstance(sel, slice):
+                grad_logits[sel] = grad.to(grad_logits.dtype)
+            else:
+                grad_logits.index_copy_(0, sel, grad.to(grad_logits.dtype))
+        return (grad_logits,) + nones
 
 
 def _check_inputs(logits: Tensor, labels: Tensor, temperature: float, mask: Optional[Tensor], chunk_rows: int) -> None:
@@ -138,33 +174,29 @@ def token_logprobs_and_entropy(
         labels: [B, T] token ids whose log-prob is returned.
         temperature: logits are divided by it (the sampling temperature of the rollout).
         mask: optional [B, T]; only rows with a nonzero mask are computed, the others return 0.
-        chunk_rows: rows per chunk (peak extra memory ~ 3 * chunk_rows * V * 4 bytes).
+        chunk_rows: rows per chunk (peak extra memory ~ 2 * chunk_rows * V * 4 bytes forward).
         with_entropy: also return the entropy (fused into the same pass); else ``None``.
         entropy_grad: if True the entropy carries a gradient to ``logits`` (entropy loss);
             if False it is returned detached.
-        check_finite: raise a ValueError if any (selected) logit is NaN or +-inf.
+        check_finite: raise a ValueError if a selected token's log-prob or entropy is not finite
+            (NaN / +inf logits, or -inf at the label); checked per chunk, no extra pass.
 
     Returns:
         ``(log_probs, entropy)``, float32 [B, T] (float64 for float64 logits); ``entropy`` is None when ``with_entropy`` is False.
     """
     _check_inputs(logits, labels, temperature, mask, chunk_rows)
     batch, seq, vocab = logits.shape
-    flat_logits = logits.reshape(batch * seq, vocab)
+    flat_logits = logits.reshape(batch * seq, vocab)  # a view for contiguous logits: no copy
     flat_labels = labels.reshape(batch * seq).long()
     rows = None
     if mask is not None:
         rows = mask.reshape(-1).bool().nonzero().squeeze(-1)
-        flat_logits = flat_logits.index_select(0, rows)
-        flat_labels = flat_labels.index_select(0, rows)
-    if flat_labels.numel() and (int(flat_labels.min()) < 0 or int(flat_labels.max()) >= vocab):
+    selected_labels = flat_labels if rows is None else flat_labels.index_select(0, rows)
+    if selected_labels.numel() and (int(selected_labels.min()) < 0 or int(selected_labels.max()) >= vocab):
         raise ValueError(f"labels contain ids outside [0, {vocab}); mask padding positions or fix the tokenizer/vocab size")
-    if check_finite and flat_logits.numel():
-        for start in range(0, flat_logits.shape[0], chunk_rows):
-            if not torch.isfinite(flat_logits[start:start + chunk_rows]).all():
-                raise ValueError("logits contain NaN or inf (at a selected token); check the model forward / mixed precision")
 
     log_probs_sel, entropy_sel, _ = _ChunkedLogProbEntropy.apply(
-        flat_logits, flat_labels, float(temperature), int(chunk_rows), bool(with_entropy)
+        flat_logits, flat_labels, rows, float(temperature), int(chunk_rows), bool(with_entropy), bool(check_finite)
     )
     if with_entropy and not entropy_grad:
         entropy_sel = entropy_sel.detach()
