@@ -59,10 +59,16 @@ class SteerPolicyModelActor(_PolicyBase):
             return
         rank = strategy.get_rank() if hasattr(strategy, "get_rank") else 0
         self._entropy_control = enable_entropy_control(self.trainer, spec, strategy.args, max_steps=max_steps, rank=rank)
-        saved = (self.checkpoint_states or {}).get(STATE_KEY)
-        if saved:
-            self._entropy_control.load_state_dict(saved)
-            strategy.print(f"entropy control: restored controller state at optimizer step {saved.get('optimizer_step')}")
+        self._restore_entropy_control(self.checkpoint_states)
+
+    def _restore_entropy_control(self, checkpoint_states) -> bool:
+        """Load our controller state from OpenRLHF's resumed checkpoint client states, if present."""
+        saved = (checkpoint_states or {}).get(STATE_KEY)
+        if not saved or self._entropy_control is None:
+            return False
+        self._entropy_control.load_state_dict(saved)
+        self.strategy.print(f"entropy control: restored controller state at optimizer step {saved.get('optimizer_step')}")
+        return True
 
     # -- rollout (old) policy entropy ----------------------------------------------------------------
     def forward(self, sequences, action_mask=None, attention_mask=None, packed_seq_lens=None, mm_train_inputs_list=None):

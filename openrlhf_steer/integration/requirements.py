@@ -6,6 +6,14 @@ from typing import Iterable, List
 
 # Methods whose loss differentiates the current-policy entropy (entropy bonus terms).
 _ENTROPY_GRAD_METHODS = {"entropy_loss", "adaptive_entropy"}
+# Advantage methods that read GroupInputs.entropy (per-token rollout entropy) in the PPOTrainer; a
+# method may also declare it with a ``group_requires`` class attribute.
+_GROUP_ENTROPY_METHODS = {"edge_grpo", "gtpo"}
+
+
+def _needs_group_entropy(method) -> bool:
+    declared = tuple(getattr(method, "group_requires", ()))
+    return "entropy" in declared or method.name in _GROUP_ENTROPY_METHODS
 
 
 @dataclass(frozen=True)
@@ -42,11 +50,7 @@ def method_needs(methods: Iterable) -> MethodNeeds:
         entropy_grad=any(getattr(m, "differentiates_entropy", m.name in _ENTROPY_GRAD_METHODS) for m in methods)
         and "entropy" in required,
         # Advantage methods that read per-token entropy (GTPO, Edge-GRPO) get the rollout entropy too.
-        old_entropy="old_entropy" in required or any(
-            ("entropy" in _required(m) or "old_entropy" in _required(m))
-            and (_overrides(m, "shape_rewards") or _overrides(m, "compute_advantages"))
-            for m in methods
-        ),
+        old_entropy="old_entropy" in required or any(_needs_group_entropy(m) for m in methods),
         ref_log_probs="ref_log_probs" in required,
         advantage_hooks=any(_overrides(m, "shape_rewards") or _overrides(m, "compute_advantages") for m in methods),
         window_stats=any(bool(getattr(m, "needs_window_stats", False)) for m in methods),
