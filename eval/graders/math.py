@@ -36,7 +36,7 @@ MATH_GRADERS = ("math_verify", "qwen")
 INNER_TIMEOUT = 5  # seconds; Math-Verify's default parse/verify timeouts, also used for the Qwen symbolic step
 
 
-class _InnerTimeout(Exception):
+class _InnerTimeout(BaseException):  # BaseException: sympy swallows Exception internally
     pass
 
 
