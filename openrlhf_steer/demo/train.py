@@ -95,6 +95,8 @@ class MethodRun:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=rl.lr, betas=tuple(rl.betas))
         self.step = 0
         self.optimizer_steps = 0
+        # Callables (inputs, effective LossConfig) -> None that see every micro-batch (analyses).
+        self.observers: List[Callable[[LossInputs, LossConfig], None]] = []
 
     # ------------------------------------------------------------------------------------------
     def checkpoint_state(self) -> Dict[str, Any]:
@@ -157,6 +159,8 @@ class MethodRun:
             inputs.window_stats = window_stats
             loss, metrics = self.loss_fn(inputs, num_tokens=window_tokens)
             loss.backward()
+            for observe in self.observers:
+                observe(inputs, self.method.loss_config(self.loss_fn.loss_config))
             share = float(inputs.action_mask.sum()) / max(window_tokens, 1.0)
             for key, value in metrics.items():
                 if key == "tokens/valid":

