@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _config import TableConfig, load_config  # noqa: E402
+from repro_config import TableConfig, load_config  # noqa: E402
 
 NOT_FOUND = "n/a (not found)"
 NOT_RUN = "not run"

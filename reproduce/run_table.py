@@ -7,7 +7,7 @@
 Per row, in ``<output-dir>/rows/<row>/``:
   1. data    the table's prompt dataset (reproduce/prepare_data.py; shared by rows, resumable)
   2. train   ``python -m openrlhf_steer.train ...`` (OpenRLHF 0.11.2 flags + --entropy.*); ``train.done.json``
-  3. select  the checkpoint rule of the table (reproduce/_selection.py); ``selection.json``
+  3. select  the checkpoint rule of the table (reproduce/repro_selection.py); ``selection.json``
   4. eval    ``openrlhf-steer-eval`` on the chosen checkpoint with the paper's sampling; ``eval/results.json``
   5. result  ``result.json``: the row is done. Re-running skips done rows and finished stages (resume).
 Finally ``<output-dir>/<table>.md`` / ``.json``: ours / paper / difference per benchmark.
@@ -32,9 +32,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
-import _pipeline as pipeline  # noqa: E402
-from _config import ConfigError, Row, TableConfig, load_config, select_rows  # noqa: E402
-from _selection import candidates, pick_best, pick_last, validate_policy  # noqa: E402
+import repro_pipeline as pipeline  # noqa: E402
+from repro_config import ConfigError, Row, TableConfig, load_config, select_rows  # noqa: E402
+from repro_selection import candidates, pick_best, pick_last, validate_policy  # noqa: E402
 from assemble_table import assemble  # noqa: E402
 
 
@@ -87,18 +87,18 @@ class DryRunExecutor(Executor):
 
 
 class SmokeExecutor(Executor):
-    """Training goes to the CPU trainer (reproduce/_smoke.py); everything else runs for real."""
+    """Training goes to the CPU trainer (reproduce/repro_smoke.py); everything else runs for real."""
 
     def __init__(self, steps: int, echo=print):
         super().__init__(echo)
         self.steps = steps
 
     def train(self, cmd: Sequence[str], row_dir: Path) -> None:
-        import _smoke
+        import repro_smoke
 
         self.echo(f"[train] {pipeline.shell_join(cmd)}")
         self.echo(f"[train] --smoke: executing the command above with the CPU trainer ({self.steps} steps)")
-        _smoke.train_from_command(list(cmd), steps=self.steps, log_path=row_dir / "train.log")
+        repro_smoke.train_from_command(list(cmd), steps=self.steps, log_path=row_dir / "train.log")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -118,9 +118,9 @@ class TableRunner:
         validate_policy(config.values("selection"))
         self.smoke = None
         if args.smoke:
-            import _smoke
+            import repro_smoke
 
-            self.smoke = _smoke.SmokeSetup(self.out / "smoke", data_dir=Path(args.data_dir or default_data_dir()))
+            self.smoke = repro_smoke.SmokeSetup(self.out / "smoke", data_dir=Path(args.data_dir or default_data_dir()))
 
     # -- helpers ------------------------------------------------------------------------------
     def recipe(self, row: Row) -> Dict[str, Any]:

@@ -309,7 +309,7 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
                 opt.step()
                 optimizer_steps += 1
                 impl.on_step_end(metrics)
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
             entropy = float((old_ent * mask).sum() / mask.sum().clamp_min(1))
             record = {"step": step, "reward_mean": float(rewards.mean()), "loss": sum(losses) / len(losses),
                       "entropy": entropy, "updates": len(losses), "controller": impl.controller_values()}

@@ -1,0 +1,194 @@
+"""Command building, layout mapping, eval-result reading, checkpoint selection, table assembly, resume."""
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from steertest_reproduce import REPRODUCE
+
+import repro_pipeline as P  # noqa: E402
+from assemble_table import assemble, build_table, mean_of, render_markdown  # noqa: E402
+from repro_config import load_config  # noqa: E402
+from repro_selection import candidates, list_checkpoints, pick_best, pick_last, validate_policy  # noqa: E402
+
+
+def flag_values(flags, name):
+    i = flags.index(name)
+    out = []
+    for tok in flags[i + 1:]:
+        if tok.startswith("--"):
+            break
+        out.append(tok)
+    return out
+
+
+BASE = {"prompts_per_rollout": 512, "samples_per_prompt": 8, "mini_batch_prompts": 32, "max_prompt_len": 1024,
+        "max_response_len": 3072, "eps_clip_low": 0.2, "eps_clip_high": 0.28, "dual_clip": 10.0, "lr": 1e-6,
+        "lr_scheduler": "constant", "gradient_checkpointing": True, "packing_samples": False}
+
+
+def test_recipe_flags_map_paper_units_to_openrlhf():
+    f = P.recipe_flags(BASE)
+    assert flag_values(f, "--train.batch_size") == ["256"]  # 32 prompts x 8 responses
+    assert flag_values(f, "--rollout.batch_size") == ["512"]
+    assert flag_values(f, "--data.max_len") == ["4096"]  # 1024 + 3072
+    assert flag_values(f, "--rollout.max_new_tokens") == ["3072"]
+    assert flag_values(f, "--actor.eps_clip_low_high") == ["0.2", "0.28"]
+    assert flag_values(f, "--actor.dual_clip") == ["10.0"]
+    assert flag_values(f, "--actor.lr_warmup_ratio") == ["0"]
+    assert "--actor.gradient_checkpointing_enable" in f and "--ds.packing_samples" not in f
+
+
+def test_updates_per_rollout_sets_the_mini_batch():
+    recipe = {k: v for k, v in BASE.items() if k != "mini_batch_prompts"}
+    for n_update, expected in ((1, 4096), (2, 2048), (4, 1024)):
+        f = P.recipe_flags(dict(recipe, updates_per_rollout=n_update))
+        assert flag_values(f, "--train.batch_size") == [str(expected)]  # 512/N prompts x 8
+    with pytest.raises(ValueError, match="must divide"):
+        P.recipe_flags(dict(recipe, updates_per_rollout=3))
+    with pytest.raises(ValueError, match="not both"):
+        P.recipe_flags(dict(BASE, updates_per_rollout=2))
+    with pytest.raises(ValueError, match="no OpenRLHF mapping"):
+        P.recipe_flags(dict(BASE, learning_rate=1))
+
+
+def test_layout_flags():
+    lay = P.Layout(nodes=2, gpus_per_node=8, vllm_tp=4, colocate=True)
+    f = lay.flags()
+    assert flag_values(f, "--actor.num_nodes") == ["2"] and flag_values(f, "--actor.num_gpus_per_node") == ["8"]
+    assert flag_values(f, "--vllm.num_engines") == ["4"] and flag_values(f, "--vllm.tensor_parallel_size") == ["4"]
+    assert "--train.colocate_all" in f and "--vllm.enable_sleep" in f
+    assert "--train.colocate_all" not in P.Layout(colocate=False).flags()
+    with pytest.raises(ValueError, match="--vllm-tp=3"):
+        P.Layout(gpus_per_node=8, vllm_tp=3).validate()
+    with pytest.raises(ValueError, match="--gpus=0"):
+        P.Layout(gpus_per_node=0).validate()
+
+
+def test_method_flags():
+    assert P.method_flags("steer", {"mapping": "linear", "lambda_min": 0.8}) == [
+        "--entropy.method", "steer", "--entropy.steer.mapping", "linear", "--entropy.steer.lambda_min", "0.8"]
+
+
+def test_eval_command():
+    cmd = P.eval_command(Path("/m"), ["aime24", "amc23"], {"n": 32, "k": [1, 32], "temperature": 1.0, "top_p": 0.7,
+                                                            "max_tokens": 3072, "prompt_template": "boxed"},
+                         Path("/o"), "vllm", {"limit": 2, "trust_remote_code": True})
+    assert cmd[1:3] == ["-m", "openrlhf_steer_eval.cli"]
+    assert flag_values(cmd, "--benchmarks") == ["aime24,amc23"] and flag_values(cmd, "--k") == ["1,32"]
+    assert flag_values(cmd, "--top-p") == ["0.7"] and flag_values(cmd, "--limit") == ["2"]
+    assert "--trust-remote-code" in cmd and cmd[-2:] == ["--output-dir", "/o"]
+
+
+def write_results(out: Path, metrics):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"metrics": metrics}))
+
+
+def test_read_eval_scores_prefers_math_verify_and_converts_to_percent(tmp_path):
+    write_results(tmp_path, {
+        "aime24/math_verify/avg@32": 0.25, "aime24/qwen/avg@32": 0.3, "aime24/math_verify/pass@k:k=32&n=32": 0.5,
+        "amc23/qwen/avg@32": 0.625, "ifeval/strict_prompt/avg@4": 0.5,
+    })
+    assert P.read_eval_scores(tmp_path, "avg@k", ["aime24", "amc23"]) == {"aime24": 25.0, "amc23": 62.5}
+    assert P.read_eval_scores(tmp_path, "pass@32") == {"aime24": 50.0}
+    with pytest.raises(FileNotFoundError, match="results.json"):
+        P.read_eval_scores(tmp_path / "nope", "avg@k")
+
+
+def test_selection_rules(tmp_path):
+    for step in (10, 20, 80, 90, 100):
+        (tmp_path / f"global_step{step}_hf").mkdir()
+    (tmp_path / "global_step5").mkdir()  # a DeepSpeed checkpoint, not an HF one
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [10, 20, 80, 90, 100]
+    assert [s for s, _ in candidates(tmp_path, min_step=80, every=10)] == [80, 90, 100]
+    assert [s for s, _ in candidates(tmp_path, min_step=0, every=20)] == [20, 80, 100]
+    assert pick_last(tmp_path)[0] == 100
+    assert pick_best({80: 30.0, 90: 35.0, 100: 35.0}) == 90  # tie: the earlier step (strict improvement only)
+    with pytest.raises(ValueError, match="no candidate"):
+        pick_best({})
+    with pytest.raises(FileNotFoundError):
+        pick_last(tmp_path / "empty")
+    with pytest.raises(ValueError, match="unknown"):
+        validate_policy({"policy": "median"})
+
+
+def test_table_assembly_ours_paper_diff(tmp_path):
+    cfg = load_config(REPRODUCE / "configs" / "posadv_main_qwen25_math_7b.yaml")
+    scores = {"aime24": 30.0, "aime25": 20.0, "amc23": 60.0, "math500": 80.0, "minerva_math": 40.0}
+    row_dir = tmp_path / "rows" / "grpo"
+    row_dir.mkdir(parents=True)
+    (row_dir / "result.json").write_text(json.dumps({"scores": scores, "checkpoint": "/c"}))
+    table = build_table(cfg, {"grpo": {"scores": scores}})
+    grpo = table["rows"][0]
+    assert grpo["status"] == "done" and grpo["cells"]["aime24"] == {"ours": 30.0, "paper": None, "diff": None}
+    # avg = (30+20+60+80+40)/5 = 46.0; the paper's in-domain avg for GRPO is 44.12 -> diff +1.88
+    assert grpo["cells"]["avg"]["ours"] == pytest.approx(46.0)
+    assert grpo["cells"]["avg"]["paper"] == pytest.approx(44.12) and grpo["cells"]["avg"]["diff"] == pytest.approx(1.88)
+    assert table["rows"][1]["status"] == "not run"
+    paths = assemble(cfg, tmp_path)
+    md = paths["markdown"].read_text()
+    assert "| GRPO (N_update=1) | 30.0 / n/a (not found) (–) |" in md
+    assert "46.0 / 44.1 (+1.9) |" in md
+    assert "| Clip-Higher (eps_high 0.28) | not run / n/a (not found) (–)" in md
+    assert json.loads(paths["json"].read_text())["rows"][0]["cells"]["avg"]["ours"] == pytest.approx(46.0)
+    assert mean_of([1.0, None]) is None and mean_of([1.0, 3.0]) == 2.0
+
+
+class RecordingExecutor:
+    """Executes nothing; writes what each stage would produce so the pipeline can proceed (resume test)."""
+
+    dry = False
+
+    def __init__(self):
+        self.calls = []
+        self.echo = lambda msg: None
+
+    def run(self, stage, cmd, log_path):
+        self.calls.append((stage, cmd))
+        if stage == "data":
+            Path(cmd[cmd.index("--output") + 1]).parent.mkdir(parents=True, exist_ok=True)
+            Path(cmd[cmd.index("--output") + 1]).write_text("{}\n")
+        if stage in ("select", "eval"):
+            out = Path(cmd[cmd.index("--output-dir") + 1])
+            step = int(out.name[4:]) if out.name.startswith("step") else 0
+            benches = cmd[cmd.index("--benchmarks") + 1].split(",")
+            write_results(out, {f"{b}/math_verify/avg@32": (0.1 + step / 1000.0 if b == "aime24" else 0.5) for b in benches})
+
+    def train(self, cmd, row_dir):
+        self.calls.append(("train", cmd))
+        ckpt = Path(cmd[cmd.index("--ckpt.path") + 1])
+        for step in (70, 80, 90, 100):  # AIME24 score grows with the step: best = 100
+            (ckpt / f"global_step{step}_hf").mkdir(parents=True, exist_ok=True)
+
+
+def test_pipeline_selects_evaluates_and_resumes(tmp_path):
+    import run_table
+
+    cfg = load_config(REPRODUCE / "configs" / "steer_extreme_clipping.yaml")
+    args = run_table.build_parser().parse_args(["--config", str(cfg.path), "--output-dir", str(tmp_path)])
+    ex = RecordingExecutor()
+    runner = run_table.TableRunner(cfg, args, ex)
+    runner.run([cfg.row("steer_exp_extreme")])
+    stages = [s for s, _ in ex.calls]
+    # selection evaluates steps 80, 90, 100 (>= min_step 80, every 10), then the final eval
+    assert stages == ["data", "train", "select", "select", "select", "eval"]
+    sel = json.loads((tmp_path / "rows" / "steer_exp_extreme" / "selection.json").read_text())
+    assert sel["step"] == 100 and sel["checkpoint"].endswith("global_step100_hf")
+    final_eval = ex.calls[-1][1]
+    assert final_eval[final_eval.index("--model") + 1].endswith("global_step100_hf")
+    result = json.loads((tmp_path / "rows" / "steer_exp_extreme" / "result.json").read_text())
+    assert result["scores"]["amc23"] == pytest.approx(50.0)
+    assert (tmp_path / "steer_extreme_clipping.md").is_file()
+    # resume: the done row is skipped entirely
+    ex2 = RecordingExecutor()
+    run_table.TableRunner(cfg, args, ex2).run([cfg.row("steer_exp_extreme")])
+    assert ex2.calls == []
+    # interrupted after training: only selection/eval/result are redone, training is not
+    (tmp_path / "rows" / "steer_exp_extreme" / "result.json").unlink()
+    (tmp_path / "rows" / "steer_exp_extreme" / "selection.json").unlink()
+    ex3 = RecordingExecutor()
+    run_table.TableRunner(cfg, args, ex3).run([cfg.row("steer_exp_extreme")])
+    assert [s for s, _ in ex3.calls] == []  # selection evals and final eval results are on disk: nothing reruns
+    assert json.loads((tmp_path / "rows" / "steer_exp_extreme" / "selection.json").read_text())["step"] == 100
