@@ -14,8 +14,9 @@ Semantics (LiveCodeBench ``lcb_runner/evaluation/testing_util.py`` and ``utils/e
   code defines it, ``method(*args)`` is called with one JSON value per input line, a tuple result
   becomes a list, and it must ``==`` the JSON-decoded output.
 * per-test time limit (official default 6 s), first failure stops the problem; result codes
-  True (pass), -2 wrong answer, -3 time limit, -4 runtime/compile error, -1 the whole run died
-  (official: global timeout); a response passes when every test passed.
+  True (pass), -2 wrong answer (False for a functional wrong answer, as upstream records it),
+  -3 time limit, -4 runtime/compile error, -1 the whole run died (official: global timeout); a
+  response passes when every test passed.
 
 Differences, all on the safe side: each (problem, response) runs in our sandbox (separate
 interpreter, memory/CPU limits, no network, guarded file system) instead of a forked process with
@@ -235,8 +236,11 @@ def _run_functional_tests(code: str, tests: Sequence[dict], fn_name: str, timeou
         except BaseException:  # a user object whose __eq__ raises
             same = False
         if not same:
-            return _failure(results, WRONG_ANSWER, "Wrong Answer", output=sandbox.short_repr(prediction),
-                            inputs=sandbox.short_repr(args), expected=sandbox.short_repr(expected))
+            # the official runner records False (not -2) for a functional wrong answer; error_code is -2
+            failed = _failure(results, WRONG_ANSWER, "Wrong Answer", output=sandbox.short_repr(prediction),
+                              inputs=sandbox.short_repr(args), expected=sandbox.short_repr(expected))
+            failed["results"][-1] = False
+            return failed
         results.append(PASSED)
     return {"results": results}
 
