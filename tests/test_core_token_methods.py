@@ -127,3 +127,15 @@ def test_forking_tokens_top_quantile_over_valid_tokens_only():
     assert stats["forking_tokens/threshold"] == pytest.approx(2.5)   # median of [1, 2, 3, 4]
     a.window_stats = stats
     assert torch.allclose(mb.token_weights(a), t([[0.0, 0.0]]))     # micro-batch scope would keep H = 2
+
+
+def test_linear_quantile_matches_torch_and_has_no_size_limit():
+    from openrlhf_steer.methods.sampling import linear_quantile
+
+    g = torch.Generator().manual_seed(0)
+    values = torch.rand(1001, generator=g, dtype=torch.float64)
+    for q in (0.0, 0.2, 0.5, 0.8, 1.0):
+        assert linear_quantile(values, q) == pytest.approx(float(torch.quantile(values, q)))
+    # above torch.quantile's 2**24-element limit: values 0..N-1, median (N-1)/2
+    big = torch.arange(2**24 + 2, dtype=torch.float32)
+    assert linear_quantile(big, 0.5) == pytest.approx((2**24 + 1) / 2)

@@ -14,6 +14,7 @@ import torch
 from openrlhf_steer.methods.base import (
     STAT_SCOPES, LossInputs, Method, MethodConfig, check_choice, check_range, register_method,
 )
+from openrlhf_steer.methods.sampling import linear_quantile
 
 Tensor = torch.Tensor
 PAPER = "Forking tokens, Wang et al., arXiv 2506.01939"
@@ -24,7 +25,7 @@ def entropy_quantile_threshold(entropy: Tensor, mask: Tensor, rho: float) -> flo
     values = entropy.detach()[mask.bool()].double()
     if values.numel() == 0:
         return float("inf")
-    return float(torch.quantile(values, 1.0 - rho))
+    return linear_quantile(values, 1.0 - rho)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Tuple
 import torch
 
 from openrlhf_steer.methods.base import LossInputs, Method, MethodConfig, check_choice, check_range, register_method
-from openrlhf_steer.methods.sampling import choose_random_tokens
+from openrlhf_steer.methods.sampling import choose_random_tokens, linear_quantile
 
 Tensor = torch.Tensor
 PAPER = "Quadrant analysis, Hao et al., arXiv 2510.10150; Jin et al., arXiv 2511.05993"
@@ -48,7 +48,7 @@ def quadrant_mask(advantages: Tensor, log_p: Tensor, mask: Tensor, sign: str, ba
     p = log_p.detach().exp()
     if threshold_mode == "quantile":
         values = p[valid].double()
-        threshold = float(torch.quantile(values, prob_threshold)) if values.numel() else 0.5
+        threshold = linear_quantile(values, prob_threshold) if values.numel() else 0.5
     else:
         threshold = float(prob_threshold)
     in_band = p > threshold if band == "high" else p <= threshold

@@ -25,6 +25,25 @@ def choose_random_tokens(candidates: Tensor, fraction: Optional[float], generato
     k = count_for_fraction(n, fraction) if count is None else min(int(count), n)
     chosen = torch.zeros(candidates.numel(), dtype=torch.bool, device=candidates.device)
     if k > 0:
-        perm = torch.randperm(n, generator=generator, device="cpu")[:k].to(flat.device)
+        # draw on the generator's device (a CUDA generator cannot drive a CPU randperm)
+        device = generator.device if generator is not None else flat.device
+        perm = torch.randperm(n, generator=generator, device=device)[:k].to(flat.device)
         chosen[flat[perm]] = True
     return chosen.view(candidates.shape)
+
+
+def linear_quantile(values: Tensor, q: float) -> float:
+    """q-quantile with linear interpolation (torch.quantile's default) via a sort, for any size.
+
+    torch.quantile refuses inputs above 2**24 elements; an optimizer-step window can exceed that.
+    """
+    flat = values.reshape(-1).double()
+    n = flat.numel()
+    if n == 0:
+        raise ValueError("quantile of an empty set")
+    ordered = torch.sort(flat).values
+    pos = q * (n - 1)
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    frac = pos - lo
+    return float(ordered[lo] + frac * (ordered[hi] - ordered[lo]))

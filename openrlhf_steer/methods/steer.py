@@ -22,6 +22,7 @@ from openrlhf_steer.estimators import first_order_entropy_change
 from openrlhf_steer.methods.base import (
     STAT_SCOPES, LossInputs, Method, MethodConfig, check_choice, check_range, register_method,
 )
+from openrlhf_steer.methods.sampling import linear_quantile
 
 Tensor = torch.Tensor
 
@@ -43,15 +44,16 @@ def _validate_mapping_args(lambda_min: float, lambda_max: float, mapping: str, o
         raise ValueError(f"binary_top_fraction={binary_top_fraction} must be in (0, 1] (paper ablation 0.2)")
 
 
-def omega_statistics(omega_abs: Tensor, mask: Tensor, binary_top_fraction: float = 0.2) -> Dict[str, float]:
-    """max, min and the (1 - fraction) quantile of |Omega| over the valid tokens (empty -> zeros)."""
+def omega_statistics(omega_abs: Tensor, mask: Tensor, binary_top_fraction: float = 0.2,
+                     with_threshold: bool = True) -> Dict[str, float]:
+    """max, min and (binary mapping) the (1 - fraction) quantile of |Omega| over the valid tokens."""
     values = omega_abs[mask.bool()].detach().double()
     if values.numel() == 0:
         return {"max": 0.0, "min": 0.0, "threshold": 0.0, "count": 0.0}
     return {
         "max": float(values.max()),
         "min": float(values.min()),
-        "threshold": float(torch.quantile(values, 1.0 - binary_top_fraction)),
+        "threshold": linear_quantile(values, 1.0 - binary_top_fraction) if with_threshold else 0.0,
         "count": float(values.numel()),
     }
 
@@ -120,7 +122,8 @@ def steer_weights(
     omega = first_order_entropy_change(log_probs, old_log_probs, entropy, advantages, prob_power=prob_power)
     omega = torch.where(mask, omega, torch.zeros_like(omega))
     omega_abs = omega.abs()
-    stats = dict(window) if window is not None else omega_statistics(omega_abs, mask, binary_top_fraction)
+    stats = dict(window) if window is not None else omega_statistics(omega_abs, mask, binary_top_fraction,
+                                                                      with_threshold=mapping == "binary")
     weights = omega_to_weights(omega_abs, mask, stats, mapping=mapping, lambda_min=lambda_min,
                                lambda_max=lambda_max, omega_floor=omega_floor)
     return weights, omega
@@ -170,7 +173,8 @@ class Steer(Method):
             return {}
         values = [self._omega_abs(x)[x.action_mask.bool()] for x in inputs_list]
         flat = torch.cat([v.reshape(-1).double() for v in values])
-        stats = omega_statistics(flat, torch.ones_like(flat, dtype=torch.bool), self.config.binary_top_fraction)
+        stats = omega_statistics(flat, torch.ones_like(flat, dtype=torch.bool), self.config.binary_top_fraction,
+                                 with_threshold=self.config.mapping == "binary")
         return {f"steer/{k}": v for k, v in stats.items()}
 
     def token_weights(self, inputs: LossInputs) -> Tensor:
@@ -184,7 +188,7 @@ class Steer(Method):
                 raise ValueError("steer with stat_scope=mini_batch needs LossInputs.window_stats from method.window_stats(...) "
                                  "over the optimizer-step window; fix the adapter or use stat_scope=micro_batch") from None
         else:
-            stats = omega_statistics(omega_abs, mask, c.binary_top_fraction)
+            stats = omega_statistics(omega_abs, mask, c.binary_top_fraction, with_threshold=c.mapping == "binary")
         weights = omega_to_weights(omega_abs, mask, stats, mapping=c.mapping, lambda_min=c.lambda_min,
                                    lambda_max=c.lambda_max, omega_floor=c.omega_floor)
         self._record(omega_abs_max=stats["max"], omega_abs_mean=float(omega_abs[mask].mean()) if bool(mask.any()) else 0.0)

@@ -1,0 +1,214 @@
+#!/usr/bin/env python
+"""Peak memory and time of the chunked log-prob + entropy pass vs the naive full log_softmax.
+
+    python benchmarks/entropy_pass.py                      # V = 152064 (Qwen), 8192 tokens, bf16 logits
+    python benchmarks/entropy_pass.py --tokens 2048 --chunk-rows 256 --repeats 5
+
+Variants (each in its own subprocess):
+  naive            log_softmax(logits, dtype=float32) over the full [N, V], gather, and
+                   entropy = -(exp(lsm) * lsm).sum(-1) (multiplied in place: a lean naive baseline)
+  chunked_fused    openrlhf_steer.entropy.token_logprobs_and_entropy(with_entropy=True)
+  chunked_logprob  the same pass with with_entropy=False (log-prob alone)
+
+Peak memory: tracemalloc does not see torch's CPU allocator, so every variant runs in a fresh
+subprocess that builds the logits (in chunks, so creating them leaves no larger peak behind), reads
+``ru_maxrss`` (the process's peak resident set), runs the variant, and reads ``ru_maxrss`` again; the
+difference is the variant's peak extra memory. Time: best of ``--repeats`` wall-clock runs.
+Targets (from the issue): naive / chunked peak memory >= 8x; fused / log-prob-alone time <= 1.3x.
+Results: ``<output-dir>/entropy_pass.json`` and ``.md`` (written atomically).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+VARIANTS = ("naive", "chunked_fused", "chunked_logprob")
+MEMORY_TARGET = 8.0
+TIME_TARGET = 1.3
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vocab", type=int, default=152064, help="vocabulary size V (default 152064, Qwen2.5)")
+    parser.add_argument("--tokens", type=int, default=8192, help="number of token rows N = B*T (default 8192)")
+    parser.add_argument("--chunk-rows", type=int, default=512, help="rows per chunk of the chunked pass (default 512)")
+    parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16",
+                        help="dtype of the logits as the model returns them (default bfloat16)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant; the best is kept (default 3)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list from {VARIANTS}")
+    parser.add_argument("--output-dir", default="runs/bench", help="where entropy_pass.json/.md go (default runs/bench)")
+    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.vocab < 2 or args.tokens < 1 or args.chunk_rows < 1 or args.repeats < 1 or args.temperature <= 0:
+        parser.error("--vocab >= 2, --tokens >= 1, --chunk-rows >= 1, --repeats >= 1 and --temperature > 0 are required")
+    unknown = set(args.variants.split(",")) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown --variants {sorted(unknown)}; choose from {VARIANTS}")
+    return args
+
+
+# --------------------------------------------------------------------------------------------------
+# Worker: one variant in a fresh process
+# --------------------------------------------------------------------------------------------------
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _make_logits(args, torch):
+    dtype = getattr(torch, args.dtype)
+    gen = torch.Generator().manual_seed(args.seed)
+    logits = torch.empty(args.tokens, args.vocab, dtype=dtype)
+    # One random block, rolled by a different offset per chunk: distinct rows, cheap to build, and
+    # filled in small chunks so that no full-size float32 temporary inflates the baseline peak.
+    step = min(256, args.tokens)
+    block = (torch.randn(step, args.vocab, generator=gen) * 2.0).to(dtype)
+    for i, start in enumerate(range(0, args.tokens, step)):
+        stop = min(start + step, args.tokens)
+        logits[start:stop] = block[: stop - start].roll(shifts=(i * 7919) % args.vocab, dims=-1)
+    del block
+    labels = torch.randint(0, args.vocab, (args.tokens,), generator=gen)
+    return logits.view(1, args.tokens, args.vocab), labels.view(1, args.tokens)
+
+
+def _run_variant(name, logits, labels, args, torch):
+    if name == "naive":
+        z = logits if args.temperature == 1.0 else logits.float() / args.temperature
+        lsm = torch.log_softmax(z, dim=-1, dtype=torch.float32)
+        log_probs = lsm.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        entropy = -(lsm.exp().mul_(lsm)).sum(-1)
+        del lsm, z
+        return log_probs, entropy
+    from openrlhf_steer.entropy import token_logprobs_and_entropy
+
+    return token_logprobs_and_entropy(logits, labels, temperature=args.temperature, chunk_rows=args.chunk_rows,
+                                      with_entropy=(name == "chunked_fused"))
+
+
+def worker(args) -> dict:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with torch.no_grad():
+        logits, labels = _make_logits(args, torch)
+        baseline = _peak_rss_bytes()
+        times = []
+        result = None
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            result = _run_variant(args.worker, logits, labels, args, torch)
+            times.append(time.perf_counter() - start)
+        peak = _peak_rss_bytes()
+        log_probs, entropy = result
+    return {
+        "variant": args.worker,
+        "peak_extra_bytes": max(peak - baseline, 0),
+        "logits_bytes": logits.numel() * logits.element_size(),
+        "best_seconds": min(times),
+        "all_seconds": times,
+        "mean_log_prob": float(log_probs.double().mean()),
+        "mean_entropy": None if entropy is None else float(entropy.double().mean()),
+        "threads": torch.get_num_threads(),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Parent: run the workers, compare, write JSON + Markdown
+# --------------------------------------------------------------------------------------------------
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _spawn(variant: str, argv) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), *argv, "--worker", variant]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        hint = " (killed: out of memory? try fewer --tokens)" if proc.returncode < 0 else ""
+        raise SystemExit(f"variant {variant} failed with code {proc.returncode}{hint}:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.3f} GiB"
+
+
+def summarise(results: dict, args) -> dict:
+    summary = {"config": {k: getattr(args, k) for k in ("vocab", "tokens", "chunk_rows", "dtype", "temperature", "repeats", "seed")},
+               "results": results, "checks": {}}
+    if "naive" in results and "chunked_fused" in results:
+        naive, fused = results["naive"], results["chunked_fused"]
+        ratio = naive["peak_extra_bytes"] / max(fused["peak_extra_bytes"], 1)
+        summary["checks"]["memory_ratio_naive_over_chunked"] = {"value": ratio, "target": f">= {MEMORY_TARGET}", "pass": ratio >= MEMORY_TARGET}
+        summary["checks"]["agreement"] = {
+            "mean_log_prob_abs_diff": abs(naive["mean_log_prob"] - fused["mean_log_prob"]),
+            "mean_entropy_abs_diff": abs(naive["mean_entropy"] - fused["mean_entropy"]),
+        }
+        summary["checks"]["time_ratio_naive_over_chunked_fused"] = {"value": naive["best_seconds"] / fused["best_seconds"]}
+    if "chunked_fused" in results and "chunked_logprob" in results:
+        ratio = results["chunked_fused"]["best_seconds"] / results["chunked_logprob"]["best_seconds"]
+        summary["checks"]["time_ratio_fused_over_logprob"] = {"value": ratio, "target": f"<= {TIME_TARGET}", "pass": ratio <= TIME_TARGET}
+    return summary
+
+
+def to_markdown(summary: dict) -> str:
+    cfg = summary["config"]
+    lines = [
+        "# Chunked log-prob + entropy pass",
+        "",
+        f"V = {cfg['vocab']}, N = {cfg['tokens']} tokens, logits {cfg['dtype']}, chunk_rows = {cfg['chunk_rows']}, "
+        f"temperature {cfg['temperature']}, best of {cfg['repeats']}.",
+        "",
+        "| variant | peak extra memory | best time (s) | mean log p | mean H |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in summary["results"].items():
+        ent = "-" if r["mean_entropy"] is None else f"{r['mean_entropy']:.5f}"
+        lines.append(f"| {name} | {_gib(r['peak_extra_bytes'])} | {r['best_seconds']:.3f} | {r['mean_log_prob']:.5f} | {ent} |")
+    lines += ["", "| check | value | target | result |", "|---|---|---|---|"]
+    for name, c in summary["checks"].items():
+        if "value" in c:
+            verdict = "" if "pass" not in c else ("PASS" if c["pass"] else "FAIL")
+            lines.append(f"| {name} | {c['value']:.3f} | {c.get('target', '')} | {verdict} |")
+        else:
+            lines.append(f"| {name} | {json.dumps(c)} | | |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        tqdm = lambda x, **_: x  # noqa: E731
+    results = {}
+    for variant in tqdm(args.variants.split(","), desc="variants"):
+        results[variant] = _spawn(variant, argv)
+    summary = summarise(results, args)
+    out = Path(args.output_dir)
+    _atomic_write(out / "entropy_pass.json", json.dumps(summary, indent=2) + "\n")
+    markdown = to_markdown(summary)
+    _atomic_write(out / "entropy_pass.md", markdown)
+    print(markdown)
+    failed = [k for k, c in summary["checks"].items() if c.get("pass") is False]
+    print("PASS" if not failed else f"FAIL: {', '.join(failed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
