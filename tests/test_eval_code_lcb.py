@@ -149,7 +149,7 @@ def test_wrong_functional_solutions_fail(deepcoder):
     problem = deepcoder["buy-two-chocolates"]
     wrong = FUNCTIONAL["buy-two-chocolates"].replace("sorted(prices)[:2]", "sorted(prices)[-2:]")
     detail = run_program(wrong, problem["tests"], problem["fn_name"], CFG)
-    assert not detail["passed"] and detail["results"][-1] == -2
+    assert not detail["passed"] and detail["results"][-1] is False and detail["error_code"] == -2
     renamed = FUNCTIONAL["buy-two-chocolates"].replace("buyChoco", "buy_choco")
     detail = run_program(renamed, problem["tests"], problem["fn_name"], CFG)
     assert detail["results"] == [-4] and "buyChoco" in detail["error_message"]
