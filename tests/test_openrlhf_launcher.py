@@ -196,3 +196,45 @@ def test_help_lists_ours_then_openrlhf(capsys):
     ours, theirs = out.index("--entropy.steer.lambda_min"), out.index("--actor.model_name_or_path")
     assert ours < theirs
     assert "--rollout.n_samples_per_prompt" in out
+
+
+def test_launch_validates_first_then_runs_openrlhf_main_with_our_classes(monkeypatch, capsys):
+    """The real launcher path up to OpenRLHF's train(): two passes through OpenRLHF's __main__, the
+    second with our actor/controller classes installed (Ray itself is not started here)."""
+    import openrlhf.trainer.ppo_trainer as ppo_trainer
+    import openrlhf.trainer.ray.ppo_actor as ppo_actor
+
+    from openrlhf_steer.integration import args as args_module
+    from openrlhf_steer.integration import launch as launch_module
+    from openrlhf_steer.rewards import math_reward_path
+
+    passes = []
+    real = args_module.run_openrlhf_main
+
+    def recording(argv, on_args, stop=False):
+        captured = real(argv, on_args, stop=True)  # never start Ray in a unit test
+        passes.append((stop, captured))
+        return captured
+
+    monkeypatch.setattr(launch_module, "run_openrlhf_main", recording)
+    monkeypatch.setattr(ppo_actor, "PolicyModelActor", ppo_actor.PolicyModelActor)  # restored after the test
+    monkeypatch.setattr(ppo_trainer, "PPOTrainer", ppo_trainer.PPOTrainer)
+    argv = _replace(STEER_PAPER_COMMAND, "--reward.remote_url", "openrlhf_steer:math")
+    assert launch_module.launch(argv) == 0
+    assert [stop for stop, _ in passes] == [True, False]
+    final_args = passes[1][1]
+    assert final_args.reward.remote_url == [math_reward_path()]
+    assert json.loads(final_args.entropy_control)["methods"][0][0] == "steer"
+    from openrlhf_steer.integration import controller, ray_actors
+
+    assert ppo_actor.PolicyModelActor is ray_actors.SteerPolicyModelActorRemote
+    assert ppo_trainer.PPOTrainer is controller.SteerPPOTrainerRemote
+    assert "[openrlhf-steer] methods=steer" in capsys.readouterr().out
+
+
+def test_launch_refuses_inconsistent_flags_before_starting_anything(monkeypatch, capsys):
+    from openrlhf_steer.integration import launch as launch_module
+
+    argv = ["--entropy.method", "w_reinforce"] + _replace(OPENRLHF_PART, "--algo.kl.init_coef", "0.01")
+    assert launch_module.launch(argv) == 2
+    assert "KL-in-reward" in capsys.readouterr().err

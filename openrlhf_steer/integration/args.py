@@ -20,7 +20,7 @@ from .requirements import MethodNeeds, method_needs
 
 OPENRLHF_MAIN = "openrlhf.cli.train_ppo_ray"
 ARGS_ATTR = "entropy_control"  # args.entropy_control = spec JSON (travels with the pickled strategy)
-GROUPED_ESTIMATORS = ("group_norm", "reinforce_baseline", "dr_grpo", "rloo")
+GROUPED_ESTIMATORS = ("group_norm", "reinforce_baseline", "dr_grpo")
 
 
 class EntropyArgsError(ValueError):
@@ -82,6 +82,16 @@ def apply_method_args(args, spec: EntropyControlSpec) -> MethodNeeds:
             )
         if args.rollout.n_samples_per_prompt < 2:
             raise EntropyArgsError(f"--entropy.method {names} needs groups: set --rollout.n_samples_per_prompt >= 2.")
+    if args.train.async_enable and (needs.advantage_hooks or needs.old_entropy):
+        raise EntropyArgsError(
+            f"--entropy.method {names} runs hooks in the synchronous PPOTrainer (advantages / rollout entropy); "
+            f"drop --train.async_enable."
+        )
+    if needs.advantage_hooks and algo.kl.init_coef > 0 and not algo.kl.use_loss:
+        raise EntropyArgsError(
+            f"--entropy.method {names} recomputes advantages from raw rewards, which would drop OpenRLHF's "
+            f"KL-in-reward term; use --algo.kl.init_coef 0 or add --algo.kl.use_loss."
+        )
     if needs.window_stats and args.train.dynamic_batch_enable:
         raise EntropyArgsError(
             f"stat_scope mini_batch (--entropy.method {names}) needs fixed optimizer-step windows; drop "
@@ -148,18 +158,38 @@ def run_openrlhf_main(openrlhf_argv: Sequence[str], on_args: Callable[[SimpleNam
     return None
 
 
+BUILTIN_REWARDS = {"openrlhf_steer:math": "math_reward_path"}
+
+
+def expand_builtin_rewards(openrlhf_argv: Sequence[str]) -> List[str]:
+    """``--reward.remote_url openrlhf_steer:math`` -> the absolute path of our math reward file."""
+    from openrlhf_steer import rewards
+
+    out = list(openrlhf_argv)
+    for i, token in enumerate(out[:-1]):
+        if token == "--reward.remote_url" and out[i + 1] in BUILTIN_REWARDS:
+            out[i + 1] = getattr(rewards, BUILTIN_REWARDS[out[i + 1]])()
+        elif token.startswith("--reward.remote_url="):
+            value = token.split("=", 1)[1]
+            if value in BUILTIN_REWARDS:
+                out[i] = "--reward.remote_url=" + getattr(rewards, BUILTIN_REWARDS[value])()
+    return out
+
+
 def check_args(argv: Sequence[str]) -> SimpleNamespace:
     """Parse and validate a full ``openrlhf-steer train`` command line without starting anything.
 
     Runs our parser, then OpenRLHF 0.11.2's own parser and validation (``train_ppo_ray.__main__``) and
     our consistency checks; returns OpenRLHF's hierarchical args (``args.actor.adam.lr`` ...) with
-    ``args.entropy_control`` (JSON spec) set. Raises ``SystemExit`` on a parser error (argparse's
+    ``args.entropy_control`` (JSON spec) set. ``--reward.remote_url openrlhf_steer:math`` names our
+    math reward file. Raises ``SystemExit`` on a parser error (argparse's
     behaviour) and :class:`EntropyArgsError` on an inconsistent combination.
     """
     from .version import require_openrlhf
 
     require_openrlhf()
     spec, rest = split_argv(list(argv))
+    rest = expand_builtin_rewards(rest)
 
     def on_args(args):
         apply_method_args(args, spec)

@@ -109,7 +109,7 @@ OPENRLHF_MAPPING_HELP = (
     "--actor.entropy_coef > 0 is OpenRLHF's own entropy bonus and adds to the method. "
     "--algo.advantage.estimator stays OpenRLHF's; advantage methods (w_reinforce, opo, edge_grpo, gtpo, "
     "unlikeliness_reward, ...) recompute the advantages from the raw rewards after it and need "
-    "--algo.advantage.estimator group_norm (or reinforce_baseline/dr_grpo/rloo) so that prompts are grouped."
+    "--algo.advantage.estimator group_norm (std-normalised GRPO) or reinforce_baseline/dr_grpo (no std), and --algo.kl.init_coef 0 or --algo.kl.use_loss."
 )
 
 

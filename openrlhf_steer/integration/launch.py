@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import List, Optional, Sequence
 
-from .args import EntropyArgsError, apply_method_args, effective_loss_config, run_openrlhf_main
+from .args import EntropyArgsError, apply_method_args, effective_loss_config, expand_builtin_rewards, run_openrlhf_main
 from .flags import build_parser, split_argv
 from .version import require_openrlhf
 
@@ -38,34 +38,28 @@ def launch(argv: Sequence[str]) -> int:
         return 0
     require_openrlhf()
     spec, rest = split_argv(argv)
+    rest = expand_builtin_rewards(rest)
     if not spec.enabled:
         print("[openrlhf-steer] --entropy.method none: running OpenRLHF train_ppo_ray unpatched", flush=True)
         run_openrlhf_main(rest, on_args=lambda args: None)
         return 0
 
-    from .ray_actors import install_driver_swaps
-
-    install_driver_swaps()
-
     def on_args(args) -> None:
         needs = apply_method_args(args, spec)
-        if args.train.async_enable and (needs.advantage_hooks or needs.old_entropy):
-            raise EntropyArgsError(
-                f"--entropy.method {','.join(spec.names)} runs hooks in the synchronous PPOTrainer; "
-                f"drop --train.async_enable."
-            )
-        if needs.advantage_hooks and args.algo.kl.init_coef > 0 and not args.algo.kl.use_loss:
-            raise EntropyArgsError(
-                f"--entropy.method {','.join(spec.names)} recomputes advantages from raw rewards, which would drop "
-                f"OpenRLHF's KL-in-reward term; use --algo.kl.init_coef 0 or --algo.kl.use_loss."
-            )
-        print(_summary(args, spec, needs), flush=True)
+        summary.append(_summary(args, spec, needs))
 
-    try:
-        run_openrlhf_main(rest, on_args)
+    summary: List[str] = []
+    try:  # first pass: OpenRLHF's parser + validation + our checks, before Ray or any model starts
+        run_openrlhf_main(rest, on_args, stop=True)
     except EntropyArgsError as exc:
         print(f"openrlhf-steer train: {exc}", file=sys.stderr)
         return 2
+    print(summary[-1], flush=True)
+
+    from .ray_actors import install_driver_swaps
+
+    install_driver_swaps()
+    run_openrlhf_main(rest, lambda args: apply_method_args(args, spec))
     return 0
 
 
