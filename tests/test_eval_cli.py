@@ -1,0 +1,135 @@
+"""The CLI in score mode on real data with hand-made responses of known correctness; input errors."""
+import json
+import math
+
+import pytest
+
+from openrlhf_steer_eval.cli import build_parser, main
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def aime24_golds(data_dir):
+    rows = [json.loads(l) for l in (data_dir / "aime24" / "test.jsonl").read_text().splitlines()]
+    return [(str(r["id"]), r["answer"]) for r in rows]
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_help_documents_every_required_flag(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--model", "--backend", "--benchmarks", "--n", "--k", "--temperature", "--top-p", "--max-tokens",
+                 "--output-dir", "--score-only", "--lcb-release", "--lcb-start-date", "--lcb-end-date",
+                 "--benchmark-option", "--grader-timeout", "--no-chat-template", "--preset"):
+        assert flag in text, flag
+
+
+def test_score_mode_metrics_match_hand_computation(data_dir, tmp_path, capsys):
+    golds = aime24_golds(data_dir)
+    (id0, g0), (id1, g1), (_, g2), (id3, g3) = golds[:4]
+    wrong = "\\boxed{99999}"
+    rows = [
+        {"id": id0, "responses": [f"\\boxed{{{g0}}}"] * 4},  # c = 4
+        {"id": int(id1), "responses": [f"\\boxed{{{g1}}}", wrong, f"The answer is $\\boxed{{{g1}}}$.", wrong]},  # 2
+        {"id": 2, "responses": [wrong] * 4},  # c = 0 (addressed by 0-based line index)
+        # c = 1 for math_verify; Qwen's percentage leniency also accepts g3/100
+        {"id": id3, "responses": [wrong, f"\\boxed{{{int(g3) / 100}}}", f"\\boxed{{{g3}}}", wrong]},
+    ]
+    f = write_jsonl(tmp_path / "responses.jsonl", rows)
+    out = tmp_path / "out"
+    code, stdout, _ = run(["--benchmarks", "aime24", "--data", f"aime24={data_dir / 'aime24'}", "--score-only", str(f),
+                           "--output-dir", str(out), "--k", "1,2,8", "--grader-workers", "0"], capsys)
+    assert code == 0
+    res = json.loads((out / "results.json").read_text())
+    m, se = res["metrics"], res["stderr"]
+    per = [1.0, 0.5, 0.0, 0.25]
+    mean = sum(per) / 4
+    assert m["aime24/math_verify/avg@4"] == pytest.approx(mean)
+    assert se["aime24/math_verify/avg@4"] == pytest.approx(
+        math.sqrt(sum((p - mean) ** 2 for p in per) / 3 / 4))
+    p2 = [1.0, 1 - math.comb(2, 2) / math.comb(4, 2), 0.0, 1 - math.comb(3, 2) / math.comb(4, 2)]
+    assert m["aime24/math_verify/pass@k:k=2&n=4"] == pytest.approx(sum(p2) / 4)
+    assert m["aime24/qwen/avg@4"] == pytest.approx((1 + 0.5 + 0 + 0.5) / 4)
+    assert "aime24/math_verify/pass@k:k=8&n=4" not in m
+    assert res["skipped_ks"]["aime24"]["skipped"] == [8]
+    d = res["disagreements"]["aime24"]["math_verify vs qwen"]
+    assert d["count"] == 1 and d["second_only"] == 1 and d["problem_ids"] == [id3]
+    assert res["benchmarks"]["aime24"]["num_problems"] == 4
+    assert res["config"]["score_only"] == {"aime24": str(f)}
+    assert "math-verify" in res["versions"] and res["harness"]["name"] == "openrlhf_steer_eval"
+    # per-sample file: one line per response, both verdicts, extracted answer
+    samples = [json.loads(l) for l in (out / "samples_aime24.jsonl").read_text().splitlines()]
+    assert len(samples) == 16
+    s = samples[13]  # problem 3, sample 1: g3/100
+    assert s["id"] == id3 and s["sample"] == 1 and s["gold"] == g3
+    assert s["verdicts"]["qwen"]["correct"] is True and s["verdicts"]["math_verify"]["correct"] is False
+    assert s["verdicts"]["qwen"]["extracted"] == str(int(g3) / 100)
+    md = (out / "results.md").read_text()
+    assert "| aime24 | math_verify | 4 | 43.8 ±" in md and "math_verify vs qwen" in md
+    assert md in stdout
+
+
+@pytest.mark.parametrize("lines,message", [
+    (['{"id": "60", "responses": ["a"]}', "{oops"], r"responses.jsonl:2: not valid JSON"),
+    (['{"responses": ["a"]}'], r"responses.jsonl:1: missing field 'id'"),
+    (['{"id": "nope", "responses": ["a"]}'], r"responses.jsonl:1: unknown problem id 'nope'"),
+    (['{"id": 500, "responses": ["a"]}'], r"responses.jsonl:1: id 500 is neither a problem id nor a line index"),
+    (['{"id": "60", "responses": "a"}'], r"responses.jsonl:1: field 'responses' must be a non-empty list"),
+    (['{"id": "60", "responses": ["a"]}', '{"id": 0, "responses": ["b"]}'],
+     r"responses.jsonl:2: problem '60' already given on line 1"),
+    (['{"id": "60", "responses": ["a"]}', '{"id": "61", "responses": ["a", "b"]}'],
+     r"every problem needs the same number of responses"),
+])
+def test_bad_response_files_name_the_line(lines, message, data_dir, tmp_path, capsys):
+    f = tmp_path / "responses.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    code, _, err = run(["--benchmarks", "aime24", "--data-dir", str(data_dir), "--score-only", str(f),
+                        "--output-dir", str(tmp_path / "o"), "--grader-workers", "0"], capsys)
+    assert code == 2
+    assert pytest.importorskip("re").search(message, err), err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--benchmarks", "nosuch"], "unknown benchmark 'nosuch'"),
+    (["--benchmarks", "aime24"], "--backend is required"),
+    (["--benchmarks", "aime24,amc23", "--score-only", "x.jsonl"], "needs exactly one --benchmarks entry"),
+    (["--benchmarks", "aime24", "--score-only", "missing.jsonl"], "does not exist"),
+    (["--benchmarks", "aime24", "--lcb-release", "release_v5", "--backend", "hf"], "applies to livecodebench"),
+    (["--benchmarks", "aime24", "--benchmark-option", "aime24:release=v5", "--backend", "hf", "--model", "m"],
+     "unknown key(s) release"),
+    (["--benchmarks", "aime24", "--backend", "hf", "--model", "m", "--top-p", "0"], "--top-p must be in (0, 1]"),
+    (["--benchmarks", "aime24", "--backend", "hf", "--model", "m", "--preset", "hot"], "unknown --preset 'hot'"),
+])
+def test_bad_flags_give_clear_errors(argv, message, data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(argv + ["--data-dir", str(data_dir), "--output-dir", str(tmp_path / "o")], capsys)
+    assert code == 2
+    assert message in err, err
+
+
+def test_output_dir_required(capsys):
+    code, _, err = run(["--benchmarks", "aime24", "--score-only", __file__], capsys)
+    assert code == 2 and "--output-dir is required" in err
+
+
+def test_bad_k_is_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--k", "1,x"])
+    assert "--k expects comma-separated integers" in capsys.readouterr().err
+
+
+def test_list_benchmarks(capsys):
+    assert main(["--list-benchmarks"]) == 0
+    out = capsys.readouterr().out
+    for name in ("aime24", "aime25", "amc23", "math500", "minerva_math", "olympiadbench", "livecodebench", "ifeval"):
+        assert name in out
