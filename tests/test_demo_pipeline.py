@@ -1,0 +1,180 @@
+"""End-to-end checks of `python -m openrlhf_steer.demo` on the quick preset (a few steps, tiny model).
+
+One quick run (run + all three analyses) is shared by the artefact tests; the resume test makes two
+more short runs. Everything asserts on the files written.
+"""
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from openrlhf_steer.demo.__main__ import main
+from openrlhf_steer.demo.config import DEFAULT_METHODS, quick_preset
+from openrlhf_steer.demo.io import read_jsonl
+
+FORBIDDEN = ("openrlhf", "ray", "deepspeed")
+QUICK_STEPS = quick_preset().rl.steps
+
+RUN_SCRIPT = """
+import json, sys
+from openrlhf_steer.demo.__main__ import main
+rc = main(["run", "--quick", "--output-dir", sys.argv[1], "--no-progress"])
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in {forbidden!r})
+print("FORBIDDEN=" + json.dumps(loaded))
+sys.exit(rc)
+"""
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo_quick")
+    proc = subprocess.run([sys.executable, "-c", RUN_SCRIPT.format(forbidden=FORBIDDEN), str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def _finite(value):
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def test_demo_never_imports_openrlhf_ray_or_deepspeed(quick_run):
+    _, stdout = quick_run
+    line = [l for l in stdout.splitlines() if l.startswith("FORBIDDEN=")][-1]
+    assert json.loads(line.split("=", 1)[1]) == []
+
+
+def test_results_table_has_one_row_per_method_plus_start(quick_run):
+    out, stdout = quick_run
+    results = json.loads((out / "results.json").read_text())
+    runs = [r["run"] for r in results["rows"]]
+    assert runs == ["start (step 0)"] + DEFAULT_METHODS
+    for row in results["rows"]:
+        for key in ("heldout_entropy", "avg@n", "pass@1", "pass@4", "pass@8"):
+            assert _finite(row[key]), (row["run"], key)
+        assert 0.0 <= row["pass@1"] <= row["pass@4"] <= row["pass@8"] <= 1.0
+        assert row["avg@n"] == pytest.approx(row["pass@1"])  # avg@n equals unbiased pass@1
+    md = (out / "results.md").read_text()
+    assert md.count("\n| ") == 1 + 1 + len(DEFAULT_METHODS)  # header + start + methods
+    assert "| steer | steer |" in md and "pass@8" in md
+
+
+def test_heldout_metrics_match_the_written_correctness_counts(quick_run):
+    out, _ = quick_run
+    from openrlhf_steer_eval.metrics import pass_at_k
+
+    result = json.loads((out / "runs" / "grpo" / "result.json").read_text())
+    held = result["heldout"]
+    # avg@n and pass@k are means over problems of c/n and 1 - C(n-c,k)/C(n,k): recover consistency via
+    # pass@n >= avg@n and pass@1 == avg@n exactly.
+    assert held["pass@1"] == pytest.approx(held["avg@n"])
+    assert held["pass@8"] >= held["pass@4"] >= held["avg@n"]
+    assert pass_at_k(8, 1, 8) == 1.0 and pass_at_k(8, 1, 1) == pytest.approx(1 / 8)
+
+
+def test_metrics_jsonl_one_finite_row_per_step(quick_run):
+    out, _ = quick_run
+    for name in DEFAULT_METHODS:
+        rows = read_jsonl(out / "runs" / name / "metrics.jsonl")
+        assert [r["step"] for r in rows] == list(range(QUICK_STEPS)), name
+        for r in rows:
+            for key in ("reward/mean", "accuracy", "entropy/rollout", "entropy/probe", "train/loss/total",
+                        "train/clip/frac_low", "train/weights/mean"):
+                assert _finite(r[key]), (name, key)
+            assert 0.0 <= r["entropy/probe"] and r["optimizer_steps"] == (r["step"] + 1) * 2
+    pos = read_jsonl(out / "runs" / "pos_adv_reweight" / "metrics.jsonl")
+    assert all("controller/pos_adv_lambda" in r for r in pos)
+    steer = read_jsonl(out / "runs" / "steer" / "metrics.jsonl")
+    assert all(0.8 - 1e-9 <= r["train/weights/min"] <= 1.0 for r in steer)
+
+
+def test_plots_are_written(quick_run):
+    out, _ = quick_run
+    for name in ("entropy.png", "reward.png", "analyses/estimator.png", "analyses/quadrants.png", "analyses/clip_bands.png"):
+        data = (out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+
+
+def test_estimator_analysis_json(quick_run):
+    out, _ = quick_run
+    est = json.loads((out / "analyses" / "estimator.json").read_text())
+    assert est["num_tokens"] == len(est["tokens"]) >= 3
+    for name in ("omega", "cov", "exact_logit"):
+        stats = est["estimators"][name]
+        assert -1.0 <= stats["pearson"] <= 1.0 and -1.0 <= stats["spearman"] <= 1.0
+        assert stats["mse"] >= 0 and stats["mse_scaled"] <= stats["mse_baseline_zero"] + 1e-15
+    eta = est["settings"]["sgd_lr"]
+    for tok in est["tokens"]:
+        assert tok["advantage"] != 0.0
+        # Omega recomputed from the token's own p, H and A (r = 1 before the step): A (1-p)^2 (log p + H)
+        p = tok["prob"]
+        assert tok["omega"] == pytest.approx(tok["advantage"] * (1 - p) ** 2 * (math.log(p) + tok["entropy"]), rel=1e-6, abs=1e-12)
+    assert est["nonlinearity"] < 0.2  # the step is small enough for a first-order comparison
+
+
+def test_quadrant_analysis_json(quick_run):
+    out, _ = quick_run
+    quad = json.loads((out / "analyses" / "quadrants.json").read_text())
+    assert [q["run"] for q in quad["quadrants"]] == ["mask_pos_high", "mask_pos_low", "mask_neg_high", "mask_neg_low"]
+    steps = quad["settings"]["steps"]
+    assert all(len(curve) == steps for curve in quad["curves"].values())
+    for q in quad["quadrants"]:
+        diffs = [a - b for a, b in zip(quad["curves"][q["run"]], quad["baseline_entropy"])]
+        assert q["mean_minus_baseline"] == pytest.approx(sum(diffs) / len(diffs))
+        assert q["moved_as_predicted"] == (q["mean_minus_baseline"] * (1 if q["predicted"] == "above baseline" else -1) > 0)
+    assert quad["moved_as_predicted"] == sum(q["moved_as_predicted"] for q in quad["quadrants"])
+
+
+def test_clip_band_counts_cover_every_trained_token(quick_run):
+    out, _ = quick_run
+    bands = json.loads((out / "analyses" / "clip_bands.json").read_text())
+    for name, run in bands["runs"].items():
+        rows = read_jsonl(out / "analyses" / "clip_bands_runs" / name / "metrics.jsonl")
+        mini = bands["settings"]["mini_batches"]
+        # each rollout's tokens are trained once, split over `mini` optimizer steps
+        trained = sum(r["train/tokens/valid"] * mini for r in rows)
+        assert sum(run["counts"]["tokens"]) == pytest.approx(trained)
+        assert all(0 <= c <= t for c, t in zip(run["counts"]["clip_low"], run["counts"]["tokens"]))
+    assert bands["runs"]["clip_higher"]["loss"]["eps_high"] == pytest.approx(0.28)
+    assert bands["runs"]["grpo"]["loss"]["eps_high"] == pytest.approx(0.2)
+
+
+def test_rerun_skips_finished_work(quick_run):
+    out, _ = quick_run
+    stamp = {p: p.stat().st_mtime_ns for p in [out / "start_model" / "model.safetensors", out / "runs" / "grpo" / "result.json"]}
+    assert main(["run", "--quick", "--output-dir", str(out), "--no-progress", "--skip-analyses"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_metrics(tmp_path, quick_run):
+    common = ["--quick", "--no-progress", "--skip-analyses", "--methods", "grpo,steer", "--rl-steps", "5"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    for out in (straight, resumed):  # reuse the cached SFT checkpoint (same SFT settings => no retraining)
+        shutil.copytree(quick_run[0] / "start_model", out / "start_model")
+    assert main(["run", "--output-dir", str(straight)] + common) == 0
+    # stop after 3 of 5 steps: the checkpoint is at step 2 (save_every 2), so step index 2 is redone
+    assert main(["run", "--output-dir", str(resumed), "--stop-after-steps", "3"] + common) == 0
+    assert not (resumed / "results.json").exists()
+    assert len(read_jsonl(resumed / "runs" / "grpo" / "metrics.jsonl")) == 3
+    assert main(["run", "--output-dir", str(resumed)] + common) == 0
+    for name in ("grpo", "steer"):
+        a = read_jsonl(straight / "runs" / name / "metrics.jsonl")
+        b = read_jsonl(resumed / "runs" / name / "metrics.jsonl")
+        assert [r["step"] for r in b] == [0, 1, 2, 3, 4]
+        strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+        assert strip(a) == strip(b), name
+    ra = json.loads((straight / "results.json").read_text())["rows"]
+    rb = json.loads((resumed / "results.json").read_text())["rows"]
+    assert [(r["run"], r["avg@n"], r["heldout_entropy"]) for r in ra] == [(r["run"], r["avg@n"], r["heldout_entropy"]) for r in rb]
+
+
+def test_bad_input_names_the_field(tmp_path, capsys):
+    assert main(["run", "--quick", "--output-dir", str(tmp_path), "--methods", "grpo,nope", "--no-progress"]) == 2
+    assert "--methods" in capsys.readouterr().err
+    assert main(["run", "--quick", "--output-dir", str(tmp_path / "b"), "--samples-per-prompt", "1", "--no-progress"]) == 2
+    assert "samples_per_prompt" in capsys.readouterr().err
