@@ -136,6 +136,24 @@ def _parse_date(text: str, where: str) -> _dt.datetime:
         raise ValueError(f"{where}: contest_date {text!r} is not an ISO date") from None
 
 
+# Problems the LiveCodeBench maintainers list in ERRATA.md (flagged in rows and verdicts, not removed:
+# the official scores include them).
+_MULTIPLE_OUTPUTS = ("abc311_c", "abc326_d", "abc327_b", "abc333_e", "abc343_e", "abc362_c", "arc185_c", "abc343_a",
+                     "find-words-containing-character", "find-the-peaks",
+                     "generate-binary-strings-without-adjacent-zeros")
+LCB_ERRATA = {**{q: "multiple valid outputs (exact-match tests can reject correct code)" for q in _MULTIPLE_OUTPUTS},
+              **{q: "interactive problem (cannot be judged with fixed stdin tests)" for q in ("abc337_e", "abc355_e")},
+              **{q: "incorrect tests upstream" for q in ("abc350_c", "apply-operations-to-make-string-empty",
+                                                          "most-frequent-ids", "arc189_a")}}
+
+
+def lcb_errata(row: dict) -> Optional[str]:
+    for key in (row.get("question_id"), row.get("question_title")):
+        if key and str(key) in LCB_ERRATA:
+            return LCB_ERRATA[str(key)]
+    return None
+
+
 def normalize_lcb_official(row: dict, where: str) -> dict:
     """One ``code_generation_lite`` row -> the grader's problem dict."""
     for key in ("question_id", "question_content", "public_test_cases"):
@@ -164,6 +182,7 @@ def normalize_lcb_official(row: dict, where: str) -> dict:
         "contest_id": row.get("contest_id", ""), "contest_date": contest_date,
         "starter_code": row.get("starter_code") or "", "difficulty": row.get("difficulty", ""),
         "tests": tests, "num_public_tests": len(public), "fn_name": fn_name, "source_format": "official",
+        "errata": lcb_errata(row),
     }
 
 

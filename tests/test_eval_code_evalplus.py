@@ -145,3 +145,35 @@ def test_full_program_for_a_check_problem_keeps_prompt_helpers(humaneval):
     wrong = chat.replace("- 5", "+ 5")
     verdicts = GRADER.grade([problem], [[chat, wrong, problem["canonical_solution"]]])[0]
     assert [v.correct for v in verdicts] == [True, False, True]
+
+
+def _differential(humaneval, hanging: bool):
+    """Our sandboxed run of evalplus' engine vs evalplus' own untrusted_check (a fork)."""
+    from evalplus.eval import untrusted_check
+
+    from openrlhf_steer_eval.graders.code_evalplus import groundtruth
+
+    row = dict(_humaneval_plus_row(humaneval), dataset="humaneval")
+    truth = groundtruth([row])[row["task_id"]]
+    solutions = [row["prompt"] + row["canonical_solution"],
+                 row["prompt"] + "    return any(abs(a - b) < threshold for a, b in zip(numbers, numbers[1:]))\n",
+                 row["prompt"] + "    return 1 / 0\n"]
+    if hanging:
+        solutions += [row["prompt"] + "    while True:\n        pass\n",  # per-input limit inside the engine
+                      "while True:\n    pass\n"]  # hangs at definition time: the whole run times out
+    for solution in solutions:
+        for part in ("base", "plus"):
+            theirs, _ = untrusted_check("humaneval", solution, row[f"{part}_input"], row["entry_point"],
+                                        expected=truth[part], atol=row["atol"], ref_time=truth[f"{part}_time"],
+                                        fast_check=True)
+            ours = GRADER._run_inputs(row, solution, row[f"{part}_input"], truth[part], truth[f"{part}_time"])
+            assert ours["status"] == theirs, (solution, part)
+
+
+def test_same_status_as_evalplus_untrusted_check(humaneval):
+    _differential(humaneval, hanging=False)
+
+
+@pytest.mark.slow
+def test_same_status_as_evalplus_untrusted_check_on_hanging_code(humaneval):
+    _differential(humaneval, hanging=True)

@@ -206,6 +206,10 @@ def test_official_loader_window_and_private_tests(tmp_path):
     assert pairs["fn_name"] == "countPairs" and len(pairs["tests"]) == 2
     everything = load_livecodebench(str(path), start_date="none", end_date="none")
     assert len(everything) == 4
+    assert add["errata"] is None
+    flagged = dict(_official_rows()[0], question_id="abc343_a")  # listed in LiveCodeBench's ERRATA.md
+    _write_jsonl(tmp_path / "errata.jsonl", [flagged])
+    assert "multiple valid outputs" in load_livecodebench(str(tmp_path / "errata.jsonl"))[0]["errata"]
     assert [r["question_id"] for r in load_livecodebench(str(path), start_date="2024-01-01", end_date="2024-06-01")] \
         == ["abc300_a"]
     # private tests decide: a solution fitted to the public test fails

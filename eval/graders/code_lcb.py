@@ -349,6 +349,8 @@ class LiveCodeBenchGrader:
         start = time.perf_counter()
         code = extract_code(response if isinstance(response, str) else "", self.config.code_style)
         detail = run_program(code, tests, fn_name, self.config)
+        if problem.get("errata"):
+            detail["errata"] = problem["errata"]  # upstream-listed problem: see data_code.LCB_ERRATA
         return Verdict(correct=detail.pop("passed"), extracted=code, detail=detail,
                        seconds=time.perf_counter() - start)
 
