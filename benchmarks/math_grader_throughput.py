@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+"""Math grading throughput: the process-pool grader vs one process, on real-style responses.
+
+    python benchmarks/math_grader_throughput.py                       # 2,000 responses, Math-Verify, 2 workers
+    python benchmarks/math_grader_throughput.py --grader qwen --workers 2 --repeat 2
+
+Responses: every MATH-500 reference solution (worked LaTeX solutions ending in ``\\boxed{...}``) in
+four variants: as written (correct), boxed answer replaced by a wrong one, boxed answer rewritten as
+"The answer is X." (no box), and cut off before the final answer (no answer). 500 x 4 = 2,000 pairs,
+``--repeat`` multiplies them. Data: ``--data`` (default $OPENRLHF_STEER_DATA or ../shared/data next
+to the checkout)/math500/test.jsonl.
+
+Measured: single process = ``grade_answer`` in a loop in this process (after a warm-up); pool =
+``MathGraderPool(workers).grade_many`` with workers already started (their start-up time is reported
+separately). Verdicts of both must be identical. Target (issue #6): pool / single >= 1.8x on 2 cores
+with no hung workers (``restarts`` = workers killed for exceeding the per-sample timeout).
+Results: ``<output-dir>/math_grader_throughput.json`` and ``.md`` (written atomically).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+TARGET = 1.8
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    here = Path(__file__).resolve().parent.parent
+    default_data = Path(os.environ.get("OPENRLHF_STEER_DATA", here.parent / "shared" / "data"))
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=default_data, help="folder holding math500/test.jsonl")
+    p.add_argument("--grader", default="math_verify", choices=("math_verify", "qwen"))
+    p.add_argument("--workers", type=int, default=2, help="pool worker processes (default 2)")
+    p.add_argument("--timeout", type=float, default=10.0, help="per-sample outer timeout in seconds")
+    p.add_argument("--repeat", type=int, default=1, help="multiply the 2,000 pairs (default 1)")
+    p.add_argument("--output-dir", type=Path, default=Path("runs/bench"), help="where the JSON/MD results go")
+    return p.parse_args(argv)
+
+
+def build_pairs(data: Path, repeat: int):
+    from openrlhf_steer_eval.graders.math_text import last_boxed_content
+
+    path = data / "math500" / "test.jsonl"
+    if not path.is_file():
+        sys.exit(f"error: {path} not found; pass --data DIR (the folder with math500/test.jsonl)")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    pairs = []
+    for r in rows:
+        sol, gold = r["solution"], r["answer"]
+        at = sol.rfind("\\boxed")
+        boxed = last_boxed_content(sol[at:]) if at >= 0 else None
+        if boxed is None:
+            continue
+        box = "\\boxed{" + boxed + "}"
+        pairs.append((sol, gold))  # correct
+        pairs.append((sol.replace(box, "\\boxed{" + boxed + "+1}"), gold))  # wrong answer
+        pairs.append((sol.replace(box, boxed) + "\nThe answer is " + boxed + ".", gold))  # no box
+        pairs.append((sol[:at], gold))  # truncated: no final answer
+    return pairs * repeat
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from openrlhf_steer_eval.graders.math import MathGraderPool, grade_answer
+    from openrlhf_steer_eval.io_utils import atomic_write_json, atomic_write_text
+
+    pairs = build_pairs(args.data, args.repeat)
+    print(f"{len(pairs)} responses, grader={args.grader}, workers={args.workers}, cpus={os.cpu_count()}, "
+          f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+
+    for r, g in pairs[:4]:  # warm-up: sympy/antlr caches, as the pool workers do before "ready"
+        grade_answer(r, g, args.grader)
+    t0 = time.perf_counter()
+    single = [grade_answer(r, g, args.grader) for r, g in pairs]
+    single_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pool = MathGraderPool(workers=args.workers, timeout=args.timeout).start()
+    startup_s = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        pooled = pool.grade_many(pairs, grader=args.grader, progress="pool")
+        pool_s = time.perf_counter() - t0
+        restarts = pool.restarts
+    finally:
+        pool.close()
+
+    same = [a.correct for a in single] == [b.correct for b in pooled]
+    ratio = single_s / pool_s
+    result = {
+        "responses": len(pairs), "grader": args.grader, "workers": args.workers, "cpus": os.cpu_count(),
+        "single_seconds": round(single_s, 3), "pool_seconds": round(pool_s, 3),
+        "pool_startup_seconds": round(startup_s, 3),
+        "single_samples_per_s": round(len(pairs) / single_s, 1), "pool_samples_per_s": round(len(pairs) / pool_s, 1),
+        "speedup": round(ratio, 3),
+        "speedup_including_startup": round(single_s / (pool_s + startup_s), 3),
+        "target": TARGET, "meets_target": ratio >= TARGET, "restarts": restarts, "verdicts_identical": same,
+        "correct_single": sum(v.correct for v in single), "load_average_after": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(result, indent=2))
+    print(f"speedup pool/single = {ratio:.2f}x (target >= {TARGET}x), restarts = {restarts}, identical = {same}")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.output_dir / "math_grader_throughput.json", result)
+    md = ["# Math grader throughput", "", "| metric | value |", "|---|---|"]
+    md += [f"| {k} | {v} |" for k, v in result.items()]
+    atomic_write_text(args.output_dir / "math_grader_throughput.md", "\n".join(md) + "\n")
+    return 0 if same and restarts == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
