@@ -168,3 +168,30 @@ def test_window_iterator_mini_batch_stats_and_controller(model_dir):
     assert seen == [pytest.approx(total / 2)] * 2  # OpenRLHF's window normaliser, untouched
     assert state.optimizer_step == 1  # one optimizer-step window -> one controller update
     assert len(trainer.strategy.reduced) == 1 and "_tokens" in trainer.strategy.reduced[0]
+
+
+def test_kl_penalty_replaces_openrlhf_kl_term(model_dir):
+    """kl_penalty reads the reference log-probs; OpenRLHF's own KL loss is computed/logged but weighted 0."""
+    actor = load_actor(model_dir)
+    config = {"coef": 0.5, "estimator": "k3"}
+    spec = EntropyControlSpec(methods=[("kl_penalty", config)])
+    args = make_args(seed=SEED, kl_use_loss=True, kl_coef=0.01)
+    apply_method_args(args, spec)
+    trainer = make_trainer(actor, args)
+    enable_entropy_control(trainer, spec, args, max_steps=10, rank=0)
+    seqs, attn, amask, old_lp, _, adv = _rollout_tensors(actor)
+    ref_lp = (old_lp - 0.2 * amask.float())
+    exp = make_experience(seqs, attn, amask, old_lp, adv)
+    exp.base_action_log_probs = ref_lp
+    status = trainer.training_step(exp, 0.01, 0, None)
+
+    actor.model.zero_grad()
+    lp, _ = reference_logprobs_entropy(actor.model, seqs, attn)
+    inputs = LossInputs(log_probs=lp, old_log_probs=old_lp, advantages=adv, action_mask=amask, ref_log_probs=ref_lp)
+    expected, metrics = PolicyLoss(LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=10.0), build_method("kl_penalty", config))(inputs)
+    expected.backward()
+    assert float(status["metrics"]["policy_loss"]) == pytest.approx(float(expected.detach()), rel=1e-4)
+    assert float(status["metrics"]["kl"]) != 0.0  # OpenRLHF still logs its own KL estimate
+    got = trainer.strategy.grads[0]["model.lm_head.weight"]
+    ref = actor.model.lm_head.weight.grad
+    assert float((got - ref).norm()) <= 2e-4 * float(ref.norm()) + 1e-6

@@ -267,6 +267,8 @@ class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
             "ref_log_probs": experience.base_action_log_probs if state.needs.ref_log_probs else None,
         }
         loss_fn.steer["context"] = _LazyEntropyContext(context, state.holder)
+        if state.needs.ref_log_probs:
+            kl_ctl = 0.0  # the method's KL term replaces OpenRLHF's (which is still computed and logged as `kl`)
         try:
             status = super().training_step(experience, kl_ctl, step, loss_batch_info)
         finally:
@@ -312,6 +314,8 @@ class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
         state.optimizer_step += 1
         state.window_sums, state.window_tokens = {}, 0.0
         state.micro = {}
+        if state.generator is not None:  # dynamic-batch mode has no window iterator to reseed it
+            state.generator.manual_seed(step_seed(state.seed, state.rank, state.optimizer_step))
 
 
 class _LazyEntropyContext(dict):

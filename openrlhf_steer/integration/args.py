@@ -72,7 +72,8 @@ def apply_method_args(args, spec: EntropyControlSpec) -> MethodNeeds:
     if needs.ref_log_probs and not (algo.kl.init_coef > 0 and algo.kl.use_loss):
         raise EntropyArgsError(
             f"--entropy.method {names} needs reference log-probs in the loss: add --algo.kl.use_loss and "
-            f"--algo.kl.init_coef > 0 (e.g. 0.001)."
+            f"--algo.kl.init_coef > 0 (any value: it only makes OpenRLHF create the reference model; the "
+            f"method's own coefficient replaces OpenRLHF's KL loss term)."
         )
     if needs.advantage_hooks:
         if algo.advantage.estimator not in GROUPED_ESTIMATORS:

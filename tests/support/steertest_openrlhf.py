@@ -42,7 +42,7 @@ def make_args(*, entropy_coef=None, eps=(0.2, 0.28), dual_clip=10.0, loss_agg_mo
         algo=ns(kl=ns(use_loss=kl_use_loss, init_coef=kl_coef, estimator="k1", unbiased_gradient=False),
                 advantage=ns(is_correction_level="off", is_correction_mode="mask", is_correction_gating="ratio",
                              is_correction_threshold=[0.5, 5.0], estimator="group_norm")),
-        train=ns(dynamic_batch_enable=False, seed=seed, num_episodes=num_episodes, max_epochs=1),
+        train=ns(dynamic_batch_enable=False, async_enable=False, seed=seed, num_episodes=num_episodes, max_epochs=1),
         ds=ns(packing_samples=False, tensor_parallel_size=1),
         rollout=ns(n_samples_per_prompt=2),
     )
