@@ -43,6 +43,12 @@ class Row:
     paper: Dict[str, Optional[float]] = field(default_factory=dict)
     paper_source: str = ""
     note: str = ""
+    # A published checkpoint evaluated as is (no training), e.g. SimpleRL-Zoo in STEER's main table.
+    released_model: Optional[Sourced] = None
+
+    @property
+    def trains(self) -> bool:
+        return self.released_model is None
 
     def option_values(self) -> Dict[str, Any]:
         return {k: v.value for k, v in self.options.items()}
@@ -128,9 +134,12 @@ def load_config(path: "str | Path") -> TableConfig:
     seen = set()
     for i, r in enumerate(raw["rows"]):
         where = f"{path}: rows[{i}]"
-        for key in ("name", "label", "method"):
+        released = _sourced_section({"released_model": r["released_model"]}, where)["released_model"] if "released_model" in r else None
+        for key in ("name", "label") + (() if released else ("method",)):
             if key not in r:
                 raise ConfigError(f"{where}: missing {key!r}")
+        if released and (r.get("options") or r.get("overrides")):
+            raise ConfigError(f"{where}: a released_model row is evaluated as published; it takes no options/overrides")
         name = str(r["name"])
         if not ROW_NAME.match(name):
             raise ConfigError(f"{where}: row name {name!r} must match {ROW_NAME.pattern} (it names a folder and a --rows entry)")
@@ -148,12 +157,13 @@ def load_config(path: "str | Path") -> TableConfig:
             Row(
                 name=name,
                 label=str(r["label"]),
-                method=str(r["method"]),
+                method=str(r.get("method", "released")),
                 options=_sourced_section(r.get("options"), f"{where}.options"),
                 overrides=_sourced_section(r.get("overrides"), f"{where}.overrides"),
                 paper={b: (None if v is None else float(v)) for b, v in paper.items()},
                 paper_source=str(r.get("paper_source", raw.get("paper_numbers_source", ""))),
                 note=str(r.get("note", "")),
+                released_model=released,
             )
         )
     if not rows:

@@ -166,7 +166,7 @@ RECIPE_FLAGS: Dict[str, Callable[[Any, Mapping[str, Any]], List[str]]] = {
 }
 
 # Recipe keys that describe the run but are not OpenRLHF flags (data source, provenance, ...).
-NON_FLAG_KEYS = {"train_data", "subset", "subset_size", "subset_clusters", "subset_seed", "framework", "gpus_in_paper"}
+NON_FLAG_KEYS = {"train_data", "subset", "subset_size", "subset_clusters", "subset_seed", "seeds"}
 
 
 def recipe_flags(recipe: Mapping[str, Any]) -> List[str]:
@@ -307,6 +307,38 @@ def _metric_matches(name: str, metric: str) -> bool:
         k = metric.split("@", 1)[1]
         return name.startswith(f"pass@k:k={k}&")
     return name == metric
+
+
+def eval_groups(benchmarks: Sequence[str], sampling: Mapping[str, Any]) -> List[Tuple[List[str], Dict[str, Any]]]:
+    """Split benchmarks into eval-CLI calls that share one sampling setting.
+
+    ``sampling["n"]`` (and ``k``) may be a mapping ``{benchmark: value, "default": value}``: STEER,
+    for instance, reports avg@32 on AIME24/AIME25/AMC23 and avg@1 on the larger sets. Returns
+    ``[(benchmarks, sampling), ...]`` in first-appearance order; ``k`` values above ``n`` are dropped.
+    """
+    def pick(value, bench):
+        if isinstance(value, Mapping):
+            if bench in value:
+                return value[bench]
+            if "default" in value:
+                return value["default"]
+            raise ValueError(f"eval setting {dict(value)} has no entry for {bench!r} and no 'default'")
+        return value
+
+    groups: Dict[str, Tuple[List[str], Dict[str, Any]]] = {}
+    for bench in benchmarks:
+        resolved = {key: pick(value, bench) for key, value in sampling.items()}
+        n = resolved.get("n")
+        if n is not None and isinstance(resolved.get("k"), (list, tuple)):
+            resolved["k"] = [k for k in resolved["k"] if int(k) <= int(n)] or [1]
+        key = repr(sorted(resolved.items(), key=lambda kv: kv[0]))
+        groups.setdefault(key, ([], resolved))[0].append(bench)
+    return list(groups.values())
+
+
+def group_dir(base: Path, index: int, sampling: Mapping[str, Any], n_groups: int) -> Path:
+    """Output folder of eval group ``index``: ``base`` itself when there is one group, else ``base/g<i>_n<N>``."""
+    return Path(base) if n_groups == 1 else Path(base) / f"g{index}_n{sampling.get('n', 'default')}"
 
 
 def shell_join(cmd: Sequence[str]) -> str:

@@ -176,6 +176,24 @@ class TableRunner:
             _atomic_json(done, {"command": cmd, "seconds": round(time.time() - started, 1), "smoke": bool(self.smoke)})
         return ckpt_dir
 
+    def run_eval(self, stage: str, model: Path, benches: Sequence[str], sampling: Mapping[str, Any], out: Path,
+                 log: Path) -> Dict[str, float]:
+        """Evaluate ``model`` on ``benches`` (one eval-CLI call per sampling group); scores in %, resumable."""
+        groups = pipeline.eval_groups(benches, sampling)
+        scores: Dict[str, float] = {}
+        for i, (group, group_sampling) in enumerate(groups):
+            gdir = pipeline.group_dir(out, i, group_sampling, len(groups))
+            if self.ex.dry or not pipeline.eval_done(gdir):
+                cmd = pipeline.eval_command(model, group, group_sampling, gdir, self.eval_backend(), self.eval_extra())
+                self.ex.run(stage, cmd, log)
+            if not self.ex.dry:
+                got = pipeline.read_eval_scores(gdir, self.config.metric, group)
+                missing = [b for b in group if b not in got]
+                if missing:
+                    raise RuntimeError(f"{gdir}/{pipeline.EVAL_RESULTS_FILE} has no {self.config.metric} for {missing}")
+                scores.update(got)
+        return scores
+
     def select(self, row: Row, row_dir: Path, ckpt_dir: Path) -> Path:
         sel = self.config.values("selection")
         if self.smoke:
@@ -194,25 +212,17 @@ class TableRunner:
         sampling.update({k: sel[k] for k in ("n", "k", "temperature", "top_p", "max_tokens") if k in sel})
         benches = self.smoke.benchmarks(sel["benchmarks"]) if self.smoke else list(sel["benchmarks"])
         if self.ex.dry:
-            template = ckpt_dir / "global_step<STEP>_hf"
-            cmd = pipeline.eval_command(template, benches, sampling, row_dir / "select" / "step<STEP>", self.eval_backend(), self.eval_extra())
             self.ex.echo(f"[select] {row.name}: for every <STEP> >= {sel.get('min_step', 0)} with a saved checkpoint "
                          f"(every {sel.get('every', 1)}), then keep the best mean {self.config.metric} on {benches}:")
-            self.ex.run("select", cmd, row_dir / "select.log")
+            self.run_eval("select", ckpt_dir / "global_step<STEP>_hf", benches, sampling, row_dir / "select" / "step<STEP>",
+                          row_dir / "select.log")
             return ckpt_dir / "global_step<BEST>_hf"
-        scores: Dict[int, float] = {}
         found = candidates(ckpt_dir, int(sel.get("min_step", 0)), int(sel.get("every", 1)))
         if not found:
             raise FileNotFoundError(f"{row.name}: no checkpoint under {ckpt_dir} with step >= {sel.get('min_step', 0)}")
+        scores: Dict[int, float] = {}
         for step, path in _progress(found, f"select {row.name}"):
-            out = row_dir / "select" / f"step{step}"
-            if not pipeline.eval_done(out):
-                cmd = pipeline.eval_command(path, benches, sampling, out, self.eval_backend(), self.eval_extra())
-                self.ex.run("select", cmd, row_dir / "select.log")
-            per_bench = pipeline.read_eval_scores(out, self.config.metric, benches)
-            missing = [b for b in benches if b not in per_bench]
-            if missing:
-                raise RuntimeError(f"{out}/{pipeline.EVAL_RESULTS_FILE} has no {self.config.metric} for {missing}")
+            per_bench = self.run_eval("select", path, benches, sampling, row_dir / "select" / f"step{step}", row_dir / "select.log")
             scores[step] = sum(per_bench[b] for b in benches) / len(benches)
         best = pick_best(scores)
         chosen = dict(found)[best]
@@ -220,37 +230,62 @@ class TableRunner:
         return chosen
 
     def evaluate(self, row: Row, row_dir: Path, checkpoint: Path) -> Dict[str, float]:
-        out = row_dir / "eval"
-        cmd = pipeline.eval_command(checkpoint, self.benchmarks(), self.eval_sampling(), out, self.eval_backend(), self.eval_extra())
-        if self.ex.dry or not pipeline.eval_done(out):
-            self.ex.run("eval", cmd, row_dir / "eval.log")
-        return {} if self.ex.dry else pipeline.read_eval_scores(out, self.config.metric, self.benchmarks())
+        return self.run_eval("eval", checkpoint, self.benchmarks(), self.eval_sampling(), row_dir / "eval", row_dir / "eval.log")
 
     # -- driver -------------------------------------------------------------------------------
+    def seeds(self, row: Row) -> List[Optional[int]]:
+        seeds = self.config.recipe_for(row).get("seeds")
+        if not seeds or self.smoke or not row.trains:  # a released checkpoint is evaluated once
+            return [None]
+        return [int(s) for s in seeds]
+
+    def run_seed(self, row: Row, row_dir: Path, seed: Optional[int]) -> Dict[str, Any]:
+        if not row.trains:  # a published checkpoint: evaluate it as is
+            model = Path(str(row.released_model.value)) if not self.smoke else self.smoke.model_dir()
+            return {"checkpoint": str(model), "scores": self.evaluate(row, row_dir, model)}
+        recipe = self.recipe(row)
+        recipe.pop("seeds", None)
+        if seed is not None:
+            recipe["seed"] = seed
+        data_path = self.prepare_data(recipe)
+        ckpt_dir = self.train(row, row_dir, recipe, data_path)
+        checkpoint = self.select(row, row_dir, ckpt_dir)
+        return {"checkpoint": str(checkpoint), "scores": self.evaluate(row, row_dir, checkpoint), "recipe": recipe}
+
     def run_row(self, row: Row) -> None:
         row_dir = self.out / "rows" / row.name
         result_path = row_dir / "result.json"
         if result_path.is_file() and not self.args.force and not self.ex.dry:
             self.ex.echo(f"[skip] {row.name}: done ({result_path})")
             return
-        self.ex.echo(f"== {self.config.table} / {row.name} ({row.label}): method {row.method}")
-        recipe = self.recipe(row)
-        data_path = self.prepare_data(recipe)
-        ckpt_dir = self.train(row, row_dir, recipe, data_path)
-        checkpoint = self.select(row, row_dir, ckpt_dir)
-        scores = self.evaluate(row, row_dir, checkpoint)
-        if not self.ex.dry:
-            _atomic_json(result_path, {
-                "row": row.name, "label": row.label, "method": row.method, "options": row.option_values(),
-                "checkpoint": str(checkpoint), "scores": scores, "paper": row.paper, "smoke": bool(self.smoke),
-                "recipe": recipe,
-            })
+        what = f"method {row.method}" if row.trains else f"released model {row.released_model.value}"
+        self.ex.echo(f"== {self.config.table} / {row.name} ({row.label}): {what}")
+        seeds = self.seeds(row)
+        runs = {}
+        for seed in seeds:
+            seed_dir = row_dir if len(seeds) == 1 else row_dir / f"seed{seed}"
+            if len(seeds) > 1:
+                self.ex.echo(f"-- seed {seed} of {seeds} (the table reports the mean over seeds)")
+            runs[seed] = self.run_seed(row, seed_dir, seed)
+        if self.ex.dry:
+            return
+        benches = sorted({b for r in runs.values() for b in r["scores"]})
+        mean = {b: sum(r["scores"][b] for r in runs.values()) / len(runs) for b in benches if all(b in r["scores"] for r in runs.values())}
+        _atomic_json(result_path, {
+            "row": row.name, "label": row.label, "method": row.method, "options": row.option_values(),
+            "checkpoint": runs[seeds[0]]["checkpoint"] if len(seeds) == 1 else {str(s): r["checkpoint"] for s, r in runs.items()},
+            "scores": mean, "per_seed": {str(s): r["scores"] for s, r in runs.items()} if len(seeds) > 1 else None,
+            "paper": row.paper, "smoke": bool(self.smoke), "recipe": runs[seeds[0]].get("recipe"),
+        })
 
     def run(self, rows: Sequence[Row]) -> Optional[Dict[str, Path]]:
         if self.args.force and not self.ex.dry:
-            for row in rows:  # --force re-runs the chosen rows' selection/eval/result, keeping trained checkpoints
-                for name in ("result.json", "selection.json"):
-                    (self.out / "rows" / row.name / name).unlink(missing_ok=True)
+            for row in rows:  # --force redoes selection, scoring and the result; checkpoints and generations stay
+                row_dir = self.out / "rows" / row.name
+                (row_dir / "result.json").unlink(missing_ok=True)
+                for stale in list(row_dir.glob("**/selection.json")) + list(row_dir.glob("**/eval/**/results.json")) \
+                        + list(row_dir.glob("**/select/**/results.json")):
+                    stale.unlink()
         for row in _progress(rows, self.config.table, enabled=not self.ex.dry):
             self.run_row(row)
         if self.ex.dry:

@@ -172,8 +172,9 @@ def test_pipeline_selects_evaluates_and_resumes(tmp_path):
     runner = run_table.TableRunner(cfg, args, ex)
     runner.run([cfg.row("steer_exp_extreme")])
     stages = [s for s, _ in ex.calls]
-    # selection evaluates steps 80, 90, 100 (>= min_step 80, every 10), then the final eval
-    assert stages == ["data", "train", "select", "select", "select", "eval"]
+    # selection evaluates steps 80, 90, 100 (>= min_step 80, every 10), then the final eval in two sampling
+    # groups (avg@32 on AIME24/AIME25/AMC23, avg@1 on the others)
+    assert stages == ["data", "train", "select", "select", "select", "eval", "eval"]
     sel = json.loads((tmp_path / "rows" / "steer_exp_extreme" / "selection.json").read_text())
     assert sel["step"] == 100 and sel["checkpoint"].endswith("global_step100_hf")
     final_eval = ex.calls[-1][1]
@@ -192,3 +193,43 @@ def test_pipeline_selects_evaluates_and_resumes(tmp_path):
     run_table.TableRunner(cfg, args, ex3).run([cfg.row("steer_exp_extreme")])
     assert [s for s, _ in ex3.calls] == []  # selection evals and final eval results are on disk: nothing reruns
     assert json.loads((tmp_path / "rows" / "steer_exp_extreme" / "selection.json").read_text())["step"] == 100
+
+
+def test_eval_groups_split_by_sample_count():
+    groups = P.eval_groups(["aime24", "math500", "amc23", "minerva_math"],
+                           {"n": {"aime24": 32, "amc23": 32, "default": 1}, "k": [1, 32], "temperature": 1.0})
+    assert groups == [(["aime24", "amc23"], {"n": 32, "k": [1, 32], "temperature": 1.0}),
+                      (["math500", "minerva_math"], {"n": 1, "k": [1], "temperature": 1.0})]
+    assert P.eval_groups(["a"], {"n": 4}) == [(["a"], {"n": 4})]
+    with pytest.raises(ValueError, match="no entry for 'b'"):
+        P.eval_groups(["b"], {"n": {"a": 1}})
+    assert P.group_dir(Path("/e"), 0, {"n": 4}, 1) == Path("/e")
+    assert P.group_dir(Path("/e"), 1, {"n": 1}, 2) == Path("/e/g1_n1")
+
+
+def test_seeds_are_trained_separately_and_averaged(tmp_path):
+    import run_table
+
+    cfg = load_config(REPRODUCE / "configs" / "steer_main_qwen25_math_7b.yaml")
+    args = run_table.build_parser().parse_args(["--config", str(cfg.path), "--output-dir", str(tmp_path)])
+
+    class SeedExecutor(RecordingExecutor):
+        def run(self, stage, cmd, log_path):
+            super().run(stage, cmd, log_path)
+            if stage == "eval":  # seed 1 scores 40% everywhere, seed 2 scores 50%
+                out = Path(cmd[cmd.index("--output-dir") + 1])
+                value = 0.4 if "/seed1/" in str(out) else 0.5
+                benches = cmd[cmd.index("--benchmarks") + 1].split(",")
+                n = cmd[cmd.index("--n") + 1]
+                write_results(out, {f"{b}/math_verify/avg@{n}": value for b in benches})
+
+    ex = SeedExecutor()
+    run_table.TableRunner(cfg, args, ex).run([cfg.row("steer")])
+    seeds = [c[c.index("--train.seed") + 1] for s, c in ex.calls if s == "train"]
+    assert seeds == ["1", "2"]
+    result = json.loads((tmp_path / "rows" / "steer" / "result.json").read_text())
+    assert result["per_seed"]["1"]["aime24"] == pytest.approx(40.0) and result["per_seed"]["2"]["olympiadbench"] == pytest.approx(50.0)
+    assert result["scores"] == {b: pytest.approx(45.0) for b in cfg.benchmarks}
+    # two eval calls per seed: the avg@32 group and the avg@1 group
+    evals = [c for s, c in ex.calls if s == "eval"]
+    assert [c[c.index("--n") + 1] for c in evals] == ["32", "1", "32", "1"]
