@@ -46,6 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list from {VARIANTS}")
     parser.add_argument("--output-dir", default="runs/bench", help="where entropy_pass.json/.md go (default runs/bench)")
+    parser.add_argument("--fresh", action="store_true", help="ignore variants finished by an interrupted earlier run")
+    parser.add_argument("--strict", action="store_true", help="exit with status 1 when a target is missed")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.vocab < 2 or args.tokens < 1 or args.chunk_rows < 1 or args.repeats < 1 or args.temperature <= 0:
@@ -196,18 +198,28 @@ def main(argv=None) -> int:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         tqdm = lambda x, **_: x  # noqa: E731
-    results = {}
-    for variant in tqdm(args.variants.split(","), desc="variants"):
-        results[variant] = _spawn(variant, argv)
-    summary = summarise(results, args)
     out = Path(args.output_dir)
+    partial_path = out / "entropy_pass.partial.json"
+    config = summarise({}, args)["config"]
+    results = {}
+    if partial_path.exists() and not args.fresh:
+        saved = json.loads(partial_path.read_text())
+        if saved.get("config") == config:
+            results = saved["results"]
+            print(f"resuming: reusing finished variants {sorted(results)} from {partial_path} (--fresh to redo)")
+    for variant in tqdm(args.variants.split(","), desc="variants"):
+        if variant not in results:
+            results[variant] = _spawn(variant, argv)
+            _atomic_write(partial_path, json.dumps({"config": config, "results": results}, indent=2) + "\n")
+    summary = summarise(results, args)
     _atomic_write(out / "entropy_pass.json", json.dumps(summary, indent=2) + "\n")
     markdown = to_markdown(summary)
     _atomic_write(out / "entropy_pass.md", markdown)
+    partial_path.unlink(missing_ok=True)
     print(markdown)
     failed = [k for k, c in summary["checks"].items() if c.get("pass") is False]
     print("PASS" if not failed else f"FAIL: {', '.join(failed)}")
-    return 0
+    return 1 if (failed and args.strict) else 0
 
 
 if __name__ == "__main__":

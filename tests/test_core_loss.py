@@ -5,7 +5,7 @@ import pytest
 import torch
 from steertest_core import LN, make_inputs, t
 
-from openrlhf_steer.loss import PolicyLoss, aggregate_loss
+from openrlhf_steer.loss import PolicyLoss, aggregate_loss, clipped_surrogate
 from openrlhf_steer.methods import LossConfig, build_method
 
 
@@ -152,3 +152,48 @@ def test_bad_input_errors_name_the_tensor():
         PolicyLoss(LossConfig(dual_clip=0.5))
     with pytest.raises(ValueError, match="num_tokens"):
         PolicyLoss()(make_inputs([[-1.0]], [[1.0]]), num_tokens=0)
+
+
+WEIGHT_OR_MASK_METHODS = [
+    ("steer", {}), ("steer", {"mapping": "linear", "lambda_max": 1.2}), ("pos_adv_reweight", {"schedule": "constant"}),
+    ("positive_only", {}), ("negative_only", {}), ("quadrant", {"fraction": 0.5, "action": "upweight"}),
+    ("forking_tokens", {}), ("rand_pos_clip", {"clip_fraction": 0.5}), ("clip_cov", {"cov_lb": -10.0, "clip_ratio": 0.3}),
+]
+
+
+@pytest.mark.parametrize("name,options", WEIGHT_OR_MASK_METHODS)
+def test_every_weight_or_mask_is_detached(name, options):
+    # grad_with_method == (weight * mask) * grad_plain, token by token, with the weight/mask taken from
+    # the method on an identical copy of the inputs (same seed for the random ones).
+    g = torch.Generator().manual_seed(1)
+    lp = (-torch.rand(2, 8, generator=g, dtype=torch.float64) * 2 - 0.05).tolist()
+    old = (t(lp) + 0.05 * torch.randn(2, 8, generator=g, dtype=torch.float64)).tolist()
+    adv = [[1.0] * 8, [-0.5] * 8]
+    extra = dict(entropy=torch.rand(2, 8, generator=g, dtype=torch.float64),
+                 old_entropy=torch.rand(2, 8, generator=g, dtype=torch.float64))
+
+    def run(method):
+        inputs = make_inputs(lp, adv, old_log_probs=old, generator=torch.Generator().manual_seed(7), **extra)
+        loss, metrics = PolicyLoss(LossConfig(dual_clip=3.0), method)(inputs)
+        loss.backward()
+        return inputs.log_probs.grad, metrics
+
+    plain, _ = run(None)
+    method = build_method(name, **options)
+    weighted, metrics = run(method)
+    probe = make_inputs(lp, adv, old_log_probs=old, generator=torch.Generator().manual_seed(7), **extra)
+    w = method.token_weights(probe)
+    w = torch.ones(2, 8, dtype=torch.float64) if w is None else w
+    per_token = clipped_surrogate(probe.log_probs, probe.old_log_probs, probe.advantages, LossConfig(dual_clip=3.0))
+    per_token["advantages"] = probe.advantages
+    m = method.clip_mask(probe, per_token)
+    m = torch.ones(2, 8, dtype=torch.float64) if m is None else m
+    assert not w.requires_grad and not m.requires_grad
+    assert torch.allclose(weighted, w * m * plain, atol=1e-12)
+    assert metrics["method/frac_changed"] > 0  # the method did act on this batch
+
+
+def test_grpo_method_equals_no_method():
+    loss_a, _ = PolicyLoss(LossConfig(dual_clip=3.0))(five_token_case())
+    loss_b, _ = PolicyLoss(LossConfig(dual_clip=3.0), build_method("grpo"))(five_token_case())
+    assert loss_a.item() == loss_b.item() == pytest.approx((-1.2 - 0.5 + 0.8 + 1.5 + 3.0) / 5)
