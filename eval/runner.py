@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from . import __version__
 from .backends import Backend, BackendConfig, SamplingConfig, make_backend, problem_seed
 from .benchmarks import SAMPLING_PRESETS, get_benchmark, make_grader
-from .cache import GenerationCache
+from .cache import GenerationCache, cache_key
 from .graders.base import Benchmark, GraderConfig, PromptOptions, Verdict
 from .io_utils import atomic_write_json, iter_jsonl
 from .metrics import correctness_metrics, disagreements
@@ -99,7 +100,8 @@ class Runner:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.results_path = self.output_dir / "results.json"
+        self.results_path = self.output_dir / "results.json"  # written once every benchmark is done
+        self.partial_path = self.output_dir / "results.partial.json"  # after each benchmark
         self._backend: Optional[Backend] = None
         self._graders: Dict[str, Any] = {}
         self.results: Dict[str, Any] = {
@@ -184,12 +186,58 @@ class Runner:
                     self.results["metrics"][f"{bench.name}/{name}/{key}"] = float(value)
         return verdicts, extra
 
+    # -- resume of finished benchmarks
+    def fingerprint(self, name: str, sampling: SamplingConfig) -> str:
+        """Everything that determines a benchmark's results; equal fingerprints -> results reusable."""
+        cfg = self.config
+        score_file = cfg.score_only.get(name)
+        score_stat = None
+        if score_file is not None:
+            st = Path(score_file).stat()
+            score_stat = [str(Path(score_file).resolve()), st.st_size, st.st_mtime_ns]
+        return cache_key({"benchmark": name, "source": cfg.sources.get(name), "limit": cfg.limit,
+                          "options": cfg.benchmark_options.get(name, {}), "backend": cfg.backend,
+                          "model": cfg.backend_config.model, "tokenizer": cfg.backend_config.tokenizer,
+                          "sampling": dataclasses.asdict(sampling) if score_file is None else None,
+                          "prompt": dataclasses.asdict(cfg.prompt), "score_file": score_stat, "ks": cfg.ks,
+                          "graders": cfg.graders, "grader_timeout": cfg.grader_config.timeout,
+                          "version": __version__})
+
+    def previous_results(self) -> Dict[str, Any]:
+        for path in (self.partial_path, self.results_path):
+            if path.is_file():
+                try:
+                    return json.loads(path.read_text())
+                except (OSError, json.JSONDecodeError):
+                    log.warning("ignoring unreadable %s", path)
+        return {}
+
+    def reuse(self, name: str, fingerprint: str, previous: Dict[str, Any]) -> bool:
+        info = previous.get("benchmarks", {}).get(name)
+        if not info or info.get("fingerprint") != fingerprint:
+            return False
+        if not (self.output_dir / info.get("samples_file", "")).is_file():
+            return False
+        prefix = f"{name}/"
+        for section in ("metrics", "stderr"):
+            self.results[section].update({k: v for k, v in previous.get(section, {}).items() if k.startswith(prefix)})
+        for section in ("disagreements", "skipped_ks"):
+            if name in previous.get(section, {}):
+                self.results[section][name] = previous[section][name]
+        self.results["benchmarks"][name] = {**info, "reused_from_previous_run": True}
+        log.info("%s: finished in a previous run with the same settings; results reused", name)
+        return True
+
     # -- one benchmark
-    def run_benchmark(self, name: str) -> None:
+    def run_benchmark(self, name: str, previous: Optional[Dict[str, Any]] = None) -> None:
         cfg = self.config
         bench = get_benchmark(name)
-        problems, ids = self.load(bench)
         sampling = resolve_sampling(bench, cfg.preset, cfg.sampling_overrides, cfg.seed)
+        fingerprint = self.fingerprint(name, sampling)
+        if previous and self.reuse(name, fingerprint, previous):
+            self.save()
+            return
+        problems, ids = self.load(bench)
         prompts = [bench.prompt(p, cfg.prompt) for p in problems]
         info: Dict[str, Any] = {"source": cfg.sources.get(name) or bench.default_source,
                                 "options": cfg.benchmark_options.get(name, {}),
@@ -238,12 +286,18 @@ class Runner:
         samples_path = self.output_dir / f"samples_{name}.jsonl"
         write_samples(samples_path, name, ids, problems, prompts, responses, verdicts)
         info["samples_file"] = samples_path.name
+        info["fingerprint"] = fingerprint
         self.results["benchmarks"][name] = info
         self.save()
 
-    def save(self) -> None:
+    def save(self, complete: bool = False) -> None:
         self.results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        atomic_write_json(self.results_path, self.results)
+        self.results["complete"] = complete
+        if complete:
+            atomic_write_json(self.results_path, self.results)
+            self.partial_path.unlink(missing_ok=True)
+        else:
+            atomic_write_json(self.partial_path, self.results)
         write_markdown(self.output_dir / "results.md", self.results)
 
     def close(self) -> None:
@@ -253,9 +307,11 @@ class Runner:
         self._graders = {}
 
     def run(self) -> Dict[str, Any]:
+        previous = self.previous_results()
         try:
             for name in self.config.benchmarks:
-                self.run_benchmark(name)
+                self.run_benchmark(name, previous)
         finally:
             self.close()
+        self.save(complete=True)
         return self.results

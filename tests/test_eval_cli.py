@@ -133,3 +133,26 @@ def test_list_benchmarks(capsys):
     out = capsys.readouterr().out
     for name in ("aime24", "aime25", "amc23", "math500", "minerva_math", "olympiadbench", "livecodebench", "ifeval"):
         assert name in out
+
+
+def test_failed_benchmark_keeps_finished_ones_and_resume_reuses_them(data_dir, tmp_path, capsys):
+    golds = aime24_golds(data_dir)
+    good = write_jsonl(tmp_path / "aime.jsonl", [{"id": pid, "responses": [f"\\boxed{{{g}}}"]} for pid, g in golds])
+    bad = tmp_path / "amc.jsonl"
+    bad.write_text('{"id": 0, "responses": ["\\\\boxed{27}"]}\n{"id": 1, "responses": [}\n')
+    out = tmp_path / "out"
+    argv = ["--benchmarks", "aime24,amc23", "--data-dir", str(data_dir), "--score-only", f"aime24={good}",
+            "--score-only", f"amc23={bad}", "--output-dir", str(out), "--grader-workers", "0"]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "amc.jsonl:2: not valid JSON" in err
+    assert not (out / "results.json").exists()
+    partial = json.loads((out / "results.partial.json").read_text())
+    assert partial["complete"] is False and partial["metrics"]["aime24/math_verify/avg@1"] == 1.0
+    bad.write_text('{"id": 0, "responses": ["\\\\boxed{27}"]}\n{"id": 1, "responses": ["\\\\boxed{0}"]}\n')
+    code, _, _ = run(argv, capsys)
+    assert code == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["complete"] is True and not (out / "results.partial.json").exists()
+    assert res["benchmarks"]["aime24"]["reused_from_previous_run"] is True
+    assert res["metrics"]["aime24/math_verify/avg@1"] == 1.0
+    assert res["metrics"]["amc23/math_verify/avg@1"] == 0.5  # 27 right, 0 wrong (gold 36)

@@ -57,11 +57,22 @@ def test_cli_generate_then_resume_without_regenerating(tiny_model, data_dir, tmp
         raise AssertionError("regenerated a cached problem")
 
     monkeypatch.setattr(hf.HFBackend, "generate", no_generate)
-    assert main(gen_argv(tiny_model, data_dir, out)) == 0
+    # other pass@k list: re-scored, but the generations come from the cache
+    assert main(gen_argv(tiny_model, data_dir, out, "--k", "1")) == 0
     res2 = json.loads((out / "results.json").read_text())
-    assert res2["benchmarks"]["aime24"]["cached_problems"] == 3
+    assert res2["benchmarks"]["aime24"]["cached_problems"] == 3 and res2["complete"] is True
+    assert "aime24/math_verify/pass@k:k=2&n=2" not in res2["metrics"]
     samples2 = [json.loads(l) for l in (out / "samples_aime24.jsonl").read_text().splitlines()]
     assert [s["response"] for s in samples2] == [s["response"] for s in samples]
+
+    # identical command: the finished benchmark is reused without grading again
+    from openrlhf_steer_eval import runner
+
+    monkeypatch.setattr(runner, "make_grader", no_generate)
+    assert main(gen_argv(tiny_model, data_dir, out, "--k", "1")) == 0
+    res3 = json.loads((out / "results.json").read_text())
+    assert res3["benchmarks"]["aime24"]["reused_from_previous_run"] is True
+    assert res3["metrics"] == res2["metrics"]
 
 
 def test_interrupted_run_resumes_where_it_stopped(tiny_model, data_dir, tmp_path, monkeypatch, capsys):
@@ -82,8 +93,7 @@ def test_interrupted_run_resumes_where_it_stopped(tiny_model, data_dir, tmp_path
     assert "re-run the same command to resume" in capsys.readouterr().err
     first = read_cache(out)
     assert [r["id"] for r in first] == ["60", "61"]  # one batch of 2 problems was saved
-    assert not (out / "results.json").exists() or "aime24" not in json.loads((out / "results.json").read_text())[
-        "benchmarks"]
+    assert not (out / "results.json").exists()  # written only when every benchmark is done
 
     calls = []
 
