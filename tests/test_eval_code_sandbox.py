@@ -162,3 +162,37 @@ def test_bad_limits_are_rejected_with_the_field_name():
         SandboxLimits(network="none")
     with pytest.raises(ValueError, match="package.module:function"):
         sandbox.run_driver("no_colon", {})
+
+
+def test_limits_are_applied_in_the_child():
+    code = ("import resource as r\n"
+            "print(r.getrlimit(r.RLIMIT_AS), r.getrlimit(r.RLIMIT_CPU), r.getrlimit(r.RLIMIT_FSIZE), "
+            "r.getrlimit(r.RLIMIT_CORE))")
+    limits = SandboxLimits(wall_timeout=2.5, memory_bytes=300 * sandbox.MiB, file_size_bytes=5 * sandbox.MiB)
+    r = run_python(code, "", limits)
+    mem, fsize = 300 * 1024 * 1024, 5 * 1024 * 1024
+    # CPU: ceil(2.5 + 1) = 4 s soft, one more second hard
+    assert r.value["stdout"] == f"({mem}, {mem}) (4, 5) ({fsize}, {fsize}) (0, 0)\n"
+    r = run_python("import resource as r\nr.setrlimit(r.RLIMIT_AS, (2**40, 2**40))", "", limits)
+    assert _failed(r)  # the code cannot raise its own limits back
+
+
+def test_file_size_limit_stops_big_writes():
+    r = run_python("with open('big.bin', 'wb') as f:\n    f.write(b'0' * (3 * 1024 * 1024))\nprint('done')", "",
+                   SandboxLimits(wall_timeout=2, file_size_bytes=1024 * 1024))
+    assert _failed(r) and "done" not in (r.value or {}).get("stdout", "")
+
+
+def test_forged_results_are_rejected():
+    # user code writes a fake "everything passed" message on every descriptor it can find, then exits
+    code = ("import os\nfake = b'{\"ok\": true, \"value\": {\"stdout\": \"hacked\", \"exit_code\": 0, \"exception\": null}}'\n"
+            "for fd in range(3, 20):\n    try:\n        os.write(fd, fake)\n    except OSError:\n        pass\n"
+            "os._exit(0)")
+    r = run_python(code, "", FAST)
+    assert r.status == "crashed" and r.value is None
+
+
+def test_setup_failures_are_not_scored_as_code_failures():
+    r = sandbox.run_driver("openrlhf_steer_eval.no_such_module:run", {}, FAST)
+    assert r.status == "setup_error" and "No module named" in r.error
+    assert sandbox.self_check().value["stdout"] == "10\n"

@@ -162,6 +162,8 @@ class EvalplusGrader:
                    "inputs": inputs, "expected": expected, "time_limits": limits_per_input,
                    "atol": problem.get("atol", 0), "fast_check": True}
         run = sandbox.run_driver(f"{__name__}:run_evalplus_in_child", payload, limits)
+        if run.status == sandbox.SETUP_ERROR:
+            raise sandbox.SandboxSetupError(f"evalplus: the sandbox failed to start: {run.error}")
         if run.ok and isinstance(run.value, dict):
             return {"status": run.value["status"], "failed_index": _first_failure(run.value["details"]),
                     "sandbox_status": run.status}
@@ -183,6 +185,8 @@ class EvalplusGrader:
         program = f"{code}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
         run = sandbox.run_python(program, "", sandbox.SandboxLimits(wall_timeout=HUMAN_EVAL_TIMEOUT,
                                                                      memory_bytes=self.config.memory_mb * sandbox.MiB))
+        if run.status == sandbox.SETUP_ERROR:
+            raise sandbox.SandboxSetupError(f"evalplus: the sandbox failed to start: {run.error}")
         if run.ok and run.value.get("exit_code") == 0 and not run.value.get("exception"):
             status, error = PASS, None
         elif run.ok and (run.value.get("exit_code") == 124):
@@ -222,6 +226,7 @@ class EvalplusGrader:
             raise ValueError(f"evalplus: {len(problems)} problems but {len(responses)} response lists")
         for problem in problems:
             _check_problem(problem)
+        sandbox.self_check()  # a broken sandbox is an error, never a 0% score
         plus_rows = [p for p in problems if "plus_input" in p]
         truth = groundtruth(plus_rows) if plus_rows else {}
         from tqdm.auto import tqdm

@@ -321,6 +321,8 @@ def run_program(code: str, tests: List[dict], fn_name: Optional[str], config: Lc
     payload = {"code": code, "tests": tests, "fn_name": fn_name, "timeout": config.test_timeout,
                "max_output_chars": config.max_output_mb * sandbox.MiB}
     run = sandbox.run_driver(f"{__name__}:run_tests_in_child", payload, limits)
+    if run.status == sandbox.SETUP_ERROR:
+        raise sandbox.SandboxSetupError(f"lcb_exec: the sandbox failed to start: {run.error}")
     if run.ok and isinstance(run.value, dict):
         detail = dict(run.value)
     else:
@@ -359,6 +361,7 @@ class LiveCodeBenchGrader:
             raise ValueError(f"lcb_exec: {len(problems)} problems but {len(responses)} response lists")
         for problem in problems:
             problem_tests(problem)  # bad problems fail before any run
+        sandbox.self_check()  # a broken sandbox is an error, never a 0% score
         jobs = [(i, j) for i, rs in enumerate(responses) for j in range(len(rs))]
         verdicts: List[List[Any]] = [[None] * len(rs) for rs in responses]
         from tqdm.auto import tqdm

@@ -43,6 +43,7 @@ import io
 import json
 import os
 import pickle
+import secrets
 import selectors
 import shutil
 import signal
@@ -342,7 +343,8 @@ def _run(job: Dict[str, Any], limits: SandboxLimits) -> SandboxResult:
         if run_as is not None:
             os.chown(workdir, run_as, NOBODY_GID)
         os.chmod(workdir, 0o700)
-        job = dict(job, workdir=os.path.realpath(workdir), run_as=run_as, nproc=nproc,
+        nonce = secrets.token_hex(16)  # the reply must carry it: output forged by user code is rejected
+        job = dict(job, workdir=os.path.realpath(workdir), run_as=run_as, nproc=nproc, nonce=nonce,
                    memory_bytes=limits.memory_bytes, cpu_seconds=limits.cpu_limit,
                    file_size_bytes=limits.file_size_bytes, max_output_bytes=limits.max_output_bytes)
         blob = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
@@ -382,9 +384,14 @@ def _run(job: Dict[str, Any], limits: SandboxLimits) -> SandboxResult:
             message = json.loads(out.decode("utf-8")) if out else None
         except (UnicodeDecodeError, json.JSONDecodeError):
             message = None
-        if not isinstance(message, dict) or "ok" not in message:
-            result.error = (f"the child ended without a result (returncode {proc.returncode}); "
+        if not isinstance(message, dict) or message.get("nonce") != nonce or "ok" not in message:
+            if not out and proc.returncode and result.stderr_tail.lstrip().startswith("unshare:"):
+                result.status = SETUP_ERROR
+            result.error = (f"the child ended without a valid result (returncode {proc.returncode}); "
                             f"stderr: {result.stderr_tail[-300:]!r}")
+            return result
+        if message.get("setup_failed"):
+            result.status, result.error = SETUP_ERROR, message.get("error")
             return result
         if message["ok"]:
             result.status, result.value = OK, message.get("value")
@@ -401,6 +408,28 @@ def _feed(proc: subprocess.Popen, blob: bytes) -> None:
         proc.stdin.close()
     except (BrokenPipeError, OSError, ValueError):
         pass
+
+
+class SandboxSetupError(RuntimeError):
+    """The sandbox itself cannot run code here (not a fault of the code being graded)."""
+
+
+_SELF_CHECK_LOCK = threading.Lock()
+_SELF_CHECK: Optional[SandboxResult] = None
+
+
+def self_check() -> SandboxResult:
+    """Run a trivial program once per process; raise ``SandboxSetupError`` if the sandbox is broken,
+    so that an infrastructure failure is never scored as "every response failed"."""
+    global _SELF_CHECK
+    with _SELF_CHECK_LOCK:
+        if _SELF_CHECK is None:
+            probe = run_python("print(sum(range(5)))", "", SandboxLimits(wall_timeout=30, memory_bytes=0))
+            if probe.status != OK or (probe.value or {}).get("stdout") != "10\n":
+                raise SandboxSetupError(f"the code sandbox does not work here: status={probe.status}, "
+                                        f"error={probe.error}, stderr={probe.stderr_tail[-500:]!r}")
+            _SELF_CHECK = probe
+        return _SELF_CHECK
 
 
 def run_driver(driver: str, payload: Any, limits: Optional[SandboxLimits] = None) -> SandboxResult:
@@ -559,8 +588,10 @@ def _child_main() -> None:
     sys.stdin = io.StringIO("")
     sys.stdout = io.TextIOWrapper(open(os.devnull, "wb"), encoding="utf-8")
 
+    nonce = job.pop("nonce")
+
     def reply(message: Dict[str, Any]) -> None:
-        data = json.dumps(message, default=short_repr).encode("utf-8")
+        data = json.dumps(dict(message, nonce=nonce), default=short_repr).encode("utf-8")
         view = memoryview(data)
         while view:
             view = view[os.write(result_fd, view):]
@@ -576,7 +607,7 @@ def _child_main() -> None:
         _apply_limits(job)
         _install_guard(job["workdir"])
     except BaseException as exc:
-        reply({"ok": False, "error": f"sandbox setup failed: {exception_summary(exc)}"})
+        reply({"ok": False, "setup_failed": True, "error": f"sandbox setup failed: {exception_summary(exc)}"})
         os._exit(3)
     try:
         value = driver(job["payload"])
