@@ -66,7 +66,9 @@ _MATH_SETS = [
      "HuggingFaceH4/MATH-500", ("unique_id",), LARGE_SET, "MATH-500 (prm800k split); gold = answer"),
     ("minerva_math", _minerva_loader(), "math-ai/minervamath", ("idx",), LARGE_SET,
      "Minerva Math, 272 problems; gold = last \\boxed{} of solution"),
-    ("olympiadbench", data_math.make_math_loader("olympiadbench", data_math.gold_olympiad, "Hothan/OlympiadBench"),
+    # Hothan/OlympiadBench: config and split from memory (research notes eval.md §1.2), unverified offline
+    ("olympiadbench", data_math.make_math_loader("olympiadbench", data_math.gold_olympiad, "Hothan/OlympiadBench",
+                                                 default_split="train", default_config="OE_TO_maths_en_COMP"),
      "Hothan/OlympiadBench", ("id",), LARGE_SET,
      "OlympiadBench OE_TO_maths_en_COMP, 675 problems; gold = final_answer[0] without $"),
 ]

@@ -126,7 +126,7 @@ def _load_hf(dataset_id: str, split: str, config: Optional[str]) -> List[tuple]:
 
 
 def make_math_loader(bench_name: str, gold_fn: Callable[[dict], str], default_source: str,
-                     default_split: str = "test") -> Callable[..., List[dict]]:
+                     default_split: str = "test", default_config: Optional[str] = None) -> Callable[..., List[dict]]:
     """Build ``load(source=None, split=..., config=...)`` for one math benchmark."""
 
     def load(source: Optional[str] = None, split: Optional[str] = None, config: Optional[str] = None) -> List[dict]:
@@ -143,7 +143,7 @@ def make_math_loader(bench_name: str, gold_fn: Callable[[dict], str], default_so
                 numbered = list(iter_jsonl(local))
                 where = f"{local}:"
         else:
-            numbered = _load_hf(source, split or default_split, config)
+            numbered = _load_hf(source, split or default_split, config or default_config)
             where = f"{source} row "
         problems: List[dict] = []
         for lineno, row in numbered:

@@ -97,3 +97,10 @@ def test_every_math_benchmark_is_registered_with_both_graders():
         assert b.graders == ["math_verify", "qwen"]
         assert b.sampling.temperature == 0.6 and b.sampling.top_p == 0.95
         assert b.sampling.n == (32 if name in ("aime24", "aime25", "amc23") else 4)
+
+
+def test_hub_id_offline_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="could not load Hugging Face dataset 'math-ai/aime24'.*--data NAME=PATH"):
+        get_benchmark("aime24").load(None)
