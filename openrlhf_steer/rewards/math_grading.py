@@ -22,6 +22,7 @@ This file must stay importable without DeepSpeed or OpenRLHF (vLLM processes loa
 """
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import re
@@ -126,6 +127,7 @@ class _GradingService:
         self.requests: "queue.Queue[Tuple[str, str, Future]]" = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="math-reward-dispatch", daemon=True)
         self.thread.start()
+        atexit.register(self.pool.close)  # never leave grading processes behind
 
     def submit(self, text: str, gold: str) -> Future:
         future: Future = Future()
