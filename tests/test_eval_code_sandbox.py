@@ -196,3 +196,15 @@ def test_setup_failures_are_not_scored_as_code_failures():
     r = sandbox.run_driver("openrlhf_steer_eval.no_such_module:run", {}, FAST)
     assert r.status == "setup_error" and "No module named" in r.error
     assert sandbox.self_check().value["stdout"] == "10\n"
+
+
+def test_custom_driver_from_the_harness_import_path(tmp_path, monkeypatch):
+    module = f"steertest_driver_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(
+        "def run(payload):\n    return {'twice': payload['x'] * 2, 'tuple': (1, 2)}\n"
+        "def fail(payload):\n    raise KeyError('missing')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = sandbox.run_driver(f"{module}:run", {"x": 21}, FAST)
+    assert r.status == "ok" and r.value == {"twice": 42, "tuple": [1, 2]}  # JSON round trip
+    r = sandbox.run_driver(f"{module}:fail", {}, FAST)
+    assert r.status == "driver_error" and r.error == "KeyError: 'missing'"

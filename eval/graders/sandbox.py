@@ -344,7 +344,9 @@ def _run(job: Dict[str, Any], limits: SandboxLimits) -> SandboxResult:
             os.chown(workdir, run_as, NOBODY_GID)
         os.chmod(workdir, 0o700)
         nonce = secrets.token_hex(16)  # the reply must carry it: output forged by user code is rejected
-        job = dict(job, workdir=os.path.realpath(workdir), run_as=run_as, nproc=nproc, nonce=nonce,
+        # the child imports drivers from the same places as the harness (-I drops PYTHONPATH)
+        sys_path = [p for p in sys.path if p and os.path.exists(p)]
+        job = dict(job, workdir=os.path.realpath(workdir), run_as=run_as, nproc=nproc, nonce=nonce, sys_path=sys_path,
                    memory_bytes=limits.memory_bytes, cpu_seconds=limits.cpu_limit,
                    file_size_bytes=limits.file_size_bytes, max_output_bytes=limits.max_output_bytes)
         blob = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
@@ -599,7 +601,8 @@ def _child_main() -> None:
 
     try:
         os.chdir(job["workdir"])
-        sys.path[:] = [p for p in sys.path if p]  # no implicit '' / cwd imports
+        # the harness' import path (no '' / cwd entries), then anything the child's site added
+        sys.path[:] = list(dict.fromkeys(list(job.get("sys_path") or []) + [p for p in sys.path if p]))
         driver = _resolve_driver(job["driver"])
         import ctypes  # noqa: F401  (preloaded: importing it later would need dlopen, which the guard refuses)
         if job.get("run_as") is not None:
