@@ -238,3 +238,22 @@ def test_launch_refuses_inconsistent_flags_before_starting_anything(monkeypatch,
     argv = ["--entropy.method", "w_reinforce"] + _replace(OPENRLHF_PART, "--algo.kl.init_coef", "0.01")
     assert launch_module.launch(argv) == 2
     assert "KL-in-reward" in capsys.readouterr().err
+
+
+def test_check_args_pos_adv_entropy_guided_with_clip_higher():
+    """Pos-Adv-Reweight (Jin et al.) entropy-guided schedule composed with clip-higher."""
+    from openrlhf_steer.integration import check_args
+    from openrlhf_steer.integration.args import effective_loss_config, individual_methods, spec_from_args
+    from openrlhf_steer.integration.requirements import method_needs
+
+    argv = ["--entropy.method", "pos_adv_reweight,clip_higher", "--entropy.pos_adv_reweight.schedule", "entropy",
+            "--entropy.pos_adv_reweight.entropy_target", "0.2", "--entropy.pos_adv_reweight.step_size", "0.05",
+            "--entropy.clip_higher.eps_high", "0.28"] + _replace(OPENRLHF_PART, "--actor.eps_clip_low_high", "0.2", "0.2")
+    args = check_args(argv)
+    spec = spec_from_args(args)
+    assert spec.methods == [("pos_adv_reweight", {"schedule": "entropy", "entropy_target": 0.2, "step_size": 0.05}),
+                            ("clip_higher", {"eps_high": 0.28})]
+    needs = method_needs(individual_methods(spec))
+    assert needs.controller and needs.old_entropy  # lambda follows the rollout-policy entropy each step
+    cfg = effective_loss_config(args, spec.build_method())
+    assert (cfg.eps_low, cfg.eps_high, cfg.dual_clip) == (0.2, 0.28, 10.0)  # the method's eps_high wins

@@ -19,7 +19,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 PREFIX = "entropy"
 NO_METHOD = "none"
-ENV_VAR = "OPENRLHF_STEER_ENTROPY_CONTROL"  # JSON spec, for workers started outside our launcher
 
 
 def _parse_bool(text: str) -> bool:
