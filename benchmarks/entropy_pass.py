@@ -69,9 +69,9 @@ def _make_logits(args, torch):
     dtype = getattr(torch, args.dtype)
     gen = torch.Generator().manual_seed(args.seed)
     logits = torch.empty(args.tokens, args.vocab, dtype=dtype)
-    # One random block, rolled by a different offset per chunk: distinct rows, cheap to build, and
-    # filled in small chunks so that no full-size float32 temporary inflates the baseline peak.
-    step = min(256, args.tokens)
+    # One small random block, rolled by a different offset per chunk: distinct rows, cheap to build,
+    # and no large float32 temporary that would raise ru_maxrss before the baseline is read.
+    step = min(16, args.tokens)  # temporaries of ~10 MB: they must not set the baseline peak
     block = (torch.randn(step, args.vocab, generator=gen) * 2.0).to(dtype)
     for i, start in enumerate(range(0, args.tokens, step)):
         stop = min(start + step, args.tokens)

@@ -34,10 +34,9 @@ def _compute_dtype(logits: Tensor) -> torch.dtype:
 def _shifted_chunk(chunk: Tensor, dtype: torch.dtype, inv_temperature: float) -> Tuple[Tensor, Tensor]:
     """(z - max z) for one chunk in ``dtype`` as ONE new buffer, and max z [R]; z = chunk / temperature."""
     row_max = chunk.amax(dim=-1, keepdim=True).to(dtype)
-    if chunk.dtype == dtype:
-        shifted = chunk - row_max  # new buffer; the caller's logits are never modified
-    else:
-        shifted = chunk.to(dtype).sub_(row_max)  # the upcast copy is the only buffer
+    # bf16/fp16 - fp32 promotes to fp32: upcast and shift in one pass into one new buffer (the
+    # caller's logits are never modified).
+    shifted = chunk - row_max
     if inv_temperature != 1.0:
         shifted.mul_(inv_temperature)
     return shifted, row_max.squeeze(-1) * inv_temperature

@@ -197,3 +197,10 @@ def test_grpo_method_equals_no_method():
     loss_a, _ = PolicyLoss(LossConfig(dual_clip=3.0))(five_token_case())
     loss_b, _ = PolicyLoss(LossConfig(dual_clip=3.0), build_method("grpo"))(five_token_case())
     assert loss_a.item() == loss_b.item() == pytest.approx((-1.2 - 0.5 + 0.8 + 1.5 + 3.0) / 5)
+
+
+@pytest.mark.parametrize("field,value", [("eps_low", -0.1), ("eps_low", float("nan")), ("eps_high", -1.0),
+                                         ("log_ratio_clamp", 0.0), ("clip", "yes"), ("dual_clip", 1.0)])
+def test_loss_config_validation_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        LossConfig(**{field: value}).validate()

@@ -94,6 +94,10 @@ class LossConfig:
             raise ValueError(f"LossConfig.eps_high={self.eps_high} is out of range: use eps_high >= 0 (default 0.2, clip-higher 0.28).")
         if self.dual_clip is not None and self.dual_clip <= 1.0:
             raise ValueError(f"LossConfig.dual_clip={self.dual_clip} must be > 1 (e.g. 3.0 or 10.0), or None to disable.")
+        if not (isinstance(self.log_ratio_clamp, (int, float)) and self.log_ratio_clamp > 0):
+            raise ValueError(f"LossConfig.log_ratio_clamp={self.log_ratio_clamp} must be > 0 (default 20).")
+        if not isinstance(self.clip, bool):
+            raise ValueError(f"LossConfig.clip={self.clip!r} must be True or False.")
         if self.loss_agg_mode not in AGG_MODES:
             raise ValueError(f"LossConfig.loss_agg_mode={self.loss_agg_mode!r} is unknown: choose one of {sorted(AGG_MODES)}.")
 
