@@ -257,3 +257,30 @@ def test_check_args_pos_adv_entropy_guided_with_clip_higher():
     assert needs.controller and needs.old_entropy  # lambda follows the rollout-policy entropy each step
     cfg = effective_loss_config(args, spec.build_method())
     assert (cfg.eps_low, cfg.eps_high, cfg.dual_clip) == (0.2, 0.28, 10.0)  # the method's eps_high wins
+
+
+def test_method_none_runs_openrlhf_unpatched(monkeypatch):
+    import openrlhf.trainer.ray.ppo_actor as ppo_actor
+
+    from openrlhf_steer.integration import args as args_module
+    from openrlhf_steer.integration import launch as launch_module
+
+    calls = []
+    monkeypatch.setattr(launch_module, "run_openrlhf_main",
+                        lambda argv, on_args, stop=False: calls.append(args_module.run_openrlhf_main(argv, on_args, stop=True)))
+    original = ppo_actor.PolicyModelActor
+    monkeypatch.setattr(ppo_actor, "PolicyModelActor", original)
+    assert launch_module.launch(["--entropy.method", "none"] + OPENRLHF_PART) == 0
+    assert len(calls) == 1 and not hasattr(calls[0], "entropy_control")
+    assert ppo_actor.PolicyModelActor is original
+
+
+def test_builtin_reward_shorthand_both_spellings():
+    from openrlhf_steer.integration.args import expand_builtin_rewards
+    from openrlhf_steer.rewards import math_reward_path
+
+    assert expand_builtin_rewards(["--reward.remote_url", "openrlhf_steer:math", "--x", "1"]) == [
+        "--reward.remote_url", math_reward_path(), "--x", "1"]
+    assert expand_builtin_rewards(["--reward.remote_url=openrlhf_steer:math", "--x"]) == [
+        f"--reward.remote_url={math_reward_path()}", "--x"]
+    assert expand_builtin_rewards(["--reward.remote_url", "http://rm:5000"]) == ["--reward.remote_url", "http://rm:5000"]
