@@ -103,3 +103,55 @@ def markdown_report(results: Dict[str, Any]) -> str:
 
 def write_markdown(path: Path, results: Dict[str, Any]) -> None:
     atomic_write_text(path, markdown_report(results))
+
+
+def pass_at_k_series(results: Dict[str, Any]) -> Dict[str, Dict[str, List[tuple]]]:
+    """{benchmark: {grader: [(k, pass@k, stderr), ...]}} sorted by k, from a results dict."""
+    series: Dict[str, Dict[str, List[tuple]]] = {}
+    for key, value in results.get("metrics", {}).items():
+        bench, grader, metric = key.split("/", 2)
+        m = _PASS_RE.match(metric)
+        if m:
+            series.setdefault(bench, {}).setdefault(grader, []).append(
+                (int(m.group(1)), value, results.get("stderr", {}).get(key, 0.0)))
+    for graders in series.values():
+        for points in graders.values():
+            points.sort()
+    return series
+
+
+def plot_pass_at_k(path: Path, results: Dict[str, Any]) -> bool:
+    """pass@k curves (one panel per benchmark, one line per grader, ± 1 s.e.); False if nothing to plot."""
+    series = pass_at_k_series(results)
+    series = {b: g for b, g in series.items() if any(len(p) > 1 for p in g.values())}
+    if not series:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(3, len(series))
+    rows = (len(series) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, (bench, graders) in zip(axes.flat, sorted(series.items())):
+        for grader, points in sorted(graders.items()):
+            ks = [p[0] for p in points]
+            ys = [100 * p[1] for p in points]
+            es = [100 * p[2] for p in points]
+            ax.errorbar(ks, ys, yerr=es, marker="o", capsize=3, label=grader)
+        ax.set_xscale("log", base=2)
+        ax.set_title(bench)
+        ax.set_xlabel("k")
+        ax.set_ylabel("pass@k (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(series):]:
+        ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return True

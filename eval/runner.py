@@ -16,7 +16,7 @@ from .cache import GenerationCache, cache_key
 from .graders.base import Benchmark, GraderConfig, PromptOptions, Verdict
 from .io_utils import atomic_write_json, iter_jsonl
 from .metrics import correctness_metrics, disagreements
-from .outputs import git_commit, package_versions, write_markdown, write_samples
+from .outputs import git_commit, package_versions, plot_pass_at_k, write_markdown, write_samples
 
 log = logging.getLogger("openrlhf_steer_eval")
 
@@ -294,6 +294,11 @@ class Runner:
         self.results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.results["complete"] = complete
         if complete:
+            try:
+                if plot_pass_at_k(self.output_dir / "pass_at_k.png", self.results):
+                    self.results["plot"] = "pass_at_k.png"
+            except ImportError:  # matplotlib is optional
+                log.warning("matplotlib not installed: no pass_at_k.png")
             atomic_write_json(self.results_path, self.results)
             self.partial_path.unlink(missing_ok=True)
         else:

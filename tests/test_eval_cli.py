@@ -74,6 +74,11 @@ def test_score_mode_metrics_match_hand_computation(data_dir, tmp_path, capsys):
     assert s["id"] == id3 and s["sample"] == 1 and s["gold"] == g3
     assert s["verdicts"]["qwen"]["correct"] is True and s["verdicts"]["math_verify"]["correct"] is False
     assert s["verdicts"]["qwen"]["extracted"] == str(int(g3) / 100)
+    from openrlhf_steer_eval.outputs import pass_at_k_series
+
+    assert res["plot"] == "pass_at_k.png" and (out / "pass_at_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    series = pass_at_k_series(res)["aime24"]["math_verify"]
+    assert [(k, v) for k, v, _ in series] == [(1, pytest.approx(mean)), (2, pytest.approx(sum(p2) / 4))]
     md = (out / "results.md").read_text()
     assert "| aime24 | math_verify | 4 | 43.8 ±" in md and "math_verify vs qwen" in md
     assert md in stdout

@@ -143,3 +143,17 @@ def test_normalisation_is_idempotent_on_every_real_gold(data_dir):
             for keep_units in (False, True):
                 once = normalize_answer(p["gold_answer"], keep_units=keep_units)
                 assert normalize_answer(once, keep_units=keep_units) == once, (name, p["gold_answer"])
+
+
+def test_math_graders_share_one_pool_until_both_close():
+    from openrlhf_steer_eval.benchmarks import make_grader
+    from openrlhf_steer_eval.graders import math as math_graders
+
+    a = make_grader("math_verify", GraderConfig(workers=1, timeout=7.0))
+    b = make_grader("qwen", GraderConfig(workers=1, timeout=7.0))
+    assert a._pool is b._pool
+    pool = a._pool
+    a.close()
+    assert math_graders._SHARED_POOLS[(1, 7.0)][0] is pool
+    b.close()
+    assert (1, 7.0) not in math_graders._SHARED_POOLS

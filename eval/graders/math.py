@@ -276,13 +276,35 @@ class MathGraderPool:
 
 
 # ----------------------------------------------------------------------------- Grader plug-ins
+# Both math graders of a run share one pool (one worker start-up instead of two); reference-counted.
+_SHARED_POOLS: Dict[Tuple[int, float], List] = {}
+
+
+def _acquire_pool(workers: int, timeout: float) -> MathGraderPool:
+    entry = _SHARED_POOLS.get((workers, timeout))
+    if entry is None:
+        entry = _SHARED_POOLS[(workers, timeout)] = [MathGraderPool(workers=workers, timeout=timeout), 0]
+    entry[1] += 1
+    return entry[0]
+
+
+def _release_pool(pool: MathGraderPool) -> None:
+    for key, entry in list(_SHARED_POOLS.items()):
+        if entry[0] is pool:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                pool.close()
+                del _SHARED_POOLS[key]
+            return
+
+
 class MathGrader:
     """Grader plug-in over problems carrying ``gold_answer`` (see data_math)."""
 
     def __init__(self, name: str, config: GraderConfig):
         self.name = name
         self.config = config
-        self._pool = MathGraderPool(workers=config.workers, timeout=config.timeout)
+        self._pool: Optional[MathGraderPool] = _acquire_pool(config.workers, float(config.timeout))
 
     def grade(self, problems: List[dict], responses: List[List[str]]) -> List[List[Verdict]]:
         from ..data_math import GOLD_KEY
@@ -304,7 +326,9 @@ class MathGrader:
         return out
 
     def close(self) -> None:
-        self._pool.close()
+        if self._pool is not None:
+            _release_pool(self._pool)
+            self._pool = None
 
 
 register_grader("math_verify", lambda config: MathGrader("math_verify", config))
