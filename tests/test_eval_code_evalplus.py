@@ -177,3 +177,14 @@ def test_same_status_as_evalplus_untrusted_check(humaneval):
 @pytest.mark.slow
 def test_same_status_as_evalplus_untrusted_check_on_hanging_code(humaneval):
     _differential(humaneval, hanging=True)
+
+
+def test_evalplus_download_failure_explains_the_offline_fix(monkeypatch):
+    import evalplus.data
+
+    def offline(*args, **kwargs):
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(evalplus.data, "get_mbpp_plus", offline)
+    with pytest.raises(RuntimeError, match=r"MbppPlus\.jsonl\.gz once and pass the file as the benchmark source"):
+        load_mbpp_plus(None)

@@ -276,3 +276,29 @@ def test_grader_through_the_registry(deepcoder):
     assert verdicts[0][1].detail["error_message"] == "no code extracted"
     with pytest.raises(ValueError, match="'tests'"):
         grader.grade([{"question_id": "x"}], [["print(1)"]])
+
+
+def test_hub_source_downloads_release_files_or_explains_offline(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    rows = _official_rows()
+    for name, part in (("test.jsonl", rows[:1]), ("test2.jsonl", rows[1:2])):
+        _write_jsonl(tmp_path / name, part)
+    asked = []
+
+    def fake_download(repo_id, filename, repo_type):
+        asked.append((repo_id, filename, repo_type))
+        return str(tmp_path / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    loaded = load_livecodebench(None, release="release_v2")
+    assert [r["question_id"] for r in loaded] == ["abc999_a", "9001"]
+    assert asked == [("livecodebench/code_generation_lite", "test.jsonl", "dataset"),
+                     ("livecodebench/code_generation_lite", "test2.jsonl", "dataset")]
+
+    def offline(**kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: offline())
+    with pytest.raises(RuntimeError, match="Offline, download the code_generation_lite files"):
+        load_livecodebench(None)

@@ -162,3 +162,14 @@ def test_registry_entry(rows, nltk_dir):
     assert bench.prompt(rows[1001], PromptOptions(chat=True)) == [{"role": "user", "content": rows[1001]["prompt"]}]
     grader = make_grader("ifeval_loose", GraderConfig(seed=3, options={"nltk_data": nltk_dir}))
     assert grader.name == "ifeval_loose" and grader.seed == 3
+
+
+def test_hub_loader_offline_error(monkeypatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(RuntimeError, match="offline, pass Google's input_data.jsonl"):
+        ifeval.load_ifeval(None)
