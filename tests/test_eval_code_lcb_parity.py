@@ -61,6 +61,9 @@ CASES = [
     ("A. Game with Integers", "def main():\n    " + GAME.replace("\n", "\n    ").rstrip() +
      "\nif __name__ == '__main__':\n    main()\n"),
     ("A. Game with Integers", GAME + "exit(0)\n"),
+    ("A. Game with Integers", "import sys\nimport math\n"),  # imports only: empty wrapped function
+    ("A. Game with Integers", "class Solution:\n    pass\n" + GAME),  # stdin code that defines Solution
+    ("A. Game with Integers", "x = input()\nprint(x)\nprint(input())\nprint(input())\n"),  # too few lines read
     ("B. Good Kid", GOOD_KID),
     ("B. Good Kid", GOOD_KID.replace("print(p)", "print(float(p))")),  # 16.0 == 16 as Decimal
     ("B. Good Kid", GOOD_KID.replace("print(p)", "print(p, '')")),  # trailing space is stripped

@@ -120,11 +120,12 @@ def wrap_stdin_program(code: str) -> str:
         tree = ast.parse(code)
     except SyntaxError:
         return code  # compiling it will report the error, as upstream does
+    # (an import-only program gives an empty function body, which fails to compile, as upstream)
     imports = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
     others = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))]
     function = ast.FunctionDef(name=WRAPPED_FUNCTION, args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[],
                                                                           kw_defaults=[], defaults=[]),
-                               body=others or [ast.Pass()], decorator_list=[], returns=None, type_comment=None,
+                               body=others, decorator_list=[], returns=None, type_comment=None,
                                lineno=1)
     return PRELUDE + "\n" + ast.unparse(imports) + "\n" + ast.unparse(ast.fix_missing_locations(function))
 
@@ -168,7 +169,10 @@ def _run_stdin_tests(code: str, tests: Sequence[dict], timeout: float, max_chars
     results: list = []
     try:
         namespace = _compile_module(source, timeout)
-        method = namespace.get(WRAPPED_FUNCTION)
+        # upstream's compile step instantiates a module-level Solution class whenever the text
+        # mentions one, then looks for wrapped_function on it
+        owner = namespace["Solution"]() if "class Solution" in source else None
+        method = getattr(owner, WRAPPED_FUNCTION, None) if owner is not None else namespace.get(WRAPPED_FUNCTION)
         if method is None:
             raise NameError("no statements to run (wrapped_function missing)")
     except BaseException as exc:
