@@ -263,3 +263,24 @@ def test_vllm_backend_passes_per_prompt_seeds(monkeypatch, tiny_model):
     assert [p.seed for p in seen["params"]] == [11, 22] and all(p.max_tokens == 7 for p in seen["params"])
     assert seen["texts"] == ["abc", "<user>hi\n<assistant>"]  # chat rendered with the tokenizer's template
     assert out == [["abc#0", "abc#1"], ["nt>#0", "nt>#1"]]
+
+
+def test_hf_ignores_checkpoint_sampling_defaults(tiny_model, tmp_path):
+    """A checkpoint's generation_config (e.g. Qwen-Instruct's repetition_penalty/top_k) must not change
+    evaluation sampling: the results equal those of the same weights without such defaults."""
+    import shutil
+
+    from transformers import GenerationConfig
+
+    from openrlhf_steer_eval.backends.hf import HFBackend
+
+    tweaked = tmp_path / "tweaked"
+    shutil.copytree(tiny_model, tweaked)
+    GenerationConfig(repetition_penalty=5.0, suppress_tokens=list(range(4, 60)), top_k=2, temperature=0.1,
+                     do_sample=True, eos_token_id=2,
+                     pad_token_id=0).save_pretrained(tweaked)
+    hot = SamplingConfig(n=2, temperature=1.0, top_p=1.0, max_tokens=6)
+    plain = HFBackend(BackendConfig(model=str(tiny_model), device="cpu")).generate(["1+1="], hot, [7])
+    other = HFBackend(BackendConfig(model=str(tweaked), device="cpu"))
+    assert other.model.generation_config.suppress_tokens == list(range(4, 60))
+    assert other.generate(["1+1="], hot, [7]) == plain

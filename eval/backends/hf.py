@@ -65,6 +65,21 @@ class HFBackend:
                 "dtype": str(self.model.dtype), "batch_size": self.config.batch_size,
                 "transformers": transformers.__version__, "torch": torch.__version__}
 
+    def _generation_config(self, sampling: SamplingConfig, n_return: int):
+        """A fresh GenerationConfig: the checkpoint's own sampling defaults (top_k, repetition_penalty...)
+        must not leak into the evaluation; only its stop tokens are kept."""
+        from transformers import GenerationConfig
+
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        common = dict(max_new_tokens=sampling.max_tokens, num_return_sequences=n_return,
+                      pad_token_id=self.tokenizer.pad_token_id, eos_token_id=eos)
+        if sampling.temperature == 0:
+            return GenerationConfig(do_sample=False, **common)
+        return GenerationConfig(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0,
+                                **common)
+
     def generate(self, prompts: List[Prompt], sampling: SamplingConfig, seeds: List[int],
                  progress: Optional[Callable[[int, List[List[str]]], None]] = None) -> List[List[str]]:
         import torch
@@ -82,16 +97,8 @@ class HFBackend:
             # one seed per batch (that of its first prompt): reproducible for a given batch size
             torch.manual_seed(seeds[start])
             n_return = 1 if greedy else sampling.n
-            kwargs = dict(max_new_tokens=sampling.max_tokens, num_return_sequences=n_return,
-                          pad_token_id=self.tokenizer.pad_token_id)
-            if greedy:
-                kwargs.update(do_sample=False)
-            else:
-                kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-            if self.tokenizer.eos_token_id is not None:
-                kwargs["eos_token_id"] = self.tokenizer.eos_token_id
             with torch.no_grad():
-                generated = self.model.generate(**enc, **kwargs)
+                generated = self.model.generate(**enc, generation_config=self._generation_config(sampling, n_return))
             new_tokens = generated[:, enc["input_ids"].shape[1]:]
             decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             batch_results = []
