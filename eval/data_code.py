@@ -42,7 +42,7 @@ import pickle
 import re
 import zlib
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Iterable, List, Optional, Tuple
 
 from .graders.base import Benchmark, PromptOptions, SamplingDefaults, register_benchmark
 from .io_utils import iter_jsonl

@@ -64,6 +64,7 @@ CASES = [
     ("A. Game with Integers", "import sys\nimport math\n"),  # imports only: empty wrapped function
     ("A. Game with Integers", "class Solution:\n    pass\n" + GAME),  # stdin code that defines Solution
     ("A. Game with Integers", "x = input()\nprint(x)\nprint(input())\nprint(input())\n"),  # too few lines read
+    ("A. Game with Integers", "while True:\n    print(input())\n"),  # reads past the end of the input
     ("B. Good Kid", GOOD_KID),
     ("B. Good Kid", GOOD_KID.replace("print(p)", "print(float(p))")),  # 16.0 == 16 as Decimal
     ("B. Good Kid", GOOD_KID.replace("print(p)", "print(p, '')")),  # trailing space is stripped
