@@ -208,3 +208,22 @@ def test_custom_driver_from_the_harness_import_path(tmp_path, monkeypatch):
     assert r.status == "ok" and r.value == {"twice": 42, "tuple": [1, 2]}  # JSON round trip
     r = sandbox.run_driver(f"{module}:fail", {}, FAST)
     assert r.status == "driver_error" and r.error == "KeyError: 'missing'"
+
+
+def test_runs_are_reproducible():
+    import random
+    import subprocess
+    import sys
+
+    code = "import random\nprint(hash('entropy'), sorted({'b', 'a'}) == ['a', 'b'], list({'x', 'y', 'z'}), random.random())"
+    first, second = (run_python(code, "", FAST).value["stdout"] for _ in range(2))
+    assert first == second
+    reference = subprocess.run([sys.executable, "-c", "print(hash('entropy'))"], capture_output=True, text=True,
+                               env={"PYTHONHASHSEED": "0", "PATH": os.environ.get("PATH", "")}).stdout.strip()
+    assert first.split()[0] == reference
+    assert first.split()[-1] == repr(random.Random(0).random())
+
+
+def test_child_never_imports_our_graders_math_as_math():
+    r = run_python("import math\nprint(math.__file__.endswith('graders/math.py'), math.sqrt(16))", "", FAST)
+    assert r.value["stdout"] == "False 4.0\n"

@@ -1,7 +1,7 @@
 """Run untrusted, model-generated Python in a fresh, limited subprocess.
 
-Every run starts a new interpreter (``python -I -B sandbox.py``; never a fork of the harness, so no
-harness state leaks in) inside its own session and a fresh temporary working directory, and applies,
+Every run starts a new interpreter (``python -s -B -c <bootstrap> sandbox.py``, an environment of our own,
+``PYTHONHASHSEED=0`` and ``random.seed(0)``; never a fork of the harness, so no harness state leaks in) inside its own session and a fresh temporary working directory, and applies,
 before any untrusted line runs:
 
 * resource limits: RLIMIT_AS (memory), RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_CORE=0 and, where the process
@@ -43,6 +43,7 @@ import io
 import json
 import os
 import pickle
+import random
 import secrets
 import selectors
 import shutil
@@ -277,6 +278,8 @@ def _child_env(workdir: str, limits: SandboxLimits) -> Dict[str, str]:
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
+        # reproducible runs: set/dict-of-str iteration order must not change a verdict between runs
+        "PYTHONHASHSEED": "0",
         # evalplus' reliability_guard re-applies RLIMIT_AS from this variable; keep it equal to ours
         # (raising a hard limit would fail inside the child).
         "EVALPLUS_MAX_MEMORY_BYTES": str(limits.memory_bytes if limits.memory_bytes else -1),
@@ -350,7 +353,11 @@ def _run(job: Dict[str, Any], limits: SandboxLimits) -> SandboxResult:
                    memory_bytes=limits.memory_bytes, cpu_seconds=limits.cpu_limit,
                    file_size_bytes=limits.file_size_bytes, max_output_bytes=limits.max_output_bytes)
         blob = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
-        cmd = prefix + [sys.executable, "-I", "-B", os.path.abspath(__file__)]
+        # Not -I: that would ignore PYTHONHASHSEED. The environment is ours alone (see _child_env) and -s
+        # drops the user site. The -c bootstrap removes '' (the working directory) from sys.path before
+        # anything is imported, then runs this file as __main__ without putting its folder on sys.path
+        # (graders/math.py must never shadow the standard `math`).
+        cmd = prefix + [sys.executable, "-s", "-B", "-c", _BOOTSTRAP, os.path.abspath(__file__)]
         start = time.monotonic()
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -402,6 +409,10 @@ def _run(job: Dict[str, Any], limits: SandboxLimits) -> SandboxResult:
         return result
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+_BOOTSTRAP = ("import sys; sys.path[:] = [p for p in sys.path if p]; import runpy; "
+              "runpy.run_path(sys.argv[1], run_name='__main__')")
 
 
 def _feed(proc: subprocess.Popen, blob: bytes) -> None:
@@ -613,6 +624,7 @@ def _child_main() -> None:
         reply({"ok": False, "setup_failed": True, "error": f"sandbox setup failed: {exception_summary(exc)}"})
         os._exit(3)
     try:
+        random.seed(0)  # user code that draws without seeding gets the same numbers every run
         value = driver(job["payload"])
         message = {"ok": True, "value": value}
     except BaseException as exc:
