@@ -282,5 +282,8 @@ def test_hf_ignores_checkpoint_sampling_defaults(tiny_model, tmp_path):
     hot = SamplingConfig(n=2, temperature=1.0, top_p=1.0, max_tokens=6)
     plain = HFBackend(BackendConfig(model=str(tiny_model), device="cpu")).generate(["1+1="], hot, [7])
     other = HFBackend(BackendConfig(model=str(tweaked), device="cpu"))
-    assert other.model.generation_config.suppress_tokens == list(range(4, 60))
     assert other.generate(["1+1="], hot, [7]) == plain
+    # control: with the checkpoint's defaults in place, the same request does come out different
+    other.model.generation_config = GenerationConfig.from_pretrained(tweaked)
+    assert other.model.generation_config.suppress_tokens == list(range(4, 60))
+    assert other.generate(["1+1="], hot, [7]) != plain

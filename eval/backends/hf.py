@@ -57,6 +57,15 @@ class HFBackend:
                                                           trust_remote_code=config.trust_remote_code)
         self.model.to(device).eval()
         self.device = device
+        # transformers fills every unset generate() option from model.generation_config, so a checkpoint's
+        # sampling defaults (top_k, repetition_penalty, suppress_tokens...) would leak into the evaluation.
+        # Keep only its stop/pad/bos tokens.
+        from transformers import GenerationConfig
+
+        old = self.model.generation_config
+        self.model.generation_config = GenerationConfig(
+            eos_token_id=old.eos_token_id if old.eos_token_id is not None else self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id, bos_token_id=old.bos_token_id)
 
     def describe(self) -> Dict[str, Any]:
         import torch
@@ -66,8 +75,7 @@ class HFBackend:
                 "transformers": transformers.__version__, "torch": torch.__version__}
 
     def _generation_config(self, sampling: SamplingConfig, n_return: int):
-        """A fresh GenerationConfig: the checkpoint's own sampling defaults (top_k, repetition_penalty...)
-        must not leak into the evaluation; only its stop tokens are kept."""
+        """The decoding of one request (model defaults were reduced to stop tokens in __init__)."""
         from transformers import GenerationConfig
 
         eos = getattr(self.model.generation_config, "eos_token_id", None)
