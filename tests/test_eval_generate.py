@@ -246,7 +246,7 @@ def test_vllm_backend_passes_per_prompt_seeds(monkeypatch, tiny_model):
 
         def generate(self, texts, params, use_tqdm=True):
             seen["texts"], seen["params"] = texts, params
-            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"{t[-3:]}#{i}") for i in range(p.n)])
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"{len(str(t))}#{i}") for i in range(p.n)])
                     for t, p in zip(texts, params)]
 
     fake = types.ModuleType("vllm")
@@ -261,8 +261,11 @@ def test_vllm_backend_passes_per_prompt_seeds(monkeypatch, tiny_model):
                                                                                        max_tokens=7), [11, 22])
     assert seen["init"]["tensor_parallel_size"] == 2
     assert [p.seed for p in seen["params"]] == [11, 22] and all(p.max_tokens == 7 for p in seen["params"])
-    assert seen["texts"] == ["abc", "<user>hi\n<assistant>"]  # chat rendered with the tokenizer's template
-    assert out == [["abc#0", "abc#1"], ["nt>#0", "nt>#1"]]
+    tok = backend.tokenizer
+    # chat rendered with the tokenizer's template, then passed as token ids without added special tokens
+    assert seen["texts"][0] == "abc"
+    assert tok.decode(seen["texts"][1]["prompt_token_ids"]) == "<user>hi\n<assistant>"
+    assert out == [["3#0", "3#1"], [f"{len(str(seen['texts'][1]))}#0", f"{len(str(seen['texts'][1]))}#1"]]
 
 
 def test_hf_ignores_checkpoint_sampling_defaults(tiny_model, tmp_path):

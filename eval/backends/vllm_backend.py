@@ -1,7 +1,7 @@
 """vLLM offline backend (GPU). vLLM is imported only when this backend is chosen.
 
-Chat prompts are rendered with the tokenizer's chat template into text, so both prompt kinds go
-through ``LLM.generate``; every prompt carries its own seed in ``SamplingParams`` (exactly
+Chat prompts are rendered with the tokenizer's chat template and passed as token ids (no second BOS);
+plain prompts as text. Both go through ``LLM.generate``; every prompt carries its own seed in ``SamplingParams`` (exactly
 reproducible per problem, independent of batching).
 """
 from __future__ import annotations
@@ -42,7 +42,15 @@ class VLLMBackend:
 
     def generate(self, prompts: List[Prompt], sampling: SamplingConfig, seeds: List[int],
                  progress: Optional[Callable[[int, List[List[str]]], None]] = None) -> List[List[str]]:
-        texts = [render_prompt(self.tokenizer, p) for p in prompts]
+        # chat-rendered text already holds the template's BOS; tokenising it ourselves without special
+        # tokens avoids vLLM adding a second one. Plain prompts go as text (vLLM adds BOS as usual).
+        texts: List[Any] = []
+        for p in prompts:
+            if isinstance(p, str):
+                texts.append(p)
+            else:
+                ids = self.tokenizer(render_prompt(self.tokenizer, p), add_special_tokens=False)["input_ids"]
+                texts.append({"prompt_token_ids": list(ids)})
         out: List[List[str]] = []
         for start in range(0, len(texts), CHUNK):
             params = [self._vllm.SamplingParams(n=sampling.n, temperature=sampling.temperature,
