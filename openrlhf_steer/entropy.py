@@ -60,6 +60,14 @@ def _chunk_stats(shifted: Tensor, z_max: Tensor, labels: Tensor, with_entropy: b
     return z_max + log_sum, log_prob, entropy
 
 
+def _flat_view(logits: Tensor) -> Optional[Tensor]:
+    """[B*T, V] view of [B, T, V] logits when the strides allow it without a copy, else None."""
+    try:
+        return logits.view(-1, logits.shape[-1])
+    except RuntimeError:
+        return None
+
+
 def _row_chunks(n_rows: int, rows: Optional[Tensor], chunk_rows: int):
     """Yield (output slice, row selector) per chunk: a slice of logits, or the index tensor of masked rows."""
     for start in range(0, n_rows, chunk_rows):
@@ -71,20 +79,32 @@ def _take(tensor: Tensor, selector) -> Tensor:
     return tensor[selector] if isinstance(selector, slice) else tensor.index_select(0, selector)
 
 
+def _take_rows(logits: Tensor, selector, flat_view: Optional[Tensor]) -> Tensor:
+    """Rows of the [B, T, V] logits by flat index; copies only the selected rows, never the whole tensor."""
+    if flat_view is not None:
+        return _take(flat_view, selector)
+    seq = logits.shape[1]
+    return logits[torch.div(selector, seq, rounding_mode="floor"), selector % seq]
+
+
 class _ChunkedLogProbEntropy(torch.autograd.Function):
-    """Autograd over [N, V] logits (optionally only the ``rows`` listed); saves only logits + per-row stats."""
+    """Autograd over [B, T, V] logits (optionally only the flat ``rows`` listed); saves only the logits
+    and per-row statistics. Non-contiguous logits (e.g. ``logits[:, :-1]``) are read row by row."""
 
     @staticmethod
-    def forward(ctx, logits2d: Tensor, labels1d: Tensor, rows: Optional[Tensor], temperature: float, chunk_rows: int,
+    def forward(ctx, logits: Tensor, labels1d: Tensor, rows: Optional[Tensor], temperature: float, chunk_rows: int,
                 with_entropy: bool, check_finite: bool):
-        n_rows = logits2d.shape[0] if rows is None else rows.numel()
-        device = logits2d.device
-        dtype = _compute_dtype(logits2d)
+        flat_view = _flat_view(logits)
+        if flat_view is None and rows is None:
+            rows = torch.arange(labels1d.numel(), device=logits.device)
+        n_rows = labels1d.numel() if rows is None else rows.numel()
+        device = logits.device
+        dtype = _compute_dtype(logits)
         lse = torch.empty(n_rows, dtype=dtype, device=device)
         log_probs = torch.empty(n_rows, dtype=dtype, device=device)
         entropy = torch.empty(n_rows if with_entropy else 0, dtype=dtype, device=device)
         for out, sel in _row_chunks(n_rows, rows, chunk_rows):
-            shifted, z_max = _shifted_chunk(_take(logits2d, sel), dtype, 1.0 / temperature)
+            shifted, z_max = _shifted_chunk(_take_rows(logits, sel, flat_view), dtype, 1.0 / temperature)
             chunk_lse, chunk_lp, chunk_h = _chunk_stats(shifted, z_max, _take(labels1d, sel), with_entropy)
             del shifted
             if check_finite and not (torch.isfinite(chunk_lp).all() and (chunk_h is None or torch.isfinite(chunk_h).all())):
@@ -94,7 +114,7 @@ class _ChunkedLogProbEntropy(torch.autograd.Function):
             log_probs[out] = chunk_lp
             if with_entropy:
                 entropy[out] = chunk_h
-        ctx.save_for_backward(logits2d, labels1d, rows if rows is not None else torch.empty(0, dtype=torch.long),
+        ctx.save_for_backward(logits, labels1d, rows if rows is not None else torch.empty(0, dtype=torch.long),
                               lse, entropy)
         ctx.has_rows = rows is not None
         ctx.temperature = temperature
@@ -106,17 +126,20 @@ class _ChunkedLogProbEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_log_probs: Optional[Tensor], grad_entropy: Optional[Tensor], _grad_lse: Optional[Tensor]):
-        logits2d, labels1d, rows, lse, entropy = ctx.saved_tensors
+        logits, labels1d, rows, lse, entropy = ctx.saved_tensors
         rows = rows if ctx.has_rows else None
+        flat_view = _flat_view(logits)
         nones = (None,) * 6
         if not ctx.needs_input_grad[0]:
             return (None,) + nones
         tau = ctx.temperature
-        grad_logits = torch.zeros_like(logits2d) if rows is not None else torch.empty_like(logits2d)
+        # A fresh contiguous gradient, written through its [B*T, V] view.
+        grad_logits = logits.new_zeros(logits.shape) if rows is not None else logits.new_empty(logits.shape)
+        grad_flat = grad_logits.view(-1, logits.shape[-1])
         use_entropy_grad = ctx.with_entropy and grad_entropy is not None
         for out, sel in _row_chunks(lse.numel(), rows, ctx.chunk_rows):
             # log p = z - lse, rebuilt in one buffer that then becomes the gradient (in place).
-            log_p = _take(logits2d, sel).to(lse.dtype) * (1.0 / tau)
+            log_p = _take_rows(logits, sel, flat_view).to(lse.dtype) * (1.0 / tau)
             log_p.sub_(lse[out].unsqueeze(-1))
             p = log_p.exp()
             if use_entropy_grad:
@@ -134,9 +157,9 @@ class _ChunkedLogProbEntropy(torch.autograd.Function):
             if tau != 1.0:
                 grad.div_(tau)
             if isinstance(sel, slice):
-                grad_logits[sel] = grad.to(grad_logits.dtype)
+                grad_flat[sel] = grad.to(grad_flat.dtype)
             else:
-                grad_logits.index_copy_(0, sel, grad.to(grad_logits.dtype))
+                grad_flat.index_copy_(0, sel, grad.to(grad_flat.dtype))
         return (grad_logits,) + nones
 
 
@@ -185,7 +208,6 @@ def token_logprobs_and_entropy(
     """
     _check_inputs(logits, labels, temperature, mask, chunk_rows)
     batch, seq, vocab = logits.shape
-    flat_logits = logits.reshape(batch * seq, vocab)  # a view for contiguous logits: no copy
     flat_labels = labels.reshape(batch * seq).long()
     rows = None
     if mask is not None:
@@ -195,7 +217,7 @@ def token_logprobs_and_entropy(
         raise ValueError(f"labels contain ids outside [0, {vocab}); mask padding positions or fix the tokenizer/vocab size")
 
     log_probs_sel, entropy_sel, _ = _ChunkedLogProbEntropy.apply(
-        flat_logits, flat_labels, rows, float(temperature), int(chunk_rows), bool(with_entropy), bool(check_finite)
+        logits, flat_labels, rows, float(temperature), int(chunk_rows), bool(with_entropy), bool(check_finite)
     )
     if with_entropy and not entropy_grad:
         entropy_sel = entropy_sel.detach()

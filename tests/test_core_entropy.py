@@ -141,3 +141,23 @@ def test_masked_rows_gradient_matches_naive_and_is_zero_on_padding():
     ((ref_lp * mask).sum() + 0.5 * (ref_h * mask).sum()).backward()
     assert torch.allclose(x1.grad, x2.grad, atol=1e-10)
     assert x1.grad[~mask].abs().sum() == 0
+
+
+def test_non_contiguous_logits_slice_matches_naive_with_gradients():
+    # OpenRLHF passes logits[:, :-1, :], which cannot be viewed as [B*T, V]; rows are read in place.
+    g = torch.Generator().manual_seed(6)
+    full = torch.randn(3, 6, 9, generator=g, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 9, (3, 5), generator=g)
+    sliced = full[:, :-1, :]
+    assert not sliced.is_contiguous()
+    for mask in (None, torch.tensor([[1, 0, 1, 1, 0], [1, 1, 1, 1, 1], [0, 0, 1, 0, 1]], dtype=torch.bool)):
+        keep = torch.ones(3, 5, dtype=torch.bool) if mask is None else mask
+        lp, h = token_logprobs_and_entropy(sliced, labels, temperature=0.9, chunk_rows=4, entropy_grad=True, mask=mask)
+        (lp.sum() + 0.3 * h.sum()).backward()
+        ours = full.grad.clone()
+        full.grad = None
+        ref_lp, ref_h = naive(full[:, :-1, :], labels, 0.9)
+        ((ref_lp * keep).sum() + 0.3 * (ref_h * keep).sum()).backward()
+        assert torch.allclose(lp, ref_lp * keep, atol=1e-10) and torch.allclose(h, ref_h * keep, atol=1e-10)
+        assert torch.allclose(ours, full.grad, atol=1e-10)
+        full.grad = None
