@@ -68,6 +68,8 @@ class TableConfig:
     rows: List[Row]
     data: Dict[str, Sourced] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
+    # Benchmarks the "avg" column averages (the paper's in-domain average, say); default: all.
+    average_benchmarks: List[str] = field(default_factory=list)
 
     def row(self, name: str) -> Row:
         for r in self.rows:
@@ -181,7 +183,16 @@ def load_config(path: "str | Path") -> TableConfig:
         data=_sourced_section(raw.get("data"), f"{path}: data"),
         rows=rows,
         notes=list(raw.get("notes", [])),
+        average_benchmarks=_average_benchmarks(raw, benchmarks, path),
     )
+
+
+def _average_benchmarks(raw: Mapping[str, Any], benchmarks: List[str], path: Path) -> List[str]:
+    chosen = list(raw.get("average_benchmarks") or benchmarks)
+    unknown = [b for b in chosen if b not in benchmarks]
+    if unknown:
+        raise ConfigError(f"{path}: average_benchmarks {unknown} are not in the table's benchmarks {benchmarks}")
+    return chosen
 
 
 def select_rows(config: TableConfig, names: Optional[Sequence[str]]) -> List[Row]:

@@ -263,7 +263,7 @@ def eval_command(
 
 
 EVAL_RESULTS_FILE = "results.json"
-PREFERRED_GRADERS = ("math_verify", "qwen")
+PREFERRED_GRADERS = ("math_verify", "qwen", "ifeval_strict", "lcb_exec")
 
 
 def eval_done(output_dir: Path) -> bool:
@@ -274,8 +274,9 @@ def read_eval_scores(output_dir: Path, metric: str, benchmarks: Optional[Sequenc
     """Per-benchmark score in % from the eval CLI's ``results.json``.
 
     Its metric keys are ``<benchmark>/<grader>/avg@<n>`` and ``<benchmark>/<grader>/pass@k:k=<k>&n=<n>``
-    (fractions). ``metric`` is ``avg@k`` (any n) or ``pass@K``. The Math-Verify grader is preferred,
-    then the Qwen grader, then whatever single grader a benchmark has.
+    (fractions). ``metric`` is ``avg@k`` (any n) or ``pass@K``. Graders are preferred in the order of
+    ``PREFERRED_GRADERS`` (Math-Verify for math, strict IF-Eval, LiveCodeBench execution), else the
+    alphabetically first grader of the benchmark.
     """
     import json
 

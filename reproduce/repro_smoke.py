@@ -38,6 +38,9 @@ class SmokeSetup:
     def __init__(self, root: Path, data_dir: Path):
         self.root = Path(root)
         self.data_dir = Path(data_dir)
+        punkt = self.data_dir / "ifeval" / "nltk_data"
+        if punkt.is_dir():  # IF-Eval's checkers need NLTK's punkt_tab offline; the eval subprocesses inherit it
+            os.environ.setdefault("NLTK_DATA", str(punkt))
 
     # training source: a few AMC23 problems from the shared eval data in DAPO-Math-17k's own format
     def source_file(self) -> Path:
@@ -100,12 +103,20 @@ class SmokeSetup:
         s.pop("n", None)
         return s
 
-    def eval_extra(self) -> Dict[str, Any]:
-        return {"limit": SMOKE_BENCH_LIMIT, "data_dir": str(self.data_dir), "device": "cpu", "dtype": "float32",
-                "grader_workers": 0}
+    def eval_extra(self, benchmarks: Sequence[str] = ()) -> Dict[str, Any]:
+        extra = {"limit": SMOKE_BENCH_LIMIT, "data_dir": str(self.data_dir), "device": "cpu", "dtype": "float32",
+                 "grader_workers": 0}
+        ifeval = self.data_dir / "ifeval" / "input_data.jsonl"
+        if ifeval.is_file() and "ifeval" in benchmarks:  # the IF-Eval loader takes the jsonl itself, not its folder
+            extra["data"] = f"ifeval={ifeval}"
+        return extra
+
+    # Not run in smoke mode: LiveCodeBench's problems are not in the offline eval data (only a
+    # non-canonical 20-problem sample is), so a smoke run cannot load its release.
+    SKIPPED_BENCHMARKS = ("livecodebench",)
 
     def benchmarks(self, benchmarks: Sequence[str]) -> List[str]:
-        return list(benchmarks)
+        return [b for b in benchmarks if b not in self.SKIPPED_BENCHMARKS]
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -138,8 +138,8 @@ class TableRunner:
     def eval_backend(self) -> str:
         return "hf" if self.smoke else self.args.eval_backend
 
-    def eval_extra(self) -> Dict[str, Any]:
-        return self.smoke.eval_extra() if self.smoke else {}
+    def eval_extra(self, benchmarks: Sequence[str]) -> Dict[str, Any]:
+        return self.smoke.eval_extra(benchmarks) if self.smoke else {}
 
     def benchmarks(self) -> List[str]:
         return self.smoke.benchmarks(self.config.benchmarks) if self.smoke else list(self.config.benchmarks)
@@ -184,7 +184,7 @@ class TableRunner:
         for i, (group, group_sampling) in enumerate(groups):
             gdir = pipeline.group_dir(out, i, group_sampling, len(groups))
             if self.ex.dry or not pipeline.eval_done(gdir):
-                cmd = pipeline.eval_command(model, group, group_sampling, gdir, self.eval_backend(), self.eval_extra())
+                cmd = pipeline.eval_command(model, group, group_sampling, gdir, self.eval_backend(), self.eval_extra(group))
                 self.ex.run(stage, cmd, log)
             if not self.ex.dry:
                 got = pipeline.read_eval_scores(gdir, self.config.metric, group)

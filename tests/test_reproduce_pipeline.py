@@ -116,23 +116,26 @@ def test_selection_rules(tmp_path):
 
 def test_table_assembly_ours_paper_diff(tmp_path):
     cfg = load_config(REPRODUCE / "configs" / "posadv_main_qwen25_math_7b.yaml")
-    scores = {"aime24": 30.0, "aime25": 20.0, "amc23": 60.0, "math500": 80.0, "minerva_math": 40.0}
+    scores = {"aime24": 30.0, "aime25": 20.0, "math500": 80.0, "amc23": 60.0, "minerva_math": 40.0,
+              "livecodebench": 5.0, "ifeval": 25.0}
     row_dir = tmp_path / "rows" / "grpo"
     row_dir.mkdir(parents=True)
     (row_dir / "result.json").write_text(json.dumps({"scores": scores, "checkpoint": "/c"}))
     table = build_table(cfg, {"grpo": {"scores": scores}})
-    grpo = table["rows"][0]
-    assert grpo["status"] == "done" and grpo["cells"]["aime24"] == {"ours": 30.0, "paper": None, "diff": None}
-    # avg = (30+20+60+80+40)/5 = 46.0; the paper's in-domain avg for GRPO is 44.12 -> diff +1.88
+    grpo = next(r for r in table["rows"] if r["name"] == "grpo")
+    # paper GRPO AIME24 Avg@64 is 28.75 -> diff +1.25
+    assert grpo["status"] == "done" and grpo["cells"]["aime24"] == {"ours": 30.0, "paper": 28.75, "diff": pytest.approx(1.25)}
+    # 'avg' = in-domain mean only: (30+20+80+60+40)/5 = 46.0; paper 44.12 -> +1.88 (LCB/IF-Eval excluded)
     assert grpo["cells"]["avg"]["ours"] == pytest.approx(46.0)
     assert grpo["cells"]["avg"]["paper"] == pytest.approx(44.12) and grpo["cells"]["avg"]["diff"] == pytest.approx(1.88)
-    assert table["rows"][1]["status"] == "not run"
+    assert next(r for r in table["rows"] if r["name"] == "clip_lower")["status"] == "not run"
     paths = assemble(cfg, tmp_path)
     md = paths["markdown"].read_text()
-    assert "| GRPO (N_update=1) | 30.0 / n/a (not found) (–) |" in md
+    assert "| GRPO (N_update=1) | 30.0 / 28.8 (+1.2) |" in md  # 28.75 shown to one decimal
     assert "46.0 / 44.1 (+1.9) |" in md
-    assert "| Clip-Higher (eps_high 0.28) | not run / n/a (not found) (–)" in md
-    assert json.loads(paths["json"].read_text())["rows"][0]["cells"]["avg"]["ours"] == pytest.approx(46.0)
+    assert "| Clip-Lower (eps_low 0.28) | not run / n/a (not found) (–)" in md
+    assert "'avg' is the mean over aime24, aime25, math500, amc23, minerva_math" in md
+    assert json.loads(paths["json"].read_text())["rows"][1]["cells"]["avg"]["ours"] == pytest.approx(46.0)
     assert mean_of([1.0, None]) is None and mean_of([1.0, 3.0]) == 2.0
 
 

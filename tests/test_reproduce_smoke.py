@@ -25,12 +25,16 @@ def test_smoke_one_row_end_to_end_and_resume(tmp_path, data_dir):
     assert [round(r["controller"]["pos_adv_lambda"], 6) for r in steps] == [0.1, 0.2]
     assert (row / "ckpt" / "global_step1_hf" / "config.json").is_file()
     assert (row / "ckpt" / "global_step2_hf" / "config.json").is_file()
-    # selection (policy last) and the eval CLI's results
-    assert json.loads((row / "selection.json").read_text())["step"] == 2
+    # selection: the paper's rule (best on AIME 2025) over both smoke checkpoints, then the eval CLI's results
+    selection = json.loads((row / "selection.json").read_text())
+    assert selection["policy"] == "best" and selection["benchmarks"] == ["aime25"] and set(selection["scores"]) == {"1", "2"}
+    best = max(selection["scores"].values())
+    assert selection["step"] == min(int(s) for s, v in selection["scores"].items() if v == best)
     results = json.loads((row / "eval" / "results.json").read_text())
     assert any(k.startswith("aime24/") and "/avg@2" in k for k in results["metrics"])
     result = json.loads((row / "result.json").read_text())
-    assert set(result["scores"]) == {"aime24", "aime25", "amc23", "math500", "minerva_math"} and result["smoke"]
+    # every table benchmark except LiveCodeBench (its problems are not in the offline data)
+    assert set(result["scores"]) == {"aime24", "aime25", "amc23", "math500", "minerva_math", "ifeval"} and result["smoke"]
     for value in result["scores"].values():
         assert 0.0 <= value <= 100.0
     md = (tmp_path / "posadv_reweighting_variants.md").read_text()
