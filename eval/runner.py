@@ -248,6 +248,10 @@ class Runner:
             problems, ids, prompts = [problems[i] for i in order], [ids[i] for i in order], [prompts[i] for i in order]
             responses = [by_index[i] for i in order]
             info["mode"] = f"score {cfg.score_only[name]}"
+            for pid, rs in zip(ids, responses):
+                if len(rs) != len(responses[0]):
+                    raise ValueError(f"{cfg.score_only[name]}: problem {pid!r} has {len(rs)} responses but {ids[0]!r} "
+                                     f"has {len(responses[0])}; every problem needs the same number of responses")
             counts = {len(r) for r in responses}
             sampling = dataclasses.replace(sampling, n=max(counts))
             info["sampling"] = {"n": sorted(counts) if len(counts) > 1 else max(counts),

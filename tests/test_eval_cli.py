@@ -93,7 +93,7 @@ def test_score_mode_metrics_match_hand_computation(data_dir, tmp_path, capsys):
     (['{"id": "60", "responses": ["a"]}', '{"id": 0, "responses": ["b"]}'],
      r"responses.jsonl:2: problem '60' already given on line 1"),
     (['{"id": "60", "responses": ["a"]}', '{"id": "61", "responses": ["a", "b"]}'],
-     r"every problem needs the same number of responses"),
+     r"responses.jsonl: problem '61' has 2 responses but '60' has 1; every problem needs the same number"),
 ])
 def test_bad_response_files_name_the_line(lines, message, data_dir, tmp_path, capsys):
     f = tmp_path / "responses.jsonl"
