@@ -139,3 +139,43 @@ def test_entropy_advantage_by_hand():
     assert m["method/frac_changed"] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="kappa"):
         build_method("entropy_advantage", kappa=1.0)
+
+
+def test_covariance_window_scope_and_cross_rank_reduction():
+    # Two micro-batches; window means: A (3 + 1 - 1 - 3 + 4) / 5 = 0.8, log p (-0.5 -1 -2 -2.5 -1) / 5 = -1.4
+    lp, adv = cov_case()
+    a = make_inputs(lp, adv)
+    b = make_inputs([[-1.0]], [[4.0]])
+    method = build_method("kl_cov", stat_scope="mini_batch", kl_ratio=0.25)
+    stats = method.window_stats([a, b])
+    # as two data-parallel ranks: sum the per-rank values listed by window_stats_reduction
+    per_rank = [method.window_stats([a]), method.window_stats([b])]
+    reduction = method.window_stats_reduction()
+    assert set(reduction.values()) == {"sum"}
+    assert {k: sum(r[k] for r in per_rank) for k in reduction} == pytest.approx(stats)
+    a.window_stats = stats
+    from openrlhf_steer.estimators import covariance_entropy_change
+
+    cov = covariance_entropy_change(a.log_probs, a.advantages, a.action_mask, means=(0.8, -1.4))
+    # cov = (A - 0.8)(log p + 1.4) = [2.2*0.9, 0.2*0.4, -1.8*-0.6, -3.8*-1.1] = [1.98, 0.08, 1.08, 4.18]
+    assert torch.allclose(cov, t([[1.98, 0.08, 1.08, 4.18]]))
+    _, m = PolicyLoss(LossConfig(), method)(a)
+    assert m["method/kl_cov_selected"] == 1
+    # The top token by window cov is t3 (by local cov it would tie t0 and t3): move only t3 off-policy.
+    shifted = make_inputs(lp, adv, old_log_probs=[[-0.5, -1.0, -2.0, -2.6]])
+    shifted.window_stats = stats
+    loss2, _ = PolicyLoss(LossConfig(), method)(shifted)
+    pg = (-3 - 1 + 1 + 3 * math.exp(0.1)) / 4
+    assert loss2.item() == pytest.approx(pg + 0.1 / 4)
+
+
+def test_steer_window_reduction_across_ranks():
+    steer = build_method("steer", stat_scope="mini_batch")
+    a = make_inputs([[LN(0.5)]], [[1.0]], old_entropy=[[1.0]])
+    b = make_inputs([[LN(0.5), LN(0.5)]], [[2.0, 0.5]], old_entropy=[[1.0, 1.0]])
+    whole = steer.window_stats([a, b])
+    ranks = [steer.window_stats([a]), steer.window_stats([b])]
+    ops = {"max": max, "min": min, "sum": sum}
+    reduced = {k: ops[op](r[k] for r in ranks) for k, op in steer.window_stats_reduction().items()}
+    for key in ("steer/max", "steer/min", "steer/count"):
+        assert reduced[key] == pytest.approx(whole[key])

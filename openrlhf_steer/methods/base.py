@@ -199,6 +199,14 @@ class Method:
         """
         return {}
 
+    def window_stats_reduction(self) -> Dict[str, str]:
+        """How to combine ``window_stats`` across data-parallel ranks: key -> "sum" | "max" | "min".
+
+        The adapter all-reduces these keys (then the method derives its statistic from the reduced
+        values). Keys not listed (e.g. quantiles) cannot be combined exactly and stay rank-local.
+        """
+        return {}
+
     def last_metrics(self) -> Dict[str, float]:
         """Method-specific diagnostics of the last loss call (logged under ``method/<key>``)."""
         return dict(getattr(self, "_last_metrics", {}) or {})

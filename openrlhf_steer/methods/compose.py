@@ -112,6 +112,13 @@ class ComposedMethod(Method):
                 stats.update(method.window_stats(inputs_list))
         return stats
 
+    def window_stats_reduction(self) -> Dict[str, str]:
+        reduction: Dict[str, str] = {}
+        for method in self.methods:
+            if method.needs_window_stats:
+                reduction.update(method.window_stats_reduction())
+        return reduction
+
     def last_metrics(self) -> Dict[str, float]:
         metrics: Dict[str, float] = {}
         for method in self.methods:

@@ -28,7 +28,8 @@ Tensor = torch.Tensor
 PAPER = "Clip-Cov / KL-Cov, Cui et al., arXiv 2505.22617"
 
 
-def _window_means(key: str, inputs_list: List[LossInputs]) -> Dict[str, Any]:
+def _window_sums(key: str, inputs_list: List[LossInputs]) -> Dict[str, Any]:
+    """Sums and count (all-reducible across ranks) from which the window means are derived."""
     adv_sum = lp_sum = 0.0
     count = 0
     for x in inputs_list:
@@ -36,8 +37,7 @@ def _window_means(key: str, inputs_list: List[LossInputs]) -> Dict[str, Any]:
         adv_sum += float(x.advantages.detach()[m].double().sum())
         lp_sum += float(x.log_probs.detach()[m].double().sum())
         count += int(m.sum())
-    count = max(count, 1)
-    return {f"{key}/mean_adv": adv_sum / count, f"{key}/mean_log_prob": lp_sum / count}
+    return {f"{key}/adv_sum": adv_sum, f"{key}/log_prob_sum": lp_sum, f"{key}/count": float(count)}
 
 
 class _CovarianceMethod(Method):
@@ -45,14 +45,19 @@ class _CovarianceMethod(Method):
         means = None
         if self.needs_window_stats:
             try:
-                means = (inputs.window_stats[f"{self.name}/mean_adv"], inputs.window_stats[f"{self.name}/mean_log_prob"])
+                stats = inputs.window_stats
+                count = max(float(stats[f"{self.name}/count"]), 1.0)
+                means = (stats[f"{self.name}/adv_sum"] / count, stats[f"{self.name}/log_prob_sum"] / count)
             except KeyError:
                 raise ValueError(f"{self.name} with stat_scope=mini_batch needs LossInputs.window_stats from "
                                  "method.window_stats(...); fix the adapter or use stat_scope=micro_batch") from None
         return covariance_entropy_change(inputs.log_probs, advantages, inputs.action_mask, means=means)
 
     def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
-        return _window_means(self.name, inputs_list)
+        return _window_sums(self.name, inputs_list)
+
+    def window_stats_reduction(self) -> Dict[str, str]:
+        return {f"{self.name}/{k}": "sum" for k in ("adv_sum", "log_prob_sum", "count")}
 
 
 @dataclass

@@ -177,6 +177,10 @@ class Steer(Method):
                                  with_threshold=self.config.mapping == "binary")
         return {f"steer/{k}": v for k, v in stats.items()}
 
+    def window_stats_reduction(self) -> Dict[str, str]:
+        # The binary threshold (a quantile) stays rank-local.
+        return {"steer/max": "max", "steer/min": "min", "steer/count": "sum"}
+
     def token_weights(self, inputs: LossInputs) -> Tensor:
         c = self.config
         mask = inputs.action_mask.bool()
