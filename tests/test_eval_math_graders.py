@@ -157,3 +157,29 @@ def test_math_graders_share_one_pool_until_both_close():
     assert math_graders._SHARED_POOLS[(1, 7.0)][0] is pool
     b.close()
     assert (1, 7.0) not in math_graders._SHARED_POOLS
+
+
+def test_pool_works_from_threads_and_unguarded_scripts(tmp_path):
+    import subprocess
+    import sys
+    import threading
+
+    out = {}
+    with MathGraderPool(workers=1, timeout=20) as pool:
+        t = threading.Thread(target=lambda: out.update(v=pool.grade_many([("\\boxed{\\frac{1}{2}}", "0.5")])))
+        t.start()
+        t.join(60)
+    assert out["v"][0].correct
+    # grade_answer in a non-main thread: Math-Verify's signal-based timeouts are switched off, not crashing
+    t = threading.Thread(target=lambda: out.update(w=grade_answer("\\boxed{3}", "3")))
+    t.start()
+    t.join(60)
+    assert out["w"].correct and out["w"].detail == {}
+    script = tmp_path / "unguarded.py"  # no `if __name__ == "__main__"`: spawn-based pools would fail here
+    script.write_text("from openrlhf_steer_eval.graders.math import MathGraderPool\n"
+                      "pool = MathGraderPool(workers=2, timeout=20)\n"
+                      "print([v.correct for v in pool.grade_many([('\\\\boxed{2}', '2'), ('\\\\boxed{3}', '2')])])\n"
+                      "pool.close()\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[True, False]"

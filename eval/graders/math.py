@@ -116,7 +116,9 @@ class _Worker:
     """One grading subprocess with a task pipe in and a result pipe out."""
 
     def __init__(self):
-        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+        # the child sees the parent's import path, so it finds this package however the parent found it
+        path = os.pathsep.join(p for p in sys.path if p)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", PYTHONPATH=path)
         self.process = subprocess.Popen([sys.executable, "-m", "openrlhf_steer_eval.graders.math_worker"],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.sender = Connection(os.dup(self.process.stdin.fileno()), readable=False, writable=True)
