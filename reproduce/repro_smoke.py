@@ -127,7 +127,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def build_tiny_model(out_dir: Path, texts: Sequence[str], seed: int = 0, vocab_size: int = 384) -> Path:
-    """A random ~70k-parameter Llama with a byte-level BPE trained on ``texts``; saved as an HF folder."""
+    """A random Llama (~33k parameters with the default vocabulary) and a byte-level BPE trained on ``texts``, saved as an HF folder."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
