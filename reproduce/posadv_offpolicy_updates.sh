@@ -2,6 +2,11 @@
 # Reproduce the table "Jin et al.: number of off-policy updates N_update in {1, 2, 4}".
 # Config (recipe, rows, paper numbers, each value with its source): reproduce/configs/posadv_offpolicy_updates.yaml
 # Usage: reproduce/posadv_offpolicy_updates.sh [--dry-run] [--rows a,b] [--gpus 8] [--nodes 1] [--vllm-tp 1] [--smoke] [--output-dir DIR]
+# Python: $PYTHON, else the checkout's .venv, else python3 (the Docker image).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-exec "${PYTHON:-python3}" "$here/run_table.py" --config "$here/configs/posadv_offpolicy_updates.yaml" "$@"
+py="${PYTHON:-}"
+if [[ -z "$py" ]]; then
+  if [[ -x "$here/../.venv/bin/python" ]]; then py="$here/../.venv/bin/python"; else py=python3; fi
+fi
+exec "$py" "$here/run_table.py" --config "$here/configs/posadv_offpolicy_updates.yaml" "$@"

@@ -138,3 +138,17 @@ def test_bad_configs_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match="unknown row"):
         select_rows(cfg, ["no_such_row"])
     assert [r.name for r in select_rows(cfg, [cfg.rows[-1].name, cfg.rows[0].name])] == [cfg.rows[0].name, cfg.rows[-1].name]
+
+
+def test_wrapper_script_runs_the_table(tmp_path):
+    """The bash wrapper reaches run_table.py with the right config and passes the flags through."""
+    import subprocess
+    import sys
+
+    script = REPRODUCE / "posadv_rand_pos_clip.sh"
+    env = dict(os.environ, PYTHON=sys.executable)
+    proc = subprocess.run(["bash", str(script), "--dry-run", "--rows", "rand_pos_clip", "--gpus", "4",
+                           "--output-dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "== posadv_rand_pos_clip / rand_pos_clip" in proc.stdout and "grpo (" not in proc.stdout
+    assert "--actor.num_gpus_per_node 4" in proc.stdout and "--entropy.rand_pos_clip.clip_fraction 0.1" in proc.stdout

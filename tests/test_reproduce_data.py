@@ -158,3 +158,35 @@ def test_make_subset_registry():
     assert make_subset("random", list(range(10)), 3, seed=1) == random_subset(list(range(10)), 3, seed=1)
     with pytest.raises(ValueError, match="unknown subset strategy"):
         make_subset("stratified", [1, 2], 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# reproduce/prepare_data.py (the CLI the table runs call)
+# --------------------------------------------------------------------------------------------------
+def test_prepare_data_cli_writes_subsets_and_resumes(tmp_path, capsys):
+    from steertest_reproduce import REPRODUCE  # noqa: F401  (puts reproduce/ on sys.path)
+    import prepare_data
+
+    problems = [f"Compute {i} plus {i}." for i in range(12)]
+    rows = [hf_row(p, str(2 * i), f"i{i}") for i, p in enumerate(problems)] * 3  # repeated like the HF file
+    src = write_jsonl(tmp_path / "src.jsonl", rows)
+    out = tmp_path / "full.jsonl"
+    assert prepare_data.main(["--source", str(src), "--output", str(out)]) == 0
+    written = [json.loads(l) for l in out.read_text().splitlines()]
+    assert [w["label"] for w in written] == [str(2 * i) for i in range(12)]
+    manifest = json.loads((tmp_path / "full.jsonl.manifest.json").read_text())
+    assert manifest["load_stats"] == {"rows_read": 36, "unique": 12, "duplicates_dropped": 24, "answer_conflicts": 0}
+    capsys.readouterr()
+    assert prepare_data.main(["--source", str(src), "--output", str(out)]) == 0
+    assert "is up to date" in capsys.readouterr().out  # resume: nothing rewritten
+
+    sub = tmp_path / "rand.jsonl"
+    assert prepare_data.main(["--source", str(src), "--output", str(sub), "--subset", "random", "--size", "5", "--seed", "3"]) == 0
+    picked = [json.loads(l)["source_index"] for l in sub.read_text().splitlines()]
+    expected = [f"i{int(i)}" for i in np.random.default_rng(3).choice(12, size=5, replace=False)]
+    assert picked == expected
+    km = tmp_path / "km.jsonl"
+    assert prepare_data.main(["--source", str(src), "--output", str(km), "--subset", "kmeans", "--size", "4", "--clusters", "2"]) == 0
+    assert len(km.read_text().splitlines()) == 4
+    with pytest.raises(SystemExit, match="--size"):
+        prepare_data.main(["--source", str(src), "--output", str(km), "--subset", "kmeans"])
