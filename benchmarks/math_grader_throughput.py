@@ -63,6 +63,15 @@ def build_pairs(data: Path, repeat: int):
     return pairs * repeat
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process from /proc (Linux); NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from openrlhf_steer_eval.graders.math import MathGraderPool, grade_answer
@@ -74,17 +83,20 @@ def main(argv=None) -> int:
 
     for r, g in pairs[:4]:  # warm-up: sympy/antlr caches, as the pool workers do before "ready"
         grade_answer(r, g, args.grader)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     single = [grade_answer(r, g, args.grader) for r, g in pairs]
-    single_s = time.perf_counter() - t0
+    single_s, single_cpu = time.perf_counter() - t0, time.process_time() - c0
 
     t0 = time.perf_counter()
     pool = MathGraderPool(workers=args.workers, timeout=args.timeout).start()
     startup_s = time.perf_counter() - t0
     try:
-        t0 = time.perf_counter()
+        pids = [w.process.pid for w in pool._pool]
+        w0 = sum(process_cpu_seconds(p) for p in pids)
+        t0, c0 = time.perf_counter(), time.process_time()
         pooled = pool.grade_many(pairs, grader=args.grader, progress="pool")
-        pool_s = time.perf_counter() - t0
+        pool_s, parent_cpu = time.perf_counter() - t0, time.process_time() - c0
+        worker_cpu = sum(process_cpu_seconds(p) for p in pids) - w0
         restarts = pool.restarts
     finally:
         pool.close()
@@ -100,6 +112,13 @@ def main(argv=None) -> int:
         "speedup_including_startup": round(single_s / (pool_s + startup_s), 3),
         "target": TARGET, "meets_target": ratio >= TARGET, "restarts": restarts, "verdicts_identical": same,
         "correct_single": sum(v.correct for v in single), "load_average_after": round(os.getloadavg()[0], 2),
+        # CPU accounting, to read the wall-clock ratio on a shared machine: if the workers' CPU time equals
+        # the single process's, the pool adds no work and any shortfall is cores taken by other processes
+        "single_cpu_seconds": round(single_cpu, 3), "pool_worker_cpu_seconds": round(worker_cpu, 3),
+        "pool_parent_cpu_seconds": round(parent_cpu, 3),
+        "pool_cpu_overhead": round((worker_cpu + parent_cpu) / single_cpu, 3),
+        "cpu_share_single": round(single_cpu / single_s, 3),
+        "cpu_share_pool": round(worker_cpu / pool_s, 3),
     }
     print(json.dumps(result, indent=2))
     print(f"speedup pool/single = {ratio:.2f}x (target >= {TARGET}x), restarts = {restarts}, identical = {same}")
