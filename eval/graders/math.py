@@ -20,6 +20,7 @@ the inner timeouts off (Math-Verify refuses them there); use the pool when respo
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -59,15 +60,24 @@ def _time_limit(seconds: Optional[float]):
         signal.signal(signal.SIGALRM, old)
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_gold(gold: str, limit: Optional[int]) -> tuple:
+    """Parsed gold answer; cached because every one of a problem's n responses needs it."""
+    from math_verify import parse
+
+    gold_text = gold if ("\\boxed" in gold or "$" in gold) else f"${gold}$"
+    parsed = parse(gold_text, parsing_timeout=limit)
+    if not parsed:
+        parsed = parse("\\boxed{" + gold + "}", parsing_timeout=limit)
+    return tuple(parsed)
+
+
 def _math_verify(response: str, gold: str) -> Tuple[bool, Optional[str], dict]:
     from math_verify import parse, verify  # lazy: sympy/antlr import takes ~1 s
 
     in_main = threading.current_thread() is threading.main_thread()
     limit = INNER_TIMEOUT if in_main else None
-    gold_text = gold if ("\\boxed" in gold or "$" in gold) else f"${gold}$"
-    gold_parsed = parse(gold_text, parsing_timeout=limit)
-    if not gold_parsed:
-        gold_parsed = parse("\\boxed{" + gold + "}", parsing_timeout=limit)
+    gold_parsed = list(_parse_gold(gold, limit))
     if not gold_parsed:
         return False, None, {"error": "gold_unparsable", "gold": gold}
     pred = parse(response, parsing_timeout=limit)
