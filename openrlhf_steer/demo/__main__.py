@@ -125,6 +125,22 @@ def summarise_analysis(name: str, result: Dict[str, Any]) -> str:
     return name
 
 
+def parse_sets(items: List[str]) -> Dict[str, Dict[str, Any]]:
+    """['entropy_loss.coef=0.01'] -> {'entropy_loss': {'coef': 0.01}} (values parsed as JSON when possible)."""
+    options: Dict[str, Dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        run_name, dot, option = key.partition(".")
+        if not sep or not dot or not run_name or not option:
+            raise ValueError(f"--set {item!r} must look like RUN.OPTION=VALUE, e.g. --set entropy_loss.coef=0.01")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        options.setdefault(run_name, {})[option] = value
+    return options
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_demo
 
@@ -133,6 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if args.skip_analyses:
         config.analyses = []
+    config.method_options = parse_sets(args.set)
     progress = not args.no_progress
     started = time.time()
     outcome = run_demo(args.output_dir, config, progress=progress, stop_after=args.stop_after_steps)
@@ -168,6 +185,9 @@ def make_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="Train the methods side by side, evaluate, plot, then run the analyses.")
     _add_common(run)
     run.add_argument("--methods", default=None, help="Comma-separated runs (default: grpo,clip_higher,entropy_loss,clip_cov,steer,pos_adv_reweight).")
+    run.add_argument("--set", action="append", default=[], metavar="RUN.OPTION=VALUE",
+                     help="Override a method option of one run, e.g. --set entropy_loss.coef=0.01 (repeatable; "
+                          "options: `openrlhf-steer methods`).")
     run.add_argument("--skip-analyses", action="store_true", help="Only the side-by-side training.")
     run.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)  # simulates an interruption (tests)
     run.set_defaults(func=cmd_run)

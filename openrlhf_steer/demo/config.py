@@ -62,6 +62,13 @@ class MethodSpec:
     loss: Mapping[str, Any]
     note: str
 
+    def with_options(self, options: Mapping[str, Any]) -> "MethodSpec":
+        """A copy whose method config has ``options`` applied (validated when the method is built)."""
+        if not options:
+            return self
+        note = self.note + " [" + ", ".join(f"{k}={v}" for k, v in options.items()) + "]"
+        return dataclasses.replace(self, config={**dict(self.config), **dict(options)}, note=note)
+
     def to_dict(self) -> Dict[str, Any]:
         return {"run_name": self.run_name, "method": self.method, "config": dict(self.config),
                 "loss": dict(self.loss), "note": self.note}
@@ -100,6 +107,7 @@ class DemoConfig:
     rl: RLConfig = field(default_factory=RLConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     analyses: List[str] = field(default_factory=lambda: ["estimator", "quadrants", "clip-bands"], metadata={"help": "Analyses `run` also performs (empty: none)."})
+    method_options: Dict[str, Dict[str, Any]] = field(default_factory=dict, metadata={"help": "Per-run overrides of the method config, e.g. {'entropy_loss': {'coef': 0.01}} (CLI: --set entropy_loss.coef=0.01)."})
     seed: int = field(default=0, metadata={"help": "Master seed (task split, SFT, RL)."})
 
     def to_dict(self) -> Dict[str, Any]:

@@ -86,6 +86,11 @@ def convert_smollm2(target: Path) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     source = smollm2_dir()
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
+    # The GGUF metadata names <|im_start|> as EOS and no pad token; the instruct model ends its turn
+    # with <|im_end|>, which is what generation must stop on.
+    tokenizer.eos_token = "<|im_end|>"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = "<|endoftext|>"
     model = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
     # A GGUF-loaded model refuses save_pretrained; after dequantisation it is a plain fp32 model.
     model.hf_quantizer = None

@@ -63,6 +63,9 @@ def _save(fig, path: Path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110)
+        from .io import _umask_mode
+
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     finally:
         plt.close(fig)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -128,7 +129,11 @@ def run_one_method(job: Dict[str, Any]) -> Dict[str, Any]:
     run_dir = ws.run_dir(spec.run_name)
     result_path = run_dir / "result.json"
     if result_path.exists():
-        return read_json(result_path)
+        saved = read_json(result_path)
+        if saved.get("spec") == json.loads(json.dumps(spec.to_dict())):
+            return saved
+        raise ValueError(f"{result_path} was produced with other method settings; use another --output-dir "
+                         f"or delete {run_dir} to rerun {spec.run_name}")
     start_eval = read_json(ws.output_dir / "start_eval.json")
     overrides = method_overrides(spec, start_eval)
     run = MethodRun(spec, ws.start_dir, run_dir, ws.task, ws.pool, config.rl, probe=load_probe(ws),
@@ -142,7 +147,7 @@ def run_one_method(job: Dict[str, Any]) -> Dict[str, Any]:
                                max_new_tokens=config.rl.max_new_tokens, seed=config.seed + 12345)
     last = rows[-10:]
     result = {
-        "run": spec.run_name, "method": spec.method, "finished": True, "steps": len(rows), "note": spec.note,
+        "run": spec.run_name, "method": spec.method, "finished": True, "spec": spec.to_dict(), "steps": len(rows), "note": spec.note,
         "config": {**dict(spec.config), **overrides}, "loss": dict(spec.loss),
         "heldout_entropy": heldout["entropy"], "probe_entropy": rows[-1].get("entropy/probe"),
         "train_accuracy_last10": sum(r["accuracy"] for r in last) / max(len(last), 1),
@@ -165,11 +170,20 @@ def run_methods(ws: Workspace, specs: List[MethodSpec], *, workers: int, progres
         return list(pool.map(run_one_method, jobs))
 
 
-def resolve_specs(names: List[str]) -> List[MethodSpec]:
+def resolve_specs(names: List[str], options: Optional[Dict[str, Dict[str, Any]]] = None) -> List[MethodSpec]:
     unknown = [n for n in names if n not in METHOD_SPECS]
     if unknown:
         raise ValueError(f"--methods: unknown run name(s) {unknown}; choose from {sorted(METHOD_SPECS)}")
-    return [METHOD_SPECS[n] for n in names]
+    options = options or {}
+    stray = sorted(set(options) - set(names))
+    if stray:
+        raise ValueError(f"--set names run(s) {stray} that are not in --methods {names}")
+    specs = [METHOD_SPECS[n].with_options(options.get(n, {})) for n in names]
+    from openrlhf_steer.methods import build_method
+
+    for spec in specs:  # fail now, with the method's own message, not inside a worker later
+        build_method(spec.method, dict(spec.config))
+    return specs
 
 
 def check_config(ws: Workspace) -> None:
@@ -218,7 +232,7 @@ def run_demo(output_dir: Path, config: DemoConfig, *, progress: bool = True, sto
     ws = open_workspace(output_dir, config)
     ws.output_dir.mkdir(parents=True, exist_ok=True)
     check_config(ws)
-    specs = resolve_specs(config.methods)
+    specs = resolve_specs(config.methods, config.method_options)
     prepare_start_model(ws, progress=progress)
     prepare_probe(ws)
     start_eval = evaluate_start(ws)

@@ -167,6 +167,8 @@ def _finite(x) -> bool:
 
 def plot(result: Dict[str, Any], estimates: Dict[str, List[float]], truth: List[float], path) -> None:
     plt = _pyplot()
+    import matplotlib.ticker
+
     titles = {"omega": "STEER Omega", "cov": "covariance (Cui et al.)", "exact_logit": "exact first order, logit space"}
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     for ax, name in zip(axes, ["omega", "cov", "exact_logit"]):
@@ -177,10 +179,16 @@ def plot(result: Dict[str, Any], estimates: Dict[str, List[float]], truth: List[
         ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8, linestyle="--")
         ax.set_title(f"{titles[name]}\nPearson {stats['pearson']:.3f}  Spearman {stats['spearman']:.3f}  "
                      f"scaled MSE {stats['mse_scaled']:.2e}", fontsize=9)
-        ax.set_xlabel("predicted entropy change (x best scale)")
-        ax.set_ylabel("true entropy change after one SGD step")
+        # The changes are heavy-tailed: a symmetric log scale keeps both the bulk and the tails readable.
+        # Four decades below the largest change; smaller values sit in the linear band around 0.
+        linthresh = max(max(abs(v) for v in truth) * 1e-4, 1e-300)
+        for axis in ("x", "y"):
+            getattr(ax, f"set_{axis}scale")("symlog", linthresh=linthresh)
+            getattr(ax, f"{axis}axis").set_major_locator(
+                matplotlib.ticker.SymmetricalLogLocator(base=100, linthresh=linthresh))
+        ax.set_xlabel("predicted entropy change (x best scale, symlog)")
+        ax.set_ylabel("true entropy change after one SGD step (symlog)")
         ax.grid(alpha=0.3)
-        ax.ticklabel_format(style="sci", scilimits=(-2, 2))
     fig.suptitle(f"Per-token entropy change: estimate vs measurement ({result['num_tokens']} tokens, "
                  f"eta={result['settings']['sgd_lr']}, float64)", fontsize=10)
     fig.tight_layout()
