@@ -37,9 +37,11 @@ def first_order_entropy_change(
     if prob_power not in (1, 2):
         raise ValueError(f"prob_power={prob_power!r} must be 2 (paper, default) or 1 (later code variant)")
     with torch.no_grad():
-        p = log_probs.detach().exp().clamp(PROB_CLAMP, 1.0 - PROB_CLAMP)
-        p_old = old_log_probs.detach().exp().clamp(PROB_CLAMP, 1.0)
-        omega = (advantages.detach() / p_old) * p * (1.0 - p) ** prob_power * (p.log() + entropy.detach())
+        # half precision cannot represent 1 - 1e-8: compute in at least float32
+        dtype = torch.promote_types(log_probs.dtype, torch.float32)
+        p = log_probs.detach().to(dtype).exp().clamp(PROB_CLAMP, 1.0 - PROB_CLAMP)
+        p_old = old_log_probs.detach().to(dtype).exp().clamp(PROB_CLAMP, 1.0)
+        omega = (advantages.detach().to(dtype) / p_old) * p * (1.0 - p) ** prob_power * (p.log() + entropy.detach().to(dtype))
         return torch.where(torch.isfinite(omega), omega, torch.zeros_like(omega))
 
 
