@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Where results, per-sample files and the generation cache go (required). Re-running with "
                         "the same directory resumes: cached generations are not regenerated.")
     p.add_argument("-q", "--quiet", action="store_true", help="Only warnings and errors on stderr.")
+    p.add_argument("--debug", action="store_true", help="Show full tracebacks instead of one-line errors.")
     return p
 
 
@@ -238,6 +239,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         runner = Runner(config)
         results = runner.run()
     except (ValueError, LookupError, FileNotFoundError, RuntimeError) as exc:
+        if args.debug:
+            raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"openrlhf-steer-eval: error: {msg}", file=sys.stderr)
         return 2

@@ -195,7 +195,12 @@ class Runner:
         if score_file is not None:
             st = Path(score_file).stat()
             score_stat = [str(Path(score_file).resolve()), st.st_size, st.st_mtime_ns]
-        return cache_key({"benchmark": name, "source": cfg.sources.get(name), "limit": cfg.limit,
+        source = cfg.sources.get(name)
+        source_stat = None
+        if source and Path(source).exists():  # a local data file edited since is not "the same settings"
+            st = Path(source).stat()
+            source_stat = [str(Path(source).resolve()), st.st_size, st.st_mtime_ns]
+        return cache_key({"benchmark": name, "source": source, "source_stat": source_stat, "limit": cfg.limit,
                           "options": cfg.benchmark_options.get(name, {}), "backend": cfg.backend,
                           "model": cfg.backend_config.model, "tokenizer": cfg.backend_config.tokenizer,
                           "sampling": dataclasses.asdict(sampling) if score_file is None else None,
@@ -252,10 +257,7 @@ class Runner:
                 if len(rs) != len(responses[0]):
                     raise ValueError(f"{cfg.score_only[name]}: problem {pid!r} has {len(rs)} responses but {ids[0]!r} "
                                      f"has {len(responses[0])}; every problem needs the same number of responses")
-            counts = {len(r) for r in responses}
-            sampling = dataclasses.replace(sampling, n=max(counts))
-            info["sampling"] = {"n": sorted(counts) if len(counts) > 1 else max(counts),
-                                "note": "responses read from file; decoding settings unknown"}
+            info["sampling"] = {"n": len(responses[0]), "note": "responses read from file; decoding settings unknown"}
             if len(order) < info["num_problems_in_set"]:
                 log.warning("%s: the responses file covers %d of %d problems; metrics use those only",
                             name, len(order), info["num_problems_in_set"])
