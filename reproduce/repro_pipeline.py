@@ -216,6 +216,8 @@ def train_command(
         "--ckpt.path", str(ckpt_dir),
         "--ckpt.output_dir", str(ckpt_dir / "final"),
         "--ckpt.save_hf",
+        # resume an interrupted run from its latest DeepSpeed checkpoint (a no-op when there is none)
+        "--ckpt.load_enable",
         "--logger.tensorboard_dir", str(log_dir),
     ]
     cmd += method_flags(method, options)
