@@ -183,3 +183,21 @@ def test_pool_works_from_threads_and_unguarded_scripts(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[True, False]"
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("5 \\text{ cm}", "5"), ("\\text{Evelyn}", "Evelyn"), ("x = 1, y = 2", "1,2"), ("x \\in [0, 1]", "[0,1]"),
+    ("2.00", "2"), ("(1.0, 2.50)", "(1,2.50)"), ("infinity", "\\infty"), ("(-\\infty, \\infty)", "\\mathbb{R}"),
+    ("3+2j", "3+2i"), ("1 and 2", "1,2"), ("\\begin{bmatrix}1&2\\end{bmatrix}", "\\begin{pmatrix}1&2\\end{pmatrix}"),
+    ("x\\leq 3", "x\\le3"), ("\\emptyset", "{}"), ("2.05", "2.05"), ("2x+y=3", "2x+y=3"), ("\\text{(C)}", "(C)"),
+])
+def test_normalisation_rules(raw, expected):
+    assert normalize_answer(raw) == expected
+    assert normalize_answer(expected) == expected
+
+
+def test_numeric_tolerance_is_relative():
+    assert math_equal("1.00001e-33", "1e-33")
+    assert not math_equal("5e-5", "1e-6")  # an absolute tolerance would call these equal
+    assert not math_equal("\\frac{1}{10^{6}}", "\\frac{5}{10^{5}}")
+    assert math_equal("4.5\\times10^{33}", "4.5e33")

@@ -172,6 +172,7 @@ def _symbolic_equal(a: str, b: str) -> bool:
         pass
     try:
         va, vb = complex(sympy.N(ea)), complex(sympy.N(eb))
-        return abs(va - vb) <= 1e-4 * max(1.0, abs(vb)) and math.isfinite(abs(va))
+        # relative tolerance, as math.isclose(rel_tol=1e-4): tiny answers (1e-33) are not "close to 0"
+        return math.isfinite(abs(va)) and abs(va - vb) <= REL_TOL * max(abs(va), abs(vb))
     except Exception:
         return False

@@ -120,18 +120,34 @@ def normalize_answer(answer: str, keep_units: bool = False) -> str:
     s = s.replace("\\!", "").replace("\\,", "").replace("\\;", "").replace("\\ ", " ")
     s = re.sub(r"\\\\+", r"\\", s)
     s = re.sub(r"\\(text|textbf|mbox|mathrm|mathbf)\s+\{", r"\\\1{", s)  # "\text {cm}" -> "\text{cm}"
+    # matrices: one spelling
+    s = re.sub(r"\\begin\{array\}\{[^{}]*\}", r"\\begin{pmatrix}", s)
+    s = s.replace("\\end{array}", "\\end{pmatrix}").replace("bmatrix", "pmatrix")
     s = s.replace("tfrac", "frac").replace("dfrac", "frac")
+    s = s.replace("\\neq", "\\ne").replace("\\leq", "\\le").replace("\\geq", "\\ge")
     s = s.replace("\\left", "").replace("\\right", "")
     s = s.replace("\\{", "{").replace("\\}", "}")  # set braces: {1,2} then compares like (1,2)
+    # a trailing \text{...} is a unit ("5 \text{ cm}") unless it is the whole answer ("\text{Evelyn}")
+    stripped = re.sub(r"\\text\{[^{}]*\}$", "", s).strip()
+    if stripped and stripped != s and not stripped.endswith(("^", "_")):
+        s = stripped
     s = s.replace("^{\\circ}", "").replace("^\\circ", "").replace("\\circ", "")
-    s = s.replace("\\$", "").replace("$", "")
+    s = s.replace("\\$", "").replace("$", "").replace("\\(", "").replace("\\)", "")
     s = s.replace("\\displaystyle", "")
     if not keep_units:
         s = re.sub(r"\\(?:text|mbox|mathrm)\{\s*(?:" + "|".join(_UNIT_WORDS) + r")[^}]*\}", "", s)
         s = re.sub(r"\s+(?:" + "|".join(_UNIT_WORDS) + r")(?:\^?\d)?\s*$", "", s)
     s = re.sub(r"\\(?:text|textbf|mbox|mathrm|mathbf)\{([^{}]*)\}", r"\1", s)
+    # "x = 1, y = 2" -> "1, 2"; "x \in [0, 1]" -> "[0, 1]" (a name at the start of an item only)
+    s = re.sub(r"(^|[,(\[{;])\s*[xyz]\s*(?:=|\\in\b|\\to\b)\s*", r"\1", s)
     s = s.replace("\\%", "").replace("%", "")
     s = s.replace(" .", " 0.").replace("{.", "{0.")
+    s = s.replace("infinity", "\\infty")
+    if "\\infty" not in s:
+        s = re.sub(r"(?<![\\a-zA-Z])inf(?![a-zA-Z])", r"\\infty", s)
+    s = re.sub(r"\s+and\s+", ",", s)
+    # "2.00" -> "2", "(1.0, 2.50)" -> "(1, 2.50)"
+    s = re.sub(r"(\d)\.0+(?=\D|$)", r"\1", s)
     if s.startswith("."):
         s = "0" + s
     # "x = 3" / "k=5" -> the right-hand side when the left side is a short name
@@ -141,10 +157,11 @@ def normalize_answer(answer: str, keep_units: bool = False) -> str:
             s = rhs
     s = _fix_sqrt(s)
     s = s.replace(" ", "")
+    s = s.replace("\\emptyset", "{}").replace("(-\\infty,\\infty)", "\\mathbb{R}")
+    # complex numbers written with j
+    if "j" in s and "i" not in s and re.fullmatch(r"[\d.+\-*/()j]+", s):
+        s = s.replace("j", "i")
     s = _fix_fracs(s)
     s = _slash_to_frac(s)
-    if re.fullmatch(r"-?\d+\.0+", s):
-        s = s.split(".")[0]
-    s = s.replace("\\infty", "\\infty")
     s = s.rstrip(".")
     return s
