@@ -15,7 +15,8 @@ def test_entropy_pass_script_writes_results_and_resumes(tmp_path):
             "--output-dir", str(tmp_path)]
     subprocess.run(args, check=True, capture_output=True, text=True, timeout=300)
     summary = json.loads((tmp_path / "entropy_pass.json").read_text())
-    assert set(summary["results"]) == {"naive", "chunked_fused", "chunked_logprob"}
+    assert set(summary["results"]) == {"naive", "chunked_fused", "chunked_logprob", "interleaved_timing"}
+    assert summary["checks"]["time_ratio_fused_over_logprob"]["value"] > 0
     agreement = summary["checks"]["agreement"]
     assert agreement["mean_log_prob_abs_diff"] < 1e-4 and agreement["mean_entropy_abs_diff"] < 1e-3
     assert "memory_ratio_naive_over_chunked" in summary["checks"] and (tmp_path / "entropy_pass.md").exists()
