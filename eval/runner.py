@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -14,11 +15,12 @@ from .backends import Backend, BackendConfig, SamplingConfig, make_backend, prob
 from .benchmarks import SAMPLING_PRESETS, get_benchmark, make_grader
 from .cache import GenerationCache, cache_key
 from .graders.base import Benchmark, GraderConfig, PromptOptions, Verdict
-from .io_utils import atomic_write_json, iter_jsonl
+from .io_utils import append_jsonl, atomic_write_json, iter_jsonl, read_jsonl_tolerant
 from .metrics import correctness_metrics, disagreements
 from .outputs import git_commit, package_versions, plot_pass_at_k, write_markdown, write_samples
 
 log = logging.getLogger("openrlhf_steer_eval")
+GRADE_CHUNK_RESPONSES = 512  # responses per grade() call; each finished call is cached
 
 
 @dataclass
@@ -166,7 +168,36 @@ class Runner:
             info["generation_seconds"] = round(time.perf_counter() - t0, 3)
         return [cached[pid] for pid in ids], info
 
-    def grade(self, bench: Benchmark, problems: List[dict], responses: List[List[str]]
+    def _grade_with_cache(self, bench: str, name: str, grader: Any, problems: List[dict], ids: List[str],
+                          responses: List[List[str]]) -> List[List[Verdict]]:
+        """Grade in chunks of problems, appending each chunk's verdicts to a cache file, so an interrupted
+        grading pass (long code benchmarks) resumes with the problems not graded yet."""
+        key = cache_key({"benchmark": bench, "grader": name, "timeout": self.config.grader_config.timeout,
+                         "options": self.config.grader_config.options, "version": __version__})
+        path = self.output_dir / "verdicts" / f"{bench}-{name}-{key}.jsonl"
+        digests = [hashlib.sha256(json.dumps(rs).encode()).hexdigest()[:20] for rs in responses]
+        done: Dict[str, List[Verdict]] = {}
+        for row in read_jsonl_tolerant(path):
+            try:
+                done[f"{row['id']}|{row['digest']}"] = [Verdict.from_dict(v) for v in row["verdicts"]]
+            except (KeyError, TypeError, ValueError):
+                continue
+        out: List[Optional[List[Verdict]]] = [done.get(f"{pid}|{d}") for pid, d in zip(ids, digests)]
+        todo = [i for i, v in enumerate(out) if v is None or len(v) != len(responses[i])]
+        n = max(1, len(responses[0]) if responses else 1)
+        chunk = max(1, GRADE_CHUNK_RESPONSES // n)
+        for start in range(0, len(todo), chunk):
+            part = todo[start:start + chunk]
+            result = grader.grade([problems[i] for i in part], [responses[i] for i in part])
+            if len(result) != len(part) or any(len(v) != len(responses[i]) for v, i in zip(result, part)):
+                raise RuntimeError(f"grader {name!r} returned verdicts of the wrong shape")
+            append_jsonl(path, [{"id": ids[i], "digest": digests[i], "verdicts": [x.to_dict() for x in v]}
+                                for i, v in zip(part, result)])
+            for i, v in zip(part, result):
+                out[i] = v
+        return out  # type: ignore[return-value]
+
+    def grade(self, bench: Benchmark, problems: List[dict], ids: List[str], responses: List[List[str]]
               ) -> Tuple[Dict[str, List[List[Verdict]]], Dict[str, Any]]:
         names = self.config.graders or bench.graders
         verdicts: Dict[str, List[List[Verdict]]] = {}
@@ -176,10 +207,8 @@ class Runner:
                 self._graders[name] = make_grader(name, self.config.grader_config)
             grader = self._graders[name]
             t0 = time.perf_counter()
-            result = grader.grade(problems, responses)
+            result = self._grade_with_cache(bench.name, name, grader, problems, ids, responses)
             extra[f"{name}_seconds"] = round(time.perf_counter() - t0, 3)
-            if len(result) != len(problems) or any(len(v) != len(r) for v, r in zip(result, responses)):
-                raise RuntimeError(f"grader {name!r} returned verdicts of the wrong shape")
             verdicts[name] = result
             if hasattr(grader, "extra_metrics"):
                 for key, value in grader.extra_metrics(problems, result).items():
@@ -269,7 +298,7 @@ class Runner:
                                 "benchmark_default": bench.sampling.as_dict()}
         info["num_problems"] = len(problems)
         info["prompt"] = dataclasses.asdict(cfg.prompt)
-        verdicts, timing = self.grade(bench, problems, responses)
+        verdicts, timing = self.grade(bench, problems, ids, responses)
         info["grading_seconds"] = timing
         info["graders"] = list(verdicts)
         ks = cfg.ks

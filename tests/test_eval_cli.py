@@ -161,3 +161,39 @@ def test_failed_benchmark_keeps_finished_ones_and_resume_reuses_them(data_dir, t
     assert res["benchmarks"]["aime24"]["reused_from_previous_run"] is True
     assert res["metrics"]["aime24/math_verify/avg@1"] == 1.0
     assert res["metrics"]["amc23/math_verify/avg@1"] == 0.5  # 27 right, 0 wrong (gold 36)
+
+
+def test_interrupted_grading_resumes_with_ungraded_problems(data_dir, tmp_path, capsys, monkeypatch):
+    from openrlhf_steer_eval import runner
+    from openrlhf_steer_eval.graders.base import Verdict, register_grader
+
+    calls, crash_on = [], {"call": 2}
+
+    class CountingGrader:
+        name = "steertest_count"
+
+        def __init__(self, config):
+            pass
+
+        def grade(self, problems, responses):
+            calls.append([p["gold_answer"] for p in problems])
+            if len(calls) == crash_on["call"]:
+                raise KeyboardInterrupt
+            return [[Verdict(r == f"\\boxed{{{p['gold_answer']}}}") for r in rs] for p, rs in zip(problems, responses)]
+
+    register_grader("steertest_count", CountingGrader, replace=True)
+    monkeypatch.setattr(runner, "GRADE_CHUNK_RESPONSES", 2)  # n = 1 -> two problems per grade() call
+    golds = aime24_golds(data_dir)[:5]
+    f = write_jsonl(tmp_path / "r.jsonl", [{"id": pid, "responses": [f"\\boxed{{{g if i % 2 == 0 else 0}}}"]}
+                                           for i, (pid, g) in enumerate(golds)])
+    argv = ["--benchmarks", "aime24", "--data-dir", str(data_dir), "--score-only", str(f), "--graders",
+            "steertest_count", "--output-dir", str(tmp_path / "out")]
+    assert main(argv) == 130
+    assert calls == [[golds[0][1], golds[1][1]], [golds[2][1], golds[3][1]]]
+    calls.clear()
+    crash_on["call"] = -1
+    assert main(argv) == 0
+    assert calls == [[golds[2][1], golds[3][1]], [golds[4][1]]]  # the first chunk came from the cache
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["metrics"]["aime24/steertest_count/avg@1"] == pytest.approx(3 / 5)
+    capsys.readouterr()
