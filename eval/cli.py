@@ -144,10 +144,11 @@ def _benchmark_options(args, benchmarks: List[str]) -> Dict[str, Dict[str, str]]
                 raise ValueError(f"--{flag.replace('_', '-')} applies to livecodebench, which is not in --benchmarks")
             opts.setdefault("livecodebench", {})[key] = value
     for item in args.benchmark_option:
-        target, _, kv = item.rpartition(":") if ":" in item.split("=", 1)[0] else ("", "", item)
-        if "=" not in kv:
+        head, eq, value = item.partition("=")
+        if not eq:
             raise ValueError(f"--benchmark-option expects [NAME:]KEY=VALUE, got {item!r}")
-        key, value = (s.strip() for s in kv.split("=", 1))
+        target, _, key = head.rpartition(":")  # the value may itself contain ':' (dates, URLs)
+        target, key, value = target.strip(), key.strip(), value.strip()
         if target:
             if target not in benchmarks:
                 raise ValueError(f"--benchmark-option {item!r}: {target!r} is not in --benchmarks")

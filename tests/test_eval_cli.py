@@ -197,3 +197,45 @@ def test_interrupted_grading_resumes_with_ungraded_problems(data_dir, tmp_path, 
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert res["metrics"]["aime24/steertest_count/avg@1"] == pytest.approx(3 / 5)
     capsys.readouterr()
+
+
+def test_benchmark_options_reach_the_loader(data_dir, tmp_path, capsys, monkeypatch):
+    from openrlhf_steer_eval.benchmarks import get_benchmark
+
+    seen = {}
+    bench = get_benchmark("aime24")
+    real = bench.load
+
+    def spy(source=None, **options):
+        seen.update(options, source=source)
+        return real(source)
+
+    monkeypatch.setattr(bench, "load", spy)
+    monkeypatch.setitem(bench.options, "note", "test-only option")
+    f = write_jsonl(tmp_path / "r.jsonl", [{"id": 0, "responses": ["\\boxed{204}"]}])
+    code, _, err = run(["--benchmarks", "aime24", "--data-dir", str(data_dir), "--score-only", str(f),
+                        "--benchmark-option", "aime24:config=a:b", "--benchmark-option", "note=x=1",
+                        "--output-dir", str(tmp_path / "o"), "--grader-workers", "0"], capsys)
+    assert code == 0, err
+    assert seen == {"config": "a:b", "note": "x=1", "source": str(data_dir / "aime24")}
+
+
+def test_lcb_flags_reach_the_livecodebench_loader(tmp_path, capsys, monkeypatch):
+    from openrlhf_steer_eval.benchmarks import NotInstalledError, get_benchmark
+
+    try:
+        bench = get_benchmark("livecodebench")
+    except NotInstalledError:
+        pytest.skip("the LiveCodeBench plug-in is not installed")
+    seen = {}
+
+    def spy(source=None, **options):
+        seen.update(options)
+        raise ValueError("stop after the loader call")
+
+    monkeypatch.setattr(bench, "load", spy)
+    code, _, err = run(["--benchmarks", "livecodebench", "--lcb-release", "release_v5", "--lcb-start-date",
+                        "2024-08-01", "--lcb-end-date", "2025-02-01", "--backend", "openai", "--model", "m",
+                        "--output-dir", str(tmp_path / "o")], capsys)
+    assert code == 2 and "stop after the loader call" in err
+    assert seen == {"release": "release_v5", "start_date": "2024-08-01", "end_date": "2025-02-01"}
