@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Type
+from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Type
 
 import torch
 

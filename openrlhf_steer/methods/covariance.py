@@ -18,7 +18,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from openrlhf_steer.estimators import covariance_entropy_change, covariance_means
+from openrlhf_steer.estimators import covariance_entropy_change
 from openrlhf_steer.methods.base import (
     STAT_SCOPES, LossConfig, LossInputs, Method, MethodConfig, check_choice, check_range, register_method,
 )

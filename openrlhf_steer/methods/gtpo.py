@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 import torch
 
 from openrlhf_steer.methods.base import GroupInputs, Method, MethodConfig, check_choice, check_range, register_method
-from openrlhf_steer.methods.group_math import broadcast_to_tokens
 
 Tensor = torch.Tensor
 PAPER = "GTPO / GRPO-S, Tan et al., arXiv 2508.04349 (equations unverified, see module docstring)"

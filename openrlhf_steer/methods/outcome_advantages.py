@@ -3,12 +3,11 @@ reward, Edge-GRPO. Each returns per-token advantages [N, T] (0 on masked positio
 ``openrlhf_steer.advantages.compute_advantages(group, method)``.
 """
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 
-from openrlhf_steer.methods.group_math import broadcast_to_tokens, group_stats, grpo_advantages
 from openrlhf_steer.methods.base import GroupInputs, Method, MethodConfig, check_choice, check_range, register_method
+from openrlhf_steer.methods.group_math import broadcast_to_tokens, grpo_advantages
 
 Tensor = torch.Tensor
 
