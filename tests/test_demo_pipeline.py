@@ -178,3 +178,20 @@ def test_bad_input_names_the_field(tmp_path, capsys):
     assert "--methods" in capsys.readouterr().err
     assert main(["run", "--quick", "--output-dir", str(tmp_path / "b"), "--samples-per-prompt", "1", "--no-progress"]) == 2
     assert "samples_per_prompt" in capsys.readouterr().err
+
+
+def test_analyze_reuses_the_run_settings_and_keeps_mask_results(quick_run):
+    out, _ = quick_run
+    model_file = out / "start_model" / "model.safetensors"
+    before = (model_file.stat().st_mtime_ns, (out / "analyses" / "quadrants.json").read_text())
+    # no --quick here: the settings must come from the output dir's demo_config.json, not the full preset
+    assert main(["analyze", "quadrants", "--output-dir", str(out), "--no-progress", "--quadrant-action", "upweight",
+                 "--analysis-steps", "1"]) == 0
+    assert (model_file.stat().st_mtime_ns, (out / "analyses" / "quadrants.json").read_text()) == before
+    up = json.loads((out / "analyses" / "quadrants_upweight.json").read_text())
+    assert up["settings"]["action"] == "upweight" and up["settings"]["steps"] == 1
+    assert all(len(c) == 1 for c in up["curves"].values())
+    predicted = {q["run"]: q["predicted"] for q in up["quadrants"]}
+    assert predicted == {"upweight_pos_high": "below baseline", "upweight_pos_low": "above baseline",
+                         "upweight_neg_high": "above baseline", "upweight_neg_low": "below baseline"}
+    assert (out / "analyses" / "quadrants_upweight.png").exists()

@@ -77,8 +77,15 @@ def build_config(args: argparse.Namespace):
     return config
 
 
-def analysis_settings(name: str, quick: bool, config) -> Any:
-    """Settings of one analysis for the preset (quick: a few steps / tokens)."""
+def analysis_settings(name: str, quick: bool, config, overrides: Optional[Dict[str, Any]] = None) -> Any:
+    """Settings of one analysis for the preset (quick: a few steps / tokens), then ``overrides``
+    (only the fields that analysis has)."""
+    settings = _preset_analysis_settings(name, quick, config)
+    known = {f.name for f in dataclasses.fields(settings)}
+    return dataclasses.replace(settings, **{k: v for k, v in (overrides or {}).items() if k in known and v is not None})
+
+
+def _preset_analysis_settings(name: str, quick: bool, config) -> Any:
     from .analyses.clip_bands import ClipBandSettings
     from .analyses.estimator import EstimatorSettings
     from .analyses.quadrants import QuadrantSettings
@@ -93,14 +100,21 @@ def analysis_settings(name: str, quick: bool, config) -> Any:
     raise ValueError(f"unknown analysis {name!r}")
 
 
-def run_analysis(name: str, output_dir: Path, config, quick: bool, progress: bool, force: bool = False) -> Dict[str, Any]:
+def artefact_stem(name: str, settings: Any) -> str:
+    """File stem of an analysis' JSON/PNG (quadrant up-weighting gets its own files next to masking)."""
+    stem = name.replace("-", "_")
+    return stem + "_upweight" if getattr(settings, "action", "mask") == "upweight" else stem
+
+
+def run_analysis(name: str, output_dir: Path, config, quick: bool, progress: bool, force: bool = False,
+                 overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Run one analysis unless its JSON already exists with the same settings (resume = skip)."""
     from .analyses import get_analysis
     from .io import read_json
     from .runner import evaluate_start, open_workspace, prepare_probe, prepare_start_model
 
-    settings = analysis_settings(name, quick, config)
-    json_path = Path(output_dir) / "analyses" / f"{name.replace('-', '_')}.json"
+    settings = analysis_settings(name, quick, config, overrides)
+    json_path = Path(output_dir) / "analyses" / f"{artefact_stem(name, settings)}.json"
     if json_path.exists() and not force:
         saved = read_json(json_path)
         if saved.get("settings") == json.loads(json.dumps(dataclasses.asdict(settings))):
@@ -170,10 +184,25 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .io import read_json
     from .runner import check_config, open_workspace
 
-    config = build_config(args)
+    saved = Path(args.output_dir) / "demo_config.json"
+    if saved.exists():
+        # The analyses must use the start model of that run: take its settings, not the CLI presets.
+        from .config import config_from_dict
+
+        config = config_from_dict(read_json(saved))
+        if args.workers is not None:
+            config.workers = args.workers
+    else:
+        config = build_config(args)
+        check_config(open_workspace(args.output_dir, config))
     names = list(ANALYSIS_NAMES) if args.name == "all" else [args.name]
+    overrides = {"steps": args.analysis_steps, "action": args.quadrant_action, "fraction": args.quadrant_fraction,
+                 "max_tokens": args.estimator_tokens, "sgd_lr": args.estimator_lr}
+    if args.quadrant_action not in (None, "mask", "upweight"):
+        raise ValueError("--quadrant-action must be mask or upweight")
     for name in names:
-        result = run_analysis(name, args.output_dir, config, args.quick, not args.no_progress, force=args.force)
+        result = run_analysis(name, args.output_dir, config, args.quick, not args.no_progress, force=args.force,
+                              overrides=overrides)
         print(summarise_analysis(name, result))
     return 0
 
@@ -195,6 +224,11 @@ def make_parser() -> argparse.ArgumentParser:
     analyze.add_argument("name", choices=["estimator", "quadrants", "clip-bands", "all"])
     _add_common(analyze)
     analyze.add_argument("--force", action="store_true", help="Recompute even if the analysis JSON exists.")
+    analyze.add_argument("--analysis-steps", type=int, default=None, help="quadrants / clip-bands: rollout steps per run (default 40 / 30).")
+    analyze.add_argument("--quadrant-action", choices=["mask", "upweight"], default=None, help="quadrants: mask (default) or up-weight x2 the chosen tokens.")
+    analyze.add_argument("--quadrant-fraction", type=float, default=None, help="quadrants: fraction of each quadrant's tokens acted on (default 0.1).")
+    analyze.add_argument("--estimator-tokens", type=int, default=None, help="estimator: tokens probed (default 200).")
+    analyze.add_argument("--estimator-lr", type=float, default=None, help="estimator: SGD step size eta (default 1e-6).")
     analyze.set_defaults(func=cmd_analyze)
     return parser
 

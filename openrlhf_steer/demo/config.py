@@ -114,6 +114,16 @@ class DemoConfig:
         return dataclasses.asdict(self)
 
 
+def config_from_dict(values: Mapping[str, Any]) -> DemoConfig:
+    """Inverse of ``DemoConfig.to_dict`` (as stored in ``demo_config.json``)."""
+    values = dict(values)
+    rl = dict(values.pop("rl"))
+    rl["betas"] = tuple(rl["betas"])
+    ev = dict(values.pop("eval"))
+    ev["ks"] = tuple(ev["ks"])
+    return DemoConfig(sft=SFTConfig(**values.pop("sft")), rl=RLConfig(**rl), eval=EvalConfig(**ev), **values)
+
+
 def full_preset() -> DemoConfig:
     return DemoConfig()
 

@@ -44,10 +44,22 @@ def predicted_sign(sign: str, band: str, action: str) -> int:
 def _train(job: Dict[str, Any]) -> Dict[str, Any]:
     run = make_run(job)
     start_entropy = run.probe.entropy(run.model)
+    # Token counts over every micro-batch; a resumed run would miss earlier ones, so always start over.
+    import shutil
+
+    shutil.rmtree(run.run_dir, ignore_errors=True)
+    counts = {"quadrant_candidates": 0.0, "quadrant_chosen": 0.0, "valid_tokens": 0.0}
+
+    def count(inputs, _config):
+        metrics = run.method.last_metrics()
+        for key in ("quadrant_candidates", "quadrant_chosen"):
+            counts[key] += metrics.get(key, 0.0)
+        counts["valid_tokens"] += float(inputs.action_mask.sum())
+
+    run.observers.append(count)
     rows = run.train(progress=job["progress"], position=job["position"])
     return {"name": job["spec"].run_name, "start_entropy": start_entropy,
-            "entropy": [r["entropy/probe"] for r in rows], "reward": [r["reward/mean"] for r in rows],
-            "chosen_tokens": sum(r.get("train/method/quadrant_chosen", 0.0) for r in rows)}
+            "entropy": [r["entropy/probe"] for r in rows], "reward": [r["reward/mean"] for r in rows], **counts}
 
 
 def run(ws, settings: QuadrantSettings, progress: bool = True) -> Dict[str, Any]:
@@ -75,7 +87,9 @@ def run(ws, settings: QuadrantSettings, progress: bool = True) -> Dict[str, Any]
             "final_minus_baseline": curve[-1] - base[-1], "mean_minus_baseline": mean_diff,
             "predicted": "above baseline" if expected > 0 else "below baseline",
             "moved_as_predicted": bool(mean_diff * expected > 0),
-            "tokens_acted_on": runs[spec.run_name]["chosen_tokens"],
+            "tokens_in_quadrant": int(runs[spec.run_name]["quadrant_candidates"]),
+            "tokens_acted_on": int(runs[spec.run_name]["quadrant_chosen"]),
+            "tokens_trained": int(runs[spec.run_name]["valid_tokens"]),
         })
     result = {
         "analysis": "quadrants", "settings": asdict(settings),
@@ -85,8 +99,9 @@ def run(ws, settings: QuadrantSettings, progress: bool = True) -> Dict[str, Any]
         "quadrants": quadrants,
         "moved_as_predicted": sum(q["moved_as_predicted"] for q in quadrants),
     }
-    write_json(out / "quadrants.json", result)
-    plot(result, out / "quadrants.png")
+    stem = "quadrants" if settings.action == "mask" else f"quadrants_{settings.action}"
+    write_json(out / f"{stem}.json", result)
+    plot(result, out / f"{stem}.png")
     return result
 
 
@@ -110,9 +125,11 @@ def plot(result: Dict[str, Any], path: Path) -> None:
     colours_bar = ["tab:green" if q["moved_as_predicted"] else "tab:red" for q in result["quadrants"]]
     axes[1].bar(range(len(names)), values, color=colours_bar)
     for i, q in enumerate(result["quadrants"]):
-        axes[1].annotate(f"predicted {q['predicted']}", (i, values[i]), ha="center", fontsize=7,
-                         xytext=(0, 4 if values[i] >= 0 else -12), textcoords="offset points")
+        axes[1].annotate(f"predicted {q['predicted']}\n{q['tokens_acted_on']} of {q['tokens_in_quadrant']} tokens {q['run'].split('_')[0]}ed",
+                         (i, values[i]), ha="center", fontsize=7,
+                         xytext=(0, 4 if values[i] >= 0 else -22), textcoords="offset points")
     axes[1].axhline(0, color="grey", linewidth=0.8)
+    axes[1].margins(y=0.3)
     axes[1].set_xticks(range(len(names)))
     axes[1].set_xticklabels(names, fontsize=8)
     axes[1].set_ylabel("mean entropy difference to baseline (nats)")

