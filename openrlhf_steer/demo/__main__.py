@@ -35,7 +35,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="Master seed (default 0).")
     parser.add_argument("--workers", type=int, default=None, help="Parallel worker processes (default 2 = the 2 cores; 1 thread each).")
     parser.add_argument("--sft-steps", type=int, default=None, help="SFT warm-start steps (default 300; quick: 100).")
-    parser.add_argument("--rl-steps", type=int, default=None, help="Rollout steps per method (default 120; quick: 3).")
+    parser.add_argument("--rl-steps", type=int, default=None, help="Rollout steps per method (default 160; quick: 3).")
     parser.add_argument("--lr", type=float, default=None, help="RL AdamW learning rate (default 1e-4; smollm2: 1e-5).")
     parser.add_argument("--prompts-per-step", type=int, default=None, help="P prompts per rollout (default 8).")
     parser.add_argument("--samples-per-prompt", type=int, default=None, help="G samples per prompt (default 8).")

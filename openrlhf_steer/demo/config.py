@@ -14,7 +14,7 @@ from .sft import SFTConfig
 
 @dataclass
 class RLConfig:
-    steps: int = field(default=120, metadata={"help": "Rollout steps per method (each: P*G samples, then `mini_batches` optimizer steps)."})
+    steps: int = field(default=160, metadata={"help": "Rollout steps per method (each: P*G samples, then `mini_batches` optimizer steps)."})
     prompts_per_step: int = field(default=8, metadata={"help": "P, prompts per rollout (tiny-model notes: P=8)."})
     samples_per_prompt: int = field(default=8, metadata={"help": "G, samples per prompt (GRPO group size; default 8 as rollout.n=8 in the STEER scripts)."})
     mini_batches: int = field(default=2, metadata={"help": "Optimizer steps per rollout; >1 makes the policy off-policy for later mini-batches so the ratio != 1 and clipping can trigger."})
@@ -82,14 +82,14 @@ METHOD_SPECS: Dict[str, MethodSpec] = {
                    "token-level GRPO, clip 0.2/0.2"),
         MethodSpec("clip_higher", "clip_higher", {}, {"eps_low": 0.2, "eps_high": 0.2},
                    "DAPO clip-higher: eps_high 0.28"),
-        MethodSpec("entropy_loss", "entropy_loss", {"coef": 0.005}, {"eps_low": 0.2, "eps_high": 0.2},
-                   "entropy bonus, coefficient 0.005 (Skywork-OR1's max coefficient)"),
+        MethodSpec("entropy_loss", "entropy_loss", {"coef": 0.01}, {"eps_low": 0.2, "eps_high": 0.2},
+                   "entropy bonus, coefficient 0.01"),
         MethodSpec("clip_cov", "clip_cov", {}, {"eps_low": 0.2, "eps_high": 0.2},
                    "Clip-Cov (Cui et al.), authors' ratio/bounds"),
         MethodSpec("steer", "steer", {"mapping": "exp", "lambda_min": 0.8}, {"eps_low": 0.2, "eps_high": 0.28, "dual_clip": 10.0},
                    "STEER exp mapping, lambda_min 0.8, clip 0.2/0.28, dual clip 10 (authors' run_exp.sh)"),
         MethodSpec("pos_adv_reweight", "pos_adv_reweight", {"schedule": "entropy"}, {"eps_low": 0.2, "eps_high": 0.2},
-                   "Pos-Adv-Reweight, entropy-guided lambda (delta = SFT entropy, step 0.05)"),
+                   "Pos-Adv-Reweight, entropy-guided lambda (delta = start entropy, step 0.05)"),
     ]
 }
 

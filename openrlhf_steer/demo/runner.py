@@ -97,19 +97,43 @@ def evaluate_start(ws: Workspace) -> Dict[str, Any]:
     result = evaluate_heldout(model, tokenizer, ws.task, ws.heldout, ws.config.eval,
                               max_new_tokens=ws.config.rl.max_new_tokens, seed=ws.config.seed + 12345)
     result["probe_entropy"] = load_probe(ws).entropy(model)
+    result["train_rollout_entropy"] = start_rollout_entropy(ws, model, tokenizer)
     write_json(path, result)
     return result
 
 
+def start_rollout_entropy(ws: Workspace, model, tokenizer, rollouts: int = 4) -> float:
+    """Token-mean rollout entropy of the start model on training prompts: the statistic the RL loop
+    logs as entropy/old_mean, so a controller target set from it is measured the same way."""
+    from .batch import masked_mean
+    from .rollout import collect_rollout
+    from .task import sample_problems
+    from .train import step_seed
+
+    rl = ws.config.rl
+    total, tokens = 0.0, 0.0
+    with torch.random.fork_rng():
+        for i in range(rollouts):
+            torch.manual_seed(step_seed(rl.seed, 0, salt=500 + i))
+            problems = sample_problems(ws.pool, rl.prompts_per_step, rl.seed + 1000 + i, 0)
+            rollout = collect_rollout(model, tokenizer, ws.task, problems, samples_per_prompt=rl.samples_per_prompt,
+                                      max_new_tokens=rl.max_new_tokens, temperature=rl.temperature)
+            mask = rollout.batch.action_mask
+            total += float((rollout.old_entropy * mask).sum())
+            tokens += float(mask.sum())
+    return total / max(tokens, 1.0)
+
+
 def method_overrides(spec: MethodSpec, start_eval: Dict[str, Any]) -> Dict[str, Any]:
-    """Task-scale settings: Pos-Adv-Reweight's entropy target is the start model's entropy.
+    """Task-scale settings: Pos-Adv-Reweight's entropy target is the start model's rollout entropy.
 
     The paper's delta = 0.2 nats is for Qwen2.5-Math-7B; on the toy task the start entropy differs,
     and a target below it would just make lambda climb to 1 (plain GRPO). Holding the start entropy
-    is the goal the controller is meant for.
+    is the goal the controller is meant for; it is measured like the controller's input
+    (entropy/old_mean: token-mean entropy of training rollouts).
     """
     if spec.method == "pos_adv_reweight" and spec.config.get("schedule") == "entropy" and "entropy_target" not in spec.config:
-        return {"entropy_target": round(float(start_eval["entropy"]), 4)}
+        return {"entropy_target": round(float(start_eval["train_rollout_entropy"]), 4)}
     return {}
 
 
@@ -214,8 +238,9 @@ def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, A
     window = max(1, min(10, cfg.rl.steps // 5))
     entropy_keys = [("entropy/probe", "probe entropy (nats, fixed SFT samples)"), ("entropy/rollout", "rollout entropy (nats/token)")]
     plot_curves(histories, entropy_keys, ws.output_dir / "entropy.png", "Token entropy per method", window)
-    plot_curves(histories, [("reward/mean", "mean reward (= rollout accuracy)")], ws.output_dir / "reward.png",
-                "Reward per method", window)
+    plot_curves(histories, [("reward/mean", "mean reward (= rollout accuracy)"),
+                            ("groups/mixed_frac", "prompts with mixed rewards (have a gradient)")],
+                ws.output_dir / "reward.png", "Reward per method", window)
     start_row = {"run": "start (step 0)", "method": "-", "heldout_entropy": start_eval["entropy"],
                  "probe_entropy": start_eval.get("probe_entropy"), "avg@n": start_eval["avg@n"], "steps": 0,
                  "note": "SFT warm start" if cfg.model == "tiny" else "SmolLM2-135M-Instruct",
