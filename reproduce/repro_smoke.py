@@ -38,6 +38,11 @@ class SmokeSetup:
     def __init__(self, root: Path, data_dir: Path):
         self.root = Path(root)
         self.data_dir = Path(data_dir)
+        # A tiny model gains nothing from threads, and on a shared CPU they cost a lot (tiny_models.md §5).
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        import torch
+
+        torch.set_num_threads(1)
         punkt = self.data_dir / "ifeval" / "nltk_data"
         if punkt.is_dir():  # IF-Eval's checkers need NLTK's punkt_tab offline; the eval subprocesses inherit it
             os.environ.setdefault("NLTK_DATA", str(punkt))
@@ -72,8 +77,10 @@ class SmokeSetup:
     def model_dir(self) -> Path:
         out = self.root / "tiny-llama"
         if not (out / "config.json").is_file():
-            texts = [json.loads(l)["prompt"][0]["content"] for l in open(self.source_file(), encoding="utf-8")]
-            build_tiny_model(out, texts + ["Answer: 12", "The answer is 3."], seed=0)
+            rows = [json.loads(l) for l in open(self.source_file(), encoding="utf-8")]
+            texts = [r["prompt"][0]["content"] for r in rows]
+            pairs = [(r["prompt"], f"Answer: {r['reward_model']['ground_truth']}") for r in rows]
+            build_tiny_model(out, texts + [a for _, a in pairs], seed=0, warmup_pairs=pairs)
         return out
 
     def data_request(self, data: Mapping[str, Any]) -> Dict[str, Any]:
@@ -126,8 +133,15 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def build_tiny_model(out_dir: Path, texts: Sequence[str], seed: int = 0, vocab_size: int = 384) -> Path:
-    """A random Llama (~33k parameters with the default vocabulary) and a byte-level BPE trained on ``texts``, saved as an HF folder."""
+def build_tiny_model(out_dir: Path, texts: Sequence[str], seed: int = 0, vocab_size: int = 384,
+                     warmup_pairs: Sequence[Tuple[Any, str]] = (), warmup_steps: int = 100) -> Path:
+    """A tiny Llama (~33k parameters with the default vocabulary) and a byte-level BPE trained on ``texts``,
+    saved as an HF folder.
+
+    ``warmup_pairs`` (chat prompt, target reply) get a short supervised warm-up so that sampled replies are
+    sometimes right and sometimes wrong: GRPO groups then have mixed rewards, non-zero advantages, and the
+    smoke run exercises the method's loss with a real gradient instead of an all-zero one.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -147,6 +161,8 @@ def build_tiny_model(out_dir: Path, texts: Sequence[str], seed: int = 0, vocab_s
                          pad_token_id=fast.pad_token_id, eos_token_id=fast.eos_token_id, bos_token_id=fast.bos_token_id,
                          tie_word_embeddings=True)
     model = LlamaForCausalLM(config)
+    if warmup_pairs:
+        _warm_up(model, fast, warmup_pairs, warmup_steps)
     tmp = Path(str(out_dir) + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
     fast.save_pretrained(tmp)
@@ -156,6 +172,33 @@ def build_tiny_model(out_dir: Path, texts: Sequence[str], seed: int = 0, vocab_s
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
     return Path(out_dir)
+
+
+def _warm_up(model, tok, pairs: Sequence[Tuple[Any, str]], steps: int, lr: float = 3e-3) -> None:
+    """A few full-batch steps of next-token loss on the replies only (prompt tokens masked)."""
+    import torch
+
+    ids, labels = [], []
+    for chat, reply in pairs:
+        prompt = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        r_ids = tok(reply, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        ids.append(p_ids + r_ids)
+        labels.append([-100] * len(p_ids) + r_ids)
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), tok.pad_token_id)
+    label_ids = torch.full((len(ids), width), -100)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, (x, y) in enumerate(zip(ids, labels)):
+        input_ids[i, : len(x)], label_ids[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=label_ids).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,7 +327,8 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
             completion = seq[:, width:]
             is_eos = completion.eq(tok.eos_token_id)
             mask = (torch.cumsum(is_eos.long(), 1) - is_eos.long()).eq(0).float()
-            texts = tok.batch_decode(completion, skip_special_tokens=False)
+            # each completion up to and including its EOS, as OpenRLHF decodes a sample (no padding)
+            texts = [tok.decode(row[keep.bool()], skip_special_tokens=False) for row, keep in zip(completion, mask)]
             labels = [lab for _, lab in batch for _ in range(n)]
             full_prompts = [p for p, _ in batch for _ in range(n)]
             rewards = torch.stack([reward_func([p + t], [p], [l])["rewards"][0] for p, t, l in zip(full_prompts, texts, labels)])

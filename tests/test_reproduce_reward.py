@@ -21,6 +21,8 @@ PROMPT = "<|im_start|>user\nSolve ... after \"Answer:\".<|im_end|>\n<|im_start|>
         ("Answer: 6", "5", -1.0),
         ("the answer is 5", "5", -1.0),  # no 'Answer:' line: DAPO gives the incorrect reward
         ("Answer: 5.0", "5", 1.0),
+        ("Answer: 7<|im_end|><pad><pad>", "7", 1.0),  # end-of-turn and padding tokens end the answer
+        ("Answer: 7<|eot_id|>", "7", 1.0),
     ],
 )
 def test_score(response, label, expected):

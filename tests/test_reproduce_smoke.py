@@ -23,6 +23,9 @@ def test_smoke_one_row_end_to_end_and_resume(tmp_path, data_dir):
     # entropy-guided controller: lambda_0 = 0; a random tiny model has entropy >> delta = 0.2, so lambda rises
     # by Delta = 0.05 per optimizer step (2 mini-batches per rollout in smoke): 0.1 after step 1, 0.2 after step 2
     assert [round(r["controller"]["pos_adv_lambda"], 6) for r in steps] == [0.1, 0.2]
+    # the tiny model's short warm-up makes some sampled answers right and some wrong: mixed GRPO groups, so the
+    # method's loss ran with non-zero advantages (an all-wrong batch would give loss 0 and test nothing)
+    assert any(-1.0 < r["reward_mean"] < 1.0 and r["loss"] != 0.0 for r in steps)
     assert (row / "ckpt" / "global_step1_hf" / "config.json").is_file()
     assert (row / "ckpt" / "global_step2_hf" / "config.json").is_file()
     # selection: the paper's rule (best on AIME 2025) over both smoke checkpoints, then the eval CLI's results

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 CORRECT_REWARD = 1.0
 INCORRECT_REWARD = -1.0
 TAIL_CHARS = 300  # only the end of a long response is searched, as in the DAPO reward
+END_MARKERS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>", "<pad>", "<|end_of_text|>")
 
 _ANSWER_LINE = re.compile(r"(?i)Answer\s*:\s*([^\n]+)")
 _TEXT_MACRO = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
@@ -41,8 +42,8 @@ def extract_answer(response: str) -> Optional[str]:
 def normalize_answer(answer: str) -> str:
     """Canonical string form of a final answer (integers lose separators, LaTeX wrappers go)."""
     text = answer.strip()
-    for end in ("<|im_end|>", "<|endoftext|>", "</s>"):
-        text = text.replace(end, "")
+    for end in END_MARKERS:  # the answer ends at the first end-of-turn / padding token
+        text = text.split(end, 1)[0]
     text = text.strip().rstrip(".").strip()
     boxed = _BOXED.search(text)
     if boxed:
