@@ -19,6 +19,9 @@ def print_help(out=None) -> None:
         run_openrlhf_main(["--help"], on_args=lambda args: None, stop=True)
     except SystemExit:
         pass
+    except ImportError as exc:  # e.g. a CPU machine without flash-attn / vLLM
+        print(f"(OpenRLHF's flags cannot be listed here: importing openrlhf.cli.train_ppo_ray failed with "
+              f"{type(exc).__name__}: {exc}. Install openrlhf-steer[train] on the GPU machine.)", file=out)
 
 
 def _summary(args, spec, needs) -> str:
