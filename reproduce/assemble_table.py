@@ -114,6 +114,44 @@ def render_markdown(table: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_plot(table: Mapping[str, Any], path: Path) -> Optional[Path]:
+    """Grouped bars of the 'avg' column, ours vs paper, one group per row (PNG, written atomically)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - matplotlib is a project requirement
+        return None
+    rows = table["rows"]
+    labels = [r["label"] for r in rows]
+    ours = [r["cells"]["avg"]["ours"] for r in rows]
+    paper = [r["cells"]["avg"]["paper"] for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.2))
+    xs = range(len(rows))
+    width = 0.4
+    ax.bar([x - width / 2 for x in xs], [v if v is not None else 0 for v in ours], width, label="ours", color="#3b7dd8")
+    ax.bar([x + width / 2 for x in xs], [v if v is not None else 0 for v in paper], width, label="paper", color="#bbbbbb")
+    for x, (o, p) in enumerate(zip(ours, paper)):  # mark missing values instead of drawing a misleading 0
+        if o is None:
+            ax.text(x - width / 2, 0.5, "not run", rotation=90, ha="center", va="bottom", fontsize=7)
+        if p is None:
+            ax.text(x + width / 2, 0.5, "n/a", rotation=90, ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    over = ", ".join(table.get("average_over", table["benchmarks"]))
+    ax.set_ylabel(f"avg {table['metric']} (%)")
+    smoke = "[SMOKE RUN: pipeline check, not results] " if any(r["smoke"] for r in rows) else ""
+    ax.set_title(f"{smoke}{table['title']}\n(avg over {over})", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -136,7 +174,11 @@ def assemble(config: TableConfig, output_dir: Path) -> Dict[str, Path]:
     json_path = output_dir / f"{config.table}.json"
     _atomic_write(json_path, json.dumps(table, indent=2) + "\n")
     _atomic_write(md_path, render_markdown(table))
-    return {"markdown": md_path, "json": json_path}
+    paths = {"markdown": md_path, "json": json_path}
+    plot = render_plot(table, output_dir / f"{config.table}.png")
+    if plot is not None:
+        paths["plot"] = plot
+    return paths
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -136,6 +136,7 @@ def test_table_assembly_ours_paper_diff(tmp_path):
     assert "| Clip-Lower (eps_low 0.28) | not run / n/a (not found) (–)" in md
     assert "'avg' is the mean over aime24, aime25, math500, amc23, minerva_math" in md
     assert json.loads(paths["json"].read_text())["rows"][1]["cells"]["avg"]["ours"] == pytest.approx(46.0)
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # ours vs paper bar chart
     assert mean_of([1.0, None]) is None and mean_of([1.0, 3.0]) == 2.0
 
 
