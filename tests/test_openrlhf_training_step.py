@@ -195,3 +195,42 @@ def test_kl_penalty_replaces_openrlhf_kl_term(model_dir):
     got = trainer.strategy.grads[0]["model.lm_head.weight"]
     ref = actor.model.lm_head.weight.grad
     assert float((got - ref).norm()) <= 2e-4 * float(ref.norm()) + 1e-6
+
+
+def test_window_iterator_forking_tokens_current_entropy_quantile(model_dir):
+    """80/20 forking tokens over the window: the entropy quantile uses the current policy's entropy of both
+    micro-batches (extra no-grad forward), and each micro-batch's loss uses that shared threshold."""
+    actor = load_actor(model_dir)
+    config = {"top_entropy_fraction": 0.2, "entropy_source": "current", "stat_scope": "mini_batch"}
+    spec = EntropyControlSpec(methods=[("forking_tokens", config)])
+    args = make_args(seed=SEED)
+    apply_method_args(args, spec)
+    assert args.actor.entropy_coef == 0.0
+    trainer = make_trainer(actor, args)
+    enable_entropy_control(trainer, spec, args, max_steps=10, rank=0)
+    batches = [_rollout_tensors(actor, seed=s) for s in (3, 4)]
+    experiences = [make_experience(b[0], b[1], b[2], b[3], b[5]) for b in batches]
+    method = build_method("forking_tokens", config)
+    with torch.no_grad():
+        independent = []
+        for seqs, attn, amask, old_lp, _, adv in batches:
+            lp, ent = reference_logprobs_entropy(actor.model, seqs, attn)
+            independent.append(LossInputs(log_probs=lp, old_log_probs=old_lp, advantages=adv, action_mask=amask, entropy=ent))
+    expected = method.window_stats(independent)["forking_tokens/threshold"]
+    losses = []
+    _ACTIVE["trainer"] = trainer
+    try:
+        for step, (exp, info) in enumerate(window_iterator(iter(experiences), trainer.strategy, 2, lambda e: e.action_mask)):
+            got = trainer.entropy_control.micro["window_stats"]["forking_tokens/threshold"]
+            assert float(got) == pytest.approx(float(expected), rel=1e-4)
+            losses.append(float(trainer.training_step(exp, 0.0, step, info)["metrics"]["policy_loss"]))
+    finally:
+        _ACTIVE.pop("trainer", None)
+    # independent loss of each micro-batch with the shared threshold and the window token count
+    window_tokens = float(sum(b[2].sum() for b in batches))
+    for (seqs, attn, amask, old_lp, _, adv), logged in zip(batches, losses):
+        lp, ent = reference_logprobs_entropy(actor.model, seqs, attn)
+        inputs = LossInputs(log_probs=lp, old_log_probs=old_lp, advantages=adv, action_mask=amask, entropy=ent,
+                            window_stats={"forking_tokens/threshold": expected})
+        ref, _ = PolicyLoss(LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=10.0), method)(inputs, num_tokens=window_tokens / 2)
+        assert logged == pytest.approx(float(ref.detach()), rel=1e-4, abs=1e-7)
