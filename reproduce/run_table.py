@@ -54,23 +54,38 @@ def default_data_dir() -> Path:
 # Executors: how a command is carried out (a registry; --dry-run and --smoke pick one)
 # --------------------------------------------------------------------------------------------------
 class Executor:
-    """Runs the pipeline's commands as subprocesses, logging each to a file."""
+    """Runs the pipeline's commands as subprocesses; output goes to a log file and, unless quiet, the console."""
 
     dry = False
 
-    def __init__(self, echo=print):
+    def __init__(self, echo=print, quiet: bool = False):
         self.echo = echo
+        self.quiet = quiet
 
     def run(self, stage: str, cmd: Sequence[str], log_path: Path) -> None:
         self.echo(f"[{stage}] {pipeline.shell_join(cmd)}")
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
-            log.write(f"\n$ {pipeline.shell_join(cmd)}\n".encode())
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"\n$ {pipeline.shell_join(cmd)}\n")
             log.flush()
-            proc = subprocess.run(list(cmd), stdout=log, stderr=subprocess.STDOUT, cwd=str(HERE.parent))
-        if proc.returncode != 0:
+            proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(HERE.parent),
+                                    text=True, errors="replace", bufsize=1)
+            try:
+                for line in proc.stdout:  # type: ignore[union-attr]
+                    log.write(line)
+                    if not self.quiet:
+                        sys.stdout.write(line)
+                code = proc.wait()
+            except BaseException:  # Ctrl-C or an error here: do not leave the training job running
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                raise
+        if code != 0:
             tail = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"[{stage}] command failed with exit code {proc.returncode}; log: {log_path}\n{tail}")
+            raise RuntimeError(f"[{stage}] command failed with exit code {code}; log: {log_path}\n{tail}")
 
     def train(self, cmd: Sequence[str], row_dir: Path) -> None:
         self.run("train", cmd, row_dir / "train.log")
@@ -89,8 +104,8 @@ class DryRunExecutor(Executor):
 class SmokeExecutor(Executor):
     """Training goes to the CPU trainer (reproduce/repro_smoke.py); everything else runs for real."""
 
-    def __init__(self, steps: int, echo=print):
-        super().__init__(echo)
+    def __init__(self, steps: int, echo=print, quiet: bool = False):
+        super().__init__(echo, quiet)
         self.steps = steps
 
     def train(self, cmd: Sequence[str], row_dir: Path) -> None:
@@ -322,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="eval data folder for --smoke (default $OPENRLHF_STEER_DATA or ../shared/data)")
     p.add_argument("--output-dir", default=None, help="default runs/reproduce/<table>")
     p.add_argument("--force", action="store_true", help="redo selection, eval and result of the chosen rows (training is kept)")
+    p.add_argument("--quiet", action="store_true", help="do not echo the commands' output (it is always in the row's *.log files)")
     return p
 
 
@@ -333,13 +349,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.dry_run:
             executor: Executor = DryRunExecutor()
         elif args.smoke:
-            executor = SmokeExecutor(args.smoke_steps)
+            executor = SmokeExecutor(args.smoke_steps, quiet=args.quiet)
         else:
-            executor = Executor()
+            executor = Executor(quiet=args.quiet)
         TableRunner(config, args, executor).run(rows)
     except (ConfigError, ValueError, FileNotFoundError) as err:
         print(f"run_table: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:  # a stage's command failed; its log is named in the message
+        print(f"run_table: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

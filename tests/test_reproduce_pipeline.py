@@ -237,3 +237,18 @@ def test_seeds_are_trained_separately_and_averaged(tmp_path):
     # two eval calls per seed: the avg@32 group and the avg@1 group
     evals = [c for s, c in ex.calls if s == "eval"]
     assert [c[c.index("--n") + 1] for c in evals] == ["32", "1", "32", "1"]
+
+
+def test_executor_logs_streams_and_reports_failures(tmp_path, capsys):
+    import sys
+
+    import run_table
+
+    ex = run_table.Executor(echo=lambda m: None)
+    ex.run("eval", [sys.executable, "-c", "print('line one'); print('line two')"], tmp_path / "a.log")
+    assert "line one\nline two\n" in capsys.readouterr().out  # echoed while it runs
+    assert "line two" in (tmp_path / "a.log").read_text()
+    quiet = run_table.Executor(echo=lambda m: None, quiet=True)
+    with pytest.raises(RuntimeError, match=r"exit code 3; log: .*b\.log[\s\S]*boom"):
+        quiet.run("train", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], tmp_path / "b.log")
+    assert capsys.readouterr().out == ""

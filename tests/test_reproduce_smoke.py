@@ -10,7 +10,7 @@ from steertest_reproduce import REPRODUCE, run_table
 @pytest.mark.slow
 def test_smoke_one_row_end_to_end_and_resume(tmp_path, data_dir):
     config = REPRODUCE / "configs" / "posadv_reweighting_variants.yaml"
-    argv = ["--config", str(config), "--rows", "entropy_guided", "--smoke", "--smoke-steps", "2",
+    argv = ["--config", str(config), "--rows", "entropy_guided", "--smoke", "--smoke-steps", "2", "--quiet",
             "--data-dir", str(data_dir), "--output-dir", str(tmp_path)]
     code, out, err = run_table(argv)
     assert code == 0, err + out
