@@ -9,7 +9,7 @@ and ``action_mask`` [B, C] marks the completion tokens up to and including EOS.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Sequence
 
 import torch
 

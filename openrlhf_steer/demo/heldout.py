@@ -7,7 +7,7 @@ import torch
 
 from openrlhf_steer_eval.metrics import correctness_metrics
 
-from .batch import build_batch, completion_logprobs, masked_mean
+from .batch import build_batch, completion_logprobs
 from .config import EvalConfig
 from .rollout import sample_completions
 from .task import AdditionTask, Problem

@@ -6,13 +6,12 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import torch
 
-from .config import METHOD_SPECS, DemoConfig, EvalConfig, MethodSpec, RLConfig
+from .config import METHOD_SPECS, DemoConfig, MethodSpec
 from .io import read_json, read_jsonl, save_torch, write_json
 from .task import AdditionTask, get_task
 
@@ -52,7 +51,7 @@ def prepare_start_model(ws: Workspace, progress: bool = True) -> Path:
     """SFT warm start of the tiny model, or the dequantised SmolLM2 checkpoint; cached in the output dir."""
     cfg = ws.config
     if cfg.model == "tiny":
-        from .sft import SFTConfig, ensure_sft_checkpoint
+        from .sft import ensure_sft_checkpoint
 
         sft = dataclasses.replace(cfg.sft, seed=cfg.seed)
         return ensure_sft_checkpoint(ws.start_dir, model_size=cfg.model_size, task=ws.task, pool=ws.pool, config=sft,
@@ -105,7 +104,6 @@ def evaluate_start(ws: Workspace) -> Dict[str, Any]:
 def start_rollout_entropy(ws: Workspace, model, tokenizer, rollouts: int = 4) -> float:
     """Token-mean rollout entropy of the start model on training prompts: the statistic the RL loop
     logs as entropy/old_mean, so a controller target set from it is measured the same way."""
-    from .batch import masked_mean
     from .rollout import collect_rollout
     from .task import sample_problems
     from .train import step_seed

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .batch import build_batch, completion_logits
 from .io import read_json, write_json
-from .models import build_char_tokenizer, build_tiny_model, encode_prompts, encode_targets, load_policy, save_policy
+from .models import build_char_tokenizer, build_tiny_model, encode_prompts, encode_targets, save_policy
 from .task import AdditionTask, Problem
 
 

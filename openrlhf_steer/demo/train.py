@@ -28,7 +28,7 @@ from openrlhf_steer.methods import GroupInputs, LossConfig, LossInputs, build_me
 
 from .batch import TokenBatch, completion_logprobs, masked_mean
 from .config import MethodSpec, RLConfig
-from .io import append_jsonl, read_json, read_jsonl, rewrite_jsonl, save_torch, write_json
+from .io import append_jsonl, read_jsonl, rewrite_jsonl, save_torch
 from .models import load_policy
 from .rollout import Rollout, collect_rollout
 from .task import AdditionTask, Problem, sample_problems
