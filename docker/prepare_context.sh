@@ -34,7 +34,9 @@ declare -A ROWS=([aime24]=30 [aime25]=30 [amc23]=40 [math500]=500 [minerva_math]
 mkdir -p "$dest"
 if [[ $mode == copy ]]; then
   [[ -d "$src" ]] || { echo "eval data folder $src not found; pass --from DIR or --download" >&2; exit 1; }
-  for name in aime24 aime25 amc23 math500 minerva_math olympiadbench ifeval livecodebench; do
+  # LiveCodeBench is not copied: a shared folder may hold only a non-canonical sample, and the eval CLI
+  # fetches livecodebench/code_generation_lite from the hub at evaluation time.
+  for name in aime24 aime25 amc23 math500 minerva_math olympiadbench ifeval; do
     if [[ -d "$src/$name" ]]; then
       rm -rf "${dest:?}/$name"; cp -r "$src/$name" "$dest/$name"
     fi

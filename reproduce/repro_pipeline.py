@@ -257,11 +257,39 @@ def eval_command(
     for key, value in (extra or {}).items():
         if value is None or value is False:
             continue
-        cmd += [f"--{key.replace('_', '-')}"] + ([] if value is True else [_fmt(value)])
+        flag = f"--{key.replace('_', '-')}"
+        if isinstance(value, (list, tuple)):  # a repeatable flag, e.g. --data NAME=PATH
+            for item in value:
+                cmd += [flag, _fmt(item)]
+        else:
+            cmd += [flag] + ([] if value is True else [_fmt(value)])
     if sampling.get("chat_template") is not None:
         cmd += ["--chat-template" if sampling["chat_template"] else "--no-chat-template"]
     cmd += ["--output-dir", str(output_dir)]
     return cmd
+
+
+LCB_HUB_SOURCE = "livecodebench/code_generation_lite"
+
+
+def eval_data_args(data_dir: Optional[Path], benchmarks: Sequence[str]) -> Dict[str, Any]:
+    """Eval-CLI flags that point it at a local copy of the test sets (``--data-dir``), with two exceptions:
+    IF-Eval's loader takes Google's ``input_data.jsonl`` itself, and LiveCodeBench comes from the hub unless
+    the folder holds its release files (a shared folder may hold only a non-canonical sample)."""
+    if data_dir is None:
+        return {}
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"--eval-data-dir {data_dir} is not a folder (one sub-folder per benchmark, e.g. aime24/test.jsonl)")
+    out: Dict[str, Any] = {"data_dir": str(data_dir)}
+    data = []
+    if "ifeval" in benchmarks and (data_dir / "ifeval" / "input_data.jsonl").is_file():
+        data.append(f"ifeval={data_dir / 'ifeval' / 'input_data.jsonl'}")
+    if "livecodebench" in benchmarks and not (data_dir / "livecodebench" / "test.jsonl").is_file():
+        data.append(f"livecodebench={LCB_HUB_SOURCE}")
+    if data:
+        out["data"] = data
+    return out
 
 
 EVAL_RESULTS_FILE = "results.json"

@@ -111,11 +111,10 @@ class SmokeSetup:
         return s
 
     def eval_extra(self, benchmarks: Sequence[str] = ()) -> Dict[str, Any]:
-        extra = {"limit": SMOKE_BENCH_LIMIT, "data_dir": str(self.data_dir), "device": "cpu", "dtype": "float32",
-                 "grader_workers": 0}
-        ifeval = self.data_dir / "ifeval" / "input_data.jsonl"
-        if ifeval.is_file() and "ifeval" in benchmarks:  # the IF-Eval loader takes the jsonl itself, not its folder
-            extra["data"] = f"ifeval={ifeval}"
+        from repro_pipeline import eval_data_args
+
+        extra = {"limit": SMOKE_BENCH_LIMIT, "device": "cpu", "dtype": "float32", "grader_workers": 0}
+        extra.update(eval_data_args(self.data_dir, benchmarks))
         return extra
 
     # Not run in smoke mode: LiveCodeBench's problems are not in the offline eval data (only a

@@ -131,6 +131,8 @@ class TableRunner:
         )
         self.layout.validate()
         validate_policy(config.values("selection"))
+        data_dir = args.eval_data_dir or os.environ.get("OPENRLHF_STEER_DATA")
+        self.eval_data_dir = Path(data_dir) if data_dir else None  # None: the eval CLI loads the hub datasets
         self.smoke = None
         if args.smoke:
             import repro_smoke
@@ -154,7 +156,9 @@ class TableRunner:
         return "hf" if self.smoke else self.args.eval_backend
 
     def eval_extra(self, benchmarks: Sequence[str]) -> Dict[str, Any]:
-        return self.smoke.eval_extra(benchmarks) if self.smoke else {}
+        if self.smoke:
+            return self.smoke.eval_extra(benchmarks)
+        return pipeline.eval_data_args(self.eval_data_dir, benchmarks)
 
     def benchmarks(self) -> List[str]:
         return self.smoke.benchmarks(self.config.benchmarks) if self.smoke else list(self.config.benchmarks)
@@ -334,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-colocate", action="store_true", help="do not share GPUs between training and vLLM")
     p.add_argument("--eval-backend", default="vllm", choices=["vllm", "hf", "openai"], help="eval CLI backend (default vllm)")
     p.add_argument("--train-data", default=None, help="DAPO-Math-17k source: hub id or local .parquet/.jsonl (default: the config's)")
+    p.add_argument("--eval-data-dir", default=None,
+                   help="local test sets for the eval CLI (one sub-folder per benchmark; default $OPENRLHF_STEER_DATA, "
+                        "set in the Docker image; unset: the eval CLI loads the hub datasets)")
     p.add_argument("--data-dir", default=None, help="eval data folder for --smoke (default $OPENRLHF_STEER_DATA or ../shared/data)")
     p.add_argument("--output-dir", default=None, help="default runs/reproduce/<table>")
     p.add_argument("--force", action="store_true", help="redo selection, eval and result of the chosen rows (training is kept)")

@@ -252,3 +252,19 @@ def test_executor_logs_streams_and_reports_failures(tmp_path, capsys):
     with pytest.raises(RuntimeError, match=r"exit code 3; log: .*b\.log[\s\S]*boom"):
         quiet.run("train", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], tmp_path / "b.log")
     assert capsys.readouterr().out == ""
+
+
+def test_eval_data_args(tmp_path):
+    (tmp_path / "aime24").mkdir()
+    (tmp_path / "ifeval").mkdir()
+    (tmp_path / "ifeval" / "input_data.jsonl").write_text("{}\n")
+    (tmp_path / "livecodebench").mkdir()  # a sample only: no release files
+    args = P.eval_data_args(tmp_path, ["aime24", "ifeval", "livecodebench"])
+    assert args == {"data_dir": str(tmp_path), "data": [f"ifeval={tmp_path / 'ifeval' / 'input_data.jsonl'}",
+                                                        "livecodebench=livecodebench/code_generation_lite"]}
+    assert P.eval_data_args(tmp_path, ["aime24"]) == {"data_dir": str(tmp_path)}
+    assert P.eval_data_args(None, ["aime24"]) == {}
+    cmd = P.eval_command(Path("/m"), ["ifeval", "livecodebench"], {"n": 1}, Path("/o"), "vllm", args)
+    assert cmd.count("--data") == 2  # a repeatable flag is repeated
+    with pytest.raises(FileNotFoundError, match="--eval-data-dir"):
+        P.eval_data_args(tmp_path / "missing", ["aime24"])
