@@ -170,9 +170,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not outcome["finished"]:
         print(f"stopped early (--stop-after-steps); rerun the same command to resume: {args.output_dir}")
         return 0
+    summaries, figures = [], []
     for name in config.analyses:
         result = run_analysis(name, args.output_dir, config, args.quick, progress)
-        print(summarise_analysis(name, result))
+        summaries.append(summarise_analysis(name, result))
+        figures.append(f"analyses/{name.replace('-', '_')}.png")
+        print(summaries[-1])
+    if summaries:
+        from .report import append_analyses
+
+        append_analyses(args.output_dir, summaries, figures)
     print((Path(args.output_dir) / "results.md").read_text())
     print(f"done in {time.time() - started:.0f} s; artefacts in {args.output_dir}: results.md/json, entropy.png, "
           f"reward.png, runs/<method>/metrics.jsonl, analyses/")

@@ -97,5 +97,19 @@ def write_results(output_dir: Path, rows: List[Dict[str, Any]], ks: Sequence[int
     md = ["# Demo results", "",
           f"Held-out: {extra.get('heldout_problems')} unseen problems x n={samples} samples (T=1); avg@{samples} and "
           "unbiased pass@k from openrlhf_steer_eval.metrics. Entropy in nats per completion token.", "",
-          results_table(rows, ks, samples)]
+          results_table(rows, ks, samples), "",
+          "![entropy per method](entropy.png)", "", "![reward per method](reward.png)", ""]
     write_text(Path(output_dir) / "results.md", "\n".join(md))
+
+
+ANALYSES_HEADING = "## Analyses"
+
+
+def append_analyses(output_dir: Path, lines: Sequence[str], figures: Sequence[str]) -> None:
+    """Add (or replace) the analyses section of results.md: one summary line and figure per analysis."""
+    path = Path(output_dir) / "results.md"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    text = text.split(ANALYSES_HEADING)[0].rstrip() + "\n\n"
+    section = [ANALYSES_HEADING, ""] + [f"- {line}" for line in lines] + [""]
+    section += [f"![{Path(f).stem}]({f})" for f in figures] + [""]
+    write_text(path, text + "\n".join(section))
