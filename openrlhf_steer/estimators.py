@@ -24,15 +24,20 @@ def first_order_entropy_change(
 ) -> Tensor:
     """STEER's first-order estimate Omega_t of the entropy change caused by token t (Hao et al., arXiv 2510.10150).
 
-    For one policy-gradient step of size eta on token t of a softmax policy the entropy changes by
-    ``Delta H_t ~= -eta * Omega_t`` with (as in the authors' ``compute_token_weights``)::
+    As in the authors' ``compute_token_weights`` (the paper's Omega = -eta * I_clip * r A (1 - p)^2
+    (log p + H) is the entropy change itself; the code drops -eta, whose scale cancels in the weights,
+    and the clip indicator)::
 
         Omega_t = (A_t / p_old) * p (1 - p)^prob_power * (log p + H_t)
                 = A_t * r_t * (1 - p)^prob_power * (log p + H_t),   r_t = p / p_old
 
     with p clamped to [1e-8, 1 - 1e-8] and p_old to [1e-8, 1]. ``prob_power`` 2 is the paper's
     (1 - p)^2 (and the bytecode of the authors' first release); 1 is the variant of the later ``.py``.
-    Non-finite values are set to 0. Returns a detached [B, T] tensor (no masking).
+    Sign: Omega > 0 means the update lowers the entropy. For reference, a tabular softmax whose
+    sampled logit alone takes a step eta * A r (1 - p) changes its entropy by exactly (to first order)
+    -eta * p * Omega(prob_power=1) (tests/test_core_registry.py): STEER's Omega omits the factor p,
+    which only matters across tokens of different probability. Non-finite values are set to 0.
+    Returns a detached [B, T] tensor (no masking).
     """
     if prob_power not in (1, 2):
         raise ValueError(f"prob_power={prob_power!r} must be 2 (paper, default) or 1 (later code variant)")

@@ -13,6 +13,7 @@ optimizer-step window (OpenRLHF / verl "global token" normalisation), else the l
 """
 from __future__ import annotations
 
+import math
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -241,7 +242,7 @@ class PolicyLoss:
 
         # Quadrants: advantage sign x rollout probability of the sampled token above/below 0.5.
         with torch.no_grad():
-            high = inputs.old_log_probs.detach() > torch.log(torch.tensor(0.5, dtype=inputs.old_log_probs.dtype))
+            high = inputs.old_log_probs.detach() > math.log(0.5)
             pos, neg = base_adv > 0, base_adv < 0
         metrics["quadrant/pos_high_prob"] = frac(pos & high)
         metrics["quadrant/pos_low_prob"] = frac(pos & ~high)

@@ -114,3 +114,29 @@ def test_kl_estimate_pure_function():
     lp, ref = t([[LN(0.5)]]), t([[LN(0.25)]])
     assert kl_estimate(lp, ref, "k3").item() == pytest.approx(math.log(2) - 0.5)
     assert kl_estimate(lp, ref, "k1", clamp=0.1).item() == pytest.approx(0.1)
+
+
+def test_omega_matches_the_first_order_entropy_change_of_a_single_logit_step():
+    # Tabular softmax, one small policy-gradient step on the sampled token's own logit only:
+    #   dz_y = eta * d(A r)/dz_y = eta * A (1 - p_y)   (r = 1), and dH/dz_y = -p_y (log p_y + H), so
+    #   Delta H ~= -eta * A * p_y (1 - p_y) (log p_y + H) = -eta * p_y * Omega(prob_power=1).
+    # STEER's Omega (as coded and in the paper) has no factor p_y and uses (1 - p)^2 by default:
+    # it ranks tokens by (1 - p)^k (log p + H) A r. The check pins down that structure exactly.
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(7, generator=g, dtype=torch.float64) * 1.5
+    adv, eta = 1.3, 1e-6
+
+    def entropy(logits):
+        q = torch.softmax(logits, -1)
+        return float(-(q * q.log()).sum())
+
+    p = torch.softmax(z, -1)
+    for y in range(7):
+        z_new = z.clone()
+        z_new[y] += eta * adv * (1 - p[y])
+        actual = entropy(z_new) - entropy(z)
+        lp = p[y].log().view(1, 1)
+        omega1 = first_order_entropy_change(lp, lp, t([[entropy(z)]]), t([[adv]]), prob_power=1).item()
+        omega2 = first_order_entropy_change(lp, lp, t([[entropy(z)]]), t([[adv]])).item()
+        assert actual == pytest.approx(-eta * p[y].item() * omega1, rel=1e-4)
+        assert omega2 == pytest.approx(omega1 * (1 - p[y].item()))

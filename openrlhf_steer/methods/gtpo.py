@@ -40,7 +40,7 @@ def _standardise(values: Tensor, members: Tensor, eps: float) -> Tensor:
         return torch.zeros_like(values)
     selected = values[members]
     mean = selected.mean()
-    std = selected.std(unbiased=False) if int(count) > 1 else torch.zeros((), dtype=values.dtype)
+    std = selected.std(unbiased=False) if int(count) > 1 else torch.zeros((), dtype=values.dtype, device=values.device)
     return torch.where(members, (values - mean) / (std + eps), torch.zeros_like(values))
 
 
@@ -110,12 +110,12 @@ class Gtpo(Method):
         if group.entropy is None:
             raise ValueError("method 'gtpo' needs GroupInputs.entropy [N, T] (rollout-policy entropy); provide it")
         mask = group.response_mask.bool()
-        advantages = torch.zeros(mask.shape, dtype=torch.float64)
+        advantages = torch.zeros(mask.shape, dtype=torch.float64, device=mask.device)
         for gid in torch.unique(group.group_ids):
             idx = (group.group_ids == gid).nonzero().squeeze(-1)
             g_mask = mask[idx]
             g_rewards = group.rewards[idx].to(torch.float64)
-            g_entropy = torch.where(g_mask, group.entropy[idx].detach().to(torch.float64), torch.zeros(g_mask.shape, dtype=torch.float64))
+            g_entropy = torch.where(g_mask, group.entropy[idx].detach().to(torch.float64), torch.zeros(g_mask.shape, dtype=torch.float64, device=mask.device))
             if c.level == "token":
                 shaped = gtpo_token_rewards(g_rewards, g_entropy, g_mask, alpha1=c.alpha1, alpha2=c.alpha2,
                                             reward_threshold=c.reward_threshold, eps=c.eps)
@@ -123,7 +123,7 @@ class Gtpo(Method):
                 hbar = g_entropy.sum(-1) / g_mask.sum(-1).clamp(min=1)
                 seq = grpo_s_sequence_rewards(g_rewards, hbar, alpha1=c.alpha1, alpha2=c.alpha2,
                                               reward_threshold=c.reward_threshold, eps=c.eps)
-                shaped = torch.where(g_mask, seq.unsqueeze(-1), torch.zeros(g_mask.shape, dtype=torch.float64))
+                shaped = torch.where(g_mask, seq.unsqueeze(-1), torch.zeros(g_mask.shape, dtype=torch.float64, device=mask.device))
             pos = (g_rewards > c.reward_threshold).unsqueeze(-1) & g_mask
             if c.normalization == "group":
                 adv = _standardise(shaped, g_mask, c.eps)
