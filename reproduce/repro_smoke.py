@@ -48,8 +48,21 @@ class SmokeSetup:
             os.environ.setdefault("NLTK_DATA", str(punkt))
 
     # training source: a few AMC23 problems from the shared eval data in DAPO-Math-17k's own format
+    @property
+    def source_path(self) -> Path:
+        return self.root / "dapo_format_source.jsonl"
+
+    @property
+    def model_path(self) -> Path:
+        return self.root / "tiny-llama"
+
+    def materialize(self) -> None:
+        """Write the smoke training source and build the tiny model (skipped by --dry-run)."""
+        self.source_file()
+        self.model_dir()
+
     def source_file(self) -> Path:
-        out = self.root / "dapo_format_source.jsonl"
+        out = self.source_path
         if out.is_file():
             return out
         src = self.data_dir / "amc23" / "test.jsonl"
@@ -75,7 +88,7 @@ class SmokeSetup:
         return out
 
     def model_dir(self) -> Path:
-        out = self.root / "tiny-llama"
+        out = self.model_path
         if not (out / "config.json").is_file():
             rows = [json.loads(l) for l in open(self.source_file(), encoding="utf-8")]
             texts = [r["prompt"][0]["content"] for r in rows]
@@ -85,7 +98,7 @@ class SmokeSetup:
 
     def data_request(self, data: Mapping[str, Any]) -> Dict[str, Any]:
         out = dict(data)
-        out["source"] = str(self.source_file())
+        out["source"] = str(self.source_path)
         if out.get("subset"):
             out["subset_size"] = min(int(out["subset_size"]), 4)
             out["subset_clusters"] = 2
@@ -93,7 +106,7 @@ class SmokeSetup:
 
     def recipe(self, recipe: Mapping[str, Any]) -> Dict[str, Any]:
         r = dict(recipe)
-        r.update(model=str(self.model_dir()), prompts_per_rollout=4, samples_per_prompt=4, micro_batch_per_gpu=4,
+        r.update(model=str(self.model_path), prompts_per_rollout=4, samples_per_prompt=4, micro_batch_per_gpu=4,
                  rollout_micro_batch_per_gpu=4, max_response_len=16, max_prompt_len=512, epochs=1, save_steps=1)
         if "mini_batch_prompts" in r:
             r["mini_batch_prompts"] = 2

@@ -138,6 +138,8 @@ class TableRunner:
             import repro_smoke
 
             self.smoke = repro_smoke.SmokeSetup(self.out / "smoke", data_dir=Path(args.data_dir or default_data_dir()))
+            if not executor.dry:
+                self.smoke.materialize()
 
     # -- helpers ------------------------------------------------------------------------------
     def recipe(self, row: Row) -> Dict[str, Any]:
@@ -260,7 +262,7 @@ class TableRunner:
 
     def run_seed(self, row: Row, row_dir: Path, seed: Optional[int]) -> Dict[str, Any]:
         if not row.trains:  # a published checkpoint: evaluate it as is
-            model = Path(str(row.released_model.value)) if not self.smoke else self.smoke.model_dir()
+            model = Path(str(row.released_model.value)) if not self.smoke else self.smoke.model_path
             return {"checkpoint": str(model), "scores": self.evaluate(row, row_dir, model)}
         recipe = self.recipe(row)
         recipe.pop("seeds", None)

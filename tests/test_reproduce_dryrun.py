@@ -87,3 +87,13 @@ def test_bad_flags_give_clear_errors(tmp_path):
     assert code == 2 and "--vllm-tp=3" in err
     code, out, err = run_table(["--config", str(tmp_path / "missing.yaml"), "--dry-run"])
     assert code == 2 and "does not exist" in err
+
+
+def test_smoke_dry_run_prints_the_cpu_pipeline_and_creates_nothing(tmp_path):
+    path = next(p for p in CONFIGS if p.stem == "posadv_rand_pos_clip")
+    code, out, err = run_table(["--config", str(path), "--dry-run", "--smoke", "--output-dir", str(tmp_path)])
+    assert code == 0, err
+    assert not any(tmp_path.iterdir())
+    cmds = train_commands(out)
+    assert len(cmds) == 2 and all("--rollout.max_new_tokens" in c and c[c.index("--rollout.max_new_tokens") + 1] == "16" for c in cmds)
+    assert "--backend hf" in out and "--limit 2" in out and "livecodebench" not in out.split("[eval]")[-1]
