@@ -51,6 +51,7 @@ def build_config(args: argparse.Namespace):
         config.rl = dataclasses.replace(config.rl, steps=2, save_every=1)
         config.eval = dataclasses.replace(config.eval, num_problems=4)
         config.methods = ["grpo", "steer"]
+        config.preset = "quick"
     elif args.quick:
         config = quick_preset()
     elif args.model == "smollm2":
@@ -129,8 +130,9 @@ def run_analysis(name: str, output_dir: Path, config, quick: bool, progress: boo
 def summarise_analysis(name: str, result: Dict[str, Any]) -> str:
     if name == "estimator":
         e = result["estimators"]
-        return (f"estimator ({result['num_tokens']} tokens): Pearson/Spearman Omega {e['omega']['pearson']:.3f}/"
-                f"{e['omega']['spearman']:.3f} vs covariance {e['cov']['pearson']:.3f}/{e['cov']['spearman']:.3f}")
+        return (f"estimator ({result['num_tokens']} tokens): Pearson / Spearman / sign agreement: Omega "
+                f"{e['omega']['pearson']:.3f} / {e['omega']['spearman']:.3f} / {e['omega']['sign_agreement']:.2f}, covariance "
+                f"{e['cov']['pearson']:.3f} / {e['cov']['spearman']:.3f} / {e['cov']['sign_agreement']:.2f}")
     if name == "quadrants":
         return f"quadrants: {result['moved_as_predicted']}/4 moved entropy in the predicted direction"
     if name == "clip-bands":
@@ -172,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     summaries, figures = [], []
     for name in config.analyses:
-        result = run_analysis(name, args.output_dir, config, args.quick, progress)
+        result = run_analysis(name, args.output_dir, config, config.preset == "quick", progress)
         summaries.append(summarise_analysis(name, result))
         figures.append(f"analyses/{name.replace('-', '_')}.png")
         print(summaries[-1])
@@ -201,6 +203,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             config.workers = args.workers
     else:
         config = build_config(args)
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         check_config(open_workspace(args.output_dir, config))
     names = list(ANALYSIS_NAMES) if args.name == "all" else [args.name]
     overrides = {"steps": args.analysis_steps, "action": args.quadrant_action, "fraction": args.quadrant_fraction,
@@ -208,8 +211,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.quadrant_action not in (None, "mask", "upweight"):
         raise ValueError("--quadrant-action must be mask or upweight")
     for name in names:
-        result = run_analysis(name, args.output_dir, config, args.quick, not args.no_progress, force=args.force,
-                              overrides=overrides)
+        result = run_analysis(name, args.output_dir, config, config.preset == "quick", not args.no_progress,
+                              force=args.force, overrides=overrides)
         print(summarise_analysis(name, result))
     return 0
 

