@@ -32,6 +32,8 @@ def plot_curves(histories: Mapping[str, List[Dict[str, Any]]], keys: Sequence[tu
                 window: int = 10) -> None:
     """One panel per (metric key, y label); every method a colour; raw faint, moving average bold."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, len(keys), figsize=(6.2 * len(keys), 4.2), squeeze=False)
     colours = plt.get_cmap("tab10")
     for ax, (key, label) in zip(axes[0], keys):
@@ -45,9 +47,11 @@ def plot_curves(histories: Mapping[str, List[Dict[str, Any]]], keys: Sequence[tu
             ax.plot(steps, moving_average(values, window), color=colour, linewidth=2.0, label=name)
         ax.set_xlabel("rollout step")
         ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8, loc="best")
-    fig.suptitle(title + f"  (bold: moving average over {window} steps; faint: per step)", fontsize=10)
+    smoothing = f"bold: moving average over {window} steps; faint: per step" if window > 1 else "per step"
+    fig.suptitle(f"{title}  ({smoothing})", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
 
