@@ -116,3 +116,14 @@ def test_compose_example():
     assert svc["build"]["dockerfile"] == "Dockerfile" and svc["build"]["context"] == ".."
     assert svc["command"][0].startswith("reproduce/") and svc["command"][0].endswith(".sh")
     assert svc["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+
+
+def test_dockerignore_keeps_the_context_small_but_keeps_the_eval_data():
+    ignored = [l.strip() for l in (REPO / ".dockerignore").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    for heavy in (".venv", ".git", "runs"):
+        assert heavy in ignored
+    copied = re.findall(r"^COPY (\S+)", DOCKERFILE.read_text(), re.M)
+    for src in copied:  # nothing the Dockerfile copies is excluded
+        top = src.rstrip("/").split("/")[0]
+        assert top not in ignored, src
+    assert "docker/eval-data/" in copied
