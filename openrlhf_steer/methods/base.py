@@ -133,6 +133,9 @@ class Method:
         self.config = config if config is not None else self.config_cls()
         self.config.validate()
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, config={self.config!r})"
+
     # (a) advantage shaping -------------------------------------------------------------------
     def shape_rewards(self, group: GroupInputs) -> Tensor:
         return group.rewards

@@ -34,6 +34,9 @@ class ComposedMethod(Method):
         self.name = "+".join(names)  # instance attribute: shows up in errors and logs
         self.paper = "; ".join(m.paper for m in methods)
 
+    def __repr__(self) -> str:
+        return f"ComposedMethod([{', '.join(repr(m) for m in self.methods)}])"
+
     # (a)
     def shape_rewards(self, group: GroupInputs) -> Tensor:
         for method in self.methods:
