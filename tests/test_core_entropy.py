@@ -161,3 +161,15 @@ def test_non_contiguous_logits_slice_matches_naive_with_gradients():
         assert torch.allclose(lp, ref_lp * keep, atol=1e-10) and torch.allclose(h, ref_h * keep, atol=1e-10)
         assert torch.allclose(ours, full.grad, atol=1e-10)
         full.grad = None
+
+
+def test_minus_inf_logits_policy():
+    # -inf on a non-label token: the log-prob alone is well defined (vocabulary masking) ...
+    logits = torch.tensor([[[0.0, math.log(3.0), -float("inf")]]])
+    lp, h = token_logprobs_and_entropy(logits, torch.tensor([[1]]), with_entropy=False)
+    assert h is None and lp.item() == pytest.approx(math.log(0.75), abs=1e-6)
+    # ... but the entropy is requested: 0 * -inf is undefined, so it is an error, as is -inf at the label
+    with pytest.raises(ValueError, match="NaN or inf"):
+        token_logprobs_and_entropy(logits, torch.tensor([[1]]))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        token_logprobs_and_entropy(logits, torch.tensor([[2]]), with_entropy=False)
