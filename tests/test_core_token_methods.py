@@ -139,3 +139,11 @@ def test_linear_quantile_matches_torch_and_has_no_size_limit():
     # above torch.quantile's 2**24-element limit: values 0..N-1, median (N-1)/2
     big = torch.arange(2**24 + 2, dtype=torch.float32)
     assert linear_quantile(big, 0.5) == pytest.approx((2**24 + 1) / 2)
+
+
+def test_pos_adv_normalize_by_weights():
+    # lambda = 0.25 (constant): weights [0.25, 1, 0.25, 1] sum 2.5 over 4 valid tokens -> rescaled by 4 / 2.5,
+    # so the token-mean loss equals sum(w * l) / sum(w) = -(0.25*1 - 1 + 0.25*2 + 0) / 2.5
+    method = build_method("pos_adv_reweight", schedule="constant", lambda_value=0.25, normalize_by="weights")
+    loss, _, _ = loss_of(method)
+    assert loss == pytest.approx(-(0.25 - 1 + 0.5) / 2.5)

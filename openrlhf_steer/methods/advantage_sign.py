@@ -57,6 +57,7 @@ class PosAdvReweightConfig(MethodConfig):
     step_size: float = field(default=0.05, metadata={"help": f"Entropy-guided: lambda step Delta per optimizer step ({PAPER}; default 0.05)."})
     lambda_init: float = field(default=0.0, metadata={"help": f"Entropy-guided: initial lambda_0 ({PAPER}; default 0.0)."})
     entropy_metric: str = field(default="entropy/old_mean", metadata={"help": "Entropy-guided: step statistic fed to on_step_end (which pass is unknown; default the rollout-policy token-mean entropy, entropy/old_mean)."})
+    normalize_by: str = field(default="valid_tokens", metadata={"help": f"Token-mean denominator: valid_tokens keeps every valid token (suggested; the paper's choice is unknown) or weights rescales the weights by N_valid / sum(w) of the loss call so that the loss is divided by sum(w) instead ({PAPER}; default valid_tokens)."})
 
     def validate(self) -> None:
         check_choice(self, "schedule", SCHEDULES)
@@ -65,6 +66,7 @@ class PosAdvReweightConfig(MethodConfig):
         check_range(self, "entropy_target", 0.0, None, hint="nats, default 0.2")
         check_range(self, "step_size", 0.0, 1.0, hint="default 0.05")
         check_range(self, "lambda_init", 0.0, 1.0, hint="default 0.0")
+        check_choice(self, "normalize_by", ("valid_tokens", "weights"))
 
 
 @register_method
@@ -103,7 +105,12 @@ class PosAdvReweight(Method):
         self._record(pos_adv_lambda=lam)
         pos = inputs.advantages > 0
         weights = torch.where(pos, torch.full_like(inputs.log_probs, lam), torch.ones_like(inputs.log_probs))
-        return weights.detach() * inputs.action_mask.to(weights.dtype)
+        weights = weights.detach() * inputs.action_mask.to(weights.dtype)
+        if self.config.normalize_by == "weights":
+            total = float(weights.sum())
+            if total > 0:
+                weights = weights * (float(inputs.action_mask.sum()) / total)
+        return weights
 
     def on_step_end(self, stats: Mapping[str, float]) -> None:
         self.steps_seen += 1
