@@ -171,3 +171,16 @@ def test_every_method_gives_finite_loss_gradient_and_metrics_on_random_batches(n
         assert math.isfinite(loss.item()) and torch.isfinite(inputs.log_probs.grad).all()
         assert all(math.isfinite(v) for v in metrics.values()), metrics
         method.on_step_end(metrics)             # controllers accept the loss's own metric names
+
+
+def test_hooks_per_method_match_the_documented_table():
+    from openrlhf_steer.methods import method_hooks
+
+    expected = {
+        "grpo": [], "steer": ["b:weights"], "kl_cov": ["c:clip-range", "d:extra-terms"], "clip_cov": ["c:clip-mask"],
+        "adaptive_entropy": ["d:extra-terms", "e:controller"], "pos_adv_reweight": ["b:weights", "e:controller"],
+        "unlikeliness_reward": ["a:rewards"], "gtpo": ["a:advantages"], "entropy_advantage": ["a:token-advantages"],
+    }
+    for name, hooks in expected.items():
+        assert method_hooks(get_method_class(name)) == hooks, name
+    assert "hooks: b:weights" in describe_methods(["steer"])

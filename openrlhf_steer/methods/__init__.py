@@ -41,13 +41,25 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp)).replace("typing.", "")
 
 
+_HOOK_LABELS = (
+    ("shape_rewards", "a:rewards"), ("compute_advantages", "a:advantages"), ("shape_advantages", "a:token-advantages"),
+    ("token_weights", "b:weights"), ("loss_config", "c:clip-range"), ("clip_mask", "c:clip-mask"),
+    ("extra_token_terms", "d:extra-terms"), ("on_step_end", "e:controller"),
+)
+
+
+def method_hooks(cls) -> List[str]:
+    """Labels of the hooks a method class overrides, e.g. ['b:weights']."""
+    return [label for hook, label in _HOOK_LABELS if getattr(cls, hook) is not getattr(Method, hook)]
+
+
 def describe_methods(names: List[str] = None) -> str:
     """Human-readable list of the registered methods, their papers and options with help texts."""
     lines: List[str] = []
     for name in names or available_methods():
         cls = get_method_class(name)
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        lines.append(f"{name}  [{cls.paper}]")
+        lines.append(f"{name}  [{cls.paper}]  hooks: {', '.join(method_hooks(cls)) or 'none'}")
         if doc:
             lines.append(f"    {doc}")
         fields = dataclasses.fields(cls.config_cls)
