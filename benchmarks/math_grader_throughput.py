@@ -72,6 +72,16 @@ def process_cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Time the process spent runnable but waiting for a CPU (/proc/<pid>/schedstat, Linux); NaN elsewhere.
+    Large values mean other processes took the cores; small values with a low CPU share mean the
+    process was idle (e.g. starved of work by the pool)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from openrlhf_steer_eval.graders.math import MathGraderPool, grade_answer
@@ -83,9 +93,11 @@ def main(argv=None) -> int:
 
     for r, g in pairs[:4]:  # warm-up: sympy/antlr caches, as the pool workers do before "ready"
         grade_answer(r, g, args.grader)
+    q0 = runqueue_wait_seconds(os.getpid())
     t0, c0 = time.perf_counter(), time.process_time()
     single = [grade_answer(r, g, args.grader) for r, g in pairs]
     single_s, single_cpu = time.perf_counter() - t0, time.process_time() - c0
+    single_wait = runqueue_wait_seconds(os.getpid()) - q0
 
     t0 = time.perf_counter()
     pool = MathGraderPool(workers=args.workers, timeout=args.timeout).start()
@@ -93,10 +105,12 @@ def main(argv=None) -> int:
     try:
         pids = [w.process.pid for w in pool._pool]
         w0 = sum(process_cpu_seconds(p) for p in pids)
+        q0 = sum(runqueue_wait_seconds(p) for p in pids)
         t0, c0 = time.perf_counter(), time.process_time()
         pooled = pool.grade_many(pairs, grader=args.grader, progress="pool")
         pool_s, parent_cpu = time.perf_counter() - t0, time.process_time() - c0
         worker_cpu = sum(process_cpu_seconds(p) for p in pids) - w0
+        worker_wait = sum(runqueue_wait_seconds(p) for p in pids) - q0
         restarts = pool.restarts
     finally:
         pool.close()
@@ -119,6 +133,10 @@ def main(argv=None) -> int:
         "pool_cpu_overhead": round((worker_cpu + parent_cpu) / single_cpu, 3),
         "cpu_share_single": round(single_cpu / single_s, 3),
         "cpu_share_pool": round(worker_cpu / pool_s, 3),
+        "single_runqueue_wait_seconds": round(single_wait, 3),
+        "pool_workers_runqueue_wait_seconds": round(worker_wait, 3),
+        # worker time neither computing nor waiting for a CPU = waiting for work from the pool
+        "pool_workers_idle_seconds": round(args.workers * pool_s - worker_cpu - worker_wait, 3),
     }
     print(json.dumps(result, indent=2))
     print(f"speedup pool/single = {ratio:.2f}x (target >= {TARGET}x), restarts = {restarts}, identical = {same}")
