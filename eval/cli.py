@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Comma-separated graders to use instead of each benchmark's own (math: math_verify,qwen).")
     grd.add_argument("--grader-workers", type=int, default=2,
                      help="Grading worker processes (default 2; 0 = grade in this process without an outer timeout).")
+    grd.add_argument("--grader-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="Grader setting passed to every grader of the run (each reads its own keys), e.g. "
+                          "test_timeout=6, memory_mb=4096, code_style=chat (lcb_exec); min_time_limit, "
+                          "gt_time_limit_factor, base_only (evalplus); nltk_data=DIR (ifeval). Repeatable.")
     grd.add_argument("--grader-timeout", type=float, default=10.0,
                      help="Per-sample grading timeout in seconds; a sample that exceeds it is scored incorrect "
                           "(detail.error='timeout').")
@@ -218,7 +222,8 @@ def config_from_args(args):
         sampling_overrides={"n": args.n, "temperature": args.temperature, "top_p": args.top_p,
                             "max_tokens": args.max_tokens},
         seed=args.seed, ks=args.k, graders=args.graders,
-        grader_config=GraderConfig(workers=args.grader_workers, timeout=args.grader_timeout, seed=args.seed),
+        grader_config=GraderConfig(workers=args.grader_workers, timeout=args.grader_timeout, seed=args.seed,
+                                   options=_parse_pairs(args.grader_option, "--grader-option")),
         prompt=PromptOptions(chat=args.chat_template, system=args.system_prompt, template=args.prompt_template),
         limit=args.limit)
 

@@ -239,3 +239,30 @@ def test_lcb_flags_reach_the_livecodebench_loader(tmp_path, capsys, monkeypatch)
                         "--output-dir", str(tmp_path / "o")], capsys)
     assert code == 2 and "stop after the loader call" in err
     assert seen == {"release": "release_v5", "start_date": "2024-08-01", "end_date": "2025-02-01"}
+
+
+def test_grader_options_reach_the_graders(data_dir, tmp_path, capsys):
+    from openrlhf_steer_eval.graders.base import Verdict, register_grader
+
+    seen = {}
+
+    class OptionGrader:
+        name = "steertest_options"
+
+        def __init__(self, config):
+            seen.update(config.options, workers=config.workers, timeout=config.timeout)
+
+        def grade(self, problems, responses):
+            return [[Verdict(False) for _ in rs] for rs in responses]
+
+    register_grader("steertest_options", OptionGrader, replace=True)
+    f = write_jsonl(tmp_path / "r.jsonl", [{"id": 0, "responses": ["x"]}])
+    code, _, err = run(["--benchmarks", "aime24", "--data-dir", str(data_dir), "--score-only", str(f),
+                        "--graders", "steertest_options", "--grader-option", "test_timeout=3",
+                        "--grader-option", "nltk_data=/a=b", "--grader-workers", "3", "--grader-timeout", "4.5",
+                        "--output-dir", str(tmp_path / "o")], capsys)
+    assert code == 0, err
+    assert seen == {"test_timeout": "3", "nltk_data": "/a=b", "workers": 3, "timeout": 4.5}
+    code, _, err = run(["--benchmarks", "aime24", "--data-dir", str(data_dir), "--score-only", str(f),
+                        "--grader-option", "novalue", "--output-dir", str(tmp_path / "o2")], capsys)
+    assert code == 2 and "--grader-option expects NAME=VALUE" in err
