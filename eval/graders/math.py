@@ -143,8 +143,9 @@ class _Worker:
         return self.process.poll() is None
 
     def submit(self, tasks: List[Task]) -> None:
+        if not self.pending:  # an idle worker starts its clock now; a busy one keeps the running sample's
+            self.last_progress = time.monotonic()
         self.pending.extend(tasks)
-        self.last_progress = time.monotonic()
         self.sender.send(tasks)
 
     def stop(self) -> None:
