@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -137,6 +138,16 @@ def _parse_pairs(values: Sequence[str], flag: str) -> Dict[str, str]:
     return out
 
 
+def _grader_options(args) -> Dict[str, str]:
+    options = _parse_pairs(args.grader_option, "--grader-option")
+    # the offline data folder convention: DIR/ifeval/nltk_data holds the punkt_tab tables IF-Eval needs
+    if args.data_dir is not None and "nltk_data" not in options and not os.environ.get("NLTK_DATA"):
+        candidate = args.data_dir / "ifeval" / "nltk_data"
+        if candidate.is_dir():
+            options["nltk_data"] = str(candidate)
+    return options
+
+
 def _benchmark_options(args, benchmarks: List[str]) -> Dict[str, Dict[str, str]]:
     from .benchmarks import get_benchmark
 
@@ -166,6 +177,16 @@ def _benchmark_options(args, benchmarks: List[str]) -> Dict[str, Dict[str, str]]
     return opts
 
 
+def _data_dir_source(folder: Path) -> str:
+    """A benchmark's sub-folder of --data-dir: its only *.jsonl file if there is exactly one (loaders that
+    want a file, e.g. IF-Eval's input_data.jsonl), else the folder itself (the loader picks)."""
+    if folder.is_dir():
+        files = sorted(folder.glob("*.jsonl"))
+        if len(files) == 1:
+            return str(files[0])
+    return str(folder)
+
+
 def config_from_args(args):
     from .benchmarks import get_benchmark
     from .runner import RunConfig
@@ -186,7 +207,7 @@ def config_from_args(args):
             raise ValueError(f"--data-dir {args.data_dir} is not a folder")
         for b in benchmarks:
             if b not in sources and (args.data_dir / b).exists():
-                sources[b] = str(args.data_dir / b)
+                sources[b] = _data_dir_source(args.data_dir / b)
     score_only: Dict[str, Path] = {}
     for item in args.score_only:
         name, sep, path = item.partition("=")
@@ -223,7 +244,7 @@ def config_from_args(args):
                             "max_tokens": args.max_tokens},
         seed=args.seed, ks=args.k, graders=args.graders,
         grader_config=GraderConfig(workers=args.grader_workers, timeout=args.grader_timeout, seed=args.seed,
-                                   options=_parse_pairs(args.grader_option, "--grader-option")),
+                                   options=_grader_options(args)),
         prompt=PromptOptions(chat=args.chat_template, system=args.system_prompt, template=args.prompt_template),
         limit=args.limit)
 

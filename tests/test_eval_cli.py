@@ -217,7 +217,7 @@ def test_benchmark_options_reach_the_loader(data_dir, tmp_path, capsys, monkeypa
                         "--benchmark-option", "aime24:config=a:b", "--benchmark-option", "note=x=1",
                         "--output-dir", str(tmp_path / "o"), "--grader-workers", "0"], capsys)
     assert code == 0, err
-    assert seen == {"config": "a:b", "note": "x=1", "source": str(data_dir / "aime24")}
+    assert seen == {"config": "a:b", "note": "x=1", "source": str(data_dir / "aime24" / "test.jsonl")}
 
 
 def test_lcb_flags_reach_the_livecodebench_loader(tmp_path, capsys, monkeypatch):
@@ -266,3 +266,25 @@ def test_grader_options_reach_the_graders(data_dir, tmp_path, capsys):
     code, _, err = run(["--benchmarks", "aime24", "--data-dir", str(data_dir), "--score-only", str(f),
                         "--grader-option", "novalue", "--output-dir", str(tmp_path / "o2")], capsys)
     assert code == 2 and "--grader-option expects NAME=VALUE" in err
+
+
+def test_data_dir_serves_ifeval_offline(data_dir, tmp_path, capsys, monkeypatch):
+    """--data-dir alone is enough for IF-Eval: the folder's only JSONL is the input file and its
+    nltk_data sub-folder is passed to the graders (skipped when the IF-Eval plug-in is absent)."""
+    from openrlhf_steer_eval.benchmarks import NotInstalledError, get_benchmark
+
+    try:
+        get_benchmark("ifeval")
+    except NotInstalledError:
+        pytest.skip("the IF-Eval plug-in is not installed")
+    monkeypatch.delenv("NLTK_DATA", raising=False)
+    rows = [json.loads(l) for l in (data_dir / "ifeval" / "input_data.jsonl").read_text().splitlines()[:2]]
+    f = write_jsonl(tmp_path / "r.jsonl", [{"id": r["key"], "responses": ["hello"]} for r in rows])
+    out = tmp_path / "o"
+    code, _, err = run(["--benchmarks", "ifeval", "--data-dir", str(data_dir), "--score-only", str(f),
+                        "--output-dir", str(out)], capsys)
+    assert code == 0, err
+    res = json.loads((out / "results.json").read_text())
+    assert res["benchmarks"]["ifeval"]["source"] == str(data_dir / "ifeval" / "input_data.jsonl")
+    assert res["config"]["grader_config"]["options"]["nltk_data"] == str(data_dir / "ifeval" / "nltk_data")
+    assert "ifeval/ifeval_strict/avg@1" in res["metrics"]
