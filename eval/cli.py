@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from . import __version__
 from .backends import BACKENDS, BackendConfig
 from .graders.base import GraderConfig, PromptOptions
 
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the same directory resumes: cached generations are not regenerated.")
     p.add_argument("-q", "--quiet", action="store_true", help="Only warnings and errors on stderr.")
     p.add_argument("--debug", action="store_true", help="Show full tracebacks instead of one-line errors.")
+    p.add_argument("--version", action="version", version=f"openrlhf-steer-eval {__version__}")
     return p
 
 
