@@ -82,7 +82,9 @@ def smollm2_dir() -> Path:
 def convert_smollm2(target: Path) -> None:
     """Dequantise the GGUF once to an fp32 HF checkpoint (later loads take ~1 s instead of ~30 s)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     source = smollm2_dir()
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
@@ -91,6 +93,7 @@ def convert_smollm2(target: Path) -> None:
     tokenizer.eos_token = "<|im_end|>"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = "<|endoftext|>"
+    tokenizer.clean_up_tokenization_spaces = False  # BPE: the clean-up step would strip spaces (and warns)
     model = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
     # A GGUF-loaded model refuses save_pretrained; after dequantisation it is a plain fp32 model.
     model.hf_quantizer = None
