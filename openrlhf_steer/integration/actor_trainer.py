@@ -8,7 +8,7 @@
 * :func:`window_iterator` replaces the module global ``iter_grad_accum_global_norm`` of
   ``openrlhf.trainer.ray.ppo_actor``: it yields the same ``(experience, loss_batch_info)`` pairs and
   marks the window boundaries; for ``stat_scope=mini_batch`` it computes the method's window
-  statistics first (one extra no-grad forward per micro-batch).
+  statistics first (one extra no-grad forward per micro-batch), all-reduced over the DP ranks.
 * :func:`install_actor_forward_hook` wraps the ``Actor`` instance's ``forward`` to hand the current
   entropy to the loss and to capture the rollout-policy entropy in the old-log-prob pass.
 """
@@ -23,6 +23,7 @@ import torch
 from openrlhf.trainer.ray import ppo_actor as _ppo_actor
 
 from .side_channel import OLD_ENTROPY_KEY, align_rows
+from .window_reduce import data_parallel_group, reduce_window_stats
 
 logger = logging.getLogger(__name__)
 
@@ -197,10 +198,12 @@ class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
 
     @torch.no_grad()
     def _window_stats(self, experiences) -> Dict[str, Any]:
-        """The method's statistic over this rank's share of the optimizer-step window.
+        """The method's statistic over the whole optimizer-step window, all data-parallel ranks.
 
         Needs the current policy on every micro-batch before the first update of the window, i.e. one
-        no-grad forward each (the cost of ``stat_scope=mini_batch``).
+        no-grad forward each (the cost of ``stat_scope=mini_batch``). Each rank computes the statistic
+        of its share; :func:`reduce_window_stats` all-reduces the method's reducible keys over the DP
+        group (quantile keys stay per rank).
         """
         from openrlhf_steer.methods.base import LossInputs
 
@@ -230,7 +233,11 @@ class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
         finally:
             if was_training:
                 self.actor.train()
-        return state.method.window_stats(inputs_list)
+        local = state.method.window_stats(inputs_list)
+        valid_tokens = float(sum(int(x.action_mask.sum()) for x in inputs_list))
+        return reduce_window_stats(local, state.method.window_stats_reduction(), local_valid_tokens=valid_tokens,
+                                   group=data_parallel_group(self.strategy),
+                                   rank_local=state.method.window_stats_rank_local())
 
     @staticmethod
     def _peek_old_entropy(experience, width: int) -> Optional[torch.Tensor]:

@@ -210,6 +210,11 @@ class Method:
         """
         return {}
 
+    def window_stats_rank_local(self) -> tuple:
+        """Keys of ``window_stats`` that this configured method uses but that stay per rank under data
+        parallelism (quantiles cannot be combined exactly); the adapter warns about them once."""
+        return ()
+
     def last_metrics(self) -> Dict[str, float]:
         """Method-specific diagnostics of the last loss call (logged under ``method/<key>``)."""
         return dict(getattr(self, "_last_metrics", {}) or {})

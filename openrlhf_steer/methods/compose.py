@@ -122,6 +122,9 @@ class ComposedMethod(Method):
                 reduction.update(method.window_stats_reduction())
         return reduction
 
+    def window_stats_rank_local(self) -> tuple:
+        return tuple(k for m in self.methods if m.needs_window_stats for k in m.window_stats_rank_local())
+
     def last_metrics(self) -> Dict[str, float]:
         metrics: Dict[str, float] = {}
         for method in self.methods:

@@ -60,6 +60,9 @@ class ForkingTokens(Method):
         tau = entropy_quantile_threshold(values, torch.ones_like(values, dtype=torch.bool), self.config.top_entropy_fraction)
         return {"forking_tokens/threshold": tau}
 
+    def window_stats_rank_local(self) -> tuple:
+        return ("forking_tokens/threshold",)  # a quantile: no exact cross-rank combination
+
     def token_weights(self, inputs: LossInputs) -> Tensor:
         entropy = self._entropy(inputs).detach()
         mask = inputs.action_mask.bool()

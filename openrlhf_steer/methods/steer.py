@@ -181,6 +181,9 @@ class Steer(Method):
         # The binary threshold (a quantile) stays rank-local.
         return {"steer/max": "max", "steer/min": "min", "steer/count": "sum"}
 
+    def window_stats_rank_local(self) -> tuple:
+        return ("steer/threshold",) if self.config.mapping == "binary" else ()
+
     def token_weights(self, inputs: LossInputs) -> Tensor:
         c = self.config
         mask = inputs.action_mask.bool()
