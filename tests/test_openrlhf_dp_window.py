@@ -175,6 +175,7 @@ def test_two_gloo_ranks_match_single_process_window(dp_results, case):
     for rank in range(WORLD):
         r = per_rank[rank][case]
         assert r["optimizer_steps"] == 1 and r["micro_batches"] == 2
+        assert r["dp_group_is_mesh"] and r["dp_group_size"] == WORLD  # reduced over OpenRLHF's "dp" mesh group
         assert r["records"] >= 2 and r["tokens_compared"] > 0  # one record per hook and micro-batch
         if name == "forking_tokens":  # a quantile: rank-local by design, and documented
             assert r["got_stats"]["forking_tokens/threshold"] == pytest.approx(r["local_stats"]["forking_tokens/threshold"], rel=1e-5)
@@ -213,8 +214,12 @@ def _worker(rank: int, model_dir: str) -> None:
     from openrlhf_steer.integration import entropy_patch
 
     entropy_patch.install()
+    # OpenRLHF's layout (DeepspeedStrategy.setup_distributed): a (dp, sp, tp) mesh, here on CPU
+    from torch.distributed.device_mesh import init_device_mesh
+
+    mesh = init_device_mesh("cpu", (WORLD, 1, 1), mesh_dim_names=("dp", "sp", "tp"))
     for index, (name, config) in enumerate(CASES):
-        print(json.dumps(dict(_one_case(rank, model_dir, name, config), case=index)), flush=True)
+        print(json.dumps(dict(_one_case(rank, model_dir, name, config, mesh), case=index)), flush=True)
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
@@ -235,7 +240,7 @@ def _recording(method, sink):
         setattr(method, hook, wrapped)
 
 
-def _one_case(rank, model_dir, name, config):
+def _one_case(rank, model_dir, name, config, mesh):
     from steertest_openrlhf import load_actor, make_args, make_batch, make_experience, make_trainer, reference_logprobs_entropy
 
     from openrlhf_steer.integration.actor_trainer import _ACTIVE, enable_entropy_control, step_seed, window_iterator
@@ -252,6 +257,10 @@ def _one_case(rank, model_dir, name, config):
     needs = apply_method_args(args, spec)
     trainer = make_trainer(actor, args)  # lr 0: parameters stay those of the statistic's forward
     state = enable_entropy_control(trainer, spec, args, max_steps=10, rank=rank)
+    trainer.strategy.ds_device_mesh = mesh
+    from openrlhf_steer.integration.window_reduce import data_parallel_group
+
+    dp_group_size = torch.distributed.get_world_size(group=data_parallel_group(trainer.strategy))
 
     # The whole window (4 micro-batches), built identically on every rank, with independent tensors.
     window = []
@@ -311,7 +320,8 @@ def _one_case(rank, model_dir, name, config):
     expected_global = expected_hooks(global_stats)
     return {
         "method": name, "optimizer_steps": state.optimizer_step, "micro_batches": micro,
-        "records": len(got_sink),
+        "records": len(got_sink), "dp_group_size": dp_group_size,
+        "dp_group_is_mesh": data_parallel_group(trainer.strategy) is mesh["dp"].get_group(),
         "tokens_compared": int(sum(float(w[2].sum()) for w in mine)),
         "reduced_keys": sorted(state.method.window_stats_reduction()),
         "global_stats": _floats(global_stats), "local_stats": _floats(local_stats), "got_stats": _floats(got_stats),
