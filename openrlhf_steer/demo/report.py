@@ -19,7 +19,7 @@ def moving_average(values: Sequence[float], window: int) -> List[float]:
     return out
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,7 +31,7 @@ def _pyplot():
 def plot_curves(histories: Mapping[str, List[Dict[str, Any]]], keys: Sequence[tuple], path: Path, title: str,
                 window: int = 10) -> None:
     """One panel per (metric key, y label); every method a colour; raw faint, moving average bold."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, len(keys), figsize=(6.2 * len(keys), 4.2), squeeze=False)
@@ -53,14 +53,15 @@ def plot_curves(histories: Mapping[str, List[Dict[str, Any]]], keys: Sequence[tu
     smoothing = f"bold: moving average over {window} steps; faint: per step" if window > 1 else "per step"
     fig.suptitle(f"{title}  ({smoothing})", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write a PNG atomically and close the figure."""
     import os
     import tempfile
 
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")

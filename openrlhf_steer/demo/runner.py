@@ -5,7 +5,6 @@ import dataclasses
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -190,12 +189,9 @@ def run_methods(ws: Workspace, specs: List[MethodSpec], *, workers: int, progres
                 stop_after: Optional[int] = None) -> List[Dict[str, Any]]:
     jobs = [{"config": ws.config, "output_dir": str(ws.output_dir), "spec": spec, "progress": progress,
              "position": i % max(workers, 1), "stop_after": stop_after} for i, spec in enumerate(specs)]
-    if workers <= 1 or len(jobs) <= 1:
-        return [run_one_method(job) for job in jobs]
-    import multiprocessing
+    from .analyses.jobs import run_jobs
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(run_one_method, jobs))
+    return run_jobs(run_one_method, jobs, workers)
 
 
 def resolve_specs(names: List[str], options: Optional[Dict[str, Dict[str, Any]]] = None) -> List[MethodSpec]:

@@ -18,7 +18,7 @@ from openrlhf_steer.loss import clipped_surrogate
 
 from ..config import MethodSpec
 from ..io import write_json
-from .common import _pyplot, _save, analysis_dir
+from .common import analysis_dir, pyplot, save_figure
 from .jobs import make_run, run_jobs
 
 BAND_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -100,7 +100,7 @@ def run(ws, settings: ClipBandSettings, progress: bool = True) -> Dict[str, Any]
 
 
 def plot(result: Dict[str, Any], path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     names = list(result["runs"])
     fig, axes = plt.subplots(1, len(names), figsize=(6.5 * len(names), 4.4), squeeze=False)
     labels = result["bands"]
@@ -122,4 +122,4 @@ def plot(result: Dict[str, Any], path: Path) -> None:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..report import _pyplot, _save  # noqa: F401  (re-exported for the analyses)
+from ..report import pyplot, save_figure  # noqa: F401  (re-exported for the analyses)
 
 
 def analysis_dir(ws) -> Path:

@@ -36,7 +36,7 @@ from ..io import write_json
 from ..models import load_policy
 from ..rollout import collect_rollout
 from ..task import sample_problems
-from .common import _pyplot, _save, analysis_dir
+from .common import analysis_dir, pyplot, save_figure
 from .stats import agreement
 
 
@@ -171,7 +171,7 @@ def _finite(x) -> bool:
 
 
 def plot(result: Dict[str, Any], estimates: Dict[str, List[float]], truth: List[float], path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     import matplotlib.ticker
 
     titles = {"omega": "STEER Omega", "cov": "covariance (Cui et al.)", "exact_logit": "exact first order, logit space"}
@@ -197,4 +197,4 @@ def plot(result: Dict[str, Any], estimates: Dict[str, List[float]], truth: List[
     fig.suptitle(f"Per-token entropy change: estimate vs measurement ({result['num_tokens']} tokens, "
                  f"eta={result['settings']['sgd_lr']}, float64)", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)

@@ -1,4 +1,4 @@
-"""Short training runs for the analyses, one MethodRun per job, optionally in worker processes."""
+"""Jobs in worker processes (spawned, 1 torch thread each): the demo's method runs and the analyses' short runs."""
 from __future__ import annotations
 
 import dataclasses

@@ -18,7 +18,7 @@ from typing import Any, Dict
 
 from ..config import MethodSpec
 from ..io import write_json
-from .common import _pyplot, _save, analysis_dir
+from .common import analysis_dir, pyplot, save_figure
 from .jobs import make_run, run_jobs
 
 QUADRANTS = [("pos", "high"), ("pos", "low"), ("neg", "high"), ("neg", "low")]
@@ -106,7 +106,7 @@ def run(ws, settings: QuadrantSettings, progress: bool = True) -> Dict[str, Any]
 
 
 def plot(result: Dict[str, Any], path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
     start = result["start_entropy"]
     colours = {"baseline": "black"}
@@ -136,4 +136,4 @@ def plot(result: Dict[str, Any], path: Path) -> None:
     axes[1].set_title(f"{result['moved_as_predicted']}/4 quadrants moved as predicted (green)", fontsize=10)
     axes[1].grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
