@@ -13,7 +13,9 @@ to the checkout)/math500/test.jsonl.
 Measured, ``--repeats`` times alternately and each time in fresh processes (caches warmed by one
 repeat must not speed up the next): single process = ``grade_answer`` in a loop (after a warm-up);
 pool = ``MathGraderPool(workers).grade_many`` with workers already started (their start-up time is
-reported separately). The best time of each side is compared. Verdicts of both must be identical. Target (issue #6): pool / single >= 1.8x on 2 cores
+reported separately). The best time of each side is compared. A third measurement, "static split"
+(``workers`` independent processes on fixed shares, no pool), shows what the machine itself allows
+for concurrent processes; ``pool_vs_static_split`` near 1 means the pool costs nothing on top. Verdicts of both must be identical. Target (issue #6): pool / single >= 1.8x on 2 cores
 with no hung workers (``restarts`` = workers killed for exceeding the per-sample timeout).
 Results: ``<output-dir>/math_grader_throughput.json`` and ``.md`` (written atomically).
 """
@@ -43,6 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                          "(default 3)")
     p.add_argument("--output-dir", type=Path, default=Path("runs/bench"), help="where the JSON/MD results go")
     p.add_argument("--single-run", action="store_true", help=argparse.SUPPRESS)  # internal: one fresh measurement
+    p.add_argument("--shard", default="", help=argparse.SUPPRESS)  # internal: "i/k" share of --single-run
     return p.parse_args(argv)
 
 
@@ -108,6 +111,17 @@ def measure_single_fresh(args) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def measure_static_split(args) -> dict:
+    """Reference for the pool: ``workers`` fresh processes started together, each grading a fixed share
+    (chunks of 8 dealt round-robin, as the pool hands them out) with no communication at all. Its
+    ratio to the single process is what this machine allows when the processes run concurrently."""
+    procs = [subprocess.Popen([sys.executable, __file__, "--data", str(args.data), "--grader", args.grader,
+                               "--repeat", str(args.repeat), "--single-run", "--shard", f"{i}/{args.workers}"],
+                              stdout=subprocess.PIPE, text=True) for i in range(args.workers)]
+    parts = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    return {"seconds": max(m["seconds"] for m in parts), "cpu": sum(m["cpu"] for m in parts)}
+
+
 def measure_pool(pairs, args) -> dict:
     """A fresh MathGraderPool (started before timing) grading every pair."""
     from openrlhf_steer_eval.graders.math import MathGraderPool
@@ -134,21 +148,27 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     pairs = build_pairs(args.data, args.repeat)
     if args.single_run:
+        if args.shard:
+            index, count = (int(x) for x in args.shard.split("/"))
+            pairs = [p for i, p in enumerate(pairs) if (i // 8) % count == index]
         print(json.dumps(measure_single(pairs, args.grader)))
         return 0
     from openrlhf_steer_eval.io_utils import atomic_write_json, atomic_write_text
 
     print(f"{len(pairs)} responses, grader={args.grader}, workers={args.workers}, cpus={os.cpu_count()}, "
           f"repeats={args.repeats}, load average before: {os.getloadavg()[0]:.2f}", flush=True)
-    singles, pools = [], []
-    for i in range(args.repeats):  # alternate, fresh processes each time: load changes hit both sides
+    singles, pools, splits = [], [], []
+    for i in range(args.repeats):  # alternate, fresh processes each time: load changes hit every side
         singles.append(measure_single_fresh(args))
         pools.append(measure_pool(pairs, args))
+        splits.append(measure_static_split(args))
         print(f"repeat {i + 1}: single {singles[-1]['seconds']:.2f} s, pool {pools[-1]['seconds']:.2f} s "
-              f"(ratio {singles[-1]['seconds'] / pools[-1]['seconds']:.2f}), load {os.getloadavg()[0]:.2f}",
-              flush=True)
+              f"(ratio {singles[-1]['seconds'] / pools[-1]['seconds']:.2f}), static split "
+              f"{splits[-1]['seconds']:.2f} s (ratio {singles[-1]['seconds'] / splits[-1]['seconds']:.2f}), "
+              f"load {os.getloadavg()[0]:.2f}", flush=True)
     single = min(singles, key=lambda m: m["seconds"])
     pool = min(pools, key=lambda m: m["seconds"])
+    split = min(splits, key=lambda m: m["seconds"])
     same = all(m["correct"] == singles[0]["correct"] for m in singles + pools)
     restarts = sum(m["restarts"] for m in pools)
     ratio = single["seconds"] / pool["seconds"]
@@ -163,6 +183,10 @@ def main(argv=None) -> int:
         "pool_samples_per_s": round(len(pairs) / pool["seconds"], 1),
         "speedup": round(ratio, 3),
         "speedup_including_startup": round(single["seconds"] / (pool["seconds"] + pool["startup"]), 3),
+        "static_split_seconds_best": round(split["seconds"], 3),
+        "static_split_speedup": round(single["seconds"] / split["seconds"], 3),
+        "pool_vs_static_split": round(split["seconds"] / pool["seconds"], 3),
+        "static_split_cpu_overhead": round(split["cpu"] / single["cpu"], 3),
         "target": TARGET, "meets_target": ratio >= TARGET, "restarts": restarts, "verdicts_identical": same,
         "correct": sum(singles[0]["correct"]), "load_average_after": round(os.getloadavg()[0], 2),
         # CPU accounting of the best runs, to read the ratio on a shared machine: run-queue wait = time a
