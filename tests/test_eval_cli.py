@@ -288,3 +288,23 @@ def test_data_dir_serves_ifeval_offline(data_dir, tmp_path, capsys, monkeypatch)
     assert res["benchmarks"]["ifeval"]["source"] == str(data_dir / "ifeval" / "input_data.jsonl")
     assert res["config"]["grader_config"]["options"]["nltk_data"] == str(data_dir / "ifeval" / "nltk_data")
     assert "ifeval/ifeval_strict/avg@1" in res["metrics"]
+
+
+@pytest.mark.slow
+def test_reference_solutions_score_100_through_the_cli(data_dir, tmp_path, capsys):
+    """MATH-500 (ids = unique_id) and Minerva (ids = idx) reference solutions as responses: every grader
+    must give avg@1 = 1 through the whole CLI path, with the worker pool."""
+    argv = ["--benchmarks", "math500,minerva_math", "--data-dir", str(data_dir), "--output-dir",
+            str(tmp_path / "out"), "--grader-workers", "2", "-q"]
+    for name, key in (("math500", "unique_id"), ("minerva_math", "idx")):
+        rows = [json.loads(l) for l in (data_dir / name / "test.jsonl").read_text().splitlines()]
+        f = write_jsonl(tmp_path / f"{name}.jsonl", [{"id": r[key], "responses": [r["solution"]]} for r in rows])
+        argv += ["--score-only", f"{name}={f}"]
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    for name, count in (("math500", 500), ("minerva_math", 272)):
+        assert res["benchmarks"][name]["num_problems"] == count
+        for grader in ("math_verify", "qwen"):
+            assert res["metrics"][f"{name}/{grader}/avg@1"] == 1.0
+        assert res["disagreements"][name]["math_verify vs qwen"]["count"] == 0
