@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from openrlhf_steer.atomic_io import atomic_write_text
+
 VARIANTS = ("naive", "chunked_fused", "chunked_logprob")
 TIMING = "interleaved_timing"
 MEMORY_TARGET = 8.0
@@ -153,13 +155,6 @@ def worker(args) -> dict:
 # --------------------------------------------------------------------------------------------------
 # Parent: run the workers, compare, write JSON + Markdown
 # --------------------------------------------------------------------------------------------------
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _spawn(variant: str, argv) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), *argv, "--worker", variant]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -252,11 +247,11 @@ def main(argv=None) -> int:
     for variant in tqdm(jobs, desc="variants"):
         if variant not in results:
             results[variant] = _spawn(variant, argv)
-            _atomic_write(partial_path, json.dumps({"config": config, "results": results}, indent=2) + "\n")
+            atomic_write_text(partial_path, json.dumps({"config": config, "results": results}, indent=2) + "\n")
     summary = summarise(results, args)
-    _atomic_write(out / "entropy_pass.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "entropy_pass.json", json.dumps(summary, indent=2) + "\n")
     markdown = to_markdown(summary)
-    _atomic_write(out / "entropy_pass.md", markdown)
+    atomic_write_text(out / "entropy_pass.md", markdown)
     partial_path.unlink(missing_ok=True)
     print(markdown)
     failed = [k for k, c in summary["checks"].items() if c.get("pass") is False]

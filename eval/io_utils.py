@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, List, Tuple, Union
+
+from openrlhf_steer.atomic_io import atomic_write_text  # also used by other eval modules
 
 PathLike = Union[str, os.PathLike]
 
@@ -31,32 +32,12 @@ def read_jsonl(path: PathLike) -> List[dict]:
     return [obj for _, obj in iter_jsonl(path)]
 
 
-def _atomic_write(path: Path, data: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """Write ``text`` so readers see either the old file or the complete new one."""
-    _atomic_write(Path(path), text)
-
-
 def atomic_write_json(path: PathLike, obj: Any) -> None:
-    _atomic_write(Path(path), json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
 
 def atomic_write_jsonl(path: PathLike, rows: Iterable[dict]) -> None:
-    _atomic_write(Path(path), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def append_jsonl(path: PathLike, rows: Iterable[dict]) -> None:

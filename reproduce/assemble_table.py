@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -20,6 +19,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from repro_config import TableConfig, load_config  # noqa: E402
+
+from openrlhf_steer.atomic_io import atomic_path, atomic_write_text  # noqa: E402
 
 NOT_FOUND = "n/a (not found)"
 NOT_RUN = "not run"
@@ -145,18 +146,12 @@ def render_plot(table: Mapping[str, Any], path: Path) -> Optional[Path]:
     ax.set_title(f"{smoke}{table['title']}\n(avg over {over})", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
     return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def load_results(config: TableConfig, output_dir: Path) -> Dict[str, Dict[str, Any]]:
@@ -172,8 +167,8 @@ def assemble(config: TableConfig, output_dir: Path) -> Dict[str, Path]:
     table = build_table(config, load_results(config, output_dir))
     md_path = output_dir / f"{config.table}.md"
     json_path = output_dir / f"{config.table}.json"
-    _atomic_write(json_path, json.dumps(table, indent=2) + "\n")
-    _atomic_write(md_path, render_markdown(table))
+    atomic_write_text(json_path, json.dumps(table, indent=2) + "\n")
+    atomic_write_text(md_path, render_markdown(table))
     paths = {"markdown": md_path, "json": json_path}
     plot = render_plot(table, output_dir / f"{config.table}.png")
     if plot is not None:

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 import random
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from openrlhf_steer.atomic_io import atomic_write_text
 
 SMOKE_BENCH_LIMIT = 2  # problems per benchmark in smoke evaluation
 CHAT_TEMPLATE = (
@@ -84,7 +85,7 @@ class SmokeSetup:
                     "reward_model": {"ground_truth": answer, "style": "rule-lighteval/MATH_v2"},
                     "extra_info": {"index": f"amc23-{item.get('id', i)}"},
                 })
-        _write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
         return out
 
     def model_dir(self) -> Path:
@@ -136,13 +137,6 @@ class SmokeSetup:
 
     def benchmarks(self, benchmarks: Sequence[str]) -> List[str]:
         return [b for b in benchmarks if b not in self.SKIPPED_BENCHMARKS]
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def build_tiny_model(out_dir: Path, texts: Sequence[str], seed: int = 0, vocab_size: int = 384,

@@ -37,12 +37,11 @@ from repro_config import ConfigError, Row, TableConfig, load_config, select_rows
 from repro_selection import candidates, pick_best, pick_last, validate_policy  # noqa: E402
 from assemble_table import assemble  # noqa: E402
 
+from openrlhf_steer.atomic_io import atomic_write_text  # noqa: E402
 
-def _atomic_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+
+def atomic_write_json(path: Path, payload: Any) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
 def default_data_dir() -> Path:
@@ -194,7 +193,7 @@ class TableRunner:
         started = time.time()
         self.ex.train(cmd, row_dir)
         if not self.ex.dry:
-            _atomic_json(done, {"command": cmd, "seconds": round(time.time() - started, 1), "smoke": bool(self.smoke)})
+            atomic_write_json(done, {"command": cmd, "seconds": round(time.time() - started, 1), "smoke": bool(self.smoke)})
         return ckpt_dir
 
     def run_eval(self, stage: str, model: Path, benches: Sequence[str], sampling: Mapping[str, Any], out: Path,
@@ -227,7 +226,7 @@ class TableRunner:
                 self.ex.echo(f"[select] {row.name}: last checkpoint under {ckpt_dir} (highest global_step<N>_hf)")
                 return ckpt_dir / "global_step<LAST>_hf"
             step, path = pick_last(ckpt_dir)
-            _atomic_json(sel_path, {"policy": "last", "step": step, "checkpoint": str(path)})
+            atomic_write_json(sel_path, {"policy": "last", "step": step, "checkpoint": str(path)})
             return path
         sampling = dict(self.eval_sampling())
         sampling.update({k: sel[k] for k in ("n", "k", "temperature", "top_p", "max_tokens") if k in sel})
@@ -247,7 +246,7 @@ class TableRunner:
             scores[step] = sum(per_bench[b] for b in benches) / len(benches)
         best = pick_best(scores)
         chosen = dict(found)[best]
-        _atomic_json(sel_path, {"policy": "best", "benchmarks": benches, "scores": scores, "step": best, "checkpoint": str(chosen)})
+        atomic_write_json(sel_path, {"policy": "best", "benchmarks": benches, "scores": scores, "step": best, "checkpoint": str(chosen)})
         return chosen
 
     def evaluate(self, row: Row, row_dir: Path, checkpoint: Path) -> Dict[str, float]:
@@ -292,7 +291,7 @@ class TableRunner:
             return
         benches = sorted({b for r in runs.values() for b in r["scores"]})
         mean = {b: sum(r["scores"][b] for r in runs.values()) / len(runs) for b in benches if all(b in r["scores"] for r in runs.values())}
-        _atomic_json(result_path, {
+        atomic_write_json(result_path, {
             "row": row.name, "label": row.label, "method": row.method, "options": row.option_values(),
             "checkpoint": runs[seeds[0]]["checkpoint"] if len(seeds) == 1 else {str(s): r["checkpoint"] for s, r in runs.items()},
             "scores": mean, "per_seed": {str(s): r["scores"] for s, r in runs.items()} if len(seeds) > 1 else None,

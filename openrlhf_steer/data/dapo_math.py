@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from ..atomic_io import atomic_write_text
+
 DAPO_HF_ID = "BytedTsinghua-SIA/DAPO-Math-17k"
 
 # The DAPO prompt format (the text DAPO-Math-17k's user messages carry around each problem).
@@ -223,14 +225,6 @@ def openrlhf_row(rec: MathPrompt, input_key: str = "prompt", label_key: str = "l
     }
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def write_openrlhf_jsonl(
     records: Sequence[MathPrompt],
     out_path: os.PathLike,
@@ -245,7 +239,7 @@ def write_openrlhf_jsonl(
     out = Path(out_path)
     lines = [json.dumps(openrlhf_row(r, input_key, label_key, chat), ensure_ascii=False) for r in records]
     text = "\n".join(lines) + "\n"
-    _atomic_write_text(out, text)
+    atomic_write_text(out, text)
     info = dict(manifest or {})
     info.update(
         {
@@ -258,7 +252,7 @@ def write_openrlhf_jsonl(
             "template": {"prefix": DAPO_PREFIX, "suffix": DAPO_SUFFIX},
         }
     )
-    _atomic_write_text(Path(str(out) + ".manifest.json"), json.dumps(info, indent=2) + "\n")
+    atomic_write_text(Path(str(out) + ".manifest.json"), json.dumps(info, indent=2) + "\n")
     return info
 
 

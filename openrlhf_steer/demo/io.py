@@ -4,35 +4,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, List, Mapping
 
 import torch
 
-
-def _umask_mode() -> int:
-    """Permissions a plain open() would give (mkstemp's files are 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+from ..atomic_io import atomic_path, atomic_write_text
 
 
 def _json_safe(value: Any) -> Any:
@@ -52,11 +29,11 @@ def _json_safe(value: Any) -> Any:
 
 def write_json(path: Path, payload: Any) -> None:
     text = json.dumps(_json_safe(payload), indent=2, sort_keys=False, allow_nan=False)
-    _atomic_write_bytes(Path(path), (text + "\n").encode("utf-8"))
+    atomic_write_text(path, text + "\n")
 
 
 def write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes(Path(path), text.encode("utf-8"))
+    atomic_write_text(path, text)
 
 
 def read_json(path: Path) -> Any:
@@ -65,18 +42,8 @@ def read_json(path: Path) -> Any:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def read_jsonl(path: Path) -> List[dict]:
@@ -100,7 +67,7 @@ def read_jsonl(path: Path) -> List[dict]:
 def rewrite_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     """Replace a JSONL file atomically (used on resume to drop rows past the last checkpoint)."""
     text = "".join(json.dumps(_json_safe(dict(r)), allow_nan=False) + "\n" for r in rows)
-    _atomic_write_bytes(Path(path), text.encode("utf-8"))
+    atomic_write_text(path, text)
 
 
 def append_jsonl(path: Path, row: Mapping[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from ..atomic_io import atomic_path
 from .io import write_json, write_text
 
 
@@ -58,24 +59,11 @@ def plot_curves(histories: Mapping[str, List[Dict[str, Any]]], keys: Sequence[tu
 
 def save_figure(fig, path: Path) -> None:
     """Write a PNG atomically and close the figure."""
-    import os
-    import tempfile
-
-    plt = pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        from .io import _umask_mode
-
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        pyplot().close(fig)
 
 
 def _fmt(value: Optional[float], digits: int = 3) -> str:
