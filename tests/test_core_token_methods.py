@@ -129,6 +129,26 @@ def test_forking_tokens_top_quantile_over_valid_tokens_only():
     assert torch.allclose(mb.token_weights(a), t([[0.0, 0.0]]))     # micro-batch scope would keep H = 2
 
 
+@pytest.mark.parametrize("name", ["steer", "forking_tokens", "entropy_advantage"])
+@pytest.mark.parametrize("source,field", [("current", "entropy"), ("old", "old_entropy")])
+def test_entropy_source_selects_the_entropy_tensor(name, source, field):
+    method = build_method(name, entropy_source=source)
+    assert method.required_inputs() == (field,)
+    # the two entropies differ; the method must read the one its config names
+    inputs = make_inputs([[-1.0, -2.0]], [[1.0, 1.0]], entropy=[[0.1, 0.2]], old_entropy=[[0.7, 0.9]])
+    expected = [[0.1, 0.2]] if source == "current" else [[0.7, 0.9]]
+    assert torch.equal(method.source_entropy(inputs), t(expected))
+
+
+def test_forking_tokens_ranks_by_old_entropy_when_asked():
+    # current entropy ranks token 0 highest, old entropy ranks token 1 highest; keep the top half
+    inputs = make_inputs([[-1.0, -1.0]], [[1.0, 1.0]], entropy=[[2.0, 1.0]], old_entropy=[[1.0, 2.0]])
+    current = build_method("forking_tokens", top_entropy_fraction=0.5, entropy_source="current")
+    old = build_method("forking_tokens", top_entropy_fraction=0.5, entropy_source="old")
+    assert torch.allclose(current.token_weights(inputs), t([[1.0, 0.0]]))
+    assert torch.allclose(old.token_weights(inputs), t([[0.0, 1.0]]))
+
+
 def test_linear_quantile_matches_torch_and_has_no_size_limit():
     from openrlhf_steer.methods.sampling import linear_quantile
 

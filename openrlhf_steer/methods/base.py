@@ -186,8 +186,15 @@ class Method:
 
     # Additions (keep the hooks above unchanged) --------------------------------------------------
     def required_inputs(self) -> tuple:
-        """Names of optional LossInputs fields this configured method needs (defaults to ``requires``)."""
-        return tuple(self.requires)
+        """Names of optional LossInputs fields this configured method needs: ``requires``, plus the
+        entropy field named by the config's ``entropy_source`` when it has one."""
+        source = getattr(self.config, "entropy_source", None)
+        extra = (ENTROPY_SOURCES[source],) if source is not None else ()
+        return tuple(dict.fromkeys((*self.requires, *extra)))
+
+    def source_entropy(self, inputs: LossInputs) -> Tensor:
+        """The token entropy the config's ``entropy_source`` selects (current or old policy)."""
+        return getattr(inputs, ENTROPY_SOURCES[self.config.entropy_source])
 
     @property
     def needs_window_stats(self) -> bool:
@@ -257,6 +264,8 @@ def check_choice(config: Any, name: str, choices: Iterable[Any]) -> None:
 
 
 STAT_SCOPES = ("micro_batch", "mini_batch")
+# config.entropy_source -> the LossInputs field holding that entropy
+ENTROPY_SOURCES = {"current": "entropy", "old": "old_entropy"}
 
 # Loss metrics a controller may read in on_step_end, and the LossInputs field each one needs.
 METRIC_INPUTS = {"entropy/old_mean": "old_entropy", "entropy/current_mean": "entropy"}

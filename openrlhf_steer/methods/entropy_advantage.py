@@ -41,9 +41,5 @@ class EntropyAdvantage(Method):
     config_cls = EntropyAdvantageConfig
     paper = PAPER
 
-    def required_inputs(self) -> tuple:
-        return ("entropy",) if self.config.entropy_source == "current" else ("old_entropy",)
-
     def shape_advantages(self, inputs: LossInputs, advantages: Tensor) -> Tensor:
-        entropy = inputs.entropy if self.config.entropy_source == "current" else inputs.old_entropy
-        return entropy_shaped_advantages(advantages, entropy, self.config.alpha, self.config.kappa)
+        return entropy_shaped_advantages(advantages, self.source_entropy(inputs), self.config.alpha, self.config.kappa)

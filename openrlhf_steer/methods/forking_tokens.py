@@ -48,14 +48,8 @@ class ForkingTokens(Method):
     config_cls = ForkingTokensConfig
     paper = PAPER
 
-    def _entropy(self, inputs: LossInputs) -> Tensor:
-        return inputs.entropy if self.config.entropy_source == "current" else inputs.old_entropy
-
-    def required_inputs(self) -> tuple:
-        return ("entropy",) if self.config.entropy_source == "current" else ("old_entropy",)
-
     def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
-        values = torch.cat([self._entropy(x).detach()[x.action_mask.bool()].reshape(-1).double() for x in inputs_list]) \
+        values = torch.cat([self.source_entropy(x).detach()[x.action_mask.bool()].reshape(-1).double() for x in inputs_list]) \
             if inputs_list else torch.zeros(0, dtype=torch.float64)
         tau = entropy_quantile_threshold(values, torch.ones_like(values, dtype=torch.bool), self.config.top_entropy_fraction)
         return {"forking_tokens/threshold": tau}
@@ -64,7 +58,7 @@ class ForkingTokens(Method):
         return ("forking_tokens/threshold",)  # a quantile: no exact cross-rank combination
 
     def token_weights(self, inputs: LossInputs) -> Tensor:
-        entropy = self._entropy(inputs).detach()
+        entropy = self.source_entropy(inputs).detach()
         mask = inputs.action_mask.bool()
         if self.needs_window_stats:
             if "forking_tokens/threshold" not in inputs.window_stats:

@@ -159,13 +159,9 @@ class Steer(Method):
     config_cls = SteerConfig
     paper = PAPER
 
-    def required_inputs(self) -> tuple:
-        return ("old_entropy",) if self.config.entropy_source == "old" else ("entropy",)
-
     def _omega_abs(self, inputs: LossInputs) -> Tensor:
-        entropy = inputs.old_entropy if self.config.entropy_source == "old" else inputs.entropy
-        omega = first_order_entropy_change(inputs.log_probs, inputs.old_log_probs, entropy, inputs.advantages,
-                                           prob_power=self.config.prob_power)
+        omega = first_order_entropy_change(inputs.log_probs, inputs.old_log_probs, self.source_entropy(inputs),
+                                           inputs.advantages, prob_power=self.config.prob_power)
         return torch.where(inputs.action_mask.bool(), omega, torch.zeros_like(omega)).abs()
 
     def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
