@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from openrlhf_steer.demo.analyses.estimator import exact_logit_space_change
+from openrlhf_steer.demo.analyses.estimator import exact_logit_space_change, symlog_ticks
 from openrlhf_steer.demo.analyses.quadrants import predicted_sign
 from openrlhf_steer.demo.analyses.stats import agreement
 from openrlhf_steer.demo.batch import build_batch, completion_mask
@@ -121,3 +121,10 @@ def test_jsonl_resume_helpers_drop_a_torn_last_line(tmp_path):
     assert read_jsonl(path) == [{"step": 0, "x": 1.0}]
     write_json(tmp_path / "a.json", {"v": math.inf})
     assert json.loads((tmp_path / "a.json").read_text()) == {"v": None}
+
+
+def test_estimator_symlog_ticks_skip_the_linear_band():
+    # linthresh 4e-7: the first decade above it is 1e-6; every second decade up to 1e-2 (>= 4e-3)
+    assert symlog_ticks(4e-7, 4e-3) == [-1e-2, -1e-4, -1e-6, 0.0, 1e-6, 1e-4, 1e-2]
+    # a band wider than the data still gives 0 and one decade each side
+    assert symlog_ticks(1e-3, 1e-5) == [-1e-3, 0.0, 1e-3]

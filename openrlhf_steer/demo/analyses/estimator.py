@@ -170,6 +170,15 @@ def _finite(x) -> bool:
     return x is not None and isinstance(x, float) and math.isfinite(x)
 
 
+def symlog_ticks(linthresh: float, largest: float) -> List[float]:
+    """0 and +-10^k every second decade from the first power of ten above ``linthresh`` to ``largest``.
+    Ticks inside the linear band would print on top of the 0 label, so there are none."""
+    first = math.ceil(math.log10(linthresh))
+    last = max(first, math.ceil(math.log10(max(largest, linthresh))))
+    powers = [10.0 ** k for k in range(last, first - 1, -2)]
+    return sorted([0.0] + powers + [-v for v in powers])
+
+
 def plot(result: Dict[str, Any], estimates: Dict[str, List[float]], truth: List[float], path) -> None:
     plt = pyplot()
     import matplotlib.ticker
@@ -187,10 +196,10 @@ def plot(result: Dict[str, Any], estimates: Dict[str, List[float]], truth: List[
         # The changes are heavy-tailed: a symmetric log scale keeps both the bulk and the tails readable.
         # Four decades below the largest change; smaller values sit in the linear band around 0.
         linthresh = max(max(abs(v) for v in truth) * 1e-4, 1e-300)
+        ticks = symlog_ticks(linthresh, max(abs(lo), abs(hi)))
         for axis in ("x", "y"):
             getattr(ax, f"set_{axis}scale")("symlog", linthresh=linthresh)
-            getattr(ax, f"{axis}axis").set_major_locator(
-                matplotlib.ticker.SymmetricalLogLocator(base=100, linthresh=linthresh))
+            getattr(ax, f"{axis}axis").set_major_locator(matplotlib.ticker.FixedLocator(ticks))
         ax.set_xlabel("predicted entropy change (x best scale, symlog)")
         ax.set_ylabel("true entropy change after one SGD step (symlog)")
         ax.grid(alpha=0.3)
