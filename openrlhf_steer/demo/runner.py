@@ -237,7 +237,7 @@ def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, A
     cfg = ws.config
     histories = {r["run"]: read_jsonl(ws.run_dir(r["run"]) / "metrics.jsonl") for r in results}
     window = max(1, min(10, cfg.rl.steps // 5))
-    entropy_keys = [("entropy/probe", "probe entropy (nats, fixed SFT samples)"), ("entropy/rollout", "rollout entropy (nats/token)")]
+    entropy_keys = [("entropy/probe", "probe entropy (nats, fixed start-model samples)"), ("entropy/rollout", "rollout entropy (nats/token)")]
     plot_curves(histories, entropy_keys, ws.output_dir / "entropy.png", "Token entropy per method", window)
     plot_curves(histories, [("reward/mean", "mean reward (= rollout accuracy)"),
                             ("groups/mixed_frac", "prompts with mixed rewards (have a gradient)")],
