@@ -6,6 +6,8 @@ through OpenRLHF's ActorPPOTrainer.training_step on half of a 4-micro-batch wind
 statistics and every token weight / clip mask / extra loss term used on each rank must equal a
 single-process computation on the concatenated window (core ``method.window_stats`` + core
 ``PolicyLoss``, independent HF forward), and differ from the rank-local statistic (the test can fail).
+Forking tokens' quantile goes through the gathered values (``method.window_values``); the packing of
+the gather has its own tests in test_window_gather.py.
 
 This file is also the rank worker: ``python test_openrlhf_dp_window.py worker RANK MODEL_DIR``.
 """
@@ -38,7 +40,7 @@ CASES = [
     # clip_ratio 1 clips every candidate: the mask is set by the window means, not by the random draw
     ("clip_cov", {"clip_ratio": 1.0, "cov_lb": 0.0, "cov_ub": 1e9, "stat_scope": "mini_batch"}),
     ("kl_cov", {"kl_ratio": 0.3, "kl_coef": 1.0, "stat_scope": "mini_batch"}),
-    ("forking_tokens", {"top_entropy_fraction": 0.3, "stat_scope": "mini_batch"}),  # quantile: stays per rank
+    ("forking_tokens", {"top_entropy_fraction": 0.2, "stat_scope": "mini_batch"}),  # gathered quantile; masks differ from rank-local
 ]
 HOOKS = ("token_weights", "clip_mask", "extra_token_terms")
 
@@ -116,9 +118,10 @@ def test_rank_local_keys_and_single_process_no_op(caplog):
 
     assert build_method("steer", stat_scope="mini_batch").window_stats_rank_local() == ()
     assert build_method("steer", stat_scope="mini_batch", mapping="binary").window_stats_rank_local() == ("steer/threshold",)
-    composed = compose_methods([build_method("steer", stat_scope="mini_batch"),
+    assert build_method("forking_tokens", stat_scope="mini_batch").window_stats_rank_local() == ()  # gathered
+    composed = compose_methods([build_method("steer", stat_scope="mini_batch", mapping="binary"),
                                 build_method("forking_tokens", stat_scope="mini_batch")])
-    assert composed.window_stats_rank_local() == ("forking_tokens/threshold",)
+    assert composed.window_stats_rank_local() == ("steer/threshold",)
     if not torch.distributed.is_initialized():  # one process: the statistics are returned as they are
         local = {"steer/max": 0.5, "steer/min": 0.1, "steer/count": 3.0}
         assert window_reduce.reduce_window_stats(local, {"steer/max": "max"}, local_valid_tokens=3) == local
@@ -177,31 +180,26 @@ def test_two_gloo_ranks_match_single_process_window(dp_results, case):
         assert r["optimizer_steps"] == 1 and r["micro_batches"] == 2
         assert r["dp_group_is_mesh"] and r["dp_group_size"] == WORLD  # reduced over OpenRLHF's "dp" mesh group
         assert r["records"] >= 2 and r["tokens_compared"] > 0  # one record per hook and micro-batch
-        if name == "forking_tokens":  # a quantile: rank-local by design, and documented
-            assert r["got_stats"]["forking_tokens/threshold"] == pytest.approx(r["local_stats"]["forking_tokens/threshold"], rel=1e-5)
-            assert r["got_stats"]["forking_tokens/threshold"] != pytest.approx(r["global_stats"]["forking_tokens/threshold"], rel=1e-3)
-            assert r["max_diff_vs_local"] <= 1e-5
-            continue
-        reducible = sorted(k for k in r["global_stats"] if k in r["reduced_keys"])
-        assert reducible
-        for key in reducible:
+        exact = sorted(k for k in r["global_stats"] if k in r["exact_keys"])  # reduced or from gathered values
+        assert exact
+        for key in exact:
             assert r["got_stats"][key] == pytest.approx(r["global_stats"][key], rel=1e-5, abs=1e-8), key
         # the test can fail: this rank's own share gives a different statistic ...
-        assert any(r["local_stats"][k] != pytest.approx(r["global_stats"][k], rel=1e-3) for k in reducible)
+        assert any(r["local_stats"][k] != pytest.approx(r["global_stats"][k], rel=1e-3) for k in exact)
         # ... and the weights / masks / terms used in the loss are the single-process ones for these tokens
         assert r["max_diff_vs_global"] <= 1e-5, r
-    if name != "forking_tokens":
-        assert per_rank[0][case]["got_stats"] == pytest.approx(per_rank[1][case]["got_stats"], rel=1e-12)
-        # with rank-local statistics the loss would differ (on a rank holding the global extremes it may not)
-        assert max(per_rank[rank][case]["max_diff_vs_local"] for rank in range(WORLD)) > 1e-3
+    assert per_rank[0][case]["got_stats"] == pytest.approx(per_rank[1][case]["got_stats"], rel=1e-12)
+    # with rank-local statistics the loss would differ (on a rank holding the global extremes it may not)
+    assert max(per_rank[rank][case]["max_diff_vs_local"] for rank in range(WORLD)) > 1e-3
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_warn_once_about_quantiles(dp_results):
+def test_two_gloo_ranks_no_rank_local_warning(dp_results):
+    # no case declares a rank-local key any more (forking tokens' quantile is gathered); the warning
+    # itself is covered by test_rank_local_keys_and_single_process_no_op
     _, stderrs = dp_results
     for err in stderrs:
-        assert err.count("cannot be combined exactly across data-parallel ranks") == 1
-        assert "forking_tokens/threshold" in err
+        assert "cannot be combined exactly across data-parallel ranks" not in err
 
 
 # --------------------------------------------------------------------------------------------------
@@ -323,7 +321,8 @@ def _one_case(rank, model_dir, name, config, mesh):
         "records": len(got_sink), "dp_group_size": dp_group_size,
         "dp_group_is_mesh": data_parallel_group(trainer.strategy) is mesh["dp"].get_group(),
         "tokens_compared": int(sum(float(w[2].sum()) for w in mine)),
-        "reduced_keys": sorted(state.method.window_stats_reduction()),
+        "exact_keys": sorted(state.method.window_stats_reduction())
+        + sorted(state.method.window_stats_from_values(state.method.window_values([loss_inputs(w) for w in mine]))),
         "global_stats": _floats(global_stats), "local_stats": _floats(local_stats), "got_stats": _floats(got_stats),
         "max_diff_vs_global": max_diff(expected_global), "max_diff_vs_local": max_diff(expected_hooks(local_stats)),
     }

@@ -23,7 +23,7 @@ import torch
 from openrlhf.trainer.ray import ppo_actor as _ppo_actor
 
 from .side_channel import OLD_ENTROPY_KEY, align_rows
-from .window_reduce import data_parallel_group, reduce_window_stats
+from .window_reduce import data_parallel_group, global_window_stats
 
 logger = logging.getLogger(__name__)
 
@@ -202,8 +202,8 @@ class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
 
         Needs the current policy on every micro-batch before the first update of the window, i.e. one
         no-grad forward each (the cost of ``stat_scope=mini_batch``). Each rank computes the statistic
-        of its share; :func:`reduce_window_stats` all-reduces the method's reducible keys over the DP
-        group (quantile keys stay per rank).
+        of its share; :func:`global_window_stats` all-reduces the method's reducible keys and gathers
+        its quantile values over the DP group.
         """
         from openrlhf_steer.methods.base import LossInputs
 
@@ -233,11 +233,7 @@ class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
         finally:
             if was_training:
                 self.actor.train()
-        local = state.method.window_stats(inputs_list)
-        valid_tokens = float(sum(int(x.action_mask.sum()) for x in inputs_list))
-        return reduce_window_stats(local, state.method.window_stats_reduction(), local_valid_tokens=valid_tokens,
-                                   group=data_parallel_group(self.strategy),
-                                   rank_local=state.method.window_stats_rank_local())
+        return global_window_stats(state.method, inputs_list, group=data_parallel_group(self.strategy))
 
     @staticmethod
     def _peek_old_entropy(experience, width: int) -> Optional[torch.Tensor]:

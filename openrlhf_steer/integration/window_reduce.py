@@ -1,20 +1,26 @@
-"""Cross-rank (data-parallel) reduction of a method's optimizer-step window statistics.
+"""Cross-rank (data-parallel) combination of a method's optimizer-step window statistics.
 
 With ``stat_scope=mini_batch`` the window is the whole optimizer step, which OpenRLHF spreads over its
 data-parallel ranks. Each rank computes ``method.window_stats`` on its share; the keys listed by
 ``method.window_stats_reduction()`` are then all-reduced with their op (``sum`` / ``max`` / ``min``), so
 every rank ends up with the statistic of the global window. The methods only read reduced components
 (STEER's max/min/count, Clip-/KL-Cov's sums and count, from which they take the means at loss time),
-so nothing has to be derived again afterwards. Keys the method reports as rank-local (quantiles) are
-left as they are, with a one-time warning.
+so nothing has to be derived again afterwards.
+
+A quantile cannot be combined from per-rank values. A method that needs one returns its per-token
+values from ``method.window_values``; they are all-gathered (variable length per rank: sizes first,
+then zero-padded to the longest, gathered, unpadded), concatenated in rank order, and
+``method.window_stats_from_values`` computes the statistic on every rank from the same global set
+(forking tokens' entropy threshold). Keys a method still reports as rank-local (STEER's binary
+threshold) are left as they are, with a one-time warning.
 
 A rank whose share of the window has no valid token reports ``max = min = 0`` for STEER; that would
 corrupt the global min (and max if every value is negative). Such a rank takes part with the identity
 of each op instead (-inf for max, +inf for min, 0 for sum), which makes the result exactly the
-statistic of the concatenated window.
+statistic of the concatenated window. To a gather it contributes no values (size 0).
 
-We call ``torch.distributed.all_reduce`` directly: OpenRLHF's ``strategy.all_reduce`` moves data to
-CUDA and knows no ``min``. The tensor lives where the group's backend expects it (the current CUDA
+We call ``torch.distributed`` collectives directly: OpenRLHF's ``strategy.all_reduce`` moves data to
+CUDA and knows no ``min``. Tensors live where the group's backend expects them (the current CUDA
 device for NCCL, the CPU otherwise).
 """
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 import torch.distributed as dist
 
+Tensor = torch.Tensor
 logger = logging.getLogger(__name__)
 
 REDUCE_OPS = ("sum", "max", "min")
@@ -116,6 +123,69 @@ def reduce_window_stats(local: Mapping[str, Any], reduction: Mapping[str, str], 
         dist.all_reduce(tensor, op=_TORCH_OP[op], group=group)
         result[op] = (keys, tensor.cpu().tolist())
     return unpack_window_stats(local, result)
+
+
+def pad_values(values: Tensor, length: int) -> Tensor:
+    """1-D ``values`` as float64 (exact for float32/64), zero-padded to ``length``: all_gather needs one
+    size on every rank."""
+    flat = values.detach().reshape(-1).to(torch.float64)
+    if flat.numel() > length:
+        raise ValueError(f"pad_values: {flat.numel()} values do not fit in length {length}")
+    return torch.cat([flat, flat.new_zeros(length - flat.numel())])
+
+
+def unpad_concat(padded: Sequence[Tensor], sizes: Sequence[int]) -> Tensor:
+    """The first ``sizes[r]`` entries of each rank's padded tensor, concatenated in rank order."""
+    if len(padded) != len(sizes):
+        raise ValueError(f"unpad_concat: {len(padded)} tensors but {len(sizes)} sizes")
+    return torch.cat([chunk[: int(n)] for chunk, n in zip(padded, sizes)])
+
+
+def gather_window_values(values: Mapping[str, Tensor], group=None) -> Dict[str, Tensor]:
+    """Every rank's 1-D ``values[key]`` concatenated in rank order, on every rank; as is on one rank.
+
+    Every rank must pass the same keys (the configured method decides them); sizes may differ, 0
+    included. Results are float64 on the backend's device.
+    """
+    world = distributed_world_size(group)
+    if world <= 1:
+        return dict(values)
+    keys = sorted(values)  # the same collective order on every rank
+    device = _device_for(group)
+    local_sizes = torch.tensor([values[k].numel() for k in keys], dtype=torch.int64, device=device)
+    all_sizes = [torch.empty_like(local_sizes) for _ in range(world)]
+    dist.all_gather(all_sizes, local_sizes, group=group)
+    sizes = torch.stack(all_sizes).cpu()  # [world, keys]
+    gathered: Dict[str, Tensor] = {}
+    for i, key in enumerate(keys):
+        per_rank = sizes[:, i].tolist()
+        if max(per_rank) == 0:  # every rank agrees (same sizes): skip a collective on empty tensors
+            gathered[key] = torch.zeros(0, dtype=torch.float64, device=device)
+            continue
+        local = pad_values(values[key].to(device), max(per_rank))
+        chunks = [torch.empty_like(local) for _ in range(world)]
+        dist.all_gather(chunks, local, group=group)
+        gathered[key] = unpad_concat(chunks, per_rank)
+    return gathered
+
+
+def global_window_stats(method, inputs_list: Sequence[Any], *, group=None) -> Dict[str, Any]:
+    """``method``'s window statistics over every DP rank's share (``inputs_list`` is this rank's).
+
+    One rank (or no ``torch.distributed``): ``method.window_stats(inputs_list)`` unchanged. Otherwise the
+    reducible keys are all-reduced and the statistics of ``method.window_values`` are recomputed from
+    the values gathered over ``group``.
+    """
+    local = method.window_stats(inputs_list)
+    if distributed_world_size(group) <= 1:
+        return local
+    valid_tokens = float(sum(int(x.action_mask.sum()) for x in inputs_list))
+    stats = reduce_window_stats(local, method.window_stats_reduction(), local_valid_tokens=valid_tokens,
+                                group=group, rank_local=method.window_stats_rank_local())
+    values = method.window_values(inputs_list)
+    if values:
+        stats.update(method.window_stats_from_values(gather_window_values(values, group=group)))
+    return stats
 
 
 def warn_rank_local_once(keys: Sequence[str]) -> None:

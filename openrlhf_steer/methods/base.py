@@ -213,13 +213,30 @@ class Method:
         """How to combine ``window_stats`` across data-parallel ranks: key -> "sum" | "max" | "min".
 
         The adapter all-reduces these keys (then the method derives its statistic from the reduced
-        values). Keys not listed (e.g. quantiles) cannot be combined exactly and stay rank-local.
+        values). Quantiles cannot be reduced: gather their values with :meth:`window_values` instead.
+        """
+        return {}
+
+    def window_values(self, inputs_list: List[LossInputs]) -> Dict[str, Tensor]:
+        """Per-token values of this window share whose statistic no reduction can combine (quantiles).
+
+        Key -> 1-D float tensor (any length, 0 included). Under data parallelism the adapter gathers
+        each key from every rank, concatenates in rank order and passes the result to
+        :meth:`window_stats_from_values`, so every rank gets the statistic of the global window.
+        """
+        return {}
+
+    def window_stats_from_values(self, values: Mapping[str, Tensor]) -> Dict[str, Any]:
+        """Statistics from the (gathered) :meth:`window_values`; they replace those of ``window_stats``.
+
+        ``window_stats`` should compute them with this same function on its own values, so that one
+        process and the gathered concatenation give bit-identical results.
         """
         return {}
 
     def window_stats_rank_local(self) -> tuple:
         """Keys of ``window_stats`` that this configured method uses but that stay per rank under data
-        parallelism (quantiles cannot be combined exactly); the adapter warns about them once."""
+        parallelism (neither reduced nor gathered); the adapter warns about them once."""
         return ()
 
     def last_metrics(self) -> Dict[str, float]:

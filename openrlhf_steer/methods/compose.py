@@ -122,6 +122,20 @@ class ComposedMethod(Method):
                 reduction.update(method.window_stats_reduction())
         return reduction
 
+    def window_values(self, inputs_list: List[LossInputs]) -> Dict[str, Tensor]:
+        values: Dict[str, Tensor] = {}
+        for method in self.methods:
+            if method.needs_window_stats:
+                values.update(method.window_values(inputs_list))
+        return values
+
+    def window_stats_from_values(self, values: Mapping[str, Tensor]) -> Dict[str, Any]:
+        stats: Dict[str, Any] = {}
+        for method in self.methods:  # keys are namespaced: each member reads its own
+            if method.needs_window_stats:
+                stats.update(method.window_stats_from_values(values))
+        return stats
+
     def window_stats_rank_local(self) -> tuple:
         return tuple(k for m in self.methods if m.needs_window_stats for k in m.window_stats_rank_local())
 

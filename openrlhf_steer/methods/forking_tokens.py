@@ -3,11 +3,12 @@
 Only the top-rho fraction of valid tokens by entropy keep their policy-gradient loss:
 ``mask_t = 1[H_t >= tau]``, ``tau = quantile(H[valid], 1 - rho)`` (ties at tau kept), the token-mean
 denominator unchanged (all valid tokens). The quantile is over the valid tokens only, of one loss
-call (micro_batch) or of the optimizer-step window (mini_batch). Entropy: current policy, detached
-(as in TRL's implementation; the authors' code is not public).
+call (micro_batch) or of the optimizer-step window (mini_batch; under data parallelism the window's
+entropies are gathered from every rank, so tau is that of the global window). Entropy: current
+policy, detached (as in TRL's implementation; the authors' code is not public).
 """
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Mapping
 
 import torch
 
@@ -48,14 +49,18 @@ class ForkingTokens(Method):
     config_cls = ForkingTokensConfig
     paper = PAPER
 
-    def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
-        values = torch.cat([self.source_entropy(x).detach()[x.action_mask.bool()].reshape(-1).double() for x in inputs_list]) \
-            if inputs_list else torch.zeros(0, dtype=torch.float64)
-        tau = entropy_quantile_threshold(values, torch.ones_like(values, dtype=torch.bool), self.config.top_entropy_fraction)
+    def window_values(self, inputs_list: List[LossInputs]) -> Dict[str, Tensor]:
+        values = [self.source_entropy(x).detach()[x.action_mask.bool()].reshape(-1).double() for x in inputs_list]
+        return {"forking_tokens/entropy": torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)}
+
+    def window_stats_from_values(self, values: Mapping[str, Tensor]) -> Dict[str, Any]:
+        # A quantile needs every value of the window: data parallelism gathers them (window_values).
+        entropy = values["forking_tokens/entropy"].double()
+        tau = entropy_quantile_threshold(entropy, torch.ones_like(entropy, dtype=torch.bool), self.config.top_entropy_fraction)
         return {"forking_tokens/threshold": tau}
 
-    def window_stats_rank_local(self) -> tuple:
-        return ("forking_tokens/threshold",)  # a quantile: no exact cross-rank combination
+    def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
+        return self.window_stats_from_values(self.window_values(inputs_list))
 
     def token_weights(self, inputs: LossInputs) -> Tensor:
         entropy = self.source_entropy(inputs).detach()
