@@ -6,7 +6,7 @@ through OpenRLHF's ActorPPOTrainer.training_step on half of a 4-micro-batch wind
 statistics and every token weight / clip mask / extra loss term used on each rank must equal a
 single-process computation on the concatenated window (core ``method.window_stats`` + core
 ``PolicyLoss``, independent HF forward), and differ from the rank-local statistic (the test can fail).
-Forking tokens' quantile goes through the gathered values (``method.window_values``); the packing of
+Forking tokens' and STEER binary's quantiles go through the gathered values (``method.window_values``); the packing of
 the gather has its own tests in test_window_gather.py.
 
 This file is also the rank worker: ``python test_openrlhf_dp_window.py worker RANK MODEL_DIR``.
@@ -41,6 +41,8 @@ CASES = [
     ("clip_cov", {"clip_ratio": 1.0, "cov_lb": 0.0, "cov_ub": 1e9, "stat_scope": "mini_batch"}),
     ("kl_cov", {"kl_ratio": 0.3, "kl_coef": 1.0, "stat_scope": "mini_batch"}),
     ("forking_tokens", {"top_entropy_fraction": 0.2, "stat_scope": "mini_batch"}),  # gathered quantile; masks differ from rank-local
+    # gathered |Omega| quantile: rank 0's small advantages alone would put its threshold far lower
+    ("steer", {"lambda_min": 0.6, "mapping": "binary", "binary_top_fraction": 0.3, "stat_scope": "mini_batch"}),
 ]
 HOOKS = ("token_weights", "clip_mask", "extra_token_terms")
 
@@ -117,11 +119,12 @@ def test_rank_local_keys_and_single_process_no_op(caplog):
     from openrlhf_steer.methods.compose import compose_methods
 
     assert build_method("steer", stat_scope="mini_batch").window_stats_rank_local() == ()
-    assert build_method("steer", stat_scope="mini_batch", mapping="binary").window_stats_rank_local() == ("steer/threshold",)
-    assert build_method("forking_tokens", stat_scope="mini_batch").window_stats_rank_local() == ()  # gathered
+    # quantiles are gathered (tests/test_window_gather.py), so no configured method keeps a rank-local key
+    assert build_method("steer", stat_scope="mini_batch", mapping="binary").window_stats_rank_local() == ()
+    assert build_method("forking_tokens", stat_scope="mini_batch").window_stats_rank_local() == ()
     composed = compose_methods([build_method("steer", stat_scope="mini_batch", mapping="binary"),
                                 build_method("forking_tokens", stat_scope="mini_batch")])
-    assert composed.window_stats_rank_local() == ("steer/threshold",)
+    assert composed.window_stats_rank_local() == ()
     if not torch.distributed.is_initialized():  # one process: the statistics are returned as they are
         local = {"steer/max": 0.5, "steer/min": 0.1, "steer/count": 3.0}
         assert window_reduce.reduce_window_stats(local, {"steer/max": "max"}, local_valid_tokens=3) == local
@@ -195,7 +198,7 @@ def test_two_gloo_ranks_match_single_process_window(dp_results, case):
 
 @pytest.mark.slow
 def test_two_gloo_ranks_no_rank_local_warning(dp_results):
-    # no case declares a rank-local key any more (forking tokens' quantile is gathered); the warning
+    # no case declares a rank-local key any more (every quantile is gathered); the warning
     # itself is covered by test_rank_local_keys_and_single_process_no_op
     _, stderrs = dp_results
     for err in stderrs:

@@ -1,4 +1,4 @@
-"""Gathered window values: forking tokens' quantile over the global optimizer-step window under DP.
+"""Gathered window values: forking tokens' and STEER binary's quantiles over the global window under DP.
 
 A quantile cannot be all-reduced, so ``global_window_stats`` all-gathers the per-token values a method
 returns from ``window_values`` (variable length per rank, 0 included) and every rank computes the
@@ -6,6 +6,9 @@ statistic of the concatenation. Fast tests: the pad/unpad packing and the one-pr
 3-process gloo test gives each rank a hand-chosen share of one window (rank 1 has no valid token):
 each rank's tau must be the quantile of the concatenated window (by hand, numpy, and bit-identical to
 one process), the kept tokens the single-process ones, and both must differ from the rank-local ones.
+
+STEER's binary mapping gathers |Omega| the same way: with log p = log p_old = -1 and the current
+entropy, |Omega| = |A| (1 - e^-1)^2 |H - 1|, so the threshold is known by hand (STEER_HAND_G below).
 
 This file is also the rank worker: ``python test_window_gather.py worker RANK``.
 """
@@ -34,6 +37,13 @@ SHARES = (
 HAND_TAU = 1.68
 # A second method composed with forking tokens exercises reduce + gather in one call.
 ADVANTAGES = {0: [1.0, -2.0, 0.5], 1: [3.0, 3.0], 2: [-1.0, 4.0, 2.0, 0.25, 1.0, -0.5, 9.0]}
+# STEER binary, top 50%: |A| |H - 1| of the valid tokens, rank 0: 0.5 1.8 0.35; rank 2: 0.9 1.6 | 0.15 4.0 0.35.
+# Sorted: 0.15 0.35 0.35 0.5 0.9 1.6 1.8 4.0; the 0.5 quantile sits at 3.5: 0.5 + 0.5 * (0.9 - 0.5) = 0.7.
+STEER_TOP = 0.5
+STEER_C = (1.0 - np.exp(-1.0)) ** 2
+STEER_HAND_G = 0.7
+# Rank-local thresholds (/ STEER_C): rank 0 at 1.0 of (0.35 0.5 1.8): 0.5; rank 2 at 2.0 of 5 values: 0.9.
+STEER_LOCAL_G = (0.5, 0.9)
 
 
 def _inputs(rank):
@@ -57,11 +67,26 @@ def _forking():
     return build_method("forking_tokens", top_entropy_fraction=RHO, stat_scope="mini_batch")
 
 
+def _steer_binary():
+    from openrlhf_steer.methods import build_method
+
+    return build_method("steer", mapping="binary", binary_top_fraction=STEER_TOP, lambda_min=0.8,
+                        entropy_source="current", stat_scope="mini_batch")
+
+
 def _composed():
     from openrlhf_steer.methods import build_method
     from openrlhf_steer.methods.compose import compose_methods
 
     return compose_methods([build_method("clip_cov", stat_scope="mini_batch"), _forking()])
+
+
+def _weights(method, inputs_list, stats):
+    out = []
+    for x in inputs_list:
+        x.window_stats = dict(stats)
+        out.append(method.token_weights(x).reshape(-1).tolist())
+    return out
 
 
 def _kept(method, inputs_list, stats):
@@ -108,6 +133,25 @@ def test_one_process_is_a_no_op():
     assert sorted(values["forking_tokens/entropy"].tolist()) == [0.1, 0.2, 0.3, 0.4, 1.5, 1.7, 1.9, 5.0]
     assert method.window_stats(window)["forking_tokens/threshold"] == pytest.approx(HAND_TAU, rel=1e-12)
     assert _forking().window_stats_rank_local() == ()
+
+
+def test_steer_binary_threshold_by_hand_one_process():
+    steer = _steer_binary()
+    window = [x for rank in range(WORLD) for x in _inputs(rank)]
+    values = steer.window_values(window)
+    assert list(values) == ["steer/omega_abs"]
+    assert sorted(values["steer/omega_abs"].tolist()) == pytest.approx(
+        sorted(STEER_C * v for v in (0.5, 1.8, 0.35, 0.9, 1.6, 0.15, 4.0, 0.35)), rel=1e-12)
+    stats = steer.window_stats(window)
+    assert stats["steer/threshold"] == pytest.approx(STEER_C * STEER_HAND_G, rel=1e-12)
+    assert stats["steer/count"] == 8.0 and stats["steer/max"] == pytest.approx(STEER_C * 4.0, rel=1e-12)
+    for rank, hand in ((0, STEER_LOCAL_G[0]), (2, STEER_LOCAL_G[1])):
+        assert steer.window_stats(_inputs(rank))["steer/threshold"] == pytest.approx(STEER_C * hand, rel=1e-12)
+    # the other mappings need no quantile, so nothing is gathered for them
+    from openrlhf_steer.methods import build_method
+
+    assert build_method("steer", stat_scope="mini_batch").window_values(window) == {}
+    assert build_method("steer", stat_scope="mini_batch", mapping="linear").window_values(window) == {}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -179,6 +223,23 @@ def test_gather_composes_with_reduced_keys_and_empty_windows(per_rank):
         assert r["warned"] is False  # forking tokens declares no rank-local key any more
 
 
+def test_steer_binary_every_rank_gets_the_global_threshold(per_rank):
+    steer = _steer_binary()
+    window = [x for rank in range(WORLD) for x in _inputs(rank)]
+    one_process = steer.window_stats(window)
+    for r in per_rank:
+        assert r["steer"]["steer/threshold"] == one_process["steer/threshold"]  # bit-identical
+        assert r["steer"]["steer/threshold"] == pytest.approx(STEER_C * STEER_HAND_G, rel=1e-12)
+        assert r["steer"] == pytest.approx(one_process, rel=1e-12)
+    # weights 0.8 on |A| |H - 1| >= 0.7: rank 0 only on 1.8 (its rank-local 0.5 would also take 0.5);
+    # rank 2 on 0.9, 1.6 and 4.0
+    assert per_rank[0]["steer_weights"] == [pytest.approx([1.0, 0.8, 1.0])]
+    assert per_rank[1]["steer_weights"] == [[0.0, 0.0]]
+    assert per_rank[2]["steer_weights"] == [pytest.approx([0.8, 0.0, 0.8]), pytest.approx([1.0, 0.8, 1.0, 0.0])]
+    local_rank0 = _weights(steer, _inputs(0), steer.window_stats(_inputs(0)))
+    assert local_rank0 == [pytest.approx([0.8, 0.8, 1.0])]  # the test can fail: rank-local differs
+
+
 # --------------------------------------------------------------------------------------------------
 # The rank worker (runs in a subprocess; prints one JSON line)
 # --------------------------------------------------------------------------------------------------
@@ -201,11 +262,15 @@ def _worker(rank: int) -> None:
     composed = global_window_stats(_composed(), _inputs(rank))
     empty = [_inputs(1)[0]]  # every rank with only masked tokens
     all_empty = global_window_stats(forking, empty)
+    steer = _steer_binary()
+    steer_stats = global_window_stats(steer, _inputs(rank))
     print(json.dumps({
         "tau": stats["forking_tokens/threshold"], "local_tau": forking.window_stats(mine)["forking_tokens/threshold"],
         "gathered": gathered.tolist(), "kept": _kept(forking, mine, stats),
         "composed": {k: float(v) for k, v in composed.items()},
         "all_empty_tau": all_empty["forking_tokens/threshold"], "warned": bool(warnings),
+        "steer": {k: float(v) for k, v in steer_stats.items()},
+        "steer_weights": _weights(steer, _inputs(rank), steer_stats),
     }), flush=True)
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()

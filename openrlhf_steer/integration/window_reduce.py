@@ -11,8 +11,8 @@ A quantile cannot be combined from per-rank values. A method that needs one retu
 values from ``method.window_values``; they are all-gathered (variable length per rank: sizes first,
 then zero-padded to the longest, gathered, unpadded), concatenated in rank order, and
 ``method.window_stats_from_values`` computes the statistic on every rank from the same global set
-(forking tokens' entropy threshold). Keys a method still reports as rank-local (STEER's binary
-threshold) are left as they are, with a one-time warning.
+(forking tokens' entropy threshold, STEER's binary |Omega| threshold). Keys a custom method reports
+as rank-local are left as they are, with a one-time warning.
 
 A rank whose share of the window has no valid token reports ``max = min = 0`` for STEER; that would
 corrupt the global min (and max if every value is negative). Such a rank takes part with the identity

@@ -9,7 +9,9 @@ the entropy change its update causes (``openrlhf_steer.estimators.first_order_en
 
 max/min/quantile are taken over the valid tokens of one loss call (``stat_scope=micro_batch``, the
 authors' code) or over the optimizer-step window (``mini_batch``, the paper's wording). The weights
-multiply the final per-token clipped loss; the token-mean denominator is unchanged.
+multiply the final per-token clipped loss; the token-mean denominator is unchanged. Under data
+parallelism the window's max/min are all-reduced and the binary quantile's |Omega| values gathered,
+so every rank uses the statistic of the global window.
 """
 
 import math
@@ -138,7 +140,7 @@ class SteerConfig(MethodConfig):
     omega_floor: float = field(default=0.02, metadata={"help": f"Floor of max|Omega| in the exp mapping's k = -ln(lambda_min)/max(max|Omega|, floor) ({PAPER} code; default 0.02)."})
     binary_top_fraction: float = field(default=0.2, metadata={"help": f"Fraction of valid tokens with the largest |Omega| that get lambda_min in the binary mapping ({PAPER} ablation; default 0.2)."})
     entropy_source: str = field(default="old", metadata={"help": f"Entropy H in Omega: old = rollout policy (authors' code), current = the training forward ({PAPER}; default old)."})
-    stat_scope: str = field(default="micro_batch", metadata={"help": f"Set over which max/min|Omega| are taken: micro_batch (authors' code, per GPU) or mini_batch (optimizer-step window, paper wording) ({PAPER}; default micro_batch)."})
+    stat_scope: str = field(default="micro_batch", metadata={"help": f"Set over which max/min/quantile of |Omega| are taken: micro_batch (authors' code, per GPU) or mini_batch (optimizer-step window, paper wording) ({PAPER}; default micro_batch)."})
 
     def validate(self) -> None:
         check_choice(self, "mapping", STEER_MAPPINGS)
@@ -164,21 +166,34 @@ class Steer(Method):
                                            inputs.advantages, prob_power=self.config.prob_power)
         return torch.where(inputs.action_mask.bool(), omega, torch.zeros_like(omega)).abs()
 
-    def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
-        if not inputs_list:
+    def _window_omega_abs(self, inputs_list: List[LossInputs]) -> Tensor:
+        values = [self._omega_abs(x)[x.action_mask.bool()].detach().reshape(-1).double() for x in inputs_list]
+        return torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)
+
+    def window_values(self, inputs_list: List[LossInputs]) -> Dict[str, Tensor]:
+        # Only the binary mapping needs a quantile; max/min/count are all-reduced instead.
+        if self.config.mapping != "binary":
             return {}
-        values = [self._omega_abs(x)[x.action_mask.bool()] for x in inputs_list]
-        flat = torch.cat([v.reshape(-1).double() for v in values])
-        stats = omega_statistics(flat, torch.ones_like(flat, dtype=torch.bool), self.config.binary_top_fraction,
-                                 with_threshold=self.config.mapping == "binary")
-        return {f"steer/{k}": v for k, v in stats.items()}
+        return {"steer/omega_abs": self._window_omega_abs(inputs_list)}
+
+    def window_stats_from_values(self, values: Mapping[str, Tensor]) -> Dict[str, Any]:
+        if "steer/omega_abs" not in values:
+            return {}
+        flat = values["steer/omega_abs"].double()
+        threshold = linear_quantile(flat, 1.0 - self.config.binary_top_fraction) if flat.numel() else 0.0
+        return {"steer/threshold": threshold}
+
+    def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
+        flat = self._window_omega_abs(inputs_list)
+        stats = omega_statistics(flat, torch.ones_like(flat, dtype=torch.bool), with_threshold=False)
+        stats = {f"steer/{k}": v for k, v in stats.items()}
+        # The threshold from the same function the data-parallel gather uses: bit-identical results.
+        stats.update(self.window_stats_from_values(self.window_values(inputs_list)))
+        return stats
 
     def window_stats_reduction(self) -> Dict[str, str]:
-        # The binary threshold (a quantile) stays rank-local.
+        # The binary threshold (a quantile) is gathered instead (window_values).
         return {"steer/max": "max", "steer/min": "min", "steer/count": "sum"}
-
-    def window_stats_rank_local(self) -> tuple:
-        return ("steer/threshold",) if self.config.mapping == "binary" else ()
 
     def token_weights(self, inputs: LossInputs) -> Tensor:
         c = self.config
