@@ -82,6 +82,7 @@ def _composed():
 
 
 def _weights(method, inputs_list, stats):
+    """Per micro-batch token weights (forking tokens: the 0/1 kept mask) under the given window stats."""
     out = []
     for x in inputs_list:
         x.window_stats = dict(stats)
@@ -89,12 +90,7 @@ def _weights(method, inputs_list, stats):
     return out
 
 
-def _kept(method, inputs_list, stats):
-    kept = []
-    for x in inputs_list:
-        x.window_stats = dict(stats)
-        kept.append(method.token_weights(x).reshape(-1).tolist())
-    return kept
+_kept = _weights
 
 
 # --------------------------------------------------------------------------------------------------
