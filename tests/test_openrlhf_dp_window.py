@@ -6,8 +6,8 @@ through OpenRLHF's ActorPPOTrainer.training_step on half of a 4-micro-batch wind
 statistics and every token weight / clip mask / extra loss term used on each rank must equal a
 single-process computation on the concatenated window (core ``method.window_stats`` + core
 ``PolicyLoss``, independent HF forward), and differ from the rank-local statistic (the test can fail).
-Forking tokens' and STEER binary's quantiles go through the gathered values (``method.window_values``); the packing of
-the gather has its own tests in test_window_gather.py.
+Forking tokens' and STEER binary's quantiles go through the gathered values (``method.window_values``);
+the packing of the gather has its own tests in test_window_gather.py.
 
 This file is also the rank worker: ``python test_openrlhf_dp_window.py worker RANK MODEL_DIR``.
 """

@@ -90,9 +90,6 @@ def _weights(method, inputs_list, stats):
     return out
 
 
-_kept = _weights
-
-
 # --------------------------------------------------------------------------------------------------
 # Fast: packing and the one-process no-op
 # --------------------------------------------------------------------------------------------------
@@ -199,10 +196,10 @@ def test_kept_tokens_equal_the_single_process_mask(per_rank):
     window = [x for rank in range(WORLD) for x in _inputs(rank)]
     stats = forking.window_stats(window)
     for rank, r in enumerate(per_rank):
-        expected = _kept(forking, _inputs(rank), stats)
+        expected = _weights(forking, _inputs(rank), stats)
         assert r["kept"] == expected
         if rank != 1:  # the test can fail: the rank-local threshold keeps other tokens (rank 1 keeps none)
-            assert r["kept"] != _kept(forking, _inputs(rank), forking.window_stats(_inputs(rank)))
+            assert r["kept"] != _weights(forking, _inputs(rank), forking.window_stats(_inputs(rank)))
     assert per_rank[0]["kept"] == [[0.0, 1.0, 1.0]]  # H >= 1.68: 1.9 and 1.7 (rank-local tau 1.78 drops 1.7)
     assert per_rank[1]["kept"] == [[0.0, 0.0]]
     assert per_rank[2]["kept"] == [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]
@@ -262,7 +259,7 @@ def _worker(rank: int) -> None:
     steer_stats = global_window_stats(steer, _inputs(rank))
     print(json.dumps({
         "tau": stats["forking_tokens/threshold"], "local_tau": forking.window_stats(mine)["forking_tokens/threshold"],
-        "gathered": gathered.tolist(), "kept": _kept(forking, mine, stats),
+        "gathered": gathered.tolist(), "kept": _weights(forking, mine, stats),
         "composed": {k: float(v) for k, v in composed.items()},
         "all_empty_tau": all_empty["forking_tokens/threshold"], "warned": bool(warnings),
         "steer": {k: float(v) for k, v in steer_stats.items()},

@@ -46,6 +46,11 @@ def _validate_mapping_args(lambda_min: float, lambda_max: float, mapping: str, o
         raise ValueError(f"binary_top_fraction={binary_top_fraction} must be in (0, 1] (paper ablation 0.2)")
 
 
+def binary_threshold(omega_abs_values: Tensor, binary_top_fraction: float) -> float:
+    """The (1 - fraction) quantile of valid |Omega| values (1-D); 0.0 for none (no token is selected)."""
+    return linear_quantile(omega_abs_values, 1.0 - binary_top_fraction) if omega_abs_values.numel() else 0.0
+
+
 def omega_statistics(omega_abs: Tensor, mask: Tensor, binary_top_fraction: float = 0.2,
                      with_threshold: bool = True) -> Dict[str, float]:
     """max, min and (binary mapping) the (1 - fraction) quantile of |Omega| over the valid tokens."""
@@ -55,7 +60,7 @@ def omega_statistics(omega_abs: Tensor, mask: Tensor, binary_top_fraction: float
     return {
         "max": float(values.max()),
         "min": float(values.min()),
-        "threshold": linear_quantile(values, 1.0 - binary_top_fraction) if with_threshold else 0.0,
+        "threshold": binary_threshold(values, binary_top_fraction) if with_threshold else 0.0,
         "count": float(values.numel()),
     }
 
@@ -179,9 +184,7 @@ class Steer(Method):
     def window_stats_from_values(self, values: Mapping[str, Tensor]) -> Dict[str, Any]:
         if "steer/omega_abs" not in values:
             return {}
-        flat = values["steer/omega_abs"].double()
-        threshold = linear_quantile(flat, 1.0 - self.config.binary_top_fraction) if flat.numel() else 0.0
-        return {"steer/threshold": threshold}
+        return {"steer/threshold": binary_threshold(values["steer/omega_abs"].double(), self.config.binary_top_fraction)}
 
     def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
         flat = self._window_omega_abs(inputs_list)
