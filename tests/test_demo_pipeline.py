@@ -62,6 +62,14 @@ def test_results_table_has_one_row_per_method_plus_start(quick_run):
     md = (out / "results.md").read_text()
     assert md.count("\n| ") == 1 + 1 + len(DEFAULT_METHODS)  # header + start + methods
     assert "| steer | steer |" in md and "pass@8" in md
+    # what exact numbers depend on beyond the config: the versions and torch's CPU kernels of the run
+    # (the run is a subprocess of this same interpreter, so it sees the same torch)
+    import torch
+
+    env = results["environment"]
+    assert env["versions"]["torch"] == torch.__version__
+    assert env["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert f"CPU kernels {torch.backends.cpu.get_cpu_capability()}" in md
 
 
 def test_heldout_metrics_match_the_written_correctness_counts(quick_run):

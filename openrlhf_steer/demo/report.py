@@ -84,13 +84,22 @@ def results_table(rows: List[Dict[str, Any]], ks: Sequence[int], samples: int) -
     return "\n".join(lines) + "\n"
 
 
+def _environment_line(environment: Optional[Mapping[str, Any]]) -> List[str]:
+    if not environment:
+        return []
+    versions = environment.get("versions", {})
+    return [f"Environment: torch {versions.get('torch', '?')}, transformers {versions.get('transformers', '?')}, "
+            f"CPU kernels {environment.get('torch_cpu_capability', '?')} (seeded numbers repeat exactly only "
+            "with the same versions and kernels).", ""]
+
+
 def write_results(output_dir: Path, rows: List[Dict[str, Any]], ks: Sequence[int], samples: int,
                   extra: Mapping[str, Any]) -> None:
     write_json(Path(output_dir) / "results.json", {"rows": rows, **extra})
     md = ["# Demo results", "",
           f"Held-out: {extra.get('heldout_problems')} unseen problems x n={samples} samples (T=1); avg@{samples} and "
           "unbiased pass@k from openrlhf_steer_eval.metrics. Entropy in nats per completion token.", "",
-          results_table(rows, ks, samples), "",
+          results_table(rows, ks, samples), "", *_environment_line(extra.get("environment")),
           "![entropy per method](entropy.png)", "", "![reward per method](reward.png)", ""]
     write_text(Path(output_dir) / "results.md", "\n".join(md))
 

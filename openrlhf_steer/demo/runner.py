@@ -248,8 +248,19 @@ def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, A
                  **{k: v for k, v in start_eval.items() if k.startswith("pass@")}}
     rows = [start_row] + [r for r in results if r.get("finished")]
     write_results(ws.output_dir, rows, cfg.eval.ks, cfg.eval.samples,
-                  {"heldout_problems": len(ws.heldout), "config": cfg.to_dict(),
+                  {"heldout_problems": len(ws.heldout), "config": cfg.to_dict(), "environment": run_environment(),
                    "figures": ["entropy.png", "reward.png"]})
+
+
+def run_environment() -> Dict[str, Any]:
+    """What a seeded run's exact numbers depend on besides the config.
+
+    The CPU kernels torch picks (AVX2 vs AVX-512) change float rounding, and 300 SFT steps amplify
+    that into another warm start: runs are bit-identical only with the same versions and kernels.
+    """
+    from openrlhf_steer_eval.outputs import package_versions
+
+    return {"versions": package_versions(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 WEAK_START_ACCURACY = 0.2
