@@ -73,11 +73,11 @@ def test_edge_grpo_entropy_scaling():
     entropy = torch.tensor([[1.0, 3.0], [1.0, 5.0]])
     g = group([1.0, 0.0], [0, 0], [[1, 1], [1, 0]], entropy=entropy)
     a = 0.5 / (math.sqrt(0.5) + 1e-4)
-    # masked: P = [2, 1], mean 1.5 -> A' = [a / 2 * 1.5, -a / 1 * 1.5]
-    adv = compute_advantages(g, build_method("edge_grpo", entropy_mean="masked"))
+    # masked (default): P = [2, 1], mean 1.5 -> A' = [a / 2 * 1.5, -a / 1 * 1.5]
+    adv = compute_advantages(g, build_method("edge_grpo"))
     assert torch.allclose(adv, torch.tensor([[0.75 * a, 0.75 * a], [-1.5 * a, 0.0]]), atol=1e-6)
     # all positions (authors' code): P = [2, 3], mean 2.5 -> [a * 1.25, -a * 2.5 / 3]
-    adv = compute_advantages(g, build_method("edge_grpo"))
+    adv = compute_advantages(g, build_method("edge_grpo", entropy_mean="all"))
     assert torch.allclose(adv, torch.tensor([[1.25 * a, 1.25 * a], [-a * 2.5 / 3, 0.0]]), atol=1e-6)
 
 

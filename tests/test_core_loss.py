@@ -156,8 +156,9 @@ def test_bad_input_errors_name_the_tensor():
 
 WEIGHT_OR_MASK_METHODS = [
     ("steer", {}), ("steer", {"mapping": "linear", "lambda_max": 1.2}), ("pos_adv_reweight", {"schedule": "constant"}),
-    ("positive_only", {}), ("negative_only", {}), ("quadrant", {"fraction": 0.5, "action": "upweight"}),
-    ("forking_tokens", {}), ("rand_pos_clip", {"clip_fraction": 0.5}), ("clip_cov", {"cov_lb": -10.0, "clip_ratio": 0.3}),
+    ("positive_only", {}), ("negative_only", {}),
+    ("quadrant", {"fraction": 0.5, "action": "upweight", "prob_threshold": 0.5}), ("forking_tokens", {}),
+    ("rand_pos_clip", {"budget": "fraction", "clip_fraction": 0.5}), ("clip_cov", {"cov_lb": -10.0, "clip_ratio": 0.3}),
 ]
 
 

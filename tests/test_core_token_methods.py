@@ -75,7 +75,7 @@ def test_rand_pos_clip_zeroes_seeded_positive_tokens():
 
     def run(seed):
         inputs = make_inputs(lp, adv, generator=torch.Generator().manual_seed(seed))
-        loss, m = PolicyLoss(LossConfig(), build_method("rand_pos_clip", clip_fraction=0.5))(inputs)
+        loss, m = PolicyLoss(LossConfig(), build_method("rand_pos_clip", budget="fraction", clip_fraction=0.5))(inputs)
         loss.backward()
         return loss.item(), inputs.log_probs.grad, m
 
@@ -92,16 +92,18 @@ def test_quadrant_mask_and_upweight():
     # p_old = [0.9, 0.8, 0.7, 0.6, 0.2, 0.9], A = [+, +, +, +, +, -]: pos/high quadrant = t0..t3 (4 tokens)
     lp = [[LN(0.9), LN(0.8), LN(0.7), LN(0.6), LN(0.2), LN(0.9)]]
     adv = [[1.0, 1.0, 1.0, 1.0, 1.0, -1.0]]
-    method = build_method("quadrant", sign="pos", band="high", fraction=0.5, action="mask")
+    method = build_method("quadrant", sign="pos", band="high", fraction=0.5, action="mask", prob_threshold=0.5)
     inputs = make_inputs(lp, adv, generator=torch.Generator().manual_seed(3))
     w = method.token_weights(inputs)
     assert int((w == 0).sum()) == 2 and bool((w[0, :4] == 0).sum() == 2)   # round(0.5 * 4) = 2, inside t0..t3
     assert w[0, 4] == 1 and w[0, 5] == 1
-    up = build_method("quadrant", sign="neg", band="high", fraction=1.0, action="upweight", upweight_factor=3.0)
+    up = build_method("quadrant", sign="neg", band="high", fraction=1.0, action="upweight", upweight_factor=3.0,
+                      prob_threshold=0.5)
     w_up = up.token_weights(make_inputs(lp, adv))
     assert torch.allclose(w_up, t([[1.0, 1.0, 1.0, 1.0, 1.0, 3.0]]))
     # quantile threshold: median of p over valid tokens = (0.7 + 0.8)/2 = 0.75 -> low band pos = t2, t3, t4
-    low = build_method("quadrant", band="low", threshold_mode="quantile", prob_threshold=0.5, fraction=1.0)
+    low = build_method("quadrant", band="low", threshold_mode="quantile", prob_threshold=0.5, fraction=1.0,
+                       action="mask")
     w_low = low.token_weights(make_inputs(lp, adv))
     assert torch.allclose(w_low, t([[1.0, 1.0, 0.0, 0.0, 0.0, 1.0]]))
     assert low.last_metrics()["quadrant_threshold"] == pytest.approx(0.75)

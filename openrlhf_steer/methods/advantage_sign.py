@@ -2,7 +2,7 @@
 
 - ``pos_adv_reweight``: weight lambda on tokens with A > 0 (1 elsewhere), lambda scheduled:
   stage-based, epoch-wise, entropy-guided (a controller), or constant.
-- ``rand_pos_clip``: zero the gradient of a random fraction of the positive-advantage tokens.
+- ``rand_pos_clip``: zero the gradient of random positive-advantage tokens, as many as Clip-Cov zeroes.
 - ``positive_only`` (the paper's "Adv>=0"): weight 0 on A < 0 tokens.
 - ``negative_only`` (the paper's "Adv<=0"): weight 0 on A > 0 tokens.
 
@@ -20,6 +20,7 @@ import torch
 from openrlhf_steer.methods.base import (
     LossInputs, Method, MethodConfig, check_choice, check_range, inputs_for_metric, register_method,
 )
+from openrlhf_steer.methods.covariance import clip_cov_budget
 from openrlhf_steer.methods.sampling import choose_random_tokens
 
 Tensor = torch.Tensor
@@ -133,25 +134,38 @@ class PosAdvReweight(Method):
         self.steps_seen = int(state.get("steps_seen", 0))
 
 
+RAND_POS_BUDGETS = ("clip_cov", "fraction")
+
+
 @dataclass
 class RandPosClipConfig(MethodConfig):
-    clip_fraction: float = field(default=0.1, metadata={"help": f"Fraction of the positive-advantage tokens whose gradient is zeroed, drawn uniformly with LossInputs.generator ({PAPER}: 'a small set', value not published; default 0.1, our choice)."})
+    budget: str = field(default="clip_cov", metadata={"help": f"How many A > 0 tokens lose their gradient per loss call: clip_cov = Clip-Cov's count max(int(clip_ratio * N_valid), 1) ({PAPER} App. E.2: 'the same proportion of tokens' as Clip-Cov) or fraction = round(clip_fraction * N_pos) (default clip_cov)."})
+    clip_ratio: float = field(default=2e-4, metadata={"help": f"budget=clip_cov: Clip-Cov's ratio of valid tokens ({PAPER} App. E.2 matches Clip-Cov; Cui et al.'s default 2e-4; default 2e-4)."})
+    clip_fraction: float = field(default=0.1, metadata={"help": "budget=fraction: fraction of the positive-advantage tokens zeroed ([assumed]; default 0.1)."})
 
     def validate(self) -> None:
+        check_choice(self, "budget", RAND_POS_BUDGETS)
+        check_range(self, "clip_ratio", 0.0, 1.0, hint="Clip-Cov default 2e-4")
         check_range(self, "clip_fraction", 0.0, 1.0, hint="a fraction, e.g. 0.1")
 
 
 @register_method
 class RandPosClip(Method):
-    """Rand-Pos-Clip: zero the gradient of round(fraction * N_pos) random A > 0 tokens (hook c)."""
+    """Rand-Pos-Clip: zero the gradient of as many random A > 0 tokens as Clip-Cov clips (hook c)."""
 
     name = "rand_pos_clip"
     config_cls = RandPosClipConfig
     paper = PAPER
 
     def clip_mask(self, inputs: LossInputs, per_token: Dict[str, Tensor]) -> Tensor:
-        candidates = (inputs.advantages > 0) & inputs.action_mask.bool()
-        chosen = choose_random_tokens(candidates, self.config.clip_fraction, inputs.generator)
+        c = self.config
+        valid = inputs.action_mask.bool()
+        candidates = (inputs.advantages > 0) & valid
+        if c.budget == "clip_cov":
+            chosen = choose_random_tokens(candidates, None, inputs.generator,
+                                          count=clip_cov_budget(int(valid.sum()), c.clip_ratio))
+        else:
+            chosen = choose_random_tokens(candidates, c.clip_fraction, inputs.generator)
         self._record(rand_pos_clipped=float(chosen.sum()))
         return (~chosen).to(inputs.log_probs.dtype)
 

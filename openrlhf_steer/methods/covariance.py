@@ -60,6 +60,11 @@ class _CovarianceMethod(Method):
         return {f"{self.name}/{k}": "sum" for k in ("adv_sum", "log_prob_sum", "count")}
 
 
+def clip_cov_budget(n_valid: int, clip_ratio: float) -> int:
+    """Clip-Cov's number of zeroed tokens in a loss call: max(int(ratio * N_valid), 1), 0 without valid tokens."""
+    return max(int(clip_ratio * n_valid), 1) if n_valid else 0
+
+
 @dataclass
 class ClipCovConfig(MethodConfig):
     clip_ratio: float = field(default=2e-4, metadata={"help": f"Fraction of valid tokens whose gradient is zeroed, n = max(int(ratio * N_valid), 1) ({PAPER}; default 2e-4)."})
@@ -89,8 +94,7 @@ class ClipCov(_CovarianceMethod):
         valid = inputs.action_mask.bool()
         cov = self._cov(inputs, per_token["advantages"])
         candidates = valid & ~per_token["clipped"] & (cov > c.cov_lb) & (cov < c.cov_ub)
-        n_valid = int(valid.sum())
-        count = max(int(c.clip_ratio * n_valid), 1) if n_valid else 0
+        count = clip_cov_budget(int(valid.sum()), c.clip_ratio)
         chosen = choose_random_tokens(candidates, None, inputs.generator, count=count)
         self._record(clip_cov_candidates=float(candidates.sum()), clip_cov_clipped=float(chosen.sum()))
         return (~chosen).to(inputs.log_probs.dtype)

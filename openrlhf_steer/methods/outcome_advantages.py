@@ -155,7 +155,7 @@ def edge_grpo_advantages(advantages: Tensor, seq_entropy: Tensor, min_entropy: f
 
 @dataclass
 class EdgeGrpoConfig(MethodConfig):
-    entropy_mean: str = field(default="all", metadata={"help": f"P_i = mean entropy over all T positions incl. padding (authors' code; with zero-filled padding this is sum/T) or over the response tokens only (masked) ({EDGE}; default all)."})
+    entropy_mean: str = field(default="masked", metadata={"help": f"P_i = mean entropy over the response's own tokens (masked: the paper's per-response mean entropy, independent of padding) or over all T positions incl. padding (all: the authors' TRL code, torch.mean over the completion width; with our zero-filled rollout entropy this is sum/T, so of two answers with equal per-token entropy the shorter gets the larger advantage) ({EDGE}; default masked)."})
     adv_eps: float = field(default=1e-4, metadata={"help": f"epsilon of the GRPO std in (r - mean)/(std + eps) ({EDGE} code; default 1e-4)."})
     min_entropy: float = field(default=1e-6, metadata={"help": "Floor of P_i so that a zero-entropy response cannot divide by 0 (our addition; default 1e-6)."})
 

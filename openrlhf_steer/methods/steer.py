@@ -5,7 +5,9 @@ the entropy change its update causes (``openrlhf_steer.estimators.first_order_en
 
     exp     (default): k = -ln(lambda_min) / max(max|Omega|, omega_floor);  w = clamp(exp(-k |Omega|), lambda_min, 1)
     linear:            |Omega| in [min, max] maps linearly to [lambda_max, lambda_min] (midpoint if max == min)
-    binary  (paper ablation, not in the code): the top ``binary_top_fraction`` of |Omega| get lambda_min, others 1
+    binary  (paper ablation, not in the code): the top ``binary_top_fraction`` of tokens get lambda_min, others 1;
+            ranked by |Omega| (``binary_rank=abs``, default) or, as the paper writes it (Sec. 5.2, Table 2),
+            by signed Omega: lambda_min where Omega > Q_0.8(Omega) (``binary_rank=signed``)
 
 max/min/quantile are taken over the valid tokens of one loss call (``stat_scope=micro_batch``, the
 authors' code) or over the optimizer-step window (``mini_batch``, the paper's wording). The weights
@@ -29,6 +31,7 @@ from openrlhf_steer.methods.sampling import linear_quantile
 Tensor = torch.Tensor
 
 STEER_MAPPINGS = ("exp", "linear", "binary")
+BINARY_RANKS = ("abs", "signed")
 PAPER = "STEER, Hao et al., arXiv 2510.10150"
 
 
@@ -46,21 +49,36 @@ def _validate_mapping_args(lambda_min: float, lambda_max: float, mapping: str, o
         raise ValueError(f"binary_top_fraction={binary_top_fraction} must be in (0, 1] (paper ablation 0.2)")
 
 
-def binary_threshold(omega_abs_values: Tensor, binary_top_fraction: float) -> float:
-    """The (1 - fraction) quantile of valid |Omega| values (1-D); 0.0 for none (no token is selected)."""
-    return linear_quantile(omega_abs_values, 1.0 - binary_top_fraction) if omega_abs_values.numel() else 0.0
+def binary_threshold(ranked_values: Tensor, binary_top_fraction: float) -> float:
+    """The (1 - fraction) quantile of the valid ranked values (|Omega| or Omega, 1-D); 0.0 for none."""
+    return linear_quantile(ranked_values, 1.0 - binary_top_fraction) if ranked_values.numel() else 0.0
+
+
+def binary_selection(omega: Tensor, threshold: float, binary_rank: str = "abs") -> Tensor:
+    """Tokens that get lambda_min in the binary mapping.
+
+    abs: |Omega| >= Q and |Omega| > 0 (a zero change is never down-weighted); signed: Omega > Q, the
+    paper's rule (STEER Sec. 5.2, Table 2: lambda_min where Omega > Q_0.8(Omega)).
+    """
+    if binary_rank == "signed":
+        return omega > threshold
+    omega_abs = omega.abs()
+    return (omega_abs >= threshold) & (omega_abs > 0)
 
 
 def omega_statistics(omega_abs: Tensor, mask: Tensor, binary_top_fraction: float = 0.2,
-                     with_threshold: bool = True) -> Dict[str, float]:
-    """max, min and (binary mapping) the (1 - fraction) quantile of |Omega| over the valid tokens."""
-    values = omega_abs[mask.bool()].detach().double()
+                     with_threshold: bool = True, ranked: Optional[Tensor] = None) -> Dict[str, float]:
+    """max, min of |Omega| and (binary mapping) the (1 - fraction) quantile of ``ranked`` (default |Omega|)
+    over the valid tokens."""
+    valid = mask.bool()
+    values = omega_abs[valid].detach().double()
     if values.numel() == 0:
         return {"max": 0.0, "min": 0.0, "threshold": 0.0, "count": 0.0}
+    ranked_values = values if ranked is None else ranked[valid].detach().double()
     return {
         "max": float(values.max()),
         "min": float(values.min()),
-        "threshold": binary_threshold(values, binary_top_fraction) if with_threshold else 0.0,
+        "threshold": binary_threshold(ranked_values, binary_top_fraction) if with_threshold else 0.0,
         "count": float(values.numel()),
     }
 
@@ -74,8 +92,13 @@ def omega_to_weights(
     lambda_min: float = 0.8,
     lambda_max: float = 1.0,
     omega_floor: float = 0.02,
+    omega: Optional[Tensor] = None,
+    binary_rank: str = "abs",
 ) -> Tensor:
-    """Map |Omega| [B, T] to weights with the given statistics; 0 on masked positions."""
+    """Map |Omega| [B, T] to weights with the given statistics; 0 on masked positions.
+
+    The binary mapping with ``binary_rank=signed`` also needs the signed ``omega``.
+    """
     maskf = mask.to(omega_abs.dtype)
     m_max, m_min = stats["max"], stats["min"]
     if stats.get("count", 1.0) == 0:
@@ -93,7 +116,9 @@ def omega_to_weights(
             weights = torch.full_like(omega_abs, (lambda_min + lambda_max) / 2.0)
         weights = weights.clamp(lambda_min, lambda_max)
     else:  # binary
-        selected = (omega_abs >= stats["threshold"]) & (omega_abs > 0)
+        if binary_rank == "signed" and omega is None:
+            raise ValueError("omega_to_weights: binary_rank=signed needs the signed omega")
+        selected = binary_selection(omega_abs if binary_rank == "abs" else omega, stats["threshold"], binary_rank)
         weights = torch.where(selected, torch.full_like(omega_abs, lambda_min), torch.ones_like(omega_abs))
     return weights * maskf
 
@@ -111,6 +136,7 @@ def steer_weights(
     prob_power: int = 2,
     omega_floor: float = 0.02,
     binary_top_fraction: float = 0.2,
+    binary_rank: str = "abs",
     window: Optional[Mapping[str, float]] = None,
 ) -> Tuple[Tensor, Tensor]:
     """STEER token weights and Omega, both [B, T] and detached (the authors' ``compute_token_weights``).
@@ -120,6 +146,8 @@ def steer_weights(
     over a larger set (mini-batch scope). Weights are 0 on masked positions.
     """
     _validate_mapping_args(lambda_min, lambda_max, mapping, omega_floor, binary_top_fraction)
+    if binary_rank not in BINARY_RANKS:
+        raise ValueError(f"binary_rank={binary_rank!r} is unknown: choose one of {list(BINARY_RANKS)}")
     shapes = {"log_probs": log_probs, "old_log_probs": old_log_probs, "entropy": entropy, "advantages": advantages,
               "action_mask": action_mask}
     for name, tensor in shapes.items():
@@ -129,10 +157,11 @@ def steer_weights(
     omega = first_order_entropy_change(log_probs, old_log_probs, entropy, advantages, prob_power=prob_power)
     omega = torch.where(mask, omega, torch.zeros_like(omega))
     omega_abs = omega.abs()
+    ranked = omega if binary_rank == "signed" else None
     stats = dict(window) if window is not None else omega_statistics(omega_abs, mask, binary_top_fraction,
-                                                                      with_threshold=mapping == "binary")
+                                                                      with_threshold=mapping == "binary", ranked=ranked)
     weights = omega_to_weights(omega_abs, mask, stats, mapping=mapping, lambda_min=lambda_min,
-                               lambda_max=lambda_max, omega_floor=omega_floor)
+                               lambda_max=lambda_max, omega_floor=omega_floor, omega=omega, binary_rank=binary_rank)
     return weights, omega
 
 
@@ -143,7 +172,8 @@ class SteerConfig(MethodConfig):
     mapping: str = field(default="exp", metadata={"help": f"exp | linear | binary: |Omega| -> weight ({PAPER}; code default in scripts exp; binary = paper ablation, top fraction gets lambda_min; default exp)."})
     prob_power: int = field(default=2, metadata={"help": f"Exponent of (1 - p) in Omega: 2 = paper and first code release, 1 = later .py ({PAPER}; default 2)."})
     omega_floor: float = field(default=0.02, metadata={"help": f"Floor of max|Omega| in the exp mapping's k = -ln(lambda_min)/max(max|Omega|, floor) ({PAPER} code; default 0.02)."})
-    binary_top_fraction: float = field(default=0.2, metadata={"help": f"Fraction of valid tokens with the largest |Omega| that get lambda_min in the binary mapping ({PAPER} ablation; default 0.2)."})
+    binary_top_fraction: float = field(default=0.2, metadata={"help": f"Fraction of valid tokens ranked highest (see binary_rank) that get lambda_min in the binary mapping ({PAPER} Sec. 5.2 ablation: Q_0.8, the top 20%; default 0.2)."})
+    binary_rank: str = field(default="abs", metadata={"help": f"Binary mapping's ranking: abs = |Omega| (down-weights large entropy changes of either sign, like exp/linear) or signed = Omega itself, the paper's rule lambda_min where Omega > Q_0.8(Omega) ({PAPER} Sec. 5.2, Table 2) (default abs)."})
     entropy_source: str = field(default="old", metadata={"help": f"Entropy H in Omega: old = rollout policy (authors' code), current = the training forward ({PAPER}; default old)."})
     stat_scope: str = field(default="micro_batch", metadata={"help": f"Set over which max/min/quantile of |Omega| are taken: micro_batch (authors' code, per GPU) or mini_batch (optimizer-step window, paper wording) ({PAPER}; default micro_batch)."})
 
@@ -154,6 +184,7 @@ class SteerConfig(MethodConfig):
         check_choice(self, "prob_power", (1, 2))
         check_range(self, "omega_floor", 0.0, None, low_open=True, hint="code default 0.02")
         check_range(self, "binary_top_fraction", 0.0, 1.0, low_open=True, hint="paper ablation 0.2")
+        check_choice(self, "binary_rank", BINARY_RANKS)
         check_choice(self, "entropy_source", ("old", "current"))
         check_choice(self, "stat_scope", STAT_SCOPES)
 
@@ -166,28 +197,40 @@ class Steer(Method):
     config_cls = SteerConfig
     paper = PAPER
 
-    def _omega_abs(self, inputs: LossInputs) -> Tensor:
+    def _omega(self, inputs: LossInputs) -> Tensor:
+        """Signed Omega, 0 on masked positions."""
         omega = first_order_entropy_change(inputs.log_probs, inputs.old_log_probs, self.source_entropy(inputs),
                                            inputs.advantages, prob_power=self.config.prob_power)
-        return torch.where(inputs.action_mask.bool(), omega, torch.zeros_like(omega)).abs()
+        return torch.where(inputs.action_mask.bool(), omega, torch.zeros_like(omega))
 
-    def _window_omega_abs(self, inputs_list: List[LossInputs]) -> Tensor:
-        values = [self._omega_abs(x)[x.action_mask.bool()].detach().reshape(-1).double() for x in inputs_list]
+    def _omega_abs(self, inputs: LossInputs) -> Tensor:
+        return self._omega(inputs).abs()
+
+    def _window_values_of(self, inputs_list: List[LossInputs], signed: bool) -> Tensor:
+        values = []
+        for x in inputs_list:
+            omega = self._omega(x) if signed else self._omega_abs(x)
+            values.append(omega[x.action_mask.bool()].detach().reshape(-1).double())
         return torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)
+
+    @property
+    def _ranked_key(self) -> str:
+        """Window-values key of the binary mapping's ranked statistic."""
+        return "steer/omega" if self.config.binary_rank == "signed" else "steer/omega_abs"
 
     def window_values(self, inputs_list: List[LossInputs]) -> Dict[str, Tensor]:
         # Only the binary mapping needs a quantile; max/min/count are all-reduced instead.
         if self.config.mapping != "binary":
             return {}
-        return {"steer/omega_abs": self._window_omega_abs(inputs_list)}
+        return {self._ranked_key: self._window_values_of(inputs_list, signed=self.config.binary_rank == "signed")}
 
     def window_stats_from_values(self, values: Mapping[str, Tensor]) -> Dict[str, Any]:
-        if "steer/omega_abs" not in values:
+        if self._ranked_key not in values:
             return {}
-        return {"steer/threshold": binary_threshold(values["steer/omega_abs"].double(), self.config.binary_top_fraction)}
+        return {"steer/threshold": binary_threshold(values[self._ranked_key].double(), self.config.binary_top_fraction)}
 
     def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
-        flat = self._window_omega_abs(inputs_list)
+        flat = self._window_values_of(inputs_list, signed=False)
         stats = omega_statistics(flat, torch.ones_like(flat, dtype=torch.bool), with_threshold=False)
         stats = {f"steer/{k}": v for k, v in stats.items()}
         # The threshold from the same function the data-parallel gather uses: bit-identical results.
@@ -201,7 +244,8 @@ class Steer(Method):
     def token_weights(self, inputs: LossInputs) -> Tensor:
         c = self.config
         mask = inputs.action_mask.bool()
-        omega_abs = self._omega_abs(inputs)
+        omega = self._omega(inputs)
+        omega_abs = omega.abs()
         if self.needs_window_stats:
             try:
                 stats = {k: inputs.window_stats[f"steer/{k}"] for k in ("max", "min", "threshold", "count")}
@@ -209,8 +253,10 @@ class Steer(Method):
                 raise ValueError("steer with stat_scope=mini_batch needs LossInputs.window_stats from method.window_stats(...) "
                                  "over the optimizer-step window; fix the adapter or use stat_scope=micro_batch") from None
         else:
-            stats = omega_statistics(omega_abs, mask, c.binary_top_fraction, with_threshold=c.mapping == "binary")
+            stats = omega_statistics(omega_abs, mask, c.binary_top_fraction, with_threshold=c.mapping == "binary",
+                                     ranked=omega if c.binary_rank == "signed" else None)
         weights = omega_to_weights(omega_abs, mask, stats, mapping=c.mapping, lambda_min=c.lambda_min,
-                                   lambda_max=c.lambda_max, omega_floor=c.omega_floor)
+                                   lambda_max=c.lambda_max, omega_floor=c.omega_floor, omega=omega,
+                                   binary_rank=c.binary_rank)
         self._record(omega_abs_max=stats["max"], omega_abs_mean=float(omega_abs[mask].mean()) if bool(mask.any()) else 0.0)
         return weights
