@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--system-prompt", default=None, help="Optional system message (chat mode).")
     gen.add_argument("--prompt-template", default=None,
                      help="Math prompt template: boxed (default; question + 'Please reason step by step, and put "
-                          "your final answer within \\boxed{}.') or qwen25-math-cot (that sentence as system message).")
+                          "your final answer within \\boxed{}.'), qwen25-math-cot (that sentence as system message) or question "
+                          "(the bare question, STEER's zero-shot protocol).")
 
     smp = p.add_argument_group("sampling (defaults are per benchmark; see docs/eval.md)")
     smp.add_argument("--preset", default="default",

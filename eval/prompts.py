@@ -4,7 +4,8 @@
 entropy papers' Qwen2.5-Math setups): the question followed by
 "Please reason step by step, and put your final answer within \\boxed{}." as the user turn.
 ``qwen25-math-cot`` is Qwen2.5-Math's evaluation template: the same instruction as the *system*
-message and the bare question as the user turn. With ``chat=False`` both render to plain text,
+message and the bare question as the user turn. ``question`` is the bare question with no instruction
+(STEER Sec. 5.1: "zero-shot with no additional prompts"). With ``chat=False`` both render to plain text,
 ending with an "Answer:" cue, for base models evaluated without a chat template.
 """
 from __future__ import annotations
@@ -30,6 +31,13 @@ def boxed_prompt(question: str, options: PromptOptions) -> Union[str, Messages]:
     return _with_system([{"role": "user", "content": text}], options.system)
 
 
+def question_prompt(question: str, options: PromptOptions) -> Union[str, Messages]:
+    """The bare question, no instruction: STEER evaluates "zero-shot with no additional prompts" (Sec. 5.1)."""
+    if not options.chat:
+        return question.strip()
+    return _with_system([{"role": "user", "content": question.strip()}], options.system)
+
+
 def qwen25_math_cot_prompt(question: str, options: PromptOptions) -> Union[str, Messages]:
     if not options.chat:
         return f"{BOXED_INSTRUCTION}\n\nQuestion: {question.strip()}\nAnswer: "
@@ -40,6 +48,7 @@ def qwen25_math_cot_prompt(question: str, options: PromptOptions) -> Union[str, 
 MATH_TEMPLATES: Dict[str, Builder] = {
     "boxed": boxed_prompt,
     "qwen25-math-cot": qwen25_math_cot_prompt,
+    "question": question_prompt,
 }
 
 

@@ -1,11 +1,15 @@
 #!/usr/bin/env python
-"""Assemble a table from finished rows: ours / paper / difference per benchmark, as Markdown and JSON.
+"""Assemble a results table: ours next to the paper's number for every cell and metric, as Markdown and JSON.
 
-    python reproduce/assemble_table.py --config reproduce/configs/steer_main_qwen25_math_7b.yaml \
-        --output-dir runs/reproduce/steer_main_qwen25_math_7b
+    python reproduce/assemble_table.py --config reproduce/configs/steer_table1.yaml --output-dir runs/reproduce/steer_table1
 
-Reads ``<output-dir>/rows/<row>/result.json`` for every row of the config (missing rows are shown
-as "not run") and writes ``<output-dir>/<table>.md`` and ``<output-dir>/<table>.json`` atomically.
+Reads ``<output-dir>/rows/<row>/result.json`` for every row of the config (missing rows are shown as
+"not run") and writes ``<output-dir>/<table>.md``, ``.json`` and ``.png`` atomically.
+
+Averages are computed as the paper computes them: the unrounded mean of the member columns (e.g.
+STEER's Avg. over six benchmarks; Pos-Adv's Average (ID) over five, Average (OOD) over two). The
+paper's own average is shown as printed; where it differs from the mean of the paper's printed
+cells by more than rounding, the table says so.
 """
 from __future__ import annotations
 
@@ -18,132 +22,192 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from repro_config import TableConfig, load_config  # noqa: E402
+from repro_config import Column, Row, TableConfig, load_config  # noqa: E402
 
 from openrlhf_steer.atomic_io import atomic_path, atomic_write_text  # noqa: E402
 
-NOT_FOUND = "n/a (not found)"
 NOT_RUN = "not run"
+NOT_PRINTED = "–"
 
 
 def mean_of(values: Sequence[Optional[float]]) -> Optional[float]:
-    """Mean over the benchmarks, or None when any is missing (a partial mean would mislead)."""
+    """Mean over the members, or None when any is missing (a partial mean would mislead)."""
     if not values or any(v is None for v in values):
         return None
     return sum(values) / len(values)  # type: ignore[arg-type]
 
 
-def _fmt(v: Optional[float], missing: str) -> str:
-    return missing if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}"
+def metric_label(metric: str, n: Optional[int]) -> str:
+    """``avg@n`` with n = 32 -> ``avg@32``; lighteval-style names carry their parameter."""
+    return metric.replace("@n", f"@{n}") if n is not None else metric
 
 
-def _fmt_diff(ours: Optional[float], paper: Optional[float]) -> str:
-    if ours is None or paper is None:
-        return "–"
-    return f"{ours - paper:+.1f}"
+def fmt(value: Optional[float], precision: int, missing: str = NOT_PRINTED) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    return f"{value:.{precision}f}"
+
+
+def cell_metrics(config: TableConfig, column: Column) -> List[str]:
+    return ["entropy"] if column.training_entropy else list(config.metrics)
+
+
+def paper_average_check(config: TableConfig, row: Row, column: Column) -> Optional[Dict[str, Any]]:
+    """For a mean column: the mean of the paper's own printed member cells, and whether the printed average
+    matches it to the paper's precision (half a unit in the last printed digit)."""
+    if not column.mean_of:
+        return None
+    out: Dict[str, Any] = {}
+    tolerance = 0.5 * 10 ** -config.precision_of(column) + 1e-9
+    for metric in config.metrics:
+        cells = [row.paper[k][metric] for k in column.mean_of]
+        printed = row.paper[column.key][metric]
+        computed = mean_of(cells)
+        consistent = None if computed is None or printed is None else abs(computed - printed) <= tolerance
+        out[metric] = {"mean_of_printed_cells": computed, "printed": printed, "consistent": consistent}
+    return out
+
+
+def ours_cells(config: TableConfig, result: Optional[Mapping[str, Any]]) -> Dict[str, Dict[str, Optional[float]]]:
+    """Our value per column and metric; mean columns averaged exactly as the paper does."""
+    scores = (result or {}).get("scores", {})
+    ours: Dict[str, Dict[str, Optional[float]]] = {}
+    for col in config.columns:
+        if col.benchmark:
+            got = scores.get(col.benchmark) or {}
+            ours[col.key] = {m: got.get(m) for m in config.metrics}
+        elif col.training_entropy:
+            ours[col.key] = {"entropy": (result or {}).get("training_entropy")}
+    for col in config.columns:
+        if col.mean_of:
+            ours[col.key] = {m: mean_of([ours[k][m] for k in col.mean_of]) for m in config.metrics}
+    return ours
 
 
 def build_table(config: TableConfig, results: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
-    """Table data: for each row, ours / paper / diff per benchmark plus the average column."""
-    benches = list(config.benchmarks)
+    n_of = config.values("eval").get("n")
     rows = []
     for row in config.rows:
         res = results.get(row.name)
-        ours: Dict[str, Optional[float]] = {b: None for b in benches}
-        if res:
-            ours.update({b: res.get("scores", {}).get(b) for b in benches})
-        paper: Dict[str, Optional[float]] = {b: row.paper.get(b) for b in benches}
-        avg_over = config.average_benchmarks or benches
-        ours_avg = mean_of([ours[b] for b in avg_over]) if res else None
-        paper_avg = row.paper.get("avg")
-        if paper_avg is None:
-            paper_avg = mean_of([paper[b] for b in avg_over])
-        cells = {}
-        for b in benches + ["avg"]:
-            o = ours_avg if b == "avg" else ours[b]
-            p = paper_avg if b == "avg" else paper[b]
-            cells[b] = {"ours": o, "paper": p, "diff": None if o is None or p is None else o - p}
-        rows.append(
-            {
-                "name": row.name,
-                "label": row.label,
-                "method": row.method,
-                "status": "done" if res else "not run",
-                "checkpoint": (res or {}).get("checkpoint"),
-                "smoke": bool((res or {}).get("smoke")),
-                "cells": cells,
-                "paper_source": row.paper_source,
-            }
-        )
+        ours = ours_cells(config, res)
+        cells: Dict[str, Dict[str, Any]] = {}
+        for col in config.columns:
+            cells[col.key] = {}
+            for metric in cell_metrics(config, col):
+                o, p = ours[col.key].get(metric), row.paper[col.key].get(metric)
+                cells[col.key][metric] = {"ours": o, "paper": p, "diff": None if o is None or p is None else o - p}
+        checks = {c.key: paper_average_check(config, row, c) for c in config.columns if c.mean_of}
+        rows.append({
+            "name": row.name, "label": row.label, "group": row.group, "printed_label": row.printed_label,
+            "label_inferred": row.label_inferred, "paper_note": row.paper_note,
+            "method": row.method, "status": "done" if res else NOT_RUN,
+            "checkpoint": (res or {}).get("checkpoint"), "smoke": bool((res or {}).get("smoke")),
+            "cells": cells, "paper_average_checks": checks,
+        })
     return {
-        "table": config.table,
-        "title": config.title,
-        "paper": config.paper,
-        "metric": config.metric,
-        "benchmarks": benches,
-        "average_over": list(config.average_benchmarks or benches),
-        "eval": {k: v.value for k, v in config.eval.items()},
-        "selection": {k: v.value for k, v in config.selection.items()},
-        "rows": rows,
+        "table": config.table, "title": config.title, "paper": config.paper, "metrics": config.metrics,
+        "columns": [{"key": c.key, "label": c.label, "kind": c.kind, "benchmark": c.benchmark, "mean_of": c.mean_of,
+                     "precision": config.precision_of(c),
+                     "metric_labels": {m: metric_label(m, _n_for(n_of, c)) for m in cell_metrics(config, c)}}
+                    for c in config.columns],
+        "eval": config.values("eval"), "selection": config.values("selection"), "rows": rows,
     }
 
 
+def _n_for(n_of: Any, column: Column) -> Optional[int]:
+    if column.training_entropy:
+        return None
+    if isinstance(n_of, Mapping):
+        if column.benchmark:
+            return n_of.get(column.benchmark, n_of.get("default"))
+        return None  # a mean over columns sampled differently (STEER's Avg.): no single n
+    return n_of
+
+
+def _row_label(r: Mapping[str, Any]) -> str:
+    return r["label"] + (" †" if r["label_inferred"] else "")
+
+
 def render_markdown(table: Mapping[str, Any]) -> str:
-    benches = list(table["benchmarks"]) + ["avg"]
     paper = table["paper"]
+    cols = table["columns"]
     lines = [f"# {table['title']}", ""]
-    lines.append(f"Paper: {paper.get('name', '')} ({paper.get('id', '')}), {paper.get('table', '')}.")
-    lines.append(f"Metric: {table['metric']} in %, sampling {json.dumps(table['eval'])}.")
-    lines.append(f"Checkpoint selection: {json.dumps(table['selection'])}.")
-    if table["average_over"] != table["benchmarks"]:
-        lines.append(f"'avg' is the mean over {', '.join(table['average_over'])} (as in the paper).")
+    lines.append(f"Paper: {paper.get('name', '')} ({paper.get('id', '')}), {paper.get('table', '')}, {paper.get('section', '')}.")
+    lines.append(f"Sampling: {json.dumps(table['eval'])}. Checkpoint selection: {json.dumps(table['selection'])}.")
     if any(r["smoke"] for r in table["rows"]):
         lines += ["", "**SMOKE RUN**: tiny CPU model, few steps, a few problems: the numbers test the pipeline, not the method."]
-    lines += ["", "Each cell: ours / paper (ours − paper). Paper numbers are 'n/a (not found)' where we could not find them.", ""]
-    lines.append("| row | " + " | ".join(benches) + " |")
-    lines.append("|---|" + "---|" * len(benches))
+    lines += ["", "Each cell: ours / paper (ours − paper), at the paper's precision. Averages are ours computed as the "
+              "paper does; the paper's average is shown as printed. † marks a row whose label the text lost (inferred)."]
+    metrics = list(table["metrics"])
+    value_cols = [c for c in cols if c["kind"] != "training_entropy"]
+    for metric in metrics:
+        lines += ["", f"## {metric}", ""]
+        header = [f"{c['label']} ({c['metric_labels'][metric]})" if c["metric_labels"][metric] != metric else c["label"]
+                  for c in value_cols]
+        lines.append("| row | " + " | ".join(header) + " |")
+        lines.append("|---|" + "---|" * len(value_cols))
+        for r in table["rows"]:
+            cells = []
+            for c in value_cols:
+                cell = r["cells"][c["key"]][metric]
+                ours = fmt(cell["ours"], c["precision"], NOT_RUN if r["status"] != "done" else NOT_PRINTED)
+                diff = "" if cell["diff"] is None else f" ({cell['diff']:+.{c['precision']}f})"
+                cells.append(f"{ours} / {fmt(cell['paper'], c['precision'])}{diff}")
+            lines.append(f"| {_row_label(r)} | " + " | ".join(cells) + " |")
+    entropy_cols = [c for c in cols if c["kind"] == "training_entropy"]
+    if entropy_cols:
+        c = entropy_cols[0]
+        lines += ["", f"## {c['label']} (final training entropy)", "", "| row | ours / paper (diff) |", "|---|---|"]
+        for r in table["rows"]:
+            cell = r["cells"][c["key"]]["entropy"]
+            ours = fmt(cell["ours"], c["precision"], NOT_RUN if r["status"] != "done" else NOT_PRINTED)
+            diff = "" if cell["diff"] is None else f" ({cell['diff']:+.{c['precision']}f})"
+            lines.append(f"| {_row_label(r)} | {ours} / {fmt(cell['paper'], c['precision'])}{diff} |")
+    notes = []
     for r in table["rows"]:
-        cells = []
-        for b in benches:
-            c = r["cells"][b]
-            ours = _fmt(c["ours"], NOT_RUN if r["status"] != "done" else "–")
-            cells.append(f"{ours} / {_fmt(c['paper'], NOT_FOUND)} ({_fmt_diff(c['ours'], c['paper'])})")
-        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
-    sources = sorted({r["paper_source"] for r in table["rows"] if r["paper_source"]})
-    if sources:
-        lines += ["", "Sources of the paper numbers:"] + [f"- {s}" for s in sources]
+        for key, check in (r["paper_average_checks"] or {}).items():
+            for metric, ch in (check or {}).items():
+                if ch["consistent"] is False:
+                    col = next(c for c in cols if c["key"] == key)
+                    notes.append(f"{r['label']}, {col['label']} ({metric}): the paper prints {ch['printed']}, the mean of "
+                                 f"its printed cells is {ch['mean_of_printed_cells']:.2f}.")
+        if r["paper_note"]:
+            notes.append(f"{r['label']}: {r['paper_note']}")
+        if r["label_inferred"]:
+            printed = f" (printed as '{r['printed_label']}')" if r["printed_label"] else ""
+            notes.append(f"† {r['label']}{printed}: label inferred, {r['label_inferred']}")
+    if notes:
+        lines += ["", "## Notes on the paper's numbers", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
 
 def render_plot(table: Mapping[str, Any], path: Path) -> Optional[Path]:
-    """Grouped bars of the 'avg' column, ours vs paper, one group per row (PNG, written atomically)."""
-    try:
-        import matplotlib
+    """Grouped bars of the first average column (or the last column), ours vs paper, one group per row."""
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover - matplotlib is a project requirement
-        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [c for c in table["columns"] if c["kind"] == "mean"] or [c for c in table["columns"] if c["kind"] == "benchmark"][-1:]
+    col, metric = cols[0], table["metrics"][0]
     rows = table["rows"]
-    labels = [r["label"] for r in rows]
-    ours = [r["cells"]["avg"]["ours"] for r in rows]
-    paper = [r["cells"]["avg"]["paper"] for r in rows]
+    ours = [r["cells"][col["key"]][metric]["ours"] for r in rows]
+    paper = [r["cells"][col["key"]][metric]["paper"] for r in rows]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.2))
     xs = range(len(rows))
     width = 0.4
-    ax.bar([x - width / 2 for x in xs], [v if v is not None else 0 for v in ours], width, label="ours", color="#3b7dd8")
-    ax.bar([x + width / 2 for x in xs], [v if v is not None else 0 for v in paper], width, label="paper", color="#bbbbbb")
+    ax.bar([x - width / 2 for x in xs], [v or 0 for v in ours], width, label="ours", color="#3b7dd8")
+    ax.bar([x + width / 2 for x in xs], [v or 0 for v in paper], width, label="paper", color="#bbbbbb")
     for x, (o, p) in enumerate(zip(ours, paper)):  # mark missing values instead of drawing a misleading 0
         if o is None:
-            ax.text(x - width / 2, 0.5, "not run", rotation=90, ha="center", va="bottom", fontsize=7)
+            ax.text(x - width / 2, 0.5, NOT_RUN, rotation=90, ha="center", va="bottom", fontsize=7)
         if p is None:
             ax.text(x + width / 2, 0.5, "n/a", rotation=90, ha="center", va="bottom", fontsize=7)
     ax.set_xticks(list(xs))
-    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
-    over = ", ".join(table.get("average_over", table["benchmarks"]))
-    ax.set_ylabel(f"avg {table['metric']} (%)")
+    ax.set_xticklabels([_row_label(r) for r in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(f"{col['label']} ({col['metric_labels'][metric]}, %)")
     smoke = "[SMOKE RUN: pipeline check, not results] " if any(r["smoke"] for r in rows) else ""
-    ax.set_title(f"{smoke}{table['title']}\n(avg over {over})", fontsize=9)
+    ax.set_title(f"{smoke}{table['title']}", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     try:

@@ -1,15 +1,23 @@
 """Per-table reproduction configs: loading and validation.
 
-A config file (``reproduce/configs/<table>.yaml``) holds one paper table:
+A config file (``reproduce/configs/<table>.yaml``) holds one table of a paper, with every row the
+paper prints, in the paper's order, and every number it prints for them. Three kinds:
 
-* ``recipe``: the common training recipe. Every entry is ``{value: ..., source: "..."}`` where the
-  source names the paper section or script the value comes from, or starts with ``[assumed]``.
-* ``eval`` / ``selection``: sampling settings of the evaluation and the checkpoint-selection rule,
-  same ``{value, source}`` form.
-* ``rows``: one per table row: ``name`` (used by ``--rows``), ``label`` (as printed in the paper),
-  ``method`` (a key of ``openrlhf_steer.methods``), ``options`` (method config fields, ``{value,
-  source}``), ``overrides`` (recipe entries that differ for this row, ``{value, source}``) and
-  ``paper`` (the paper's number per benchmark, or ``null`` where we could not find it).
+* ``results`` (default): trained rows scored on benchmarks. ``columns`` are the paper's columns in
+  its order: a ``benchmark`` column (scored by the eval CLI), a ``mean_of`` column (the paper's
+  average of other columns) or a ``training_entropy`` column (the run's final training entropy).
+  ``metrics`` are the numbers per cell (``avg@n``: mean accuracy over the n samples; ``pass@n``:
+  unbiased pass@k with k = n). Each row's ``paper`` gives the printed value per column: a number
+  for a one-metric table, a list (one value per metric) otherwise, ``null`` where the paper prints
+  none (e.g. "N/A").
+* ``entropy_correlation``: Spearman correlation between training entropy and each benchmark's
+  metrics across checkpoints (Pos-Adv Tables 1 and 4); rows are benchmarks.
+* ``estimator``: entropy-change estimators against the measured change (STEER's Figure 2 table).
+
+``extends: recipes/<paper>.yaml`` names the recipe shared by a paper's tables; the table's own
+``recipe`` / ``eval`` / ``selection`` / ``data`` entries override the shared ones key by key. Every
+recipe-like entry is ``{value, source}``: the source names the paper section, says "[assumed]"
+where the text is silent, or "lost in the text" where the extraction dropped the value.
 """
 from __future__ import annotations
 
@@ -19,7 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-REQUIRED_TOP = ("table", "title", "paper", "benchmarks", "recipe", "eval", "selection", "rows")
+KINDS = ("results", "entropy_correlation", "estimator")
+SOURCED_SECTIONS = ("recipe", "eval", "selection", "data", "training_entropy", "estimator")
+REQUIRED_TOP = {
+    "results": ("table", "title", "paper", "columns", "metrics", "recipe", "eval", "selection", "rows"),
+    "entropy_correlation": ("table", "title", "paper", "metrics", "recipe", "eval", "rows"),
+    "estimator": ("table", "title", "paper", "columns", "estimator", "rows"),
+}
+METRICS = ("avg@n", "pass@n")
 ROW_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
 
@@ -34,16 +49,36 @@ class Sourced:
 
 
 @dataclass
+class Column:
+    key: str
+    label: str
+    benchmark: Optional[str] = None
+    mean_of: List[str] = field(default_factory=list)
+    training_entropy: bool = False
+    precision: Optional[int] = None
+
+    @property
+    def kind(self) -> str:
+        if self.benchmark:
+            return "benchmark"
+        return "mean" if self.mean_of else "training_entropy"
+
+
+@dataclass
 class Row:
     name: str
     label: str
     method: str
     options: Dict[str, Sourced] = field(default_factory=dict)
     overrides: Dict[str, Sourced] = field(default_factory=dict)
-    paper: Dict[str, Optional[float]] = field(default_factory=dict)
-    paper_source: str = ""
-    note: str = ""
-    # A published checkpoint evaluated as is (no training), e.g. SimpleRL-Zoo in STEER's main table.
+    # column key -> metric -> the printed number (None: the paper prints none)
+    paper: Dict[str, Dict[str, Optional[float]]] = field(default_factory=dict)
+    paper_note: str = ""
+    group: str = ""
+    printed_label: str = ""
+    # Why the label is what it is, when the text lost it (Pos-Adv rows printed as "+ GRPO ()").
+    label_inferred: str = ""
+    # A published checkpoint evaluated as is (no training): base models, SimpleRL-Zoo, ...
     released_model: Optional[Sourced] = None
 
     @property
@@ -60,16 +95,36 @@ class TableConfig:
     table: str
     title: str
     paper: Dict[str, Any]
-    benchmarks: List[str]
-    metric: str
+    kind: str
     recipe: Dict[str, Sourced]
     eval: Dict[str, Sourced]
     selection: Dict[str, Sourced]
     rows: List[Row]
+    columns: List[Column] = field(default_factory=list)
+    metrics: List[str] = field(default_factory=list)
+    precision: int = 1
     data: Dict[str, Sourced] = field(default_factory=dict)
+    training_entropy: Dict[str, Sourced] = field(default_factory=dict)
+    estimator: Dict[str, Sourced] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
-    # Benchmarks the "avg" column averages (the paper's in-domain average, say); default: all.
-    average_benchmarks: List[str] = field(default_factory=list)
+    # Rows of the analysis kinds (entropy_correlation, estimator), as written in the file.
+    analysis_rows: List[Dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def benchmarks(self) -> List[str]:
+        """Benchmarks the eval CLI scores, in column order (for analysis tables: the rows' benchmarks)."""
+        if self.kind == "entropy_correlation":
+            return [str(r["benchmark"]) for r in self.analysis_rows]
+        return [c.benchmark for c in self.columns if c.benchmark]
+
+    def column(self, key: str) -> Column:
+        for c in self.columns:
+            if c.key == key:
+                return c
+        raise ConfigError(f"{self.path}: no column {key!r}; columns are {[c.key for c in self.columns]}")
+
+    def precision_of(self, column: Column) -> int:
+        return self.precision if column.precision is None else column.precision
 
     def row(self, name: str) -> Row:
         for r in self.rows:
@@ -87,21 +142,37 @@ class TableConfig:
         return {k: v.value for k, v in getattr(self, section).items()}
 
 
-def _load_raw(path: Path) -> Mapping[str, Any]:
+def _read(path: Path) -> Mapping[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; the tables are in reproduce/configs/")
     text = path.read_text(encoding="utf-8")
     if path.suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError as err:  # pragma: no cover
-            raise ConfigError(f"{path}: reading YAML configs needs PyYAML (pip install PyYAML)") from err
+        import yaml
+
         data = yaml.safe_load(text)
     elif path.suffix == ".json":
         data = json.loads(text)
     else:
         raise ConfigError(f"{path}: unsupported config type {path.suffix!r}; use .yaml or .json")
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: the top level must be a mapping with keys {list(REQUIRED_TOP)}")
+        raise ConfigError(f"{path}: the top level must be a mapping")
     return data
+
+
+def _merge_base(raw: Mapping[str, Any], path: Path) -> Dict[str, Any]:
+    """The table's own entries over those of the shared recipe it ``extends`` (section by section)."""
+    merged = dict(raw)
+    base_name = raw.get("extends")
+    if not base_name:
+        return merged
+    base = _read(path.parent / str(base_name))
+    for section in SOURCED_SECTIONS + ("paper",):
+        if section in base or section in raw:
+            combined = dict(base.get(section) or {})
+            combined.update(raw.get(section) or {})
+            merged[section] = combined
+    merged["notes"] = list(base.get("notes") or []) + list(raw.get("notes") or [])
+    return merged
 
 
 def _sourced_section(raw: Any, where: str) -> Dict[str, Sourced]:
@@ -113,34 +184,76 @@ def _sourced_section(raw: Any, where: str) -> Dict[str, Sourced]:
     for key, entry in raw.items():
         if not isinstance(entry, Mapping) or "value" not in entry or "source" not in entry:
             raise ConfigError(
-                f"{where}.{key}: write it as {{value: ..., source: \"paper section or script\"}} "
-                "(use source: \"[assumed] why\" when neither the paper nor the scripts give it)"
+                f"{where}.{key}: write it as {{value: ..., source: \"paper section\"}} "
+                "(source: \"[assumed] why\" when the paper is silent)"
             )
         source = str(entry["source"]).strip()
         if not source:
-            raise ConfigError(f"{where}.{key}: empty source; name the paper section/script or write \"[assumed] ...\"")
+            raise ConfigError(f"{where}.{key}: empty source; name the paper section or write \"[assumed] ...\"")
         out[str(key)] = Sourced(entry["value"], source)
     return out
 
 
-def load_config(path: "str | Path") -> TableConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; the tables are in reproduce/configs/")
-    raw = _load_raw(path)
-    missing = [k for k in REQUIRED_TOP if k not in raw]
-    if missing:
-        raise ConfigError(f"{path}: missing top-level key(s) {missing}")
-    benchmarks = list(raw["benchmarks"])
+def _columns(raw: Any, path: Path) -> List[Column]:
+    cols: List[Column] = []
+    for i, c in enumerate(raw or []):
+        where = f"{path}: columns[{i}]"
+        if not isinstance(c, Mapping) or "key" not in c or "label" not in c:
+            raise ConfigError(f"{where}: write a column as {{key, label, benchmark | mean_of | training_entropy}}")
+        kinds = [k for k in ("benchmark", "mean_of", "training_entropy") if c.get(k)]
+        if len(kinds) != 1:
+            raise ConfigError(f"{where}: give exactly one of benchmark, mean_of, training_entropy (got {kinds})")
+        cols.append(Column(key=str(c["key"]), label=str(c["label"]), benchmark=c.get("benchmark"),
+                           mean_of=[str(k) for k in c.get("mean_of") or []],
+                           training_entropy=bool(c.get("training_entropy")), precision=c.get("precision")))
+    keys = [c.key for c in cols]
+    for c in cols:
+        unknown = [k for k in c.mean_of if k not in keys]
+        if unknown:
+            raise ConfigError(f"{path}: column {c.key!r} averages unknown column(s) {unknown}")
+    return cols
+
+
+def _number(value: Any, where: str) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: must be a number or null (not printed), got {value!r}")
+    return float(value)
+
+
+def _paper_cells(raw: Any, columns: List[Column], metrics: List[str], where: str) -> Dict[str, Dict[str, Optional[float]]]:
+    raw = dict(raw or {})
+    unknown = sorted(set(raw) - {c.key for c in columns})
+    if unknown:
+        raise ConfigError(f"{where}: unknown column(s) {unknown}; columns are {[c.key for c in columns]}")
+    cells: Dict[str, Dict[str, Optional[float]]] = {}
+    for col in columns:
+        if col.key not in raw:
+            raise ConfigError(f"{where}.{col.key}: missing; write the printed number, or null where the paper prints none")
+        value = raw[col.key]
+        if col.training_entropy:
+            cells[col.key] = {"entropy": _number(value, f"{where}.{col.key}")}
+        elif len(metrics) == 1 and not isinstance(value, (list, tuple)):
+            cells[col.key] = {metrics[0]: _number(value, f"{where}.{col.key}")}
+        elif isinstance(value, (list, tuple)) and len(value) == len(metrics):
+            cells[col.key] = {m: _number(v, f"{where}.{col.key}[{i}]") for i, (m, v) in enumerate(zip(metrics, value))}
+        else:
+            raise ConfigError(f"{where}.{col.key}: give one value per metric {metrics} as a list, got {value!r}")
+    return cells
+
+
+def _rows(raw: Any, columns: List[Column], metrics: List[str], path: Path) -> List[Row]:
     rows: List[Row] = []
     seen = set()
-    for i, r in enumerate(raw["rows"]):
+    for i, r in enumerate(raw or []):
         where = f"{path}: rows[{i}]"
-        released = _sourced_section({"released_model": r["released_model"]}, where)["released_model"] if "released_model" in r else None
+        released = _sourced_section({"released_model": r["released_model"]}, where)["released_model"] \
+            if "released_model" in r else None
         for key in ("name", "label") + (() if released else ("method",)):
             if key not in r:
                 raise ConfigError(f"{where}: missing {key!r}")
-        if released and (r.get("options") or r.get("overrides")):
+        if released and (r.get("options") or r.get("overrides", {}).keys() - {"model"}):
             raise ConfigError(f"{where}: a released_model row is evaluated as published; it takes no options/overrides")
         name = str(r["name"])
         if not ROW_NAME.match(name):
@@ -148,51 +261,47 @@ def load_config(path: "str | Path") -> TableConfig:
         if name in seen:
             raise ConfigError(f"{where}: duplicate row name {name!r}")
         seen.add(name)
-        paper = dict(r.get("paper") or {})
-        unknown = sorted(set(paper) - set(benchmarks) - {"avg"})
-        if unknown:
-            raise ConfigError(f"{where}.paper: benchmark(s) {unknown} are not in the table's benchmarks {benchmarks} (or 'avg')")
-        for b, v in paper.items():
-            if v is not None and not isinstance(v, (int, float)):
-                raise ConfigError(f"{where}.paper.{b}: must be a number or null (not found), got {v!r}")
-        rows.append(
-            Row(
-                name=name,
-                label=str(r["label"]),
-                method=str(r.get("method", "released")),
-                options=_sourced_section(r.get("options"), f"{where}.options"),
-                overrides=_sourced_section(r.get("overrides"), f"{where}.overrides"),
-                paper={b: (None if v is None else float(v)) for b, v in paper.items()},
-                paper_source=str(r.get("paper_source", raw.get("paper_numbers_source", ""))),
-                note=str(r.get("note", "")),
-                released_model=released,
-            )
-        )
+        rows.append(Row(
+            name=name, label=str(r["label"]), method=str(r.get("method", "released")),
+            options=_sourced_section(r.get("options"), f"{where}.options"),
+            overrides=_sourced_section(r.get("overrides"), f"{where}.overrides"),
+            paper=_paper_cells(r.get("paper"), columns, metrics, f"{where}.paper"),
+            paper_note=str(r.get("paper_note", "")), group=str(r.get("group") or ""),
+            printed_label=str(r.get("printed_label", "")), label_inferred=str(r.get("label_inferred", "")),
+            released_model=released,
+        ))
     if not rows:
         raise ConfigError(f"{path}: a table needs at least one row")
+    return rows
+
+
+def load_config(path: "str | Path") -> TableConfig:
+    path = Path(path)
+    raw = _merge_base(_read(path), path)
+    kind = str(raw.get("kind", "results"))
+    if kind not in KINDS:
+        raise ConfigError(f"{path}: kind {kind!r} is not one of {KINDS}")
+    missing = [k for k in REQUIRED_TOP[kind] if k not in raw]
+    if missing:
+        raise ConfigError(f"{path}: missing top-level key(s) {missing}")
+    metrics = [str(m) for m in raw.get("metrics") or []]
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise ConfigError(f"{path}: metrics {bad} unknown; use {list(METRICS)}")
+    columns = _columns(raw.get("columns"), path) if kind == "results" else []
+    rows = _rows(raw["rows"], columns, metrics, path) if kind == "results" else []
+    analysis_rows = [] if kind == "results" else [dict(r) for r in raw["rows"]]
     return TableConfig(
-        path=path,
-        table=str(raw["table"]),
-        title=str(raw["title"]),
-        paper=dict(raw["paper"]),
-        benchmarks=benchmarks,
-        metric=str(raw.get("metric", "avg@k")),
-        recipe=_sourced_section(raw["recipe"], f"{path}: recipe"),
-        eval=_sourced_section(raw["eval"], f"{path}: eval"),
-        selection=_sourced_section(raw["selection"], f"{path}: selection"),
+        path=path, table=str(raw["table"]), title=str(raw["title"]), paper=dict(raw["paper"]), kind=kind,
+        recipe=_sourced_section(raw.get("recipe"), f"{path}: recipe"),
+        eval=_sourced_section(raw.get("eval"), f"{path}: eval"),
+        selection=_sourced_section(raw.get("selection"), f"{path}: selection"),
         data=_sourced_section(raw.get("data"), f"{path}: data"),
-        rows=rows,
-        notes=list(raw.get("notes", [])),
-        average_benchmarks=_average_benchmarks(raw, benchmarks, path),
+        training_entropy=_sourced_section(raw.get("training_entropy"), f"{path}: training_entropy"),
+        estimator=_sourced_section(raw.get("estimator"), f"{path}: estimator"),
+        rows=rows, columns=columns, metrics=metrics, precision=int(raw.get("precision", 1)),
+        notes=list(raw.get("notes") or []), analysis_rows=analysis_rows,
     )
-
-
-def _average_benchmarks(raw: Mapping[str, Any], benchmarks: List[str], path: Path) -> List[str]:
-    chosen = list(raw.get("average_benchmarks") or benchmarks)
-    unknown = [b for b in chosen if b not in benchmarks]
-    if unknown:
-        raise ConfigError(f"{path}: average_benchmarks {unknown} are not in the table's benchmarks {benchmarks}")
-    return chosen
 
 
 def select_rows(config: TableConfig, names: Optional[Sequence[str]]) -> List[Row]:

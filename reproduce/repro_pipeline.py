@@ -123,11 +123,6 @@ def _dual_clip(v: Any, r: Mapping[str, Any]) -> List[str]:
     return [] if v in (None, "none", False) else ["--actor.dual_clip", _fmt(float(v))]
 
 
-def _constant_lr(v: Any, r: Mapping[str, Any]) -> List[str]:
-    out = ["--actor.lr_scheduler", str(v)]
-    if str(v) == "constant":
-        out += ["--actor.lr_warmup_ratio", "0"]
-    return out
 
 
 # Recipe key -> flag builder. Keys consumed together (eps_clip_low/high, max_*_len) map once.
@@ -142,7 +137,9 @@ RECIPE_FLAGS: Dict[str, Callable[[Any, Mapping[str, Any]], List[str]]] = {
     "ppo_epochs": _flag("--train.max_epochs"),
     "epochs": _flag("--train.num_episodes"),
     "lr": _flag("--actor.adam.lr"),
-    "lr_scheduler": _constant_lr,
+    "lr_scheduler": _flag("--actor.lr_scheduler"),
+    "lr_warmup_ratio": _flag("--actor.lr_warmup_ratio"),
+    "min_lr_ratio": _flag("--actor.min_lr_ratio"),
     "weight_decay": _flag("--actor.adam.weight_decay"),
     "grad_clip": _flag("--actor.max_norm"),
     "eps_clip_low": _eps_clip,
@@ -166,7 +163,24 @@ RECIPE_FLAGS: Dict[str, Callable[[Any, Mapping[str, Any]], List[str]]] = {
 }
 
 # Recipe keys that describe the run but are not OpenRLHF flags (data source, provenance, ...).
-NON_FLAG_KEYS = {"train_data", "subset", "subset_size", "subset_clusters", "subset_seed", "seeds"}
+# ``max_rollout_steps`` becomes episodes (``rollout_cap``) and a selection bound; it has no flag of its own.
+NON_FLAG_KEYS = {"train_data", "subset", "subset_size", "subset_clusters", "subset_seed", "seeds", "max_rollout_steps"}
+
+
+def rollout_cap(recipe: Mapping[str, Any], n_prompts: int) -> Dict[str, Any]:
+    """A recipe with ``max_rollout_steps`` turned into OpenRLHF episodes.
+
+    OpenRLHF 0.11.2 has no step cap: it runs ``num_episodes`` passes over the prompts, one rollout step per
+    ``prompts_per_rollout`` prompts. Enough episodes to reach the cap are run; checkpoint selection then
+    ignores steps past it (``selection_max_step``), so the table uses exactly the paper's steps.
+    """
+    out = dict(recipe)
+    cap = out.get("max_rollout_steps")
+    if cap is None:
+        return out
+    per_episode = max(int(n_prompts) // int(out["prompts_per_rollout"]), 1)
+    out["epochs"] = math.ceil(int(cap) / per_episode)
+    return out
 
 
 def recipe_flags(recipe: Mapping[str, Any]) -> List[str]:
@@ -263,6 +277,8 @@ def eval_command(
                 cmd += [flag, _fmt(item)]
         else:
             cmd += [flag] + ([] if value is True else [_fmt(value)])
+    if sampling.get("graders"):
+        cmd += ["--graders", ",".join(sampling["graders"])]
     if sampling.get("chat_template") is not None:
         cmd += ["--chat-template" if sampling["chat_template"] else "--no-chat-template"]
     cmd += ["--output-dir", str(output_dir)]
@@ -293,6 +309,7 @@ def eval_data_args(data_dir: Optional[Path], benchmarks: Sequence[str]) -> Dict[
 
 
 EVAL_RESULTS_FILE = "results.json"
+# The grader a table shows when its config names none: Math-Verify for math, strict IF-Eval, LiveCodeBench execution.
 PREFERRED_GRADERS = ("math_verify", "qwen", "ifeval_strict", "lcb_exec")
 
 
@@ -300,44 +317,46 @@ def eval_done(output_dir: Path) -> bool:
     return (Path(output_dir) / EVAL_RESULTS_FILE).is_file()
 
 
-def read_eval_scores(output_dir: Path, metric: str, benchmarks: Optional[Sequence[str]] = None) -> Dict[str, float]:
-    """Per-benchmark score in % from the eval CLI's ``results.json``.
+def metric_key(metric: str, n: int) -> str:
+    """The eval CLI's key of a table metric: ``avg@n`` -> ``avg@<n>``; ``pass@n`` -> ``pass@k:k=<n>&n=<n>``."""
+    if metric == "avg@n":
+        return f"avg@{n}"
+    if metric == "pass@n":
+        return f"pass@k:k={n}&n={n}"
+    raise ValueError(f"unknown table metric {metric!r}; use avg@n or pass@n")
+
+
+def read_eval_scores(output_dir: Path, metrics: Sequence[str], n: int, benchmarks: Optional[Sequence[str]] = None,
+                     graders: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
+    """Per-benchmark scores in % from the eval CLI's ``results.json``.
 
     Its metric keys are ``<benchmark>/<grader>/avg@<n>`` and ``<benchmark>/<grader>/pass@k:k=<k>&n=<n>``
-    (fractions). ``metric`` is ``avg@k`` (any n) or ``pass@K``. Graders are preferred in the order of
-    ``PREFERRED_GRADERS`` (Math-Verify for math, strict IF-Eval, LiveCodeBench execution), else the
-    alphabetically first grader of the benchmark.
+    (fractions). Returns ``{benchmark: {metric: value, ..., "grader": name, "by_grader": {grader: {metric: value}}}}``
+    where the top-level values come from the first of ``graders`` (then ``PREFERRED_GRADERS``) that scored the
+    benchmark, else its alphabetically first grader.
     """
     import json
 
     path = Path(output_dir) / EVAL_RESULTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"evaluation results {path} not found; did the eval command finish?")
-    metrics = json.loads(path.read_text()).get("metrics", {})
-    found: Dict[str, Dict[str, float]] = {}
-    for key, value in metrics.items():
+    found: Dict[str, Dict[str, Dict[str, float]]] = {}
+    for key, value in json.loads(path.read_text()).get("metrics", {}).items():
         parts = key.split("/")
         if len(parts) != 3 or not isinstance(value, (int, float)):
             continue
         bench, grader, name = parts
-        if _metric_matches(name, metric):
-            found.setdefault(bench, {})[grader] = float(value)
-    scores: Dict[str, float] = {}
+        for metric in metrics:
+            if name == metric_key(metric, n):
+                found.setdefault(bench, {}).setdefault(grader, {})[metric] = 100.0 * float(value)
+    scores: Dict[str, Dict[str, Any]] = {}
     for bench, by_grader in found.items():
         if benchmarks is not None and bench not in benchmarks:
             continue
-        grader = next((g for g in PREFERRED_GRADERS if g in by_grader), sorted(by_grader)[0])
-        scores[bench] = 100.0 * by_grader[grader]
+        order = list(graders) + list(PREFERRED_GRADERS)
+        grader = next((g for g in order if g in by_grader), sorted(by_grader)[0])
+        scores[bench] = dict(by_grader[grader], grader=grader, by_grader=by_grader)
     return scores
-
-
-def _metric_matches(name: str, metric: str) -> bool:
-    if metric == "avg@k":
-        return name.startswith("avg@")
-    if metric.startswith("pass@"):
-        k = metric.split("@", 1)[1]
-        return name.startswith(f"pass@k:k={k}&")
-    return name == metric
 
 
 def eval_groups(benchmarks: Sequence[str], sampling: Mapping[str, Any]) -> List[Tuple[List[str], Dict[str, Any]]]:

@@ -36,6 +36,7 @@ import repro_pipeline as pipeline  # noqa: E402
 from repro_config import ConfigError, Row, TableConfig, load_config, select_rows  # noqa: E402
 from repro_selection import candidates, pick_best, pick_last, validate_policy  # noqa: E402
 from assemble_table import assemble  # noqa: E402
+from repro_entropy import final_training_entropy  # noqa: E402
 
 from openrlhf_steer.atomic_io import atomic_write_text  # noqa: E402
 
@@ -143,6 +144,11 @@ class TableRunner:
     # -- helpers ------------------------------------------------------------------------------
     def recipe(self, row: Row) -> Dict[str, Any]:
         recipe = self.config.recipe_for(row)
+        n_prompts = recipe.get("subset_size") or self.config.values("data").get("expected_prompts")
+        if recipe.get("max_rollout_steps") is not None:
+            if not n_prompts:
+                raise ConfigError(f"{self.config.path}: max_rollout_steps needs data.expected_prompts (the prompt count)")
+            recipe = pipeline.rollout_cap(recipe, int(n_prompts))
         if self.smoke:
             recipe = self.smoke.recipe(recipe)
         return recipe
@@ -197,25 +203,27 @@ class TableRunner:
         return ckpt_dir
 
     def run_eval(self, stage: str, model: Path, benches: Sequence[str], sampling: Mapping[str, Any], out: Path,
-                 log: Path) -> Dict[str, float]:
+                 log: Path, metrics: Sequence[str] = ("avg@n",)) -> Dict[str, Dict[str, Any]]:
         """Evaluate ``model`` on ``benches`` (one eval-CLI call per sampling group); scores in %, resumable."""
         groups = pipeline.eval_groups(benches, sampling)
-        scores: Dict[str, float] = {}
+        scores: Dict[str, Dict[str, Any]] = {}
         for i, (group, group_sampling) in enumerate(groups):
             gdir = pipeline.group_dir(out, i, group_sampling, len(groups))
             if self.ex.dry or not pipeline.eval_done(gdir):
                 cmd = pipeline.eval_command(model, group, group_sampling, gdir, self.eval_backend(), self.eval_extra(group))
                 self.ex.run(stage, cmd, log)
             if not self.ex.dry:
-                got = pipeline.read_eval_scores(gdir, self.config.metric, group)
-                missing = [b for b in group if b not in got]
+                got = pipeline.read_eval_scores(gdir, metrics, int(group_sampling["n"]), group,
+                                                group_sampling.get("graders") or ())
+                missing = [b for b in group if b not in got or any(m not in got[b] for m in metrics)]
                 if missing:
-                    raise RuntimeError(f"{gdir}/{pipeline.EVAL_RESULTS_FILE} has no {self.config.metric} for {missing}")
+                    raise RuntimeError(f"{gdir}/{pipeline.EVAL_RESULTS_FILE} has no {list(metrics)} for {missing}")
                 scores.update(got)
         return scores
 
     def select(self, row: Row, row_dir: Path, ckpt_dir: Path) -> Path:
         sel = self.config.values("selection")
+        sel["max_step"] = self.config.recipe_for(row).get("max_rollout_steps")
         if self.smoke:
             sel = self.smoke.selection(sel)
         sel_path = row_dir / "selection.json"
@@ -233,44 +241,48 @@ class TableRunner:
         benches = self.smoke.benchmarks(sel["benchmarks"]) if self.smoke else list(sel["benchmarks"])
         if self.ex.dry:
             self.ex.echo(f"[select] {row.name}: for every <STEP> >= {sel.get('min_step', 0)} with a saved checkpoint "
-                         f"(every {sel.get('every', 1)}), then keep the best mean {self.config.metric} on {benches}:")
+                         f"{'' if sel.get('max_step') is None else ' and <= ' + str(sel['max_step'])} "
+                         f"(every {sel.get('every', 1)}), then keep the best mean avg@n on {benches}:")
             self.run_eval("select", ckpt_dir / "global_step<STEP>_hf", benches, sampling, row_dir / "select" / "step<STEP>",
                           row_dir / "select.log")
             return ckpt_dir / "global_step<BEST>_hf"
         found = candidates(ckpt_dir, int(sel.get("min_step", 0)), int(sel.get("every", 1)))
+        if sel.get("max_step") is not None:  # the paper's rollout-step cap (App. E.2 of STEER: at most 150)
+            found = [(step, path) for step, path in found if step <= int(sel["max_step"])]
         if not found:
             raise FileNotFoundError(f"{row.name}: no checkpoint under {ckpt_dir} with step >= {sel.get('min_step', 0)}")
         scores: Dict[int, float] = {}
         for step, path in _progress(found, f"select {row.name}"):
             per_bench = self.run_eval("select", path, benches, sampling, row_dir / "select" / f"step{step}", row_dir / "select.log")
-            scores[step] = sum(per_bench[b] for b in benches) / len(benches)
+            scores[step] = sum(per_bench[b]["avg@n"] for b in benches) / len(benches)
         best = pick_best(scores)
         chosen = dict(found)[best]
         atomic_write_json(sel_path, {"policy": "best", "benchmarks": benches, "scores": scores, "step": best, "checkpoint": str(chosen)})
         return chosen
 
-    def evaluate(self, row: Row, row_dir: Path, checkpoint: Path) -> Dict[str, float]:
-        return self.run_eval("eval", checkpoint, self.benchmarks(), self.eval_sampling(), row_dir / "eval", row_dir / "eval.log")
+    def evaluate(self, row: Row, row_dir: Path, checkpoint: Path) -> Dict[str, Dict[str, Any]]:
+        return self.run_eval("eval", checkpoint, self.benchmarks(), self.eval_sampling(), row_dir / "eval", row_dir / "eval.log",
+                             self.config.metrics)
 
     # -- driver -------------------------------------------------------------------------------
-    def seeds(self, row: Row) -> List[Optional[int]]:
-        seeds = self.config.recipe_for(row).get("seeds")
-        if not seeds or self.smoke or not row.trains:  # a released checkpoint is evaluated once
-            return [None]
-        return [int(s) for s in seeds]
-
-    def run_seed(self, row: Row, row_dir: Path, seed: Optional[int]) -> Dict[str, Any]:
+    def run_once(self, row: Row, row_dir: Path) -> Dict[str, Any]:
         if not row.trains:  # a published checkpoint: evaluate it as is
             model = Path(str(row.released_model.value)) if not self.smoke else self.smoke.model_path
             return {"checkpoint": str(model), "scores": self.evaluate(row, row_dir, model)}
         recipe = self.recipe(row)
-        recipe.pop("seeds", None)
-        if seed is not None:
-            recipe["seed"] = seed
         data_path = self.prepare_data(recipe)
         ckpt_dir = self.train(row, row_dir, recipe, data_path)
         checkpoint = self.select(row, row_dir, ckpt_dir)
-        return {"checkpoint": str(checkpoint), "scores": self.evaluate(row, row_dir, checkpoint), "recipe": recipe}
+        return {"checkpoint": str(checkpoint), "scores": self.evaluate(row, row_dir, checkpoint), "recipe": recipe,
+                "training_entropy": self.training_entropy(row, row_dir)}
+
+    def training_entropy(self, row: Row, row_dir: Path) -> Optional[float]:
+        """The final EMA-smoothed training entropy (tables with an Entropy column); None when not logged."""
+        if not any(c.training_entropy for c in self.config.columns) or self.ex.dry:
+            return None
+        spec = self.config.values("training_entropy")
+        return final_training_entropy(row_dir / "train.log", str(spec.get("metric", "entropy/old_mean")),
+                                      float(spec.get("ema", 0.0)), self.config.recipe_for(row).get("max_rollout_steps"))
 
     def run_row(self, row: Row) -> None:
         row_dir = self.out / "rows" / row.name
@@ -280,22 +292,13 @@ class TableRunner:
             return
         what = f"method {row.method}" if row.trains else f"released model {row.released_model.value}"
         self.ex.echo(f"== {self.config.table} / {row.name} ({row.label}): {what}")
-        seeds = self.seeds(row)
-        runs = {}
-        for seed in seeds:
-            seed_dir = row_dir if len(seeds) == 1 else row_dir / f"seed{seed}"
-            if len(seeds) > 1:
-                self.ex.echo(f"-- seed {seed} of {seeds} (the table reports the mean over seeds)")
-            runs[seed] = self.run_seed(row, seed_dir, seed)
+        run = self.run_once(row, row_dir)
         if self.ex.dry:
             return
-        benches = sorted({b for r in runs.values() for b in r["scores"]})
-        mean = {b: sum(r["scores"][b] for r in runs.values()) / len(runs) for b in benches if all(b in r["scores"] for r in runs.values())}
         atomic_write_json(result_path, {
             "row": row.name, "label": row.label, "method": row.method, "options": row.option_values(),
-            "checkpoint": runs[seeds[0]]["checkpoint"] if len(seeds) == 1 else {str(s): r["checkpoint"] for s, r in runs.items()},
-            "scores": mean, "per_seed": {str(s): r["scores"] for s, r in runs.items()} if len(seeds) > 1 else None,
-            "paper": row.paper, "smoke": bool(self.smoke), "recipe": runs[seeds[0]].get("recipe"),
+            "checkpoint": run["checkpoint"], "scores": run["scores"], "training_entropy": run.get("training_entropy"),
+            "paper": row.paper, "smoke": bool(self.smoke), "recipe": run.get("recipe"),
         })
 
     def run(self, rows: Sequence[Row]) -> Optional[Dict[str, Path]]:
@@ -353,6 +356,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)
+        if config.kind != "results":  # the correlation and estimator tables have their own pipeline
+            from repro_analyses import run_analysis
+
+            return run_analysis(config, args)
         rows = select_rows(config, args.rows.split(",") if args.rows else [])
         if args.dry_run:
             executor: Executor = DryRunExecutor()
