@@ -4,15 +4,24 @@ Per valid token (``r = exp(clamp(logp - logp_old, -20, 20))``, ``A`` the possibl
 
     l_t = max(-A r, -A clip(r, 1 - eps_low, 1 + eps_high))         (clip=True; else l_t = -A r)
     l_t = min(l_t, -A c)  for A < 0                                 (dual clip c, if set)
-    L   = agg( l_t * w_t * m_t + sum_k extra_k,t )
+    L   = agg( l_t * w_t * m_t * k_t + sum_k extra_k,t )
 
-with ``w`` the method's detached token weights, ``m`` its detached clip mask and ``extra`` its extra
-per-token terms (entropy bonus, KL, ...). ``agg`` is token-mean, seq-mean-token-mean or
-seq-mean-token-sum; with ``num_tokens`` / ``num_seqs`` the denominators are those of the whole
-optimizer-step window (OpenRLHF / verl "global token" normalisation), else the local masked counts.
+with ``w`` the method's detached token weights, ``m`` its detached clip mask, ``k`` an optional
+detached per-token coefficient from outside the method (the rollout/trainer IS correction, see
+:mod:`openrlhf_steer.is_correction`) and ``extra`` the method's extra per-token terms (entropy
+bonus, KL, ...). ``agg`` is token-mean, seq-mean-token-mean or seq-mean-token-sum; with
+``num_tokens`` / ``num_seqs`` the denominators are those of the whole optimizer-step window
+(OpenRLHF / verl "global token" normalisation), else the local masked counts.
+
+``ratio_level="sequence"`` is GSPO (Zheng et al. 2025, arXiv 2507.18071; OpenRLHF
+``--actor.policy_loss_type gspo``): every token of sequence i uses the sequence ratio
+``s_i = exp(mean_t (logp - logp_old))`` in place of its own ``r``, and the loss is
+seq-mean-token-mean. Advantages, token weights and the extra terms enter per token as above, before
+the sequence mean. Clip masks cannot be defined there (see :data:`SEQUENCE_RATIO_UNDEFINED_HOOKS`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Dict, Optional, Tuple
 
@@ -83,11 +92,49 @@ def aggregate_loss(
     return per_unit / (denom if denom > 0 else 1.0)
 
 
+def token_log_ratio(log_probs: Tensor, old_log_probs: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """PPO: each token's own ``log(pi / pi_old)``."""
+    return log_probs - old_log_probs
+
+
+def sequence_log_ratio(log_probs: Tensor, old_log_probs: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """GSPO: the mean of the valid tokens' log-ratios of each row, broadcast over the row."""
+    if mask is None:
+        mask = torch.ones_like(log_probs, dtype=torch.bool)
+    diff = torch.where(mask.bool(), log_probs - old_log_probs, torch.zeros_like(log_probs))
+    count = mask.to(log_probs.dtype).sum(-1, keepdim=True).clamp(min=1.0)
+    return (diff.sum(-1, keepdim=True) / count).expand_as(log_probs)
+
+
+RATIO_LEVELS = {"token": token_log_ratio, "sequence": sequence_log_ratio}
+# The aggregation each ratio level prescribes; None keeps LossConfig.loss_agg_mode.
+RATIO_LEVEL_AGG = {"token": None, "sequence": "seq-mean-token-mean"}
+# Hooks whose contract has no meaning under a sequence-level ratio -> why (the loss refuses them).
+SEQUENCE_RATIO_UNDEFINED_HOOKS = {
+    "clip_mask": "its clip mask stops the gradient of chosen tokens, but with GSPO's sequence-level ratio every "
+                 "token's log-prob gets its gradient through the shared ratio of its sequence, so no per-token mask "
+                 "can remove one token's gradient",
+}
+
+
+def sequence_ratio_conflicts(method: Method) -> Dict[str, str]:
+    """Names of the (member) methods that override a hook undefined under GSPO -> the reason."""
+    members = getattr(method, "methods", None) or [method]
+    return {m.name: reason for m in members for hook, reason in SEQUENCE_RATIO_UNDEFINED_HOOKS.items()
+            if m.overrides_hook(hook)}
+
+
 def clipped_surrogate(
-    log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor, config: LossConfig
+    log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor, config: LossConfig,
+    ratio_level: str = "token", mask: Optional[Tensor] = None,
 ) -> Dict[str, Tensor]:
-    """Per-token PPO/GRPO surrogate and its clip indicators (no masking, no aggregation)."""
-    log_ratio = (log_probs - old_log_probs).clamp(-config.log_ratio_clamp, config.log_ratio_clamp)
+    """Per-token PPO/GRPO surrogate and its clip indicators (no masking, no aggregation).
+
+    ``ratio_level="sequence"`` uses GSPO's sequence ratio for every token of a row (``mask`` picks
+    the tokens of the mean).
+    """
+    log_ratio = RATIO_LEVELS[ratio_level](log_probs, old_log_probs, mask)
+    log_ratio = log_ratio.clamp(-config.log_ratio_clamp, config.log_ratio_clamp)
     ratio = log_ratio.exp()
     surrogate = -advantages * ratio
     zeros = torch.zeros_like(ratio, dtype=torch.bool)
@@ -157,20 +204,34 @@ def validate_loss_inputs(inputs: LossInputs, required: Tuple[str, ...] = (), met
 class PolicyLoss:
     """Clipped surrogate + method hooks. ``loss, metrics = PolicyLoss(cfg, method)(inputs)``."""
 
-    def __init__(self, loss_config: Optional[LossConfig] = None, method: Optional[Method] = None):
+    def __init__(self, loss_config: Optional[LossConfig] = None, method: Optional[Method] = None,
+                 ratio_level: str = "token"):
         self.loss_config = loss_config if loss_config is not None else LossConfig()
         self.loss_config.validate()
         self.method = method if method is not None else Method()
+        if ratio_level not in RATIO_LEVELS:
+            raise ValueError(f"ratio_level={ratio_level!r} is unknown: choose one of {list(RATIO_LEVELS)}")
+        self.ratio_level = ratio_level
+        if ratio_level == "sequence":
+            conflicts = sequence_ratio_conflicts(self.method)
+            if conflicts:
+                name, reason = next(iter(conflicts.items()))
+                raise ValueError(f"method {name!r} cannot run with the sequence-level ratio (GSPO): {reason}. Use "
+                                 "the token-level ratio (OpenRLHF: --actor.policy_loss_type ppo) or another method.")
 
-    def __call__(self, inputs: LossInputs, num_tokens: Optional[float] = None, num_seqs: Optional[float] = None):
-        return self.forward(inputs, num_tokens=num_tokens, num_seqs=num_seqs)
+    def __call__(self, inputs: LossInputs, num_tokens: Optional[float] = None, num_seqs: Optional[float] = None,
+                 token_coef: Optional[Tensor] = None):
+        return self.forward(inputs, num_tokens=num_tokens, num_seqs=num_seqs, token_coef=token_coef)
 
-    def forward(self, inputs: LossInputs, num_tokens: Optional[float] = None, num_seqs: Optional[float] = None
-                ) -> Tuple[Tensor, Dict[str, float]]:
+    def forward(self, inputs: LossInputs, num_tokens: Optional[float] = None, num_seqs: Optional[float] = None,
+                token_coef: Optional[Tensor] = None) -> Tuple[Tensor, Dict[str, float]]:
+        """``token_coef`` [B, T]: a detached coefficient on the per-token policy term (IS correction)."""
         method = self.method
         mask = validate_loss_inputs(inputs, method.required_inputs(), method.name)
         method.reset_metrics()
         config = method.loss_config(self.loss_config)
+        if RATIO_LEVEL_AGG[self.ratio_level] is not None:
+            config = dataclasses.replace(config, loss_agg_mode=RATIO_LEVEL_AGG[self.ratio_level])
         config.validate()
         maskf = mask.to(inputs.log_probs.dtype)
 
@@ -179,7 +240,8 @@ class PolicyLoss:
         advantages = torch.where(mask, shaped.detach(), torch.zeros_like(base_adv))
         _check_finite("advantages (after the method's shape_advantages)", advantages, mask)
 
-        per_token = clipped_surrogate(inputs.log_probs, inputs.old_log_probs, advantages, config)
+        per_token = clipped_surrogate(inputs.log_probs, inputs.old_log_probs, advantages, config,
+                                      ratio_level=self.ratio_level, mask=mask)
         per_token["advantages"] = advantages
         per_token["mask"] = mask
 
@@ -187,6 +249,12 @@ class PolicyLoss:
         keep = self._hook_tensor("clip_mask", method.clip_mask(inputs, per_token), ones)
         weights = self._hook_tensor("token_weights", method.token_weights(inputs), ones)
         policy_tokens = per_token["surrogate"] * weights * keep
+        if token_coef is not None:
+            if token_coef.shape != ones.shape:
+                raise ValueError(f"token_coef has shape {tuple(token_coef.shape)}, expected {tuple(ones.shape)}")
+            coef = torch.where(mask, token_coef.detach().to(ones.dtype), ones)
+            _check_finite("token_coef (IS correction)", coef, mask)
+            policy_tokens = policy_tokens * coef
         extras = method.extra_token_terms(inputs, per_token) or {}
         total_tokens = policy_tokens
         for name, term in extras.items():

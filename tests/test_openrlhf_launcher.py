@@ -154,8 +154,7 @@ def test_check_args_openrlhf_rejects_its_own_bad_flag(capsys):
 
 
 @pytest.mark.parametrize("changes,needle", [
-    ([("--actor.policy_loss_type", "gspo")], "--actor.policy_loss_type"),
-    ([("--algo.advantage.is_correction_level", "token")], "is_correction_level"),
+    ([("--entropy.method", "clip_cov"), ("--actor.policy_loss_type", "gspo")], "--actor.policy_loss_type"),
     ([("--entropy.method", "w_reinforce"), ("--algo.advantage.estimator", "reinforce")], "--algo.advantage.estimator"),
     ([("--entropy.method", "kl_penalty")], "--algo.kl.use_loss"),
 ])

@@ -55,17 +55,8 @@ def apply_method_args(args, spec: EntropyControlSpec) -> MethodNeeds:
     needs = method_needs(individual_methods(spec))
     actor, algo = args.actor, args.algo
     names = ",".join(spec.names)
-    if actor.policy_loss_type != "ppo":
-        raise EntropyArgsError(
-            f"--actor.policy_loss_type {actor.policy_loss_type} is not supported with --entropy.method {names}: "
-            f"our loss is the token-level clipped surrogate; use --actor.policy_loss_type ppo (the default) "
-            f"or --entropy.method none."
-        )
-    if algo.advantage.is_correction_level != "off":
-        raise EntropyArgsError(
-            f"--algo.advantage.is_correction_level {algo.advantage.is_correction_level} (vLLM IS correction) is not "
-            f"implemented by the entropy-control loss; drop the flag (default off) or use --entropy.method none."
-        )
+    if actor.policy_loss_type == "gspo":
+        _check_sequence_ratio(spec, names)
     if needs.current_entropy and actor.entropy_coef is None:
         # 0 = compute and log only; the actor's entropy pass is replaced by our chunked one.
         actor.entropy_coef = 0.0
@@ -101,16 +92,33 @@ def apply_method_args(args, spec: EntropyControlSpec) -> MethodNeeds:
     return needs
 
 
+def _check_sequence_ratio(spec: EntropyControlSpec, names: str) -> None:
+    """``--actor.policy_loss_type gspo``: refuse the methods whose hooks have no meaning there."""
+    from openrlhf_steer.loss import sequence_ratio_conflicts
+
+    conflicts = sequence_ratio_conflicts(spec.build_method())
+    if conflicts:
+        name, reason = next(iter(conflicts.items()))
+        raise EntropyArgsError(
+            f"--actor.policy_loss_type gspo cannot run --entropy.method {name} ({names}): {reason}. Use "
+            f"--actor.policy_loss_type ppo (the default) with this method, or another method."
+        )
+
+
 def effective_loss_config(args, method):
-    """The LossConfig our loss will use: OpenRLHF's clip flags, then the method's override."""
+    """The LossConfig our loss will use: OpenRLHF's clip flags, then the method's override.
+
+    GSPO aggregates seq-mean-token-mean whatever ``--actor.loss_agg_mode`` says (as OpenRLHF does).
+    """
     from openrlhf_steer.methods.base import LossConfig
 
     low, high = args.actor.eps_clip_low_high
+    token_mean = args.actor.loss_agg_mode == "token-mean" and args.actor.policy_loss_type != "gspo"
     base = LossConfig(
         eps_low=float(low),
         eps_high=float(high),
         dual_clip=args.actor.dual_clip,
-        loss_agg_mode="token-mean" if args.actor.loss_agg_mode == "token-mean" else "seq-mean-token-mean",
+        loss_agg_mode="token-mean" if token_mean else "seq-mean-token-mean",
     )
     return method.loss_config(base) if method is not None else base
 

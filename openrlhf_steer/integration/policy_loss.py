@@ -5,6 +5,15 @@ Same constructor and ``forward`` signature and the same 5-tuple return as
 is bound (:meth:`bind`), ``forward`` builds :class:`~openrlhf_steer.methods.base.LossInputs` from
 OpenRLHF's tensors plus the side data the trainer put in ``self.steer["context"]`` and calls
 :class:`openrlhf_steer.loss.PolicyLoss`. Unbound, it is OpenRLHF's loss.
+
+OpenRLHF's own loss options compose with every method, as OpenRLHF 0.11.2 applies them:
+
+* ``--algo.advantage.is_correction_*``: the per-token IS coefficient
+  (:func:`openrlhf_steer.is_correction.is_correction`) multiplies the per-token policy term before
+  aggregation; ``vllm_kl`` and ``is_filter_ratio`` are returned so OpenRLHF logs them.
+* ``--actor.policy_loss_type gspo``: the sequence-level ratio (``ratio_level="sequence"``), taken
+  against the rollout engine's log-probs when IS correction is on (OpenRLHF's choice; no IS
+  coefficient then, and no ``vllm_kl``), with seq-mean-token-mean aggregation.
 """
 from __future__ import annotations
 
@@ -26,6 +35,9 @@ def openrlhf_denominators(dp_size: int, batch_num_tokens, global_batch_size):
     return num_tokens, num_seqs
 
 
+RATIO_LEVEL_OF_LOSS_TYPE = {"ppo": "token", "gspo": "sequence"}
+
+
 class SteerPolicyLoss(OpenRLHFPolicyLoss):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -36,7 +48,14 @@ class SteerPolicyLoss(OpenRLHFPolicyLoss):
         from openrlhf_steer.loss import PolicyLoss
 
         self.steer["method"] = method
-        self.steer["loss"] = PolicyLoss(loss_config, method)
+        ratio_level = RATIO_LEVEL_OF_LOSS_TYPE[self.policy_loss_type]
+        self.steer["loss"] = PolicyLoss(loss_config, method, ratio_level=ratio_level)
+
+    def is_correction_config(self):
+        from openrlhf_steer.is_correction import ISCorrectionConfig
+
+        return ISCorrectionConfig(level=self.is_correction_level, mode=self.is_correction_mode,
+                                  gating=self.is_correction_gating, threshold=tuple(self.is_correction_threshold))
 
     @property
     def bound(self) -> bool:
@@ -64,9 +83,16 @@ class SteerPolicyLoss(OpenRLHFPolicyLoss):
         if action_mask is None:
             action_mask = torch.ones_like(log_probs, dtype=torch.bool)
         ctx = self.steer["context"]
+        is_config = self.is_correction_config()
+        gspo = self.policy_loss_type == "gspo"
+        # GSPO with IS correction: OpenRLHF takes the sequence ratio against the rollout policy instead.
+        ratio_base = rollout_log_probs if (gspo and is_config.enabled) else old_log_probs
+        if ratio_base is None:
+            raise ValueError("--actor.policy_loss_type gspo with --algo.advantage.is_correction_level needs the "
+                             "rollout engine's log-probs, but the experience has none")
         inputs = LossInputs(
             log_probs=log_probs,
-            old_log_probs=old_log_probs.to(log_probs.dtype),
+            old_log_probs=ratio_base.to(log_probs.dtype),
             advantages=advantages.to(log_probs.dtype),
             action_mask=action_mask.bool(),
             entropy=ctx.get("entropy"),
@@ -79,12 +105,18 @@ class SteerPolicyLoss(OpenRLHFPolicyLoss):
             window_stats=dict(ctx.get("window_stats") or {}),
             generator=ctx.get("generator"),
         )
+        vllm_kl = is_filter_ratio = token_coef = None
+        if is_config.enabled and not gspo:
+            from openrlhf_steer.is_correction import is_correction
+
+            correction = is_correction(old_log_probs.to(log_probs.dtype), rollout_log_probs, action_mask, is_config)
+            token_coef, vllm_kl, is_filter_ratio = correction.coef, correction.vllm_kl, correction.filter_ratio
         num_tokens, num_seqs = openrlhf_denominators(dp_size, batch_num_tokens, global_batch_size)
-        loss, metrics = loss_fn(inputs, num_tokens=num_tokens, num_seqs=num_seqs)
+        loss, metrics = loss_fn(inputs, num_tokens=num_tokens, num_seqs=num_seqs, token_coef=token_coef)
         self.steer["metrics"] = metrics
         with torch.no_grad():
             mask = inputs.action_mask.float()
             count = mask.sum().clamp(min=1.0)
             clip_ratio = torch.tensor(metrics.get("clip/frac", 0.0), device=log_probs.device)
             ppo_kl = ((old_log_probs.float() - log_probs.detach().float()) * mask).sum() / count
-        return loss, clip_ratio, ppo_kl, None, None
+        return loss, clip_ratio, ppo_kl, vllm_kl, is_filter_ratio
