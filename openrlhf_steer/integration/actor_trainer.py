@@ -10,7 +10,8 @@
   marks the window boundaries; for ``stat_scope=mini_batch`` it computes the method's window
   statistics first (one extra no-grad forward per micro-batch), all-reduced over the DP ranks.
 * :func:`install_actor_forward_hook` wraps the ``Actor`` instance's ``forward`` to hand the current
-  entropy to the loss and to capture the rollout-policy entropy in the old-log-prob pass.
+  entropy to the loss and to capture the rollout-policy entropy in the old-log-prob pass; the forward
+  it wraps is :mod:`.chunked_actor`'s (never the full logits) unless the model is unsupported.
 """
 from __future__ import annotations
 
@@ -150,7 +151,7 @@ def enable_entropy_control(trainer, spec, args, *, max_steps: Optional[int], ran
     """Turn an ``ActorPPOTrainer`` into a :class:`SteerActorPPOTrainer` running ``spec``."""
     from .args import effective_loss_config, individual_methods
     from .requirements import method_needs
-    from . import entropy_patch
+    from . import chunked_actor, entropy_patch
 
     method = spec.build_method()
     needs = method_needs(individual_methods(spec))
@@ -169,6 +170,8 @@ def enable_entropy_control(trainer, spec, args, *, max_steps: Optional[int], ran
     loss_fn.bind(method, effective_loss_config(args, method))
     trainer.__class__ = SteerActorPPOTrainer
     trainer.entropy_control = state
+    # Before the hook: the hook wraps whichever forward the actor has.
+    chunked_actor.install(trainer.actor, chunk_rows=spec.chunk_rows, entropy_grad=entropy_patch.SETTINGS["entropy_grad"])
     install_actor_forward_hook(trainer.actor, state.holder)
     return state
 
