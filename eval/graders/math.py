@@ -8,8 +8,12 @@ Public API (also used by the OpenRLHF reward function):
     with MathGraderPool(workers=2, timeout=10.0) as pool:     # worker processes, per-sample timeout
         verdicts = pool.grade_many([(response, gold), ...], grader="qwen")
 
-``grader`` is ``"math_verify"`` (Hugging Face Math-Verify: ``verify(parse(gold), parse(response))``
-with the gold wrapped in ``$...$``) or ``"qwen"`` (our Qwen2.5-Math-style extraction + ``math_equal``).
+``grader`` is one of ``MATH_GRADERS``:
+  * ``math_verify``: Hugging Face Math-Verify, ``verify(parse(gold), parse(response))`` with the gold in ``$...$``;
+  * ``qwen``: Qwen2.5-Math's evaluation toolkit as its ``math_eval.py`` runs it: the extracted prediction
+    normalised (twice), the gold normalised once, ``math_equal``, 3 s per sample;
+  * ``steer_both``: the STEER authors' validation, DAPO's strict box or the vendored Qwen toolkit on the
+    last 300 characters (``math_steer``).
 
 Timeouts: Math-Verify's own parse/verify timeouts use ``signal.alarm``, which only works in a main
 thread, so pool workers run every sample in their main thread. On top of that the pool applies an
@@ -31,10 +35,11 @@ from multiprocessing.connection import Connection, wait as wait_connections
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .base import GraderConfig, Verdict, register_grader
-from .math_text import extract_answer
+from .math_qwen import CHOICES, math_equal
+from .math_steer import QWEN_TIMEOUT as STEER_QWEN_TIMEOUT, steer_both
+from .math_text import choice_from_response, extract_answer, normalize_answer, only_choice_letters
 
-MATH_GRADERS = ("math_verify", "qwen")
-INNER_TIMEOUT = 5  # seconds; Math-Verify's default parse/verify timeouts, also used for the Qwen symbolic step
+INNER_TIMEOUT = 5  # seconds; Math-Verify's default parse/verify timeouts
 
 
 class _InnerTimeout(BaseException):  # BaseException: sympy swallows Exception internally
@@ -86,19 +91,51 @@ def _math_verify(response: str, gold: str) -> Tuple[bool, Optional[str], dict]:
     return correct, extracted, {}
 
 
-def _qwen(response: str, gold: str, keep_units: bool = False) -> Tuple[bool, Optional[str], dict]:
-    from .math_qwen import math_equal
+QWEN_TIMEOUT = 3  # seconds; Qwen2.5-Math's evaluate.py scores a math_equal that runs longer as wrong
 
-    extracted = extract_answer(response, keep_units=keep_units)
-    with _time_limit(INNER_TIMEOUT):
-        correct = math_equal(extracted, gold)
-    return bool(correct), extracted, {}
+
+def _qwen(response: str, gold: str, keep_units: bool = False) -> Tuple[bool, Optional[str], dict]:
+    """Qwen2.5-Math ``math_eval.py``: ``run_execute`` normalises the extracted answer a second time;
+    ``parse_ground_truth`` normalises the gold once; choice golds read a letter from the response."""
+    prediction = normalize_answer(extract_answer(response, keep_units=keep_units), keep_units=keep_units)
+    reference = normalize_answer(gold, keep_units=keep_units)
+    if reference in CHOICES and prediction not in CHOICES:
+        prediction = choice_from_response(response)
+    elif only_choice_letters(reference) and not only_choice_letters(prediction):
+        prediction = "".join(c for c in prediction if c in CHOICES)
+    with _time_limit(QWEN_TIMEOUT):
+        correct = math_equal(prediction, reference)
+    return bool(correct), prediction, {}
+
+
+def _qwen_equal_within(seconds: float):
+    """``math_equal`` that is False past ``seconds`` or on an exception (the STEER authors' subprocess)."""
+    def equal(prediction: str, gold: str) -> bool:
+        try:
+            with _time_limit(seconds):
+                return bool(math_equal(prediction, gold))
+        except (Exception, _InnerTimeout):
+            return False
+
+    return equal
+
+
+def _steer_both(response: str, gold: str, keep_units: bool = False) -> Tuple[bool, Optional[str], dict]:
+    return steer_both(response, gold, _qwen_equal_within(STEER_QWEN_TIMEOUT))
+
+
+_GRADE_FUNCTIONS = {
+    "math_verify": lambda response, gold, keep_units: _math_verify(response, gold),
+    "qwen": _qwen,
+    "steer_both": _steer_both,  # the STEER authors read every set as "math": keep_units does not apply
+}
+MATH_GRADERS = tuple(_GRADE_FUNCTIONS)
 
 
 def grade_answer(response: str, gold: str, grader: str = "math_verify", keep_units: bool = False) -> Verdict:
     """Grade one response against one gold answer. Never raises for a bad response.
 
-    ``keep_units`` (Qwen grader only) keeps unit words in the extracted answer (Minerva Math).
+    ``keep_units`` (``qwen`` only) keeps unit words in the answers, the toolkit's Minerva Math setting.
     """
     if grader not in MATH_GRADERS:
         raise ValueError(f"grader={grader!r} is not a math grader; choose one of {', '.join(MATH_GRADERS)}")
@@ -106,10 +143,7 @@ def grade_answer(response: str, gold: str, grader: str = "math_verify", keep_uni
         return Verdict(False, None, {"error": f"response is {type(response).__name__}, not str"})
     start = time.perf_counter()
     try:
-        if grader == "math_verify":
-            correct, extracted, detail = _math_verify(response, str(gold))
-        else:
-            correct, extracted, detail = _qwen(response, str(gold), keep_units)
+        correct, extracted, detail = _GRADE_FUNCTIONS[grader](response, str(gold), keep_units)
     except BaseException as exc:  # Math-Verify's TimeoutException subclasses BaseException
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -295,7 +329,7 @@ class MathGraderPool:
 
 
 # ----------------------------------------------------------------------------- Grader plug-ins
-# Both math graders of a run share one pool (one worker start-up instead of two); reference-counted.
+# The math graders of a run share one pool (one worker start-up instead of two); reference-counted.
 _SHARED_POOLS: Dict[Tuple[int, float], List] = {}
 
 
@@ -352,3 +386,4 @@ class MathGrader:
 
 register_grader("math_verify", lambda config: MathGrader("math_verify", config))
 register_grader("qwen", lambda config: MathGrader("qwen", config))
+register_grader("steer_both", lambda config: MathGrader("steer_both", config))

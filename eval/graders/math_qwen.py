@@ -1,15 +1,26 @@
-"""Qwen2.5-Math-style answer equivalence (``math_equal``), our own implementation.
+"""Answer equivalence of Qwen2.5-Math's evaluation toolkit (``evaluation/grader.py: math_equal``).
 
-Semantics follow Qwen2.5-Math ``evaluation/grader.py`` as documented in research notes eval.md §2.2:
-  1. case-insensitive string equality after normalisation;
-  2. multiple-choice letters ("(A)", "A");
-  3. numbers: ``isclose(rel_tol=1e-4)`` against the reference, and with percentage leniency also
-     against reference/100 and reference*100 (so 27 ~ 0.27 ~ 2700);
-  4. bracket leniency: ``[0,1)`` ~ ``[0,1]`` ~ ``(0,1)`` unless the brackets are clearly meant;
-  5. tuples / intervals / matrices element-wise;
-  6. equations: ``a = b`` compared as ``a - b`` (and a bare value vs ``x = value``);
-  7. symbolic equivalence via sympy (LaTeX parsed with latex2sympy2_extended, which Math-Verify installs).
-The symbolic step is the only slow one; callers bound it with a timeout (see graders.math).
+Our own code with the toolkit's semantics, in its order (tests/test_eval_grader_qwen_rules.py pins each):
+  1. case-insensitive text equality;
+  2. a gold letter A-E against the last stand-alone capital letter A-E of the prediction;
+  3. when both read as numbers (commas dropped, ``float``; ``5%`` / ``5\\%`` as 0.05): equal within
+     rel. 1e-4 to the gold, gold/100 or gold*100, and that decides;
+  4. a ``pmatrix`` prediction against a non-matrix gold: the gold's ``{a,b}`` groups become matrices;
+  5. bracket leniency: outer ``[]``/``()`` stripped when the prediction is bracketed (unless the gold
+     opens with the other kind), then every ``{}()`` removed, and compared as text;
+  6. both bracketed: the insides split at every comma, element-wise (no verdict if that fails);
+  7. ``pmatrix``/``bmatrix`` element-wise;
+  8. equations ``a=b`` as ``a-(b)`` (either sign); a short ``k=`` side against a plain gold;
+  9. symbolic: parsed expressions equal as text, ``==``, ``equals`` / ``simplify(a-b)==0``, equal
+     equation sides, numerically within rel. 1e-4, or matrices equal after rounding to 3 places.
+
+Deviation we cannot remove: the toolkit parses with sympy's ``parse_latex`` (antlr 4.11), then
+``parse_expr``, then its vendored ``latex2sympy2`` 1.9. Math-Verify pins antlr 4.13, with which sympy's
+LaTeX parser does not load, and the vendored package is not on PyPI; we parse with
+``latex2sympy2_extended`` (Math-Verify's) in the first and last slots, refusing inputs that sympy's
+grammar rejects and latex2sympy2_extended would still read (``{,}`` and bare top-level commas, which
+it turns into 10000 or a set). Exponent towers and huge exponents are not handed to sympy (C code
+that no timeout interrupts); the toolkit times such samples out, which also scores them wrong.
 """
 from __future__ import annotations
 
@@ -17,162 +28,188 @@ import math
 import re
 from typing import Optional
 
-from .math_text import normalize_answer
-
 REL_TOL = 1e-4
+CHOICES = ("A", "B", "C", "D", "E")
+_CHOICE_WORD = re.compile(r"\b(A|B|C|D|E)\b")
 
 
-def _parse_number(s: str) -> Optional[float]:
-    t = s.replace(",", "").replace("\\%", "").replace("%", "").strip()
-    m = re.fullmatch(r"\\frac\{(-?\d+(?:\.\d+)?)\}\{(-?\d+(?:\.\d+)?)\}", t)
-    if m:
-        den = float(m.group(2))
-        return float(m.group(1)) / den if den else None
-    m = re.fullmatch(r"(-?)\\frac\{(\d+(?:\.\d+)?)\}\{(\d+(?:\.\d+)?)\}", t)
-    if m:
-        den = float(m.group(3))
-        return (-1 if m.group(1) else 1) * float(m.group(2)) / den if den else None
+# ----------------------------------------------------------------------------- numbers and choices
+def parse_number(text) -> Optional[float]:
+    """``float`` of the text without commas; ``N%`` / ``N\\%`` as N/100; None if not a number."""
+    t = str(text).replace(",", "")
     try:
-        value = float(t)
+        return float(t)
     except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+        pass
+    if t.endswith("%"):
+        t = t[:-1]
+        if t.endswith("\\"):
+            t = t[:-1]
+        try:
+            return float(t) / 100
+        except ValueError:
+            pass
+    return None
 
 
-def _choice_letter(s: str) -> Optional[str]:
-    m = re.fullmatch(r"\(?([A-Ea-e])\)?", s.strip())
-    return m.group(1).upper() if m else None
+def numbers_close(prediction: float, gold: float, include_percentage: bool = True) -> bool:
+    candidates = (gold / 100, gold, gold * 100) if include_percentage else (gold,)
+    return any(math.isclose(c, prediction, rel_tol=REL_TOL) for c in candidates)
 
 
-def numbers_close(pred: float, ref: float, include_percentage: bool = True) -> bool:
-    candidates = [ref / 100, ref, ref * 100] if include_percentage else [ref]
-    return any(math.isclose(pred, c, rel_tol=REL_TOL) for c in candidates)
+def choice_letter(prediction: str) -> str:
+    """The grader's ``choice_answer_clean``: the last stand-alone A-E (upper-cased), else the text."""
+    p = prediction.strip("\n").rstrip(".").rstrip("/").strip(" ").lstrip(":")
+    letters = _CHOICE_WORD.findall(p.upper())
+    p = letters[-1] if letters else p.strip().strip(".")
+    return p.rstrip(".").rstrip("/")
 
 
-def _split_top_level(s: str, sep: str = ",") -> list:
-    parts, depth, cur = [], 0, ""
-    for ch in s:
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        if ch == sep and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
-    return [p.strip() for p in parts]
+# ----------------------------------------------------------------------------- structure
+def _gold_as_matrices(gold: str) -> str:
+    """``{a,b}`` groups of the gold (greedy, first "{" to last "}") as ``\\begin{pmatrix}a\\b\\end{pmatrix}``;
+    "" when there is none, as in the toolkit."""
+    groups = re.findall(r"\{.*,.*\}", gold.strip())
+    return ", ".join("\\begin{pmatrix}" + g.strip("{}").replace(",", "\\") + "\\end{pmatrix}" for g in groups)
 
 
-def _is_sequence(s: str) -> bool:
-    return len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and "," in s
+def _without_brackets(prediction: str, gold: str) -> tuple:
+    p, g = prediction, gold
+    if (p.startswith("[") and p.endswith("]") and not g.startswith("(")) or \
+       (p.startswith("(") and p.endswith(")") and not g.startswith("[")):
+        p, g = p.strip("[]()"), g.strip("[]()")
+    for ch in "{}()":
+        p, g = p.replace(ch, ""), g.replace(ch, "")
+    return p, g
 
 
-def _matrix_rows(s: str) -> Optional[list]:
-    m = re.fullmatch(r"\\begin\{[pb]matrix\}(.*)\\end\{[pb]matrix\}", s)
-    if not m:
-        return None
-    return [[c.strip() for c in row.split("&")] for row in m.group(1).split("\\") if row.strip()]
+_BRACKETED = re.compile(r"(\(|\[).+(\)|\])")
+_MATRIX_OPEN = ("\\begin{pmatrix}", "\\begin{bmatrix}")
+_MATRIX_CLOSE = ("\\end{pmatrix}", "\\end{bmatrix}")
 
 
-def math_equal(prediction: Optional[str], reference: str, include_percentage: bool = True,
-               symbolic: bool = True) -> bool:
-    """True if ``prediction`` and ``reference`` denote the same answer (both already extracted)."""
+def _is_matrix(s: str) -> bool:
+    return s.startswith(_MATRIX_OPEN) and s.endswith(_MATRIX_CLOSE)
+
+
+def _matrix_rows(s: str) -> list:
+    inner = s[len("\\begin{pmatrix}"):-len("\\end{pmatrix}")]
+    return [row.strip() for row in inner.split("\\\\") if row.strip()]
+
+
+def _matrices_equal(prediction: str, gold: str, include_percentage: bool, is_close: bool) -> bool:
+    p_rows, g_rows = _matrix_rows(prediction), _matrix_rows(gold)
+    if len(p_rows) != len(g_rows):
+        return False
+    for p_row, g_row in zip(p_rows, g_rows):
+        p_cells, g_cells = p_row.split("&"), g_row.split("&")
+        if len(p_cells) != len(g_cells):
+            return False
+        if not all(math_equal(a, b, include_percentage, is_close) for a, b in zip(p_cells, g_cells)):
+            return False
+    return True
+
+
+# ----------------------------------------------------------------------------- the comparison
+def math_equal(prediction, reference, include_percentage: bool = True, is_close: bool = True) -> bool:
+    """True if ``prediction`` and ``reference`` (both already extracted and normalised) are equal."""
     if prediction is None or reference is None:
         return False
-    pred, ref = normalize_answer(str(prediction)), normalize_answer(str(reference))
-    if not pred or not ref:
-        return False
-    if pred.lower() == ref.lower():
+    if str(prediction).strip().lower() == str(reference).strip().lower():
         return True
-    # 2. choices
-    ref_choice = _choice_letter(ref)
-    if ref_choice is not None:
-        return _choice_letter(pred) == ref_choice
-    # 3. numbers
-    p_num, r_num = _parse_number(pred), _parse_number(ref)
-    if p_num is not None and r_num is not None:
-        return numbers_close(p_num, r_num, include_percentage)
-    # 4. bracket leniency
-    p_str, r_str = pred, ref
-    if (pred[0] == "[" and pred[-1] == "]" and not ref.startswith("(")) or \
-       (pred[0] == "(" and pred[-1] == ")" and not ref.startswith("[")):
-        p_str, r_str = pred.strip("[]()"), ref.strip("[]()")
-    for ch in "{}()":
-        p_str, r_str = p_str.replace(ch, ""), r_str.replace(ch, "")
-    if p_str.lower() == r_str.lower():
+    if reference in CHOICES and choice_letter(str(prediction)) == reference:
         return True
-    # 5. sequences element-wise
-    if _is_sequence(pred) and _is_sequence(ref):
-        p_items, r_items = _split_top_level(pred[1:-1]), _split_top_level(ref[1:-1])
-        if len(p_items) == len(r_items):
-            return all(math_equal(p, r, include_percentage, symbolic) for p, r in zip(p_items, r_items))
+    p_num, g_num = parse_number(prediction), parse_number(reference)
+    if p_num is not None and g_num is not None:
+        if not is_close:
+            return any(c == p_num for c in ((g_num / 100, g_num, g_num * 100) if include_percentage else (g_num,)))
+        return numbers_close(p_num, g_num, include_percentage)
+    if not prediction:
         return False
-    p_mat, r_mat = _matrix_rows(pred), _matrix_rows(ref)
-    if p_mat is not None and r_mat is not None:
-        return len(p_mat) == len(r_mat) and all(
-            len(pr) == len(rr) and all(math_equal(a, b, include_percentage, symbolic) for a, b in zip(pr, rr))
-            for pr, rr in zip(p_mat, r_mat))
-    # 6. equations
-    if pred.count("=") == 1 and ref.count("=") == 1:
-        pl, pr = pred.split("=")
-        rl, rr = ref.split("=")
-        if symbolic and (_symbolic_equal(f"{pl}-({pr})", f"{rl}-({rr})")
-                         or _symbolic_equal(f"-({pl}-({pr}))", f"{rl}-({rr})")):
+    gold, pred = str(reference).strip(), str(prediction).strip()
+    if "pmatrix" in pred and "pmatrix" not in gold:
+        gold = _gold_as_matrices(gold)
+    p_flat, g_flat = _without_brackets(pred, gold)
+    if p_flat.lower() == g_flat.lower():
+        return True
+    if _BRACKETED.match(pred) and _BRACKETED.match(gold):
+        p_items, g_items = pred[1:-1].split(","), gold[1:-1].split(",")
+        if len(p_items) == len(g_items) and all(
+                math_equal(a, b, include_percentage, is_close) for a, b in zip(p_items, g_items)):
             return True
-    elif pred.count("=") == 1 and len(pred.split("=")[0].strip()) <= 2 and "=" not in ref:
-        return math_equal(pred.split("=")[1], ref, include_percentage, symbolic)
-    elif ref.count("=") == 1 and len(ref.split("=")[0].strip()) <= 2 and "=" not in pred:
-        return math_equal(pred, ref.split("=")[1], include_percentage, symbolic)
-    # 7. symbolic
-    return symbolic and _symbolic_equal(pred, ref)
+    if _is_matrix(pred) and _is_matrix(gold) and _matrices_equal(pred, gold, include_percentage, is_close):
+        return True
+    if pred.count("=") == 1 and gold.count("=") == 1:
+        p_diff = "{} - ({})".format(*(side.strip() for side in pred.split("=")))
+        g_diff = "{} - ({})".format(*(side.strip() for side in gold.split("=")))
+        if symbolic_equal(p_diff, g_diff) or symbolic_equal(f"-({p_diff})", g_diff):
+            return True
+    elif pred.count("=") == 1 and len(pred.split("=")[0].strip()) <= 2 and "=" not in gold:
+        if math_equal(pred.split("=")[1], gold, include_percentage, is_close):
+            return True
+    elif gold.count("=") == 1 and len(gold.split("=")[0].strip()) <= 2 and "=" not in pred:
+        if math_equal(pred, gold.split("=")[1], include_percentage, is_close):
+            return True
+    return symbolic_equal(pred, gold)
 
 
-def _to_sympy(s: str):
-    from latex2sympy2_extended import latex2sympy  # lazy: sympy import is ~0.5 s
-    from sympy.parsing.sympy_parser import (implicit_multiplication_application, parse_expr,
-                                            standard_transformations)
-    plain = s.replace("\\\\", "\\")
-    try:
-        return parse_expr(plain.replace("^", "**"),
-                          transformations=standard_transformations + (implicit_multiplication_application,),
-                          evaluate=True)
-    except Exception:
-        pass
-    return latex2sympy(plain)
-
-
+# ----------------------------------------------------------------------------- symbolic
 _TOWER_RE = re.compile(r"\d\s*\^\s*\{\s*\d+\s*\^|\d\s*\^\s*\d+\s*\^|\d\s*\*\*\s*\(?\s*\d+\s*\*\*")
 _BIG_EXPONENT_RE = re.compile(r"(?:\^|\*\*)\s*\{?\s*\d{4,}")
+_TOP_LEVEL_COMMA = re.compile(r",(?![^{}()\[\]]*[}\])])")
 
 
 def _too_expensive(s: str) -> bool:
-    """Exponent towers and huge exponents make sympy compute giant integers in C code that no signal
-    can interrupt (e.g. 9^{9^{9^{9}}}); such answers are only compared as strings/numbers."""
     return bool(_TOWER_RE.search(s) or _BIG_EXPONENT_RE.search(s)) or len(s) > 2000
 
 
-def _symbolic_equal(a: str, b: str) -> bool:
-    import sympy
+def _latex_grammar_rejects(s: str) -> bool:
+    """Inputs sympy's LaTeX grammar cannot parse but latex2sympy2_extended reads anyway."""
+    return "{,}" in s or bool(_TOP_LEVEL_COMMA.search(s))
 
-    if _too_expensive(a) or _too_expensive(b):
-        return False
-    try:
-        ea, eb = _to_sympy(a), _to_sympy(b)
-    except Exception:
-        return False
-    try:
-        if ea == eb:
-            return True
-        diff = sympy.simplify(ea - eb)
-        if diff == 0:
-            return True
-    except Exception:
-        pass
-    try:
-        va, vb = complex(sympy.N(ea)), complex(sympy.N(eb))
-        # relative tolerance, as math.isclose(rel_tol=1e-4): tiny answers (1e-33) are not "close to 0"
-        return math.isfinite(abs(va)) and abs(va - vb) <= REL_TOL * max(abs(va), abs(vb))
-    except Exception:
-        return False
+
+def _latex(s: str):
+    if _latex_grammar_rejects(s):
+        raise ValueError("not in the LaTeX grammar")
+    from latex2sympy2_extended import latex2sympy  # lazy: the sympy import takes ~0.5 s
+
+    return latex2sympy(s)
+
+
+def _python_expr(s: str):
+    from sympy.parsing.sympy_parser import parse_expr
+
+    return parse_expr(s)
+
+
+def _parse(s: str):
+    """The first parser that reads ``s`` (with ``\\\\`` as ``\\``, then as written); ``s`` itself if none."""
+    if _too_expensive(s):
+        return s
+    for parser in (_latex, _python_expr):
+        for text in (s.replace("\\\\", "\\"), s):
+            try:
+                return parser(text)
+            except Exception:
+                continue
+    return s
+
+
+def symbolic_equal(a: str, b: str) -> bool:
+    from sympy import N, simplify
+
+    x, y = _parse(a), _parse(b)
+    checks = (
+        lambda: str(x) == str(y) or x == y,
+        lambda: x.equals(y) or simplify(x - y) == 0,
+        lambda: abs(x.lhs - x.rhs).equals(abs(y.lhs - y.rhs)),
+        lambda: math.isclose(float(N(x)), float(N(y)), rel_tol=REL_TOL),
+        lambda: x.shape == y.shape and x.applyfunc(lambda v: round(v, 3)).equals(y.applyfunc(lambda v: round(v, 3))),
+    )
+    for check in checks:
+        try:
+            if check():
+                return True
+        except Exception:
+            continue
+    return False
