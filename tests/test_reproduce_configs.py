@@ -1,6 +1,8 @@
-"""Every per-table config: loads, documents every value's source, uses real methods/benchmarks, has a script."""
+"""Every per-table config: one per paper table, every printed row and number, recipe values from the text."""
+import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -9,41 +11,64 @@ from steertest_reproduce import CONFIGS, REPRODUCE
 from repro_config import ConfigError, load_config, select_rows  # noqa: E402
 from repro_pipeline import NON_FLAG_KEYS, RECIPE_FLAGS  # noqa: E402
 
-# The issue's list of tables: 5 from STEER, 9 from Jin et al.
-EXPECTED_TABLES = {
-    "steer_main_qwen25_math_7b", "steer_mapping_ablation", "steer_extreme_clipping", "steer_qwen25_math_1_5b",
-    "steer_qwen25_14b", "posadv_main_qwen25_math_7b", "posadv_offpolicy_updates", "posadv_adaptive_entropy",
-    "posadv_cov_methods", "posadv_rand_pos_clip", "posadv_pos_neg_only", "posadv_reweighting_variants",
-    "posadv_data_diversity", "posadv_llama31_8b_instruct",
+PAPERS = Path(os.environ.get("OPENRLHF_STEER_PAPERS", REPRODUCE.parent.parent / "shared" / "papers"))
+PAPER_TABLES = PAPERS / "paper_tables.json"
+
+# paper table -> our config (one config per results table of each paper)
+TABLE_CONFIGS = {
+    ("STEER", "Figure 2 (table inside the figure)"): "steer_figure2",
+    ("STEER", "Table 1"): "steer_table1",
+    ("STEER", "Table 2"): "steer_table2",
+    ("STEER", "Table 4"): "steer_table4",
+    ("STEER", "Table 5"): "steer_table5",
+    ("Pos-Adv", "Table 1"): "posadv_table1",
+    ("Pos-Adv", "Table 2"): "posadv_table2",
+    ("Pos-Adv", "Table 3"): "posadv_table3",
+    ("Pos-Adv", "Table 4"): "posadv_table4",
+    ("Pos-Adv", "Table 5"): "posadv_table5",
 }
+RESULTS = [p for p in CONFIGS if load_config(p).kind == "results"]
+
+
+def cfg(name):
+    return load_config(REPRODUCE / "configs" / f"{name}.yaml")
 
 
 def test_one_config_and_one_script_per_table():
-    assert {p.stem for p in CONFIGS} == EXPECTED_TABLES
-    for table in EXPECTED_TABLES:
+    assert {p.stem for p in CONFIGS} == set(TABLE_CONFIGS.values())
+    for table in TABLE_CONFIGS.values():
         script = REPRODUCE / f"{table}.sh"
         assert script.is_file() and os.access(script, os.X_OK), script
-        text = script.read_text()
-        assert f"configs/{table}.yaml" in text and "run_table.py" in text
+        assert f"run.sh\" {table} " in script.read_text()
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_is_complete(path):
-    cfg = load_config(path)
-    assert cfg.table == path.stem
-    for section in ("recipe", "eval", "selection", "data"):
-        for key, entry in getattr(cfg, section).items():
+    c = load_config(path)
+    assert c.table == path.stem
+    for section in ("recipe", "eval", "selection", "data", "training_entropy", "estimator"):
+        for key, entry in getattr(c, section).items():
             assert entry.source.strip(), f"{section}.{key} has no source"
-    for row in cfg.rows:
+    for row in c.rows:
         for key, entry in list(row.options.items()) + list(row.overrides.items()):
             assert entry.source.strip(), f"{row.name}.{key} has no source"
-        recipe = cfg.recipe_for(row)
+        recipe = c.recipe_for(row)
         assert set(recipe) <= set(RECIPE_FLAGS) | NON_FLAG_KEYS, sorted(set(recipe) - set(RECIPE_FLAGS) - NON_FLAG_KEYS)
-        # paper column: a number or null (n/a), never a string
-        assert all(v is None or isinstance(v, float) for v in row.paper.values())
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_no_config_cites_third_party_or_unreadable_sources():
+    """The paper text is the authority. The one exception the text forces: the entropy-guided step size and initial
+    lambda are lost in the extraction, and the value used must say where it comes from."""
+    for path in list(CONFIGS) + sorted((REPRODUCE / "configs" / "recipes").glob("*.yaml")):
+        for i, line in enumerate(path.read_text().splitlines()):
+            low = line.lower()
+            assert "not readable" not in low and "pdf" not in low and "methods.md" not in low, (path.name, i, line)
+            assert "code index" not in low and "paper-parity" not in low and "v4" not in low, (path.name, i, line)
+            if "third-party" in low:
+                assert "lost in the text" in low, (path.name, i, line)
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.stem)
 def test_rows_build_with_the_methods_registry(path):
     from openrlhf_steer.methods import build_method
 
@@ -60,95 +85,210 @@ def test_rows_build_with_the_methods_registry(path):
 def test_benchmarks_exist_in_the_eval_cli(path):
     from openrlhf_steer_eval.benchmarks import list_benchmarks
 
-    cfg = load_config(path)
-    assert set(cfg.benchmarks) <= set(list_benchmarks())
-    assert set(cfg.values("selection").get("benchmarks", [])) <= set(cfg.benchmarks)
-    assert set(cfg.average_benchmarks) <= set(cfg.benchmarks)
+    c = load_config(path)
+    assert set(c.benchmarks) <= set(list_benchmarks())
+    if c.kind == "results":
+        assert set(c.values("selection").get("benchmarks", [])) <= set(c.benchmarks)
 
 
-def test_recipe_values_are_the_papers_scripts():
-    """Spot-check against zz-haooo/STEER run/run_exp.sh and run_exp_extreme.sh (values read from the scripts)."""
-    main = load_config(REPRODUCE / "configs" / "steer_main_qwen25_math_7b.yaml")
-    r = main.values("recipe")
-    assert (r["prompts_per_rollout"], r["samples_per_prompt"], r["mini_batch_prompts"], r["micro_batch_per_gpu"]) == (512, 8, 32, 8)
-    assert (r["lr"], r["eps_clip_low"], r["eps_clip_high"], r["dual_clip"], r["max_response_len"]) == (1e-6, 0.2, 0.28, 10.0, 3072)
-    # paper v4: <= 200 rollout steps of 512 prompts (~6 passes over 17,398 prompts), mean of seeds 1 and 2
-    assert r["epochs"] == 6 and r["seeds"] == [1, 2]
-    assert main.row("steer").option_values() == {"mapping": "exp", "lambda_min": 0.7, "lambda_max": 1.0, "prob_power": 2}
-    assert main.row("steer_script").option_values()["lambda_min"] == 0.8  # run_exp.sh
-    lin = load_config(REPRODUCE / "configs" / "steer_mapping_ablation.yaml").row("linear")
-    assert lin.option_values() == {"mapping": "linear", "lambda_min": 0.8, "lambda_max": 1.2, "prob_power": 2}  # run_linear.sh
-    # STEER's evaluation: avg@32 on AIME24/AIME25/AMC23, avg@1 elsewhere, T=1.0, top-p 0.7 (run/eval.sh)
-    ev = main.values("eval")
-    assert ev["n"] == {"aime24": 32, "aime25": 32, "amc23": 32, "default": 1} and (ev["temperature"], ev["top_p"]) == (1.0, 0.7)
-    ext = load_config(REPRODUCE / "configs" / "steer_extreme_clipping.yaml").values("recipe")
-    assert (ext["eps_clip_low"], ext["eps_clip_high"], ext["epochs"]) == (0.99, 5.0, 10)
-    sel = main.values("selection")
-    assert sel == {"policy": "best", "benchmarks": ["aime24"], "n": 32, "min_step": 80, "every": 10}
-    jin = load_config(REPRODUCE / "configs" / "posadv_main_qwen25_math_7b.yaml")
-    assert jin.row("clip_lower").option_values() == {"eps_low": 0.28}
-    assert jin.row("clip_tighter").option_values() == {"eps_low": 0.12}
-    ada = load_config(REPRODUCE / "configs" / "posadv_adaptive_entropy.yaml")
-    assert [ada.row(n).option_values()["target_entropy"] for n in ("ada_ent_reg_0_2", "ada_ent_reg_0_3657")] == [0.2, 0.3657]
-    upd = load_config(REPRODUCE / "configs" / "posadv_offpolicy_updates.yaml")
-    assert [upd.recipe_for(r)["updates_per_rollout"] for r in upd.rows] == [1, 2, 4]
+# --------------------------------------------------------------------------------------------------
+# The paper's printed numbers, cell by cell (../shared/papers/paper_tables.json)
+# --------------------------------------------------------------------------------------------------
+def _paper_tables():
+    if not PAPER_TABLES.is_file():
+        pytest.skip(f"{PAPER_TABLES} not found (set OPENRLHF_STEER_PAPERS)")
+    return json.loads(PAPER_TABLES.read_text())["tables"]
 
 
-def test_paper_numbers_recorded_with_their_source():
-    """The five rows of the STEER v4 main table found in third-party notes, and the Jin et al. averages."""
-    main = load_config(REPRODUCE / "configs" / "steer_main_qwen25_math_7b.yaml")
-    steer = main.row("steer")
-    assert [steer.paper[b] for b in main.benchmarks] == [36.2, 16.1, 72.1, 82.2, 41.7, 43.0] and steer.paper["avg"] == 48.6
-    assert main.row("grpo").paper["avg"] == 44.2 and "67425593991" in steer.paper_source
-    # every paper avg equals the mean of its six benchmark numbers (transcription check), to the table's 0.1
-    for name in ("grpo", "opo", "entropy_advantage", "clip_cov", "steer"):
-        row = main.row(name)
-        assert abs(sum(row.paper[b] for b in main.benchmarks) / 6 - row.paper["avg"]) < 0.06, name
-    assert main.row("kl_cov").paper["aime24"] is None  # not found: stays empty, never invented
-    jin = load_config(REPRODUCE / "configs" / "posadv_main_qwen25_math_7b.yaml")
-    for name, avg in (("base", 20.40), ("grpo", 44.12), ("pos_adv_entropy_guided", 45.66), ("ada_ent_reg_0_3657", 45.35), ("clip_higher", 43.96)):
-        row = jin.row(name)
-        assert row.paper["avg"] == avg
-        # the paper's average is the in-domain mean (5 benchmarks), checked against the transcribed cells
-        assert abs(sum(row.paper[b] for b in jin.average_benchmarks) / 5 - avg) < 0.006, name
-    assert jin.average_benchmarks == ["aime24", "aime25", "math500", "amc23", "minerva_math"]
-    big = load_config(REPRODUCE / "configs" / "steer_qwen25_14b.yaml")
-    assert {r.name: r.paper.get("avg") for r in big.rows if r.paper.get("avg")} == {"grpo": 42.9, "opo": 42.9, "clip_cov": 41.2, "steer": 45.2}
+def _config_for(table):
+    for (paper, name), config in TABLE_CONFIGS.items():
+        if paper in table["paper"] and table["table"] == name:
+            return config
+    return None
+
+
+def _printed_cells(table):
+    """Every printed results cell of a paper table, in row order: [(row index, column, metric, value)]."""
+    cells = []
+    for i, row in enumerate(table["rows"]):
+        for col, value in row["values"].items():
+            if isinstance(value, dict):
+                cells += [(i, col, m.lower(), v) for m, v in value.items()]
+            elif value is not None:
+                cells.append((i, col, "", value))
+    return cells
+
+
+def _our_cells(table, config):
+    """Our config's paper numbers in the same form as _printed_cells."""
+    c = load_config(REPRODUCE / "configs" / f"{config}.yaml")
+    cells = []
+    if c.kind == "estimator":
+        for i, row in enumerate(c.analysis_rows):
+            cells += [(i, col, "", row["paper"][col]) for col in c.analysis_rows[0]["paper"]]
+        return cells
+    if c.kind == "entropy_correlation":
+        for i, row in enumerate(c.analysis_rows):
+            cells += [(i, "Avg@64", "", row["paper"][0]), (i, "Pass@64", "", row["paper"][1])]
+        return cells
+    labels = [col.label for col in c.columns]
+    for i, row in enumerate(c.rows):
+        for col, label in zip(c.columns, labels):
+            for metric, value in row.paper[col.key].items():
+                if value is None:
+                    continue
+                if col.training_entropy:
+                    cells.append((i, label, "", value))
+                elif len(c.metrics) == 1:
+                    cells.append((i, label, "", value))
+                else:
+                    cells.append((i, label, {"avg@n": "avg@64", "pass@n": "pass@64"}[metric], value))
+    return cells
+
+
+def test_every_printed_results_cell_is_in_the_configs_and_nothing_else():
+    tables = [t for t in _paper_tables() if t["table"] != "Table 6"]  # STEER Table 6 is dataset statistics
+    total = 0
+    for table in tables:
+        config = _config_for(table)
+        assert config, f"no config for {table['paper']} {table['table']}"
+        printed = _printed_cells(table)
+        ours = _our_cells(table, config)
+        # same rows in the same order, same columns, the same numbers; no extra number in the config
+        assert sorted(ours, key=repr) == sorted(printed, key=repr), (config, set(map(repr, ours)) ^ set(map(repr, printed)))
+        total += len(printed)
+    assert total == 1015  # STEER Tables 1, 2, 4, 5 + Figure 2; Pos-Adv Tables 1-5 with Avg@64 and Pass@64 apart
+
+
+def test_rows_are_the_papers_rows_in_order_with_inferred_labels_marked():
+    for table in _paper_tables():
+        config = _config_for(table)
+        if config is None:
+            continue
+        c = load_config(REPRODUCE / "configs" / f"{config}.yaml")
+        if c.kind != "results":
+            assert len(c.analysis_rows) == len(table["rows"])
+            continue
+        assert len(c.rows) == len(table["rows"]), config
+        for ours, theirs in zip(c.rows, table["rows"]):
+            if theirs.get("label_certain", True):
+                assert not ours.label_inferred, (config, ours.name)
+            else:
+                assert ours.label_inferred and ours.printed_label == theirs["printed_label"], (config, ours.name)
+
+
+# --------------------------------------------------------------------------------------------------
+# Recipe values the text settles (each one a discrepancy fixed against the former configs)
+# --------------------------------------------------------------------------------------------------
+def test_steer_recipe_follows_appendix_e2():
+    for name in ("steer_table1", "steer_table2", "steer_table4", "steer_table5"):
+        c = cfg(name)
+        r = c.values("recipe")
+        assert (r["prompts_per_rollout"], r["samples_per_prompt"], r["mini_batch_prompts"]) == (512, 8, 32)
+        assert r["prompts_per_rollout"] // r["mini_batch_prompts"] == 16  # "16 mini-batches ... 16 gradient steps"
+        assert r["max_rollout_steps"] == 150 and "epochs" not in r and "seeds" not in r
+        assert (r["lr"], r["lr_warmup_ratio"], r["max_prompt_len"], r["max_response_len"]) == (1e-6, 0.0, 1024, 3072)
+        assert (r["kl_coef"], r["entropy_coef"], r["loss_agg_mode"], r["save_steps"]) == (0.0, 0.0, "token-mean", 10)
+        sel = c.values("selection")
+        assert sel["benchmarks"] == ["aime24"] and sel["min_step"] == 0 and sel["every"] == 10
+        ev = c.values("eval")
+        assert ev["n"] == {"aime24": 32, "aime25": 32, "amc23": 32, "default": 1}
+        assert (ev["temperature"], ev["top_p"], ev["prompt_template"]) == (1.0, 0.7, "question")
+        assert ev["graders"][0] == "steer_both" and "math_verify" in ev["graders"]
+        for row in c.rows:  # lambda_min = 0.7 "throughout" (Sec. 5.2), never the script's 0.8
+            if row.method == "steer":
+                assert row.option_values()["lambda_min"] == 0.7, (name, row.name)
+    t2 = cfg("steer_table2")
+    assert t2.row("linear").option_values()["lambda_max"] == 1.2
+    binary = t2.row("binary").option_values()
+    assert (binary["mapping"], binary["binary_top_fraction"], binary["binary_rank"]) == ("binary", 0.2, "signed")
+    t4 = cfg("steer_table4")
+    for row in t4.rows:
+        r = t4.recipe_for(row)
+        assert (r["eps_clip_low"], r["eps_clip_high"]) == (0.99, 5.0), row.name
+    t5 = cfg("steer_table5")
+    assert {t5.recipe_for(r)["model"] for r in t5.rows if r.trains} == {"Qwen/Qwen2.5-Math-1.5B", "Qwen/Qwen2.5-14B"}
+
+
+def test_rollout_cap_runs_enough_episodes_and_bounds_selection():
+    from repro_pipeline import rollout_cap
+
+    c = cfg("steer_table1")
+    recipe = rollout_cap(c.recipe_for(c.row("steer")), 17398)
+    # 17,398 // 512 = 33 rollout steps per pass: 5 passes reach 150 (4 reach only 132)
+    assert recipe["epochs"] == 5
+
+
+def test_posadv_recipe_follows_appendix_b_and_e2():
+    for name in ("posadv_table2", "posadv_table3", "posadv_table5"):
+        r = cfg(name).values("recipe")
+        assert (r["prompts_per_rollout"], r["samples_per_prompt"], r["max_response_len"]) == (256, 16, 4096)
+        assert r["lr_scheduler"] == "cosine_with_min_lr" and "lost in the text" in cfg(name).recipe["lr"].source
+        assert "lost in the text" in cfg(name).recipe["top_p"].source
+        ev = cfg(name).values("eval")
+        assert (ev["n"], ev["k"], ev["temperature"], ev["top_p"]) == (64, [1, 64], 1.0, 1.0)
+    t2 = cfg("posadv_table2")
+    n = {row.name: t2.recipe_for(row)["updates_per_rollout"] for row in t2.rows if row.trains}
+    assert (n["grpo_n1"], n["grpo_n2"], n["dapo_n2"], n["grpo_n4"]) == (1, 2, 2, 4)
+    # every clipping variant and every Section 7 row updates 4 times per rollout, so the ratio leaves 1
+    for name in ("clip_higher", "clip_lower", "clip_tighter", "clip_free", "ada_ent_reg_0_2", "ada_ent_reg_0_3657",
+                 "clip_cov", "kl_cov", "entropy_adv", "adv_nonpositive_only", "adv_nonnegative_only", "rand_pos_clip",
+                 "pos_adv_stage", "pos_adv_epoch", "pos_adv_entropy"):
+        assert n[name] == 4, name
+    assert t2.row("clip_lower").option_values() == {"eps_low": 0.28}
+    assert t2.row("clip_tighter").option_values() == {"eps_low": 0.12}
+    assert [t2.row(r).option_values()["target_entropy"] for r in ("ada_ent_reg_0_2", "ada_ent_reg_0_3657")] == [0.2, 0.3657]
+    ent = t2.row("pos_adv_entropy").option_values()
+    assert (ent["schedule"], ent["entropy_target"], ent["step_size"], ent["lambda_init"]) == ("entropy", 0.2, 0.05, 0.0)
+    assert "lost in the text" in t2.row("pos_adv_entropy").options["step_size"].source
+    assert cfg("posadv_table2").values("selection")["benchmarks"] == ["aime25"]
+    assert cfg("posadv_table5").values("selection")["benchmarks"] == ["math500"]
+    t3 = cfg("posadv_table3")
+    sizes = sorted({t3.recipe_for(r).get("subset_size") for r in t3.rows if r.trains} - {None})
+    assert sizes == [616, 1246, 2538, 5031, 10001]
+    assert cfg("posadv_table2").values("training_entropy")["ema"] == 0.6
 
 
 def test_assumed_values_are_marked():
-    """Values the scripts do not set are labelled [assumed] (spot check of known ones)."""
-    r = load_config(REPRODUCE / "configs" / "steer_main_qwen25_math_7b.yaml").recipe
-    for key in ("lr_scheduler", "weight_decay", "zero_stage"):
+    r = cfg("steer_table1").recipe
+    for key in ("weight_decay", "zero_stage", "grad_clip"):
         assert r[key].source.startswith("[assumed]"), key
-    assert re.search(r"run_exp\.sh", r["lr"].source)
+    assert r["lr"].source.startswith("App. E.2")
 
 
 def test_bad_configs_name_the_field(tmp_path):
     bad = tmp_path / "t.yaml"
-    bad.write_text("table: t\ntitle: t\npaper: {}\nbenchmarks: [aime24]\neval: {}\nselection: {}\n"
-                   "recipe: {lr: 1e-6}\nrows: [{name: a, label: A, method: grpo}]\n")
+    head = ("table: t\ntitle: t\npaper: {}\ncolumns: [{key: a, label: A, benchmark: aime24}]\nmetrics: [avg@n]\n"
+            "eval: {}\nselection: {}\n")
+    bad.write_text(head + "recipe: {lr: 1e-6}\nrows: [{name: a, label: A, method: grpo, paper: {a: 1.0}}]\n")
     with pytest.raises(ConfigError, match=r"recipe\.lr: write it as \{value"):
         load_config(bad)
-    bad.write_text("table: t\ntitle: t\npaper: {}\nbenchmarks: [aime24]\neval: {}\nselection: {}\nrecipe: {}\n"
-                   "rows: [{name: a, label: A, method: grpo, paper: {aime26: 1.0}}]\n")
+    bad.write_text(head + "recipe: {}\nrows: [{name: a, label: A, method: grpo, paper: {aime26: 1.0}}]\n")
     with pytest.raises(ConfigError, match="aime26"):
         load_config(bad)
-    cfg = load_config(CONFIGS[0])
+    bad.write_text(head + "recipe: {}\nrows: [{name: a, label: A, method: grpo, paper: {}}]\n")
+    with pytest.raises(ConfigError, match=r"paper\.a: missing"):
+        load_config(bad)
+    c = load_config(CONFIGS[-1])
     with pytest.raises(ConfigError, match="unknown row"):
-        select_rows(cfg, ["no_such_row"])
-    assert [r.name for r in select_rows(cfg, [cfg.rows[-1].name, cfg.rows[0].name])] == [cfg.rows[0].name, cfg.rows[-1].name]
+        select_rows(c, ["no_such_row"])
+    assert [r.name for r in select_rows(c, [c.rows[-1].name, c.rows[0].name])] == [c.rows[0].name, c.rows[-1].name]
 
 
-def test_wrapper_script_runs_the_table(tmp_path):
-    """The bash wrapper reaches run_table.py with the right config and passes the flags through."""
+def test_run_sh_and_wrapper_reach_the_table(tmp_path):
+    """The per-table wrapper and run.sh TABLE reach run_table.py with the right config and pass the flags through."""
     import subprocess
     import sys
 
-    script = REPRODUCE / "posadv_rand_pos_clip.sh"
     env = dict(os.environ, PYTHON=sys.executable)
-    proc = subprocess.run(["bash", str(script), "--dry-run", "--rows", "rand_pos_clip", "--gpus", "4",
+    proc = subprocess.run(["bash", str(REPRODUCE / "posadv_table2.sh"), "--dry-run", "--rows", "rand_pos_clip", "--gpus", "4",
                            "--output-dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "== posadv_rand_pos_clip / rand_pos_clip" in proc.stdout and "grpo (" not in proc.stdout
-    assert "--actor.num_gpus_per_node 4" in proc.stdout and "--entropy.rand_pos_clip.clip_fraction 0.1" in proc.stdout
+    assert "== posadv_table2 / rand_pos_clip" in proc.stdout and "grpo_n1 (" not in proc.stdout
+    # 256 prompts x 16 responses, N = 4 updates -> 1,024 responses per optimizer step
+    assert "--actor.num_gpus_per_node 4" in proc.stdout and "--rollout.batch_size 256" in proc.stdout
+    assert "--rollout.n_samples_per_prompt 16" in proc.stdout and "--train.batch_size 1024" in proc.stdout
+    bad = subprocess.run(["bash", str(REPRODUCE / "run.sh"), "no_such_table"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "no table 'no_such_table'" in bad.stderr
+    listed = subprocess.run(["bash", str(REPRODUCE / "run.sh"), "--list"], capture_output=True, text=True, env=env)
+    assert all(t in listed.stdout for t in TABLE_CONFIGS.values())
