@@ -10,18 +10,31 @@ from .version import require_openrlhf
 
 
 def print_help(out=None) -> None:
-    """Our flags, then OpenRLHF's (its own parser prints them)."""
+    """Our flags, then OpenRLHF's (its own parser prints them; vLLM / flash-attn need not be installed)."""
+    from .absent_packages import placeholders_for_absent
+
     out = out or sys.stdout
     build_parser().print_help(out)
     print("\n" + "=" * 30 + " OpenRLHF 0.11.2 train_ppo_ray flags " + "=" * 30 + "\n", file=out)
     out.flush()
-    try:
-        run_openrlhf_main(["--help"], on_args=lambda args: None, stop=True)
-    except SystemExit:
-        pass
-    except ImportError as exc:  # e.g. a CPU machine without flash-attn / vLLM
-        print(f"(OpenRLHF's flags cannot be listed here: importing openrlhf.cli.train_ppo_ray failed with "
-              f"{type(exc).__name__}: {exc}. Install openrlhf-steer[train] on the GPU machine.)", file=out)
+    with placeholders_for_absent() as missing:
+        try:
+            run_openrlhf_main(["--help"], on_args=lambda args: None, stop=True)
+        except SystemExit:
+            pass
+    if missing:
+        print(f"\n(Listed without {', '.join(missing)}, which training needs: pip install 'openrlhf-steer[train]' "
+              f"on the GPU machine.)", file=out)
+
+
+def _missing_runtime_message() -> Optional[str]:
+    from .absent_packages import absent
+
+    missing = absent()
+    if not missing:
+        return None
+    return (f"OpenRLHF's train_ppo_ray needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            f"not installed: pip install 'openrlhf-steer[train]' on a GPU machine (--help works without them).")
 
 
 def _summary(args, spec, needs) -> str:
@@ -40,6 +53,10 @@ def launch(argv: Sequence[str]) -> int:
         print_help()
         return 0
     require_openrlhf()
+    missing = _missing_runtime_message()
+    if missing:
+        print(f"openrlhf-steer train: {missing}", file=sys.stderr)
+        return 2
     spec, rest = split_argv(argv)
     rest = expand_builtin_rewards(rest)
     if not spec.enabled:
