@@ -4,8 +4,9 @@ One rollout step samples P x G completions, computes GRPO advantages with the me
 (``openrlhf_steer.advantages.compute_advantages``), then takes ``mini_batches`` optimizer steps over
 shuffled slices of it. Each optimizer step is a window of micro-batches; every micro-batch calls
 ``openrlhf_steer.loss.PolicyLoss`` with ``num_tokens`` = the window's token count (OpenRLHF's
-token-mean), exactly the call the OpenRLHF integration makes. After each optimizer step the method's
-controller gets that step's statistics (``on_step_end``).
+token-mean), exactly the call the OpenRLHF integration makes. After each optimizer step and after each
+rollout step (token-weighted over its windows) the method's controller is offered that span's
+statistics (``on_boundary``); it updates at the boundary its ``update_every`` names.
 
 Resumable: a checkpoint (model, optimizer, method state, step) is written atomically every
 ``save_every`` rollout steps; rerunning resumes from it and drops metric rows past it. All randomness
@@ -80,6 +81,14 @@ def window_slices(num_samples: int, mini_batches: int, micro_batch_size: int, ge
         mini = order[m * per_mini:(m + 1) * per_mini]
         windows.append([mini[i:i + micro_batch_size] for i in range(0, len(mini), micro_batch_size)])
     return windows
+
+
+def rollout_means(per_window: List[Dict[str, float]]) -> Dict[str, float]:
+    """Token-weighted means over a rollout's optimizer-step windows (each weighted by its ``tokens/valid``)."""
+    weights = [w.get("tokens/valid", 0.0) for w in per_window]
+    total = sum(weights) or 1.0
+    keys = sorted(set().union(*[w.keys() for w in per_window])) if per_window else []
+    return {k: sum(wt * w[k] for wt, w in zip(weights, per_window) if k in w) / total for k in keys}
 
 
 class MethodRun:
@@ -177,7 +186,7 @@ class MethodRun:
         self.optimizer.step()
         self.optimizer_steps += 1
         sums["grad_norm"] = float(grad_norm)
-        self.method.on_step_end(sums)
+        self.method.on_boundary("optimizer_step", sums)
         return sums
 
     def train_step(self) -> Dict[str, Any]:
@@ -195,6 +204,7 @@ class MethodRun:
         shuffle = torch.Generator().manual_seed(step_seed(rl.seed, self.step, salt=1))
         windows = window_slices(rollout.num_samples, rl.mini_batches, rl.micro_batch_size, shuffle)
         per_window = [self.optimizer_step(rollout, advantages, micro, salt=10 + i) for i, micro in enumerate(windows)]
+        self.method.on_boundary("rollout_step", rollout_means(per_window))
 
         rewards = rollout.rewards.view(rl.prompts_per_step, rl.samples_per_prompt)
         row: Dict[str, Any] = {

@@ -3,8 +3,9 @@
 * The trainer subclass wraps OpenRLHF's own ``training_step`` (never re-implemented): before it, it
   moves the rollout entropy out of ``experience.info`` and fills the loss's context (step, epoch,
   window statistics, seeded generator); after it, it adds our metrics to OpenRLHF's status (so
-  they reach wandb/tensorboard through ``ppo_train``) and, at each optimizer-step boundary, updates
-  the method's controller from DP-all-reduced statistics.
+  they reach wandb/tensorboard through ``ppo_train``). At the end of each optimizer step and of each
+  ``ppo_train`` (one rollout step) it offers the method's controller the DP-all-reduced token-weighted
+  means of that span (``Method.on_boundary``); the controller updates at its ``update_every``.
 * :func:`window_iterator` replaces the module global ``iter_grad_accum_global_norm`` of
   ``openrlhf.trainer.ray.ppo_actor``: it yields the same ``(experience, loss_batch_info)`` pairs and
   marks the window boundaries; for ``stat_scope=mini_batch`` it computes the method's window
@@ -120,10 +121,14 @@ class EntropyControlState:
         self.max_steps = max_steps
         self.num_episodes = max(int(num_episodes), 1)
         self.optimizer_step = 0
+        self.rollout_step = 0
         self.holder: Dict[str, Any] = {}
         self.micro: Dict[str, Any] = {}
         self.window_sums: Dict[str, float] = {}
         self.window_tokens = 0.0
+        # DP-summed token-weighted sums of the rollout step's finished windows
+        self.rollout_sums: Dict[str, float] = {}
+        self.rollout_tokens = 0.0
         self.metric_keys: Optional[List[str]] = None
         self.generator: Optional[torch.Generator] = None
 
@@ -134,7 +139,8 @@ class EntropyControlState:
         return min(self.optimizer_step // per_episode + 1, self.num_episodes)
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"optimizer_step": self.optimizer_step, "method": self.method.state_dict(), "methods": self.spec.names}
+        return {"optimizer_step": self.optimizer_step, "rollout_step": self.rollout_step,
+                "method": self.method.state_dict(), "methods": self.spec.names}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         saved = list(state.get("methods", []))
@@ -144,6 +150,7 @@ class EntropyControlState:
                 f"{','.join(self.spec.names)}; resume with the same --entropy.method or start a new --ckpt.path"
             )
         self.optimizer_step = int(state.get("optimizer_step", 0))
+        self.rollout_step = int(state.get("rollout_step", 0))
         self.method.load_state_dict(state.get("method", {}))
 
 
@@ -182,11 +189,14 @@ class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
     entropy_control: EntropyControlState
 
     def ppo_train(self, kl_ctl: float):
+        """One rollout step's whole update; then the rollout-step controller boundary."""
         _ACTIVE["trainer"] = self
         try:
-            return super().ppo_train(kl_ctl)
+            status = super().ppo_train(kl_ctl)
         finally:
             _ACTIVE.pop("trainer", None)
+        self._end_rollout_step()
+        return status
 
     # -- windows -----------------------------------------------------------------------------------
     def _entropy_control_window(self, window):
@@ -309,19 +319,33 @@ class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
         return {k: float(metrics.get(k, 0.0)) for k in state.metric_keys}
 
     def _end_optimizer_step(self) -> None:
-        """Token-weighted window means, summed over DP ranks, then one controller update."""
+        """Token-weighted window means, summed over DP ranks, offered to the controller."""
         state = self.entropy_control
         payload = dict(state.window_sums)
         payload["_tokens"] = state.window_tokens
         reduced = self.strategy.all_reduce(payload, op="sum")
-        tokens = float(reduced.pop("_tokens")) or 1.0
+        window_tokens = float(reduced.pop("_tokens"))
+        for key, value in reduced.items():
+            state.rollout_sums[key] = state.rollout_sums.get(key, 0.0) + float(value)
+        state.rollout_tokens += window_tokens
+        tokens = window_tokens or 1.0
         stats = {k: float(v) / tokens for k, v in reduced.items()}
-        state.method.on_step_end(stats)
+        state.method.on_boundary("optimizer_step", stats)
         state.optimizer_step += 1
         state.window_sums, state.window_tokens = {}, 0.0
         state.micro = {}
         if state.generator is not None:  # dynamic-batch mode has no window iterator to reseed it
             state.generator.manual_seed(step_seed(state.seed, state.rank, state.optimizer_step))
+
+
+    def _end_rollout_step(self) -> None:
+        """Token-weighted means over the rollout step's windows (already DP-summed), offered to the controller."""
+        state = self.entropy_control
+        tokens = state.rollout_tokens or 1.0
+        stats = {k: v / tokens for k, v in state.rollout_sums.items()}
+        state.method.on_boundary("rollout_step", stats)
+        state.rollout_step += 1
+        state.rollout_sums, state.rollout_tokens = {}, 0.0
 
 
 class _LazyEntropyContext(dict):

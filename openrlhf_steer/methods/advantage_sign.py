@@ -6,8 +6,10 @@
 - ``positive_only`` (the paper's "Adv>=0"): weight 0 on A < 0 tokens.
 - ``negative_only`` (the paper's "Adv<=0"): weight 0 on A > 0 tokens.
 
-The authors' code is not public; the schedules follow third-party reading notes of the paper
-(see ../shared/research/methods.md section 2), and every unknown detail is an option. All weights
+The authors' code is not public; the schedules follow the paper (Sec. 7.3, App. E.2). Values the
+text extraction lost (entropy-guided step size and initial lambda) come from third-party reading
+notes, and every unknown detail is an option. The entropy-guided controller updates once per rollout
+step (the paper's training step), from that rollout's statistics. All weights
 keep the token-mean denominator (every valid token), as the reference implementations of the other
 weighting methods do.
 """
@@ -18,7 +20,8 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 
 from openrlhf_steer.methods.base import (
-    LossInputs, Method, MethodConfig, check_choice, check_range, inputs_for_metric, register_method,
+    CONTROLLER_BOUNDARIES, LossInputs, Method, MethodConfig, check_choice, check_range, inputs_for_metric,
+    register_method,
 )
 from openrlhf_steer.methods.covariance import clip_cov_budget
 from openrlhf_steer.methods.sampling import choose_random_tokens
@@ -54,9 +57,10 @@ class PosAdvReweightConfig(MethodConfig):
     schedule: str = field(default="stage", metadata={"help": f"stage | epoch | entropy | constant: how lambda (the weight of A>0 tokens) evolves ({PAPER}; default stage)."})
     lambda_value: float = field(default=0.5, metadata={"help": f"lambda for schedule=constant (default 0.5)."})
     stage_split: float = field(default=0.5, metadata={"help": f"Stage-based: fraction of total steps with lambda=0 before the linear ramp to 1 ({PAPER}, indexing inferred; default 0.5)."})
-    entropy_target: float = field(default=0.2, metadata={"help": f"Entropy-guided: target entropy delta; lambda falls by step_size when H < delta, else rises ({PAPER}; default 0.2)."})
-    step_size: float = field(default=0.05, metadata={"help": f"Entropy-guided: lambda step Delta per optimizer step ({PAPER}; default 0.05)."})
-    lambda_init: float = field(default=0.0, metadata={"help": f"Entropy-guided: initial lambda_0 ({PAPER}; default 0.0)."})
+    entropy_target: float = field(default=0.2, metadata={"help": f"Entropy-guided: target entropy delta; lambda rises by step_size when H exceeds delta, else falls ({PAPER} Sec. 7.3: 'the target value of 0.2'; default 0.2)."})
+    step_size: float = field(default=0.05, metadata={"help": f"Entropy-guided: lambda step Delta per controller update ({PAPER} Sec. 7.3 fixes it, value lost in the text; 0.05 from third-party notes; default 0.05)."})
+    lambda_init: float = field(default=0.0, metadata={"help": f"Entropy-guided: initial lambda_0 ({PAPER} Sec. 7.3, value lost in the text; 0 from third-party notes; default 0.0)."})
+    update_every: str = field(default="rollout_step", metadata={"help": f"Entropy-guided: when lambda updates: rollout_step = once per rollout step from that rollout's statistics, the paper's training step t of Eq. 5 ({PAPER} Sec. 7.3; its runs take N = 4 updates per rollout, App. E.2), or optimizer_step = after every optimizer step (N times as often) (default rollout_step)."})
     entropy_metric: str = field(default="entropy/old_mean", metadata={"help": "Entropy-guided: step statistic fed to on_step_end (which pass is unknown; default the rollout-policy token-mean entropy, entropy/old_mean)."})
     normalize_by: str = field(default="valid_tokens", metadata={"help": f"Token-mean denominator: valid_tokens keeps every valid token (suggested; the paper's choice is unknown) or weights rescales the weights by N_valid / sum(w) of the loss call so that the loss is divided by sum(w) instead ({PAPER}; default valid_tokens)."})
 
@@ -67,6 +71,7 @@ class PosAdvReweightConfig(MethodConfig):
         check_range(self, "entropy_target", 0.0, None, hint="nats, default 0.2")
         check_range(self, "step_size", 0.0, 1.0, hint="default 0.05")
         check_range(self, "lambda_init", 0.0, 1.0, hint="default 0.0")
+        check_choice(self, "update_every", CONTROLLER_BOUNDARIES)
         check_choice(self, "normalize_by", ("valid_tokens", "weights"))
 
 

@@ -10,8 +10,10 @@ neutral default, so a method overrides only what it changes:
 (b) ``token_weights``      per-token loss weights, detached (STEER, Pos-Adv-Reweight, forking tokens, ...)
 (c) ``clip_mask`` / ``loss_config``  which tokens keep a gradient and the clip range (Clip-Cov, clip-higher, ...)
 (d) ``extra_token_terms``  extra per-token loss terms aggregated like the policy loss (entropy loss, KL-Cov, KL)
-(e) ``on_step_end``        a controller updated once per optimizer step, with ``state_dict`` /
-                           ``load_state_dict`` so that a resumed run continues exactly.
+(e) ``on_step_end``        one controller update from a span's statistics, with ``state_dict`` /
+                           ``load_state_dict`` so that a resumed run continues exactly. Adapters call
+                           ``on_boundary`` at the end of every optimizer step and every rollout step;
+                           it updates at the boundary the config's ``update_every`` names.
 
 Pure math lives in the method modules and in ``openrlhf_steer.loss``; framework adapters (OpenRLHF,
 the CPU demo) only build :class:`LossInputs` and call the loss.
@@ -171,8 +173,20 @@ class Method:
 
     # (e) controller ----------------------------------------------------------------------------
     def on_step_end(self, stats: Mapping[str, float]) -> None:
-        """Update the controller once per optimizer step from that step's statistics."""
+        """One controller update from the statistics of the span that just ended (see ``on_boundary``)."""
         return None
+
+    def controller_boundary(self) -> str:
+        """When the controller updates: "rollout_step" or "optimizer_step" (the config's ``update_every``)."""
+        return getattr(self.config, "update_every", "optimizer_step")
+
+    def on_boundary(self, boundary: str, stats: Mapping[str, float]) -> None:
+        """Adapters call this at the end of every optimizer step and of every rollout step (after its whole
+        update), with that span's token-weighted mean statistics; the controller updates at its own boundary."""
+        if boundary not in CONTROLLER_BOUNDARIES:
+            raise ValueError(f"unknown controller boundary {boundary!r}; use one of {list(CONTROLLER_BOUNDARIES)}")
+        if boundary == self.controller_boundary():
+            self.on_step_end(stats)
 
     def controller_values(self) -> Dict[str, float]:
         """Current controller values to log (alpha, coefficients, ...)."""
@@ -281,6 +295,8 @@ def check_choice(config: Any, name: str, choices: Iterable[Any]) -> None:
 
 
 STAT_SCOPES = ("micro_batch", "mini_batch")
+# Ends of a training span at which a controller may update (``update_every``).
+CONTROLLER_BOUNDARIES = ("rollout_step", "optimizer_step")
 # config.entropy_source -> the LossInputs field holding that entropy
 ENTROPY_SOURCES = {"current": "entropy", "old": "old_entropy"}
 

@@ -81,6 +81,10 @@ class ComposedMethod(Method):
         for method in self.methods:
             method.on_step_end(stats)
 
+    def on_boundary(self, boundary: str, stats: Mapping[str, float]) -> None:
+        for method in self.methods:  # each member updates at its own boundary
+            method.on_boundary(boundary, stats)
+
     def controller_values(self) -> Dict[str, float]:
         values: Dict[str, float] = {}
         for method in self.methods:

@@ -10,7 +10,8 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 
 from openrlhf_steer.methods.base import (
-    LossInputs, Method, MethodConfig, check_range, inputs_for_metric, register_method,
+    CONTROLLER_BOUNDARIES, LossInputs, Method, MethodConfig, check_choice, check_range, inputs_for_metric,
+    register_method,
 )
 
 Tensor = torch.Tensor
@@ -54,6 +55,7 @@ class AdaptiveEntropyConfig(MethodConfig):
     coef_max: float = field(default=0.005, metadata={"help": f"Upper bound of c ({SKYWORK}; scripts MAX_ENT_COEF=0.005; default 0.005)."})
     coef_delta: float = field(default=1e-4, metadata={"help": f"Per-step change of c ({SKYWORK}; scripts DELTA_ENT_COEF=1e-4; default 1e-4)."})
     entropy_metric: str = field(default="entropy/sampled_nll", metadata={"help": f"Step statistic compared with H*: the code uses -mean(old log-prob of the sampled tokens) = entropy/sampled_nll; entropy/old_mean gives the full-vocabulary variant ({SKYWORK}; default entropy/sampled_nll)."})
+    update_every: str = field(default="rollout_step", metadata={"help": f"When c updates: rollout_step = once per training step, after its whole update, from that rollout's statistics ({SKYWORK}: the trainer updates its EntController after update_actor; Pos-Adv, Jin et al., Sec. 3.2 Eq. 2: 'training step t'), or optimizer_step = after every optimizer step (N times as often with N updates per rollout) (default rollout_step)."})
 
     def validate(self) -> None:
         check_range(self, "target_entropy", 0.0, None, hint="nats, default 0.2")
@@ -61,11 +63,12 @@ class AdaptiveEntropyConfig(MethodConfig):
         check_range(self, "coef_max", self.coef_min, None, hint="coef_max >= coef_min, default 0.005")
         check_range(self, "coef_init", self.coef_min, self.coef_max, hint="coef_min <= coef_init <= coef_max")
         check_range(self, "coef_delta", 0.0, None, hint="default 1e-4")
+        check_choice(self, "update_every", CONTROLLER_BOUNDARIES)
 
 
 @register_method
 class AdaptiveEntropy(Method):
-    """Adaptive entropy regularisation: -c * 1[H < H*] * H_t, c updated once per step (hooks d, e).
+    """Adaptive entropy regularisation: -c * 1[H < H*] * H_t, c updated once per rollout step (hooks d, e).
 
     As in the reference, the statistic of step k sets the coefficient used at step k + 1, and the
     bonus is switched off entirely while the entropy is at or above the target.
