@@ -240,8 +240,8 @@ class TableRunner:
         sampling.update({k: sel[k] for k in ("n", "k", "temperature", "top_p", "max_tokens") if k in sel})
         benches = self.smoke.benchmarks(sel["benchmarks"]) if self.smoke else list(sel["benchmarks"])
         if self.ex.dry:
-            self.ex.echo(f"[select] {row.name}: for every <STEP> >= {sel.get('min_step', 0)} with a saved checkpoint "
-                         f"{'' if sel.get('max_step') is None else ' and <= ' + str(sel['max_step'])} "
+            upto = "" if sel.get("max_step") is None else f" and <= {sel['max_step']}"
+            self.ex.echo(f"[select] {row.name}: for every <STEP> >= {sel.get('min_step', 0)}{upto} with a saved checkpoint "
                          f"(every {sel.get('every', 1)}), then keep the best mean avg@n on {benches}:")
             self.run_eval("select", ckpt_dir / "global_step<STEP>_hf", benches, sampling, row_dir / "select" / "step<STEP>",
                           row_dir / "select.log")

@@ -21,17 +21,20 @@ def check_args():
     return _check
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+RESULTS = [p for p in CONFIGS if load_config(p).kind == "results"]
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.stem)
 def test_every_training_command_passes_openrlhf_parser(path, tmp_path, check_args):
     cfg = load_config(path)
     code, out, err = run_table(["--config", str(path), "--dry-run", "--output-dir", str(tmp_path)])
     assert code == 0, err
     cmds = train_commands(out)
-    runs = [(row, seed) for row in cfg.rows if row.trains for seed in (cfg.recipe_for(row).get("seeds") or [None])]
+    runs = [row for row in cfg.rows if row.trains]
     assert len(cmds) == len(runs)
     assert out.count("[data] ") == len(runs)
     assert not any(tmp_path.iterdir()), "a dry run must not create anything"
-    for (row, seed), cmd in zip(runs, cmds):
+    for row, cmd in zip(runs, cmds):
         args = check_args(launcher_argv(cmd))
         recipe = cfg.recipe_for(row)
         assert args.actor.model_name_or_path == recipe["model"]
@@ -43,44 +46,50 @@ def test_every_training_command_passes_openrlhf_parser(path, tmp_path, check_arg
             expected_batch = recipe["mini_batch_prompts"] * recipe["samples_per_prompt"]
         assert args.train.batch_size == expected_batch
         assert list(args.actor.eps_clip_low_high) == [recipe["eps_clip_low"], recipe["eps_clip_high"]]
-        assert args.actor.adam.lr == recipe["lr"] and args.train.num_episodes == recipe["epochs"]
+        if "max_rollout_steps" in recipe:  # STEER: <= 150 rollout steps of 512 prompts over 17,398 prompts: 5 passes
+            assert args.train.num_episodes == -(-recipe["max_rollout_steps"] // (17398 // recipe["prompts_per_rollout"]))
+        else:
+            assert args.train.num_episodes == recipe["epochs"]
+        assert args.actor.adam.lr == recipe["lr"] and args.actor.lr_scheduler == recipe["lr_scheduler"]
         assert args.rollout.max_new_tokens == recipe["max_response_len"]
         assert args.data.max_len == recipe["max_prompt_len"] + recipe["max_response_len"]
         assert args.algo.kl.init_coef == 0.0
-        assert args.train.seed == (seed if seed is not None else recipe["seed"])
+        assert args.train.seed == recipe["seed"]
         spec = json.loads(args.entropy_control)
         assert spec["methods"] == [[row.method, row.option_values()]]
 
 
 def test_rows_and_layout_flags(tmp_path, check_args):
-    path = next(p for p in CONFIGS if p.stem == "steer_main_qwen25_math_7b")
+    path = next(p for p in CONFIGS if p.stem == "steer_table1")
     code, out, err = run_table(["--config", str(path), "--dry-run", "--rows", "steer,grpo", "--gpus", "8",
                                 "--nodes", "2", "--vllm-tp", "4", "--output-dir", str(tmp_path)])
     assert code == 0, err
     cmds = train_commands(out)
-    assert len(cmds) == 4  # 2 rows x seeds 1 and 2
-    assert "== steer_main_qwen25_math_7b / grpo" in out and "== steer_main_qwen25_math_7b / steer" in out
-    assert "clip_higher" not in out
-    args = check_args(launcher_argv(cmds[3]))
-    assert args.train.seed == 2 and "/rows/steer/seed2/ckpt" in args.ckpt.path
+    assert len(cmds) == 2  # one run per row: the text reports no seeds
+    assert "== steer_table1 / grpo" in out and "== steer_table1 / steer" in out
+    assert "clip_high" not in out
+    args = check_args(launcher_argv(cmds[1]))
+    assert "/rows/steer/ckpt" in args.ckpt.path
     assert (args.actor.num_nodes, args.actor.num_gpus_per_node) == (2, 8)
     assert (args.vllm.num_engines, args.vllm.tensor_parallel_size) == (4, 4)
-    # the STEER selection rule shows up as per-checkpoint eval commands on AIME24 from step 80
-    assert "for every <STEP> >= 80" in out and "--benchmarks aime24 --n 32" in out
-    # the final evaluation is split by sample count: avg@32 sets and avg@1 sets
-    assert out.count("--benchmarks aime24,aime25,amc23 --n 32") == 4 and out.count("--benchmarks math500,minerva_math,olympiadbench --n 1") == 4
+    # App. E.2: every checkpoint (every 10 steps) up to step 150 is scored on AIME24 (avg@32); the best is tested
+    assert "for every <STEP> >= 0 and <= 150 with a saved checkpoint (every 10)" in out and "--benchmarks aime24 --n 32" in out
+    # the final evaluation is split by sample count: avg@32 sets and avg@1 sets, bare question, both graders
+    assert out.count("--benchmarks aime24,aime25,amc23 --n 32") == 2 and out.count("--benchmarks math500,minerva_math,olympiadbench --n 1") == 2
+    assert out.count("--prompt-template question --graders steer_both,math_verify") == 6
 
 
 def test_released_rows_are_evaluated_once_without_training(tmp_path):
-    path = next(p for p in CONFIGS if p.stem == "steer_main_qwen25_math_7b")
-    code, out, err = run_table(["--config", str(path), "--dry-run", "--rows", "simplerl_zoo", "--output-dir", str(tmp_path)])
+    path = next(p for p in CONFIGS if p.stem == "steer_table1")
+    code, out, err = run_table(["--config", str(path), "--dry-run", "--rows", "simplerl_zoo,base", "--output-dir", str(tmp_path)])
     assert code == 0, err
     assert train_commands(out) == [] and "[data]" not in out
-    assert out.count("[eval] ") == 2 and "--model hkust-nlp/Qwen-2.5-Math-7B-SimpleRL-Zoo" in out
+    assert out.count("[eval] ") == 4 and "--model hkust-nlp/Qwen-2.5-Math-7B-SimpleRL-Zoo" in out
+    assert "--model Qwen/Qwen2.5-Math-7B" in out
 
 
 def test_bad_flags_give_clear_errors(tmp_path):
-    path = CONFIGS[0]
+    path = RESULTS[0]
     code, out, err = run_table(["--config", str(path), "--dry-run", "--rows", "nope", "--output-dir", str(tmp_path)])
     assert code == 2 and "unknown row(s) ['nope']" in err
     code, out, err = run_table(["--config", str(path), "--dry-run", "--vllm-tp", "3", "--output-dir", str(tmp_path)])
@@ -90,8 +99,9 @@ def test_bad_flags_give_clear_errors(tmp_path):
 
 
 def test_smoke_dry_run_prints_the_cpu_pipeline_and_creates_nothing(tmp_path):
-    path = next(p for p in CONFIGS if p.stem == "posadv_rand_pos_clip")
-    code, out, err = run_table(["--config", str(path), "--dry-run", "--smoke", "--output-dir", str(tmp_path)])
+    path = next(p for p in CONFIGS if p.stem == "posadv_table2")
+    code, out, err = run_table(["--config", str(path), "--dry-run", "--smoke", "--rows", "grpo_n4,rand_pos_clip",
+                                "--output-dir", str(tmp_path)])
     assert code == 0, err
     assert not any(tmp_path.iterdir())
     cmds = train_commands(out)
