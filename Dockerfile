@@ -4,7 +4,7 @@
 #   docker/prepare_context.sh                       # once: put the eval data into docker/eval-data/
 #   docker build -t openrlhf-steer:0.1.0 .
 #   docker run --gpus all --shm-size 16g -v "$PWD/runs:/opt/openrlhf-steer/runs" \
-#       openrlhf-steer:0.1.0 reproduce/steer_main_qwen25_math_7b.sh --dry-run
+#       openrlhf-steer:0.1.0 reproduce/steer_table1.sh --dry-run
 #
 # Version pins below must equal setup.py's (tests/test_docker_pins.py checks it).
 # The CUDA base must have the CUDA major version torch's PyPI wheel was built for, because

@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from openrlhf_steer.data import DAPO_HF_ID, load_dapo_math, make_subset, write_openrlhf_jsonl  # noqa: E402
+from openrlhf_steer.data.subsets import SUBSET_STRATEGIES  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default=DAPO_HF_ID, help=f"hub id or local file (default {DAPO_HF_ID})")
     p.add_argument("--split", default="train", help="hub split (default train)")
     p.add_argument("--output", required=True, help="output .jsonl path")
-    p.add_argument("--subset", choices=["random", "kmeans"], default=None, help="data-diversity subset (Jin et al. §6.3)")
+    p.add_argument("--subset", choices=sorted(SUBSET_STRATEGIES), default=None, help="data-diversity subset (Jin et al. §6.3)")
     p.add_argument("--size", type=int, default=None, help="subset size (required with --subset)")
     p.add_argument("--clusters", type=int, default=None, help="k of the k-means subset (default: size // 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subset draw / k-means (default 0)")
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
         records = records[: args.limit]
     if args.subset:
         options = {}
-        if args.subset == "kmeans":
+        if args.subset.startswith("kmeans"):
             options = {"n_clusters": args.clusters or max(1, args.size // 8), "text_of": lambda r: r.problem}
         records = make_subset(args.subset, records, args.size, seed=args.seed, **options)
     info = write_openrlhf_jsonl(records, out, manifest={"request": request, "load_stats": stats})

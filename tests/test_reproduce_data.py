@@ -154,6 +154,22 @@ def test_kmeans_subset_takes_centroid_nearest_round_robin():
     assert kmeans_subset(items, 4, n_clusters=2, seed=0, dim=256) == four  # seeded
 
 
+def test_kmeans_top_clusters_takes_whole_clusters_largest_first():
+    # three topics of sizes 5, 3 and 2 (App. D.3: clusters sorted by size, samples from the top clusters)
+    big = [f"solve the quadratic equation x^2 - {i}x + 6 = 0" for i in range(5)]
+    mid = [f"find the area of the triangle with sides {i} 4 5" for i in range(3)]
+    small = [f"how many primes are below {i}00 in total" for i in range(2)]
+    items = small + mid + big
+    from openrlhf_steer.data.subsets import kmeans_top_clusters_subset
+
+    five = kmeans_top_clusters_subset(items, 5, n_clusters=3, seed=0, dim=512)
+    assert sorted(five) == sorted(big)  # exactly the largest cluster
+    eight = kmeans_top_clusters_subset(items, 8, n_clusters=3, seed=0, dim=512)
+    assert sorted(eight) == sorted(big + mid)  # then the second largest: nested subsets
+    six = kmeans_top_clusters_subset(items, 6, n_clusters=3, seed=0, dim=512)
+    assert set(big) < set(six) and len(set(six) & set(mid)) == 1  # the last cluster is cut
+
+
 def test_make_subset_registry():
     assert make_subset("random", list(range(10)), 3, seed=1) == random_subset(list(range(10)), 3, seed=1)
     with pytest.raises(ValueError, match="unknown subset strategy"):

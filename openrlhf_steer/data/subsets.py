@@ -12,8 +12,10 @@ cordercorder/EntropyRL could not be read), so the procedure below is ours and do
   nearest to the centroids of the ``n_clusters`` clusters are kept, round-robin over clusters
   (closest first), so every cluster contributes ~size/n_clusters prototypical problems. With
   ``n_clusters`` < ``size`` this concentrates the subset around a few prototypes: a low-diversity
-  subset, which is the contrast the paper draws. The paper's embedding model and k are unknown;
-  both are options here.
+  subset, which is the contrast the paper draws.
+* ``kmeans_top_clusters``: the rule of App. D.3: whole clusters, largest first, until ``size`` (the last
+  cluster cut nearest-to-centroid first). The paper embeds prompts with mean-pooled final-layer
+  Qwen2.5-Math-7B states and its k is lost in the text; the featuriser and k here are documented choices.
 """
 from __future__ import annotations
 
@@ -120,7 +122,38 @@ def kmeans_subset(
     return [items[i] for i in chosen]
 
 
-SUBSET_STRATEGIES: Dict[str, Callable[..., list]] = {"random": random_subset, "kmeans": kmeans_subset}
+def kmeans_top_clusters_subset(
+    items: Sequence[T],
+    size: int,
+    n_clusters: int,
+    seed: int = 0,
+    text_of: Callable[[T], str] = str,
+    dim: int = 2048,
+) -> List[T]:
+    """Jin et al. App. D.3's rule: cluster, sort the clusters by size (largest first) and take whole clusters from the
+    top until ``size`` is reached; the last cluster contributes its members nearest to its centroid. Subsets of
+    decreasing size are therefore nested and concentrated on the dominant topics."""
+    if not 1 <= size <= len(items):
+        raise ValueError(f"subset size={size} must be between 1 and the dataset size ({len(items)})")
+    x = hashed_tfidf([text_of(it) for it in items], dim=dim)
+    labels, centroids = kmeans(x, n_clusters, seed=seed)
+    sizes = np.bincount(labels, minlength=n_clusters)
+    order = sorted(range(n_clusters), key=lambda c: (-int(sizes[c]), c))  # ties: the lower cluster id first
+    chosen: List[int] = []
+    for c in order:
+        members = np.flatnonzero(labels == c)
+        dist = ((x[members] - centroids[c]) ** 2).sum(axis=1)
+        chosen += [int(m) for m in members[np.argsort(dist, kind="stable")]][: size - len(chosen)]
+        if len(chosen) == size:
+            break
+    return [items[i] for i in chosen]
+
+
+SUBSET_STRATEGIES: Dict[str, Callable[..., list]] = {
+    "random": random_subset,
+    "kmeans": kmeans_subset,
+    "kmeans_top_clusters": kmeans_top_clusters_subset,
+}
 
 
 def make_subset(strategy: str, items: Sequence[T], size: int, seed: int = 0, **options) -> List[T]:
