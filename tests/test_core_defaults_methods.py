@@ -184,3 +184,57 @@ def test_steer_binary_signed_rule_over_the_optimizer_step_window():
         part.window_stats = stats
         weights.append(method.token_weights(part))
     assert torch.allclose(torch.cat(weights, dim=1), t([[1.0, 1.0, 1.0, 1.0, 0.7]]))
+
+
+# --------------------------------------------------------------------------------------------------
+# STEER entropy_control_mode=asymmetric (the authors' revision 08add1cc): signed m = -Omega
+# --------------------------------------------------------------------------------------------------
+def _asym(**options):
+    method = build_method("steer", entropy_control_mode="asymmetric", **options)
+    return method.token_weights(make_inputs(STEER_LP, [[1.0] * 5], old_entropy=STEER_H))[0]
+
+
+def test_steer_asymmetric_exp_by_hand():
+    # m = -Omega = [3, 1, -0.5, -1, -2]; k = -ln(0.7) / max|m| = -ln(0.7) / 3, so exp(k m) = 0.7 ** (-m / 3)
+    expected_raw = [0.7 ** (-m / 3) for m in (3.0, 1.0, -0.5, -1.0, -2.0)]  # [1.4286, 1.1262, 0.9423, 0.8879, 0.7884]
+    w = _asym(lambda_min=0.7)  # lambda_max 1.0: entropy-raising tokens keep 1
+    assert torch.allclose(w, t([min(1.0, v) for v in expected_raw]))
+    assert torch.allclose(w, t([1.0, 1.0, 0.7 ** (1 / 6), 0.7 ** (1 / 3), 0.7 ** (2 / 3)]))
+    w = _asym(lambda_min=0.7, lambda_max=1.2)   # upper clamp at lambda_max
+    assert torch.allclose(w, t([1.2, 0.7 ** (-1 / 3), 0.7 ** (1 / 6), 0.7 ** (1 / 3), 0.7 ** (2 / 3)]))
+    # the symmetric default on the same tokens: exp(-k |Omega|), k = -ln(0.7) / 3 -> 0.7 ** (|Omega| / 3)
+    sym = build_method("steer", lambda_min=0.7).token_weights(make_inputs(STEER_LP, [[1.0] * 5], old_entropy=STEER_H))
+    assert torch.allclose(sym[0], t([0.7, 0.7 ** (1 / 3), 0.7 ** (0.5 / 3), 0.7 ** (1 / 3), 0.7 ** (2 / 3)]))
+
+
+def test_steer_asymmetric_linear_by_hand():
+    # ascending from lambda_min at min m = -2 to lambda_max at max m = 3: w = 0.8 + (m + 2) * 0.4 / 5
+    w = _asym(mapping="linear", lambda_min=0.8, lambda_max=1.2)
+    assert torch.allclose(w, t([1.2, 1.04, 0.92, 0.88, 0.8]))
+    # symmetric linear: descending in |Omega| = [3, 1, 0.5, 1, 2]: w = 1.2 - (|Omega| - 0.5) * 0.4 / 2.5
+    sym = build_method("steer", mapping="linear", lambda_min=0.8, lambda_max=1.2)
+    assert torch.allclose(sym.token_weights(make_inputs(STEER_LP, [[1.0] * 5], old_entropy=STEER_H))[0],
+                          t([0.8, 1.12, 1.2, 1.12, 0.96]))
+    # all m equal: the midpoint (lambda_min + lambda_max) / 2
+    flat = build_method("steer", entropy_control_mode="asymmetric", mapping="linear", lambda_min=0.8, lambda_max=1.0)
+    same = flat.token_weights(make_inputs([[LN(0.5)] * 2], [[1.0] * 2], old_entropy=[[STEER_H[0][4]] * 2]))
+    assert torch.allclose(same, t([[0.9, 0.9]]))
+
+
+def test_steer_asymmetric_window_scope_and_pure_function_agree():
+    lp, h, adv, mask = t(STEER_LP), t(STEER_H), t([[1.0] * 5]), torch.ones(1, 5, dtype=torch.bool)
+    w_fn, _ = steer_weights(lp, lp, h, adv, mask, lambda_min=0.7, entropy_control_mode="asymmetric")
+    assert torch.allclose(w_fn, t([[1.0, 1.0, 0.7 ** (1 / 6), 0.7 ** (1 / 3), 0.7 ** (2 / 3)]]))
+    method = build_method("steer", entropy_control_mode="asymmetric", lambda_min=0.7, stat_scope="mini_batch")
+    parts = [make_inputs([STEER_LP[0][:3]], [[1.0] * 3], old_entropy=[STEER_H[0][:3]]),
+             make_inputs([STEER_LP[0][3:]], [[1.0] * 2], old_entropy=[STEER_H[0][3:]])]
+    stats = method.window_stats(parts)
+    assert stats["steer/max"] == pytest.approx(3.0) and stats["steer/min"] == pytest.approx(-2.0)
+    weights = []
+    for part in parts:
+        part.window_stats = stats
+        weights.append(method.token_weights(part))
+    assert torch.allclose(torch.cat(weights, dim=1), w_fn)
+    with pytest.raises(ValueError, match="asymmetric"):
+        build_method("steer", entropy_control_mode="asymmetric", mapping="binary")
+    assert build_method("steer").config.entropy_control_mode == "symmetric"

@@ -9,6 +9,12 @@ the entropy change its update causes (``openrlhf_steer.estimators.first_order_en
             ranked by |Omega| (``binary_rank=abs``, default) or, as the paper writes it (Sec. 5.2, Table 2),
             by signed Omega: lambda_min where Omega > Q_0.8(Omega) (``binary_rank=signed``)
 
+``entropy_control_mode=asymmetric`` (the authors' later revision 08add1cc, read from a verbatim copy;
+see ``SteerConfig``) maps the signed m = -Omega instead of |Omega| (m > 0 raises entropy): exp
+w = clamp(exp(k m), lambda_min, lambda_max) with k = -ln(lambda_min) / max(max|m|, omega_floor);
+linear ascending from lambda_min at min m to lambda_max at max m. Only entropy-lowering tokens are
+down-weighted (with lambda_max = 1 the others keep 1).
+
 max/min/quantile are taken over the valid tokens of one loss call (``stat_scope=micro_batch``, the
 authors' code) or over the optimizer-step window (``mini_batch``, the paper's wording). The weights
 multiply the final per-token clipped loss; the token-mean denominator is unchanged. Under data
@@ -32,6 +38,7 @@ Tensor = torch.Tensor
 
 STEER_MAPPINGS = ("exp", "linear", "binary")
 BINARY_RANKS = ("abs", "signed")
+CONTROL_MODES = ("symmetric", "asymmetric")
 PAPER = "STEER, Hao et al., arXiv 2510.10150"
 
 
@@ -66,12 +73,12 @@ def binary_selection(omega: Tensor, threshold: float, binary_rank: str = "abs") 
     return (omega_abs >= threshold) & (omega_abs > 0)
 
 
-def omega_statistics(omega_abs: Tensor, mask: Tensor, binary_top_fraction: float = 0.2,
+def omega_statistics(mapped: Tensor, mask: Tensor, binary_top_fraction: float = 0.2,
                      with_threshold: bool = True, ranked: Optional[Tensor] = None) -> Dict[str, float]:
-    """max, min of |Omega| and (binary mapping) the (1 - fraction) quantile of ``ranked`` (default |Omega|)
-    over the valid tokens."""
+    """max, min of the mapped statistic (|Omega|; -Omega in the asymmetric mode) and (binary mapping) the
+    (1 - fraction) quantile of ``ranked`` (default the mapped statistic) over the valid tokens."""
     valid = mask.bool()
-    values = omega_abs[valid].detach().double()
+    values = mapped[valid].detach().double()
     if values.numel() == 0:
         return {"max": 0.0, "min": 0.0, "threshold": 0.0, "count": 0.0}
     ranked_values = values if ranked is None else ranked[valid].detach().double()
@@ -123,6 +130,30 @@ def omega_to_weights(
     return weights * maskf
 
 
+def asymmetric_weights(metric: Tensor, mask: Tensor, stats: Mapping[str, float], *, mapping: str = "exp",
+                       lambda_min: float = 0.8, lambda_max: float = 1.0, omega_floor: float = 0.02) -> Tensor:
+    """The asymmetric mode: weights of the signed m = -Omega [B, T] (m > 0 raises entropy); 0 on masked positions.
+
+    ``stats`` holds max and min of m over the valid tokens. exp: clamp(exp(k m), lambda_min, lambda_max),
+    k = -ln(lambda_min) / max(max|m|, omega_floor); linear: lambda_min + (m - min)(lambda_max - lambda_min)
+    / (max - min), the midpoint when max == min, clamped to [lambda_min, lambda_max].
+    """
+    maskf = mask.to(metric.dtype)
+    if stats.get("count", 1.0) == 0:
+        return torch.zeros_like(metric)
+    if mapping not in ("exp", "linear"):
+        raise ValueError(f"entropy_control_mode=asymmetric has exp and linear mappings only, got {mapping!r}")
+    m_max, m_min = stats["max"], stats["min"]
+    if mapping == "exp":
+        k = -math.log(lambda_min) / max(abs(m_max), abs(m_min), omega_floor)
+        weights = torch.exp(k * metric)
+    elif m_max > m_min:
+        weights = lambda_min + (metric - m_min) * (lambda_max - lambda_min) / (m_max - m_min)
+    else:
+        weights = torch.full_like(metric, (lambda_min + lambda_max) / 2.0)
+    return weights.clamp(lambda_min, lambda_max) * maskf
+
+
 def steer_weights(
     log_probs: Tensor,
     old_log_probs: Tensor,
@@ -137,6 +168,7 @@ def steer_weights(
     omega_floor: float = 0.02,
     binary_top_fraction: float = 0.2,
     binary_rank: str = "abs",
+    entropy_control_mode: str = "symmetric",
     window: Optional[Mapping[str, float]] = None,
 ) -> Tuple[Tensor, Tensor]:
     """STEER token weights and Omega, both [B, T] and detached (the authors' ``compute_token_weights``).
@@ -148,6 +180,9 @@ def steer_weights(
     _validate_mapping_args(lambda_min, lambda_max, mapping, omega_floor, binary_top_fraction)
     if binary_rank not in BINARY_RANKS:
         raise ValueError(f"binary_rank={binary_rank!r} is unknown: choose one of {list(BINARY_RANKS)}")
+    if entropy_control_mode not in CONTROL_MODES:
+        raise ValueError(f"entropy_control_mode={entropy_control_mode!r} is unknown: "
+                         f"choose one of {list(CONTROL_MODES)}")
     shapes = {"log_probs": log_probs, "old_log_probs": old_log_probs, "entropy": entropy, "advantages": advantages,
               "action_mask": action_mask}
     for name, tensor in shapes.items():
@@ -157,6 +192,12 @@ def steer_weights(
     omega = first_order_entropy_change(log_probs, old_log_probs, entropy, advantages, prob_power=prob_power)
     omega = torch.where(mask, omega, torch.zeros_like(omega))
     omega_abs = omega.abs()
+    if entropy_control_mode == "asymmetric":
+        metric = -omega
+        stats = dict(window) if window is not None else omega_statistics(metric, mask, with_threshold=False)
+        weights = asymmetric_weights(metric, mask, stats, mapping=mapping, lambda_min=lambda_min,
+                                     lambda_max=lambda_max, omega_floor=omega_floor)
+        return weights, omega
     ranked = omega if binary_rank == "signed" else None
     stats = dict(window) if window is not None else omega_statistics(omega_abs, mask, binary_top_fraction,
                                                                       with_threshold=mapping == "binary", ranked=ranked)
@@ -173,6 +214,7 @@ class SteerConfig(MethodConfig):
     prob_power: int = field(default=2, metadata={"help": f"Exponent of (1 - p) in Omega: 2 = paper and first code release, 1 = later .py ({PAPER}; default 2)."})
     omega_floor: float = field(default=0.02, metadata={"help": f"Floor of max|Omega| in the exp mapping's k = -ln(lambda_min)/max(max|Omega|, floor) ({PAPER} code; default 0.02)."})
     binary_top_fraction: float = field(default=0.2, metadata={"help": f"Fraction of valid tokens ranked highest (see binary_rank) that get lambda_min in the binary mapping ({PAPER} Sec. 5.2 ablation: Q_0.8, the top 20%; default 0.2)."})
+    entropy_control_mode: str = field(default="symmetric", metadata={"help": f"symmetric: weights shrink with |Omega| (paper Sec. 4, Eq. 10; authors' code b31df71); asymmetric: only entropy-lowering tokens are down-weighted, weights follow the signed -Omega, exp clamp(exp(k m), lambda_min, lambda_max) or linear ascending (the authors' later revision 08add1cc with run_asymmetric.sh, read from a verbatim copy of its compute_token_weights; use lambda_max 1.0 so entropy-raising tokens are not amplified) (default symmetric)."})
     binary_rank: str = field(default="abs", metadata={"help": f"Binary mapping's ranking: abs = |Omega| (down-weights large entropy changes of either sign, like exp/linear) or signed = Omega itself, the paper's rule lambda_min where Omega > Q_0.8(Omega) ({PAPER} Sec. 5.2, Table 2) (default abs)."})
     entropy_source: str = field(default="old", metadata={"help": f"Entropy H in Omega: old = rollout policy (authors' code), current = the training forward ({PAPER}; default old)."})
     stat_scope: str = field(default="micro_batch", metadata={"help": f"Set over which max/min/quantile of |Omega| are taken: micro_batch (authors' code, per GPU) or mini_batch (optimizer-step window, paper wording) ({PAPER}; default micro_batch)."})
@@ -185,6 +227,10 @@ class SteerConfig(MethodConfig):
         check_range(self, "omega_floor", 0.0, None, low_open=True, hint="code default 0.02")
         check_range(self, "binary_top_fraction", 0.0, 1.0, low_open=True, hint="paper ablation 0.2")
         check_choice(self, "binary_rank", BINARY_RANKS)
+        check_choice(self, "entropy_control_mode", CONTROL_MODES)
+        if self.entropy_control_mode == "asymmetric" and self.mapping == "binary":
+            raise ValueError("SteerConfig.entropy_control_mode=asymmetric has exp and linear mappings only "
+                             "(the authors' code has no binary mapping); use mapping exp or linear")
         check_choice(self, "entropy_source", ("old", "current"))
         check_choice(self, "stat_scope", STAT_SCOPES)
 
@@ -206,11 +252,21 @@ class Steer(Method):
     def _omega_abs(self, inputs: LossInputs) -> Tensor:
         return self._omega(inputs).abs()
 
+    @property
+    def _asymmetric(self) -> bool:
+        return self.config.entropy_control_mode == "asymmetric"
+
+    def _mapped(self, omega: Tensor) -> Tensor:
+        """The statistic the exp/linear mappings read: |Omega|, or -Omega (m > 0 raises entropy) when asymmetric."""
+        return -omega if self._asymmetric else omega.abs()
+
     def _window_values_of(self, inputs_list: List[LossInputs], signed: bool) -> Tensor:
+        """Valid-token values over the window: signed Omega, or the mapped statistic (``_mapped``)."""
         values = []
         for x in inputs_list:
-            omega = self._omega(x) if signed else self._omega_abs(x)
-            values.append(omega[x.action_mask.bool()].detach().reshape(-1).double())
+            omega = self._omega(x)
+            chosen = omega if signed else self._mapped(omega)
+            values.append(chosen[x.action_mask.bool()].detach().reshape(-1).double())
         return torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)
 
     @property
@@ -246,6 +302,7 @@ class Steer(Method):
         mask = inputs.action_mask.bool()
         omega = self._omega(inputs)
         omega_abs = omega.abs()
+        mapped = self._mapped(omega)
         if self.needs_window_stats:
             try:
                 stats = {k: inputs.window_stats[f"steer/{k}"] for k in ("max", "min", "threshold", "count")}
@@ -253,10 +310,15 @@ class Steer(Method):
                 raise ValueError("steer with stat_scope=mini_batch needs LossInputs.window_stats from method.window_stats(...) "
                                  "over the optimizer-step window; fix the adapter or use stat_scope=micro_batch") from None
         else:
-            stats = omega_statistics(omega_abs, mask, c.binary_top_fraction, with_threshold=c.mapping == "binary",
+            stats = omega_statistics(mapped, mask, c.binary_top_fraction, with_threshold=c.mapping == "binary",
                                      ranked=omega if c.binary_rank == "signed" else None)
-        weights = omega_to_weights(omega_abs, mask, stats, mapping=c.mapping, lambda_min=c.lambda_min,
-                                   lambda_max=c.lambda_max, omega_floor=c.omega_floor, omega=omega,
-                                   binary_rank=c.binary_rank)
-        self._record(omega_abs_max=stats["max"], omega_abs_mean=float(omega_abs[mask].mean()) if bool(mask.any()) else 0.0)
+        if self._asymmetric:
+            weights = asymmetric_weights(mapped, mask, stats, mapping=c.mapping, lambda_min=c.lambda_min,
+                                         lambda_max=c.lambda_max, omega_floor=c.omega_floor)
+        else:
+            weights = omega_to_weights(omega_abs, mask, stats, mapping=c.mapping, lambda_min=c.lambda_min,
+                                       lambda_max=c.lambda_max, omega_floor=c.omega_floor, omega=omega,
+                                       binary_rank=c.binary_rank)
+        abs_max = max(abs(stats["max"]), abs(stats["min"])) if self._asymmetric else stats["max"]
+        self._record(omega_abs_max=abs_max, omega_abs_mean=float(omega_abs[mask].mean()) if bool(mask.any()) else 0.0)
         return weights
