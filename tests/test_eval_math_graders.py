@@ -119,19 +119,24 @@ def test_grader_plugins_grade_problem_shapes():
 
 @pytest.mark.slow
 def test_reference_solutions_grade_correct_on_real_sets(data_dir):
-    """Every MATH-500 and Minerva reference solution must be graded correct against its own gold."""
+    """Every MATH-500 and Minerva reference solution is graded correct against its own gold (two exceptions for Qwen)."""
     from openrlhf_steer_eval.benchmarks import get_benchmark
 
-    pairs = []
+    pairs, keep_units = [], []
     for name in ("math500", "minerva_math"):
         for p in get_benchmark(name).load(str(data_dir / name)):
             pairs.append((p["solution"], p["gold_answer"]))
+            keep_units.append(bool(p.get("keep_units")))  # Minerva Math: the toolkit keeps units
     assert len(pairs) == 772
     with MathGraderPool(workers=2, timeout=20) as pool:
         mv = pool.grade_many(pairs, grader="math_verify")
-        qw = pool.grade_many(pairs, grader="qwen")
+        qw = pool.grade_tasks([("qwen", r, g, ku) for (r, g), ku in zip(pairs, keep_units)])
     assert sum(v.correct for v in mv) == 772
-    assert sum(v.correct for v in qw) == 772
+    # Qwen's toolkit rejects two: the gold "x \\in [-2,7]" keeps "x\\in" (the space hides it from the first
+    # normalisation) while the prediction loses it in its second; Minerva's "\\lambda_{\\text {red}} / \\sqrt{2}"
+    # becomes "\\lambda_{" in the prediction's second pass (a "\\text{...}" reaching the end is cut as a unit).
+    wrong = sorted(pairs[i][1] for i, v in enumerate(qw) if not v.correct)
+    assert wrong == ["\\lambda_{\\text {red}} / \\sqrt{2}", "x \\in [-2,7]"]
 
 
 def test_every_real_gold_is_graded_equal_to_itself(data_dir):
