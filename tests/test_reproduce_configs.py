@@ -227,6 +227,7 @@ def test_posadv_recipe_follows_appendix_b_and_e2():
         assert "lost in the text" in cfg(name).recipe["top_p"].source
         ev = cfg(name).values("eval")
         assert (ev["n"], ev["k"], ev["temperature"], ev["top_p"]) == (64, [1, 64], 1.0, 1.0)
+        assert ev["graders"] == {"default": ["math_verify"], "livecodebench": None, "ifeval": None}
     t2 = cfg("posadv_table2")
     n = {row.name: t2.recipe_for(row)["updates_per_rollout"] for row in t2.rows if row.trains}
     assert (n["grpo_n1"], n["grpo_n2"], n["dapo_n2"], n["grpo_n4"]) == (1, 2, 2, 4)

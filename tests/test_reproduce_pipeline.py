@@ -266,6 +266,12 @@ def test_eval_groups_split_by_sample_count():
     assert groups == [(["aime24", "amc23"], {"n": 32, "k": [1, 32], "temperature": 1.0}),
                       (["math500", "minerva_math"], {"n": 1, "k": [1], "temperature": 1.0})]
     assert P.eval_groups(["a"], {"n": 4}) == [(["a"], {"n": 4})]
+    # graders per benchmark: math sets get the configured grader, IF-Eval keeps its own (no --graders flag)
+    mixed = P.eval_groups(["aime24", "ifeval"], {"n": 2, "graders": {"default": ["math_verify"], "ifeval": None}})
+    assert mixed == [(["aime24"], {"n": 2, "graders": ["math_verify"]}), (["ifeval"], {"n": 2, "graders": None})]
+    assert "--graders" not in P.eval_command(Path("m"), ["ifeval"], mixed[1][1], Path("o"))
+    cmd = P.eval_command(Path("m"), ["aime24"], mixed[0][1], Path("o"))
+    assert cmd[cmd.index("--graders") + 1] == "math_verify"
     with pytest.raises(ValueError, match="no entry for 'b'"):
         P.eval_groups(["b"], {"n": {"a": 1}})
     assert P.group_dir(Path("/e"), 0, {"n": 4}, 1) == Path("/e")
