@@ -1,81 +1,60 @@
 """OpenRLHF reward file (``--reward.remote_url <this file>``) for DAPO-Math-17k training.
 
-The papers train with verl's DAPO math reward (STEER: data_source ``math_dapo``; Jin et al.: veRL
-with DAPO-Math-17K): the response's last ``Answer:`` line is normalised and compared as a string
-with the normalised ground truth (all DAPO-Math-17k answers are integers); the reward is +1 when it
-matches and -1 otherwise. This file implements that rule on its own (no verl import) so it can be
-loaded in every vLLM engine process. ``scores`` (0/1) feeds OpenRLHF's dynamic filtering.
+Both papers train with verl's DAPO math reward, ``math_dapo.compute_score`` (+1 correct, -1 otherwise),
+on the last 300 characters of the response decoded without special tokens. It has two rules
+(``openrlhf_steer_eval.graders.math_dapo``), chosen with ``OPENRLHF_STEER_DAPO_RULE``:
+  * ``minerva`` (default): the last ``Answer:`` line, normalised, equals the normalised label. Upstream
+    verl's default (DAPO's own rule, matching the DAPO-Math-17k prompt's "Answer:" line); Jin et al.
+    train with veRL on DAPO-Math-17K [assumed: their text names veRL and the data set, not the rule].
+  * ``strict_box``: the last ``\\boxed{}`` in the last 100 characters equals the label exactly. The STEER
+    authors' repository (zz-haooo/STEER, verl/utils/reward_score/math_dapo.py) makes
+    ``strict_box_verify=True`` the default, and its reward manager calls it with defaults, so STEER's
+    training reward is this rule (the authors' code; the paper does not state it).
+``scores`` (0/1) feeds OpenRLHF's dynamic filtering.
 
-OpenRLHF calls ``reward_func(queries, prompts, labels)`` with one sample per call; ``queries`` are
-the decoded prompt + response with special tokens kept.
+OpenRLHF calls ``reward_func(queries, prompts, labels)`` with one sample per call; ``queries`` are the
+decoded prompt + response with special tokens kept, which are removed here as verl's decoding does.
 """
 from __future__ import annotations
 
+import os
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
-CORRECT_REWARD = 1.0
-INCORRECT_REWARD = -1.0
-TAIL_CHARS = 300  # only the end of a long response is searched, as in the DAPO reward
-END_MARKERS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>", "<pad>", "<|end_of_text|>")
+from openrlhf_steer_eval.graders.math_dapo import CORRECT_REWARD, RULES, TAIL_CHARS, dapo_score  # noqa: F401
 
-_ANSWER_LINE = re.compile(r"(?i)Answer\s*:\s*([^\n]+)")
-_TEXT_MACRO = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
-_BOXED = re.compile(r"\\boxed\{(.*)\}")
-_UNIT_WORDS = ("degrees", "degree", "cm", "meters", "units", "dollars", "inches", "feet", "mph", "km", "hours", "minutes")
+RULE_ENV = "OPENRLHF_STEER_DAPO_RULE"
+DEFAULT_RULE = "minerva"
+_SPECIAL_TOKEN = re.compile(r"<\|[^<>|\s]{1,40}\|>|</s>|<pad>")
+
+
+def active_rule() -> str:
+    rule = os.environ.get(RULE_ENV, "") or DEFAULT_RULE
+    if rule not in RULES:
+        raise ValueError(f"{RULE_ENV}={rule!r}: choose one of {', '.join(RULES)}")
+    return rule
 
 
 def response_of(query: str, prompt: str) -> str:
-    """The generated part of ``query`` (OpenRLHF passes prompt + response)."""
+    """The generated part of ``query`` (OpenRLHF passes prompt + response), without special tokens."""
     if prompt and query.startswith(prompt):
-        return query[len(prompt):]
-    marker = "<|im_start|>assistant"  # Qwen chat template; other templates fall back to the whole text
-    return query.rsplit(marker, 1)[-1] if marker in query else query
+        response = query[len(prompt):]
+    else:
+        marker = "<|im_start|>assistant"  # Qwen chat template; other templates fall back to the whole text
+        response = query.rsplit(marker, 1)[-1] if marker in query else query
+    return _SPECIAL_TOKEN.sub("", response)
 
 
-def extract_answer(response: str) -> Optional[str]:
-    """Text after the last ``Answer:`` in the response's tail, or None."""
-    hits = _ANSWER_LINE.findall(response[-TAIL_CHARS:])
-    return hits[-1].strip() if hits else None
-
-
-def normalize_answer(answer: str) -> str:
-    """Canonical string form of a final answer (integers lose separators, LaTeX wrappers go)."""
-    text = answer.strip()
-    for end in END_MARKERS:  # the answer ends at the first end-of-turn / padding token
-        text = text.split(end, 1)[0]
-    text = text.strip().rstrip(".").strip()
-    boxed = _BOXED.search(text)
-    if boxed:
-        text = boxed.group(1)
-    text = text.strip("$ ")
-    prev = None
-    while prev != text:  # nested \text{\textbf{..}}
-        prev, text = text, _TEXT_MACRO.sub(r"\1", text)
-    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    text = text.replace("\\left", "").replace("\\right", "").replace("\\!", "").replace("\\,", "").replace("\\ ", "")
-    text = text.replace("^\\circ", "").replace("^{\\circ}", "").replace("\\%", "").replace("%", "")
-    for word in _UNIT_WORDS:
-        text = re.sub(rf"(?<=\d)\s*{word}\b", "", text)
-    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # 10,000 -> 10000
-    text = re.sub(r"\s+", "", text)
-    if re.fullmatch(r"[-+]?\d+(\.\d+)?", text):
-        number = float(text)
-        text = str(int(number)) if number.is_integer() else repr(number)
-    return text
-
-
-def score(response: str, label: str) -> float:
-    predicted = extract_answer(response)
-    if predicted is None:
-        return INCORRECT_REWARD
-    return CORRECT_REWARD if normalize_answer(predicted) == normalize_answer(str(label)) else INCORRECT_REWARD
+def score(response: str, label: str, rule: str = DEFAULT_RULE) -> float:
+    """verl's ``math_dapo.compute_score(response, label)["score"]`` under ``rule``."""
+    return dapo_score(response, str(label), rule)[0]
 
 
 def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[str], **_: object) -> Dict[str, object]:
     import torch  # imported here: OpenRLHF's engines already have it; tests of the rule above do not need it
 
-    rewards: List[float] = [score(response_of(q, p), l) for q, p, l in zip(queries, prompts, labels)]
+    rule = active_rule()
+    rewards: List[float] = [score(response_of(q, p), l, rule) for q, p, l in zip(queries, prompts, labels)]
     accuracy = [1.0 if r == CORRECT_REWARD else 0.0 for r in rewards]
     return {
         "rewards": torch.tensor(rewards, dtype=torch.float32),
