@@ -480,6 +480,9 @@ def plot(tokens: Mapping[str, Mapping[str, np.ndarray]], table: Mapping[str, Any
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator
+
+    from openrlhf_steer.demo.analyses.estimator import symlog_ticks
 
     models = list(tokens)
     cov_key = "cov_lr" if table["settings"]["cov_learning_rate"] else "cov"
@@ -494,9 +497,11 @@ def plot(tokens: Mapping[str, Mapping[str, np.ndarray]], table: Mapping[str, Any
             x = a[key][pick]
             ax.scatter(x, truth, s=4, alpha=0.4)
             for axis, values in (("x", x), ("y", truth)):
-                scale = float(np.max(np.abs(values))) if values.size else 0.0
-                if scale > 0:  # heavy tails: a symmetric log scale shows both the bulk and the tails
-                    getattr(ax, f"set_{axis}scale")("symlog", linthresh=scale * 1e-3)
+                largest = float(np.max(np.abs(values))) if values.size else 0.0
+                if largest > 0:  # heavy tails: a symmetric log scale shows both the bulk and the tails
+                    linthresh = largest * 1e-4
+                    getattr(ax, f"set_{axis}scale")("symlog", linthresh=linthresh)
+                    getattr(ax, f"{axis}axis").set_major_locator(FixedLocator(symlog_ticks(linthresh, largest)))
             ax.axhline(0, color="grey", linewidth=0.5)
             ax.axvline(0, color="grey", linewidth=0.5)
             ax.set_title(f"{model}: {title}", fontsize=9)

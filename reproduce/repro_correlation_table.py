@@ -1,0 +1,324 @@
+"""Pos-Adv Tables 1 and 4: Spearman correlation between training entropy and Avg@64 / Pass@64.
+
+A point is one trained run, a row of another table (the config's ``runs``: ``<table>:<row>``): its
+final training entropy (the source table's Entropy column, EMA-smoothed) against its score on each
+benchmark (the source table's cell: the selected checkpoint's Avg@64 / Pass@64). With these points
+the paper's own printed cells reproduce every printed coefficient (Table 4 from Table 5's six trained
+rows, Table 1 from Tables 2 and 3's 29 distinct runs), which is how the pooling was determined.
+
+The runs are trained, selected and evaluated by run_table's own pipeline (``TableRunner.run_row``), in
+``runs/reproduce/<source table>/`` (shared with that table's own run) or, with ``--output-dir D``, in
+``D/sources/<source table>/``; finished rows are skipped. Then ``<table>.md`` / ``.json`` (ours, the
+value recomputed from the paper's cells, and the printed value, at 5 decimals) and ``<table>.png``
+(entropy against Avg@64, one panel per benchmark).
+
+``--smoke``: the first three runs only (the fewest a rank correlation needs), the source tables' CPU
+smoke pipeline, the last checkpoint instead of the best-of sweep and the eval CLI called in-process, so
+the whole table takes about a minute on CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import repro_pipeline as pipeline
+import run_table as rt
+from openrlhf_steer.atomic_io import atomic_path, atomic_write_text
+
+SMOKE_RUNS = 3
+METRIC_LABELS = {"avg@n": "Avg@64", "pass@n": "Pass@64"}
+RUN_REF = re.compile(r"^(?P<table>[a-z0-9_]+):(?P<row>[a-z0-9][a-z0-9_\-]*)$")
+
+
+# --------------------------------------------------------------------------------------------------
+# The statistic (pure)
+# --------------------------------------------------------------------------------------------------
+def average_ranks(values: Sequence[float]) -> List[float]:
+    """1-based ranks; tied values share the mean of the ranks they span."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> Optional[float]:
+    """Spearman's rho: Pearson's correlation of the average ranks; None for < 3 points or a constant side."""
+    if len(x) != len(y):
+        raise ValueError(f"spearman needs paired values, got {len(x)} and {len(y)}")
+    if len(x) < 3:
+        return None
+    rx, ry = average_ranks(x), average_ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    if sxx == 0 or syy == 0:
+        return None
+    return sxy / math.sqrt(sxx * syy)
+
+
+def fmt(value: Optional[float], digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Runs and points
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class RunRef:
+    table: str
+    row: str
+    source: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.table}:{self.row}"
+
+
+@dataclass
+class Point:
+    run: str
+    label: str
+    entropy: Optional[float]
+    scores: Dict[str, Dict[str, float]]  # benchmark -> metric -> value (percent)
+
+
+def run_refs(config) -> List[RunRef]:
+    """The config's ``runs`` list (``{value: <table>:<row>, source}``), validated."""
+    import yaml
+
+    raw = yaml.safe_load(Path(config.path).read_text(encoding="utf-8")).get("runs")
+    if not raw:
+        raise ValueError(f"{config.path}: an entropy_correlation table needs a 'runs' list of {{value: <table>:<row>, source}}")
+    refs = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, Mapping) or "value" not in entry or not str(entry.get("source", "")).strip():
+            raise ValueError(f"{config.path}: runs[{i}] must be {{value: <table>:<row>, source: ...}}")
+        m = RUN_REF.match(str(entry["value"]))
+        if not m:
+            raise ValueError(f"{config.path}: runs[{i}].value {entry['value']!r} is not <table>:<row>")
+        refs.append(RunRef(m["table"], m["row"], str(entry["source"])))
+    if len({r.key for r in refs}) != len(refs):
+        raise ValueError(f"{config.path}: a run is listed twice in 'runs'")
+    return refs
+
+
+def source_config(config, table: str):
+    from repro_config import load_config
+
+    return load_config(Path(config.path).parent / f"{table}.yaml")
+
+
+def paper_points(config, refs: Sequence[RunRef]) -> List[Point]:
+    """The points as the paper prints them: each source row's printed cells and final entropy."""
+    points = []
+    for ref in refs:
+        src = source_config(config, ref.table)
+        row = src.row(ref.row)
+        entropy_col = next(c.key for c in src.columns if c.training_entropy)
+        scores = {c.benchmark: {m: v for m, v in row.paper[c.key].items() if v is not None}
+                  for c in src.columns if c.benchmark}
+        points.append(Point(ref.key, row.label, row.paper[entropy_col]["entropy"], scores))
+    return points
+
+
+def correlations(config, points: Sequence[Point]) -> Dict[str, Dict[str, Optional[float]]]:
+    """benchmark -> metric -> Spearman(entropy, score) over the points that have both."""
+    out: Dict[str, Dict[str, Optional[float]]] = {}
+    for bench in config.benchmarks:
+        out[bench] = {}
+        for metric in config.metrics:
+            pairs = [(p.entropy, p.scores[bench][metric]) for p in points
+                     if p.entropy is not None and metric in p.scores.get(bench, {})]
+            out[bench][metric] = spearman([a for a, _ in pairs], [b for _, b in pairs]) if pairs else None
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Running the source rows with run_table's pipeline
+# --------------------------------------------------------------------------------------------------
+class InProcessEvalSmokeExecutor(rt.SmokeExecutor):
+    """--smoke only: the eval CLI's own ``main`` in this process (one import instead of one per call)."""
+
+    def run(self, stage: str, cmd: Sequence[str], log_path: Path) -> None:
+        if pipeline.EVAL_MODULE not in cmd:
+            return super().run(stage, cmd, log_path)
+        from openrlhf_steer_eval.cli import main as eval_main
+
+        self.echo(f"[{stage}] {pipeline.shell_join(cmd)}  (in-process)")
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            code = eval_main(list(cmd)[list(cmd).index(pipeline.EVAL_MODULE) + 1:])
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"\n$ {pipeline.shell_join(cmd)}\n{buffer.getvalue()}")
+        if code != 0:
+            raise RuntimeError(f"[{stage}] eval failed with exit code {code}; log: {log_path}\n{buffer.getvalue()[-3000:]}")
+
+
+def _executor(args) -> rt.Executor:
+    if args.dry_run:
+        return rt.DryRunExecutor()
+    if args.smoke:
+        return InProcessEvalSmokeExecutor(args.smoke_steps, quiet=args.quiet)
+    return rt.Executor(quiet=args.quiet)
+
+
+def source_dir(args, out: Path, table: str) -> Path:
+    if args.output_dir:
+        return out / "sources" / table
+    return Path("runs") / "reproduce" / table  # run_table's own default for that table: runs are shared
+
+
+def smoke_config(src):
+    """--smoke: the last checkpoint (no best-of sweep: each sweep point is one more eval call)."""
+    from dataclasses import replace
+
+    from repro_config import Sourced
+
+    selection = dict(src.selection)
+    selection["policy"] = Sourced("last", "--smoke: last checkpoint")
+    return replace(src, selection=selection)
+
+
+def run_entropy(row_dir: Path, src, row, result: Mapping[str, Any]) -> Optional[float]:
+    """The result's final training entropy; for the CPU smoke trainer (JSON records, no OpenRLHF console lines)
+    the same EMA over its logged rollout entropies."""
+    if result.get("training_entropy") is not None:
+        return float(result["training_entropy"])
+    from repro_entropy import ema
+
+    log = row_dir / "train.log"
+    if not log.is_file():
+        return None
+    records = [json.loads(line) for line in log.read_text(errors="replace").splitlines() if line.startswith("{")]
+    values = [r["entropy"] for r in records if "step" in r and "entropy" in r]
+    return ema(values, float(src.values("training_entropy").get("ema", 0.0))) if values else None
+
+
+def train_and_score(config, refs: Sequence[RunRef], args, out: Path) -> List[Point]:
+    """Run every source row through run_table's pipeline (resumable) and read its point."""
+    executor = _executor(args)
+    points = []
+    by_table: Dict[str, List[RunRef]] = {}
+    for ref in refs:
+        by_table.setdefault(ref.table, []).append(ref)
+    for table, table_refs in by_table.items():
+        src = source_config(config, table)
+        if args.smoke:
+            src = smoke_config(src)
+        src_args = argparse.Namespace(**{**vars(args), "output_dir": str(source_dir(args, out, table))})
+        runner = rt.TableRunner(src, src_args, executor)
+        for ref in table_refs:
+            row = src.row(ref.row)
+            runner.run_row(row)
+            if executor.dry:
+                continue
+            row_dir = runner.out / "rows" / row.name
+            result = json.loads((row_dir / "result.json").read_text())
+            scores = {b: {m: float(v) for m, v in s.items() if m in config.metrics} for b, s in result["scores"].items()}
+            points.append(Point(ref.key, row.label, run_entropy(row_dir, src, row, result), scores))
+    return points
+
+
+# --------------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------------
+def build_table(config, ours: Mapping[str, Mapping[str, Optional[float]]], from_cells: Mapping[str, Mapping[str, Optional[float]]],
+                points: Sequence[Point], refs: Sequence[RunRef], smoke: bool) -> Dict[str, Any]:
+    rows = []
+    for r in config.analysis_rows:
+        bench = str(r["benchmark"])
+        printed = dict(zip(config.metrics, r["paper"]))
+        rows.append({"benchmark": bench, "label": r["label"], "cells": {
+            m: {"ours": ours.get(bench, {}).get(m), "paper_cells": from_cells.get(bench, {}).get(m), "paper": printed[m]}
+            for m in config.metrics}})
+    return {"table": config.table, "title": config.title, "paper": config.paper, "smoke": smoke, "precision": config.precision,
+            "runs": [{"run": r.key, "source": r.source} for r in refs],
+            "points": [{"run": p.run, "label": p.label, "entropy": p.entropy, "scores": p.scores} for p in points],
+            "rows": rows}
+
+
+def markdown(table: Mapping[str, Any], metrics: Sequence[str]) -> str:
+    d = table["precision"]
+    lines = [f"# {table['title']}", ""]
+    if table["smoke"]:
+        lines += ["**Smoke run** (tiny model on CPU, the first runs only): the numbers test the pipeline, not the paper.", ""]
+    head = " | ".join(f"{METRIC_LABELS[m]} ours | {METRIC_LABELS[m]} from the paper's cells | {METRIC_LABELS[m]} paper"
+                      for m in metrics)
+    lines += [f"| Benchmark | {head} |", "|---|" + "---|" * (3 * len(metrics))]
+    for row in table["rows"]:
+        cells = " | ".join(f"{fmt(row['cells'][m]['ours'], d)} | {fmt(row['cells'][m]['paper_cells'], d)} | "
+                           f"{fmt(row['cells'][m]['paper'], d)}" for m in metrics)
+        lines.append(f"| {row['label']} | {cells} |")
+    lines += ["", f"Spearman over {len(table['points'])} trained runs (one point each: final EMA training entropy, "
+              "selected checkpoint's score); 'from the paper's cells' is the same statistic over the runs' printed cells.",
+              "", "| Run | Entropy |", "|---|---|"]
+    lines += [f"| {p['run']} ({p['label']}) | {fmt(p['entropy'], 5)} |" for p in table["points"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(config, points: Sequence[Point], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    benches = config.benchmarks
+    cols = 4
+    rows = -(-len(benches) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.3 * rows), squeeze=False)
+    for ax, bench in zip([a for line in axes for a in line], benches):
+        pairs = [(p.entropy, p.scores[bench]["avg@n"]) for p in points
+                 if p.entropy is not None and "avg@n" in p.scores.get(bench, {})]
+        if pairs:
+            ax.scatter([a for a, _ in pairs], [b for _, b in pairs], s=14)
+            ax.set_xscale("log" if min(a for a, _ in pairs) > 0 else "linear")
+        ax.set_title(bench, fontsize=9)
+        ax.set_xlabel("final training entropy")
+        ax.set_ylabel("Avg@n (%)")
+    for ax in [a for line in axes for a in line][len(benches):]:
+        ax.axis("off")
+    fig.suptitle(config.title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------------
+# The runner (called by run_table.py through repro_analyses)
+# --------------------------------------------------------------------------------------------------
+def run(config, args) -> int:
+    refs = run_refs(config)
+    if args.smoke:
+        refs = refs[:SMOKE_RUNS]
+    out = Path(args.output_dir or Path("runs") / "reproduce" / config.table).resolve()
+    from_cells = correlations(config, paper_points(config, refs))
+    if args.dry_run:
+        print(f"[runs] {len(refs)} trained runs, one point each: " + ", ".join(r.key for r in refs))
+    points = train_and_score(config, refs, args, out)
+    if args.dry_run:
+        print(f"[table] {out / (config.table + '.md')}, .json and .png: Spearman(final entropy, "
+              f"{'/'.join(config.metrics)}) per benchmark over the runs")
+        return 0
+    table = build_table(config, correlations(config, points), from_cells, points, refs, bool(args.smoke))
+    atomic_write_text(out / f"{config.table}.json", json.dumps(table, indent=2) + "\n")
+    atomic_write_text(out / f"{config.table}.md", markdown(table, config.metrics))
+    plot(config, points, out / f"{config.table}.png")
+    print(f"[table] wrote {out / (config.table + '.md')}, .json and .png")
+    return 0
