@@ -22,7 +22,7 @@ LONG_FILLER = "z" * 400  # moves text out of the 300-character tail
     ("\\boxed{7}" + LONG_FILLER, "7", False, False),  # outside both: Qwen finds no box and no number
     ("\\boxed{3}<|im_end|>then \\boxed{4}", "3", False, True),  # Qwen cuts at the stop word; DAPO sees "4"
     ("\\boxed{Evelyn}", "\\text{Evelyn}", False, False),  # the gold is not normalised: "\text{Evelyn}" stays
-    ("\\boxed{\\text{Evelyn}}", "\\text{Evelyn}", True, False),  # Qwen's prediction loses its \\text{}
+    ("\\boxed{\\text{Evelyn}}", "\\text{Evelyn}", True, False),  # Qwen's prediction loses its \text{}
     ("\\boxed{5 m}", "5", False, True),  # units stripped as for "math", on every set
 ])
 def test_verdicts(response, gold, dapo, qwen):
