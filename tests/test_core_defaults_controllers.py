@@ -44,6 +44,15 @@ def test_rollout_step_controller_ignores_optimizer_step_boundaries():
         per_opt.on_boundary("epoch", high)
 
 
+def test_entropy_guided_rule_at_the_target_falls():
+    # Sec. 7.3: lambda rises when the entropy exceeds delta, "otherwise" falls -- H == delta falls.
+    method = build_method("pos_adv_reweight", **dict(POS_ADV, lambda_init=0.1))
+    method.on_boundary("rollout_step", {"entropy/old_mean": 0.2})
+    assert method.lam == pytest.approx(0.05)
+    method.on_boundary("rollout_step", {"entropy/old_mean": 0.2000001})
+    assert method.lam == pytest.approx(0.10)
+
+
 def test_composed_members_update_at_their_own_boundary():
     pos = build_method("pos_adv_reweight", **POS_ADV)
     ada = build_method("adaptive_entropy", update_every="optimizer_step", entropy_metric="entropy/old_mean",

@@ -47,8 +47,11 @@ def epoch_lambda(epoch: int, total_epochs: int) -> float:
 
 
 def entropy_guided_lambda(current: float, entropy: float, target: float, step_size: float) -> float:
-    """lambda_{k+1} = clip(lambda_k - step, 0, 1) if H_k < target else clip(lambda_k + step, 0, 1)."""
-    new = current - step_size if entropy < target else current + step_size
+    """lambda_{k+1} = clip(lambda_k + step, 0, 1) if H_k > target else clip(lambda_k - step, 0, 1).
+
+    Jin et al. Sec. 7.3: lambda rises "when the LLM entropy exceeds" the target, "otherwise" it falls.
+    """
+    new = current + step_size if entropy > target else current - step_size
     return min(1.0, max(0.0, new))
 
 
