@@ -337,7 +337,6 @@ class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
         if state.generator is not None:  # dynamic-batch mode has no window iterator to reseed it
             state.generator.manual_seed(step_seed(state.seed, state.rank, state.optimizer_step))
 
-
     def _end_rollout_step(self) -> None:
         """Token-weighted means over the rollout step's windows (already DP-summed), offered to the controller."""
         state = self.entropy_control
