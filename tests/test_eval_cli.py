@@ -292,8 +292,8 @@ def test_data_dir_serves_ifeval_offline(data_dir, tmp_path, capsys, monkeypatch)
 
 @pytest.mark.slow
 def test_reference_solutions_score_100_through_the_cli(data_dir, tmp_path, capsys):
-    """MATH-500 (ids = unique_id) and Minerva (ids = idx) reference solutions as responses: every grader
-    must give avg@1 = 1 through the whole CLI path, with the worker pool."""
+    """MATH-500 (ids = unique_id) and Minerva (ids = idx) reference solutions as responses: Math-Verify
+    gives avg@1 = 1 through the whole CLI path, with the worker pool, and qwen all but the toolkit's one per set."""
     argv = ["--benchmarks", "math500,minerva_math", "--data-dir", str(data_dir), "--output-dir",
             str(tmp_path / "out"), "--grader-workers", "2", "-q"]
     for name, key in (("math500", "unique_id"), ("minerva_math", "idx")):
@@ -305,6 +305,7 @@ def test_reference_solutions_score_100_through_the_cli(data_dir, tmp_path, capsy
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     for name, count in (("math500", 500), ("minerva_math", 272)):
         assert res["benchmarks"][name]["num_problems"] == count
-        for grader in ("math_verify", "qwen"):
-            assert res["metrics"][f"{name}/{grader}/avg@1"] == 1.0
-        assert res["disagreements"][name]["math_verify vs qwen"]["count"] == 0
+        assert res["metrics"][f"{name}/math_verify/avg@1"] == 1.0
+        # Qwen2.5-Math's toolkit rejects one reference solution per set (tests/test_eval_math_graders.py)
+        assert res["metrics"][f"{name}/qwen/avg@1"] == pytest.approx(1 - 1 / count)
+        assert res["disagreements"][name]["math_verify vs qwen"]["count"] == 1
