@@ -223,7 +223,8 @@ class ChunkedActorForward:
             return action_log_probs
         output = ChunkedActorOutput(aux_loss=model_output.get("aux_loss"))
         if return_entropy:
-            entropy = _scatter(per_row[1], positions, (batch, width))
+            entropy_rows = per_row[1] if entropy_grad else per_row[1].detach()  # the stack itself carries a graph
+            entropy = _scatter(entropy_rows, positions, (batch, width))
             output.entropy = nn.functional.pad(entropy, (seqlen - 1 - width, 0))
         return action_log_probs, output
 
