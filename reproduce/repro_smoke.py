@@ -6,7 +6,7 @@ random Llama (byte-level BPE tokenizer trained on the smoke prompts, chat templa
 Rollouts use ``model.generate``; rewards come from the same reward file OpenRLHF would load
 (``--reward.remote_url``); advantages are GRPO's group normalisation; the loss is the project's core
 ``openrlhf_steer.loss.PolicyLoss`` with the row's method (advantage hooks through
-``openrlhf_steer.advantages.compute_advantages``, controllers through ``on_step_end``). Checkpoints are written where OpenRLHF
+``openrlhf_steer.advantages.compute_advantages``, controllers at the boundary their ``update_every`` names). Checkpoints are written where OpenRLHF
 writes them (``<ckpt.path>/global_step<N>_hf``), so selection, the eval CLI (HF backend, a few
 problems) and the table assembly downstream run unchanged.
 
@@ -313,6 +313,7 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
     loss_fn, impl, loss_impl = make_loss(method, options, eps_low, eps_high, dual)
     from openrlhf_steer.advantages import compute_advantages
     from openrlhf_steer.methods.base import GroupInputs, LossInputs
+    from openrlhf_steer.demo.train import rollout_means
 
     opt = torch.optim.AdamW(model.parameters(), lr=float(_one(flags, "actor.adam.lr", 1e-6)))
     gen_torch = torch.Generator().manual_seed(seed)
@@ -356,7 +357,7 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
             adv = compute_advantages(group, impl)
             order = torch.randperm(seq.shape[0], generator=gen_torch)
             chunk = max(1, min(train_batch, seq.shape[0]))
-            losses = []
+            losses, per_window = [], []
             for start in range(0, seq.shape[0], chunk):  # one optimizer step per mini-batch (N_update per rollout)
                 idx = order[start:start + chunk]
                 lp, ent = token_logp(True)
@@ -369,8 +370,10 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
                 optimizer_steps += 1
-                impl.on_step_end(metrics)
+                impl.on_boundary("optimizer_step", metrics)
+                per_window.append(metrics)
                 losses.append(float(loss.detach()))
+            impl.on_boundary("rollout_step", rollout_means(per_window))
             entropy = float((old_ent * mask).sum() / mask.sum().clamp_min(1))
             record = {"step": step, "reward_mean": float(rewards.mean()), "loss": sum(losses) / len(losses),
                       "entropy": entropy, "updates": len(losses), "controller": impl.controller_values()}

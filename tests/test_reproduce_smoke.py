@@ -33,8 +33,11 @@ def test_smoke_one_row_end_to_end_and_resume(tmp_path, data_dir):
     assert selection["policy"] == "best" and selection["benchmarks"] == ["aime25"] and set(selection["scores"]) == {"1", "2"}
     best = max(selection["scores"].values())
     assert selection["step"] == min(int(s) for s, v in selection["scores"].items() if v == best)
-    results = json.loads((row / "eval" / "results.json").read_text())
-    assert any(k.startswith("aime24/") and "/avg@2" in k for k in results["metrics"])
+    # two eval calls: the math sets graded by the configured Math-Verify, IF-Eval by its own checkers
+    math_results = json.loads((row / "eval" / "g0_n2" / "results.json").read_text())
+    assert any(k.startswith("aime24/math_verify/avg@2") for k in math_results["metrics"])
+    ifeval_results = json.loads((row / "eval" / "g1_n2" / "results.json").read_text())
+    assert all(k.startswith("ifeval/") for k in ifeval_results["metrics"])
     result = json.loads((row / "result.json").read_text())
     # every table benchmark except LiveCodeBench (its problems are not in the offline data)
     assert set(result["scores"]) == {"aime24", "aime25", "amc23", "math500", "minerva_math", "ifeval"} and result["smoke"]
