@@ -173,3 +173,97 @@ def test_minus_inf_logits_policy():
         token_logprobs_and_entropy(logits, torch.tensor([[1]]))
     with pytest.raises(ValueError, match="NaN or inf"):
         token_logprobs_and_entropy(logits, torch.tensor([[2]]), with_entropy=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# From hidden states and the output projection (head_logprobs_and_entropy)
+# --------------------------------------------------------------------------------------------------
+def _head_case(dtype=torch.float64, n=11, hidden=6, vocab=30, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(n, hidden, generator=g, dtype=torch.float64).to(dtype)
+    w = (torch.randn(vocab, hidden, generator=g, dtype=torch.float64) * 1.5).to(dtype)
+    b = torch.randn(vocab, generator=g, dtype=torch.float64).to(dtype)
+    rows = torch.tensor([0, 2, 3, 7, 9, 10])
+    labels = torch.randint(0, vocab, (rows.numel(),), generator=g)
+    return h, w, b, rows, labels
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 4, 100])
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_head_pass_equals_naive_values_and_gradients(chunk_rows, temperature):
+    from openrlhf_steer.entropy import head_logprobs_and_entropy
+
+    h, w, b, rows, labels = _head_case()
+    g = torch.Generator().manual_seed(6)
+    c_lp, c_h = torch.randn(rows.numel(), generator=g, dtype=torch.float64), torch.randn(rows.numel(), generator=g,
+                                                                                        dtype=torch.float64)
+    ours = [t.clone().requires_grad_() for t in (h, w, b)]
+    lp, ent = head_logprobs_and_entropy(ours[0], ours[1], labels, bias=ours[2], rows=rows, temperature=temperature,
+                                        chunk_rows=chunk_rows, entropy_grad=True)
+    ((lp * c_lp).sum() + (ent * c_h).sum()).backward()
+
+    ref = [t.clone().requires_grad_() for t in (h, w, b)]
+    ref_lp, ref_h = naive((ref[0][rows] @ ref[1].T + ref[2]).unsqueeze(0), labels.unsqueeze(0), temperature)
+    ((ref_lp[0] * c_lp).sum() + (ref_h[0] * c_h).sum()).backward()
+    assert torch.allclose(lp, ref_lp[0], atol=1e-12) and torch.allclose(ent, ref_h[0], atol=1e-12)
+    for mine, theirs in zip(ours, ref):
+        assert torch.allclose(mine.grad, theirs.grad, atol=1e-10)
+    unselected = torch.ones(h.shape[0], dtype=torch.bool)
+    unselected[rows] = False
+    assert torch.all(ours[0].grad[unselected] == 0)
+
+
+def test_head_pass_gradcheck_and_detached_entropy():
+    from openrlhf_steer.entropy import head_logprobs_and_entropy
+
+    h, w, b, rows, labels = _head_case(n=5, hidden=3, vocab=7)
+    rows, labels = rows[:3], labels[:3] % 7
+    inputs = tuple(t.clone().requires_grad_() for t in (h, w, b))
+
+    def both(hh, ww, bb):
+        return head_logprobs_and_entropy(hh, ww, labels, bias=bb, rows=rows, temperature=1.4, chunk_rows=2,
+                                         entropy_grad=True)
+
+    assert torch.autograd.gradcheck(both, inputs)
+    lp, ent = head_logprobs_and_entropy(*inputs[:2], labels, rows=rows)
+    assert lp.requires_grad and not ent.requires_grad
+    lp_only, none = head_logprobs_and_entropy(*inputs[:2], labels, rows=rows, with_entropy=False)
+    assert none is None and torch.equal(lp_only, lp)
+
+
+def test_head_pass_bfloat16_model_follows_openrlhf_precision():
+    """bf16 model: logits in bf16, then float32 (OpenRLHF's order); gradients cast back to bf16."""
+    from openrlhf_steer.entropy import head_logprobs_and_entropy
+
+    h, w, _, rows, labels = _head_case(dtype=torch.bfloat16, n=40, hidden=16, vocab=300)
+    ours = [t.clone().requires_grad_() for t in (h, w)]
+    lp, ent = head_logprobs_and_entropy(ours[0], ours[1], labels, rows=rows, chunk_rows=4, entropy_grad=True)
+    (lp.sum() + 0.5 * ent.sum()).backward()
+    ref = [t.clone().requires_grad_() for t in (h, w)]
+    logits = torch.nn.functional.linear(ref[0][rows], ref[1]).float()
+    log_softmax = torch.log_softmax(logits, dim=-1)
+    ref_lp = log_softmax.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    ref_h = -(log_softmax.exp() * log_softmax).sum(-1)
+    (ref_lp.sum() + 0.5 * ref_h.sum()).backward()
+    assert lp.dtype == torch.float32 and ours[1].grad.dtype == torch.bfloat16
+    assert torch.allclose(lp, ref_lp, atol=1e-5) and torch.allclose(ent, ref_h, atol=1e-5)
+    for mine, theirs in zip(ours, ref):
+        assert float((mine.grad.float() - theirs.grad.float()).norm() / theirs.grad.float().norm()) < 1e-2
+
+
+def test_head_pass_frozen_weight_and_bad_inputs():
+    from openrlhf_steer.entropy import head_logprobs_and_entropy
+
+    h, w, _, rows, labels = _head_case()
+    hh = h.clone().requires_grad_()
+    lp, _ = head_logprobs_and_entropy(hh, w, labels, rows=rows)  # a frozen head (e.g. LoRA): no weight gradient
+    lp.sum().backward()
+    assert hh.grad is not None and w.grad is None
+    with pytest.raises(ValueError, match="share H"):
+        head_logprobs_and_entropy(h, w[:, :3], labels, rows=rows)
+    with pytest.raises(ValueError, match="one id per selected row"):
+        head_logprobs_and_entropy(h, w, labels[:2], rows=rows)
+    with pytest.raises(ValueError, match="outside"):
+        head_logprobs_and_entropy(h, w, labels + 100, rows=rows)
+    with pytest.raises(ValueError, match="bias"):
+        head_logprobs_and_entropy(h, w, labels, rows=rows, bias=torch.zeros(3, dtype=w.dtype))
