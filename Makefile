@@ -41,6 +41,7 @@ test-all: venv
 bench: venv
 	$(PY) benchmarks/entropy_pass.py
 	$(PY) benchmarks/math_grader_throughput.py
+	$(PY) benchmarks/actor_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs
