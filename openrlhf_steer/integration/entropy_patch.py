@@ -5,6 +5,11 @@
 itself. Replacing that global keeps OpenRLHF's packing path and swaps only the reduction for
 :func:`openrlhf_steer.entropy.token_logprobs_and_entropy` (chunked over rows, never a full softmax
 copy; detached unless an entropy bonus needs its gradient).
+
+The policy actor normally runs :mod:`.chunked_actor`'s forward, which never builds the full logits and
+so never calls ``compute_entropy``. This patch serves the calls that keep OpenRLHF's forward (ring
+attention, multimodal inputs, a model the chunked forward cannot handle): there the [B, T, V] float32
+logits still exist, but their softmax copies do not.
 """
 from __future__ import annotations
 
