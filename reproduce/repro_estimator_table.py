@@ -298,7 +298,8 @@ def measure_model(policy: Policy, prompts: Sequence[Tuple[str, str]], reward_fn:
                     flat[key].append(value[valid])
             lp, h, dh, adv, old = (torch.cat(flat[k]).double() for k in ("lp", "h", "dh", "adv", "old"))
             record = {
-                "step": torch.full_like(lp, step), "advantage": adv, "prob": lp.exp(), "entropy": h, "delta_entropy": dh,
+                "step": torch.full_like(lp, step), "advantage": adv, "prob": lp.exp(), "ratio": (lp - old).exp(),
+                "entropy": h, "delta_entropy": dh,
                 "omega": omega_estimate(lp, old, h, adv, spec.lr, spec.eps_low, spec.eps_high),
                 "cov": cov_estimate(lp, adv), "cov_lr": cov_estimate(lp, adv, spec.lr),
             }
@@ -309,7 +310,7 @@ def measure_model(policy: Policy, prompts: Sequence[Tuple[str, str]], reward_fn:
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in columns.items()}
 
 
-COLUMNS = ("step", "advantage", "prob", "entropy", "delta_entropy", "omega", "cov", "cov_lr")
+COLUMNS = ("step", "advantage", "prob", "ratio", "entropy", "delta_entropy", "omega", "cov", "cov_lr")
 
 
 def completion_mask(samples: Sequence[Sample]):
@@ -367,9 +368,12 @@ def build_smoke_qwen2(smoke) -> Path:
     out = smoke.root / "tiny-qwen2"
     if (out / "config.json").is_file():
         return out
-    tok = PreTrainedTokenizerFast.from_pretrained(str(smoke.model_dir()))
     rows = [json.loads(line) for line in open(smoke.source_file(), encoding="utf-8") if line.strip()]
     pairs = [(r["prompt"], f"Answer: {r['reward_model']['ground_truth']}") for r in rows]
+    texts = [r["prompt"][0]["content"] for r in rows] + [a for _, a in pairs]
+    # the smoke's byte-level BPE and chat template (its Llama is built without warm-up, only for the tokenizer)
+    tok_dir = repro_smoke.build_tiny_model(smoke.root / "tokenizer", texts, seed=0)
+    tok = PreTrainedTokenizerFast.from_pretrained(str(tok_dir))
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
@@ -524,18 +528,41 @@ def _models(config) -> List[str]:
     return list(dict.fromkeys(str(r["model"]) for r in config.analysis_rows))
 
 
-def run(config, args) -> int:
-    import repro_pipeline as pipeline
+def smoke_setup(args, out: Path):
+    import repro_smoke
     import run_table as rt
 
+    smoke = repro_smoke.SmokeSetup(out / "smoke", data_dir=Path(args.data_dir or rt.default_data_dir()))
+    smoke.source_file()
+    return smoke
+
+
+def prepare_prompts(config, args, out: Path, smoke) -> Path:
+    """DAPO-Math-17k through reproduce/prepare_data.py (its ``main``, in this process), as the training tables do."""
+    import prepare_data
+    import repro_pipeline as pipeline
+
+    data = config.values("data")
+    if args.train_data:
+        data["source"] = args.train_data
+    if smoke:
+        data = smoke.data_request(data)
+    path = out / "data" / "dapo17k.jsonl"
+    cmd = pipeline.prepare_data_command(data, path) + (["--limit", str(smoke.train_prompts)] if smoke else [])
+    print(f"[data] {pipeline.shell_join(cmd)}")
+    if not args.dry_run and prepare_data.main(cmd[2:]) != 0:
+        raise RuntimeError(f"[data] prepare_data failed for {path}")
+    return path
+
+
+def run(config, args) -> int:
     spec = EstimatorSpec.from_config(config)
     if args.smoke:
         spec = spec.smoke()
     out = Path(args.output_dir or Path("runs") / "reproduce" / config.table).resolve()
     models = _models(config)
     if args.dry_run:
-        runner = rt.TableRunner(config, args, rt.DryRunExecutor())
-        runner.prepare_data(config.values("recipe"))
+        prepare_prompts(config, args, out, None)
         for model in models:
             gb = memory_estimate_gb(model)
             need = f"~{gb} GB for weights, gradients and AdamW in fp32, plus activations" if gb else "memory unknown"
@@ -544,8 +571,8 @@ def run(config, args) -> int:
                   f"per rollout step, lr {spec.lr:g}, {spec.dtype}; {need} -> {out / 'models' / _slug(model) / 'tokens.npz'}")
         print(f"[table] {out / (config.table + '.md')}, .json and .png (MSE / PCC / SRCC, ours / paper)")
         return 0
-    runner = rt.TableRunner(config, args, rt.Executor(quiet=args.quiet))
-    data_path = runner.prepare_data(config.values("recipe"))
+    smoke = smoke_setup(args, out) if args.smoke else None
+    data_path = prepare_prompts(config, args, out, smoke)
     reward_fn = load_reward()
     tokens: Dict[str, Dict[str, np.ndarray]] = {}
     for model in models:
@@ -554,7 +581,7 @@ def run(config, args) -> int:
         if done.is_file() and (model_dir / "tokens.npz").is_file() and not args.force:
             print(f"[estimator] {model}: done ({done})")
         else:
-            source = str(build_smoke_qwen2(runner.smoke)) if runner.smoke else model
+            source = str(build_smoke_qwen2(smoke)) if smoke else model
             print(f"[estimator] {model}: measuring with {source}")
             started = time.time()
             policy = load_policy(source, spec)
