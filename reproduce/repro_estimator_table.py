@@ -114,6 +114,7 @@ class EstimatorSpec:
     samples_per_prompt: int
     mini_batch_prompts: int
     micro_batch: int
+    rollout_prompts: int
     eps_low: float
     eps_high: float
     max_new_tokens: int
@@ -133,7 +134,7 @@ class EstimatorSpec:
         return cls(
             steps=int(e["steps"]), lr=float(r["lr"]), prompts_per_step=int(r["prompts_per_rollout"]),
             samples_per_prompt=int(r["samples_per_prompt"]), mini_batch_prompts=int(r["mini_batch_prompts"]),
-            micro_batch=int(e.get("micro_batch", 1)), eps_low=float(r["eps_clip_low"]), eps_high=float(r["eps_clip_high"]),
+            micro_batch=int(e.get("micro_batch", 1)), rollout_prompts=int(e.get("rollout_prompts", 8)), eps_low=float(r["eps_clip_low"]), eps_high=float(r["eps_clip_high"]),
             max_new_tokens=int(r["max_response_len"]), temperature=float(r["temperature"]), top_p=float(r["top_p"]),
             weight_decay=float(r.get("weight_decay", 0.0)), grad_clip=float(r.get("grad_clip") or 0.0),
             seed=int(r.get("seed", 0)), dtype=str(e.get("dtype", "float32")),
@@ -145,7 +146,7 @@ class EstimatorSpec:
     def smoke(self) -> "EstimatorSpec":
         """CPU smoke: a few prompts, short answers, float64 so that eta = 1e-6 changes stay above rounding."""
         return EstimatorSpec(**{**asdict(self), "steps": 3, "prompts_per_step": 2, "samples_per_prompt": 4,
-                                "mini_batch_prompts": 1, "micro_batch": 8, "max_new_tokens": 12, "dtype": "float64",
+                                "mini_batch_prompts": 1, "micro_batch": 8, "rollout_prompts": 2, "max_new_tokens": 12, "dtype": "float64",
                                 "gradient_checkpointing": False})
 
 
@@ -263,7 +264,7 @@ def measure_model(policy: Policy, prompts: Sequence[Tuple[str, str]], reward_fn:
     for step in range(1, spec.steps + 1):
         batch = prompts[(step - 1) * spec.prompts_per_step:step * spec.prompts_per_step]
         samples: List[Sample] = []
-        for chunk in _chunks(batch, max(1, spec.micro_batch // spec.samples_per_prompt)):
+        for chunk in _chunks(batch, spec.rollout_prompts):
             samples += policy.generate([p for p, _ in chunk], group_offset=len(samples) // spec.samples_per_prompt)
         for s in samples:
             prompt, label = batch[s.group]
