@@ -112,6 +112,8 @@ def probe_head(actor, head: nn.Linear) -> None:
         with torch.no_grad(), _swapped_forward(head, recording_forward):
             logits = model(ids, attention_mask=torch.ones_like(ids),
                            position_ids=torch.arange(PROBE_TOKENS, device=device).unsqueeze(0))["logits"]
+    except Exception as exc:  # same inputs and weights on every rank: every rank falls back alike
+        raise UnsupportedActorModel(f"the probe forward failed ({type(exc).__name__}: {exc})") from exc
     finally:
         model.train(was_training)
     if len(returned) != 1:
