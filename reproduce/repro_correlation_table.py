@@ -12,6 +12,10 @@ The runs are trained, selected and evaluated by run_table's own pipeline (``Tabl
 value recomputed from the paper's cells, and the printed value, at 5 decimals) and ``<table>.png``
 (entropy against Avg@64, one panel per benchmark).
 
+``correlation.points: checkpoints`` (an option, not what the paper's numbers show) makes every saved
+checkpoint of every run a point instead: its scores on every benchmark (``points/step<N>/`` in the row's
+folder) against the EMA training entropy at its step.
+
 ``--smoke``: the first three runs only (the fewest a rank correlation needs), the source tables' CPU
 smoke pipeline, the last checkpoint instead of the best-of sweep and the eval CLI called in-process, so
 the whole table takes about a minute on CPU.
@@ -33,6 +37,10 @@ import run_table as rt
 from openrlhf_steer.atomic_io import atomic_path, atomic_write_text
 
 SMOKE_RUNS = 3
+POINT_TEXT = {
+    "runs": "one per trained run, its final EMA training entropy and its selected checkpoint's scores",
+    "checkpoints": "one per saved checkpoint, the EMA training entropy at its step and its scores",
+}
 METRIC_LABELS = {"avg@n": "Avg@64", "pass@n": "Pass@64"}
 RUN_REF = re.compile(r"^(?P<table>[a-z0-9_]+):(?P<row>[a-z0-9][a-z0-9_\-]*)$")
 
@@ -117,6 +125,14 @@ def run_refs(config) -> List[RunRef]:
     return refs
 
 
+def correlation_settings(config) -> Dict[str, Any]:
+    """The config's ``correlation`` section ({name: {value, source}}) as plain values."""
+    import yaml
+
+    raw = yaml.safe_load(Path(config.path).read_text(encoding="utf-8")).get("correlation") or {}
+    return {k: v["value"] for k, v in raw.items() if isinstance(v, Mapping) and "value" in v}
+
+
 def source_config(config, table: str):
     from repro_config import load_config
 
@@ -195,25 +211,80 @@ def smoke_config(src):
     return replace(src, selection=selection)
 
 
-def run_entropy(row_dir: Path, src, row, result: Mapping[str, Any]) -> Optional[float]:
-    """The result's final training entropy; for the CPU smoke trainer (JSON records, no OpenRLHF console lines)
-    the same EMA over its logged rollout entropies."""
-    if result.get("training_entropy") is not None:
-        return float(result["training_entropy"])
-    from repro_entropy import ema
+def entropy_series_of(row_dir: Path, src) -> List[Tuple[int, float]]:
+    """(rollout step, logged entropy) of a run: OpenRLHF's ``Global step N: {...}`` console lines, or the CPU smoke
+    trainer's JSON records (it prints no console lines)."""
+    from repro_entropy import entropy_series
 
     log = row_dir / "train.log"
     if not log.is_file():
-        return None
-    records = [json.loads(line) for line in log.read_text(errors="replace").splitlines() if line.startswith("{")]
-    values = [r["entropy"] for r in records if "step" in r and "entropy" in r]
+        return []
+    text = log.read_text(errors="replace")
+    series = entropy_series(text, str(src.values("training_entropy").get("metric", "entropy/old_mean")))
+    if series:
+        return series
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return [(int(r["step"]), float(r["entropy"])) for r in records if "step" in r and "entropy" in r]
+
+
+def entropy_at(series: Sequence[Tuple[int, float]], src, step: Optional[int] = None) -> Optional[float]:
+    """The EMA-smoothed entropy (the source table's training_entropy settings) at ``step`` (default: the last)."""
+    from repro_entropy import ema
+
+    values = [v for s, v in series if step is None or s <= step]
     return ema(values, float(src.values("training_entropy").get("ema", 0.0))) if values else None
 
 
-def train_and_score(config, refs: Sequence[RunRef], args, out: Path) -> List[Point]:
-    """Run every source row through run_table's pipeline (resumable) and read its point."""
-    executor = _executor(args)
+def _scores(result_scores: Mapping[str, Mapping[str, Any]], metrics: Sequence[str]) -> Dict[str, Dict[str, float]]:
+    return {b: {m: float(v) for m, v in s.items() if m in metrics} for b, s in result_scores.items()}
+
+
+def run_points(config, runner, src, ref: RunRef, executor) -> List[Point]:
+    """One point per run: the row's result (selected checkpoint's scores) and its final training entropy."""
+    row = src.row(ref.row)
+    runner.run_row(row)
+    if executor.dry:
+        return []
+    row_dir = runner.out / "rows" / row.name
+    result = json.loads((row_dir / "result.json").read_text())
+    entropy = result.get("training_entropy")
+    if entropy is None:
+        entropy = entropy_at(entropy_series_of(row_dir, src), src, src.recipe_for(row).get("max_rollout_steps"))
+    return [Point(ref.key, row.label, entropy, _scores(result["scores"], config.metrics))]
+
+
+def checkpoint_points(config, runner, src, ref: RunRef, executor) -> List[Point]:
+    """One point per saved checkpoint of the run: its scores on every benchmark and the EMA entropy at its step."""
+    from repro_selection import candidates
+
+    row = src.row(ref.row)
+    row_dir = runner.out / "rows" / row.name
+    recipe = runner.recipe(row)
+    ckpt_dir = runner.train(row, row_dir, recipe, runner.prepare_data(recipe))
+    benches = runner.benchmarks()
+    if executor.dry:
+        runner.run_eval("points", ckpt_dir / "global_step<STEP>_hf", benches, runner.eval_sampling(),
+                        row_dir / "points" / "step<STEP>", row_dir / "points.log", config.metrics)
+        return []
+    series = entropy_series_of(row_dir, src)
     points = []
+    for step, path in candidates(ckpt_dir, 0, 1):
+        scores = runner.run_eval("points", path, benches, runner.eval_sampling(), row_dir / "points" / f"step{step}",
+                                 row_dir / "points.log", config.metrics)
+        points.append(Point(f"{ref.key}@{step}", f"{row.label} (step {step})", entropy_at(series, src, step),
+                            _scores(scores, config.metrics)))
+    return points
+
+
+# correlation.points -> how a run becomes points
+POINT_COLLECTORS = {"runs": run_points, "checkpoints": checkpoint_points}
+
+
+def train_and_score(config, refs: Sequence[RunRef], args, out: Path, mode: str = "runs") -> List[Point]:
+    """Run every source row through run_table's pipeline (resumable) and collect its points."""
+    collect = POINT_COLLECTORS[mode]
+    executor = _executor(args)
+    points: List[Point] = []
     by_table: Dict[str, List[RunRef]] = {}
     for ref in refs:
         by_table.setdefault(ref.table, []).append(ref)
@@ -224,14 +295,7 @@ def train_and_score(config, refs: Sequence[RunRef], args, out: Path) -> List[Poi
         src_args = argparse.Namespace(**{**vars(args), "output_dir": str(source_dir(args, out, table))})
         runner = rt.TableRunner(src, src_args, executor)
         for ref in table_refs:
-            row = src.row(ref.row)
-            runner.run_row(row)
-            if executor.dry:
-                continue
-            row_dir = runner.out / "rows" / row.name
-            result = json.loads((row_dir / "result.json").read_text())
-            scores = {b: {m: float(v) for m, v in s.items() if m in config.metrics} for b, s in result["scores"].items()}
-            points.append(Point(ref.key, row.label, run_entropy(row_dir, src, row, result), scores))
+            points += collect(config, runner, src, ref, executor)
     return points
 
 
@@ -239,7 +303,7 @@ def train_and_score(config, refs: Sequence[RunRef], args, out: Path) -> List[Poi
 # Outputs
 # --------------------------------------------------------------------------------------------------
 def build_table(config, ours: Mapping[str, Mapping[str, Optional[float]]], from_cells: Mapping[str, Mapping[str, Optional[float]]],
-                points: Sequence[Point], refs: Sequence[RunRef], smoke: bool) -> Dict[str, Any]:
+                points: Sequence[Point], refs: Sequence[RunRef], smoke: bool, points_mode: str = "runs") -> Dict[str, Any]:
     rows = []
     for r in config.analysis_rows:
         bench = str(r["benchmark"])
@@ -248,7 +312,7 @@ def build_table(config, ours: Mapping[str, Mapping[str, Optional[float]]], from_
             m: {"ours": ours.get(bench, {}).get(m), "paper_cells": from_cells.get(bench, {}).get(m), "paper": printed[m]}
             for m in config.metrics}})
     return {"table": config.table, "title": config.title, "paper": config.paper, "smoke": smoke, "precision": config.precision,
-            "runs": [{"run": r.key, "source": r.source} for r in refs],
+            "points_mode": points_mode, "runs": [{"run": r.key, "source": r.source} for r in refs],
             "points": [{"run": p.run, "label": p.label, "entropy": p.entropy, "scores": p.scores} for p in points],
             "rows": rows}
 
@@ -265,9 +329,9 @@ def markdown(table: Mapping[str, Any], metrics: Sequence[str]) -> str:
         cells = " | ".join(f"{fmt(row['cells'][m]['ours'], d)} | {fmt(row['cells'][m]['paper_cells'], d)} | "
                            f"{fmt(row['cells'][m]['paper'], d)}" for m in metrics)
         lines.append(f"| {row['label']} | {cells} |")
-    lines += ["", f"Spearman over {len(table['points'])} trained runs (one point each: final EMA training entropy, "
-              "selected checkpoint's score); 'from the paper's cells' is the same statistic over the runs' printed cells.",
-              "", "| Run | Entropy |", "|---|---|"]
+    lines += ["", f"Spearman over {len(table['points'])} points ({table['points_mode']}: "
+              + POINT_TEXT[table["points_mode"]] + "); 'from the paper's cells' is the same statistic over the runs' "
+              "printed cells.", "", "| Point | Entropy |", "|---|---|"]
     lines += [f"| {p['run']} ({p['label']}) | {fmt(p['entropy'], 5)} |" for p in table["points"]]
     return "\n".join(lines) + "\n"
 
@@ -309,14 +373,17 @@ def run(config, args) -> int:
         refs = refs[:SMOKE_RUNS]
     out = Path(args.output_dir or Path("runs") / "reproduce" / config.table).resolve()
     from_cells = correlations(config, paper_points(config, refs))
+    mode = str(correlation_settings(config).get("points", "runs"))
+    if mode not in POINT_TEXT:
+        raise ValueError(f"{config.path}: correlation.points {mode!r} is not one of {sorted(POINT_TEXT)}")
     if args.dry_run:
-        print(f"[runs] {len(refs)} trained runs, one point each: " + ", ".join(r.key for r in refs))
-    points = train_and_score(config, refs, args, out)
+        print(f"[runs] {len(refs)} trained runs ({POINT_TEXT[mode]}): " + ", ".join(r.key for r in refs))
+    points = train_and_score(config, refs, args, out, mode)
     if args.dry_run:
-        print(f"[table] {out / (config.table + '.md')}, .json and .png: Spearman(final entropy, "
-              f"{'/'.join(config.metrics)}) per benchmark over the runs")
+        print(f"[table] {out / (config.table + '.md')}, .json and .png: Spearman(entropy, "
+              f"{'/'.join(config.metrics)}) per benchmark over the points")
         return 0
-    table = build_table(config, correlations(config, points), from_cells, points, refs, bool(args.smoke))
+    table = build_table(config, correlations(config, points), from_cells, points, refs, bool(args.smoke), mode)
     atomic_write_text(out / f"{config.table}.json", json.dumps(table, indent=2) + "\n")
     atomic_write_text(out / f"{config.table}.md", markdown(table, config.metrics))
     plot(config, points, out / f"{config.table}.png")

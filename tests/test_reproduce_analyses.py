@@ -183,3 +183,21 @@ def test_smoke_correlation_end_to_end(config, tmp_path, data_dir):
         assert set(point["scores"]["aime24"]) == {"avg@n", "pass@n"}
     assert [r["benchmark"] for r in table["rows"]] == [r["benchmark"] for r in load_config(CONFIGS / f"{config}.yaml").analysis_rows]
     assert (tmp_path / f"{config}.png").stat().st_size > 0
+
+
+def test_entropy_series_and_ema_at_a_checkpoint(tmp_path):
+    src = load_config(CONFIGS / "posadv_table5.yaml")  # training_entropy: EMA 0.6 of entropy/old_mean
+    row = tmp_path / "row"
+    row.mkdir()
+    (row / "train.log").write_text(
+        "Global step 1: {'entropy/old_mean': 1.0, 'x': 2}\nnoise\n"
+        "Global step 2: {'entropy/old_mean': 0.5}\nGlobal step 3: {'entropy/old_mean': 0.25}\n")
+    series = corr.entropy_series_of(row, src)
+    assert series == [(1, 1.0), (2, 0.5), (3, 0.25)]
+    # s1 = 1.0; s2 = 0.6 * 1.0 + 0.4 * 0.5 = 0.8; s3 = 0.6 * 0.8 + 0.4 * 0.25 = 0.58
+    assert corr.entropy_at(series, src, 2) == pytest.approx(0.8)
+    assert corr.entropy_at(series, src) == pytest.approx(0.58)
+    # the CPU smoke trainer's JSON records instead of console lines
+    (row / "train.log").write_text('{"event": "start"}\n{"step": 1, "entropy": 2.0}\n{"step": 2, "entropy": 1.0}\n')
+    assert corr.entropy_at(corr.entropy_series_of(row, src), src) == pytest.approx(0.6 * 2.0 + 0.4 * 1.0)
+    assert set(corr.POINT_COLLECTORS) == set(corr.POINT_TEXT) == {"runs", "checkpoints"}
