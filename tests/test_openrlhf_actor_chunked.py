@@ -274,3 +274,19 @@ def test_deepspeed_zero_stage(model_dirs, stage):
         assert r["lp_max_diff"] < 2e-5 and r["rollout_lp_max_diff"] < 2e-5 and r["entropy_max_diff"] < 2e-5
         assert r["n_params"] == r["n_ref_params"]
         assert max(r["grad_rel_errors"].values()) < 1e-5, r["grad_rel_errors"]
+
+
+@pytest.mark.slow
+def test_actor_memory_benchmark_end_to_end_tiny(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "actor_memory.py"
+    proc = subprocess.run([sys.executable, str(script), "--vocab", "500", "--seqlen", "32", "--chunk-rows", "8",
+                           "--repeats", "1", "--output-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900, env=dict(os.environ, TORCHDYNAMO_DISABLE="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("actor_memory: peak_ratio=") and " time_ratio=" in last
+    summary = json.loads((tmp_path / "actor_memory.json").read_text())
+    assert set(summary["results"]) == {f"{v}:{m}" for v in ("stock", "chunked") for m in ("forward", "forward_backward")}
+    for check in summary["checks"].values():  # same policy, same numbers, in both processes
+        assert check["mean_log_prob_abs_diff"] < 1e-5 and check["mean_entropy_abs_diff"] < 1e-5
+    assert summary["checks"]["forward_backward"]["grad_norm_rel_diff"] < 1e-5
