@@ -111,7 +111,8 @@ def run_refs(config) -> List[RunRef]:
 
     raw = yaml.safe_load(Path(config.path).read_text(encoding="utf-8")).get("runs")
     if not raw:
-        raise ValueError(f"{config.path}: an entropy_correlation table needs a 'runs' list of {{value: <table>:<row>, source}}")
+        raise ValueError(f"{config.path}: an entropy_correlation table needs a 'runs' list of "
+                         "{value: <table>:<row>, source}")
     refs = []
     for i, entry in enumerate(raw):
         if not isinstance(entry, Mapping) or "value" not in entry or not str(entry.get("source", "")).strip():
@@ -183,7 +184,8 @@ class InProcessEvalSmokeExecutor(rt.SmokeExecutor):
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(f"\n$ {pipeline.shell_join(cmd)}\n{buffer.getvalue()}")
         if code != 0:
-            raise RuntimeError(f"[{stage}] eval failed with exit code {code}; log: {log_path}\n{buffer.getvalue()[-3000:]}")
+            raise RuntimeError(f"[{stage}] eval failed with exit code {code}; log: {log_path}\n"
+                               f"{buffer.getvalue()[-3000:]}")
 
 
 def _executor(args) -> rt.Executor:
@@ -302,16 +304,21 @@ def train_and_score(config, refs: Sequence[RunRef], args, out: Path, mode: str =
 # --------------------------------------------------------------------------------------------------
 # Outputs
 # --------------------------------------------------------------------------------------------------
-def build_table(config, ours: Mapping[str, Mapping[str, Optional[float]]], from_cells: Mapping[str, Mapping[str, Optional[float]]],
-                points: Sequence[Point], refs: Sequence[RunRef], smoke: bool, points_mode: str = "runs") -> Dict[str, Any]:
+Cells = Mapping[str, Mapping[str, Optional[float]]]  # benchmark -> metric -> coefficient
+
+
+def build_table(config, ours: Cells, from_cells: Cells, points: Sequence[Point], refs: Sequence[RunRef], smoke: bool,
+                points_mode: str = "runs") -> Dict[str, Any]:
     rows = []
     for r in config.analysis_rows:
         bench = str(r["benchmark"])
         printed = dict(zip(config.metrics, r["paper"]))
         rows.append({"benchmark": bench, "label": r["label"], "cells": {
-            m: {"ours": ours.get(bench, {}).get(m), "paper_cells": from_cells.get(bench, {}).get(m), "paper": printed[m]}
+            m: {"ours": ours.get(bench, {}).get(m), "paper_cells": from_cells.get(bench, {}).get(m),
+                "paper": printed[m]}
             for m in config.metrics}})
-    return {"table": config.table, "title": config.title, "paper": config.paper, "smoke": smoke, "precision": config.precision,
+    return {"table": config.table, "title": config.title, "paper": config.paper, "smoke": smoke,
+            "precision": config.precision,
             "points_mode": points_mode, "runs": [{"run": r.key, "source": r.source} for r in refs],
             "points": [{"run": p.run, "label": p.label, "entropy": p.entropy, "scores": p.scores} for p in points],
             "rows": rows}
@@ -321,7 +328,8 @@ def markdown(table: Mapping[str, Any], metrics: Sequence[str]) -> str:
     d = table["precision"]
     lines = [f"# {table['title']}", ""]
     if table["smoke"]:
-        lines += ["**Smoke run** (tiny model on CPU, the first runs only): the numbers test the pipeline, not the paper.", ""]
+        lines += ["**Smoke run** (tiny model on CPU, the first runs only): the numbers test the pipeline, "
+                  "not the paper.", ""]
     head = " | ".join(f"{METRIC_LABELS[m]} ours | {METRIC_LABELS[m]} from the paper's cells | {METRIC_LABELS[m]} paper"
                       for m in metrics)
     lines += [f"| Benchmark | {head} |", "|---|" + "---|" * (3 * len(metrics))]

@@ -134,7 +134,8 @@ class EstimatorSpec:
         return cls(
             steps=int(e["steps"]), lr=float(r["lr"]), prompts_per_step=int(r["prompts_per_rollout"]),
             samples_per_prompt=int(r["samples_per_prompt"]), mini_batch_prompts=int(r["mini_batch_prompts"]),
-            micro_batch=int(e.get("micro_batch", 1)), rollout_prompts=int(e.get("rollout_prompts", 8)), eps_low=float(r["eps_clip_low"]), eps_high=float(r["eps_clip_high"]),
+            micro_batch=int(e.get("micro_batch", 1)), rollout_prompts=int(e.get("rollout_prompts", 8)),
+            eps_low=float(r["eps_clip_low"]), eps_high=float(r["eps_clip_high"]),
             max_new_tokens=int(r["max_response_len"]), temperature=float(r["temperature"]), top_p=float(r["top_p"]),
             weight_decay=float(r.get("weight_decay", 0.0)), grad_clip=float(r.get("grad_clip") or 0.0),
             seed=int(r.get("seed", 0)), dtype=str(e.get("dtype", "float32")),
@@ -146,7 +147,8 @@ class EstimatorSpec:
     def smoke(self) -> "EstimatorSpec":
         """CPU smoke: a few prompts, short answers, float64 so that eta = 1e-6 changes stay above rounding."""
         return EstimatorSpec(**{**asdict(self), "steps": 3, "prompts_per_step": 2, "samples_per_prompt": 4,
-                                "mini_batch_prompts": 1, "micro_batch": 8, "rollout_prompts": 2, "max_new_tokens": 12, "dtype": "float64",
+                                "mini_batch_prompts": 1, "micro_batch": 8, "rollout_prompts": 2, "max_new_tokens": 12,
+                                "dtype": "float64",
                                 "gradient_checkpointing": False})
 
 
@@ -185,7 +187,8 @@ class Policy:
         with torch.no_grad():
             out = self.model.generate(**enc, do_sample=True, temperature=self.spec.temperature, top_p=self.spec.top_p,
                                       top_k=0, max_new_tokens=self.spec.max_new_tokens,
-                                      num_return_sequences=self.spec.samples_per_prompt, pad_token_id=self.tok.pad_token_id)
+                                      num_return_sequences=self.spec.samples_per_prompt,
+                                      pad_token_id=self.tok.pad_token_id)
         width = enc["input_ids"].shape[1]
         samples = []
         for i, row in enumerate(out):
@@ -193,7 +196,8 @@ class Policy:
             keep = enc["attention_mask"][i // self.spec.samples_per_prompt].bool()
             completion = row[width:].tolist()
             cut = next((j + 1 for j, t in enumerate(completion) if t in self.eos_ids), len(completion))
-            samples.append(Sample(prompt_row[keep].tolist(), completion[:cut], group_offset + i // self.spec.samples_per_prompt))
+            group = group_offset + i // self.spec.samples_per_prompt
+            samples.append(Sample(prompt_row[keep].tolist(), completion[:cut], group))
         return samples
 
     def _pack(self, samples: Sequence[Sample]):
@@ -253,7 +257,8 @@ def measure_model(policy: Policy, prompts: Sequence[Tuple[str, str]], reward_fn:
 
     needed = spec.steps * spec.prompts_per_step
     if len(prompts) < needed:
-        raise ValueError(f"{spec.steps} steps x {spec.prompts_per_step} prompts need {needed} prompts; the data has {len(prompts)}")
+        raise ValueError(f"{spec.steps} steps x {spec.prompts_per_step} prompts need {needed} prompts; "
+                         f"the data has {len(prompts)}")
     torch.manual_seed(spec.seed)
     opt = torch.optim.AdamW(policy.model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     loss_fn = PolicyLoss(LossConfig(eps_low=spec.eps_low, eps_high=spec.eps_high))
@@ -274,7 +279,8 @@ def measure_model(policy: Policy, prompts: Sequence[Tuple[str, str]], reward_fn:
         old_all = _stack_rows([policy.token_stats(m, grad=False)[0].cpu() for m in _chunks(samples, spec.micro_batch)],
                               mask_all.shape[1])
         adv_all = compute_advantages(GroupInputs(rewards=torch.tensor([s.reward for s in samples]),
-                                                 group_ids=torch.tensor([s.group for s in samples]), response_mask=mask_all))
+                                                 group_ids=torch.tensor([s.group for s in samples]),
+                                                 response_mask=mask_all))
         for first in range(0, len(samples), per_update):
             rows = list(range(first, min(first + per_update, len(samples))))
             micro = [rows[i:i + spec.micro_batch] for i in range(0, len(rows), spec.micro_batch)]
@@ -449,8 +455,10 @@ def build_table(config, tokens: Mapping[str, Mapping[str, np.ndarray]], spec: Es
             "paper_printed": {m: str(row.get("printed", {}).get(m, paper_format(m, paper[m]))) for m in METRICS},
             "other_cov_variant": other,
         })
-    measured = {model: {"tokens": int(a["delta_entropy"].size), "mean_abs_delta_entropy": float(np.mean(np.abs(a["delta_entropy"]))),
-                        "mean_sq_delta_entropy": float(np.mean(a["delta_entropy"] ** 2))} for model, a in tokens.items()}
+    measured = {model: {"tokens": int(a["delta_entropy"].size),
+                        "mean_abs_delta_entropy": float(np.mean(np.abs(a["delta_entropy"]))),
+                        "mean_sq_delta_entropy": float(np.mean(a["delta_entropy"] ** 2))}
+                for model, a in tokens.items()}
     return {"table": config.table, "title": config.title, "paper": config.paper, "settings": asdict(spec),
             "cov_estimate": "-eta * cov_t" if spec.cov_learning_rate else "-cov_t (no learning rate)",
             "omega_estimate": "-eta * I_clip * r A (1 - p)^2 (log p + H) (STEER Eq. 7, raw)",
@@ -480,7 +488,8 @@ def markdown(table: Mapping[str, Any], smoke: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(tokens: Mapping[str, Mapping[str, np.ndarray]], table: Mapping[str, Any], path: Path, max_points: int = 20000) -> None:
+def plot(tokens: Mapping[str, Mapping[str, np.ndarray]], table: Mapping[str, Any], path: Path,
+         max_points: int = 20000) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -568,8 +577,9 @@ def run(config, args) -> int:
             gb = memory_estimate_gb(model)
             need = f"~{gb} GB for weights, gradients and AdamW in fp32, plus activations" if gb else "memory unknown"
             print(f"[estimator] {model}: {spec.steps} GRPO steps x {spec.prompts_per_step} prompts x "
-                  f"{spec.samples_per_prompt} samples, {spec.prompts_per_step // spec.mini_batch_prompts} optimizer steps "
-                  f"per rollout step, lr {spec.lr:g}, {spec.dtype}; {need} -> {out / 'models' / _slug(model) / 'tokens.npz'}")
+                  f"{spec.samples_per_prompt} samples, {spec.prompts_per_step // spec.mini_batch_prompts} optimizer "
+                  f"steps per rollout step, lr {spec.lr:g}, {spec.dtype}; {need} -> "
+                  f"{out / 'models' / _slug(model) / 'tokens.npz'}")
         print(f"[table] {out / (config.table + '.md')}, .json and .png (MSE / PCC / SRCC, ours / paper)")
         return 0
     smoke = smoke_setup(args, out) if args.smoke else None
@@ -586,7 +596,8 @@ def run(config, args) -> int:
             print(f"[estimator] {model}: measuring with {source}")
             started = time.time()
             policy = load_policy(source, spec)
-            arrays = measure_model(policy, load_prompts(data_path, policy.tok, spec), reward_fn, spec, progress=not args.quiet)
+            prompts = load_prompts(data_path, policy.tok, spec)
+            arrays = measure_model(policy, prompts, reward_fn, spec, progress=not args.quiet)
             del policy
             with atomic_path(model_dir / "tokens.npz", suffix=".npz") as tmp:
                 np.savez(tmp, **arrays)
