@@ -93,8 +93,8 @@ def _compact_exponent(text: str) -> str:
 
 
 def paper_format(metric: str, value: Optional[float]) -> str:
-    """As the Figure 2 table prints: two decimals, or one significant digit in e-notation below 0.01
-    (MSE "5.37" / "5e-4"); correlations signed ("+0.42", "-6e-5")."""
+    """As the Figure 2 table prints: two decimals, or one significant digit in e-notation where two decimals
+    would print 0.00 (MSE "5.37" / "5e-4"); correlations signed ("+0.42", "-6e-5")."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     signed = metric != "MSE"
@@ -286,7 +286,6 @@ def measure_model(policy: Policy, prompts: Sequence[Tuple[str, str]], reward_fn:
             micro = [rows[i:i + spec.micro_batch] for i in range(0, len(rows), spec.micro_batch)]
             before = [policy.token_stats([samples[i] for i in m], grad=False) for m in micro]  # pi^k
             n_tokens = sum(float(mask.sum()) for _, _, mask in before)
-            opt.zero_grad(set_to_none=True)
             for m, (_, _, mask) in zip(micro, before):
                 lp, _, _ = policy.token_stats([samples[i] for i in m], grad=True)
                 adv, old = (_rows(t, m, lp) for t in (adv_all, old_all))
@@ -296,6 +295,7 @@ def measure_model(policy: Policy, prompts: Sequence[Tuple[str, str]], reward_fn:
             if spec.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(policy.model.parameters(), spec.grad_clip)
             opt.step()
+            opt.zero_grad(set_to_none=True)  # frees the gradients before the next passes and rollouts
             after = [policy.token_stats([samples[i] for i in m], grad=False)[1] for m in micro]  # pi^{k+1}
             flat: Dict[str, List[Any]] = {k: [] for k in ("lp", "h", "dh", "adv", "old")}
             for m, (lp_b, h_b, mask), h_a in zip(micro, before, after):
