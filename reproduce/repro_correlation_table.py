@@ -344,12 +344,13 @@ def markdown(table: Mapping[str, Any], metrics: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(config, points: Sequence[Point], path: Path) -> None:
+def plot(config, points: Sequence[Point], ours: Cells, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    labels = {str(r["benchmark"]): str(r["label"]) for r in config.analysis_rows}
     benches = config.benchmarks
     cols = 4
     rows = -(-len(benches) // cols)
@@ -358,10 +359,12 @@ def plot(config, points: Sequence[Point], path: Path) -> None:
         pairs = [(p.entropy, p.scores[bench]["avg@n"]) for p in points
                  if p.entropy is not None and "avg@n" in p.scores.get(bench, {})]
         if pairs:
-            ax.scatter([a for a, _ in pairs], [b for _, b in pairs], s=14)
-            ax.set_xscale("log" if min(a for a, _ in pairs) > 0 else "linear")
-        ax.set_title(bench, fontsize=9)
-        ax.set_xlabel("final training entropy")
+            xs = [a for a, _ in pairs]
+            ax.scatter(xs, [b for _, b in pairs], s=14)
+            if min(xs) > 0 and max(xs) / min(xs) > 10:  # entropies span decades (0.015 to 2.2 in Table 5)
+                ax.set_xscale("log")
+        ax.set_title(f"{labels.get(bench, bench)}: Spearman {fmt(ours.get(bench, {}).get('avg@n'), 3)}", fontsize=9)
+        ax.set_xlabel("training entropy")
         ax.set_ylabel("Avg@n (%)")
     for ax in [a for line in axes for a in line][len(benches):]:
         ax.axis("off")
@@ -391,9 +394,10 @@ def run(config, args) -> int:
         print(f"[table] {out / (config.table + '.md')}, .json and .png: Spearman(entropy, "
               f"{'/'.join(config.metrics)}) per benchmark over the points")
         return 0
-    table = build_table(config, correlations(config, points), from_cells, points, refs, bool(args.smoke), mode)
+    ours = correlations(config, points)
+    table = build_table(config, ours, from_cells, points, refs, bool(args.smoke), mode)
     atomic_write_text(out / f"{config.table}.json", json.dumps(table, indent=2) + "\n")
     atomic_write_text(out / f"{config.table}.md", markdown(table, config.metrics))
-    plot(config, points, out / f"{config.table}.png")
+    plot(config, points, ours, out / f"{config.table}.png")
     print(f"[table] wrote {out / (config.table + '.md')}, .json and .png")
     return 0
