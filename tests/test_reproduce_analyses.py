@@ -204,3 +204,36 @@ def test_entropy_series_and_ema_at_a_checkpoint(tmp_path):
     (row / "train.log").write_text('{"event": "start"}\n{"step": 1, "entropy": 2.0}\n{"step": 2, "entropy": 1.0}\n')
     assert corr.entropy_at(corr.entropy_series_of(row, src), src) == pytest.approx(0.6 * 2.0 + 0.4 * 1.0)
     assert set(corr.POINT_COLLECTORS) == set(corr.POINT_TEXT) == {"runs", "checkpoints"}
+
+
+def _measure(model_dir, micro_batch, checkpointing):
+    base = est.EstimatorSpec(steps=1, lr=1e-3, prompts_per_step=2, samples_per_prompt=4, mini_batch_prompts=2,
+                             micro_batch=micro_batch, rollout_prompts=2, eps_low=0.2, eps_high=0.2, max_new_tokens=6,
+                             temperature=1.0, top_p=1.0, weight_decay=0.0, grad_clip=0.0, seed=0, dtype="float64",
+                             cov_learning_rate=False, apply_chat_template=True,
+                             gradient_checkpointing=checkpointing)
+    policy = est.load_policy(str(model_dir), base)
+    chats = [[{"role": "user", "content": q}] for q in ("1+1=", "2*3=")]
+    prompts = [(policy.tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True), "1") for c in chats]
+    calls = iter(range(10_000))
+    reward = lambda prompt, completion, label: float(next(calls) % 2)  # noqa: E731  mixed groups: 1, 0, 1, 0, ...
+    return est.measure_model(policy, prompts, reward, base, progress=False)
+
+
+def test_measurement_does_not_depend_on_the_micro_batch_split(tmp_path):
+    """One optimizer step (the mini-batch is the whole rollout): splitting it into 8 micro-batches
+    of one sequence with gradient checkpointing must give the same tokens, the same measured changes and the same
+    estimates as one micro-batch of 8 (the loss is a token-mean over the whole mini-batch)."""
+    from steertest_evalmodel import build_tiny_model
+
+    model_dir = build_tiny_model(tmp_path / "tiny-qwen2")
+    whole = _measure(model_dir, micro_batch=8, checkpointing=False)
+    split = _measure(model_dir, micro_batch=1, checkpointing=True)
+    assert whole["delta_entropy"].size > 8 and set(whole["step"].tolist()) == {1.0}
+    assert np.any(whole["advantage"] != 0) and np.any(whole["delta_entropy"] != 0)
+    for key in est.COLUMNS:
+        np.testing.assert_allclose(split[key], whole[key], rtol=1e-7, atol=1e-12, err_msg=key)
+    # one update per rollout step: the ratio is 1 up to rounding, so Omega = -eta A (1 - p)^2 (log p + H)
+    p = whole["prob"]
+    expected = -1e-3 * whole["advantage"] * (1 - p) ** 2 * (np.log(p) + whole["entropy"])
+    np.testing.assert_allclose(whole["omega"], expected, rtol=1e-9, atol=1e-15)
