@@ -380,6 +380,12 @@ def plot(config, points: Sequence[Point], ours: Cells, path: Path) -> None:
 # --------------------------------------------------------------------------------------------------
 def run(config, args) -> int:
     refs = run_refs(config)
+    wanted = [r.strip() for r in (args.rows or "").split(",") if r.strip()]
+    unknown = [w for w in wanted if w not in {r.key for r in refs}]
+    if unknown:
+        raise ValueError(f"--rows: {unknown} are not runs of {config.table}; choose from {[r.key for r in refs]}")
+    if wanted:
+        refs = [r for r in refs if r.key in wanted]
     if args.smoke:
         refs = refs[:SMOKE_RUNS]
     out = Path(args.output_dir or Path("runs") / "reproduce" / config.table).resolve()

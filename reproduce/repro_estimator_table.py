@@ -538,6 +538,16 @@ def _models(config) -> List[str]:
     return list(dict.fromkeys(str(r["model"]) for r in config.analysis_rows))
 
 
+def selected_models(config, rows_arg: str) -> List[str]:
+    """The models named by ``--rows`` (model ids, comma-separated), in table order; all when empty."""
+    models = _models(config)
+    wanted = [m.strip() for m in (rows_arg or "").split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in models]
+    if unknown:
+        raise ValueError(f"--rows: {unknown} are not models of {config.table}; choose from {models}")
+    return [m for m in models if not wanted or m in wanted]
+
+
 def smoke_setup(args, out: Path):
     import repro_smoke
     import run_table as rt
@@ -570,7 +580,7 @@ def run(config, args) -> int:
     if args.smoke:
         spec = spec.smoke()
     out = Path(args.output_dir or Path("runs") / "reproduce" / config.table).resolve()
-    models = _models(config)
+    models = selected_models(config, args.rows)
     if args.dry_run:
         prepare_prompts(config, args, out, None)
         for model in models:
@@ -585,11 +595,11 @@ def run(config, args) -> int:
     smoke = smoke_setup(args, out) if args.smoke else None
     data_path = prepare_prompts(config, args, out, smoke)
     reward_fn = load_reward()
-    tokens: Dict[str, Dict[str, np.ndarray]] = {}
     for model in models:
         model_dir = out / "models" / _slug(model)
         done = model_dir / "done.json"
-        if done.is_file() and (model_dir / "tokens.npz").is_file() and not args.force:
+        if done.is_file() and (model_dir / "tokens.npz").is_file() and not args.force \
+                and json.loads(done.read_text()).get("settings") == asdict(spec):
             print(f"[estimator] {model}: done ({done})")
         else:
             source = str(build_smoke_qwen2(smoke)) if smoke else model
@@ -605,12 +615,18 @@ def run(config, args) -> int:
                                                 "tokens": int(arrays["delta_entropy"].size),
                                                 "seconds": round(time.time() - started, 1), "smoke": bool(args.smoke)},
                                                indent=2) + "\n")
-        with np.load(model_dir / "tokens.npz") as npz:
-            tokens[model] = {k: npz[k] for k in npz.files}
+    tokens: Dict[str, Dict[str, np.ndarray]] = {}
+    for model in _models(config):  # every measured model, also those of earlier --rows runs with these settings
+        model_dir = out / "models" / _slug(model)
+        if (model_dir / "done.json").is_file() \
+                and json.loads((model_dir / "done.json").read_text()).get("settings") == asdict(spec):
+            with np.load(model_dir / "tokens.npz") as npz:
+                tokens[model] = {k: npz[k] for k in npz.files}
     table = build_table(config, tokens, spec)
     table["smoke"] = bool(args.smoke)
     atomic_write_text(out / f"{config.table}.json", json.dumps(table, indent=2, allow_nan=True) + "\n")
     atomic_write_text(out / f"{config.table}.md", markdown(table, bool(args.smoke)))
-    plot(tokens, table, out / f"{config.table}.png")
+    if tokens:
+        plot(tokens, table, out / f"{config.table}.png")
     print(f"[table] wrote {out / (config.table + '.md')}, .json and .png")
     return 0

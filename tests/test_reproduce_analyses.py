@@ -237,3 +237,18 @@ def test_measurement_does_not_depend_on_the_micro_batch_split(tmp_path):
     p = whole["prob"]
     expected = -1e-3 * whole["advantage"] * (1 - p) ** 2 * (np.log(p) + whole["entropy"])
     np.testing.assert_allclose(whole["omega"], expected, rtol=1e-9, atol=1e-15)
+
+
+def test_dry_runs_print_the_plan_and_rows_select_models_or_runs(tmp_path):
+    code, out, err = run_table(["--config", str(CONFIGS / "steer_figure2.yaml"), "--dry-run", "--rows", "Qwen/Qwen2.5-7B",
+                                "--output-dir", str(tmp_path)])
+    assert code == 0, err
+    plan = [line for line in out.splitlines() if line.startswith("[estimator]")]
+    assert len(plan) == 1 and "Qwen/Qwen2.5-7B: 10 GRPO steps x 512 prompts x 8 samples, 16 optimizer steps" in plan[0]
+    assert "lr 1e-06" in plan[0] and not list(tmp_path.iterdir())  # nothing run, nothing written
+    code, _, err = run_table(["--config", str(CONFIGS / "steer_figure2.yaml"), "--dry-run", "--rows", "gpt2"])
+    assert code == 2 and "not models of steer_figure2" in err
+    code, out, err = run_table(["--config", str(CONFIGS / "posadv_table4.yaml"), "--dry-run", "--rows",
+                                "posadv_table5:grpo_n4", "--output-dir", str(tmp_path)])
+    assert code == 0, err
+    assert "[runs] 1 trained runs" in out and "== posadv_table5 / grpo_n4" in out and "grpo_n1" not in out
