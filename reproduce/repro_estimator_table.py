@@ -184,9 +184,9 @@ class Policy:
 
         enc = self.tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad():  # plain sampling, as the training rollouts (no penalty from a generation_config)
             out = self.model.generate(**enc, do_sample=True, temperature=self.spec.temperature, top_p=self.spec.top_p,
-                                      top_k=0, max_new_tokens=self.spec.max_new_tokens,
+                                      top_k=0, repetition_penalty=1.0, max_new_tokens=self.spec.max_new_tokens,
                                       num_return_sequences=self.spec.samples_per_prompt,
                                       pad_token_id=self.tok.pad_token_id)
         width = enc["input_ids"].shape[1]
@@ -231,17 +231,14 @@ class Policy:
         positions = (attn.cumsum(-1) - 1).clamp(min=0)
         self.model.train(grad)  # train mode only for gradient checkpointing; the Qwen2 configs have no dropout
         with torch.set_grad_enabled(grad):
-            logits = self.model(input_ids=ids, attention_mask=attn, position_ids=positions).logits[:, width - 1:-1]
+            logits = self.model(input_ids=ids, attention_mask=attn, position_ids=positions,
+                                use_cache=False).logits[:, width - 1:-1]
             log_p, entropy = token_logprobs_and_entropy(logits, comp, temperature=self.spec.temperature, mask=mask)
         return log_p, entropy.detach(), mask.to(log_p.dtype)
 
 
 def _chunks(items: Sequence[Any], size: int) -> List[Sequence[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-def _flat(values, mask):
-    return values[mask.bool()]
 
 
 def measure_model(policy: Policy, prompts: Sequence[Tuple[str, str]], reward_fn: Callable[[str, str, str], float],
