@@ -9,7 +9,7 @@ export TORCHDYNAMO_DISABLE = 1
 export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: venv demo demo-quick test test-slow test-all bench lint clean
+.PHONY: venv demo demo-quick test test-slow test-all e2e bench lint clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ test: venv
 
 test-slow: venv
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+# openrlhf-steer train through OpenRLHF's own train() on CPU (local Ray, stand-in rollout engine): docs/openrlhf.md
+e2e: venv
+	$(PY) -m pytest -m slow tests/test_openrlhf_e2e.py $(PYTEST_ARGS)
 
 test-all: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
