@@ -11,7 +11,8 @@ paper prints, in the paper's order, and every number it prints for them. Three k
   for a one-metric table, a list (one value per metric) otherwise, ``null`` where the paper prints
   none (e.g. "N/A").
 * ``entropy_correlation``: Spearman correlation between training entropy and each benchmark's
-  metrics across checkpoints (Pos-Adv Tables 1 and 4); rows are benchmarks.
+  metrics across trained runs (Pos-Adv Tables 1 and 4: the printed values are reproduced exactly by one point
+  per run of Tables 2/3 and 5); rows are benchmarks.
 * ``estimator``: entropy-change estimators against the measured change (STEER's Figure 2 table).
 
 ``extends: recipes/<paper>.yaml`` names the recipe shared by a paper's tables; the table's own
