@@ -112,7 +112,8 @@ class SteerPolicyLoss(OpenRLHFPolicyLoss):
             correction = is_correction(old_log_probs.to(log_probs.dtype), rollout_log_probs, action_mask, is_config)
             token_coef, vllm_kl, is_filter_ratio = correction.coef, correction.vllm_kl, correction.filter_ratio
         num_tokens, num_seqs = openrlhf_denominators(dp_size, batch_num_tokens, global_batch_size)
-        loss, metrics = loss_fn(inputs, num_tokens=num_tokens, num_seqs=num_seqs, token_coef=token_coef)
+        coef = {} if token_coef is None else {"token_coef": token_coef}
+        loss, metrics = loss_fn(inputs, num_tokens=num_tokens, num_seqs=num_seqs, **coef)
         self.steer["metrics"] = metrics
         with torch.no_grad():
             mask = inputs.action_mask.float()
