@@ -60,8 +60,9 @@ def test_normalisation(raw, expected, keep_units):
 
 
 @pytest.mark.parametrize("gold,prediction,expected", [
-    ("10{,}000", "9999", False),  # gold is no number and sympy cannot read "{,}": text only
+    ("10{,}000", "9999", False),  # the gold is no number; sympy's LaTeX parser reads it as 10
     ("10{,}000", "10000", False),
+    ("10{,}000", "10", True),  # ... which this prediction equals
     ("C", "C) 12", True),  # a letter gold: the last stand-alone capital A-E of the prediction
     ("C", "c", True),  # case-insensitive text equality comes first
     ("27", "0.27", True),  # percentage leniency: gold/100

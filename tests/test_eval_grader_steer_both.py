@@ -16,7 +16,7 @@ LONG_FILLER = "z" * 400  # moves text out of the 300-character tail
     ("\\boxed{42.0}", "42", False, True),  # DAPO needs "42"; Qwen normalises "42.0" to "42"
     ("\\boxed{41}", "42", False, False),
     ("\\boxed{0.27}", "27", False, True),  # Qwen's percentage leniency: 0.27 = 27/100
-    ("\\boxed{10000}", "10{,}000", False, False),  # neither reads "{,}" in the gold
+    ("\\boxed{10000}", "10{,}000", False, False),  # DAPO compares text; sympy reads the gold as 10
     ("\\boxed{10{,}000}", "10{,}000", True, True),  # the same text
     ("\\boxed{7}" + FILLER, "7", False, True),  # box outside DAPO's 100 characters, inside Qwen's 300
     ("\\boxed{7}" + LONG_FILLER, "7", False, False),  # outside both: Qwen finds no box and no number

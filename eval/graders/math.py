@@ -103,8 +103,11 @@ def _qwen(response: str, gold: str, keep_units: bool = False) -> Tuple[bool, Opt
         prediction = choice_from_response(response)
     elif only_choice_letters(reference) and not only_choice_letters(prediction):
         prediction = "".join(c for c in prediction if c in CHOICES)
-    with _time_limit(QWEN_TIMEOUT):
-        correct = math_equal(prediction, reference)
+    try:
+        with _time_limit(QWEN_TIMEOUT):
+            correct = math_equal(prediction, reference)
+    except _InnerTimeout:
+        return False, prediction, {"error": "timeout"}
     return bool(correct), prediction, {}
 
 

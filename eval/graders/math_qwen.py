@@ -14,13 +14,13 @@ Our own code with the toolkit's semantics, in its order (tests/test_eval_grader_
   9. symbolic: parsed expressions equal as text, ``==``, ``equals`` / ``simplify(a-b)==0``, equal
      equation sides, numerically within rel. 1e-4, or matrices equal after rounding to 3 places.
 
-Deviation we cannot remove: the toolkit parses with sympy's ``parse_latex`` (antlr 4.11), then
-``parse_expr``, then its vendored ``latex2sympy2`` 1.9. Math-Verify pins antlr 4.13, with which sympy's
-LaTeX parser does not load, and the vendored package is not on PyPI; we parse with
-``latex2sympy2_extended`` (Math-Verify's) in the first and last slots, refusing inputs that sympy's
-grammar rejects and latex2sympy2_extended would still read (``{,}`` and bare top-level commas, which
-it turns into 10000 or a set). Exponent towers and huge exponents are not handed to sympy (C code
-that no timeout interrupts); the toolkit times such samples out, which also scores them wrong.
+Parsing, as the toolkit does: sympy's ``parse_latex``, then ``parse_expr``, then its vendored
+``latex2sympy2`` 1.9. sympy's LaTeX parser is used as is (its antlr version check lifted, see
+``_sympy_latex``); the vendored package cannot be installed beside Math-Verify, so ``_lists_and_matrices``
+stands in for it with the behaviour it was observed to have. Exponent towers and huge exponents are not
+handed to sympy (C code that no timeout interrupts); the toolkit times such samples out, also wrong.
+Checked against the toolkit itself (sympy 1.12, antlr 4.11, vendored latex2sympy2) on 3,789 response/gold
+pairs: no verdict differs (tests/test_eval_grader_qwen_toolkit.py).
 """
 from __future__ import annotations
 
@@ -156,24 +156,26 @@ def math_equal(prediction, reference, include_percentage: bool = True, is_close:
 # ----------------------------------------------------------------------------- symbolic
 _TOWER_RE = re.compile(r"\d\s*\^\s*\{\s*\d+\s*\^|\d\s*\^\s*\d+\s*\^|\d\s*\*\*\s*\(?\s*\d+\s*\*\*")
 _BIG_EXPONENT_RE = re.compile(r"(?:\^|\*\*)\s*\{?\s*\d{4,}")
-_TOP_LEVEL_COMMA = re.compile(r",(?![^{}()\[\]]*[}\])])")
 
 
 def _too_expensive(s: str) -> bool:
     return bool(_TOWER_RE.search(s) or _BIG_EXPONENT_RE.search(s)) or len(s) > 2000
 
 
-def _latex_grammar_rejects(s: str) -> bool:
-    """Inputs sympy's LaTeX grammar cannot parse but latex2sympy2_extended reads anyway."""
-    return "{,}" in s or bool(_TOP_LEVEL_COMMA.search(s))
+def _sympy_latex(s: str):
+    """sympy's ``parse_latex``, the toolkit's first parser. sympy refuses antlr runtimes other than 4.11, but
+    its 4.11-generated parser runs unchanged on Math-Verify's 4.13 (same serialized-ATN format, checked
+    against sympy 1.12 + antlr 4.11); we lift that check and the generated code's version warning."""
+    from sympy.parsing.latex import _parse_latex_antlr as antlr_latex
 
-
-def _latex(s: str):
-    if _latex_grammar_rejects(s):
-        raise ValueError("not in the LaTeX grammar")
-    from latex2sympy2_extended import latex2sympy  # lazy: the sympy import takes ~0.5 s
-
-    return latex2sympy(s)
+    if not getattr(antlr_latex, "_runtime_check_lifted", False):
+        real_version = antlr_latex.version
+        antlr_latex.version = lambda dist: "4.11" if dist == "antlr4-python3-runtime" else real_version(dist)
+        for generated in (antlr_latex.LaTeXLexer, antlr_latex.LaTeXParser):
+            if generated is not None:
+                generated.checkVersion = lambda self, version: None
+        antlr_latex._runtime_check_lifted = True
+    return antlr_latex.parse_latex(s)
 
 
 def _python_expr(s: str):
@@ -182,11 +184,54 @@ def _python_expr(s: str):
     return parse_expr(s)
 
 
+_MATRIX = re.compile(r"\\begin\{[pb]matrix\}(.*)\\end\{[pb]matrix\}", flags=re.DOTALL)
+_MATRIX_ROW_BREAK = re.compile(r"\\\\|\\(?![a-zA-Z])")  # "\\\\", or "\\" once the caller halved it
+_LIST_WRAPPERS = (("\\left[", "\\right]"), ("[", "]"), ("{", "}"))
+
+
+def _lists_and_matrices(s: str):
+    """Stand-in for the toolkit's vendored latex2sympy2 1.9 (not installable beside Math-Verify), tried when
+    sympy's parser and ``parse_expr`` fail. Probed on every gold and prediction of our math sets, it read only
+    all-digit strings with leading zeros, ``pmatrix`` matrices and comma lists (bare, ``$,$``-separated, or
+    in ``[]``/``\\left[\\right]``/``{}``, elements parsed as LaTeX); it refused everything else (tuples in
+    parentheses, ``\\$``, ``{,}``, unions), and so does this."""
+    from sympy import Integer, Matrix
+
+    t = s.strip()
+    if t.isdigit():
+        return Integer(int(t))
+    matrix = _MATRIX.fullmatch(t)
+    if matrix:
+        rows = [row for row in _MATRIX_ROW_BREAK.split(matrix.group(1)) if row.strip()]
+        return Matrix([[_sympy_latex(cell) for cell in row.split("&")] for row in rows])
+    for left, right in _LIST_WRAPPERS:
+        if t.startswith(left) and t.endswith(right):
+            t = t[len(left):-len(right)]
+            break
+    items = _split_top_level_commas(t.replace("$", ""))
+    if len(items) < 2:
+        raise ValueError("not a list or a matrix")
+    return [_sympy_latex(item) for item in items]
+
+
+def _split_top_level_commas(s: str) -> list:
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(s):
+        depth += (ch in "([{") - (ch in ")]}")
+        if ch == "," and depth == 0:
+            items.append(s[start:i])
+            start = i + 1
+    return items + [s[start:]]
+
+
+_PARSERS = (_sympy_latex, _python_expr, _lists_and_matrices)
+
+
 def _parse(s: str):
     """The first parser that reads ``s`` (with ``\\\\`` as ``\\``, then as written); ``s`` itself if none."""
     if _too_expensive(s):
         return s
-    for parser in (_latex, _python_expr):
+    for parser in _PARSERS:
         for text in (s.replace("\\\\", "\\"), s):
             try:
                 return parser(text)

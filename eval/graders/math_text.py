@@ -13,7 +13,7 @@ verdicts, quirks included (each is pinned by a test in tests/test_eval_grader_qw
   a short ``k=`` prefix dropped, ``\\frac12`` and ``1/2`` -> ``\\frac{1}{2}``. It is not idempotent, and
   the toolkit applies it twice to predictions (once in extraction, once in ``run_execute``).
 
-Thousands separators written ``10{,}000`` are left alone: the toolkit compares them as text.
+Thousands separators written ``10{,}000`` are left alone (sympy's LaTeX parser later reads them as 10).
 """
 from __future__ import annotations
 
