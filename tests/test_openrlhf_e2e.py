@@ -86,6 +86,20 @@ def test_run_without_vllm_stops_before_ray_with_the_fix(cpu_install):
     assert "ray" not in run.stdout.lower()
 
 
+
+def test_run_without_rollout_engines_stops_before_ray(monkeypatch, capsys):
+    """OpenRLHF 0.11.2 generates rollouts only with vLLM engines: refused in the check pass, Ray never starts."""
+    import ray
+
+    from openrlhf_steer.integration import launch as launch_module
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray started"))
+    argv = ["--entropy.method", "steer", "--actor.model_name_or_path", "/abs/model", "--reward.remote_url",
+            "openrlhf_steer:math", "--data.prompt_dataset", "/abs/p.jsonl", "--rollout.n_samples_per_prompt", "4",
+            "--algo.advantage.estimator", "group_norm"]
+    assert launch_module.launch(argv) == 2
+    assert "--vllm.num_engines" in capsys.readouterr().err
+
 # ------------------------------------------------------------------------------------------- e2e
 
 

@@ -55,6 +55,11 @@ def apply_method_args(args, spec: EntropyControlSpec) -> MethodNeeds:
     needs = method_needs(individual_methods(spec))
     actor, algo = args.actor, args.algo
     names = ",".join(spec.names)
+    if not args.vllm.num_engines:
+        raise EntropyArgsError(
+            "--vllm.num_engines is 0: OpenRLHF 0.11.2's PPO trainer generates rollouts only with vLLM engines "
+            "(its samples generator has no other path); set --vllm.num_engines >= 1."
+        )
     if actor.policy_loss_type == "gspo":
         _check_sequence_ratio(spec, names)
     if needs.current_entropy and actor.entropy_coef is None:
