@@ -40,8 +40,13 @@ def _missing_runtime_message() -> Optional[str]:
 def _summary(args, spec, needs) -> str:
     method = spec.build_method()
     cfg = effective_loss_config(args, method)
+    advantage = args.algo.advantage
+    is_correction = (advantage.is_correction_level if advantage.is_correction_level == "off" else
+                     f"{advantage.is_correction_level}/{advantage.is_correction_mode}/{advantage.is_correction_gating}"
+                     f"/{list(advantage.is_correction_threshold)}")
     parts = [f"methods={','.join(spec.names)} {dict(spec.methods)}",
-             f"clip=({cfg.eps_low}, {cfg.eps_high}) dual_clip={cfg.dual_clip} clip_on={cfg.clip} agg={cfg.loss_agg_mode}",
+             f"clip=({cfg.eps_low}, {cfg.eps_high}) dual_clip={cfg.dual_clip} clip_on={cfg.clip}",
+             f"loss={args.actor.policy_loss_type} agg={cfg.loss_agg_mode} is_correction={is_correction}",
              f"needs={ {k: v for k, v in vars(needs).items() if v} }",
              f"actor.entropy_coef={args.actor.entropy_coef}"]
     return "[openrlhf-steer] " + " | ".join(parts)

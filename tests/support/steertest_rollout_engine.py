@@ -43,7 +43,10 @@ class StandInRolloutEngine:
         from openrlhf.trainer.ray.vllm_engine import _load_agent_executor
         from openrlhf.utils.agent import SingleTurnAgentExecutor
 
-        self.executor = _load_agent_executor(agent_func_path) if agent_func_path else SingleTurnAgentExecutor(remote_rm_url)
+        if agent_func_path:
+            self.executor = _load_agent_executor(agent_func_path)
+        else:
+            self.executor = SingleTurnAgentExecutor(remote_rm_url)
         self.model = AutoModelForCausalLM.from_pretrained(pretrain, dtype=torch.float32).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(pretrain, trust_remote_code=True)
         self.weight_version = 0
