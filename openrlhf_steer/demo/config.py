@@ -74,26 +74,45 @@ class MethodSpec:
                 "loss": dict(self.loss), "note": self.note}
 
 
+CLIP = {"eps_low": 0.2, "eps_high": 0.2}  # token-level GRPO's symmetric clip (STEER Sec. 5.1; Pos-Adv App. E.2)
+EXTREME_CLIP = {"eps_low": 0.99, "eps_high": 5.0}  # "almost no ratio clipping" (STEER Sec. 5.4 / Figure 14, Table 4)
+STEER_D2 = "STEER App. D.2 / Figure 6"
+
+
+def _quadrant(number: str, sign: str, band: str) -> MethodSpec:
+    action = "mask" if number in ("I", "III") else "double"
+    return MethodSpec(f"quadrant_{number}", "quadrant", {"sign": sign, "band": band}, CLIP,
+                      f"Quadrant {number} (A{'>' if sign == 'pos' else '<'}0, p{'>0.8' if band == 'high' else '<0.2'}): "
+                      f"{action} 10% of its tokens ({STEER_D2})")
+
+
 # Paper settings (see docs/demo.md for the why of each choice). The loss fields override LossConfig.
 METHOD_SPECS: Dict[str, MethodSpec] = {
     spec.run_name: spec
     for spec in [
-        MethodSpec("grpo", "grpo", {}, {"eps_low": 0.2, "eps_high": 0.2},
-                   "token-level GRPO, clip 0.2/0.2"),
-        MethodSpec("clip_higher", "clip_higher", {}, {"eps_low": 0.2, "eps_high": 0.2},
-                   "DAPO clip-higher: eps_high 0.28"),
-        MethodSpec("entropy_loss", "entropy_loss", {"coef": 0.01}, {"eps_low": 0.2, "eps_high": 0.2},
-                   "entropy bonus, coefficient 0.01"),
-        MethodSpec("clip_cov", "clip_cov", {}, {"eps_low": 0.2, "eps_high": 0.2},
-                   "Clip-Cov (Cui et al.), authors' ratio/bounds"),
+        MethodSpec("grpo", "grpo", {}, CLIP, "token-level GRPO, clip 0.2/0.2"),
+        MethodSpec("clip_higher", "clip_higher", {}, CLIP, "DAPO clip-higher: eps_high 0.28"),
+        MethodSpec("entropy_loss", "entropy_loss", {"coef": 0.3}, CLIP,
+                   "entropy bonus, large coefficient 0.3 [assumed: the papers' values are lost in the text]"),
+        MethodSpec("positive_only", "positive_only", {}, CLIP, "train on A >= 0 only (Pos-Adv Sec. 7.2, Adv>=0)"),
+        MethodSpec("negative_only", "negative_only", {}, CLIP, "train on A <= 0 only (Pos-Adv Sec. 7.2, Adv<=0)"),
+        MethodSpec("pos_adv_reweight", "pos_adv_reweight", {"schedule": "entropy"}, CLIP,
+                   "Pos-Adv-Reweight, entropy-guided lambda (delta = 0.547 x start entropy as 0.2/0.3657 in the paper, step 0.05)"),
+        _quadrant("I", "pos", "high"),
+        _quadrant("II", "pos", "low"),
+        _quadrant("III", "neg", "low"),
+        _quadrant("IV", "neg", "high"),
+        MethodSpec("grpo_extreme", "grpo", {}, EXTREME_CLIP, "GRPO under extreme clipping eps_low 0.99 / eps_high 5 (STEER Fig. 14)"),
+        MethodSpec("steer_extreme", "steer", {"mapping": "exp", "lambda_min": 0.8}, EXTREME_CLIP,
+                   "STEER exp mapping, lambda_min 0.8, extreme clipping 0.99 / 5 (STEER Fig. 14)"),
+        # Not in the default comparison (no claim rests on them); available with --methods.
+        MethodSpec("clip_cov", "clip_cov", {}, CLIP, "Clip-Cov (Cui et al.), authors' ratio/bounds"),
         MethodSpec("steer", "steer", {"mapping": "exp", "lambda_min": 0.8}, {"eps_low": 0.2, "eps_high": 0.28, "dual_clip": 10.0},
                    "STEER exp mapping, lambda_min 0.8, clip 0.2/0.28, dual clip 10 (authors' run_exp.sh)"),
-        MethodSpec("pos_adv_reweight", "pos_adv_reweight", {"schedule": "entropy"}, {"eps_low": 0.2, "eps_high": 0.2},
-                   "Pos-Adv-Reweight, entropy-guided lambda (delta = 0.547 x start entropy as 0.2/0.3657 in the paper, step 0.05)"),
     ]
 }
 
-DEFAULT_METHODS: List[str] = list(METHOD_SPECS)
+DEFAULT_METHODS: List[str] = [name for name in METHOD_SPECS if name not in ("clip_cov", "steer")]
 
 
 @dataclass
@@ -107,12 +126,19 @@ class DemoConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    analyses: List[str] = field(default_factory=lambda: ["estimator", "quadrants", "clip-bands"], metadata={"help": "Analyses `run` also performs (empty: none)."})
+    seeds: int = field(default=3, metadata={"help": "Training seeds per run (RL seed = 1000 x seed + i); every claim's interval is over them (>= 3 for a verdict per the demo's rules, >= 2 to compute one)."})
+    entropy_change_run: str = field(default="grpo", metadata={"help": "Run whose first steps are probed for claim 6 (measured per-token entropy change vs Omega and Cov; STEER Fig. 2 uses GRPO)."})
+    entropy_change_steps: int = field(default=10, metadata={"help": "Rollout steps probed for claim 6 (STEER Fig. 2: the first 10 GRPO training steps)."})
+    analyses: List[str] = field(default_factory=list, metadata={"help": "Older single-seed analyses `run` also performs (estimator, quadrants, clip-bands; default none: the claims cover them)."})
     method_options: Dict[str, Dict[str, Any]] = field(default_factory=dict, metadata={"help": "Per-run overrides of the method config, e.g. {'entropy_loss': {'coef': 0.01}} (CLI: --set entropy_loss.coef=0.01)."})
     seed: int = field(default=0, metadata={"help": "Master seed (task split, SFT, RL)."})
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def rl_seeds(self) -> List[int]:
+        """The RL seeds of the replicate runs (each run trains once per seed from the same start model)."""
+        return [1000 * self.seed + i for i in range(self.seeds)]
 
 
 def config_from_dict(values: Mapping[str, Any]) -> DemoConfig:
@@ -126,29 +152,42 @@ def config_from_dict(values: Mapping[str, Any]) -> DemoConfig:
 
 
 def full_preset() -> DemoConfig:
-    return DemoConfig()
+    """The claims demo: the xs char model on the split task, 12 runs x 3 seeds, ~10 min on 2 cores.
 
-
-def quick_preset() -> DemoConfig:
-    """A few steps of everything on a tiny model: the test path, ~1 min on 2 cores."""
-    # xs on single-digit addition: 100 SFT steps (~5 s) give ~50% sampled accuracy, so groups have
-    # mixed rewards and every code path (advantages, clipping, controllers) is exercised.
+    Sized so that the effects exceed seed noise: lr 1e-3 and 2 optimizer steps per rollout (the ratio
+    leaves 1, so clipping acts), 16 x 8 samples per rollout, 60 rollout steps.
+    """
     return DemoConfig(
-        preset="quick",
-        model_size="xs",
-        task="add1",
-        workers=1,
-        sft=SFTConfig(steps=100, batch_size=64, lr=1e-2, warmup_steps=10),
-        rl=RLConfig(steps=3, prompts_per_step=4, samples_per_prompt=4, mini_batches=2, micro_batch_size=4,
-                    max_new_tokens=3, save_every=2, probe_prompts=4),
-        eval=EvalConfig(num_problems=8, samples=8, ks=(1, 4, 8)),
+        preset="full", model_size="xs", task="split", workers=2, seeds=3,
+        sft=SFTConfig(steps=200, batch_size=64, lr=3e-3, warmup_steps=10),
+        rl=RLConfig(steps=60, prompts_per_step=16, samples_per_prompt=8, mini_batches=2, micro_batch_size=64, lr=1e-3,
+                    max_new_tokens=4, save_every=10, probe_prompts=19),
+        eval=EvalConfig(num_problems=19, samples=16, ks=(1, 16)),
     )
 
 
-def smollm2_preset() -> DemoConfig:
-    """SmolLM2-135M-Instruct on single-digit addition (tiny-model notes: P=2 x G=8, lr 1e-5, ~11 s/step)."""
+def quick_preset() -> DemoConfig:
+    """Every run and claim for a few steps with 2 seeds: the test path, under a minute on 2 cores."""
     return DemoConfig(
-        preset="smollm2", model="smollm2", task="add1-chat", workers=1,
+        preset="quick", model_size="xs", task="split", workers=2, seeds=2, entropy_change_steps=2,
+        sft=SFTConfig(steps=60, batch_size=64, lr=3e-3, warmup_steps=10),
+        rl=RLConfig(steps=3, prompts_per_step=4, samples_per_prompt=4, mini_batches=2, micro_batch_size=8, lr=1e-3,
+                    max_new_tokens=4, save_every=2, probe_prompts=4),
+        eval=EvalConfig(num_problems=19, samples=4, ks=(1, 4)),
+    )
+
+
+SMOLLM2_METHODS = ["grpo", "positive_only", "negative_only"]
+
+
+def smollm2_preset() -> DemoConfig:
+    """SmolLM2-135M-Instruct on single-digit addition (tiny-model notes: P=2 x G=8, lr 1e-5, ~11 s/step).
+
+    The budget allows three runs x three seeds: GRPO (claims 6 and the baseline), A >= 0 and A <= 0 only
+    (claim 3). The task has one correct answer per prompt, so the diversity claims are skipped too.
+    """
+    return DemoConfig(
+        preset="smollm2", model="smollm2", task="add1-chat", workers=1, seeds=3, methods=list(SMOLLM2_METHODS),
         rl=RLConfig(steps=15, prompts_per_step=2, samples_per_prompt=8, mini_batches=2, micro_batch_size=8, lr=1e-5,
                     max_new_tokens=10, save_every=5, probe_prompts=4),
         eval=EvalConfig(num_problems=16, samples=8),

@@ -19,7 +19,8 @@ GRADER = "exact"
 @torch.no_grad()
 def evaluate_heldout(model, tokenizer, task: AdditionTask, problems: Sequence[Problem], config: EvalConfig, *,
                      max_new_tokens: int, seed: int, temperature: float = 1.0, chunk: int = 64) -> Dict[str, Any]:
-    """avg@n, pass@k (unbiased, Chen et al.) and the mean token entropy of the samples (T=1).
+    """avg@n, pass@k (unbiased, Chen et al.), the mean token entropy of the samples (T=1) and, for a task
+    with several correct answers, the mean number of distinct correct completions among the n samples.
 
     Sampling is seeded independently of training, so every method is scored on the same draws of
     the sampler's random numbers.
@@ -27,6 +28,8 @@ def evaluate_heldout(model, tokenizer, task: AdditionTask, problems: Sequence[Pr
     config.validate()
     model.eval()
     correct: List[List[bool]] = []
+    distinct: List[int] = []  # tasks with several correct answers: distinct correct completions per problem
+    answer_key = getattr(task, "answer_key", None)
     entropy_sum, token_count = 0.0, 0.0
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -38,6 +41,8 @@ def evaluate_heldout(model, tokenizer, task: AdditionTask, problems: Sequence[Pr
             for i, problem in enumerate(part):
                 row = texts[i * config.samples:(i + 1) * config.samples]
                 correct.append([task.reward(problem, t) > 0.5 for t in row])
+                if answer_key is not None:
+                    distinct.append(len({k for k in (answer_key(problem, t) for t in row) if k is not None}))
             batch = build_batch(prompts, completions, tokenizer.pad_token_id, tokenizer.eos_token_id)
             _, entropy = completion_logprobs(model, batch, temperature=temperature)
             entropy_sum += float((entropy * batch.action_mask).sum())
@@ -56,4 +61,7 @@ def evaluate_heldout(model, tokenizer, task: AdditionTask, problems: Sequence[Pr
     for k in config.ks:
         key = f"{BENCHMARK}/{GRADER}/pass@k:k={k}&n={n}"
         result[f"pass@{k}"] = metrics[key]
+    if distinct:
+        result["distinct_correct"] = sum(distinct) / len(distinct)
+        result["distinct_correct_per_problem"] = distinct
     return result

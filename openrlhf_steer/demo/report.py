@@ -93,14 +93,30 @@ def _environment_line(environment: Optional[Mapping[str, Any]]) -> List[str]:
             "with the same versions and kernels).", ""]
 
 
-def write_results(output_dir: Path, rows: List[Dict[str, Any]], ks: Sequence[int], samples: int,
+def write_results(output_dir: Path, claims: Sequence[Mapping[str, Any]], rows: List[Dict[str, Any]], config,
                   extra: Mapping[str, Any]) -> None:
-    write_json(Path(output_dir) / "results.json", {"rows": rows, **extra})
+    """results.json ({claims, rows, ...}) and results.md, which opens with the claims table."""
+    samples = config.eval.samples
+    write_json(Path(output_dir) / "results.json", {"claims": list(claims), "rows": rows, **extra})
+    held = [c for c in claims if c.get("held") is True]
+    judged = [c for c in claims if c.get("held") is not None]
+    seeds = config.rl_seeds()
     md = ["# Demo results", "",
-          f"Held-out: {extra.get('heldout_problems')} unseen problems x n={samples} samples (T=1); avg@{samples} and "
-          "unbiased pass@k from openrlhf_steer_eval.metrics. Entropy in nats per completion token.", "",
-          results_table(rows, ks, samples), "", *_environment_line(extra.get("environment")),
-          "![entropy per method](entropy.png)", "", "![reward per method](reward.png)", ""]
+          f"## Claims: {len(held)} of {len(judged)} held" + (f" ({len(claims) - len(judged)} skipped)" if len(judged) < len(claims) else ""),
+          "",
+          f"Each value is the mean over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) from one start model; "
+          "the interval is mean ± 2 standard errors of the per-seed values (paired by seed where two runs are compared); "
+          "a claim holds when the whole interval lies on the claimed side of its threshold. H0 is the start model's entropy.",
+          "", claims_table(claims), ""]
+    estimator = estimator_table(claims)
+    if estimator:
+        md += ["Claim 6 next to STEER Figure 2 (Qwen-Math-7B row); raw estimates, no fitted scale, the run's learning rate "
+               f"{config.rl.lr:g}, the first {config.entropy_change_steps} rollout steps of GRPO:", "", estimator, ""]
+    md += ["## Runs", "",
+           f"Evaluation: every prompt of the task x n={samples} samples (T=1); avg@{samples} and unbiased pass@k from "
+           "openrlhf_steer_eval.metrics; entropy in nats per completion token of the policy's own samples; mean ± SE over seeds.",
+           "", run_summary_table(rows, samples), "", *_environment_line(extra.get("environment"))]
+    md += [f"![{Path(f).stem}]({f})" for f in extra.get("figures", [])] + [""]
     write_text(Path(output_dir) / "results.md", "\n".join(md))
 
 
@@ -115,3 +131,134 @@ def append_analyses(output_dir: Path, lines: Sequence[str], figures: Sequence[st
     section = [ANALYSES_HEADING, ""] + [f"- {line}" for line in lines] + [""]
     section += [f"![{Path(f).stem}]({f})" for f in figures] + [""]
     write_text(path, text + "\n".join(section))
+
+
+# ------------------------------------------------------------------------------------------------
+# Claims: the table that opens results.md, per-run summaries over seeds, and figures with seed bands
+# ------------------------------------------------------------------------------------------------
+def _num(value: Optional[float]) -> str:
+    if value is None:
+        return "n/a"
+    value = float(value)
+    return f"{value:.2e}" if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e3) else f"{value:.3f}"
+
+
+def claim_verdict(row: Mapping[str, Any]) -> str:
+    if row.get("held") is None:
+        return f"skipped ({row.get('skipped', 'not run')})"
+    return "**held**" if row["held"] else "**not held**"
+
+
+def claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown table: id, claim, statistic, value (mean over seeds), interval (mean +- 2 SE), verdict, paper."""
+    head = ["id", "claim", "statistic", "value", "interval (mean ± 2 SE)", "seeds", "verdict", "paper"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in claims:
+        interval = c.get("interval")
+        shown = "n/a" if not interval else f"[{_num(interval[0])}, {_num(interval[1])}]"
+        lines.append("| " + " | ".join([c["id"], c["claim"], c["statistic"], _num(c.get("value")), shown,
+                                         str(c.get("seeds", "")), claim_verdict(c), c["paper_ref"]]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def estimator_table(claims: Sequence[Mapping[str, Any]]) -> str:
+    """Claim 6's numbers next to STEER Figure 2's (Qwen-Math-7B row)."""
+    rows = {c["id"].split("-")[1]: c for c in claims if c["id"].startswith("6-") and c.get("ours")}
+    if not rows:
+        return ""
+    lines = ["| estimate | " + " | ".join(f"{m} (demo)" for m in rows) + " | " + " | ".join(f"{m} (paper)" for m in rows) + " |",
+             "|" + "---|" * (1 + 2 * len(rows))]
+    for name in ("Cov", "Omega"):
+        demo = [_num(rows[m]["ours"][name]) for m in rows]
+        paper = [_num(rows[m]["paper"][name]) for m in rows]
+        lines.append(f"| {name} | " + " | ".join(demo) + " | " + " | ".join(paper) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_summary_table(summaries: Sequence[Mapping[str, Any]], samples: int) -> str:
+    """One row per run: mean over seeds (± SE) of the final metrics."""
+    head = ["run", "seeds", "final entropy", "H_end / H0", f"avg@{samples}", f"pass@{samples}",
+            f"distinct correct (of {samples})", "train acc (last tenth)", "settings"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in summaries:
+        cell = lambda key: "n/a" if s.get(key) is None else (  # noqa: E731
+            f"{s[key]:.3f}" + (f" ± {s[key + '_se']:.3f}" if s.get(key + "_se") is not None else ""))
+        lines.append("| " + " | ".join([s["run"], str(s["seeds"]), cell("heldout_entropy"), cell("entropy_ratio"),
+                                         cell("avg@n"), cell(f"pass@{samples}"), cell("distinct_correct"),
+                                         cell("train_accuracy_last"), s.get("note", "")]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_seed_bands(histories: Mapping[str, Sequence[Sequence[Dict[str, Any]]]], panels: Sequence[tuple], path: Path,
+                    title: str, key: str = "entropy/rollout", ylabel: str = "rollout entropy (nats/token)",
+                    hlines: Optional[Mapping[str, float]] = None) -> None:
+    """One panel per (title, run names); each run's mean over seeds with a band of mean ± 2 SE."""
+    import numpy as np
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.2), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    names = sorted({n for _, runs in panels for n in runs})
+    for ax, (panel_title, runs) in zip(axes[0], panels):
+        for name in runs:
+            seeds = [rows for rows in histories.get(name, []) if rows]
+            if not seeds:
+                continue
+            length = min(len(rows) for rows in seeds)
+            values = np.array([[r[key] for r in rows[:length]] for rows in seeds], dtype=float)
+            mean = values.mean(0)
+            se = values.std(0, ddof=1) / np.sqrt(len(seeds)) if len(seeds) > 1 else np.zeros_like(mean)
+            steps = np.arange(length)
+            colour = colours(names.index(name) % 10)
+            ax.plot(steps, mean, color=colour, linewidth=1.8, label=f"{name} (n={len(seeds)})")
+            ax.fill_between(steps, mean - 2 * se, mean + 2 * se, color=colour, alpha=0.18, linewidth=0)
+        for label, value in (hlines or {}).items():
+            ax.axhline(value, color="grey", linestyle="--", linewidth=0.9)
+            ax.annotate(label, (0, value), fontsize=7, color="grey", xytext=(2, 2), textcoords="offset points")
+        ax.set_title(panel_title, fontsize=10)
+        ax.set_xlabel("rollout step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(f"{title}  (line: mean over seeds; band: mean ± 2 SE)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_estimator(rows_by_seed: Sequence[Sequence[Dict[str, Any]]], path: Path) -> None:
+    """Raw Omega and Cov estimates against the measured per-token entropy change (all seeds pooled)."""
+    plt = pyplot()
+    truth = [v for rows in rows_by_seed for r in rows for v in r["true"]]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, name, label in ((axes[0], "omega", "Omega (STEER Eq. 7), raw"), (axes[1], "cov", "Cov (Cui et al.), raw")):
+        estimate = [v for rows in rows_by_seed for r in rows for v in r[name]]
+        ax.scatter(truth, estimate, s=4, alpha=0.35)
+        ax.set_xscale("symlog", linthresh=1e-4)
+        ax.set_yscale("symlog", linthresh=1e-4)
+        ax.set_xlabel("measured entropy change of the token (nats)")
+        ax.set_ylabel("estimate (nats)")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Per-token entropy change vs its estimates, first GRPO steps ({len(truth)} tokens)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_diversity(points: Sequence[Mapping[str, Any]], start: Mapping[str, Any], path: Path, samples: int) -> None:
+    """Final entropy vs distinct correct answers, one point per (run, seed); the start model as a star."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    colours = plt.get_cmap("tab20")
+    names = sorted({p["run"] for p in points})
+    for i, name in enumerate(names):
+        mine = [p for p in points if p["run"] == name]
+        ax.scatter([p["heldout_entropy"] for p in mine], [p["distinct_correct"] for p in mine], s=22,
+                   color=colours(i % 20), label=name)
+    ax.scatter([start["entropy"]], [start["distinct_correct"]], marker="*", s=160, color="black", label="start")
+    ax.set_xlabel("final entropy (nats/token, own samples)")
+    ax.set_ylabel(f"distinct correct answers per prompt (of {samples} samples)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    ax.set_title("Diversity vs entropy, one point per run and seed", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)

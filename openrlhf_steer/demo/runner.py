@@ -32,8 +32,8 @@ class Workspace:
     def start_dir(self) -> Path:
         return self.output_dir / START_MODEL
 
-    def run_dir(self, run_name: str) -> Path:
-        return self.output_dir / "runs" / run_name
+    def run_dir(self, run_name: str, seed: int) -> Path:
+        return self.output_dir / "runs" / run_name / f"seed{seed}"
 
 
 def open_workspace(output_dir: Path, config: DemoConfig) -> Workspace:
@@ -141,7 +141,8 @@ def method_overrides(spec: MethodSpec, start_eval: Dict[str, Any]) -> Dict[str, 
 
 
 def run_one_method(job: Dict[str, Any]) -> Dict[str, Any]:
-    """Worker entry point (a separate process): train or resume one method, evaluate it, write result.json."""
+    """Worker entry point (a separate process): train or resume one method with one seed, evaluate it,
+    write its result.json."""
     torch.set_num_threads(1)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
@@ -153,7 +154,8 @@ def run_one_method(job: Dict[str, Any]) -> Dict[str, Any]:
     config: DemoConfig = job["config"]
     ws = open_workspace(Path(job["output_dir"]), config)
     spec: MethodSpec = job["spec"]
-    run_dir = ws.run_dir(spec.run_name)
+    seed = int(job["seed"])
+    run_dir = ws.run_dir(spec.run_name, seed)
     result_path = run_dir / "result.json"
     if result_path.exists():
         saved = read_json(result_path)
@@ -163,32 +165,56 @@ def run_one_method(job: Dict[str, Any]) -> Dict[str, Any]:
                          f"or delete {run_dir} to rerun {spec.run_name}")
     start_eval = read_json(ws.output_dir / "start_eval.json")
     overrides = method_overrides(spec, start_eval)
-    run = MethodRun(spec, ws.start_dir, run_dir, ws.task, ws.pool, config.rl, probe=load_probe(ws),
+    rl = dataclasses.replace(config.rl, seed=seed)
+    run = MethodRun(spec, ws.start_dir, run_dir, ws.task, ws.pool, rl, probe=load_probe(ws),
                     method_overrides=overrides)
+    recorder = entropy_change_recorder(spec, config, run)
+    if recorder is not None:
+        run.step_observers.append(recorder)
     started = time.time()
     rows = run.train(progress=job.get("progress", True), position=job.get("position", 0), stop_after=job.get("stop_after"))
     if not run.finished:
-        return {"run": spec.run_name, "finished": False, "steps": run.step}
+        return {"run": spec.run_name, "seed": seed, "finished": False, "steps": run.step}
     run.save_checkpoint()
     heldout = evaluate_heldout(run.model, run.tokenizer, ws.task, ws.heldout, config.eval,
                                max_new_tokens=config.rl.max_new_tokens, seed=config.seed + 12345)
-    last = rows[-10:]
+    tail = rows[-max(1, len(rows) // 10):]
     result = {
-        "run": spec.run_name, "method": spec.method, "finished": True, "spec": spec.to_dict(), "steps": len(rows), "note": spec.note,
-        "config": {**dict(spec.config), **overrides}, "loss": dict(spec.loss),
+        "run": spec.run_name, "method": spec.method, "seed": seed, "finished": True, "spec": spec.to_dict(),
+        "steps": len(rows), "note": spec.note, "config": {**dict(spec.config), **overrides}, "loss": dict(spec.loss),
         "heldout_entropy": heldout["entropy"], "probe_entropy": rows[-1].get("entropy/probe"),
-        "train_accuracy_last10": sum(r["accuracy"] for r in last) / max(len(last), 1),
+        "rollout_entropy_last": sum(r["entropy/rollout"] for r in tail) / len(tail),
+        "train_accuracy_last": sum(r["accuracy"] for r in tail) / len(tail),
         "avg@n": heldout["avg@n"], **{k: v for k, v in heldout.items() if k.startswith("pass@")},
+        "distinct_correct": heldout.get("distinct_correct"),
         "heldout": heldout, "train_seconds": time.time() - started,
     }
+    if recorder is not None:
+        from .entropy_change import summarise
+
+        result["entropy_change"] = summarise(read_jsonl(run_dir / recorder.log_name))
     write_json(result_path, result)
     return result
 
 
+def entropy_change_recorder(spec: MethodSpec, config: DemoConfig, run):
+    """Claim 6's recorder on the configured run (None elsewhere): raw Omega/Cov vs the measured change."""
+    if spec.run_name != config.entropy_change_run or config.entropy_change_steps < 1:
+        return None
+    from openrlhf_steer.methods import LossConfig
+
+    from .entropy_change import EntropyChangeRecorder
+
+    loss = LossConfig(**dict(spec.loss))
+    return EntropyChangeRecorder(config.entropy_change_steps, config.rl.lr, loss.eps_low, loss.eps_high)
+
+
 def run_methods(ws: Workspace, specs: List[MethodSpec], *, workers: int, progress: bool,
                 stop_after: Optional[int] = None) -> List[Dict[str, Any]]:
-    jobs = [{"config": ws.config, "output_dir": str(ws.output_dir), "spec": spec, "progress": progress,
-             "position": i % max(workers, 1), "stop_after": stop_after} for i, spec in enumerate(specs)]
+    """Every (run, seed) pair as one job, seeds outermost so that a partial run has every method."""
+    pairs = [(spec, seed) for seed in ws.config.rl_seeds() for spec in specs]
+    jobs = [{"config": ws.config, "output_dir": str(ws.output_dir), "spec": spec, "seed": seed, "progress": progress,
+             "position": i % max(workers, 1), "stop_after": stop_after} for i, (spec, seed) in enumerate(pairs)]
     from .analyses.jobs import run_jobs
 
     return run_jobs(run_one_method, jobs, workers)
@@ -231,25 +257,94 @@ def _normalise(value):
     return json.loads(json.dumps(value))
 
 
+def group_results(results: List[Dict[str, Any]]) -> Dict[str, Dict[int, Dict[str, Any]]]:
+    """run name -> seed -> finished result, in the order the runs were given."""
+    grouped: Dict[str, Dict[int, Dict[str, Any]]] = {}
+    for r in results:
+        if r.get("finished"):
+            grouped.setdefault(r["run"], {})[int(r["seed"])] = r
+    return grouped
+
+
+def summarise_run(name: str, by_seed: Dict[int, Dict[str, Any]], start_eval: Dict[str, Any], ks) -> Dict[str, Any]:
+    """Mean and standard error over seeds of a run's final metrics."""
+    import math
+
+    seeds = sorted(by_seed)
+    out: Dict[str, Any] = {"run": name, "seeds": len(seeds), "note": by_seed[seeds[0]].get("note", "")}
+    keys = ["heldout_entropy", "avg@n", "distinct_correct", "train_accuracy_last", "rollout_entropy_last"]
+    keys += [f"pass@{k}" for k in ks]
+    for key in keys + ["entropy_ratio"]:
+        if key == "entropy_ratio":
+            values = [by_seed[s]["heldout_entropy"] / start_eval["entropy"] for s in seeds]
+        else:
+            values = [by_seed[s].get(key) for s in seeds]
+        if any(v is None for v in values):
+            out[key] = None
+            continue
+        mean = sum(values) / len(values)
+        out[key] = mean
+        if len(values) > 1:
+            out[key + "_se"] = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))
+    return out
+
+
+FIGURE_PANELS = {
+    "entropy_claims.png": [
+        ("1: extreme clipping 0.99 / 5", ("grpo_extreme", "steer_extreme")),
+        ("2-3: GRPO variants", ("grpo", "clip_higher", "entropy_loss", "positive_only", "negative_only")),
+        ("4: Pos-Adv-Reweight (entropy-guided)", ("grpo", "pos_adv_reweight")),
+    ],
+    "entropy_quadrants.png": [
+        ("5: quadrant interventions vs GRPO", ("grpo", "quadrant_I", "quadrant_II", "quadrant_III", "quadrant_IV")),
+    ],
+}
+
+
 def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, Any]) -> None:
-    from .report import plot_curves, write_results
+    from .claims import evaluate_claims
+    from .entropy_change import LOG_NAME
+    from .report import plot_diversity, plot_estimator, plot_seed_bands, write_results
 
     cfg = ws.config
-    histories = {r["run"]: read_jsonl(ws.run_dir(r["run"]) / "metrics.jsonl") for r in results}
-    window = max(1, min(10, cfg.rl.steps // 5))
-    entropy_keys = [("entropy/probe", "probe entropy (nats, fixed start-model samples)"), ("entropy/rollout", "rollout entropy (nats/token)")]
-    plot_curves(histories, entropy_keys, ws.output_dir / "entropy.png", "Token entropy per method", window)
-    plot_curves(histories, [("reward/mean", "mean reward (= rollout accuracy)"),
-                            ("groups/mixed_frac", "prompts with mixed rewards (have a gradient)")],
-                ws.output_dir / "reward.png", "Reward per method", window)
-    start_row = {"run": "start (step 0)", "method": "-", "heldout_entropy": start_eval["entropy"],
-                 "probe_entropy": start_eval.get("probe_entropy"), "avg@n": start_eval["avg@n"], "steps": 0,
-                 "note": "SFT warm start" if cfg.model == "tiny" else "SmolLM2-135M-Instruct",
+    grouped = group_results(results)
+    histories = {name: [read_jsonl(ws.run_dir(name, s) / "metrics.jsonl") for s in sorted(by_seed)]
+                 for name, by_seed in grouped.items()}
+    figures = []
+    known = set(grouped)
+    for filename, panels in FIGURE_PANELS.items():
+        present = [(title, tuple(r for r in runs if r in known)) for title, runs in panels]
+        present = [(title, runs) for title, runs in present if runs]
+        if present:
+            target = {f"PAR target {next(iter(grouped['pos_adv_reweight'].values()))['config']['entropy_target']:.3f}":
+                      next(iter(grouped["pos_adv_reweight"].values()))["config"]["entropy_target"]} \
+                if "pos_adv_reweight" in known else {}
+            plot_seed_bands(histories, present, ws.output_dir / filename, "Rollout entropy per run",
+                            hlines={f"start {start_eval['train_rollout_entropy']:.3f}": start_eval["train_rollout_entropy"],
+                                    **target})
+            figures.append(filename)
+    plot_seed_bands(histories, [("all runs", tuple(grouped))], ws.output_dir / "reward.png", "Rollout accuracy per run",
+                    key="reward/mean", ylabel="mean reward (= rollout accuracy)")
+    figures.append("reward.png")
+    recorded = grouped.get(cfg.entropy_change_run, {})
+    change_rows = [read_jsonl(ws.run_dir(cfg.entropy_change_run, s) / LOG_NAME) for s in sorted(recorded)]
+    if any(change_rows):
+        plot_estimator(change_rows, ws.output_dir / "entropy_change.png")
+        figures.append("entropy_change.png")
+    if "distinct_correct" in start_eval:
+        points = [r for by_seed in grouped.values() for r in by_seed.values()]
+        plot_diversity(points, start_eval, ws.output_dir / "diversity.png", cfg.eval.samples)
+        figures.append("diversity.png")
+    claims = evaluate_claims(grouped, start_eval)
+    summaries = [summarise_run(name, by_seed, start_eval, cfg.eval.ks) for name, by_seed in grouped.items()]
+    start_row = {"run": "start (step 0)", "seeds": 0, "heldout_entropy": start_eval["entropy"], "entropy_ratio": 1.0,
+                 "avg@n": start_eval["avg@n"], "distinct_correct": start_eval.get("distinct_correct"),
+                 "train_accuracy_last": None, "note": "SFT warm start" if cfg.model == "tiny" else "SmolLM2-135M-Instruct",
                  **{k: v for k, v in start_eval.items() if k.startswith("pass@")}}
-    rows = [start_row] + [r for r in results if r.get("finished")]
-    write_results(ws.output_dir, rows, cfg.eval.ks, cfg.eval.samples,
+    write_results(ws.output_dir, claims, [start_row] + summaries, cfg,
                   {"heldout_problems": len(ws.heldout), "config": cfg.to_dict(), "environment": run_environment(),
-                   "figures": ["entropy.png", "reward.png"]})
+                   "figures": figures, "start": start_eval,
+                   "runs": [r for r in results if r.get("finished")]})
 
 
 def run_environment() -> Dict[str, Any]:
@@ -267,14 +362,13 @@ WEAK_START_ACCURACY = 0.2
 
 
 def warn_if_weak_start(start_eval: Dict[str, Any], config: DemoConfig) -> None:
-    """The 2-digit SFT is seed-sensitive (seed 1 stays on a plateau near 7% for 400+ steps): say so early."""
+    """A warm start that rarely answers correctly gives few mixed-reward groups: say so early."""
     if config.model == "tiny" and config.preset == "full" and start_eval["avg@n"] < WEAK_START_ACCURACY:
         import sys
 
-        print(f"warning: the warm start is weak (held-out avg@{start_eval['samples']} = {start_eval['avg@n']:.3f} < "
+        print(f"warning: the warm start is weak (avg@{start_eval['samples']} = {start_eval['avg@n']:.3f} < "
               f"{WEAK_START_ACCURACY}): few groups will have mixed rewards, so RL has little signal. Raise --sft-steps "
-              f"(seed 1 reaches ~0.23 sampled accuracy at 600) or use another --seed (seeds 0 and 2 start at 0.58 and 0.77).",
-              file=sys.stderr)
+              "or use another --seed.", file=sys.stderr)
 
 
 def run_demo(output_dir: Path, config: DemoConfig, *, progress: bool = True, stop_after: Optional[int] = None

@@ -106,6 +106,9 @@ class MethodRun:
         self.optimizer_steps = 0
         # Callables (inputs, effective LossConfig) -> None that see every micro-batch (analyses).
         self.observers: List[Callable[[LossInputs, LossConfig], None]] = []
+        # Objects with before_step/after_step(run, rollout, advantages, micro_indices) around each optimizer
+        # step, and take_row(step) -> dict appended to run_dir/<log_name> after each rollout step.
+        self.step_observers: List[Any] = []
 
     # ------------------------------------------------------------------------------------------
     def checkpoint_state(self) -> Dict[str, Any]:
@@ -121,8 +124,9 @@ class MethodRun:
         path = self.run_dir / CHECKPOINT
         metrics_path = self.run_dir / METRICS
         if not path.exists():
-            if metrics_path.exists():
-                metrics_path.unlink()  # rows without a checkpoint cannot be continued
+            for stale in [metrics_path] + [self.run_dir / o.log_name for o in self.step_observers]:
+                if stale.exists():
+                    stale.unlink()  # rows without a checkpoint cannot be continued
             return False
         state = torch.load(path, map_location="cpu", weights_only=False)
         if state["spec"] != self.spec.to_dict() or state["rl"] != asdict(self.rl):
@@ -133,8 +137,8 @@ class MethodRun:
         self.method.load_state_dict(state["method"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.optimizer_steps = int(state["step"]), int(state["optimizer_steps"])
-        rows = [r for r in read_jsonl(metrics_path) if r["step"] < self.step]
-        rewrite_jsonl(metrics_path, rows)
+        for path in [metrics_path] + [self.run_dir / o.log_name for o in self.step_observers]:
+            rewrite_jsonl(path, [r for r in read_jsonl(path) if r["step"] < self.step])
         return True
 
     # ------------------------------------------------------------------------------------------
@@ -161,6 +165,8 @@ class MethodRun:
                 previews = [self.loss_inputs(rollout, advantages, idx, False, None) for idx in micro_indices]
             window_stats = self.method.window_stats(previews)
         generator = torch.Generator().manual_seed(step_seed(self.rl.seed, self.step, salt=salt))
+        for observer in self.step_observers:
+            observer.before_step(self, rollout, advantages, micro_indices)
         self.optimizer.zero_grad(set_to_none=True)
         sums: Dict[str, float] = {}
         for idx in micro_indices:
@@ -185,6 +191,8 @@ class MethodRun:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.rl.grad_clip)
         self.optimizer.step()
         self.optimizer_steps += 1
+        for observer in self.step_observers:
+            observer.after_step(self, rollout, advantages, micro_indices)
         sums["grad_norm"] = float(grad_norm)
         self.method.on_boundary("optimizer_step", sums)
         return sums
@@ -241,6 +249,10 @@ class MethodRun:
         done_now = 0
         for _ in todo:
             row = self.train_step()
+            for observer in self.step_observers:
+                extra = observer.take_row(row["step"])
+                if extra is not None:
+                    append_jsonl(self.run_dir / observer.log_name, extra)
             append_jsonl(self.run_dir / METRICS, row)
             if on_row:
                 on_row(row)
