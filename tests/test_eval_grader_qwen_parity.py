@@ -71,7 +71,8 @@ def test_gold_ten_thousand_written_with_braces():
 def test_all_800_stored_verdicts():
     lines = _full_file_rows()
     if lines is None:
-        pytest.skip("Qwen2.5-Math's math_cot_100.jsonl is not available (set QWEN25_MATH_COT_JSONL or QWEN25_MATH_REPO)")
+        pytest.skip("Qwen2.5-Math's math_cot_100.jsonl is not available "
+                    "(set QWEN25_MATH_COT_JSONL or QWEN25_MATH_REPO)")
     rows = _flatten(lines)
     assert len(rows) == 800 and sum(r["score"] for r in rows) == 728
     assert _mismatches(rows) == []

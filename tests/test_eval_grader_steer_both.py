@@ -6,6 +6,8 @@ import pytest
 
 from openrlhf_steer_eval.graders.base import GraderConfig
 from openrlhf_steer_eval.graders.math import MATH_GRADERS, grade_answer
+from openrlhf_steer_eval.graders.math_qwen import math_equal
+from openrlhf_steer_eval.graders.math_steer import qwen_side_prediction
 
 FILLER = "z" * 150  # no digits, no "boxed": moves text out of the 100-character box window only
 LONG_FILLER = "z" * 400  # moves text out of the 300-character tail
@@ -27,8 +29,10 @@ LONG_FILLER = "z" * 400  # moves text out of the 300-character tail
 ])
 def test_verdicts(response, gold, dapo, qwen):
     v = grade_answer(response, gold, "steer_both")
-    assert (v.detail["dapo_correct"], v.detail["qwen_correct"]) == (dapo, qwen)
+    assert v.detail["dapo_correct"] is dapo
+    assert v.detail["qwen_correct"] is (None if dapo else qwen)  # not computed once DAPO has decided
     assert v.correct is (dapo or qwen)
+    assert math_equal(qwen_side_prediction(response[-300:]), gold) is qwen  # the Qwen side on its own
 
 
 def test_differs_from_the_qwen_grader_where_the_authors_code_does():

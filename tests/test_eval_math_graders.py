@@ -86,7 +86,7 @@ def test_verdict_round_trip():
 
 
 def test_pool_matches_single_process_and_kills_hung_workers(data_dir):
-    rows = [json.loads(l) for l in (data_dir / "math500" / "test.jsonl").read_text().splitlines()[:40]]
+    rows = [json.loads(line) for line in (data_dir / "math500" / "test.jsonl").read_text().splitlines()[:40]]
     pairs = [(r["solution"], r["answer"]) for r in rows]
     pairs += [(r["solution"], "-987654") for r in rows[:10]]  # wrong golds
     hang = ("\\boxed{9^{9^{9^{9}}}}", "3")  # Math-Verify spends its own 5 s timeout on this
@@ -119,7 +119,7 @@ def test_grader_plugins_grade_problem_shapes():
 
 @pytest.mark.slow
 def test_reference_solutions_grade_correct_on_real_sets(data_dir):
-    """Every MATH-500 and Minerva reference solution is graded correct against its own gold (two exceptions for Qwen)."""
+    """Every MATH-500 and Minerva reference solution is graded correct against its own gold (Qwen: two exceptions)."""
     from openrlhf_steer_eval.benchmarks import get_benchmark
 
     pairs, keep_units = [], []

@@ -102,7 +102,8 @@ def test_corpus_size():
 
 
 def _authors_math_dapo():
-    repo = Path(os.environ.get("STEER_REPO", Path(__file__).resolve().parents[2] / ".mirror" / "zz-haooo+STEER" / "repo"))
+    default = Path(__file__).resolve().parents[2] / ".mirror" / "zz-haooo+STEER" / "repo"
+    repo = Path(os.environ.get("STEER_REPO", default))
     rel = "verl/utils/reward_score/math_dapo.py"
     if (repo / rel).is_file():
         source = (repo / rel).read_text(encoding="utf-8")

@@ -36,6 +36,8 @@ def steer_both(response: str, gold: str, qwen_equal: Callable[[str, str], bool])
     tail = response[-TAIL_CHARS:]
     dapo_correct, dapo_extracted = strict_box_match(tail, gold)
     qwen_prediction = qwen_side_prediction(tail)
-    qwen_correct = bool(qwen_equal(qwen_prediction, gold))
+    # a DAPO match decides the verdict: the Qwen comparison (up to 10 s of sympy) is not run, so that the
+    # pool's per-sample timeout can never turn such a sample wrong; qwen_correct is then None
+    qwen_correct = None if dapo_correct else bool(qwen_equal(qwen_prediction, gold))
     detail = {"dapo_correct": dapo_correct, "qwen_correct": qwen_correct, "dapo_extracted": dapo_extracted}
-    return dapo_correct or qwen_correct, qwen_prediction, detail
+    return dapo_correct or bool(qwen_correct), qwen_prediction, detail

@@ -50,11 +50,12 @@ def score(response: str, label: str, rule: str = DEFAULT_RULE) -> float:
     return dapo_score(response, str(label), rule)[0]
 
 
-def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[str], **_: object) -> Dict[str, object]:
+def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[str],
+                **_: object) -> Dict[str, object]:
     import torch  # imported here: OpenRLHF's engines already have it; tests of the rule above do not need it
 
     rule = active_rule()
-    rewards: List[float] = [score(response_of(q, p), l, rule) for q, p, l in zip(queries, prompts, labels)]
+    rewards: List[float] = [score(response_of(q, p), label, rule) for q, p, label in zip(queries, prompts, labels)]
     accuracy = [1.0 if r == CORRECT_REWARD else 0.0 for r in rewards]
     return {
         "rewards": torch.tensor(rewards, dtype=torch.float32),
