@@ -413,12 +413,12 @@ def load_prompts(data_path: Path, tokenizer, spec: EstimatorSpec) -> List[Tuple[
     return prompts
 
 
-def load_reward() -> Callable[[str, str, str], float]:
-    """The training reward OpenRLHF loads (reproduce/rewards/dapo_math_reward.py), per sample."""
+def load_reward(recipe: Mapping[str, Any]) -> Callable[[str, str, str], float]:
+    """The training reward OpenRLHF would load for this recipe (its ``reward_rule``), per sample."""
     import repro_pipeline as pipeline
     import repro_smoke
 
-    reward_func = repro_smoke._load_reward(str(pipeline.REWARD_FILE))
+    reward_func = repro_smoke._load_reward(str(pipeline.reward_file(recipe)))
     return lambda prompt, completion, label: float(reward_func([prompt + completion], [prompt], [label])["rewards"][0])
 
 
@@ -591,7 +591,7 @@ def run(config, args) -> int:
         return 0
     smoke = smoke_setup(args, out) if args.smoke else None
     data_path = prepare_prompts(config, args, out, smoke)
-    reward_fn = load_reward()
+    reward_fn = load_reward(config.values("recipe"))
     for model in models:
         model_dir = out / "models" / _slug(model)
         done = model_dir / "done.json"

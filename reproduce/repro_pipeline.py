@@ -19,6 +19,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REWARD_FILE = REPO_ROOT / "reproduce" / "rewards" / "dapo_math_reward.py"
+# The training reward per DAPO rule (recipe key ``reward_rule``); see the reward files' docstrings.
+REWARD_FILES = {"minerva": REWARD_FILE, "strict_box": REPO_ROOT / "reproduce" / "rewards" / "dapo_math_reward_strict_box.py"}
 PREPARE_DATA = REPO_ROOT / "reproduce" / "prepare_data.py"
 TRAIN_MODULE = "openrlhf_steer.train"
 EVAL_MODULE = "openrlhf_steer_eval.cli"
@@ -164,7 +166,8 @@ RECIPE_FLAGS: Dict[str, Callable[[Any, Mapping[str, Any]], List[str]]] = {
 
 # Recipe keys that describe the run but are not OpenRLHF flags (data source, provenance, ...).
 # ``max_rollout_steps`` becomes episodes (``rollout_cap``) and a selection bound; it has no flag of its own.
-NON_FLAG_KEYS = {"train_data", "subset", "subset_size", "subset_clusters", "subset_seed", "seeds", "max_rollout_steps"}
+NON_FLAG_KEYS = {"train_data", "subset", "subset_size", "subset_clusters", "subset_seed", "seeds", "max_rollout_steps",
+                 "reward_rule"}
 
 
 def rollout_cap(recipe: Mapping[str, Any], n_prompts: int) -> Dict[str, Any]:
@@ -208,6 +211,13 @@ def method_flags(method: str, options: Mapping[str, Any]) -> List[str]:
     return flags
 
 
+def reward_file(recipe: Mapping[str, Any]) -> Path:
+    rule = str(recipe.get("reward_rule", "minerva"))
+    if rule not in REWARD_FILES:
+        raise ValueError(f"reward_rule={rule!r}: choose one of {sorted(REWARD_FILES)}")
+    return REWARD_FILES[rule]
+
+
 def train_command(
     recipe: Mapping[str, Any],
     method: str,
@@ -226,7 +236,7 @@ def train_command(
         "--data.prompt_dataset", str(prompt_data),
         "--data.input_key", INPUT_KEY,
         "--data.label_key", LABEL_KEY,
-        "--reward.remote_url", str(REWARD_FILE),
+        "--reward.remote_url", str(reward_file(recipe)),
         "--ckpt.path", str(ckpt_dir),
         "--ckpt.output_dir", str(ckpt_dir / "final"),
         "--ckpt.save_hf",

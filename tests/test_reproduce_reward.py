@@ -42,3 +42,29 @@ def test_rule_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv(R.RULE_ENV, "lenient")
     with pytest.raises(ValueError, match=R.RULE_ENV):
         R.reward_func([boxed], [PROMPT], ["12"])
+
+
+def test_strict_box_reward_file_fixes_the_steer_authors_rule():
+    """The strict-box file scores by the last \\boxed{} alone; the default file by the last Answer: line."""
+    import importlib.util
+
+    import repro_pipeline as P
+
+    def load(path):
+        spec = importlib.util.spec_from_file_location("reward_under_test", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    strict = load(P.REWARD_FILES["strict_box"])
+    default = load(P.REWARD_FILES["minerva"])
+    prompt = "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n"
+    answer_line = prompt + "2+3 = 5.\nAnswer: 5<|im_end|>"
+    boxed = prompt + "2+3 = 5, so the answer is \\boxed{5}.<|im_end|>"
+    # strict box: the Answer: line alone is wrong (-1), the boxed answer right (+1); the default rule the reverse
+    assert strict.reward_func([answer_line, boxed], [prompt, prompt], ["5", "5"])["rewards"].tolist() == [-1.0, 1.0]
+    assert default.reward_func([answer_line, boxed], [prompt, prompt], ["5", "5"])["rewards"].tolist() == [1.0, -1.0]
+    assert P.reward_file({"reward_rule": "strict_box"}) == P.REWARD_FILES["strict_box"]
+    assert P.reward_file({}) == P.REWARD_FILE
+    with pytest.raises(ValueError, match="reward_rule='boxed'"):
+        P.reward_file({"reward_rule": "boxed"})

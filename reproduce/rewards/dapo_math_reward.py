@@ -10,7 +10,8 @@ on the last 300 characters of the response decoded without special tokens. It ha
     authors' repository (zz-haooo/STEER, verl/utils/reward_score/math_dapo.py) makes
     ``strict_box_verify=True`` the default, and its reward manager calls it with defaults, so STEER's
     training reward is this rule (the authors' code; the paper does not state it).
-``scores`` (0/1) feeds OpenRLHF's dynamic filtering.
+``scores`` (0/1) feeds OpenRLHF's dynamic filtering. ``dapo_math_reward_strict_box.py`` beside this file
+fixes the rule to ``strict_box`` for runs whose Ray workers do not see the launcher's environment.
 
 OpenRLHF calls ``reward_func(queries, prompts, labels)`` with one sample per call; ``queries`` are the
 decoded prompt + response with special tokens kept, which are removed here as verl's decoding does.
@@ -50,11 +51,11 @@ def score(response: str, label: str, rule: str = DEFAULT_RULE) -> float:
     return dapo_score(response, str(label), rule)[0]
 
 
-def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[str],
+def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[str], rule: str = "",
                 **_: object) -> Dict[str, object]:
     import torch  # imported here: OpenRLHF's engines already have it; tests of the rule above do not need it
 
-    rule = active_rule()
+    rule = rule or active_rule()
     rewards: List[float] = [score(response_of(q, p), label, rule) for q, p, label in zip(queries, prompts, labels)]
     accuracy = [1.0 if r == CORRECT_REWARD else 0.0 for r in rewards]
     return {
