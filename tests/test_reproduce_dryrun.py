@@ -56,7 +56,7 @@ def test_every_training_command_passes_openrlhf_parser(path, tmp_path, check_arg
         assert args.algo.kl.init_coef == 0.0
         # STEER trains on the authors' strict-box DAPO reward, Pos-Adv on the Answer:-line rule
         expected_reward = "dapo_math_reward_strict_box.py" if path.stem.startswith("steer") else "dapo_math_reward.py"
-        assert args.reward.remote_url.endswith("/" + expected_reward)
+        assert [str(u).rsplit("/", 1)[-1] for u in args.reward.remote_url] == [expected_reward]
         assert args.train.seed == recipe["seed"]
         spec = json.loads(args.entropy_control)
         assert spec["methods"] == [[row.method, row.option_values()]]
