@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     grd = p.add_argument_group("grading")
     grd.add_argument("--graders", type=_csv, default=None,
-                     help="Comma-separated graders to use instead of each benchmark's own (math: math_verify,qwen).")
+                     help="Comma-separated graders to use instead of each benchmark's own (math: math_verify, qwen, "
+                          "steer_both; see docs/eval.md for which reproduces which paper).")
     grd.add_argument("--grader-workers", type=int, default=2,
                      help="Grading worker processes (default 2; 0 = grade in this process without an outer timeout).")
     grd.add_argument("--grader-option", action="append", default=[], metavar="KEY=VALUE",
