@@ -21,7 +21,6 @@ pytest.importorskip("openrlhf")
 
 from steertest_openrlhf import VOCAB, load_actor, make_batch, save_tiny_qwen2  # noqa: E402
 
-import openrlhf.models.ring_attn_utils as ring_attn_utils  # noqa: E402
 from openrlhf_steer.integration import chunked_actor  # noqa: E402
 from openrlhf_steer.integration.chunked_actor import ChunkedActorForward, UnsupportedActorModel  # noqa: E402
 
@@ -47,13 +46,6 @@ def save_tiny_qwen2_tied(path, seed: int = 4) -> str:
 def model_dirs(tmp_path_factory):
     return {"untied": save_tiny_qwen2(tmp_path_factory.mktemp("chunk_untied"), seed=3),
             "tied": save_tiny_qwen2_tied(tmp_path_factory.mktemp("chunk_tied"))}
-
-
-@pytest.fixture
-def packing_helpers(monkeypatch):
-    # The CPU flash_attn stub's index_first_axis flattens one dimension too many for OpenRLHF's
-    # [(b s), 1] call; flash_attn's own is plain first-axis indexing.
-    monkeypatch.setattr(ring_attn_utils, "index_first_axis", lambda tensor, indices: tensor[indices])
 
 
 def _pair(model_dir, temperature=1.0, packing=False, entropy_grad=True):
@@ -101,7 +93,7 @@ def test_values_and_gradients_equal_openrlhf_padded(model_dirs, tied, temperatur
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_values_and_gradients_equal_openrlhf_packed(model_dirs, packing_helpers, temperature):
+def test_values_and_gradients_equal_openrlhf_packed(model_dirs, temperature):
     stock, ours = _pair(model_dirs["untied"], temperature, packing=True)
     batch = make_batch(seed=6, pad=[0, 4, 2])
     _assert_same(_run(stock, batch), _run(ours, batch))
