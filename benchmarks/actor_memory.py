@@ -53,11 +53,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--chunk-rows", type=int, default=512, help="rows per chunk of the chunked path (default 512)")
     parser.add_argument("--temperature", type=float, default=1.0, help="rollout temperature (default 1.0)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per worker; the best time is kept (default 2)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1; 0 = torch default)")
-    parser.add_argument("--variants", default="stock,chunked", help=f"comma list from {VARIANTS} (default stock,chunked)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per worker (default 1; 0 = torch default)")
+    parser.add_argument("--variants", default="stock,chunked",
+                        help=f"comma list from {VARIANTS} (default stock,chunked)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma list from {MODES}")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="runs/bench", help="where actor_memory.json/.md go (default runs/bench)")
+    parser.add_argument("--output-dir", default="runs/bench",
+                        help="where actor_memory.json/.md go (default runs/bench)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when a target is missed")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # "<variant>:<mode>"
     args = parser.parse_args(argv)
@@ -130,7 +133,8 @@ def run_once(actor, inputs, mode: str, torch):
                                   return_entropy=True)
         weights = torch.linspace(-1.0, 1.0, log_probs.numel()).view_as(log_probs)
         entropy = output.entropy[:, -action_mask.shape[1]:]
-        loss = (log_probs * weights).sum() / action_mask.sum() + ENTROPY_COEF * (entropy * action_mask).sum() / action_mask.sum()
+        n_actions = action_mask.sum()
+        loss = ((log_probs * weights).sum() + ENTROPY_COEF * (entropy * action_mask).sum()) / n_actions
         loss.backward()
     entropy = output.entropy[:, -action_mask.shape[1]:]
     n = float(action_mask.sum())
@@ -237,7 +241,8 @@ def to_markdown(summary: dict) -> str:
         if mode == "forward_backward":
             target = (f"peak >= {PEAK_TARGET}: {'PASS' if c['peak_pass'] else 'FAIL'}; "
                       f"time <= {TIME_TARGET}: {'PASS' if c['time_pass'] else 'FAIL'}")
-        lines.append(f"| {mode} | {c['peak_ratio']:.2f} | {c['time_ratio']:.3f} | {c['time_ratio_wall']:.3f} | {target} |")
+        lines.append(f"| {mode} | {c['peak_ratio']:.2f} | {c['time_ratio']:.3f} | {c['time_ratio_wall']:.3f} "
+                     f"| {target} |")
     return "\n".join(lines) + "\n"
 
 

@@ -97,6 +97,10 @@ def _logit_grad_chunk(log_p: Tensor, labels: Tensor, entropy: Optional[Tensor], 
     return grad
 
 
+def _all_finite(log_probs: Tensor, entropy: Optional[Tensor]) -> bool:
+    return bool(torch.isfinite(log_probs).all()) and (entropy is None or bool(torch.isfinite(entropy).all()))
+
+
 def _flat_view(logits: Tensor) -> Optional[Tensor]:
     """[B*T, V] view of [B, T, V] logits when the strides allow it without a copy, else None."""
     try:
@@ -144,7 +148,7 @@ class _ChunkedLogProbEntropy(torch.autograd.Function):
             shifted, z_max = _shifted_chunk(_take_rows(logits, sel, flat_view), dtype, 1.0 / temperature)
             chunk_lse, chunk_lp, chunk_h = _chunk_stats(shifted, z_max, _take(labels1d, sel), with_entropy)
             del shifted
-            if check_finite and not (torch.isfinite(chunk_lp).all() and (chunk_h is None or torch.isfinite(chunk_h).all())):
+            if check_finite and not _all_finite(chunk_lp, chunk_h):
                 raise ValueError("logits contain NaN or inf (at a selected token): the log-prob or entropy is not "
                                  "finite; check the model forward / mixed precision, or mask those positions")
             lse[out] = chunk_lse
@@ -287,7 +291,7 @@ class _ChunkedHeadLogProbEntropy(torch.autograd.Function):
             del logits
             chunk_lse, chunk_lp, chunk_h = _chunk_stats(shifted, z_max, labels[out], with_entropy)
             del shifted
-            if check_finite and not (torch.isfinite(chunk_lp).all() and (chunk_h is None or torch.isfinite(chunk_h).all())):
+            if check_finite and not _all_finite(chunk_lp, chunk_h):
                 raise ValueError("the output head produced NaN or inf logits at a selected token; check the model "
                                  "forward / mixed precision")
             lse[out] = chunk_lse

@@ -255,8 +255,8 @@ def test_deepspeed_zero_stage(model_dirs, stage):
         paths.append(str(SUPPORT / "stubs"))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]),
                STEERTEST_PORT=str(_free_port()), TORCHDYNAMO_DISABLE="1", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, str(SUPPORT / "steertest_ds_chunked.py"), str(stage), json.dumps(model_dirs)],
-                          capture_output=True, text=True, timeout=1200, env=env)
+    cmd = [sys.executable, str(SUPPORT / "steertest_ds_chunked.py"), str(stage), json.dumps(model_dirs)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = {r["model"]: r for r in (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))}
     assert set(results) == {"untied", "tied"}
@@ -278,7 +278,8 @@ def test_actor_memory_benchmark_end_to_end_tiny(tmp_path):
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("actor_memory: peak_ratio=") and " time_ratio=" in last
     summary = json.loads((tmp_path / "actor_memory.json").read_text())
-    assert set(summary["results"]) == {f"{v}:{m}" for v in ("stock", "chunked") for m in ("forward", "forward_backward")}
+    jobs = {f"{v}:{m}" for v in ("stock", "chunked") for m in ("forward", "forward_backward")}
+    assert set(summary["results"]) == jobs
     for check in summary["checks"].values():  # same policy, same numbers, in both processes
         assert check["mean_log_prob_abs_diff"] < 1e-5 and check["mean_entropy_abs_diff"] < 1e-5
     assert summary["checks"]["forward_backward"]["grad_norm_rel_diff"] < 1e-5
