@@ -44,6 +44,13 @@ def individual_methods(spec: EntropyControlSpec) -> list:
     return [build_method(name, config) for name, config in spec.methods]
 
 
+def check_rollout_engines(args) -> None:
+    """OpenRLHF 0.11.2's PPO trainer generates rollouts only with vLLM engines (no other samples path)."""
+    if not args.vllm.num_engines:
+        raise EntropyArgsError("--vllm.num_engines is 0: OpenRLHF 0.11.2's PPO trainer generates rollouts only with "
+                               "vLLM engines (its samples generator has no other path); set --vllm.num_engines >= 1.")
+
+
 def apply_method_args(args, spec: EntropyControlSpec) -> MethodNeeds:
     """Check the OpenRLHF args against the selected methods and set what they need (in place).
 
@@ -55,11 +62,6 @@ def apply_method_args(args, spec: EntropyControlSpec) -> MethodNeeds:
     needs = method_needs(individual_methods(spec))
     actor, algo = args.actor, args.algo
     names = ",".join(spec.names)
-    if not args.vllm.num_engines:
-        raise EntropyArgsError(
-            "--vllm.num_engines is 0: OpenRLHF 0.11.2's PPO trainer generates rollouts only with vLLM engines "
-            "(its samples generator has no other path); set --vllm.num_engines >= 1."
-        )
     if actor.policy_loss_type == "gspo":
         _check_sequence_ratio(spec, names)
     if needs.current_entropy and actor.entropy_coef is None:
@@ -206,6 +208,7 @@ def check_args(argv: Sequence[str]) -> SimpleNamespace:
     rest = expand_builtin_rewards(rest)
 
     def on_args(args):
+        check_rollout_engines(args)
         apply_method_args(args, spec)
 
     args = run_openrlhf_main(rest, on_args, stop=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import List, Optional, Sequence
 
-from .args import EntropyArgsError, apply_method_args, effective_loss_config, expand_builtin_rewards, run_openrlhf_main
+from .args import EntropyArgsError, apply_method_args, check_rollout_engines, effective_loss_config, expand_builtin_rewards, run_openrlhf_main
 from .flags import build_parser, split_argv
 from .version import require_openrlhf
 
@@ -70,6 +70,7 @@ def launch(argv: Sequence[str]) -> int:
         return 0
 
     def on_args(args) -> None:
+        check_rollout_engines(args)
         needs = apply_method_args(args, spec)
         summary.append(_summary(args, spec, needs))
 
