@@ -192,14 +192,18 @@ def run_summary_table(summaries: Sequence[Mapping[str, Any]], samples: int) -> s
 def plot_seed_bands(histories: Mapping[str, Sequence[Sequence[Dict[str, Any]]]], panels: Sequence[tuple], path: Path,
                     title: str, key: str = "entropy/rollout", ylabel: str = "rollout entropy (nats/token)",
                     hlines: Optional[Mapping[str, float]] = None) -> None:
-    """One panel per (title, run names); each run's mean over seeds with a band of mean ± 2 SE."""
+    """One panel per (title, run names[, panel hlines]); each run's mean over seeds with a band of mean ± 2 SE.
+
+    ``hlines`` (label -> y) are drawn on every panel, a panel's own third element on that panel only."""
     import numpy as np
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.2), squeeze=False)
     colours = plt.get_cmap("tab10")
-    names = sorted({n for _, runs in panels for n in runs})
-    for ax, (panel_title, runs) in zip(axes[0], panels):
+    names = sorted({n for panel in panels for n in panel[1]})
+    for ax, panel in zip(axes[0], panels):
+        panel_title, runs = panel[0], panel[1]
+        panel_lines = {**(hlines or {}), **(panel[2] if len(panel) > 2 else {})}
         for name in runs:
             seeds = [rows for rows in histories.get(name, []) if rows]
             if not seeds:
@@ -212,7 +216,7 @@ def plot_seed_bands(histories: Mapping[str, Sequence[Sequence[Dict[str, Any]]]],
             colour = colours(names.index(name) % 10)
             ax.plot(steps, mean, color=colour, linewidth=1.8, label=f"{name} (n={len(seeds)})")
             ax.fill_between(steps, mean - 2 * se, mean + 2 * se, color=colour, alpha=0.18, linewidth=0)
-        for label, value in (hlines or {}).items():
+        for label, value in panel_lines.items():
             ax.axhline(value, color="grey", linestyle="--", linewidth=0.9)
             ax.annotate(label, (0, value), fontsize=7, color="grey", xytext=(2, 2), textcoords="offset points")
         ax.set_title(panel_title, fontsize=10)

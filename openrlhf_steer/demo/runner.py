@@ -292,13 +292,20 @@ def summarise_run(name: str, by_seed: Dict[int, Dict[str, Any]], start_eval: Dic
 FIGURE_PANELS = {
     "entropy_claims.png": [
         ("1: extreme clipping 0.99 / 5", ("grpo_extreme", "steer_extreme")),
-        ("2-3: GRPO variants", ("grpo", "clip_higher", "entropy_loss", "positive_only", "negative_only")),
+        ("2: entropy loss 0.3, clip-higher", ("grpo", "clip_higher", "entropy_loss")),
+        ("3: A >= 0 only, A <= 0 only", ("grpo", "positive_only", "negative_only")),
         ("4: Pos-Adv-Reweight (entropy-guided)", ("grpo", "pos_adv_reweight")),
     ],
     "entropy_quadrants.png": [
         ("5: quadrant interventions vs GRPO", ("grpo", "quadrant_I", "quadrant_II", "quadrant_III", "quadrant_IV")),
     ],
 }
+
+
+def target_line(grouped: Dict[str, Dict[int, Dict[str, Any]]]) -> Dict[str, float]:
+    """Pos-Adv-Reweight's entropy target delta as a labelled horizontal line."""
+    target = float(next(iter(grouped["pos_adv_reweight"].values()))["config"]["entropy_target"])
+    return {f"delta (target) {target:.3f}": target}
 
 
 def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, Any]) -> None:
@@ -314,14 +321,11 @@ def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, A
     known = set(grouped)
     for filename, panels in FIGURE_PANELS.items():
         present = [(title, tuple(r for r in runs if r in known)) for title, runs in panels]
-        present = [(title, runs) for title, runs in present if runs]
+        present = [(title, runs, target_line(grouped) if "pos_adv_reweight" in runs else {})
+                   for title, runs in present if runs]
         if present:
-            target = {f"PAR target {next(iter(grouped['pos_adv_reweight'].values()))['config']['entropy_target']:.3f}":
-                      next(iter(grouped["pos_adv_reweight"].values()))["config"]["entropy_target"]} \
-                if "pos_adv_reweight" in known else {}
             plot_seed_bands(histories, present, ws.output_dir / filename, "Rollout entropy per run",
-                            hlines={f"start {start_eval['train_rollout_entropy']:.3f}": start_eval["train_rollout_entropy"],
-                                    **target})
+                            hlines={f"start {start_eval['train_rollout_entropy']:.3f}": start_eval["train_rollout_entropy"]})
             figures.append(filename)
     plot_seed_bands(histories, [("all runs", tuple(grouped))], ws.output_dir / "reward.png", "Rollout accuracy per run",
                     key="reward/mean", ylabel="mean reward (= rollout accuracy)")
