@@ -28,6 +28,16 @@ SUPPORT = Path(__file__).resolve().parent / "support"
 CHUNK_ROWS = 4
 
 
+@pytest.fixture(autouse=True)
+def stock_openrlhf_entropy(monkeypatch):
+    """The reference is OpenRLHF's own forward: undo the process-wide compute_entropy patch that other test
+    modules install (its entropy may be detached, which would change the reference gradients)."""
+    import openrlhf.models.actor as actor_module
+    import openrlhf.models.utils as models_utils
+
+    monkeypatch.setattr(actor_module, "compute_entropy", models_utils.compute_entropy)
+
+
 def save_tiny_qwen2_tied(path, seed: int = 4) -> str:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
