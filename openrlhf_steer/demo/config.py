@@ -126,7 +126,7 @@ class DemoConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    seeds: int = field(default=3, metadata={"help": "Training seeds per run (RL seed = 1000 x seed + i); every claim's interval is over them (>= 3 for a verdict per the demo's rules, >= 2 to compute one)."})
+    seeds: int = field(default=3, metadata={"help": "Training seeds per run (RL seed = 1000 x seed + i; full preset 5, quick 2); every claim's interval is over them (>= 3 for a verdict per the demo's rules, >= 2 to compute one)."})
     entropy_change_run: str = field(default="grpo", metadata={"help": "Run whose first steps are probed for claim 6 (measured per-token entropy change vs Omega and Cov; STEER Fig. 2 uses GRPO)."})
     entropy_change_steps: int = field(default=10, metadata={"help": "Rollout steps probed for claim 6 (STEER Fig. 2: the first 10 GRPO training steps)."})
     analyses: List[str] = field(default_factory=list, metadata={"help": "Older single-seed analyses `run` also performs (estimator, quadrants, clip-bands; default none: the claims cover them)."})
@@ -152,13 +152,13 @@ def config_from_dict(values: Mapping[str, Any]) -> DemoConfig:
 
 
 def full_preset() -> DemoConfig:
-    """The claims demo: the xs char model on the split task, 12 runs x 3 seeds, ~10 min on 2 cores.
+    """The claims demo: the xs char model on the split task, 12 runs x 5 seeds, under 10 min on 2 cores.
 
     Sized so that the effects exceed seed noise: lr 1e-3 and 2 optimizer steps per rollout (the ratio
     leaves 1, so clipping acts), 16 x 8 samples per rollout, 60 rollout steps.
     """
     return DemoConfig(
-        preset="full", model_size="xs", task="split", workers=2, seeds=3,
+        preset="full", model_size="xs", task="split", workers=2, seeds=5,
         sft=SFTConfig(steps=200, batch_size=64, lr=3e-3, warmup_steps=10),
         rl=RLConfig(steps=60, prompts_per_step=16, samples_per_prompt=8, mini_batches=2, micro_batch_size=64, lr=1e-3,
                     max_new_tokens=4, save_every=10, probe_prompts=19),
