@@ -47,7 +47,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "openrlhf-steer=openrlhf_steer.cli:main",
+            "openrlhf-steer=openrlhf_steer.apps.cli:main",
             "openrlhf-steer-eval=openrlhf_steer_eval.cli:main",
         ]
     },

@@ -268,7 +268,7 @@ def main(argv=None) -> int:
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
-    from openrlhf_steer.atomic_io import atomic_write_text
+    from openrlhf_steer_eval.atomic_io import atomic_write_text
 
     _warn_if_memory_short(args)
 

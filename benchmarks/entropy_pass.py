@@ -7,7 +7,7 @@
 Variants (each in its own subprocess):
   naive            log_softmax(logits, dtype=float32) over the full [N, V], gather, and
                    entropy = -(exp(lsm) * lsm).sum(-1) (multiplied in place: a lean naive baseline)
-  chunked_fused    openrlhf_steer.entropy.token_logprobs_and_entropy(with_entropy=True)
+  chunked_fused    openrlhf_steer.core.entropy.token_logprobs_and_entropy(with_entropy=True)
   chunked_logprob  the same pass with with_entropy=False (log-prob alone)
 
 Peak memory: tracemalloc does not see torch's CPU allocator, so every variant runs in a fresh
@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from openrlhf_steer.atomic_io import atomic_write_text
+from openrlhf_steer_eval.atomic_io import atomic_write_text
 
 VARIANTS = ("naive", "chunked_fused", "chunked_logprob")
 TIMING = "interleaved_timing"
@@ -95,7 +95,7 @@ def _run_variant(name, logits, labels, args, torch):
         entropy = -(lsm.exp().mul_(lsm)).sum(-1)
         del lsm, z
         return log_probs, entropy
-    from openrlhf_steer.entropy import token_logprobs_and_entropy
+    from openrlhf_steer.core.entropy import token_logprobs_and_entropy
 
     return token_logprobs_and_entropy(logits, labels, temperature=args.temperature, chunk_rows=args.chunk_rows,
                                       with_entropy=(name == "chunked_fused"))

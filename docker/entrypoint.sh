@@ -27,7 +27,7 @@ case "${1:---help}" in
     [[ -f "$script" ]] || { echo "no such script: $script (see --help)" >&2; exit 2; }
     exec bash "$script" "$@" ;;
   train)
-    shift; exec "$PYTHON" -m openrlhf_steer.train "$@" ;;
+    shift; exec "$PYTHON" -m openrlhf_steer.apps.train "$@" ;;
   eval)
     shift; exec openrlhf-steer-eval "$@" ;;
   prepare-data)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, List, Tuple, Union
 
-from openrlhf_steer.atomic_io import atomic_write_text  # also used by other eval modules
+from openrlhf_steer_eval.atomic_io import atomic_write_text  # also used by other eval modules
 
 PathLike = Union[str, os.PathLike]
 

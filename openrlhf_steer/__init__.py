@@ -3,16 +3,16 @@
 Public entry points (imported lazily so that ``import openrlhf_steer`` stays cheap for the CLI):
 
 - ``openrlhf_steer.steer_weights``  STEER token weights and Omega (see ``openrlhf_steer.methods.steer``)
-- ``openrlhf_steer.loss.PolicyLoss``, ``openrlhf_steer.entropy.token_logprobs_and_entropy``,
-  ``openrlhf_steer.advantages.compute_advantages``, ``openrlhf_steer.methods.build_method``.
+- ``openrlhf_steer.core.loss.PolicyLoss``, ``openrlhf_steer.core.entropy.token_logprobs_and_entropy``,
+  ``openrlhf_steer.core.advantages.compute_advantages``, ``openrlhf_steer.methods.build_method``.
 """
 __version__ = "0.1.0"
 
 _LAZY = {
     "steer_weights": ("openrlhf_steer.methods.steer", "steer_weights"),
-    "PolicyLoss": ("openrlhf_steer.loss", "PolicyLoss"),
-    "token_logprobs_and_entropy": ("openrlhf_steer.entropy", "token_logprobs_and_entropy"),
-    "compute_advantages": ("openrlhf_steer.advantages", "compute_advantages"),
+    "PolicyLoss": ("openrlhf_steer.core.loss", "PolicyLoss"),
+    "token_logprobs_and_entropy": ("openrlhf_steer.core.entropy", "token_logprobs_and_entropy"),
+    "compute_advantages": ("openrlhf_steer.core.advantages", "compute_advantages"),
     "build_method": ("openrlhf_steer.methods", "build_method"),
     "compose_methods": ("openrlhf_steer.methods", "compose_methods"),
     "available_methods": ("openrlhf_steer.methods", "available_methods"),

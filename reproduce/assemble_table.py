@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from repro_config import Column, Row, TableConfig, load_config  # noqa: E402
 
-from openrlhf_steer.atomic_io import atomic_path, atomic_write_text  # noqa: E402
+from openrlhf_steer_eval.atomic_io import atomic_path, atomic_write_text  # noqa: E402
 
 NOT_RUN = "not run"
 NOT_PRINTED = "–"

@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import repro_pipeline as pipeline
 import run_table as rt
-from openrlhf_steer.atomic_io import atomic_path, atomic_write_text
+from openrlhf_steer_eval.atomic_io import atomic_path, atomic_write_text
 
 SMOKE_RUNS = 3
 POINT_TEXT = {

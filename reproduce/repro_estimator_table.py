@@ -8,7 +8,7 @@ change is ``Delta H = H(pi^{k+1} | s) - H(pi^k | s)`` (STEER Theorem 1). The est
 the step from the same forward pass, are used RAW, without any fitted scale:
 
 * Omega (STEER Eq. 7): ``-eta * I_clip * r A (1 - p)^2 (log p + H)`` with the run's learning rate
-  ``eta`` and the clip indicator of Eq. 6 (core: ``openrlhf_steer.estimators.first_order_entropy_change``);
+  ``eta`` and the clip indicator of Eq. 6 (core: ``openrlhf_steer.core.estimators.first_order_entropy_change``);
 * Cov (Cui et al. 2025b): ``-(A - mean A)(log p - mean log p)`` per token, centred over the
   mini-batch (core: ``covariance_entropy_change``); ``estimator.cov_learning_rate`` multiplies it by
   ``eta`` (Cui et al.'s theorem ``Delta H ~ -eta Cov``). Both variants are reported.
@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from openrlhf_steer.atomic_io import atomic_path, atomic_write_text
+from openrlhf_steer_eval.atomic_io import atomic_path, atomic_write_text
 
 METRICS = ("MSE", "PCC", "SRCC")
 BYTES_PER_PARAM = 16  # fp32 weights + fp32 gradients + AdamW's two fp32 moments
@@ -54,7 +54,7 @@ def omega_estimate(log_probs, old_log_probs, entropy, advantages, lr: float, eps
     """STEER Eq. 7, the predicted entropy change itself: -eta * I_clip * r A (1 - p)^2 (log p + H)."""
     import torch
 
-    from openrlhf_steer.estimators import first_order_entropy_change
+    from openrlhf_steer.core.estimators import first_order_entropy_change
 
     omega = first_order_entropy_change(log_probs, old_log_probs, entropy, advantages)
     ratio = torch.exp(log_probs.detach() - old_log_probs.detach()).to(omega.dtype)
@@ -66,7 +66,7 @@ def cov_estimate(log_probs, advantages, lr: Optional[float] = None):
     -cov_t, or -eta * cov_t when ``lr`` is given."""
     import torch
 
-    from openrlhf_steer.estimators import covariance_entropy_change
+    from openrlhf_steer.core.estimators import covariance_entropy_change
 
     cov = covariance_entropy_change(log_probs, advantages, torch.ones_like(log_probs))
     return -(1.0 if lr is None else lr) * cov
@@ -224,7 +224,7 @@ class Policy:
         """(log p of the sampled tokens, full-vocabulary entropy [detached], completion mask), [B, T] each."""
         import torch
 
-        from openrlhf_steer.entropy import token_logprobs_and_entropy
+        from openrlhf_steer.core.entropy import token_logprobs_and_entropy
 
         ids, attn, comp, mask, width = self._pack(samples)
         ids, attn, comp, mask = (t.to(self.device) for t in (ids, attn, comp, mask))
@@ -248,9 +248,9 @@ def measure_model(policy: Policy, prompts: Sequence[Tuple[str, str]], reward_fn:
     import torch
     from tqdm import tqdm
 
-    from openrlhf_steer.advantages import compute_advantages
-    from openrlhf_steer.loss import PolicyLoss
-    from openrlhf_steer.methods.base import GroupInputs, LossConfig, LossInputs
+    from openrlhf_steer.core.advantages import compute_advantages
+    from openrlhf_steer.core.loss import PolicyLoss
+    from openrlhf_steer.core.types import GroupInputs, LossConfig, LossInputs
 
     needed = spec.steps * spec.prompts_per_step
     if len(prompts) < needed:

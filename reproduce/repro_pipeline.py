@@ -1,6 +1,6 @@
 """The one place that knows the command-line interfaces the reproduction suite drives.
 
-* the training launcher ``python -m openrlhf_steer.train`` = OpenRLHF 0.11.2 ``train_ppo_ray`` flags
+* the training launcher ``python -m openrlhf_steer.apps.train`` = OpenRLHF 0.11.2 ``train_ppo_ray`` flags
   plus ``--entropy.method NAME --entropy.<method>.<field> VALUE``;
 * the evaluation CLI ``openrlhf-steer-eval`` (``python -m openrlhf_steer_eval.cli``);
 * the data preparation script ``reproduce/prepare_data.py``.
@@ -22,7 +22,7 @@ REWARD_FILE = REPO_ROOT / "reproduce" / "rewards" / "dapo_math_reward.py"
 # The training reward per DAPO rule (recipe key ``reward_rule``); see the reward files' docstrings.
 REWARD_FILES = {"minerva": REWARD_FILE, "strict_box": REPO_ROOT / "reproduce" / "rewards" / "dapo_math_reward_strict_box.py"}
 PREPARE_DATA = REPO_ROOT / "reproduce" / "prepare_data.py"
-TRAIN_MODULE = "openrlhf_steer.train"
+TRAIN_MODULE = "openrlhf_steer.apps.train"
 EVAL_MODULE = "openrlhf_steer_eval.cli"
 
 # Keys of a prompt-dataset row written by openrlhf_steer.data.write_openrlhf_jsonl.

@@ -5,8 +5,8 @@ as for a GPU run, printed, then parsed here and carried out by a small CPU GRPO 
 random Llama (byte-level BPE tokenizer trained on the smoke prompts, chat template included).
 Rollouts use ``model.generate``; rewards come from the same reward file OpenRLHF would load
 (``--reward.remote_url``); advantages are GRPO's group normalisation; the loss is the project's core
-``openrlhf_steer.loss.PolicyLoss`` with the row's method (advantage hooks through
-``openrlhf_steer.advantages.compute_advantages``, controllers at the boundary their ``update_every`` names). Checkpoints are written where OpenRLHF
+``openrlhf_steer.core.loss.PolicyLoss`` with the row's method (advantage hooks through
+``openrlhf_steer.core.advantages.compute_advantages``, controllers at the boundary their ``update_every`` names). Checkpoints are written where OpenRLHF
 writes them (``<ckpt.path>/global_step<N>_hf``), so selection, the eval CLI (HF backend, a few
 problems) and the table assembly downstream run unchanged.
 
@@ -21,7 +21,7 @@ import random
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from openrlhf_steer.atomic_io import atomic_write_text
+from openrlhf_steer_eval.atomic_io import atomic_write_text
 
 SMOKE_BENCH_LIMIT = 2  # problems per benchmark in smoke evaluation
 CHAT_TEMPLATE = (
@@ -254,13 +254,13 @@ def method_options(flags: Mapping[str, List[str]]) -> Tuple[str, Dict[str, Any]]
 # --------------------------------------------------------------------------------------------------
 def make_loss(method: str, options: Mapping[str, Any], eps_low: float, eps_high: float, dual_clip: Optional[float]):
     """Return (PolicyLoss, Method, implementation label) for the row's method."""
-    from openrlhf_steer.loss import PolicyLoss
+    from openrlhf_steer.core.loss import PolicyLoss
     from openrlhf_steer.methods import build_method
-    from openrlhf_steer.methods.base import LossConfig
+    from openrlhf_steer.core.types import LossConfig
 
     impl = build_method(method, options)
     loss = PolicyLoss(LossConfig(eps_low=eps_low, eps_high=eps_high, dual_clip=dual_clip), impl)
-    return loss, impl, f"openrlhf_steer.loss.PolicyLoss + method {method!r} {dict(options)}"
+    return loss, impl, f"openrlhf_steer.core.loss.PolicyLoss + method {method!r} {dict(options)}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -311,8 +311,8 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
     save_steps = int(_one(flags, "ckpt.save_steps", 1))
     method, options = method_options(flags)
     loss_fn, impl, loss_impl = make_loss(method, options, eps_low, eps_high, dual)
-    from openrlhf_steer.advantages import compute_advantages
-    from openrlhf_steer.methods.base import GroupInputs, LossInputs
+    from openrlhf_steer.core.advantages import compute_advantages
+    from openrlhf_steer.core.types import GroupInputs, LossInputs
     from openrlhf_steer.demo.train import rollout_means
 
     opt = torch.optim.AdamW(model.parameters(), lr=float(_one(flags, "actor.adam.lr", 1e-6)))

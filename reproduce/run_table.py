@@ -6,7 +6,7 @@
 
 Per row, in ``<output-dir>/rows/<row>/``:
   1. data    the table's prompt dataset (reproduce/prepare_data.py; shared by rows, resumable)
-  2. train   ``python -m openrlhf_steer.train ...`` (OpenRLHF 0.11.2 flags + --entropy.*); ``train.done.json``
+  2. train   ``python -m openrlhf_steer.apps.train ...`` (OpenRLHF 0.11.2 flags + --entropy.*); ``train.done.json``
   3. select  the checkpoint rule of the table (reproduce/repro_selection.py); ``selection.json``
   4. eval    ``openrlhf-steer-eval`` on the chosen checkpoint with the paper's sampling; ``eval/results.json``
   5. result  ``result.json``: the row is done. Re-running skips done rows and finished stages (resume).
@@ -38,7 +38,7 @@ from repro_selection import candidates, pick_best, pick_last, validate_policy  #
 from assemble_table import assemble  # noqa: E402
 from repro_entropy import final_training_entropy  # noqa: E402
 
-from openrlhf_steer.atomic_io import atomic_write_text  # noqa: E402
+from openrlhf_steer_eval.atomic_io import atomic_write_text  # noqa: E402
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:

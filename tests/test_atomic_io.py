@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from openrlhf_steer.atomic_io import atomic_path, atomic_write_text
+from openrlhf_steer_eval.atomic_io import atomic_path, atomic_write_text
 
 
 def test_write_creates_parents_and_replaces_content(tmp_path):

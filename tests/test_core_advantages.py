@@ -5,7 +5,7 @@ import pytest
 import torch
 from steertest_core import t
 
-from openrlhf_steer.advantages import compute_advantages
+from openrlhf_steer.core.advantages import compute_advantages
 from openrlhf_steer.methods import GroupInputs, build_method
 from openrlhf_steer.methods.gtpo import gtpo_token_rewards
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from steertest_core import LN, make_inputs, t
 
-from openrlhf_steer.advantages import compute_advantages
+from openrlhf_steer.core.advantages import compute_advantages
 from openrlhf_steer.methods import build_method
-from openrlhf_steer.methods.base import GroupInputs
+from openrlhf_steer.core.types import GroupInputs
 from openrlhf_steer.methods.covariance import clip_cov_budget
 from openrlhf_steer.methods.steer import steer_weights
 

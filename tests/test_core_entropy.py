@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from openrlhf_steer.entropy import token_logprobs_and_entropy
+from openrlhf_steer.core.entropy import token_logprobs_and_entropy
 
 
 def naive(logits, labels, temperature=1.0):
@@ -191,7 +191,7 @@ def _head_case(dtype=torch.float64, n=11, hidden=6, vocab=30, seed=5):
 @pytest.mark.parametrize("chunk_rows", [1, 4, 100])
 @pytest.mark.parametrize("temperature", [1.0, 0.6])
 def test_head_pass_equals_naive_values_and_gradients(chunk_rows, temperature):
-    from openrlhf_steer.entropy import head_logprobs_and_entropy
+    from openrlhf_steer.core.entropy import head_logprobs_and_entropy
 
     h, w, b, rows, labels = _head_case()
     g = torch.Generator().manual_seed(6)
@@ -214,7 +214,7 @@ def test_head_pass_equals_naive_values_and_gradients(chunk_rows, temperature):
 
 
 def test_head_pass_gradcheck_and_detached_entropy():
-    from openrlhf_steer.entropy import head_logprobs_and_entropy
+    from openrlhf_steer.core.entropy import head_logprobs_and_entropy
 
     h, w, b, rows, labels = _head_case(n=5, hidden=3, vocab=7)
     rows, labels = rows[:3], labels[:3] % 7
@@ -233,7 +233,7 @@ def test_head_pass_gradcheck_and_detached_entropy():
 
 def test_head_pass_bfloat16_model_follows_openrlhf_precision():
     """bf16 model: logits in bf16, then float32 (OpenRLHF's order); gradients cast back to bf16."""
-    from openrlhf_steer.entropy import head_logprobs_and_entropy
+    from openrlhf_steer.core.entropy import head_logprobs_and_entropy
 
     h, w, _, rows, labels = _head_case(dtype=torch.bfloat16, n=40, hidden=16, vocab=300)
     ours = [t.clone().requires_grad_() for t in (h, w)]
@@ -252,7 +252,7 @@ def test_head_pass_bfloat16_model_follows_openrlhf_precision():
 
 
 def test_head_pass_frozen_weight_and_bad_inputs():
-    from openrlhf_steer.entropy import head_logprobs_and_entropy
+    from openrlhf_steer.core.entropy import head_logprobs_and_entropy
 
     h, w, _, rows, labels = _head_case()
     hh = h.clone().requires_grad_()

@@ -5,7 +5,7 @@ import pytest
 import torch
 from steertest_core import LN, make_inputs, t
 
-from openrlhf_steer.loss import PolicyLoss, aggregate_loss, clipped_surrogate
+from openrlhf_steer.core.loss import PolicyLoss, aggregate_loss, clipped_surrogate
 from openrlhf_steer.methods import LossConfig, build_method
 
 

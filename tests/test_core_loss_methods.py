@@ -5,7 +5,7 @@ import pytest
 import torch
 from steertest_core import LN, make_inputs, t
 
-from openrlhf_steer.loss import PolicyLoss
+from openrlhf_steer.core.loss import PolicyLoss
 from openrlhf_steer.methods import LossConfig, build_method
 
 
@@ -154,7 +154,7 @@ def test_covariance_window_scope_and_cross_rank_reduction():
     assert set(reduction.values()) == {"sum"}
     assert {k: sum(r[k] for r in per_rank) for k in reduction} == pytest.approx(stats)
     a.window_stats = stats
-    from openrlhf_steer.estimators import covariance_entropy_change
+    from openrlhf_steer.core.estimators import covariance_entropy_change
 
     cov = covariance_entropy_change(a.log_probs, a.advantages, a.action_mask, means=(0.8, -1.4))
     # cov = (A - 0.8)(log p + 1.4) = [2.2*0.9, 0.2*0.4, -1.8*-0.6, -3.8*-1.1] = [1.98, 0.08, 1.08, 4.18]

@@ -7,8 +7,8 @@ import pytest
 import torch
 from steertest_core import LN, make_inputs, t
 
-from openrlhf_steer.estimators import covariance_entropy_change, first_order_entropy_change, kl_estimate
-from openrlhf_steer.loss import PolicyLoss
+from openrlhf_steer.core.estimators import covariance_entropy_change, first_order_entropy_change, kl_estimate
+from openrlhf_steer.core.loss import PolicyLoss
 from openrlhf_steer.methods import (
     LossConfig, available_methods, build_method, compose_methods, describe_methods, get_method_class,
 )
@@ -144,7 +144,7 @@ def test_omega_matches_the_first_order_entropy_change_of_a_single_logit_step():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_method_gives_finite_loss_gradient_and_metrics_on_random_batches(name):
-    from openrlhf_steer.advantages import compute_advantages
+    from openrlhf_steer.core.advantages import compute_advantages
     from openrlhf_steer.methods import GroupInputs
 
     method = build_method(name)

@@ -6,7 +6,7 @@ import torch
 from steertest_core import LN, make_inputs, t
 
 import openrlhf_steer
-from openrlhf_steer.loss import PolicyLoss
+from openrlhf_steer.core.loss import PolicyLoss
 from openrlhf_steer.methods import LossConfig, build_method
 
 # Token design (p = p_old = 0.5, H = 1):

@@ -3,7 +3,7 @@ import pytest
 import torch
 from steertest_core import LN, make_inputs, t
 
-from openrlhf_steer.loss import PolicyLoss
+from openrlhf_steer.core.loss import PolicyLoss
 from openrlhf_steer.methods import LossConfig, build_method
 
 # Four tokens at r = 1 (log_probs == old), A = [+1, -1, +2, 0]: the plain per-token loss is -A.

@@ -8,8 +8,8 @@ accumulated gradient must equal the reference gradient.
 import pytest
 import torch
 
-from openrlhf_steer.advantages import compute_advantages
-from openrlhf_steer.loss import PolicyLoss
+from openrlhf_steer.core.advantages import compute_advantages
+from openrlhf_steer.core.loss import PolicyLoss
 from openrlhf_steer.methods import GroupInputs, LossConfig, LossInputs
 
 from openrlhf_steer.demo.config import MethodSpec, RLConfig

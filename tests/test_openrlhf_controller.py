@@ -10,7 +10,7 @@ pytest.importorskip("openrlhf")
 
 from openrlhf.trainer.ppo_utils.experience import Experience  # noqa: E402
 
-from openrlhf_steer.advantages import compute_advantages  # noqa: E402
+from openrlhf_steer.core.advantages import compute_advantages  # noqa: E402
 from openrlhf_steer.integration import controller  # noqa: E402
 from openrlhf_steer.integration.flags import EntropyControlSpec  # noqa: E402
 from openrlhf_steer.integration.side_channel import OLD_ENTROPY_KEY  # noqa: E402

@@ -61,7 +61,7 @@ def _emulated_all_reduce(per_rank_locals, reduction, valid):
 
 
 def _inputs(log_probs, advantages, old_entropy, mask=None):
-    from openrlhf_steer.methods.base import LossInputs
+    from openrlhf_steer.core.types import LossInputs
 
     lp = torch.tensor(log_probs, dtype=torch.float64)
     mask = torch.ones_like(lp, dtype=torch.bool) if mask is None else torch.tensor(mask)
@@ -113,26 +113,12 @@ def test_reduction_errors_name_the_key():
         pack_window_stats({"x": 1.0}, {"x": "mean"}, 3)
 
 
-def test_rank_local_keys_and_single_process_no_op(caplog):
+def test_single_process_reduction_is_a_no_op():
     from openrlhf_steer.integration import window_reduce
-    from openrlhf_steer.methods import build_method
-    from openrlhf_steer.methods.compose import compose_methods
 
-    assert build_method("steer", stat_scope="mini_batch").window_stats_rank_local() == ()
-    # quantiles are gathered (tests/test_window_gather.py), so no configured method keeps a rank-local key
-    assert build_method("steer", stat_scope="mini_batch", mapping="binary").window_stats_rank_local() == ()
-    assert build_method("forking_tokens", stat_scope="mini_batch").window_stats_rank_local() == ()
-    composed = compose_methods([build_method("steer", stat_scope="mini_batch", mapping="binary"),
-                                build_method("forking_tokens", stat_scope="mini_batch")])
-    assert composed.window_stats_rank_local() == ()
     if not torch.distributed.is_initialized():  # one process: the statistics are returned as they are
         local = {"steer/max": 0.5, "steer/min": 0.1, "steer/count": 3.0}
         assert window_reduce.reduce_window_stats(local, {"steer/max": "max"}, local_valid_tokens=3) == local
-    window_reduce._WARNED.discard("_test_key")
-    with caplog.at_level(logging.WARNING, logger=window_reduce.__name__):
-        window_reduce.warn_rank_local_once(["_test_key"])
-        window_reduce.warn_rank_local_once(["_test_key"])
-    assert sum("_test_key" in r.getMessage() for r in caplog.records) == 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,14 +183,6 @@ def test_two_gloo_ranks_match_single_process_window(dp_results, case):
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_no_rank_local_warning(dp_results):
-    # no case declares a rank-local key any more (every quantile is gathered); the warning
-    # itself is covered by test_rank_local_keys_and_single_process_no_op
-    _, stderrs = dp_results
-    for err in stderrs:
-        assert "cannot be combined exactly across data-parallel ranks" not in err
-
-
 # --------------------------------------------------------------------------------------------------
 # The rank worker (runs in a subprocess; prints one JSON line per case)
 # --------------------------------------------------------------------------------------------------
@@ -248,9 +226,9 @@ def _one_case(rank, model_dir, name, config, mesh):
     from openrlhf_steer.integration.args import apply_method_args
     from openrlhf_steer.integration.flags import EntropyControlSpec
     from openrlhf_steer.integration.side_channel import OLD_ENTROPY_KEY
-    from openrlhf_steer.loss import PolicyLoss
+    from openrlhf_steer.core.loss import PolicyLoss
     from openrlhf_steer.methods import build_method
-    from openrlhf_steer.methods.base import LossConfig, LossInputs
+    from openrlhf_steer.core.types import LossConfig, LossInputs
 
     actor = load_actor(model_dir)
     spec = EntropyControlSpec(methods=[(name, dict(config))])

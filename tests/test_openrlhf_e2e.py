@@ -5,7 +5,7 @@ real run there stops before Ray with the fix.
 
 Slow (``make e2e``): `openrlhf-steer train` through OpenRLHF 0.11.2's own ``train()`` on CPU.
 
-Each run is ``openrlhf_steer.cli.main(["train", ...])`` in one driver process
+Each run is ``openrlhf_steer.apps.cli.main(["train", ...])`` in one driver process
 (tests/support/steertest_e2e_driver.py) sharing one local Ray cluster: OpenRLHF's PPOTrainer
 controller actor, its SamplesGenerator, RemoteExperienceMaker, replay buffer and advantage
 computation, our policy actor(s) with DeepSpeed ZeRO-2 on gloo, the reward file
@@ -65,7 +65,7 @@ def cpu_install():
 
 
 def test_help_lists_ours_then_openrlhf_without_vllm(cpu_install):
-    run = subprocess.run([sys.executable, "-m", "openrlhf_steer.cli", "train", "--help"], env=cpu_install,
+    run = subprocess.run([sys.executable, "-m", "openrlhf_steer.apps.cli", "train", "--help"], env=cpu_install,
                          capture_output=True, text=True, cwd="/", timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     out = run.stdout
@@ -78,7 +78,7 @@ def test_help_lists_ours_then_openrlhf_without_vllm(cpu_install):
 
 
 def test_run_without_vllm_stops_before_ray_with_the_fix(cpu_install):
-    run = subprocess.run([sys.executable, "-m", "openrlhf_steer.cli", "train", "--entropy.method", "steer",
+    run = subprocess.run([sys.executable, "-m", "openrlhf_steer.apps.cli", "train", "--entropy.method", "steer",
                           "--actor.model_name_or_path", "x"], env=cpu_install, capture_output=True, text=True,
                          cwd="/", timeout=300)
     assert run.returncode == 2

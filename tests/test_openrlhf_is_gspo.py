@@ -19,9 +19,10 @@ pytest.importorskip("openrlhf")
 from openrlhf.models.loss import PolicyLoss as OpenRLHFPolicyLoss  # noqa: E402
 
 from openrlhf_steer.integration.policy_loss import SteerPolicyLoss  # noqa: E402
-from openrlhf_steer.loss import PolicyLoss  # noqa: E402
+from openrlhf_steer.core.loss import PolicyLoss  # noqa: E402
 from openrlhf_steer.methods import available_methods, build_method  # noqa: E402
-from openrlhf_steer.methods.base import LossConfig, LossInputs, Method  # noqa: E402
+from openrlhf_steer.core.types import LossConfig, LossInputs
+from openrlhf_steer.methods.base import Method  # noqa: E402
 
 # (level, mode, gating, threshold): every combination OpenRLHF 0.11.2 accepts.
 IS_SETTINGS = [

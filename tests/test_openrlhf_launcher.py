@@ -22,7 +22,7 @@ STEER_PAPER_COMMAND = """
 --vllm.num_engines 8 --vllm.tensor_parallel_size 1 --vllm.gpu_memory_utilization 0.6
 --train.colocate_all --vllm.enable_sleep --ds.enable_sleep --vllm.enforce_eager --vllm.sync_backend nccl
 --actor.model_name_or_path Qwen/Qwen2.5-Math-7B
---reward.remote_url /abs/openrlhf_steer/rewards/math_reward.py
+--reward.remote_url /abs/openrlhf_steer/integration/rewards/math_reward.py
 --data.prompt_dataset /abs/dapo_math_17k.jsonl --data.input_key prompt --data.label_key answer --data.apply_chat_template
 --rollout.n_samples_per_prompt 8 --rollout.batch_size 512 --rollout.micro_batch_size 16
 --train.batch_size 256 --train.micro_batch_size 8 --train.max_epochs 1 --train.num_episodes 10 --train.seed 42
@@ -124,7 +124,7 @@ def test_check_args_steer_paper_command_through_openrlhf_parser():
     assert args.train.batch_size == 256 and args.train.micro_batch_size == 8
     assert args.algo.kl.init_coef == 0 and args.algo.advantage.estimator == "group_norm"
     # ... and its validation ran: remote_url became a list, vllm_generate_batch_size defaulted.
-    assert args.reward.remote_url == ["/abs/openrlhf_steer/rewards/math_reward.py"]
+    assert args.reward.remote_url == ["/abs/openrlhf_steer/integration/rewards/math_reward.py"]
     assert args.rollout.vllm_generate_batch_size == 512
     assert args.critic.model_name_or_path is None
     # our spec rides along; STEER (old entropy) does not switch on OpenRLHF's entropy pass
@@ -188,7 +188,7 @@ def test_version_guard_runs_in_check_args(monkeypatch):
 
 
 def test_help_lists_ours_then_openrlhf(capsys):
-    from openrlhf_steer.train import main
+    from openrlhf_steer.apps.train import main
 
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
@@ -205,7 +205,7 @@ def test_launch_validates_first_then_runs_openrlhf_main_with_our_classes(monkeyp
 
     from openrlhf_steer.integration import args as args_module
     from openrlhf_steer.integration import launch as launch_module
-    from openrlhf_steer.rewards import math_reward_path
+    from openrlhf_steer.integration.rewards import math_reward_path
 
     passes = []
     real = args_module.run_openrlhf_main
@@ -243,7 +243,7 @@ def test_check_args_pos_adv_entropy_guided_with_clip_higher():
     """Pos-Adv-Reweight (Jin et al.) entropy-guided schedule composed with clip-higher."""
     from openrlhf_steer.integration import check_args
     from openrlhf_steer.integration.args import effective_loss_config, individual_methods, spec_from_args
-    from openrlhf_steer.integration.requirements import method_needs
+    from openrlhf_steer.methods.needs import method_needs
 
     argv = ["--entropy.method", "pos_adv_reweight,clip_higher", "--entropy.pos_adv_reweight.schedule", "entropy",
             "--entropy.pos_adv_reweight.entropy_target", "0.2", "--entropy.pos_adv_reweight.step_size", "0.05",
@@ -276,7 +276,7 @@ def test_method_none_runs_openrlhf_unpatched(monkeypatch):
 
 def test_builtin_reward_shorthand_both_spellings():
     from openrlhf_steer.integration.args import expand_builtin_rewards
-    from openrlhf_steer.rewards import math_reward_path
+    from openrlhf_steer.integration.rewards import math_reward_path
 
     assert expand_builtin_rewards(["--reward.remote_url", "openrlhf_steer:math", "--x", "1"]) == [
         "--reward.remote_url", math_reward_path(), "--x", "1"]

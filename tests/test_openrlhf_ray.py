@@ -72,7 +72,7 @@ class _EngineSideProbe:
 
 
 def test_engine_side_process_never_imports_deepspeed(ray_cluster):
-    from openrlhf_steer.rewards import math_reward_path
+    from openrlhf_steer.integration.rewards import math_reward_path
 
     result = ray.get(_EngineSideProbe.remote().check.remote(math_reward_path()))
     assert result["pid"] != os.getpid()

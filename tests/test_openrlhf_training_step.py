@@ -21,9 +21,10 @@ from openrlhf_steer.integration.args import apply_method_args  # noqa: E402
 from openrlhf_steer.integration.flags import EntropyControlSpec  # noqa: E402
 from openrlhf_steer.integration.side_channel import OLD_ENTROPY_KEY  # noqa: E402
 from openrlhf_steer.integration import entropy_patch  # noqa: E402
-from openrlhf_steer.loss import PolicyLoss  # noqa: E402
+from openrlhf_steer.core.loss import PolicyLoss  # noqa: E402
 from openrlhf_steer.methods import build_method  # noqa: E402
-from openrlhf_steer.methods.base import LossConfig, LossInputs  # noqa: E402
+from openrlhf_steer.core.types import LossConfig
+from openrlhf_steer.methods.base import LossInputs  # noqa: E402
 
 SEED = 7
 WINDOW_SCALE = 1.5  # the window holds 1.5x this micro-batch's tokens (as with gas > 1)

@@ -10,7 +10,7 @@ from repro_config import load_config  # noqa: E402
 
 
 def launcher_argv(cmd):
-    assert cmd[1:3] == ["-m", "openrlhf_steer.train"], cmd[:3]
+    assert cmd[1:3] == ["-m", "openrlhf_steer.apps.train"], cmd[:3]
     return cmd[3:]
 
 

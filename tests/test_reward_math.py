@@ -12,8 +12,8 @@ from concurrent.futures import Future
 import pytest
 import torch
 
-from openrlhf_steer.rewards import math_grading, math_reward, math_reward_path
-from openrlhf_steer.rewards.math_reward import EXTRA_LOG_KEYS, reward_func, response_text
+from openrlhf_steer.integration.rewards import math_grading, math_reward, math_reward_path
+from openrlhf_steer.integration.rewards.math_reward import EXTRA_LOG_KEYS, reward_func, response_text
 
 QWEN_PROMPT = ("<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
                "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n")

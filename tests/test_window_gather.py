@@ -47,7 +47,7 @@ STEER_LOCAL_G = (0.5, 0.9)
 
 
 def _inputs(rank):
-    from openrlhf_steer.methods.base import LossInputs
+    from openrlhf_steer.core.types import LossInputs
 
     out, offset = [], 0
     for entropy, mask in SHARES[rank]:
@@ -125,7 +125,6 @@ def test_one_process_is_a_no_op():
     assert list(values) == ["forking_tokens/entropy"]
     assert sorted(values["forking_tokens/entropy"].tolist()) == [0.1, 0.2, 0.3, 0.4, 1.5, 1.7, 1.9, 5.0]
     assert method.window_stats(window)["forking_tokens/threshold"] == pytest.approx(HAND_TAU, rel=1e-12)
-    assert _forking().window_stats_rank_local() == ()
 
 
 def test_steer_binary_threshold_by_hand_one_process():

@@ -157,7 +157,7 @@ class EntropyControlState:
 def enable_entropy_control(trainer, spec, args, *, max_steps: Optional[int], rank: int):
     """Turn an ``ActorPPOTrainer`` into a :class:`SteerActorPPOTrainer` running ``spec``."""
     from .args import effective_loss_config, individual_methods
-    from .requirements import method_needs
+    from openrlhf_steer.methods.needs import method_needs
     from . import chunked_actor, entropy_patch
 
     method = spec.build_method()
@@ -218,7 +218,7 @@ class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
         of its share; :func:`global_window_stats` all-reduces the method's reducible keys and gathers
         its quantile values over the DP group.
         """
-        from openrlhf_steer.methods.base import LossInputs
+        from openrlhf_steer.core.types import LossInputs
 
         state = self.entropy_control
         device = _device()

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Callable, Iterator, List, Optional, Sequence
 
 from .flags import EntropyControlSpec, split_argv
-from .requirements import MethodNeeds, method_needs
+from openrlhf_steer.methods.needs import MethodNeeds, method_needs
 
 OPENRLHF_MAIN = "openrlhf.cli.train_ppo_ray"
 ARGS_ATTR = "entropy_control"  # args.entropy_control = spec JSON (travels with the pickled strategy)
@@ -101,7 +101,7 @@ def apply_method_args(args, spec: EntropyControlSpec) -> MethodNeeds:
 
 def _check_sequence_ratio(spec: EntropyControlSpec, names: str) -> None:
     """``--actor.policy_loss_type gspo``: refuse the methods whose hooks have no meaning there."""
-    from openrlhf_steer.loss import sequence_ratio_conflicts
+    from openrlhf_steer.core.loss import sequence_ratio_conflicts
 
     conflicts = sequence_ratio_conflicts(spec.build_method())
     if conflicts:
@@ -117,7 +117,7 @@ def effective_loss_config(args, method):
 
     GSPO aggregates seq-mean-token-mean whatever ``--actor.loss_agg_mode`` says (as OpenRLHF does).
     """
-    from openrlhf_steer.methods.base import LossConfig
+    from openrlhf_steer.core.types import LossConfig
 
     low, high = args.actor.eps_clip_low_high
     token_mean = args.actor.loss_agg_mode == "token-mean" and args.actor.policy_loss_type != "gspo"
@@ -179,7 +179,7 @@ BUILTIN_REWARDS = {"openrlhf_steer:math": "math_reward_path"}
 
 def expand_builtin_rewards(openrlhf_argv: Sequence[str]) -> List[str]:
     """``--reward.remote_url openrlhf_steer:math`` -> the absolute path of our math reward file."""
-    from openrlhf_steer import rewards
+    from openrlhf_steer.integration import rewards
 
     out = list(openrlhf_argv)
     for i, token in enumerate(out[:-1]):

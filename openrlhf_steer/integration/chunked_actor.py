@@ -9,7 +9,7 @@ instance (the policy's; the reference, critic and reward models are other object
 * the model runs as usual (``actor.model(...)``, the DeepSpeed engine when wrapped), but its output
   head's ``forward`` is swapped for the duration of the call: it receives the final hidden states and
   returns the label log-prob (and entropy) of the **response positions only**, computed by
-  :func:`openrlhf_steer.entropy.head_logprobs_and_entropy` in row chunks (``lm_head`` -> float32 ->
+  :func:`openrlhf_steer.core.entropy.head_logprobs_and_entropy` in row chunks (``lm_head`` -> float32 ->
   temperature per chunk; every chunk recomputed in backward);
 * because the head module is still *called*, DeepSpeed ZeRO-3's module hooks gather its weight for
   the forward and again before its backward (the pre-backward hook sits on the values it returns),
@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
-from openrlhf_steer.entropy import DEFAULT_CHUNK_ROWS, head_logprobs_and_entropy
+from openrlhf_steer.core.entropy import DEFAULT_CHUNK_ROWS, head_logprobs_and_entropy
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from openrlhf.trainer import ppo_trainer as _ppo_trainer
 from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
 
 from .args import individual_methods, spec_from_args
-from .requirements import method_needs
+from openrlhf_steer.methods.needs import method_needs
 from .side_channel import OLD_ENTROPY_KEY, pad_cat
 
 
@@ -27,7 +27,7 @@ def rollout_group_inputs(experiences, n_samples_per_prompt: int, with_entropy: b
     blocks of ``n_samples_per_prompt``); rewards are OpenRLHF's ``experience.rewards`` after its
     length penalties (not yet centred).
     """
-    from openrlhf_steer.methods.base import GroupInputs
+    from openrlhf_steer.core.types import GroupInputs
 
     index = torch.tensor(list(itertools.chain.from_iterable(exp.index for exp in experiences)), dtype=torch.long)
     rewards = torch.cat([exp.rewards.float().reshape(-1) for exp in experiences])
@@ -86,7 +86,7 @@ class SteerExperienceMaker(RemoteExperienceMaker):
         experiences = super().compute_advantages_and_returns(experiences)
         if not self._ec_needs.advantage_hooks:
             return experiences
-        from openrlhf_steer.advantages import compute_advantages
+        from openrlhf_steer.core.advantages import compute_advantages
 
         args = self.strategy.args
         group = rollout_group_inputs(experiences, args.rollout.n_samples_per_prompt,

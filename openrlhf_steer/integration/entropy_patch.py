@@ -3,7 +3,7 @@
 ``openrlhf.models.actor.Actor.forward`` calls the module global ``compute_entropy(logits)`` on the
 [B, T, V] (or packed [1, nnz, V]) float32, temperature-scaled logits and then handles packing
 itself. Replacing that global keeps OpenRLHF's packing path and swaps only the reduction for
-:func:`openrlhf_steer.entropy.token_logprobs_and_entropy` (chunked over rows, never a full softmax
+:func:`openrlhf_steer.core.entropy.token_logprobs_and_entropy` (chunked over rows, never a full softmax
 copy; detached unless an entropy bonus needs its gradient).
 
 The policy actor normally runs :mod:`.chunked_actor`'s forward, which never builds the full logits and
@@ -22,7 +22,7 @@ SETTINGS = {"entropy_grad": True, "chunk_rows": 1024}
 
 def chunked_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Full-vocabulary entropy [..., T] of already temperature-scaled logits [..., T, V]."""
-    from openrlhf_steer.entropy import token_logprobs_and_entropy
+    from openrlhf_steer.core.entropy import token_logprobs_and_entropy
 
     squeeze = logits.dim() == 2
     logits3 = logits.unsqueeze(0) if squeeze else logits

@@ -4,12 +4,12 @@ Same constructor and ``forward`` signature and the same 5-tuple return as
 ``openrlhf.models.loss.PolicyLoss`` 0.11.2, so ``ActorPPOTrainer`` uses it unchanged. Once a method
 is bound (:meth:`bind`), ``forward`` builds :class:`~openrlhf_steer.methods.base.LossInputs` from
 OpenRLHF's tensors plus the side data the trainer put in ``self.steer["context"]`` and calls
-:class:`openrlhf_steer.loss.PolicyLoss`. Unbound, it is OpenRLHF's loss.
+:class:`openrlhf_steer.core.loss.PolicyLoss`. Unbound, it is OpenRLHF's loss.
 
 OpenRLHF's own loss options compose with every method, as OpenRLHF 0.11.2 applies them:
 
 * ``--algo.advantage.is_correction_*``: the per-token IS coefficient
-  (:func:`openrlhf_steer.is_correction.is_correction`) multiplies the per-token policy term before
+  (:func:`openrlhf_steer.core.is_correction.is_correction`) multiplies the per-token policy term before
   aggregation; ``vllm_kl`` and ``is_filter_ratio`` are returned so OpenRLHF logs them.
 * ``--actor.policy_loss_type gspo``: the sequence-level ratio (``ratio_level="sequence"``), taken
   against the rollout engine's log-probs when IS correction is on (OpenRLHF's choice; no IS
@@ -45,14 +45,14 @@ class SteerPolicyLoss(OpenRLHFPolicyLoss):
         self.steer: Dict[str, Any] = {"loss": None, "method": None, "context": {}, "metrics": {}}
 
     def bind(self, method, loss_config) -> None:
-        from openrlhf_steer.loss import PolicyLoss
+        from openrlhf_steer.core.loss import PolicyLoss
 
         self.steer["method"] = method
         ratio_level = RATIO_LEVEL_OF_LOSS_TYPE[self.policy_loss_type]
         self.steer["loss"] = PolicyLoss(loss_config, method, ratio_level=ratio_level)
 
     def is_correction_config(self):
-        from openrlhf_steer.is_correction import ISCorrectionConfig
+        from openrlhf_steer.core.is_correction import ISCorrectionConfig
 
         return ISCorrectionConfig(level=self.is_correction_level, mode=self.is_correction_mode,
                                   gating=self.is_correction_gating, threshold=tuple(self.is_correction_threshold))
@@ -78,7 +78,7 @@ class SteerPolicyLoss(OpenRLHFPolicyLoss):
                 log_probs, old_log_probs, advantages, action_mask, rollout_log_probs, dp_size,
                 batch_num_tokens, global_batch_size,
             )
-        from openrlhf_steer.methods.base import LossInputs
+        from openrlhf_steer.core.types import LossInputs
 
         if action_mask is None:
             action_mask = torch.ones_like(log_probs, dtype=torch.bool)
@@ -107,7 +107,7 @@ class SteerPolicyLoss(OpenRLHFPolicyLoss):
         )
         vllm_kl = is_filter_ratio = token_coef = None
         if is_config.enabled and not gspo:
-            from openrlhf_steer.is_correction import is_correction
+            from openrlhf_steer.core.is_correction import is_correction
 
             correction = is_correction(old_log_probs.to(log_probs.dtype), rollout_log_probs, action_mask, is_config)
             token_coef, vllm_kl, is_filter_ratio = correction.coef, correction.vllm_kl, correction.filter_ratio

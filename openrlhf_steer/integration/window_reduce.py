@@ -11,8 +11,7 @@ A quantile cannot be combined from per-rank values. A method that needs one retu
 values from ``method.window_values``; they are all-gathered (variable length per rank: sizes first,
 then zero-padded to the longest, gathered, unpadded), concatenated in rank order, and
 ``method.window_stats_from_values`` computes the statistic on every rank from the same global set
-(forking tokens' entropy threshold, STEER's binary |Omega| threshold). Keys a custom method reports
-as rank-local are left as they are, with a one-time warning.
+(forking tokens' entropy threshold, STEER's binary |Omega| threshold).
 
 A rank whose share of the window has no valid token reports ``max = min = 0`` for STEER; that would
 corrupt the global min (and max if every value is negative). Such a rank takes part with the identity
@@ -25,7 +24,6 @@ device for NCCL, the CPU otherwise).
 """
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -33,13 +31,11 @@ import torch
 import torch.distributed as dist
 
 Tensor = torch.Tensor
-logger = logging.getLogger(__name__)
 
 REDUCE_OPS = ("sum", "max", "min")
 # Each op's identity: what a rank without valid tokens contributes.
 _IDENTITY = {"sum": 0.0, "max": -math.inf, "min": math.inf}
 _TORCH_OP = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
-_WARNED: set = set()
 
 
 def data_parallel_group(strategy) -> Optional[Any]:
@@ -102,15 +98,13 @@ def unpack_window_stats(local: Mapping[str, Any], packed: Mapping[str, Tuple[Lis
 
 
 def reduce_window_stats(local: Mapping[str, Any], reduction: Mapping[str, str], *, local_valid_tokens: float,
-                        group=None, rank_local: Sequence[str] = ()) -> Dict[str, Any]:
+                        group=None) -> Dict[str, Any]:
     """All-reduce ``local`` (this rank's ``method.window_stats``) over ``group``; a no-op on one rank.
 
-    ``local_valid_tokens``: valid (action-mask) tokens of this rank's window share. ``rank_local``:
-    keys that stay per rank; a warning names them once per process.
+    ``local_valid_tokens``: valid (action-mask) tokens of this rank's window share.
     """
     if distributed_world_size(group) <= 1:
         return dict(local)
-    warn_rank_local_once(rank_local)
     packed = pack_window_stats(local, reduction, local_valid_tokens)
     device = _device_for(group)
     result: Dict[str, Tuple[List[str], List[float]]] = {}
@@ -180,21 +174,8 @@ def global_window_stats(method, inputs_list: Sequence[Any], *, group=None) -> Di
     if distributed_world_size(group) <= 1:
         return local
     valid_tokens = float(sum(int(x.action_mask.sum()) for x in inputs_list))
-    stats = reduce_window_stats(local, method.window_stats_reduction(), local_valid_tokens=valid_tokens,
-                                group=group, rank_local=method.window_stats_rank_local())
+    stats = reduce_window_stats(local, method.window_stats_reduction(), local_valid_tokens=valid_tokens, group=group)
     values = method.window_values(inputs_list)
     if values:
         stats.update(method.window_stats_from_values(gather_window_values(values, group=group)))
     return stats
-
-
-def warn_rank_local_once(keys: Sequence[str]) -> None:
-    new = sorted(set(keys) - _WARNED)
-    if not new:
-        return
-    _WARNED.update(new)
-    logger.warning(
-        "stat_scope=mini_batch: window statistics %s are quantiles and cannot be combined exactly across "
-        "data-parallel ranks; each rank uses the value over its own share of the optimizer-step window",
-        new,
-    )

@@ -19,9 +19,10 @@ from typing import Any, Dict, Mapping, Optional
 
 import torch
 
+from openrlhf_steer.core.types import LossInputs
+from openrlhf_steer.methods.registry import register_method
 from openrlhf_steer.methods.base import (
-    CONTROLLER_BOUNDARIES, LossInputs, Method, MethodConfig, check_choice, check_range, inputs_for_metric,
-    register_method,
+    CONTROLLER_BOUNDARIES, Method, MethodConfig, check_choice, check_range, inputs_for_metric,
 )
 from openrlhf_steer.methods.covariance import clip_cov_budget
 from openrlhf_steer.methods.sampling import choose_random_tokens

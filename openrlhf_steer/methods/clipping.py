@@ -8,7 +8,9 @@
 
 from dataclasses import dataclass, field, replace
 
-from openrlhf_steer.methods.base import LossConfig, Method, MethodConfig, check_range, register_method
+from openrlhf_steer.core.types import LossConfig
+from openrlhf_steer.methods.registry import register_method
+from openrlhf_steer.methods.base import Method, MethodConfig, check_range
 
 JIN = "Jin et al., arXiv 2511.05993"
 

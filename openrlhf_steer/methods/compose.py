@@ -6,7 +6,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
-from openrlhf_steer.methods.base import GroupInputs, LossConfig, LossInputs, Method, MethodConfig
+from openrlhf_steer.core.types import GroupInputs, LossConfig, LossInputs
+from openrlhf_steer.methods.base import Method, MethodConfig
 
 Tensor = torch.Tensor
 
@@ -139,9 +140,6 @@ class ComposedMethod(Method):
             if method.needs_window_stats:
                 stats.update(method.window_stats_from_values(values))
         return stats
-
-    def window_stats_rank_local(self) -> tuple:
-        return tuple(k for m in self.methods if m.needs_window_stats for k in m.window_stats_rank_local())
 
     def last_metrics(self) -> Dict[str, float]:
         metrics: Dict[str, float] = {}

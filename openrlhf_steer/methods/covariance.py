@@ -1,7 +1,7 @@
 """Clip-Cov and KL-Cov (Cui et al., "The Entropy Mechanism of RL for Reasoning LMs", arXiv 2505.22617).
 
 Both rank tokens by the centred product ``cov_t = (A_t - mean A) (log p_t - mean log p)`` over the
-valid tokens (``openrlhf_steer.estimators.covariance_entropy_change``), the per-token covariance
+valid tokens (``openrlhf_steer.core.estimators.covariance_entropy_change``), the per-token covariance
 that drives entropy down:
 
 - Clip-Cov: among valid, not-already-clipped tokens with ``lb < cov_t < ub``, draw
@@ -18,10 +18,11 @@ from typing import Any, Dict, List
 
 import torch
 
-from openrlhf_steer.estimators import covariance_entropy_change
-from openrlhf_steer.methods.base import (
-    STAT_SCOPES, LossConfig, LossInputs, Method, MethodConfig, check_choice, check_range, register_method,
-)
+from openrlhf_steer.core.estimators import covariance_entropy_change
+from openrlhf_steer.core.types import LossConfig, LossInputs
+from openrlhf_steer.methods.registry import register_method
+from openrlhf_steer.methods.window import WindowStatsMethod
+from openrlhf_steer.methods.base import STAT_SCOPES, MethodConfig, check_choice, check_range
 from openrlhf_steer.methods.sampling import choose_random_tokens
 
 Tensor = torch.Tensor
@@ -40,7 +41,7 @@ def _window_sums(key: str, inputs_list: List[LossInputs]) -> Dict[str, Any]:
     return {f"{key}/adv_sum": adv_sum, f"{key}/log_prob_sum": lp_sum, f"{key}/count": float(count)}
 
 
-class _CovarianceMethod(Method):
+class _CovarianceMethod(WindowStatsMethod):
     def _cov(self, inputs: LossInputs, advantages: Tensor) -> Tensor:
         means = None
         if self.needs_window_stats:

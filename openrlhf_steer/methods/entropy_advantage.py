@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from openrlhf_steer.methods.base import LossInputs, Method, MethodConfig, check_choice, check_range, register_method
+from openrlhf_steer.core.types import LossInputs
+from openrlhf_steer.methods.registry import register_method
+from openrlhf_steer.methods.base import Method, MethodConfig, check_choice, check_range
 
 Tensor = torch.Tensor
 PAPER = "Entropy advantage, Cheng et al., arXiv 2506.14758"

@@ -9,9 +9,10 @@ from typing import Any, Dict, Mapping, Optional
 
 import torch
 
+from openrlhf_steer.core.types import LossInputs
+from openrlhf_steer.methods.registry import register_method
 from openrlhf_steer.methods.base import (
-    CONTROLLER_BOUNDARIES, LossInputs, Method, MethodConfig, check_choice, check_range, inputs_for_metric,
-    register_method,
+    CONTROLLER_BOUNDARIES, Method, MethodConfig, check_choice, check_range, inputs_for_metric,
 )
 
 Tensor = torch.Tensor
@@ -35,6 +36,7 @@ class EntropyLoss(Method):
     config_cls = EntropyLossConfig
     paper = "Entropy regularisation, Williams & Peng 1991; as coded in verl (entropy_coeff)"
     requires = ("entropy",)
+    differentiates_entropy = True
 
     def extra_token_terms(self, inputs: LossInputs, per_token: Dict[str, Tensor]) -> Dict[str, Tensor]:
         return {"entropy_bonus": -self.config.coef * inputs.entropy}
@@ -78,6 +80,7 @@ class AdaptiveEntropy(Method):
     config_cls = AdaptiveEntropyConfig
     paper = SKYWORK
     requires = ("entropy",)
+    differentiates_entropy = True
 
     def __init__(self, config: Optional[AdaptiveEntropyConfig] = None):
         super().__init__(config)

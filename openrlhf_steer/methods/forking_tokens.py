@@ -12,9 +12,10 @@ from typing import Any, Dict, List, Mapping
 
 import torch
 
-from openrlhf_steer.methods.base import (
-    STAT_SCOPES, LossInputs, Method, MethodConfig, check_choice, check_range, register_method,
-)
+from openrlhf_steer.core.types import LossInputs
+from openrlhf_steer.methods.registry import register_method
+from openrlhf_steer.methods.window import WindowStatsMethod
+from openrlhf_steer.methods.base import STAT_SCOPES, MethodConfig, check_choice, check_range
 from openrlhf_steer.methods.sampling import linear_quantile
 
 Tensor = torch.Tensor
@@ -42,7 +43,7 @@ class ForkingTokensConfig(MethodConfig):
 
 
 @register_method
-class ForkingTokens(Method):
+class ForkingTokens(WindowStatsMethod):
     """Keep the gradient of the top-rho entropy tokens only (hook b, 0/1 weights)."""
 
     name = "forking_tokens"

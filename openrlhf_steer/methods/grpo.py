@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from openrlhf_steer.methods.base import Method, MethodConfig, register_method
+from openrlhf_steer.methods.registry import register_method
+from openrlhf_steer.methods.base import Method, MethodConfig
 
 
 @dataclass

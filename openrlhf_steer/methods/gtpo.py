@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from openrlhf_steer.methods.base import GroupInputs, Method, MethodConfig, check_choice, check_range, register_method
+from openrlhf_steer.core.types import GroupInputs
+from openrlhf_steer.methods.registry import register_method
+from openrlhf_steer.methods.base import Method, MethodConfig, check_choice, check_range
 
 Tensor = torch.Tensor
 PAPER = "GTPO / GRPO-S, Tan et al., arXiv 2508.04349 (equations unverified, see module docstring)"
@@ -102,6 +104,7 @@ class Gtpo(Method):
     """GTPO / GRPO-S: entropy-weighted shaped rewards, standardised per group into token advantages (hook a)."""
 
     name = "gtpo"
+    group_requires = ("entropy",)  # the rollout-policy per-token entropy
     config_cls = GtpoConfig
     paper = PAPER
 

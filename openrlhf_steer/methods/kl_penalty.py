@@ -5,8 +5,10 @@ from typing import Dict, Optional
 
 import torch
 
-from openrlhf_steer.estimators import KL_ESTIMATORS, kl_estimate
-from openrlhf_steer.methods.base import LossInputs, Method, MethodConfig, check_choice, check_range, register_method
+from openrlhf_steer.core.estimators import KL_ESTIMATORS, kl_estimate
+from openrlhf_steer.core.types import LossInputs
+from openrlhf_steer.methods.registry import register_method
+from openrlhf_steer.methods.base import Method, MethodConfig, check_choice, check_range
 
 Tensor = torch.Tensor
 

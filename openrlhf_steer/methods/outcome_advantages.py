@@ -1,12 +1,14 @@
 """Group-level advantage estimators and reward shaping (hook a): W-REINFORCE, OPO, unlikeliness
 reward, Edge-GRPO. Each returns per-token advantages [N, T] (0 on masked positions) through
-``openrlhf_steer.advantages.compute_advantages(group, method)``.
+``openrlhf_steer.core.advantages.compute_advantages(group, method)``.
 """
 from dataclasses import dataclass, field
 
 import torch
 
-from openrlhf_steer.methods.base import GroupInputs, Method, MethodConfig, check_choice, check_range, register_method
+from openrlhf_steer.core.types import GroupInputs
+from openrlhf_steer.methods.registry import register_method
+from openrlhf_steer.methods.base import Method, MethodConfig, check_choice, check_range
 from openrlhf_steer.methods.group_math import broadcast_to_tokens, grpo_advantages
 
 Tensor = torch.Tensor
@@ -173,6 +175,7 @@ class EdgeGrpo(Method):
     treat as unintended)."""
 
     name = "edge_grpo"
+    group_requires = ("entropy",)  # the rollout-policy per-token entropy
     config_cls = EdgeGrpoConfig
     paper = EDGE
 

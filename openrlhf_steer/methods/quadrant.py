@@ -20,7 +20,9 @@ from typing import Optional, Tuple
 
 import torch
 
-from openrlhf_steer.methods.base import LossInputs, Method, MethodConfig, check_choice, check_range, register_method
+from openrlhf_steer.core.types import LossInputs
+from openrlhf_steer.methods.registry import register_method
+from openrlhf_steer.methods.base import Method, MethodConfig, check_choice, check_range
 from openrlhf_steer.methods.sampling import choose_random_tokens, linear_quantile
 
 Tensor = torch.Tensor

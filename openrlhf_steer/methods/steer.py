@@ -1,7 +1,7 @@
 """STEER: Stabilizing Token-level Entropy-changE via Reweighting (Hao et al., arXiv 2510.10150).
 
 Each valid token gets a detached loss weight that shrinks with |Omega_t|, the first-order estimate of
-the entropy change its update causes (``openrlhf_steer.estimators.first_order_entropy_change``):
+the entropy change its update causes (``openrlhf_steer.core.estimators.first_order_entropy_change``):
 
     exp     (default): k = -ln(lambda_min) / max(max|Omega|, omega_floor);  w = clamp(exp(-k |Omega|), lambda_min, 1)
     linear:            |Omega| in [min, max] maps linearly to [lambda_max, lambda_min] (midpoint if max == min)
@@ -28,10 +28,11 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
-from openrlhf_steer.estimators import first_order_entropy_change
-from openrlhf_steer.methods.base import (
-    STAT_SCOPES, LossInputs, Method, MethodConfig, check_choice, check_range, register_method,
-)
+from openrlhf_steer.core.estimators import first_order_entropy_change
+from openrlhf_steer.core.types import LossInputs
+from openrlhf_steer.methods.registry import register_method
+from openrlhf_steer.methods.window import WindowStatsMethod
+from openrlhf_steer.methods.base import STAT_SCOPES, MethodConfig, check_choice, check_range
 from openrlhf_steer.methods.sampling import linear_quantile
 
 Tensor = torch.Tensor
@@ -236,7 +237,7 @@ class SteerConfig(MethodConfig):
 
 
 @register_method
-class Steer(Method):
+class Steer(WindowStatsMethod):
     """STEER token reweighting by the estimated entropy change |Omega| (hook b)."""
 
     name = "steer"

@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from openrlhf_steer.methods.base import LossInputs
+from openrlhf_steer.core.types import LossInputs
 
 LN = math.log
 

@@ -53,9 +53,9 @@ def _one_window(model_dir, method, config, args, strategy):
     from openrlhf_steer.integration.flags import EntropyControlSpec
     from openrlhf_steer.integration.policy_loss import SteerPolicyLoss
     from openrlhf_steer.integration.side_channel import OLD_ENTROPY_KEY
-    from openrlhf_steer.loss import PolicyLoss
+    from openrlhf_steer.core.loss import PolicyLoss
     from openrlhf_steer.methods import build_method
-    from openrlhf_steer.methods.base import LossConfig, LossInputs
+    from openrlhf_steer.core.types import LossConfig, LossInputs
 
     spec = EntropyControlSpec(methods=[(method, config)])
     args.actor.entropy_coef = None

@@ -1,7 +1,7 @@
 """Driver of the e2e runs (test support): one local Ray cluster, several ``openrlhf-steer train`` runs.
 
 ``python steertest_e2e_driver.py PLAN.json``: the plan lists runs ``{"name", "argv"}``; each run is
-``openrlhf_steer.cli.main(["train", *argv])`` (OpenRLHF's own ``train()``), with only the vLLM
+``openrlhf_steer.apps.cli.main(["train", *argv])`` (OpenRLHF's own ``train()``), with only the vLLM
 engine actors and the weight broadcast replaced (:mod:`steertest_rollout_engine`) and the CUDA-only
 calls of :mod:`steertest_cpu_ray`. Writes ``{"name", "rc", "error", "seconds"}`` per run to
 ``plan["results"]`` (JSON lines).
@@ -61,7 +61,7 @@ def _run_all(plan) -> None:
     import openrlhf.trainer.ray as openrlhf_ray
     from steertest_rollout_engine import create_standin_engines
 
-    from openrlhf_steer.cli import main as cli_main
+    from openrlhf_steer.apps.cli import main as cli_main
 
     openrlhf_ray.create_vllm_engines = create_standin_engines  # train_ppo_ray imports the name from here
     for run in plan["runs"]:

@@ -38,6 +38,6 @@ def train_commands(stdout):
 
     cmds = []
     for line in stdout.splitlines():
-        if line.startswith("[train] ") and " -m openrlhf_steer.train " in line:
+        if line.startswith("[train] ") and " -m openrlhf_steer.apps.train " in line:
             cmds.append(shlex.split(line[len("[train] "):]))
     return cmds

@@ -1,4 +1,4 @@
-"""Math reward implementation behind ``openrlhf_steer/rewards/math_reward.py`` (the file given to OpenRLHF).
+"""Math reward implementation behind ``openrlhf_steer/integration/rewards/math_reward.py`` (the file given to OpenRLHF).
 
 OpenRLHF loads this file with ``importlib`` in every vLLM engine process and calls
 ``reward_func(queries, prompts, labels)`` one sample at a time from ``asyncio.to_thread`` threads.

@@ -1,4 +1,4 @@
-"""``python -m openrlhf_steer.train`` / ``openrlhf-steer train``: OpenRLHF 0.11.2 PPO/GRPO with entropy control.
+"""``python -m openrlhf_steer.apps.train`` / ``openrlhf-steer train``: OpenRLHF 0.11.2 PPO/GRPO with entropy control.
 
 Every ``openrlhf.cli.train_ppo_ray`` flag is accepted unchanged (OpenRLHF's own parser and
 validation run on it) plus ``--entropy.method NAME`` and ``--entropy.<method>.<option>``; see

@@ -1,6 +1,6 @@
 """`openrlhf-steer` console script: one entry point, subcommands dispatched lazily.
 
-    openrlhf-steer train ...     OpenRLHF's train_ppo_ray with an entropy-control method (openrlhf_steer.train)
+    openrlhf-steer train ...     OpenRLHF's train_ppo_ray with an entropy-control method (openrlhf_steer.apps.train)
     openrlhf-steer demo ...      the CPU end-to-end demo and its analyses (openrlhf_steer.demo)
     openrlhf-steer methods       list the registered methods and their options
 
@@ -27,7 +27,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "train":
-        from openrlhf_steer.train import main as train_main
+        from openrlhf_steer.apps.train import main as train_main
 
         return train_main(rest) or 0
     if command == "demo":
