@@ -29,34 +29,6 @@ def pyplot():
     return plt
 
 
-def plot_curves(histories: Mapping[str, List[Dict[str, Any]]], keys: Sequence[tuple], path: Path, title: str,
-                window: int = 10) -> None:
-    """One panel per (metric key, y label); every method a colour; raw faint, moving average bold."""
-    plt = pyplot()
-    from matplotlib.ticker import MaxNLocator
-
-    fig, axes = plt.subplots(1, len(keys), figsize=(6.2 * len(keys), 4.2), squeeze=False)
-    colours = plt.get_cmap("tab10")
-    for ax, (key, label) in zip(axes[0], keys):
-        for i, (name, rows) in enumerate(histories.items()):
-            points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
-            if not points:
-                continue
-            steps, values = zip(*points)
-            colour = colours(i % 10)
-            ax.plot(steps, values, color=colour, alpha=0.22, linewidth=0.8)
-            ax.plot(steps, moving_average(values, window), color=colour, linewidth=2.0, label=name)
-        ax.set_xlabel("rollout step")
-        ax.set_ylabel(label)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8, loc="best")
-    smoothing = f"bold: moving average over {window} steps; faint: per step" if window > 1 else "per step"
-    fig.suptitle(f"{title}  ({smoothing})", fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
 def save_figure(fig, path: Path) -> None:
     """Write a PNG atomically and close the figure."""
     try:
@@ -64,24 +36,6 @@ def save_figure(fig, path: Path) -> None:
             fig.savefig(tmp, dpi=110)
     finally:
         pyplot().close(fig)
-
-
-def _fmt(value: Optional[float], digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def results_table(rows: List[Dict[str, Any]], ks: Sequence[int], samples: int) -> str:
-    """Markdown table of the final results, one row per method (plus the start model)."""
-    head = ["run", "method", "final entropy (held-out)", "final entropy (probe)", "train acc (last 10)",
-            f"avg@{samples}"] + [f"pass@{k}" for k in ks] + ["steps", "settings"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["run"], r["method"], _fmt(r.get("heldout_entropy")), _fmt(r.get("probe_entropy")),
-                 _fmt(r.get("train_accuracy_last10")), _fmt(r.get("avg@n"))]
-        cells += [_fmt(r.get(f"pass@{k}")) for k in ks]
-        cells += [str(r.get("steps", 0)), r.get("note", "")]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _environment_line(environment: Optional[Mapping[str, Any]]) -> List[str]:
@@ -107,7 +61,11 @@ def write_results(output_dir: Path, claims: Sequence[Mapping[str, Any]], rows: L
           f"Each value is the mean over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) from one start model; "
           "the interval is mean ± 2 standard errors of the per-seed values (paired by seed where two runs are compared); "
           "a claim holds when the whole interval lies on the claimed side of its threshold. H0 is the start model's entropy.",
-          "", claims_table(claims), ""]
+          ""]
+    if config.preset == "quick":
+        md += [f"**Quick preset: {config.rl.steps} training steps per run. These verdicts test the machinery, not the "
+               "papers' claims; `make demo` is the evidence.**", ""]
+    md += [claims_table(claims), ""]
     estimator = estimator_table(claims)
     if estimator:
         md += ["Claim 6 next to STEER Figure 2 (Qwen-Math-7B row); raw estimates, no fitted scale, the run's learning rate "
