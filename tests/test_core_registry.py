@@ -26,7 +26,55 @@ def test_every_contract_method_is_registered():
     assert EXPECTED <= set(available_methods())
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("path", ["README.md", "docs/methods.md"])
+def test_docs_method_tables_are_the_generated_one(path):
+    """README and docs carry exactly `openrlhf-steer methods --markdown` (name, file, paper, hooks, summary)."""
+    from pathlib import Path
+
+    from openrlhf_steer.methods import methods_markdown_table
+
+    text = (Path(__file__).resolve().parents[1] / path).read_text()
+    start = text.index("<!-- methods table: generated")
+    body = text[text.index("\n", start) + 1:text.index("<!-- end of the generated methods table -->")]
+    assert body == methods_markdown_table()
+    for name in available_methods():  # every registered method, with the file it lives in
+        assert f"| `{name}` | `openrlhf_steer/methods/" in body
+
+
+def test_registry_scan_imports_every_method_module_and_raises_on_errors(tmp_path, monkeypatch):
+    """A broken method module is an error, never a silently missing method."""
+    import importlib
+
+    import openrlhf_steer.methods as package
+    from openrlhf_steer.methods import registry
+
+    broken = tmp_path / "broken_method.py"
+    broken.write_text("import a_module_that_does_not_exist\n")
+    monkeypatch.setattr(package, "__path__", list(package.__path__) + [str(tmp_path)])
+    monkeypatch.setattr(registry, "_LOADED", False)
+    with pytest.raises(ModuleNotFoundError, match="a_module_that_does_not_exist"):
+        registry.load_methods()
+    monkeypatch.setattr(package, "__path__", [p for p in package.__path__ if p != str(tmp_path)])
+    importlib.invalidate_caches()
+
+
+def test_needs_come_from_the_class_declarations():
+    """What the adapters run is derived from each class, not from a list of names."""
+    needs = {name: build_method(name).needs() for name in available_methods()}
+    assert needs["entropy_loss"].entropy_grad and needs["adaptive_entropy"].entropy_grad
+    assert not needs["forking_tokens"].entropy_grad and needs["forking_tokens"].current_entropy
+    assert needs["edge_grpo"].old_entropy and needs["gtpo"].old_entropy and needs["edge_grpo"].advantage_hooks
+    assert needs["steer"].old_entropy and not needs["steer"].current_entropy  # the authors' rollout entropy
+    assert build_method("steer", entropy_source="current").needs().current_entropy
+    assert needs["kl_penalty"].ref_log_probs and needs["adaptive_entropy"].controller
+    assert build_method("steer", stat_scope="mini_batch").needs().window_stats and not needs["steer"].window_stats
+    from openrlhf_steer.methods import method_needs
+
+    union = method_needs([build_method("steer"), build_method("entropy_loss")])
+    assert union.old_entropy and union.entropy_grad and not union.ref_log_probs
+
+
+@pytest.mark.parametrize("name", available_methods())
 def test_configs_are_documented_simple_and_validated(name):
     cls = get_method_class(name)
     assert cls.paper and cls.__doc__
@@ -142,7 +190,7 @@ def test_omega_matches_the_first_order_entropy_change_of_a_single_logit_step():
         assert omega2 == pytest.approx(omega1 * (1 - p[y].item()))
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", available_methods())
 def test_every_method_gives_finite_loss_gradient_and_metrics_on_random_batches(name):
     from openrlhf_steer.core.advantages import compute_advantages
     from openrlhf_steer.methods import GroupInputs
