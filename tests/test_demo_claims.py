@@ -90,7 +90,7 @@ def test_target_claim_uses_the_relative_distance_to_the_controller_target():
 
 def test_estimator_claims_compare_per_seed_and_keep_the_paper_numbers():
     def change(omega, cov):
-        return {"tokens": 10, "omega": omega, "cov": cov}
+        return {"tokens": 10, "omega": omega, "cov": cov, "zero": {"MSE": omega["MSE"] * 2}}
 
     seeds = {
         0: _result(entropy_change=change({"MSE": 1e-4, "PCC": 0.5, "SRCC": 0.6}, {"MSE": 0.3, "PCC": 0.1, "SRCC": 0.7})),
@@ -102,7 +102,7 @@ def test_estimator_claims_compare_per_seed_and_keep_the_paper_numbers():
     assert claims["6-MSE"]["held"] is True
     assert claims["6-PCC"]["per_seed"] == pytest.approx([0.4, 0.4, 0.4]) and claims["6-PCC"]["held"] is True
     assert claims["6-SRCC"]["per_seed"] == pytest.approx([-0.1, -0.1, -0.1]) and claims["6-SRCC"]["held"] is False
-    assert claims["6-MSE"]["ours"] == pytest.approx({"Omega": 2e-4, "Cov": 0.3})
+    assert claims["6-MSE"]["ours"] == pytest.approx({"Omega": 2e-4, "Cov": 0.3, "zero": 4e-4})
     assert claims["6-MSE"]["paper"] == {"Omega": 4e-4, "Cov": 0.29}  # STEER Figure 2, Qwen-Math-7B
     assert claims["6-SRCC"]["paper"] == {"Omega": 0.61, "Cov": 0.06}
 
@@ -150,6 +150,18 @@ def test_omega_and_cov_estimates_by_hand():
     # means: A 0, log p (log .5 + log .25) / 2; estimate -(A - 0)(log p - mean)
     mean_lp = (math.log(0.5) + math.log(0.25)) / 2
     assert cov_estimate(lp, adv, mask)[0].tolist() == pytest.approx([-(math.log(0.5) - mean_lp), (math.log(0.25) - mean_lp)])
+
+
+def test_summarise_reports_both_estimates_and_the_no_change_floor():
+    from openrlhf_steer.demo.entropy_change import summarise
+
+    rows = [{"step": 0, "omega": [0.1, 0.0], "cov": [1.0, -1.0], "true": [0.2, -0.1]},
+            {"step": 1, "omega": [0.3], "cov": [0.5], "true": [0.1]}]
+    got = summarise(rows)
+    assert got["tokens"] == 3 and got["steps"] == 2
+    assert got["zero"]["MSE"] == pytest.approx((0.04 + 0.01 + 0.01) / 3)
+    assert got["omega"]["MSE"] == pytest.approx((0.01 + 0.01 + 0.04) / 3)
+    assert got["cov"]["MSE"] == pytest.approx((0.64 + 0.81 + 0.16) / 3)
 
 
 def test_agreement_raw_has_no_fitted_scale():

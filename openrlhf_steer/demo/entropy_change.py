@@ -109,7 +109,9 @@ class EntropyChangeRecorder:
 def summarise(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """MSE/PCC/SRCC of both estimates over every token of the recorded steps."""
     truth = [v for r in rows for v in r["true"]]
-    out: Dict[str, Any] = {"steps": len(rows), "tokens": len(truth)}
+    # The MSE of predicting no change at all: the floor a raw estimate must beat to carry information on scale.
+    out: Dict[str, Any] = {"steps": len(rows), "tokens": len(truth),
+                           "zero": {"MSE": float(np.mean(np.square(truth))) if truth else math.nan}}
     for name in ("omega", "cov"):
         out[name] = agreement_raw([v for r in rows for v in r[name]], truth)
     return out

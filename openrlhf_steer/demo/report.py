@@ -130,6 +130,10 @@ def estimator_table(claims: Sequence[Mapping[str, Any]]) -> str:
         demo = [_num(rows[m]["ours"][name]) for m in rows]
         paper = [_num(rows[m]["paper"][name]) for m in rows]
         lines.append(f"| {name} | " + " | ".join(demo) + " | " + " | ".join(paper) + " |")
+    if "MSE" in rows and "zero" in rows["MSE"]["ours"]:
+        blanks = ["n/a"] * (len(rows) - 1)
+        lines.append("| zero (predict no change) | " + " | ".join([_num(rows["MSE"]["ours"]["zero"])] + blanks) + " | "
+                     + " | ".join(["n/a"] * len(rows)) + " |")
     return "\n".join(lines) + "\n"
 
 
