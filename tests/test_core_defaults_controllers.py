@@ -230,7 +230,7 @@ def test_openrlhf_resumed_controller_continues_exactly(tiny_qwen, monkeypatch):
 
     first, first_state, _ = _openrlhf_trainer(tiny_qwen, monkeypatch, config)
     _ppo_train(first, 0)
-    saved = first_state.state_dict()  # what SteerPolicyModelActor puts into OpenRLHF's checkpoint
+    saved = first_state.state_dict()  # what EntropyControlPolicyModelActor puts into OpenRLHF's checkpoint
     assert saved["rollout_step"] == 1 and saved["optimizer_step"] == 3
     resumed, resumed_state, _ = _openrlhf_trainer(tiny_qwen, monkeypatch, config)
     resumed_state.load_state_dict(saved)

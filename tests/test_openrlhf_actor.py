@@ -1,4 +1,4 @@
-"""SteerPolicyModelActor pieces on CPU: the rollout-entropy pass, the checkpoint state, the patches."""
+"""EntropyControlPolicyModelActor pieces on CPU: the rollout-entropy pass, the checkpoint state, the patches."""
 from __future__ import annotations
 
 from types import SimpleNamespace as NS
@@ -17,7 +17,7 @@ from openrlhf_steer.integration import ray_actors  # noqa: E402  (applies the ac
 from openrlhf_steer.integration.actor_trainer import enable_entropy_control  # noqa: E402
 from openrlhf_steer.integration.args import apply_method_args  # noqa: E402
 from openrlhf_steer.integration.flags import EntropyControlSpec  # noqa: E402
-from openrlhf_steer.integration.policy_loss import SteerPolicyLoss  # noqa: E402
+from openrlhf_steer.integration.policy_loss import EntropyControlPolicyLoss  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +33,20 @@ def _policy_actor(model_dir, name, config, monkeypatch, temperature=1.0):
     apply_method_args(args, spec)
     trainer = make_trainer(actor, args)
     state = enable_entropy_control(trainer, spec, args, max_steps=20, rank=0)
-    pa = ray_actors.SteerPolicyModelActor.__new__(ray_actors.SteerPolicyModelActor)
+    pa = ray_actors.EntropyControlPolicyModelActor.__new__(ray_actors.EntropyControlPolicyModelActor)
     pa.actor, pa.trainer, pa.strategy = actor, trainer, trainer.strategy
     pa._entropy_control, pa._old_entropy_cache = state, []
     return pa, state
 
 
 def test_patches_are_active_in_this_process():
-    assert ppo_actor.PolicyLoss is SteerPolicyLoss
+    assert ppo_actor.PolicyLoss is EntropyControlPolicyLoss
     assert ppo_actor.iter_grad_accum_global_norm.__module__ == "openrlhf_steer.integration.actor_trainer"
     import openrlhf.models.actor as actor_module
 
     assert actor_module.compute_entropy.__module__ == "openrlhf_steer.integration.entropy_patch"
-    probe = ray_actors.SteerPolicyModelActor.entropy_control_probe(None)
-    assert probe["policy_loss_is_ours"] and probe["policy_loss"] == "SteerPolicyLoss"
+    probe = ray_actors.EntropyControlPolicyModelActor.entropy_control_probe(None)
+    assert probe["policy_loss_is_ours"] and probe["policy_loss"] == "EntropyControlPolicyLoss"
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])

@@ -1,7 +1,7 @@
 """stat_scope=mini_batch across data-parallel ranks: the window statistic is that of the global window.
 
 Fast tests: the pack/unpack of the reduction (identities for empty ranks, errors) with the all-reduce
-emulated by hand. Slow test: a real 2-process gloo group; each rank runs our SteerActorPPOTrainer
+emulated by hand. Slow test: a real 2-process gloo group; each rank runs our EntropyControlActorPPOTrainer
 through OpenRLHF's ActorPPOTrainer.training_step on half of a 4-micro-batch window. The reduced
 statistics and every token weight / clip mask / extra loss term used on each rank must equal a
 single-process computation on the concatenated window (core ``method.window_stats`` + core
@@ -222,7 +222,7 @@ def _recording(method, sink):
 def _one_case(rank, model_dir, name, config, mesh):
     from steertest_openrlhf import load_actor, make_args, make_batch, make_experience, make_trainer, reference_logprobs_entropy
 
-    from openrlhf_steer.integration.actor_trainer import _ACTIVE, enable_entropy_control, step_seed, window_iterator
+    from openrlhf_steer.integration.actor_trainer import active_trainer, enable_entropy_control, step_seed, window_iterator
     from openrlhf_steer.integration.args import apply_method_args
     from openrlhf_steer.integration.flags import EntropyControlSpec
     from openrlhf_steer.integration.side_channel import OLD_ENTROPY_KEY
@@ -281,16 +281,13 @@ def _one_case(rank, model_dir, name, config, mesh):
     _recording(state.method, got_sink)
     experiences = [make_experience(w[0], w[1], w[2], w[3], w[5], info={OLD_ENTROPY_KEY: [
         w[4][i, : max(int(w[1][i].sum()) - 1, 1)].clone() for i in range(3)]}) for w in mine]
-    _ACTIVE["trainer"] = trainer
-    micro = 0
-    try:
+    with active_trainer(trainer):
+        micro = 0
         for step, (exp, info) in enumerate(window_iterator(iter(experiences), trainer.strategy, 2, lambda e: e.action_mask)):
             got_stats = dict(state.micro["window_stats"])
             info = dict(info, dp_size=WORLD, batch_num_tokens=torch.tensor(total_tokens))
             trainer.training_step(exp, 0.0, step, info)
             micro += 1
-    finally:
-        _ACTIVE.pop("trainer", None)
 
     def max_diff(expected):
         assert [k for k, _ in expected] == [k for k, _ in got_sink], ([k for k, _ in expected], [k for k, _ in got_sink])

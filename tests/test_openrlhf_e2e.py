@@ -285,8 +285,8 @@ def test_run_trains_and_logs_the_documented_metrics(e2e, name):
 def test_the_loss_that_ran_was_ours(e2e):
     actors = [r for r in e2e.report if r["event"] == "policy_actor"]
     assert actors, "no policy actor reported"
-    assert {r["loss_class"] for r in actors} == {"SteerPolicyLoss"}
-    assert {r["trainer_class"] for r in actors} == {"SteerActorPPOTrainer"}
+    assert {r["loss_class"] for r in actors} == {"EntropyControlPolicyLoss"}
+    assert {r["trainer_class"] for r in actors} == {"EntropyControlActorPPOTrainer"}
     ranks = {r["rank"] for r in actors if r["run"].endswith("steer_binary_dp2_packed")}
     assert ranks == {0, 1}
 

@@ -18,7 +18,7 @@ pytest.importorskip("openrlhf")
 
 from openrlhf.models.loss import PolicyLoss as OpenRLHFPolicyLoss  # noqa: E402
 
-from openrlhf_steer.integration.policy_loss import SteerPolicyLoss  # noqa: E402
+from openrlhf_steer.integration.policy_loss import EntropyControlPolicyLoss, LossCallContext  # noqa: E402
 from openrlhf_steer.core.loss import PolicyLoss  # noqa: E402
 from openrlhf_steer.methods import available_methods, build_method  # noqa: E402
 from openrlhf_steer.core.types import LossConfig, LossInputs
@@ -113,7 +113,7 @@ def reference_is(old, rollout, mask, setting):
 def test_grpo_with_is_correction_equals_openrlhf(setting, token_level, dual_clip, normaliser):
     kwargs = dict(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip=dual_clip, token_level_loss=token_level,
                   **_is_kwargs(setting))
-    theirs, ours = OpenRLHFPolicyLoss(**kwargs), SteerPolicyLoss(**kwargs)
+    theirs, ours = OpenRLHFPolicyLoss(**kwargs), EntropyControlPolicyLoss(**kwargs)
     agg = "token-mean" if token_level else "seq-mean-token-mean"
     ours.bind(build_method("grpo"), LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=dual_clip, loss_agg_mode=agg))
     new, old, rollout, adv, mask = _tensors()
@@ -152,14 +152,14 @@ def _context(seed, new, old):
 
 @pytest.mark.parametrize("method", available_methods())
 def test_every_method_composes_with_every_is_setting(method):
-    """SteerPolicyLoss with IS correction = our core loss with the reference coefficient on the policy term."""
+    """EntropyControlPolicyLoss with IS correction = our core loss with the reference coefficient on the policy term."""
     new, old, rollout, adv, mask = _tensors(seed=2)
     extra = _normaliser_kwargs((1, 30.0, 4.0))
     cfg = LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=3.0)
     for setting in IS_SETTINGS:
-        ours = SteerPolicyLoss(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip=3.0, **_is_kwargs(setting))
+        ours = EntropyControlPolicyLoss(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip=3.0, **_is_kwargs(setting))
         ours.bind(build_method(method), cfg)
-        ours.steer["context"] = _context(7, new, old)
+        ours.entropy_control.context = LossCallContext(**_context(7, new, old))
         loss, _, _, vllm_kl, filter_ratio = ours(new, old, adv, action_mask=mask, rollout_log_probs=rollout, **extra)
         (grad,) = torch.autograd.grad(loss, new)
 
@@ -181,9 +181,9 @@ def test_is_coefficient_weighs_the_policy_term_only():
 
     def loss(method, is_setting):
         kwargs = _is_kwargs(is_setting) if is_setting else {}
-        fn = SteerPolicyLoss(clip_eps_low=0.2, clip_eps_high=0.28, **kwargs)
+        fn = EntropyControlPolicyLoss(clip_eps_low=0.2, clip_eps_high=0.28, **kwargs)
         fn.bind(build_method(method, {"coef": 0.3} if method == "entropy_loss" else None), LossConfig(0.2, 0.28))
-        fn.steer["context"] = _context(1, new, old)
+        fn.entropy_control.context = LossCallContext(**_context(1, new, old))
         return float(fn(new, old, adv, action_mask=mask, rollout_log_probs=rollout)[0])
 
     bonus_with_is = loss("entropy_loss", setting) - loss("grpo", setting)
@@ -195,10 +195,10 @@ def test_is_coefficient_weighs_the_policy_term_only():
 
 
 def test_missing_rollout_log_probs_is_a_clear_error():
-    ours = SteerPolicyLoss(is_correction_level="token")
+    ours = EntropyControlPolicyLoss(is_correction_level="token")
     ours.bind(build_method("steer"), LossConfig())
     new, old, _, adv, mask = _tensors()
-    ours.steer["context"] = _context(0, new, old)
+    ours.entropy_control.context = LossCallContext(**_context(0, new, old))
     with pytest.raises(ValueError, match="rollout_log_probs is None"):
         ours(new, old, adv, action_mask=mask, rollout_log_probs=None)
 
@@ -211,7 +211,7 @@ def test_missing_rollout_log_probs_is_a_clear_error():
 def test_grpo_gspo_equals_openrlhf_gspo(dual_clip, normaliser, is_setting, agg_flag):
     kwargs = dict(clip_eps_low=3e-2, clip_eps_high=4e-2, dual_clip=dual_clip, policy_loss_type="gspo",
                   token_level_loss=agg_flag == "token-mean", **(_is_kwargs(is_setting) if is_setting else {}))
-    theirs, ours = OpenRLHFPolicyLoss(**kwargs), SteerPolicyLoss(**kwargs)
+    theirs, ours = OpenRLHFPolicyLoss(**kwargs), EntropyControlPolicyLoss(**kwargs)
     ours.bind(build_method("grpo"), LossConfig(eps_low=3e-2, eps_high=4e-2, dual_clip=dual_clip,
                                                loss_agg_mode=agg_flag))
     new, old, rollout, adv, mask = _tensors(seed=1)
@@ -274,9 +274,9 @@ def test_gspo_advantage_methods_run_unchanged():
     new, old, rollout, adv, mask = _tensors(seed=6)
     losses = []
     for method in ("grpo", "w_reinforce", "edge_grpo", "opo"):
-        fn = SteerPolicyLoss(policy_loss_type="gspo")
+        fn = EntropyControlPolicyLoss(policy_loss_type="gspo")
         fn.bind(build_method(method), LossConfig())
-        fn.steer["context"] = _context(0, new, old)
+        fn.entropy_control.context = LossCallContext(**_context(0, new, old))
         losses.append(float(fn(new, old, adv, action_mask=mask)[0]))
     theirs = float(OpenRLHFPolicyLoss(policy_loss_type="gspo")(new, old, adv, action_mask=mask)[0])
     assert losses == pytest.approx([theirs] * 4, rel=1e-5)

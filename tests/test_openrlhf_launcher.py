@@ -226,7 +226,7 @@ def test_launch_validates_first_then_runs_openrlhf_main_with_our_classes(monkeyp
     assert json.loads(final_args.entropy_control)["methods"][0][0] == "steer"
     from openrlhf_steer.integration import controller, ray_actors
 
-    assert ppo_actor.PolicyModelActor is ray_actors.SteerPolicyModelActorRemote
+    assert ppo_actor.PolicyModelActor is ray_actors.EntropyControlPolicyModelActorRemote
     assert ppo_trainer.PPOTrainer is controller.SteerPPOTrainerRemote
     assert "[openrlhf-steer] methods=steer" in capsys.readouterr().out
 
@@ -242,8 +242,7 @@ def test_launch_refuses_inconsistent_flags_before_starting_anything(monkeypatch,
 def test_check_args_pos_adv_entropy_guided_with_clip_higher():
     """Pos-Adv-Reweight (Jin et al.) entropy-guided schedule composed with clip-higher."""
     from openrlhf_steer.integration import check_args
-    from openrlhf_steer.integration.args import effective_loss_config, individual_methods, spec_from_args
-    from openrlhf_steer.methods.needs import method_needs
+    from openrlhf_steer.integration.args import effective_loss_config, spec_from_args
 
     argv = ["--entropy.method", "pos_adv_reweight,clip_higher", "--entropy.pos_adv_reweight.schedule", "entropy",
             "--entropy.pos_adv_reweight.entropy_target", "0.2", "--entropy.pos_adv_reweight.step_size", "0.05",
@@ -252,7 +251,7 @@ def test_check_args_pos_adv_entropy_guided_with_clip_higher():
     spec = spec_from_args(args)
     assert spec.methods == [("pos_adv_reweight", {"schedule": "entropy", "entropy_target": 0.2, "step_size": 0.05}),
                             ("clip_higher", {"eps_high": 0.28})]
-    needs = method_needs(individual_methods(spec))
+    needs = spec.needs
     assert needs.controller and needs.old_entropy  # lambda follows the rollout-policy entropy each step
     cfg = effective_loss_config(args, spec.build_method())
     assert (cfg.eps_low, cfg.eps_high, cfg.dual_clip) == (0.2, 0.28, 10.0)  # the method's eps_high wins

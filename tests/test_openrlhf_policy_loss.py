@@ -1,4 +1,4 @@
-"""SteerPolicyLoss against OpenRLHF's own PolicyLoss: with the neutral method (grpo) both compute the
+"""EntropyControlPolicyLoss against OpenRLHF's own PolicyLoss: with the neutral method (grpo) both compute the
 same clipped surrogate, so losses and gradients must match for every aggregation and normaliser."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ pytest.importorskip("openrlhf")
 
 from openrlhf.models.loss import PolicyLoss as OpenRLHFPolicyLoss  # noqa: E402
 
-from openrlhf_steer.integration.policy_loss import SteerPolicyLoss, openrlhf_denominators  # noqa: E402
+from openrlhf_steer.integration.policy_loss import EntropyControlPolicyLoss, openrlhf_denominators  # noqa: E402
 from openrlhf_steer.methods import build_method  # noqa: E402
 from openrlhf_steer.methods.base import LossConfig  # noqa: E402
 
@@ -30,7 +30,7 @@ def _tensors(seed=0, b=4, t=9):
 def test_grpo_equals_openrlhf_policy_loss(token_level, dual_clip, normaliser):
     kwargs = dict(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip=dual_clip, token_level_loss=token_level)
     theirs = OpenRLHFPolicyLoss(**kwargs)
-    ours = SteerPolicyLoss(**kwargs)
+    ours = EntropyControlPolicyLoss(**kwargs)
     agg = "token-mean" if token_level else "seq-mean-token-mean"
     ours.bind(build_method("grpo"), LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=dual_clip, loss_agg_mode=agg))
     extra = {} if normaliser is None else dict(dp_size=normaliser[0], batch_num_tokens=torch.tensor(normaliser[1]),
@@ -49,7 +49,7 @@ def test_grpo_equals_openrlhf_policy_loss(token_level, dual_clip, normaliser):
 
 
 def test_unbound_is_openrlhf_loss():
-    theirs, ours = OpenRLHFPolicyLoss(dual_clip=3.0), SteerPolicyLoss(dual_clip=3.0)
+    theirs, ours = OpenRLHFPolicyLoss(dual_clip=3.0), EntropyControlPolicyLoss(dual_clip=3.0)
     new, old, adv, mask = _tensors(seed=3)
     a, b = theirs(new, old, adv, action_mask=mask), ours(new, old, adv, action_mask=mask)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])

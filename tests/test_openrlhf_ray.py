@@ -39,14 +39,14 @@ def test_policy_actor_process_runs_our_loss(ray_cluster):
     ray_actors.install_driver_swaps()
     try:
         # What OpenRLHF's train() does: RayActorGroup(..., PolicyModelActor, ...) on the swapped name.
-        assert ppo_actor.PolicyModelActor is ray_actors.SteerPolicyModelActorRemote
+        assert ppo_actor.PolicyModelActor is ray_actors.EntropyControlPolicyModelActorRemote
         assert ppo_trainer.PPOTrainer is controller.SteerPPOTrainerRemote
         group = RayActorGroup(1, 1, ppo_actor.PolicyModelActor, pg=None, num_gpus_per_actor=1)
         probe = ray.get(group.async_run_method("entropy_control_probe"))[0]
     finally:
         ppo_actor.PolicyModelActor, ppo_trainer.PPOTrainer = saved
     assert probe["pid"] != os.getpid()
-    assert probe["policy_loss_is_ours"] and probe["policy_loss"] == "SteerPolicyLoss"
+    assert probe["policy_loss_is_ours"] and probe["policy_loss"] == "EntropyControlPolicyLoss"
     assert probe["window_iterator"] == "openrlhf_steer.integration.actor_trainer"
     assert probe["compute_entropy"] == "openrlhf_steer.integration.entropy_patch"
     assert probe["deepspeed_imported"]  # the policy actor is the DeepSpeed process

@@ -1,7 +1,7 @@
 """OpenRLHF's own ActorPPOTrainer.training_step with our loss, against an independent computation.
 
 The trainer path: OpenRLHF ``Actor`` (tiny Qwen2 from disk, sdpa) -> our chunked entropy inside
-``Actor.forward`` -> ``SteerPolicyLoss`` -> core ``PolicyLoss``; OpenRLHF's backward/optimizer calls.
+``Actor.forward`` -> ``EntropyControlPolicyLoss`` -> core ``PolicyLoss``; OpenRLHF's backward/optimizer calls.
 The independent path: a plain HF forward with a full ``log_softmax`` and a direct call of the core
 ``PolicyLoss`` on the same tensors. Losses and every parameter gradient must agree.
 """
@@ -16,7 +16,7 @@ from steertest_openrlhf import (  # noqa: E402
     load_actor, make_args, make_batch, make_experience, make_trainer, reference_logprobs_entropy, save_tiny_qwen2,
 )
 
-from openrlhf_steer.integration.actor_trainer import _ACTIVE, enable_entropy_control, step_seed, window_iterator  # noqa: E402
+from openrlhf_steer.integration.actor_trainer import active_trainer, enable_entropy_control, step_seed, window_iterator  # noqa: E402
 from openrlhf_steer.integration.args import apply_method_args  # noqa: E402
 from openrlhf_steer.integration.flags import EntropyControlSpec  # noqa: E402
 from openrlhf_steer.integration.side_channel import OLD_ENTROPY_KEY  # noqa: E402
@@ -155,16 +155,13 @@ def test_window_iterator_mini_batch_stats_and_controller(model_dir):
                                                  old_entropy=old_ent))
     expected_stats = method.window_stats(independent_inputs)
 
-    _ACTIVE["trainer"] = trainer
-    try:
+    with active_trainer(trainer):
         seen = []
         for step, (exp, info) in enumerate(window_iterator(iter(experiences), trainer.strategy, 2, lambda e: e.action_mask)):
             assert state.micro["window_stats"]["steer/max"] == pytest.approx(float(expected_stats["steer/max"]), rel=1e-5)
             assert state.micro["window_stats"]["steer/min"] == pytest.approx(float(expected_stats["steer/min"]), rel=1e-5, abs=1e-9)
             seen.append(float(info["batch_num_tokens"]))
             trainer.training_step(exp, 0.0, step, info)
-    finally:
-        _ACTIVE.pop("trainer", None)
     total = sum(float(b[2].sum()) for b in batches)
     assert seen == [pytest.approx(total / 2)] * 2  # OpenRLHF's window normaliser, untouched
     assert state.optimizer_step == 1  # one optimizer-step window -> one controller update
@@ -219,14 +216,11 @@ def test_window_iterator_forking_tokens_current_entropy_quantile(model_dir):
             independent.append(LossInputs(log_probs=lp, old_log_probs=old_lp, advantages=adv, action_mask=amask, entropy=ent))
     expected = method.window_stats(independent)["forking_tokens/threshold"]
     losses = []
-    _ACTIVE["trainer"] = trainer
-    try:
+    with active_trainer(trainer):
         for step, (exp, info) in enumerate(window_iterator(iter(experiences), trainer.strategy, 2, lambda e: e.action_mask)):
             got = trainer.entropy_control.micro["window_stats"]["forking_tokens/threshold"]
             assert float(got) == pytest.approx(float(expected), rel=1e-4)
             losses.append(float(trainer.training_step(exp, 0.0, step, info)["metrics"]["policy_loss"]))
-    finally:
-        _ACTIVE.pop("trainer", None)
     # independent loss of each micro-batch with the shared threshold and the window token count
     window_tokens = float(sum(b[2].sum() for b in batches))
     for (seqs, attn, amask, old_lp, _, adv), logged in zip(batches, losses):

@@ -1,4 +1,4 @@
-"""Policy-actor side of the integration: ``SteerActorPPOTrainer`` and the hooks it relies on.
+"""Policy-actor side of the integration: ``EntropyControlActorPPOTrainer`` and the hooks it relies on.
 
 * The trainer subclass wraps OpenRLHF's own ``training_step`` (never re-implemented): before it, it
   moves the rollout entropy out of ``experience.info`` and fills the loss's context (step, epoch,
@@ -18,19 +18,23 @@ from __future__ import annotations
 
 import inspect
 import logging
+from contextlib import contextmanager
 import zlib
 from typing import Any, Dict, List, Optional
 
 import torch
 from openrlhf.trainer.ray import ppo_actor as _ppo_actor
 
+from .policy_loss import LossCallContext
 from .side_channel import OLD_ENTROPY_KEY, align_rows
 from .window_reduce import data_parallel_group, global_window_stats
 
 logger = logging.getLogger(__name__)
 
 _ORIGINAL_ITER = _ppo_actor.iter_grad_accum_global_norm
-_ACTIVE: Dict[str, Any] = {}  # the trainer whose ppo_train is running in this process
+# OpenRLHF calls iter_grad_accum_global_norm(data_iter, strategy, ...) with the trainer's strategy only, so
+# the trainer whose ppo_train is running is found through its strategy.
+_ACTIVE_TRAINER_ATTR = "_entropy_control_active_trainer"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -78,7 +82,7 @@ def install_actor_forward_hook(actor, holder: Dict[str, Any]) -> None:
 def window_iterator(data_iter, strategy, accumulated_gradient, mask_fn):
     """Drop-in for ``iter_grad_accum_global_norm`` that also tells the active trainer the windows."""
     inner = _ORIGINAL_ITER(data_iter, strategy, accumulated_gradient, mask_fn)
-    trainer = _ACTIVE.get("trainer")
+    trainer = getattr(strategy, _ACTIVE_TRAINER_ATTR, None)
     if trainer is None:
         yield from inner
         return
@@ -91,6 +95,16 @@ def window_iterator(data_iter, strategy, accumulated_gradient, mask_fn):
             window = []
     if window:
         yield from trainer._entropy_control_window(window)
+
+
+@contextmanager
+def active_trainer(trainer):
+    """Within the block, the window iterator of ``trainer.strategy`` reports its windows to ``trainer``."""
+    setattr(trainer.strategy, _ACTIVE_TRAINER_ATTR, trainer)
+    try:
+        yield trainer
+    finally:
+        setattr(trainer.strategy, _ACTIVE_TRAINER_ATTR, None)
 
 
 def install_window_iterator() -> None:
@@ -155,46 +169,41 @@ class EntropyControlState:
 
 
 def enable_entropy_control(trainer, spec, args, *, max_steps: Optional[int], rank: int):
-    """Turn an ``ActorPPOTrainer`` into a :class:`SteerActorPPOTrainer` running ``spec``."""
-    from .args import effective_loss_config, individual_methods
-    from openrlhf_steer.methods.needs import method_needs
+    """Turn an ``ActorPPOTrainer`` into a :class:`EntropyControlActorPPOTrainer` running ``spec``."""
     from . import chunked_actor, entropy_patch
+    from .args import effective_loss_config
 
-    method = spec.build_method()
-    needs = method_needs(individual_methods(spec))
+    method, needs = spec.method, spec.needs
     seed = spec.seed if spec.seed is not None else int(getattr(args.train, "seed", 42))
     state = EntropyControlState(spec, method, needs, seed=seed, rank=rank, max_steps=max_steps,
                                 num_episodes=getattr(args.train, "num_episodes", 1))
-    entropy_patch.SETTINGS["chunk_rows"] = spec.chunk_rows
     native_coef = args.actor.entropy_coef
-    entropy_patch.SETTINGS["entropy_grad"] = bool(needs.entropy_grad or (native_coef not in (None, 0, 0.0)))
+    settings = entropy_patch.configure(entropy_grad=needs.entropy_grad or native_coef not in (None, 0, 0.0),
+                                       chunk_rows=spec.chunk_rows)
     loss_fn = trainer.actor_loss_fn
     if not hasattr(loss_fn, "bind"):
         raise RuntimeError(
-            "the actor's loss is not SteerPolicyLoss: openrlhf_steer.integration.ray_actors must be imported "
+            "the actor's loss is not EntropyControlPolicyLoss: openrlhf_steer.integration.ray_actors must be imported "
             "before ActorPPOTrainer is built (the policy actor class does this)"
         )
     loss_fn.bind(method, effective_loss_config(args, method))
-    trainer.__class__ = SteerActorPPOTrainer
+    trainer.__class__ = EntropyControlActorPPOTrainer
     trainer.entropy_control = state
     # Before the hook: the hook wraps whichever forward the actor has.
-    chunked_actor.install(trainer.actor, chunk_rows=spec.chunk_rows, entropy_grad=entropy_patch.SETTINGS["entropy_grad"])
+    chunked_actor.install(trainer.actor, chunk_rows=spec.chunk_rows, entropy_grad=settings.entropy_grad)
     install_actor_forward_hook(trainer.actor, state.holder)
     return state
 
 
-class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
+class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
     """``ActorPPOTrainer`` whose steps feed our loss and log our metrics (see module doc)."""
 
     entropy_control: EntropyControlState
 
     def ppo_train(self, kl_ctl: float):
         """One rollout step's whole update; then the rollout-step controller boundary."""
-        _ACTIVE["trainer"] = self
-        try:
+        with active_trainer(self):
             status = super().ppo_train(kl_ctl)
-        finally:
-            _ACTIVE.pop("trainer", None)
         self._end_rollout_step()
         return status
 
@@ -271,27 +280,22 @@ class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
             state.generator.manual_seed(step_seed(state.seed, state.rank, state.optimizer_step))
         state.holder.pop("entropy", None)
 
-        loss_fn = self.actor_loss_fn
-        context = {
-            "old_entropy": old_entropy,
-            "step": state.optimizer_step,
-            "total_steps": state.max_steps,
-            "epoch": state.epoch(),
-            "total_epochs": state.num_episodes,
-            "window_stats": state.micro.get("window_stats", {}),
-            "generator": state.generator,
-            "ref_log_probs": experience.base_action_log_probs if state.needs.ref_log_probs else None,
-        }
-        loss_fn.steer["context"] = _LazyEntropyContext(context, state.holder)
+        binding = self.actor_loss_fn.entropy_control
+        binding.context = LossCallContext(
+            old_entropy=old_entropy,
+            ref_log_probs=experience.base_action_log_probs if state.needs.ref_log_probs else None,
+            step=state.optimizer_step, total_steps=state.max_steps, epoch=state.epoch(), total_epochs=state.num_episodes,
+            window_stats=state.micro.get("window_stats", {}), generator=state.generator, entropy_holder=state.holder,
+        )
         if state.needs.ref_log_probs:
             kl_ctl = 0.0  # the method's KL term replaces OpenRLHF's (which is still computed and logged as `kl`)
         try:
             status = super().training_step(experience, kl_ctl, step, loss_batch_info)
         finally:
-            loss_fn.steer["context"] = {}
+            binding.context = LossCallContext()
             state.holder.pop("entropy", None)
 
-        metrics = self._stable_metrics(dict(loss_fn.steer.get("metrics") or {}))
+        metrics = self._stable_metrics(dict(binding.metrics))
         n_tokens = float(status["num_action_tokens"])
         for key, value in metrics.items():
             status["metrics"][key] = torch.tensor(float(value))
@@ -345,16 +349,3 @@ class SteerActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
         state.method.on_boundary("rollout_step", stats)
         state.rollout_step += 1
         state.rollout_sums, state.rollout_tokens = {}, 0.0
-
-
-class _LazyEntropyContext(dict):
-    """The loss context; ``entropy`` is read from the forward hook's holder at loss time."""
-
-    def __init__(self, base: Dict[str, Any], holder: Dict[str, Any]):
-        super().__init__(base)
-        self._holder = holder
-
-    def get(self, key, default=None):
-        if key == "entropy":
-            return self._holder.get("entropy", default)
-        return super().get(key, default)

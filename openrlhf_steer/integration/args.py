@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Callable, Iterator, List, Optional, Sequence
 
 from .flags import EntropyControlSpec, split_argv
-from openrlhf_steer.methods.needs import MethodNeeds, method_needs
+from openrlhf_steer.methods.needs import MethodNeeds
 
 OPENRLHF_MAIN = "openrlhf.cli.train_ppo_ray"
 ARGS_ATTR = "entropy_control"  # args.entropy_control = spec JSON (travels with the pickled strategy)
@@ -38,12 +38,6 @@ def spec_from_args(args) -> Optional[EntropyControlSpec]:
     return EntropyControlSpec.from_json(text) if text else None
 
 
-def individual_methods(spec: EntropyControlSpec) -> list:
-    from openrlhf_steer.methods import build_method
-
-    return [build_method(name, config) for name, config in spec.methods]
-
-
 def check_rollout_engines(args) -> None:
     """OpenRLHF 0.11.2's PPO trainer generates rollouts only with vLLM engines (no other samples path)."""
     if not args.vllm.num_engines:
@@ -59,7 +53,7 @@ def apply_method_args(args, spec: EntropyControlSpec) -> MethodNeeds:
     setattr(args, ARGS_ATTR, spec.to_json())
     if not spec.enabled:
         return MethodNeeds()
-    needs = method_needs(individual_methods(spec))
+    needs = spec.needs
     actor, algo = args.actor, args.algo
     names = ",".join(spec.names)
     if actor.policy_loss_type == "gspo":
@@ -103,7 +97,7 @@ def _check_sequence_ratio(spec: EntropyControlSpec, names: str) -> None:
     """``--actor.policy_loss_type gspo``: refuse the methods whose hooks have no meaning there."""
     from openrlhf_steer.core.loss import sequence_ratio_conflicts
 
-    conflicts = sequence_ratio_conflicts(spec.build_method())
+    conflicts = sequence_ratio_conflicts(spec.method)
     if conflicts:
         name, reason = next(iter(conflicts.items()))
         raise EntropyArgsError(

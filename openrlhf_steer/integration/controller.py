@@ -15,8 +15,7 @@ import torch
 from openrlhf.trainer import ppo_trainer as _ppo_trainer
 from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
 
-from .args import individual_methods, spec_from_args
-from openrlhf_steer.methods.needs import method_needs
+from .args import spec_from_args
 from .side_channel import OLD_ENTROPY_KEY, pad_cat
 
 
@@ -58,13 +57,13 @@ class SteerExperienceMaker(RemoteExperienceMaker):
     """OpenRLHF's experience maker plus the rollout entropy and the method's advantage hooks."""
 
     def entropy_control_setup(self, spec) -> None:
-        self._ec_spec = spec
-        self._ec_method = spec.build_method()
-        self._ec_needs = method_needs(individual_methods(spec))
+        self._entropy_control_spec = spec
+        self._entropy_control_method = spec.method
+        self._entropy_control_needs = spec.needs
 
     def make_experience(self, samples_list):
         experiences = super().make_experience(samples_list)
-        if self._ec_needs.old_entropy:  # the policy actors cached it in their forward
+        if self._entropy_control_needs.old_entropy:  # the policy actors cached it in their forward
             self._attach_old_entropy(experiences)
         return experiences
 
@@ -84,7 +83,7 @@ class SteerExperienceMaker(RemoteExperienceMaker):
     @torch.no_grad()
     def compute_advantages_and_returns(self, experiences: List):
         experiences = super().compute_advantages_and_returns(experiences)
-        if not self._ec_needs.advantage_hooks:
+        if not self._entropy_control_needs.advantage_hooks:
             return experiences
         from openrlhf_steer.core.advantages import compute_advantages
 
@@ -92,7 +91,7 @@ class SteerExperienceMaker(RemoteExperienceMaker):
         group = rollout_group_inputs(experiences, args.rollout.n_samples_per_prompt,
                                      with_entropy=OLD_ENTROPY_KEY in experiences[0].info)
         norm_by_std = args.algo.advantage.estimator == "group_norm"
-        advantages = compute_advantages(group, self._ec_method, norm_by_std=norm_by_std)
+        advantages = compute_advantages(group, self._entropy_control_method, norm_by_std=norm_by_std)
         scatter_advantages(experiences, advantages)
         return experiences
 

@@ -13,11 +13,27 @@ logits still exist, but their softmax copies do not.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-# Filled by the policy actor when the method is configured. entropy_grad defaults to True so that an
-# unconfigured process behaves like OpenRLHF (whose entropy carries a gradient).
-SETTINGS = {"entropy_grad": True, "chunk_rows": 1024}
+
+@dataclass
+class EntropyPassSettings:
+    """How the patched ``compute_entropy`` runs. OpenRLHF calls it with the logits alone, so the policy
+    actor sets these once per process when the method is configured (:func:`configure`)."""
+
+    # True by default so that an unconfigured process behaves like OpenRLHF, whose entropy carries a gradient.
+    entropy_grad: bool = True
+    chunk_rows: int = 1024
+
+
+SETTINGS = EntropyPassSettings()
+
+
+def configure(entropy_grad: bool, chunk_rows: int) -> EntropyPassSettings:
+    SETTINGS.entropy_grad, SETTINGS.chunk_rows = bool(entropy_grad), int(chunk_rows)
+    return SETTINGS
 
 
 def chunked_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -27,9 +43,9 @@ def chunked_entropy(logits: torch.Tensor) -> torch.Tensor:
     squeeze = logits.dim() == 2
     logits3 = logits.unsqueeze(0) if squeeze else logits
     labels = torch.zeros(logits3.shape[:2], dtype=torch.long, device=logits3.device)
-    grad = bool(SETTINGS["entropy_grad"]) and torch.is_grad_enabled() and logits3.requires_grad
+    grad = SETTINGS.entropy_grad and torch.is_grad_enabled() and logits3.requires_grad
     _, entropy = token_logprobs_and_entropy(
-        logits3, labels, chunk_rows=int(SETTINGS["chunk_rows"]), with_entropy=True, entropy_grad=grad, check_finite=False
+        logits3, labels, chunk_rows=SETTINGS.chunk_rows, with_entropy=True, entropy_grad=grad, check_finite=False
     )
     return entropy.squeeze(0) if squeeze else entropy
 

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+from functools import cached_property
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -187,13 +188,26 @@ class EntropyControlSpec:
                    chunk_rows=int(data.get("chunk_rows", 1024)))
 
     def build_method(self):
-        """One Method object (several selected methods are composed in the given order)."""
+        """A new Method object (several selected methods are composed in the given order), or None."""
         from openrlhf_steer.methods import build_method, compose_methods
 
         built = [build_method(name, config) for name, config in self.methods]
         if not built:
             return None
         return built[0] if len(built) == 1 else compose_methods(built)
+
+    @cached_property
+    def method(self):
+        """This process's method, built once from the spec (the launcher, the controller and every policy
+        actor each hold one; a controller's state lives in it)."""
+        return self.build_method()
+
+    @property
+    def needs(self):
+        """What the selected methods need from OpenRLHF (:class:`~openrlhf_steer.methods.needs.MethodNeeds`)."""
+        from openrlhf_steer.methods.needs import MethodNeeds
+
+        return MethodNeeds() if self.method is None else self.method.needs()
 
 
 def split_argv(argv: Sequence[str], parser: Optional[argparse.ArgumentParser] = None) -> Tuple[EntropyControlSpec, List[str]]:
@@ -236,8 +250,8 @@ def split_argv(argv: Sequence[str], parser: Optional[argparse.ArgumentParser] = 
             value = list(value)
         per_method[method][option] = value
     spec = EntropyControlSpec(methods=[(n, per_method[n]) for n in names], seed=seed, chunk_rows=chunk_rows)
-    try:  # build once here so that a bad value fails before Ray starts, naming the field
-        spec.build_method()
+    try:  # build here so that a bad value fails before Ray starts, naming the field
+        spec.method
     except (TypeError, ValueError) as exc:
         raise SystemExit(f"openrlhf-steer train: invalid entropy-control option: {exc}") from None
     return spec, list(rest)

@@ -38,7 +38,7 @@ def _missing_runtime_message() -> Optional[str]:
 
 
 def _summary(args, spec, needs) -> str:
-    method = spec.build_method()
+    method = spec.method
     cfg = effective_loss_config(args, method)
     advantage = args.algo.advantage
     is_correction = (advantage.is_correction_level if advantage.is_correction_level == "off" else

@@ -1,9 +1,9 @@
-"""``SteerPolicyLoss``: OpenRLHF's ``PolicyLoss`` interface, our loss inside (policy-actor process).
+"""``EntropyControlPolicyLoss``: OpenRLHF's ``PolicyLoss`` interface, our loss inside (policy-actor process).
 
 Same constructor and ``forward`` signature and the same 5-tuple return as
 ``openrlhf.models.loss.PolicyLoss`` 0.11.2, so ``ActorPPOTrainer`` uses it unchanged. Once a method
 is bound (:meth:`bind`), ``forward`` builds :class:`~openrlhf_steer.methods.base.LossInputs` from
-OpenRLHF's tensors plus the side data the trainer put in ``self.steer["context"]`` and calls
+OpenRLHF's tensors plus the side data the trainer put in ``self.entropy_control.context`` and calls
 :class:`openrlhf_steer.core.loss.PolicyLoss`. Unbound, it is OpenRLHF's loss.
 
 OpenRLHF's own loss options compose with every method, as OpenRLHF 0.11.2 applies them:
@@ -17,7 +17,8 @@ OpenRLHF's own loss options compose with every method, as OpenRLHF 0.11.2 applie
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional
 
 import torch
 from openrlhf.models.loss import PolicyLoss as OpenRLHFPolicyLoss
@@ -38,18 +39,55 @@ def openrlhf_denominators(dp_size: int, batch_num_tokens, global_batch_size):
 RATIO_LEVEL_OF_LOSS_TYPE = {"ppo": "token", "gspo": "sequence"}
 
 
-class SteerPolicyLoss(OpenRLHFPolicyLoss):
+@dataclass
+class LossCallContext:
+    """What the trainer knows about the current micro-batch that OpenRLHF's loss call does not pass."""
+
+    old_entropy: Optional[torch.Tensor] = None
+    ref_log_probs: Optional[torch.Tensor] = None
+    step: int = 0
+    total_steps: Optional[int] = None
+    epoch: int = 1
+    total_epochs: Optional[int] = None
+    window_stats: Dict[str, Any] = field(default_factory=dict)
+    generator: Optional[torch.Generator] = None
+    entropy: Optional[torch.Tensor] = None
+    # The training forward publishes the current-policy entropy after the context is made (the actor
+    # forward hook's holder); it is read at loss time when ``entropy`` is not given.
+    entropy_holder: Optional[Mapping[str, Any]] = None
+
+    def loss_input_fields(self) -> Dict[str, Any]:
+        entropy = self.entropy
+        if entropy is None and self.entropy_holder is not None:
+            entropy = self.entropy_holder.get("entropy")
+        return dict(entropy=entropy, old_entropy=self.old_entropy, ref_log_probs=self.ref_log_probs, step=int(self.step),
+                    total_steps=self.total_steps, epoch=int(self.epoch), total_epochs=self.total_epochs,
+                    window_stats=dict(self.window_stats), generator=self.generator)
+
+
+@dataclass
+class LossBinding:
+    """The method bound to the actor's loss, the current call's context and the last call's metrics.
+
+    A dataclass attribute rather than module attributes: nn.Module would register a Module assigned to it."""
+
+    loss: Any = None  # openrlhf_steer.core.loss.PolicyLoss once bound
+    method: Any = None
+    context: LossCallContext = field(default_factory=LossCallContext)
+    metrics: Dict[str, float] = field(default_factory=dict)
+
+
+class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # A plain dict, not module attributes: nn.Module would register Modules assigned to it.
-        self.steer: Dict[str, Any] = {"loss": None, "method": None, "context": {}, "metrics": {}}
+        self.entropy_control = LossBinding()
 
     def bind(self, method, loss_config) -> None:
         from openrlhf_steer.core.loss import PolicyLoss
 
-        self.steer["method"] = method
         ratio_level = RATIO_LEVEL_OF_LOSS_TYPE[self.policy_loss_type]
-        self.steer["loss"] = PolicyLoss(loss_config, method, ratio_level=ratio_level)
+        self.entropy_control.method = method
+        self.entropy_control.loss = PolicyLoss(loss_config, method, ratio_level=ratio_level)
 
     def is_correction_config(self):
         from openrlhf_steer.core.is_correction import ISCorrectionConfig
@@ -59,7 +97,7 @@ class SteerPolicyLoss(OpenRLHFPolicyLoss):
 
     @property
     def bound(self) -> bool:
-        return self.steer["loss"] is not None
+        return self.entropy_control.loss is not None
 
     def forward(
         self,
@@ -72,7 +110,7 @@ class SteerPolicyLoss(OpenRLHFPolicyLoss):
         batch_num_tokens: Optional[float] = None,
         global_batch_size: Optional[float] = None,
     ):
-        loss_fn = self.steer["loss"]
+        loss_fn = self.entropy_control.loss
         if loss_fn is None:
             return super().forward(
                 log_probs, old_log_probs, advantages, action_mask, rollout_log_probs, dp_size,
@@ -82,7 +120,6 @@ class SteerPolicyLoss(OpenRLHFPolicyLoss):
 
         if action_mask is None:
             action_mask = torch.ones_like(log_probs, dtype=torch.bool)
-        ctx = self.steer["context"]
         is_config = self.is_correction_config()
         gspo = self.policy_loss_type == "gspo"
         # GSPO with IS correction: OpenRLHF takes the sequence ratio against the rollout policy instead.
@@ -95,15 +132,7 @@ class SteerPolicyLoss(OpenRLHFPolicyLoss):
             old_log_probs=ratio_base.to(log_probs.dtype),
             advantages=advantages.to(log_probs.dtype),
             action_mask=action_mask.bool(),
-            entropy=ctx.get("entropy"),
-            old_entropy=ctx.get("old_entropy"),
-            ref_log_probs=ctx.get("ref_log_probs"),
-            step=int(ctx.get("step", 0)),
-            total_steps=ctx.get("total_steps"),
-            epoch=int(ctx.get("epoch", 1)),
-            total_epochs=ctx.get("total_epochs"),
-            window_stats=dict(ctx.get("window_stats") or {}),
-            generator=ctx.get("generator"),
+            **self.entropy_control.context.loss_input_fields(),
         )
         vllm_kl = is_filter_ratio = token_coef = None
         if is_config.enabled and not gspo:
@@ -114,7 +143,7 @@ class SteerPolicyLoss(OpenRLHFPolicyLoss):
         num_tokens, num_seqs = openrlhf_denominators(dp_size, batch_num_tokens, global_batch_size)
         coef = {} if token_coef is None else {"token_coef": token_coef}
         loss, metrics = loss_fn(inputs, num_tokens=num_tokens, num_seqs=num_seqs, **coef)
-        self.steer["metrics"] = metrics
+        self.entropy_control.metrics = metrics
         with torch.no_grad():
             mask = inputs.action_mask.float()
             count = mask.sum().clamp(min=1.0)

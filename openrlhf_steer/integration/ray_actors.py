@@ -1,6 +1,6 @@
 """Ray actor subclasses. Importing this module applies the policy-actor patches in *its* process.
 
-Ray pickles an actor class by reference, so a worker that hosts :class:`SteerPolicyModelActor`
+Ray pickles an actor class by reference, so a worker that hosts :class:`EntropyControlPolicyModelActor`
 imports this module first; the patches below (OpenRLHF module globals) therefore reach exactly the
 policy-actor processes. vLLM engines never import it (they run OpenRLHF's own ``RolloutRayActor``),
 so DeepSpeed stays out of them. The driver swaps the classes in with :func:`install_driver_swaps`.
@@ -16,7 +16,7 @@ from openrlhf.trainer.ray import ppo_actor as _ppo_actor
 from . import entropy_patch
 from .actor_trainer import enable_entropy_control, install_window_iterator
 from .args import spec_from_args
-from .policy_loss import SteerPolicyLoss
+from .policy_loss import EntropyControlPolicyLoss
 from .version import require_openrlhf
 
 require_openrlhf()
@@ -32,7 +32,7 @@ def undecorated(remote_cls):
 
 def apply_actor_patches() -> None:
     """Module-global swaps in ``openrlhf.trainer.ray.ppo_actor`` / ``openrlhf.models.actor`` (idempotent)."""
-    _ppo_actor.PolicyLoss = SteerPolicyLoss
+    _ppo_actor.PolicyLoss = EntropyControlPolicyLoss
     install_window_iterator()
     entropy_patch.install()
 
@@ -46,7 +46,7 @@ _PolicyBase = undecorated(_ORIGINAL_POLICY_ACTOR)
 STATE_KEY = "entropy_control"  # key of our controller state in OpenRLHF's checkpoint client_states
 
 
-class SteerPolicyModelActor(_PolicyBase):
+class EntropyControlPolicyModelActor(_PolicyBase):
     """OpenRLHF's ``PolicyModelActor`` with the entropy-control trainer, rollout entropy and state."""
 
     def init_model_from_pretrained(self, strategy, pretrain, max_steps=None, vllm_engines=None):
@@ -109,19 +109,19 @@ class SteerPolicyModelActor(_PolicyBase):
         return {
             "pid": os.getpid(),
             "policy_loss": _ppo_actor.PolicyLoss.__name__,
-            "policy_loss_is_ours": _ppo_actor.PolicyLoss is SteerPolicyLoss,
+            "policy_loss_is_ours": _ppo_actor.PolicyLoss is EntropyControlPolicyLoss,
             "window_iterator": _ppo_actor.iter_grad_accum_global_norm.__module__,
             "compute_entropy": actor_module.compute_entropy.__module__,
             "deepspeed_imported": "deepspeed" in sys.modules,
         }
 
 
-SteerPolicyModelActorRemote = ray.remote(num_gpus=1)(SteerPolicyModelActor)
+EntropyControlPolicyModelActorRemote = ray.remote(num_gpus=1)(EntropyControlPolicyModelActor)
 
 
 def install_driver_swaps() -> None:
     """In the driver: make OpenRLHF's ``train()`` create our actor and controller classes."""
     from .controller import install_controller_swaps
 
-    _ppo_actor.PolicyModelActor = SteerPolicyModelActorRemote
+    _ppo_actor.PolicyModelActor = EntropyControlPolicyModelActorRemote
     install_controller_swaps()

@@ -59,7 +59,7 @@ def entropy_guided_lambda(current: float, entropy: float, target: float, step_si
 @dataclass
 class PosAdvReweightConfig(MethodConfig):
     schedule: str = field(default="stage", metadata={"help": f"stage | epoch | entropy | constant: how lambda (the weight of A>0 tokens) evolves ({PAPER}; default stage)."})
-    lambda_value: float = field(default=0.5, metadata={"help": f"lambda for schedule=constant (default 0.5)."})
+    lambda_value: float = field(default=0.5, metadata={"help": "lambda for schedule=constant (default 0.5)."})
     stage_split: float = field(default=0.5, metadata={"help": f"Stage-based: fraction of total steps with lambda=0 before the linear ramp to 1 ({PAPER}, indexing inferred; default 0.5)."})
     entropy_target: float = field(default=0.2, metadata={"help": f"Entropy-guided: target entropy delta; lambda rises by step_size when H exceeds delta, else falls ({PAPER} Sec. 7.3: 'the target value of 0.2'; default 0.2)."})
     step_size: float = field(default=0.05, metadata={"help": f"Entropy-guided: lambda step Delta per controller update ({PAPER} Sec. 7.3 fixes it, value lost in the text; 0.05 from third-party notes; default 0.05)."})

@@ -113,6 +113,11 @@ class ComposedMethod(Method):
     def needs_window_stats(self) -> bool:
         return any(m.needs_window_stats for m in self.methods)
 
+    def needs(self):
+        from openrlhf_steer.methods.needs import method_needs
+
+        return method_needs(self.methods)
+
     def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
         stats: Dict[str, Any] = {}
         for method in self.methods:

@@ -88,7 +88,7 @@ def report(line: dict) -> None:
 
 def _record_policy_actor(module) -> None:
     """Observation only: the loss class in use and the controller state restored from a checkpoint."""
-    cls = module.SteerPolicyModelActor
+    cls = module.EntropyControlPolicyModelActor
     init, restore = cls.init_model_from_pretrained, cls._restore_entropy_control
 
     def init_model_from_pretrained(self, strategy, *args, **kwargs):

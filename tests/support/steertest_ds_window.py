@@ -1,5 +1,5 @@
 """Run in a fresh process (it initialises torch.distributed): OpenRLHF's real DeepspeedStrategy on CPU
-(gloo, ZeRO-2, fp32), our SteerActorPPOTrainer, one optimizer-step window of 2 micro-batches through
+(gloo, ZeRO-2, fp32), our EntropyControlActorPPOTrainer, one optimizer-step window of 2 micro-batches through
 the window iterator. Prints JSON: DeepSpeed's global grad norm of that step and the norm of the
 independently computed gradient of the window's loss (core PolicyLoss, window token count)."""
 from __future__ import annotations
@@ -48,10 +48,10 @@ def _one_window(model_dir, method, config, args, strategy):
 
     from openrlhf.trainer.ray.ppo_actor import ActorPPOTrainer
 
-    from openrlhf_steer.integration.actor_trainer import _ACTIVE, enable_entropy_control, step_seed, window_iterator
+    from openrlhf_steer.integration.actor_trainer import active_trainer, enable_entropy_control, step_seed, window_iterator
     from openrlhf_steer.integration.args import apply_method_args
     from openrlhf_steer.integration.flags import EntropyControlSpec
-    from openrlhf_steer.integration.policy_loss import SteerPolicyLoss
+    from openrlhf_steer.integration.policy_loss import EntropyControlPolicyLoss
     from openrlhf_steer.integration.side_channel import OLD_ENTROPY_KEY
     from openrlhf_steer.core.loss import PolicyLoss
     from openrlhf_steer.methods import build_method
@@ -97,15 +97,14 @@ def _one_window(model_dir, method, config, args, strategy):
     trainer = ActorPPOTrainer.__new__(ActorPPOTrainer)
     trainer.strategy, trainer.args, trainer.actor, trainer.ema_model = strategy, args, actor, None
     trainer.actor_optim, trainer.actor_scheduler, trainer.aux_loss, trainer.replay_buffer = optim, sched, False, None
-    trainer.actor_loss_fn = SteerPolicyLoss(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip=10.0)
+    trainer.actor_loss_fn = EntropyControlPolicyLoss(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip=10.0)
     state = enable_entropy_control(trainer, spec, args, max_steps=10, rank=0)
     experiences = [make_experience(b[0], b[1], b[2], b[3], b[5], info={OLD_ENTROPY_KEY: b[4]}) for b in batches]
-    _ACTIVE["trainer"] = trainer
     logged = []
-    for step, (exp, info) in enumerate(window_iterator(iter(experiences), strategy, 2, lambda e: e.action_mask)):
-        status = trainer.training_step(exp, 0.0, step, info)
-        logged.append(float(status["metrics"]["policy_loss"]))
-    _ACTIVE.pop("trainer", None)
+    with active_trainer(trainer):
+        for step, (exp, info) in enumerate(window_iterator(iter(experiences), strategy, 2, lambda e: e.action_mask)):
+            status = trainer.training_step(exp, 0.0, step, info)
+            logged.append(float(status["metrics"]["policy_loss"]))
     return {"ds_grad_norm": float(strategy.get_grad_norm(actor)), "expected_norm": expected_norm,
             "logged_sum": sum(logged) / 2.0, "expected_loss": total, "optimizer_steps": state.optimizer_step,
             "engine_steps": int(actor.model.global_steps)}

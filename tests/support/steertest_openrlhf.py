@@ -85,7 +85,7 @@ def make_trainer(actor, args, lr: float = 0.0):
     """An ActorPPOTrainer with OpenRLHF's own methods, attributes set by hand (its __init__ needs CUDA)."""
     from openrlhf.trainer.ray.ppo_actor import ActorPPOTrainer
 
-    from openrlhf_steer.integration.policy_loss import SteerPolicyLoss
+    from openrlhf_steer.integration.policy_loss import EntropyControlPolicyLoss
 
     trainer = ActorPPOTrainer.__new__(ActorPPOTrainer)
     strategy = FakeStrategy(args)
@@ -95,7 +95,7 @@ def make_trainer(actor, args, lr: float = 0.0):
     trainer.aux_loss = False
     trainer.replay_buffer = None  # only read in dynamic-batch mode
     trainer.max_epochs = 1
-    trainer.actor_loss_fn = SteerPolicyLoss(
+    trainer.actor_loss_fn = EntropyControlPolicyLoss(
         clip_eps_low=args.actor.eps_clip_low_high[0], clip_eps_high=args.actor.eps_clip_low_high[1],
         dual_clip=args.actor.dual_clip, token_level_loss=args.actor.loss_agg_mode == "token-mean",
         policy_loss_type="ppo",
