@@ -107,6 +107,15 @@ def test_estimator_claims_compare_per_seed_and_keep_the_paper_numbers():
     assert claims["6-SRCC"]["paper"] == {"Omega": 0.61, "Cov": 0.06}
 
 
+def test_an_undefined_per_seed_value_gives_no_verdict_instead_of_failing():
+    nan = float("nan")
+    seeds = {s: _result(entropy_change={"tokens": 5, "omega": {"MSE": 1e-4, "PCC": p, "SRCC": 0.1},
+                                        "cov": {"MSE": 0.3, "PCC": 0.0, "SRCC": 0.0}}) for s, p in enumerate([nan, 0.2])}
+    claims = _claims({"grpo": seeds}, {"entropy": 1.0, "distinct_correct": 3.0})
+    assert claims["6-PCC"]["held"] is None and "no interval" in claims["6-PCC"]["skipped"]
+    assert claims["6-MSE"]["held"] is True  # the other metrics keep their verdicts
+
+
 def test_diversity_claims():
     start = {"entropy": 1.0, "distinct_correct": 3.0}
     results = {

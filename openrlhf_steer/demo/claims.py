@@ -209,4 +209,6 @@ def evaluate_claims(results: Results, start: Mapping[str, Any], min_seeds: int =
             rows.append({**row, **claim.evaluate(results, start), "seeds": seeds})
         except Skip as reason:
             rows.append({**row, "value": None, "interval": None, "held": None, "skipped": str(reason)})
+        except ValueError as reason:  # e.g. a correlation undefined on some seed (constant estimates)
+            rows.append({**row, "value": None, "interval": None, "held": None, "skipped": f"no interval: {reason}"})
     return rows
