@@ -108,7 +108,7 @@ def test_estimator_claims_compare_per_seed_and_keep_the_paper_numbers():
 
 
 def test_an_undefined_per_seed_value_gives_no_verdict_instead_of_failing():
-    nan = float("nan")
+    nan = None  # JSON's null for a NaN statistic
     seeds = {s: _result(entropy_change={"tokens": 5, "omega": {"MSE": 1e-4, "PCC": p, "SRCC": 0.1},
                                         "cov": {"MSE": 0.3, "PCC": 0.0, "SRCC": 0.0}}) for s, p in enumerate([nan, 0.2])}
     claims = _claims({"grpo": seeds}, {"entropy": 1.0, "distinct_correct": 3.0})

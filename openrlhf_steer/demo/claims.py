@@ -95,6 +95,11 @@ def target_claim(run: str):
     return evaluate
 
 
+def _finite_or_nan(value: Optional[float]) -> float:
+    """JSON stores an undefined statistic (NaN) as null."""
+    return math.nan if value is None else float(value)
+
+
 def estimator_claim(metric: str):
     """Omega better than Cov on ``metric``: per seed Cov MSE - Omega MSE, or Omega r - Cov r, > 0."""
     def evaluate(results: Results, start: Mapping[str, Any]) -> Dict[str, Any]:
@@ -103,8 +108,8 @@ def estimator_claim(metric: str):
             raise Skip("no run recorded the per-token entropy change (entropy_change_steps = 0?)")
         seeds = sorted(results[run])
         changes = [results[run][s]["entropy_change"] for s in seeds]
-        omega = [c["omega"][metric] for c in changes]
-        cov = [c["cov"][metric] for c in changes]
+        omega = [_finite_or_nan(c["omega"][metric]) for c in changes]
+        cov = [_finite_or_nan(c["cov"][metric]) for c in changes]
         values = [c - o for o, c in zip(omega, cov)] if metric == "MSE" else [o - c for o, c in zip(omega, cov)]
         interval = mean_interval(values)
         ours = {"Omega": mean_interval(omega).mean, "Cov": mean_interval(cov).mean}
