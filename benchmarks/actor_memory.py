@@ -24,6 +24,7 @@ ratio stock / chunked >= 8, time ratio chunked / stock <= 1.15. The last line pr
 Results: ``<output-dir>/actor_memory.json`` and ``.md``. At the default size the stock forward + backward
 worker peaks at about 16.3 GiB (7 float32 copies of the logits); the parent warns when less is available.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,24 +49,35 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=64, help="hidden size of the 1-layer Qwen2 (default 64)")
     parser.add_argument("--batch", type=int, default=2, help="sequences per micro-batch (default 2)")
     parser.add_argument("--seqlen", type=int, default=2048, help="tokens per sequence (default 2048)")
-    parser.add_argument("--prompt-fraction", type=float, default=0.25,
-                        help="share of each sequence that is prompt (default 0.25: a 1:3 prompt:response split)")
+    parser.add_argument(
+        "--prompt-fraction",
+        type=float,
+        default=0.25,
+        help="share of each sequence that is prompt (default 0.25: a 1:3 prompt:response split)",
+    )
     parser.add_argument("--chunk-rows", type=int, default=512, help="rows per chunk of the chunked path (default 512)")
     parser.add_argument("--temperature", type=float, default=1.0, help="rollout temperature (default 1.0)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per worker; the best time is kept (default 2)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per worker (default 1; 0 = torch default)")
-    parser.add_argument("--variants", default="stock,chunked",
-                        help=f"comma list from {VARIANTS} (default stock,chunked)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads per worker (default 1; 0 = torch default)"
+    )
+    parser.add_argument(
+        "--variants", default="stock,chunked", help=f"comma list from {VARIANTS} (default stock,chunked)"
+    )
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma list from {MODES}")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="runs/bench",
-                        help="where actor_memory.json/.md go (default runs/bench)")
+    parser.add_argument(
+        "--output-dir", default="runs/bench", help="where actor_memory.json/.md go (default runs/bench)"
+    )
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when a target is missed")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # "<variant>:<mode>"
     args = parser.parse_args(argv)
-    if min(args.vocab, args.hidden, args.batch, args.chunk_rows, args.repeats) < 1 or args.seqlen < 4 \
-            or not 0 < args.prompt_fraction < 1 or args.temperature <= 0:
+    if (
+        min(args.vocab, args.hidden, args.batch, args.chunk_rows, args.repeats) < 1
+        or args.seqlen < 4
+        or not 0 < args.prompt_fraction < 1
+        or args.temperature <= 0
+    ):
         parser.error("sizes must be >= 1 (--seqlen >= 4), 0 < --prompt-fraction < 1 and --temperature > 0")
     for flag, given, allowed in (("--variants", args.variants, VARIANTS), ("--modes", args.modes, MODES)):
         unknown = set(given.split(",")) - set(allowed)
@@ -89,10 +101,17 @@ def build_actor(args, variant: str):
 
     torch.manual_seed(args.seed)
     heads = max(1, args.hidden // 32)
-    config = Qwen2Config(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=2 * args.hidden,
-                         num_hidden_layers=1, num_attention_heads=heads, num_key_value_heads=heads,
-                         max_position_embeddings=max(args.seqlen, 64), tie_word_embeddings=False,
-                         attn_implementation="sdpa")
+    config = Qwen2Config(
+        vocab_size=args.vocab,
+        hidden_size=args.hidden,
+        intermediate_size=2 * args.hidden,
+        num_hidden_layers=1,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=max(args.seqlen, 64),
+        tie_word_embeddings=False,
+        attn_implementation="sdpa",
+    )
     model = Qwen2ForCausalLM(config).float()
     actor = Actor(model, temperature=args.temperature)
     actor.packing_samples = False  # Actor() around a module skips the attribute
@@ -117,7 +136,7 @@ def make_inputs(args):
     attention_mask = torch.ones(args.batch, args.seqlen, dtype=torch.long)
     prompt = max(1, round(args.seqlen * args.prompt_fraction))
     action_mask = torch.zeros(args.batch, args.seqlen - 1, dtype=torch.bool)
-    action_mask[:, prompt - 1:] = True  # tokens prompt..T-1 are the response
+    action_mask[:, prompt - 1 :] = True  # tokens prompt..T-1 are the response
     return sequences, attention_mask, action_mask
 
 
@@ -125,18 +144,20 @@ def run_once(actor, inputs, mode: str, torch):
     sequences, attention_mask, action_mask = inputs
     if mode == "forward":
         with torch.no_grad():
-            log_probs, output = actor(sequences, action_mask, attention_mask=attention_mask, return_output=True,
-                                      return_entropy=True)
+            log_probs, output = actor(
+                sequences, action_mask, attention_mask=attention_mask, return_output=True, return_entropy=True
+            )
     else:
         actor.model.zero_grad(set_to_none=True)
-        log_probs, output = actor(sequences, action_mask, attention_mask=attention_mask, return_output=True,
-                                  return_entropy=True)
+        log_probs, output = actor(
+            sequences, action_mask, attention_mask=attention_mask, return_output=True, return_entropy=True
+        )
         weights = torch.linspace(-1.0, 1.0, log_probs.numel()).view_as(log_probs)
-        entropy = output.entropy[:, -action_mask.shape[1]:]
+        entropy = output.entropy[:, -action_mask.shape[1] :]
         n_actions = action_mask.sum()
         loss = ((log_probs * weights).sum() + ENTROPY_COEF * (entropy * action_mask).sum()) / n_actions
         loss.backward()
-    entropy = output.entropy[:, -action_mask.shape[1]:]
+    entropy = output.entropy[:, -action_mask.shape[1] :]
     n = float(action_mask.sum())
     return float((log_probs.detach() * action_mask).sum()) / n, float((entropy.detach() * action_mask).sum()) / n
 
@@ -169,12 +190,22 @@ def worker(args) -> dict:
         cpus.append(time.process_time() - cpu)
     grad_norm = None
     if mode == "forward_backward":
-        grad_norm = float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in actor.model.parameters()
-                                         if p.grad is not None)))
-    return {"variant": variant, "mode": mode, "peak_extra_bytes": max(_peak_rss_bytes() - baseline, 0),
-            "best_wall": min(walls), "best_cpu": min(cpus), "all_wall": walls, "all_cpu": cpus,
-            "mean_log_prob": means[0], "mean_entropy": means[1], "grad_norm": grad_norm,
-            "threads": torch.get_num_threads()}
+        grad_norm = float(
+            torch.sqrt(sum((p.grad.double() ** 2).sum() for p in actor.model.parameters() if p.grad is not None))
+        )
+    return {
+        "variant": variant,
+        "mode": mode,
+        "peak_extra_bytes": max(_peak_rss_bytes() - baseline, 0),
+        "best_wall": min(walls),
+        "best_cpu": min(cpus),
+        "all_wall": walls,
+        "all_cpu": cpus,
+        "mean_log_prob": means[0],
+        "mean_entropy": means[1],
+        "grad_norm": grad_norm,
+        "threads": torch.get_num_threads(),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -195,8 +226,21 @@ def _gib(n_bytes: float) -> str:
 
 
 def summarise(results: dict, args) -> dict:
-    config = {k: getattr(args, k) for k in ("vocab", "hidden", "batch", "seqlen", "prompt_fraction", "chunk_rows",
-                                            "temperature", "repeats", "threads", "seed")}
+    config = {
+        k: getattr(args, k)
+        for k in (
+            "vocab",
+            "hidden",
+            "batch",
+            "seqlen",
+            "prompt_fraction",
+            "chunk_rows",
+            "temperature",
+            "repeats",
+            "threads",
+            "seed",
+        )
+    }
     config["tokens"] = args.batch * args.seqlen
     checks = {}
     for mode in MODES:
@@ -206,15 +250,25 @@ def summarise(results: dict, args) -> dict:
         peak = stock["peak_extra_bytes"] / max(ours["peak_extra_bytes"], 1)
         cpu = ours["best_cpu"] / stock["best_cpu"]
         checks[mode] = {
-            "peak_ratio": peak, "time_ratio": cpu, "time_ratio_wall": ours["best_wall"] / stock["best_wall"],
+            "peak_ratio": peak,
+            "time_ratio": cpu,
+            "time_ratio_wall": ours["best_wall"] / stock["best_wall"],
             "mean_log_prob_abs_diff": abs(stock["mean_log_prob"] - ours["mean_log_prob"]),
             "mean_entropy_abs_diff": abs(stock["mean_entropy"] - ours["mean_entropy"]),
         }
         if mode == "forward_backward":
-            checks[mode].update(peak_pass=peak >= PEAK_TARGET, time_pass=cpu <= TIME_TARGET,
-                                grad_norm_rel_diff=abs(stock["grad_norm"] - ours["grad_norm"]) / stock["grad_norm"])
-    return {"config": config, "results": results, "checks": checks,
-            "load_average": os.getloadavg(), "cpu_count": os.cpu_count()}
+            checks[mode].update(
+                peak_pass=peak >= PEAK_TARGET,
+                time_pass=cpu <= TIME_TARGET,
+                grad_norm_rel_diff=abs(stock["grad_norm"] - ours["grad_norm"]) / stock["grad_norm"],
+            )
+    return {
+        "config": config,
+        "results": results,
+        "checks": checks,
+        "load_average": os.getloadavg(),
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def to_markdown(summary: dict) -> str:
@@ -232,17 +286,25 @@ def to_markdown(summary: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in summary["results"].values():
-        lines.append(f"| {r['variant']} | {r['mode']} | {_gib(r['peak_extra_bytes'])} | {r['best_wall']:.2f} | "
-                     f"{r['best_cpu']:.2f} | {r['mean_log_prob']:.5f} | {r['mean_entropy']:.5f} |")
-    lines += ["", "| mode | peak ratio stock/chunked | CPU-time ratio chunked/stock | wall-time ratio | target |",
-              "|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['variant']} | {r['mode']} | {_gib(r['peak_extra_bytes'])} | {r['best_wall']:.2f} | "
+            f"{r['best_cpu']:.2f} | {r['mean_log_prob']:.5f} | {r['mean_entropy']:.5f} |"
+        )
+    lines += [
+        "",
+        "| mode | peak ratio stock/chunked | CPU-time ratio chunked/stock | wall-time ratio | target |",
+        "|---|---|---|---|---|",
+    ]
     for mode, c in summary["checks"].items():
         target = ""
         if mode == "forward_backward":
-            target = (f"peak >= {PEAK_TARGET}: {'PASS' if c['peak_pass'] else 'FAIL'}; "
-                      f"time <= {TIME_TARGET}: {'PASS' if c['time_pass'] else 'FAIL'}")
-        lines.append(f"| {mode} | {c['peak_ratio']:.2f} | {c['time_ratio']:.3f} | {c['time_ratio_wall']:.3f} "
-                     f"| {target} |")
+            target = (
+                f"peak >= {PEAK_TARGET}: {'PASS' if c['peak_pass'] else 'FAIL'}; "
+                f"time <= {TIME_TARGET}: {'PASS' if c['time_pass'] else 'FAIL'}"
+            )
+        lines.append(
+            f"| {mode} | {c['peak_ratio']:.2f} | {c['time_ratio']:.3f} | {c['time_ratio_wall']:.3f} | {target} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -258,8 +320,11 @@ def _warn_if_memory_short(args) -> None:
     except (OSError, KeyError, ValueError):
         return
     if available < need:
-        print(f"warning: the stock forward_backward worker needs about {_gib(need)}, {_gib(available)} is available; "
-              f"it may be killed (use a smaller --seqlen)", flush=True)
+        print(
+            f"warning: the stock forward_backward worker needs about {_gib(need)}, {_gib(available)} is available; "
+            f"it may be killed (use a smaller --seqlen)",
+            flush=True,
+        )
 
 
 def main(argv=None) -> int:

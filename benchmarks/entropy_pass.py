@@ -20,6 +20,7 @@ processes competing for the cores do not inflate; the wall-time ratio is reporte
 Targets (from the issue): naive / chunked peak memory >= 8x; fused / log-prob-alone time <= 1.3x.
 Results: ``<output-dir>/entropy_pass.json`` and ``.md`` (written atomically).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,20 +45,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--vocab", type=int, default=152064, help="vocabulary size V (default 152064, Qwen2.5)")
     parser.add_argument("--tokens", type=int, default=8192, help="number of token rows N = B*T (default 8192)")
     parser.add_argument("--chunk-rows", type=int, default=512, help="rows per chunk of the chunked pass (default 512)")
-    parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16",
-                        help="dtype of the logits as the model returns them (default bfloat16)")
+    parser.add_argument(
+        "--dtype",
+        choices=("bfloat16", "float16", "float32"),
+        default="bfloat16",
+        help="dtype of the logits as the model returns them (default bfloat16)",
+    )
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant; the best is kept (default 3)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list from {VARIANTS}")
-    parser.add_argument("--output-dir", default="runs/bench", help="where entropy_pass.json/.md go (default runs/bench)")
+    parser.add_argument(
+        "--output-dir", default="runs/bench", help="where entropy_pass.json/.md go (default runs/bench)"
+    )
     parser.add_argument("--fresh", action="store_true", help="ignore variants finished by an interrupted earlier run")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when a target is missed")
     parser.add_argument("--worker", choices=VARIANTS + (TIMING,), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.vocab < 2 or args.tokens < 1 or args.chunk_rows < 1 or args.repeats < 1 or args.temperature <= 0:
-        parser.error("--vocab >= 2, --tokens >= 1, --chunk-rows >= 1, --repeats >= 1 and --temperature > 0 are required")
+        parser.error(
+            "--vocab >= 2, --tokens >= 1, --chunk-rows >= 1, --repeats >= 1 and --temperature > 0 are required"
+        )
     unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown --variants {sorted(unknown)}; choose from {VARIANTS}")
@@ -97,8 +106,9 @@ def _run_variant(name, logits, labels, args, torch):
         return log_probs, entropy
     from openrlhf_steer.core.entropy import token_logprobs_and_entropy
 
-    return token_logprobs_and_entropy(logits, labels, temperature=args.temperature, chunk_rows=args.chunk_rows,
-                                      with_entropy=(name == "chunked_fused"))
+    return token_logprobs_and_entropy(
+        logits, labels, temperature=args.temperature, chunk_rows=args.chunk_rows, with_entropy=(name == "chunked_fused")
+    )
 
 
 def timing_worker(args) -> dict:
@@ -169,25 +179,42 @@ def _gib(n_bytes: float) -> str:
 
 
 def summarise(results: dict, args) -> dict:
-    summary = {"config": {k: getattr(args, k) for k in ("vocab", "tokens", "chunk_rows", "dtype", "temperature", "repeats", "seed")},
-               "results": results, "checks": {}}
+    summary = {
+        "config": {
+            k: getattr(args, k) for k in ("vocab", "tokens", "chunk_rows", "dtype", "temperature", "repeats", "seed")
+        },
+        "results": results,
+        "checks": {},
+    }
     if "naive" in results and "chunked_fused" in results:
         naive, fused = results["naive"], results["chunked_fused"]
         ratio = naive["peak_extra_bytes"] / max(fused["peak_extra_bytes"], 1)
-        summary["checks"]["memory_ratio_naive_over_chunked"] = {"value": ratio, "target": f">= {MEMORY_TARGET}", "pass": ratio >= MEMORY_TARGET}
+        summary["checks"]["memory_ratio_naive_over_chunked"] = {
+            "value": ratio,
+            "target": f">= {MEMORY_TARGET}",
+            "pass": ratio >= MEMORY_TARGET,
+        }
         summary["checks"]["agreement"] = {
             "mean_log_prob_abs_diff": abs(naive["mean_log_prob"] - fused["mean_log_prob"]),
             "mean_entropy_abs_diff": abs(naive["mean_entropy"] - fused["mean_entropy"]),
         }
-        summary["checks"]["time_ratio_naive_over_chunked_fused"] = {"value": naive["best_seconds"] / fused["best_seconds"]}
+        summary["checks"]["time_ratio_naive_over_chunked_fused"] = {
+            "value": naive["best_seconds"] / fused["best_seconds"]
+        }
     if TIMING in results:
         best = results[TIMING]["best"]
         cpu = best["chunked_fused"]["cpu"] / best["chunked_logprob"]["cpu"]
         wall = best["chunked_fused"]["wall"] / best["chunked_logprob"]["wall"]
         summary["checks"]["time_ratio_fused_over_logprob"] = {
-            "value": cpu, "target": f"<= {TIME_TARGET}", "pass": cpu <= TIME_TARGET,
-            "measure": "CPU time, interleaved, best of repeats"}
-        summary["checks"]["time_ratio_fused_over_logprob_wall"] = {"value": wall, "measure": "wall time, interleaved, best of repeats"}
+            "value": cpu,
+            "target": f"<= {TIME_TARGET}",
+            "pass": cpu <= TIME_TARGET,
+            "measure": "CPU time, interleaved, best of repeats",
+        }
+        summary["checks"]["time_ratio_fused_over_logprob_wall"] = {
+            "value": wall,
+            "measure": "wall time, interleaved, best of repeats",
+        }
     return summary
 
 
@@ -206,11 +233,18 @@ def to_markdown(summary: dict) -> str:
         if name == TIMING:
             continue
         ent = "-" if r["mean_entropy"] is None else f"{r['mean_entropy']:.5f}"
-        lines.append(f"| {name} | {_gib(r['peak_extra_bytes'])} | {r['best_seconds']:.3f} | {r['mean_log_prob']:.5f} | {ent} |")
+        lines.append(
+            f"| {name} | {_gib(r['peak_extra_bytes'])} | {r['best_seconds']:.3f} | {r['mean_log_prob']:.5f} | {ent} |"
+        )
     if TIMING in summary["results"]:
         best = summary["results"][TIMING]["best"]
-        lines += ["", "Interleaved timing (fused and log-prob alone alternated in one process, best of repeats):", "",
-                  "| variant | wall (s) | CPU (s) |", "|---|---|---|"]
+        lines += [
+            "",
+            "Interleaved timing (fused and log-prob alone alternated in one process, best of repeats):",
+            "",
+            "| variant | wall (s) | CPU (s) |",
+            "|---|---|---|",
+        ]
         lines += [f"| {name} | {b['wall']:.3f} | {b['cpu']:.3f} |" for name, b in best.items()]
     lines += ["", "| check | value | target | result |", "|---|---|---|---|"]
     for name, c in summary["checks"].items():

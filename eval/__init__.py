@@ -8,4 +8,5 @@ Runs without OpenRLHF, Ray or DeepSpeed. Entry points:
   * plug-in contract: ``openrlhf_steer_eval.graders.base``; registry: ``openrlhf_steer_eval.benchmarks``.
 Imports here stay light (no torch, no sympy) so ``--help`` is instant.
 """
+
 __version__ = "0.1.0"

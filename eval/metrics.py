@@ -8,6 +8,7 @@ Key scheme (lighteval style, the grader name always included)::
 Standard errors are the sample standard deviation (ddof=1) of the per-problem values divided by
 sqrt(N) (0 when N == 1); they are stored under the same key in a separate ``stderr`` mapping.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,8 +61,9 @@ def pass_key(benchmark: str, grader: str, k: int, n: int) -> str:
     return f"{benchmark}/{grader}/pass@k:k={k}&n={n}"
 
 
-def correctness_metrics(benchmark: str, grader: str, correct: Sequence[Sequence[bool]],
-                        ks: Optional[Iterable[int]] = None) -> Tuple[Dict[str, float], Dict[str, float]]:
+def correctness_metrics(
+    benchmark: str, grader: str, correct: Sequence[Sequence[bool]], ks: Optional[Iterable[int]] = None
+) -> Tuple[Dict[str, float], Dict[str, float]]:
     """avg@n and pass@k for every requested k <= n. ``correct[i][j]`` is sample j of problem i.
 
     All problems must have the same number of samples n (ValueError naming the first offender).
@@ -72,8 +74,10 @@ def correctness_metrics(benchmark: str, grader: str, correct: Sequence[Sequence[
     n = len(correct[0])
     for i, row in enumerate(correct):
         if len(row) != n:
-            raise ValueError(f"{benchmark}/{grader}: problem #{i} has {len(row)} responses but problem #0 has "
-                             f"{n}; every problem needs the same number of responses")
+            raise ValueError(
+                f"{benchmark}/{grader}: problem #{i} has {len(row)} responses but problem #0 has "
+                f"{n}; every problem needs the same number of responses"
+            )
     if n == 0:
         raise ValueError(f"{benchmark}/{grader}: problems have no responses")
     counts = [sum(bool(x) for x in row) for row in correct]
@@ -89,13 +93,23 @@ def correctness_metrics(benchmark: str, grader: str, correct: Sequence[Sequence[
     return metrics, stderr
 
 
-def disagreements(ids: Sequence[str], verdicts_a: Sequence[Sequence[bool]],
-                  verdicts_b: Sequence[Sequence[bool]]) -> Dict[str, object]:
+def disagreements(
+    ids: Sequence[str], verdicts_a: Sequence[Sequence[bool]], verdicts_b: Sequence[Sequence[bool]]
+) -> Dict[str, object]:
     """Where two graders differ: sample count and the (problem id, sample index) pairs."""
-    pairs = [(pid, j) for pid, ra, rb in zip(ids, verdicts_a, verdicts_b)
-             for j, (a, b) in enumerate(zip(ra, rb)) if bool(a) != bool(b)]
+    pairs = [
+        (pid, j)
+        for pid, ra, rb in zip(ids, verdicts_a, verdicts_b)
+        for j, (a, b) in enumerate(zip(ra, rb))
+        if bool(a) != bool(b)
+    ]
     only_a = sum(1 for pid, ra, rb in zip(ids, verdicts_a, verdicts_b) for a, b in zip(ra, rb) if a and not b)
     total = sum(len(r) for r in verdicts_a)
-    return {"samples": total, "count": len(pairs), "first_only": only_a, "second_only": len(pairs) - only_a,
-            "problem_ids": sorted({pid for pid, _ in pairs}, key=lambda s: (len(s), s)),
-            "samples_differing": [{"id": pid, "sample": j} for pid, j in pairs]}
+    return {
+        "samples": total,
+        "count": len(pairs),
+        "first_only": only_a,
+        "second_only": len(pairs) - only_a,
+        "problem_ids": sorted({pid for pid, _ in pairs}, key=lambda s: (len(s), s)),
+        "samples_differing": [{"id": pid, "sample": j} for pid, j in pairs],
+    }

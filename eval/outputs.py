@@ -1,4 +1,5 @@
 """Run outputs: per-sample JSONL, results JSON (config + versions + metrics) and a Markdown table."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -14,8 +15,17 @@ from .io_utils import atomic_write_jsonl, atomic_write_text
 
 def package_versions() -> Dict[str, str]:
     out = {"python": platform.python_version()}
-    for dist in ("openrlhf-steer", "math-verify", "latex2sympy2_extended", "sympy", "antlr4-python3-runtime",
-                 "transformers", "torch", "vllm", "numpy"):
+    for dist in (
+        "openrlhf-steer",
+        "math-verify",
+        "latex2sympy2_extended",
+        "sympy",
+        "antlr4-python3-runtime",
+        "transformers",
+        "torch",
+        "vllm",
+        "numpy",
+    ):
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -26,24 +36,39 @@ def package_versions() -> Dict[str, str]:
 def git_commit() -> str:
     try:
         here = Path(__file__).resolve().parent
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                              timeout=5).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
     except Exception:
         return ""
 
 
-def write_samples(path: Path, benchmark: str, ids: Sequence[str], problems: Sequence[dict],
-                  prompts: Sequence[Any], responses: Sequence[Sequence[str]],
-                  verdicts: Dict[str, List[List[Verdict]]], gold_key: str = "gold_answer") -> None:
+def write_samples(
+    path: Path,
+    benchmark: str,
+    ids: Sequence[str],
+    problems: Sequence[dict],
+    prompts: Sequence[Any],
+    responses: Sequence[Sequence[str]],
+    verdicts: Dict[str, List[List[Verdict]]],
+    gold_key: str = "gold_answer",
+) -> None:
     """One line per (problem, sample): response, gold, extracted answer and verdict per grader."""
     rows = []
     for i, (pid, problem, prompt, rs) in enumerate(zip(ids, problems, prompts, responses)):
         for j, response in enumerate(rs):
-            rows.append({
-                "benchmark": benchmark, "id": pid, "index": i, "sample": j,
-                "gold": problem.get(gold_key), "prompt": prompt if j == 0 else None, "response": response,
-                "verdicts": {g: v[i][j].to_dict() for g, v in verdicts.items()},
-            })
+            rows.append(
+                {
+                    "benchmark": benchmark,
+                    "id": pid,
+                    "index": i,
+                    "sample": j,
+                    "gold": problem.get(gold_key),
+                    "prompt": prompt if j == 0 else None,
+                    "response": response,
+                    "verdicts": {g: v[i][j].to_dict() for g, v in verdicts.items()},
+                }
+            )
     atomic_write_jsonl(path, rows)
 
 
@@ -76,28 +101,46 @@ def markdown_report(results: Dict[str, Any]) -> str:
     cfg = results.get("config", {})
     if cfg.get("model"):
         lines += [f"Model: `{cfg['model']}` (backend `{cfg.get('backend')}`)", ""]
-    lines += ["Values in %, ± one standard error over problems.", "",
-              "| benchmark | grader | " + " | ".join(cols) + " | other |",
-              "|" + "---|" * (len(cols) + 3)]
+    lines += [
+        "Values in %, ± one standard error over problems.",
+        "",
+        "| benchmark | grader | " + " | ".join(cols) + " | other |",
+        "|" + "---|" * (len(cols) + 3),
+    ]
     for (bench, grader), cell in sorted(rows.items()):
         other = ", ".join(cell.get("other", [])) if isinstance(cell.get("other"), list) else ""
         lines.append(f"| {bench} | {grader} | " + " | ".join(cell.get(c, "") for c in cols) + f" | {other} |")
     dis = results.get("disagreements", {})
     if dis:
-        lines += ["", "## Grader disagreements", "", "| benchmark | graders | samples differing | only first | "
-                  "only second | problem ids (first 10) |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Grader disagreements",
+            "",
+            "| benchmark | graders | samples differing | only first | only second | problem ids (first 10) |",
+            "|---|---|---|---|---|---|",
+        ]
         for bench, pairs in sorted(dis.items()):
             for pair, d in pairs.items():
                 ids = ", ".join(d["problem_ids"][:10])
-                lines.append(f"| {bench} | {pair} | {d['count']} / {d['samples']} | {d['first_only']} | "
-                             f"{d['second_only']} | {ids} |")
-    lines += ["", "## Sampling", "", "| benchmark | problems | n | temperature | top-p | max tokens | source |",
-              "|---|---|---|---|---|---|---|"]
+                lines.append(
+                    f"| {bench} | {pair} | {d['count']} / {d['samples']} | {d['first_only']} | "
+                    f"{d['second_only']} | {ids} |"
+                )
+    lines += [
+        "",
+        "## Sampling",
+        "",
+        "| benchmark | problems | n | temperature | top-p | max tokens | source |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for bench, info in sorted(results.get("benchmarks", {}).items()):
         s = info.get("sampling", {})
         cells = [s.get(k, "-") for k in ("n", "temperature", "top_p", "max_tokens")]
-        lines.append(f"| {bench} | {info.get('num_problems')} | " + " | ".join(str(c) for c in cells)
-                     + f" | {info.get('mode')} |")
+        lines.append(
+            f"| {bench} | {info.get('num_problems')} | "
+            + " | ".join(str(c) for c in cells)
+            + f" | {info.get('mode')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -113,7 +156,8 @@ def pass_at_k_series(results: Dict[str, Any]) -> Dict[str, Dict[str, List[tuple]
         m = _PASS_RE.match(metric)
         if m:
             series.setdefault(bench, {}).setdefault(grader, []).append(
-                (int(m.group(1)), value, results.get("stderr", {}).get(key, 0.0)))
+                (int(m.group(1)), value, results.get("stderr", {}).get(key, 0.0))
+            )
     for graders in series.values():
         for points in graders.values():
             points.sort()
@@ -146,7 +190,7 @@ def plot_pass_at_k(path: Path, results: Dict[str, Any]) -> bool:
         ax.set_ylabel("pass@k (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(series):]:
+    for ax in list(axes.flat)[len(series) :]:
         ax.axis("off")
     fig.tight_layout()
     path = Path(path)

@@ -8,6 +8,7 @@ message and the bare question as the user turn. ``question`` is the bare questio
 (STEER Sec. 5.1: "zero-shot with no additional prompts"). With ``chat=False`` both render to plain text,
 ending with an "Answer:" cue, for base models evaluated without a chat template.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, List, Optional, Union
@@ -57,6 +58,7 @@ def math_prompt(question: str, options: PromptOptions) -> Union[str, Messages]:
     try:
         builder = MATH_TEMPLATES[name]
     except KeyError:
-        raise ValueError(f"unknown prompt template {name!r} (--prompt-template); choose one of "
-                         f"{', '.join(sorted(MATH_TEMPLATES))}") from None
+        raise ValueError(
+            f"unknown prompt template {name!r} (--prompt-template); choose one of {', '.join(sorted(MATH_TEMPLATES))}"
+        ) from None
     return builder(question, options)

@@ -1,4 +1,5 @@
 """Orchestrates one evaluation run: load -> (generate with cache | read responses) -> grade -> metrics -> write."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,12 +53,21 @@ class RunConfig:
 def resolve_sampling(bench: Benchmark, preset: str, overrides: Dict[str, Any], seed: int) -> SamplingConfig:
     if preset not in SAMPLING_PRESETS:
         raise ValueError(f"unknown --preset {preset!r}; choose one of {', '.join(SAMPLING_PRESETS)}")
-    values = {"n": bench.sampling.n, "temperature": bench.sampling.temperature,
-              "top_p": bench.sampling.top_p, "max_tokens": bench.sampling.max_tokens}
+    values = {
+        "n": bench.sampling.n,
+        "temperature": bench.sampling.temperature,
+        "top_p": bench.sampling.top_p,
+        "max_tokens": bench.sampling.max_tokens,
+    }
     values.update(SAMPLING_PRESETS[preset])
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return SamplingConfig(n=int(values["n"]), temperature=float(values["temperature"]), top_p=float(values["top_p"]),
-                          max_tokens=int(values["max_tokens"]), seed=seed).validate()
+    return SamplingConfig(
+        n=int(values["n"]),
+        temperature=float(values["temperature"]),
+        top_p=float(values["top_p"]),
+        max_tokens=int(values["max_tokens"]),
+        seed=seed,
+    ).validate()
 
 
 def read_score_file(path: Path, ids: Sequence[str]) -> Dict[int, List[str]]:
@@ -76,8 +86,10 @@ def read_score_file(path: Path, ids: Sequence[str]) -> Dict[int, List[str]]:
         elif isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()):
             index = int(raw)
             if not (0 <= index < len(ids)):
-                raise ValueError(f"{path}:{lineno}: id {raw!r} is neither a problem id nor a line index "
-                                 f"(0..{len(ids) - 1}) of this benchmark")
+                raise ValueError(
+                    f"{path}:{lineno}: id {raw!r} is neither a problem id nor a line index "
+                    f"(0..{len(ids) - 1}) of this benchmark"
+                )
         else:
             raise ValueError(f"{path}:{lineno}: unknown problem id {raw!r} (example ids: {', '.join(ids[:3])})")
         if "responses" in row:
@@ -108,9 +120,14 @@ class Runner:
         self._graders: Dict[str, Any] = {}
         self.results: Dict[str, Any] = {
             "harness": {"name": "openrlhf_steer_eval", "version": __version__, "git_commit": git_commit()},
-            "config": config.to_json(), "versions": package_versions(),
+            "config": config.to_json(),
+            "versions": package_versions(),
             "metric_keys": "<benchmark>/<grader>/avg@<n> and <benchmark>/<grader>/pass@k:k=<k>&n=<n>",
-            "benchmarks": {}, "metrics": {}, "stderr": {}, "disagreements": {}, "skipped_ks": {},
+            "benchmarks": {},
+            "metrics": {},
+            "stderr": {},
+            "disagreements": {},
+            "skipped_ks": {},
         }
 
     # -- pieces
@@ -127,8 +144,9 @@ class Runner:
         unknown = sorted(set(options) - set(bench.options))
         if unknown:
             accepted = ", ".join(sorted(bench.options)) or "none"
-            raise ValueError(f"--benchmark-option {bench.name}: unknown key(s) {', '.join(unknown)} "
-                             f"(accepted: {accepted})")
+            raise ValueError(
+                f"--benchmark-option {bench.name}: unknown key(s) {', '.join(unknown)} (accepted: {accepted})"
+            )
         problems = bench.load(self.config.sources.get(bench.name), **options)
         if self.config.limit is not None:
             problems = problems[: self.config.limit]
@@ -140,13 +158,20 @@ class Runner:
             seen[pid] = i
         return problems, ids
 
-    def generate(self, bench: Benchmark, problems: List[dict], ids: List[str], prompts: List[Any],
-                 sampling: SamplingConfig) -> Tuple[List[List[str]], Dict[str, Any]]:
+    def generate(
+        self, bench: Benchmark, problems: List[dict], ids: List[str], prompts: List[Any], sampling: SamplingConfig
+    ) -> Tuple[List[List[str]], Dict[str, Any]]:
         cfg = self.config
-        key_config = {"benchmark": bench.name, "source": cfg.sources.get(bench.name) or bench.default_source,
-                      "options": cfg.benchmark_options.get(bench.name, {}), "backend": cfg.backend,
-                      "model": cfg.backend_config.model, "tokenizer": cfg.backend_config.tokenizer,
-                      "sampling": dataclasses.asdict(sampling), "prompt": dataclasses.asdict(cfg.prompt)}
+        key_config = {
+            "benchmark": bench.name,
+            "source": cfg.sources.get(bench.name) or bench.default_source,
+            "options": cfg.benchmark_options.get(bench.name, {}),
+            "backend": cfg.backend,
+            "model": cfg.backend_config.model,
+            "tokenizer": cfg.backend_config.tokenizer,
+            "sampling": dataclasses.asdict(sampling),
+            "prompt": dataclasses.asdict(cfg.prompt),
+        }
         cache = GenerationCache(self.output_dir, bench.name, key_config)
         cached = cache.load()
         todo = [i for i, pid in enumerate(ids) if pid not in cached]
@@ -168,12 +193,20 @@ class Runner:
             info["generation_seconds"] = round(time.perf_counter() - t0, 3)
         return [cached[pid] for pid in ids], info
 
-    def _grade_with_cache(self, bench: str, name: str, grader: Any, problems: List[dict], ids: List[str],
-                          responses: List[List[str]]) -> List[List[Verdict]]:
+    def _grade_with_cache(
+        self, bench: str, name: str, grader: Any, problems: List[dict], ids: List[str], responses: List[List[str]]
+    ) -> List[List[Verdict]]:
         """Grade in chunks of problems, appending each chunk's verdicts to a cache file, so an interrupted
         grading pass (long code benchmarks) resumes with the problems not graded yet."""
-        key = cache_key({"benchmark": bench, "grader": name, "timeout": self.config.grader_config.timeout,
-                         "options": self.config.grader_config.options, "version": __version__})
+        key = cache_key(
+            {
+                "benchmark": bench,
+                "grader": name,
+                "timeout": self.config.grader_config.timeout,
+                "options": self.config.grader_config.options,
+                "version": __version__,
+            }
+        )
         path = self.output_dir / "verdicts" / f"{bench}-{name}-{key}.jsonl"
         digests = [hashlib.sha256(json.dumps(rs).encode()).hexdigest()[:20] for rs in responses]
         done: Dict[str, List[Verdict]] = {}
@@ -187,18 +220,24 @@ class Runner:
         n = max(1, len(responses[0]) if responses else 1)
         chunk = max(1, GRADE_CHUNK_RESPONSES // n)
         for start in range(0, len(todo), chunk):
-            part = todo[start:start + chunk]
+            part = todo[start : start + chunk]
             result = grader.grade([problems[i] for i in part], [responses[i] for i in part])
             if len(result) != len(part) or any(len(v) != len(responses[i]) for v, i in zip(result, part)):
                 raise RuntimeError(f"grader {name!r} returned verdicts of the wrong shape")
-            append_jsonl(path, [{"id": ids[i], "digest": digests[i], "verdicts": [x.to_dict() for x in v]}
-                                for i, v in zip(part, result)])
+            append_jsonl(
+                path,
+                [
+                    {"id": ids[i], "digest": digests[i], "verdicts": [x.to_dict() for x in v]}
+                    for i, v in zip(part, result)
+                ],
+            )
             for i, v in zip(part, result):
                 out[i] = v
         return out  # type: ignore[return-value]
 
-    def grade(self, bench: Benchmark, problems: List[dict], ids: List[str], responses: List[List[str]]
-              ) -> Tuple[Dict[str, List[List[Verdict]]], Dict[str, Any]]:
+    def grade(
+        self, bench: Benchmark, problems: List[dict], ids: List[str], responses: List[List[str]]
+    ) -> Tuple[Dict[str, List[List[Verdict]]], Dict[str, Any]]:
         names = self.config.graders or bench.graders
         verdicts: Dict[str, List[List[Verdict]]] = {}
         extra: Dict[str, Any] = {}
@@ -229,13 +268,25 @@ class Runner:
         if source and Path(source).exists():  # a local data file edited since is not "the same settings"
             st = Path(source).stat()
             source_stat = [str(Path(source).resolve()), st.st_size, st.st_mtime_ns]
-        return cache_key({"benchmark": name, "source": source, "source_stat": source_stat, "limit": cfg.limit,
-                          "options": cfg.benchmark_options.get(name, {}), "backend": cfg.backend,
-                          "model": cfg.backend_config.model, "tokenizer": cfg.backend_config.tokenizer,
-                          "sampling": dataclasses.asdict(sampling) if score_file is None else None,
-                          "prompt": dataclasses.asdict(cfg.prompt), "score_file": score_stat, "ks": cfg.ks,
-                          "graders": cfg.graders, "grader_timeout": cfg.grader_config.timeout,
-                          "version": __version__})
+        return cache_key(
+            {
+                "benchmark": name,
+                "source": source,
+                "source_stat": source_stat,
+                "limit": cfg.limit,
+                "options": cfg.benchmark_options.get(name, {}),
+                "backend": cfg.backend,
+                "model": cfg.backend_config.model,
+                "tokenizer": cfg.backend_config.tokenizer,
+                "sampling": dataclasses.asdict(sampling) if score_file is None else None,
+                "prompt": dataclasses.asdict(cfg.prompt),
+                "score_file": score_stat,
+                "ks": cfg.ks,
+                "graders": cfg.graders,
+                "grader_timeout": cfg.grader_config.timeout,
+                "version": __version__,
+            }
+        )
 
     def previous_results(self) -> Dict[str, Any]:
         for path in (self.partial_path, self.results_path):
@@ -273,9 +324,11 @@ class Runner:
             return
         problems, ids = self.load(bench)
         prompts = [bench.prompt(p, cfg.prompt) for p in problems]
-        info: Dict[str, Any] = {"source": cfg.sources.get(name) or bench.default_source,
-                                "options": cfg.benchmark_options.get(name, {}),
-                                "num_problems_in_set": len(problems)}
+        info: Dict[str, Any] = {
+            "source": cfg.sources.get(name) or bench.default_source,
+            "options": cfg.benchmark_options.get(name, {}),
+            "num_problems_in_set": len(problems),
+        }
         if name in cfg.score_only:
             by_index = read_score_file(cfg.score_only[name], ids)
             order = sorted(by_index)
@@ -284,18 +337,27 @@ class Runner:
             info["mode"] = f"score {cfg.score_only[name]}"
             for pid, rs in zip(ids, responses):
                 if len(rs) != len(responses[0]):
-                    raise ValueError(f"{cfg.score_only[name]}: problem {pid!r} has {len(rs)} responses but {ids[0]!r} "
-                                     f"has {len(responses[0])}; every problem needs the same number of responses")
+                    raise ValueError(
+                        f"{cfg.score_only[name]}: problem {pid!r} has {len(rs)} responses but {ids[0]!r} "
+                        f"has {len(responses[0])}; every problem needs the same number of responses"
+                    )
             info["sampling"] = {"n": len(responses[0]), "note": "responses read from file; decoding settings unknown"}
             if len(order) < info["num_problems_in_set"]:
-                log.warning("%s: the responses file covers %d of %d problems; metrics use those only",
-                            name, len(order), info["num_problems_in_set"])
+                log.warning(
+                    "%s: the responses file covers %d of %d problems; metrics use those only",
+                    name,
+                    len(order),
+                    info["num_problems_in_set"],
+                )
         else:
             responses, gen_info = self.generate(bench, problems, ids, prompts, sampling)
             info.update(gen_info)
             info["mode"] = "generate+score"
-            info["sampling"] = {**dataclasses.asdict(sampling), "preset": cfg.preset,
-                                "benchmark_default": bench.sampling.as_dict()}
+            info["sampling"] = {
+                **dataclasses.asdict(sampling),
+                "preset": cfg.preset,
+                "benchmark_default": bench.sampling.as_dict(),
+            }
         info["num_problems"] = len(problems)
         info["prompt"] = dataclasses.asdict(cfg.prompt)
         verdicts, timing = self.grade(bench, problems, ids, responses)
@@ -309,14 +371,17 @@ class Runner:
             n = len(responses[0])
             skipped = [k for k in (ks or []) if k > n]
             if skipped:
-                self.results["skipped_ks"][name] = {"n": n, "skipped": skipped,
-                                                    "reason": "pass@k needs k <= n"}
+                self.results["skipped_ks"][name] = {"n": n, "skipped": skipped, "reason": "pass@k needs k <= n"}
             info.setdefault("grading_timeouts", {})[grader] = sum(
-                1 for row in v for x in row if x.detail.get("error") == "timeout")
+                1 for row in v for x in row if x.detail.get("error") == "timeout"
+            )
         names = list(verdicts)
         for other in names[1:]:
-            d = disagreements(ids, [[x.correct for x in r] for r in verdicts[names[0]]],
-                              [[x.correct for x in r] for r in verdicts[other]])
+            d = disagreements(
+                ids,
+                [[x.correct for x in r] for r in verdicts[names[0]]],
+                [[x.correct for x in r] for r in verdicts[other]],
+            )
             self.results["disagreements"].setdefault(name, {})[f"{names[0]} vs {other}"] = d
         samples_path = self.output_dir / f"samples_{name}.jsonl"
         write_samples(samples_path, name, ids, problems, prompts, responses, verdicts)

@@ -6,6 +6,7 @@ Public entry points (imported lazily so that ``import openrlhf_steer`` stays che
 - ``openrlhf_steer.core.loss.PolicyLoss``, ``openrlhf_steer.core.entropy.token_logprobs_and_entropy``,
   ``openrlhf_steer.core.advantages.compute_advantages``, ``openrlhf_steer.methods.build_method``.
 """
+
 __version__ = "0.1.0"
 
 _LAZY = {

@@ -1,4 +1,5 @@
 """`python -m openrlhf_steer`: the `openrlhf-steer` CLI."""
+
 import sys
 
 from openrlhf_steer.apps.cli import main

@@ -1,4 +1,5 @@
 """Temporary alias of openrlhf_steer.core.estimators while the demo moves to openrlhf_steer.apps (removed then)."""
+
 import importlib
 import sys
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Assemble a results table: ours next to the paper's number for every cell and metric, as Markdown and JSON.
 
-    python reproduce/assemble_table.py --config reproduce/configs/steer_table1.yaml --output-dir runs/reproduce/steer_table1
+    python reproduce/assemble_table.py --config reproduce/configs/steer_table1.yaml \
+        --output-dir runs/reproduce/steer_table1
 
 Reads ``<output-dir>/rows/<row>/result.json`` for every row of the config (missing rows are shown as
 "not run") and writes ``<output-dir>/<table>.md``, ``.json`` and ``.png`` atomically.
@@ -11,6 +12,7 @@ STEER's Avg. over six benchmarks; Pos-Adv's Average (ID) over five, Average (OOD
 paper's own average is shown as printed; where it differs from the mean of the paper's printed
 cells by more than rounding, the table says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,20 +99,42 @@ def build_table(config: TableConfig, results: Mapping[str, Mapping[str, Any]]) -
                 o, p = ours[col.key].get(metric), row.paper[col.key].get(metric)
                 cells[col.key][metric] = {"ours": o, "paper": p, "diff": None if o is None or p is None else o - p}
         checks = {c.key: paper_average_check(config, row, c) for c in config.columns if c.mean_of}
-        rows.append({
-            "name": row.name, "label": row.label, "group": row.group, "printed_label": row.printed_label,
-            "label_inferred": row.label_inferred, "paper_note": row.paper_note,
-            "method": row.method, "status": "done" if res else NOT_RUN,
-            "checkpoint": (res or {}).get("checkpoint"), "smoke": bool((res or {}).get("smoke")),
-            "cells": cells, "paper_average_checks": checks,
-        })
+        rows.append(
+            {
+                "name": row.name,
+                "label": row.label,
+                "group": row.group,
+                "printed_label": row.printed_label,
+                "label_inferred": row.label_inferred,
+                "paper_note": row.paper_note,
+                "method": row.method,
+                "status": "done" if res else NOT_RUN,
+                "checkpoint": (res or {}).get("checkpoint"),
+                "smoke": bool((res or {}).get("smoke")),
+                "cells": cells,
+                "paper_average_checks": checks,
+            }
+        )
     return {
-        "table": config.table, "title": config.title, "paper": config.paper, "metrics": config.metrics,
-        "columns": [{"key": c.key, "label": c.label, "kind": c.kind, "benchmark": c.benchmark, "mean_of": c.mean_of,
-                     "precision": config.precision_of(c),
-                     "metric_labels": {m: metric_label(m, _n_for(n_of, c)) for m in cell_metrics(config, c)}}
-                    for c in config.columns],
-        "eval": config.values("eval"), "selection": config.values("selection"), "rows": rows,
+        "table": config.table,
+        "title": config.title,
+        "paper": config.paper,
+        "metrics": config.metrics,
+        "columns": [
+            {
+                "key": c.key,
+                "label": c.label,
+                "kind": c.kind,
+                "benchmark": c.benchmark,
+                "mean_of": c.mean_of,
+                "precision": config.precision_of(c),
+                "metric_labels": {m: metric_label(m, _n_for(n_of, c)) for m in cell_metrics(config, c)},
+            }
+            for c in config.columns
+        ],
+        "eval": config.values("eval"),
+        "selection": config.values("selection"),
+        "rows": rows,
     }
 
 
@@ -132,18 +156,28 @@ def render_markdown(table: Mapping[str, Any]) -> str:
     paper = table["paper"]
     cols = table["columns"]
     lines = [f"# {table['title']}", ""]
-    lines.append(f"Paper: {paper.get('name', '')} ({paper.get('id', '')}), {paper.get('table', '')}, {paper.get('section', '')}.")
+    lines.append(
+        f"Paper: {paper.get('name', '')} ({paper.get('id', '')}), {paper.get('table', '')}, {paper.get('section', '')}."
+    )
     lines.append(f"Sampling: {json.dumps(table['eval'])}. Checkpoint selection: {json.dumps(table['selection'])}.")
     if any(r["smoke"] for r in table["rows"]):
-        lines += ["", "**SMOKE RUN**: tiny CPU model, few steps, a few problems: the numbers test the pipeline, not the method."]
-    lines += ["", "Each cell: ours / paper (ours − paper), at the paper's precision. Averages are ours computed as the "
-              "paper does; the paper's average is shown as printed. † marks a row whose label the text lost (inferred)."]
+        lines += [
+            "",
+            "**SMOKE RUN**: tiny CPU model, few steps, a few problems: the numbers test the pipeline, not the method.",
+        ]
+    lines += [
+        "",
+        "Each cell: ours / paper (ours − paper), at the paper's precision. Averages are ours computed as the "
+        "paper does; the paper's average is shown as printed. † marks a row whose label the text lost (inferred).",
+    ]
     metrics = list(table["metrics"])
     value_cols = [c for c in cols if c["kind"] != "training_entropy"]
     for metric in metrics:
         lines += ["", f"## {metric}", ""]
-        header = [f"{c['label']} ({c['metric_labels'][metric]})" if c["metric_labels"][metric] != metric else c["label"]
-                  for c in value_cols]
+        header = [
+            f"{c['label']} ({c['metric_labels'][metric]})" if c["metric_labels"][metric] != metric else c["label"]
+            for c in value_cols
+        ]
         lines.append("| row | " + " | ".join(header) + " |")
         lines.append("|---|" + "---|" * len(value_cols))
         for r in table["rows"]:
@@ -169,8 +203,10 @@ def render_markdown(table: Mapping[str, Any]) -> str:
             for metric, ch in (check or {}).items():
                 if ch["consistent"] is False:
                     col = next(c for c in cols if c["key"] == key)
-                    notes.append(f"{r['label']}, {col['label']} ({metric}): the paper prints {ch['printed']}, the mean of "
-                                 f"its printed cells is {ch['mean_of_printed_cells']:.2f}.")
+                    notes.append(
+                        f"{r['label']}, {col['label']} ({metric}): the paper prints {ch['printed']}, the mean of "
+                        f"its printed cells is {ch['mean_of_printed_cells']:.2f}."
+                    )
         if r["paper_note"]:
             notes.append(f"{r['label']}: {r['paper_note']}")
         if r["label_inferred"]:
@@ -188,7 +224,9 @@ def render_plot(table: Mapping[str, Any], path: Path) -> Optional[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = [c for c in table["columns"] if c["kind"] == "mean"] or [c for c in table["columns"] if c["kind"] == "benchmark"][-1:]
+    cols = [c for c in table["columns"] if c["kind"] == "mean"] or [
+        c for c in table["columns"] if c["kind"] == "benchmark"
+    ][-1:]
     col, metric = cols[0], table["metrics"][0]
     rows = table["rows"]
     ours = [r["cells"][col["key"]][metric]["ours"] for r in rows]

@@ -11,6 +11,7 @@ written as one-message chat lists (``prompt``) with the gold answer (``label``),
 ``<output>.manifest.json`` recording counts, the subset rule and a sha256. An existing output whose
 manifest matches the request is kept (resume).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default=DAPO_HF_ID, help=f"hub id or local file (default {DAPO_HF_ID})")
     p.add_argument("--split", default="train", help="hub split (default train)")
     p.add_argument("--output", required=True, help="output .jsonl path")
-    p.add_argument("--subset", choices=sorted(SUBSET_STRATEGIES), default=None, help="data-diversity subset (Jin et al. §6.3)")
+    p.add_argument(
+        "--subset", choices=sorted(SUBSET_STRATEGIES), default=None, help="data-diversity subset (Jin et al. §6.3)"
+    )
     p.add_argument("--size", type=int, default=None, help="subset size (required with --subset)")
     p.add_argument("--clusters", type=int, default=None, help="k of the k-means subset (default: size // 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subset draw / k-means (default 0)")
@@ -44,8 +47,14 @@ def main(argv=None) -> int:
     if args.subset and not args.size:
         raise SystemExit("--subset needs --size N (e.g. --size 616)")
     request = {
-        "source": args.source, "split": args.split, "subset": args.subset, "size": args.size,
-        "clusters": args.clusters, "seed": args.seed, "limit": args.limit, "dedup": not args.no_dedup,
+        "source": args.source,
+        "split": args.split,
+        "subset": args.subset,
+        "size": args.size,
+        "clusters": args.clusters,
+        "seed": args.seed,
+        "limit": args.limit,
+        "dedup": not args.no_dedup,
     }
     out = Path(args.output)
     manifest_path = Path(str(out) + ".manifest.json")
@@ -63,7 +72,10 @@ def main(argv=None) -> int:
             options = {"n_clusters": args.clusters or max(1, args.size // 8), "text_of": lambda r: r.problem}
         records = make_subset(args.subset, records, args.size, seed=args.seed, **options)
     info = write_openrlhf_jsonl(records, out, manifest={"request": request, "load_stats": stats})
-    print(f"[prepare_data] wrote {info['rows']} prompts to {out} (read {stats['rows_read']} rows, {stats['unique']} unique)")
+    print(
+        f"[prepare_data] wrote {info['rows']} prompts to {out} (read {stats['rows_read']} rows, {stats['unique']} "
+        f"unique)"
+    )
     return 0
 
 

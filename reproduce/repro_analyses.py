@@ -4,6 +4,7 @@ Each runner takes the loaded TableConfig and run_table's parsed arguments (--dry
 --output-dir, ...), writes ``<output-dir>/<table>.md`` / ``.json`` (and a ``.png``), and returns an
 exit code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,7 @@ from typing import Dict
 
 # kind -> module whose ``run(config, args) -> int`` reproduces that kind of table
 RUNNERS: Dict[str, str] = {
-    "estimator": "repro_estimator_table",           # STEER Figure 2
+    "estimator": "repro_estimator_table",  # STEER Figure 2
     "entropy_correlation": "repro_correlation_table",  # Pos-Adv Tables 1 and 4
 }
 

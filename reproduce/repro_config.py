@@ -20,6 +20,7 @@ paper prints, in the paper's order, and every number it prints for them. Three k
 recipe-like entry is ``{value, source}``: the source names the paper section, says "[assumed]"
 where the text is silent, or "lost in the text" where the extraction dropped the value.
 """
+
 from __future__ import annotations
 
 import json
@@ -204,9 +205,16 @@ def _columns(raw: Any, path: Path) -> List[Column]:
         kinds = [k for k in ("benchmark", "mean_of", "training_entropy") if c.get(k)]
         if len(kinds) != 1:
             raise ConfigError(f"{where}: give exactly one of benchmark, mean_of, training_entropy (got {kinds})")
-        cols.append(Column(key=str(c["key"]), label=str(c["label"]), benchmark=c.get("benchmark"),
-                           mean_of=[str(k) for k in c.get("mean_of") or []],
-                           training_entropy=bool(c.get("training_entropy")), precision=c.get("precision")))
+        cols.append(
+            Column(
+                key=str(c["key"]),
+                label=str(c["label"]),
+                benchmark=c.get("benchmark"),
+                mean_of=[str(k) for k in c.get("mean_of") or []],
+                training_entropy=bool(c.get("training_entropy")),
+                precision=c.get("precision"),
+            )
+        )
     keys = [c.key for c in cols]
     for c in cols:
         unknown = [k for k in c.mean_of if k not in keys]
@@ -223,7 +231,9 @@ def _number(value: Any, where: str) -> Optional[float]:
     return float(value)
 
 
-def _paper_cells(raw: Any, columns: List[Column], metrics: List[str], where: str) -> Dict[str, Dict[str, Optional[float]]]:
+def _paper_cells(
+    raw: Any, columns: List[Column], metrics: List[str], where: str
+) -> Dict[str, Dict[str, Optional[float]]]:
     raw = dict(raw or {})
     unknown = sorted(set(raw) - {c.key for c in columns})
     if unknown:
@@ -231,7 +241,9 @@ def _paper_cells(raw: Any, columns: List[Column], metrics: List[str], where: str
     cells: Dict[str, Dict[str, Optional[float]]] = {}
     for col in columns:
         if col.key not in raw:
-            raise ConfigError(f"{where}.{col.key}: missing; write the printed number, or null where the paper prints none")
+            raise ConfigError(
+                f"{where}.{col.key}: missing; write the printed number, or null where the paper prints none"
+            )
         value = raw[col.key]
         if col.training_entropy:
             cells[col.key] = {"entropy": _number(value, f"{where}.{col.key}")}
@@ -249,8 +261,11 @@ def _rows(raw: Any, columns: List[Column], metrics: List[str], path: Path) -> Li
     seen = set()
     for i, r in enumerate(raw or []):
         where = f"{path}: rows[{i}]"
-        released = _sourced_section({"released_model": r["released_model"]}, where)["released_model"] \
-            if "released_model" in r else None
+        released = (
+            _sourced_section({"released_model": r["released_model"]}, where)["released_model"]
+            if "released_model" in r
+            else None
+        )
         for key in ("name", "label") + (() if released else ("method",)):
             if key not in r:
                 raise ConfigError(f"{where}: missing {key!r}")
@@ -258,19 +273,27 @@ def _rows(raw: Any, columns: List[Column], metrics: List[str], path: Path) -> Li
             raise ConfigError(f"{where}: a released_model row is evaluated as published; it takes no options/overrides")
         name = str(r["name"])
         if not ROW_NAME.match(name):
-            raise ConfigError(f"{where}: row name {name!r} must match {ROW_NAME.pattern} (it names a folder and a --rows entry)")
+            raise ConfigError(
+                f"{where}: row name {name!r} must match {ROW_NAME.pattern} (it names a folder and a --rows entry)"
+            )
         if name in seen:
             raise ConfigError(f"{where}: duplicate row name {name!r}")
         seen.add(name)
-        rows.append(Row(
-            name=name, label=str(r["label"]), method=str(r.get("method", "released")),
-            options=_sourced_section(r.get("options"), f"{where}.options"),
-            overrides=_sourced_section(r.get("overrides"), f"{where}.overrides"),
-            paper=_paper_cells(r.get("paper"), columns, metrics, f"{where}.paper"),
-            paper_note=str(r.get("paper_note", "")), group=str(r.get("group") or ""),
-            printed_label=str(r.get("printed_label", "")), label_inferred=str(r.get("label_inferred", "")),
-            released_model=released,
-        ))
+        rows.append(
+            Row(
+                name=name,
+                label=str(r["label"]),
+                method=str(r.get("method", "released")),
+                options=_sourced_section(r.get("options"), f"{where}.options"),
+                overrides=_sourced_section(r.get("overrides"), f"{where}.overrides"),
+                paper=_paper_cells(r.get("paper"), columns, metrics, f"{where}.paper"),
+                paper_note=str(r.get("paper_note", "")),
+                group=str(r.get("group") or ""),
+                printed_label=str(r.get("printed_label", "")),
+                label_inferred=str(r.get("label_inferred", "")),
+                released_model=released,
+            )
+        )
     if not rows:
         raise ConfigError(f"{path}: a table needs at least one row")
     return rows
@@ -293,15 +316,23 @@ def load_config(path: "str | Path") -> TableConfig:
     rows = _rows(raw["rows"], columns, metrics, path) if kind == "results" else []
     analysis_rows = [] if kind == "results" else [dict(r) for r in raw["rows"]]
     return TableConfig(
-        path=path, table=str(raw["table"]), title=str(raw["title"]), paper=dict(raw["paper"]), kind=kind,
+        path=path,
+        table=str(raw["table"]),
+        title=str(raw["title"]),
+        paper=dict(raw["paper"]),
+        kind=kind,
         recipe=_sourced_section(raw.get("recipe"), f"{path}: recipe"),
         eval=_sourced_section(raw.get("eval"), f"{path}: eval"),
         selection=_sourced_section(raw.get("selection"), f"{path}: selection"),
         data=_sourced_section(raw.get("data"), f"{path}: data"),
         training_entropy=_sourced_section(raw.get("training_entropy"), f"{path}: training_entropy"),
         estimator=_sourced_section(raw.get("estimator"), f"{path}: estimator"),
-        rows=rows, columns=columns, metrics=metrics, precision=int(raw.get("precision", 1)),
-        notes=list(raw.get("notes") or []), analysis_rows=analysis_rows,
+        rows=rows,
+        columns=columns,
+        metrics=metrics,
+        precision=int(raw.get("precision", 1)),
+        notes=list(raw.get("notes") or []),
+        analysis_rows=analysis_rows,
     )
 
 
@@ -313,5 +344,7 @@ def select_rows(config: TableConfig, names: Optional[Sequence[str]]) -> List[Row
     known = {r.name for r in config.rows}
     bad = [n for n in wanted if n not in known]
     if bad:
-        raise ConfigError(f"--rows: unknown row(s) {bad} in table {config.table}; choose from {[r.name for r in config.rows]}")
+        raise ConfigError(
+            f"--rows: unknown row(s) {bad} in table {config.table}; choose from {[r.name for r in config.rows]}"
+        )
     return [r for r in config.rows if r.name in wanted]

@@ -20,6 +20,7 @@ folder) against the EMA training entropy at its step.
 smoke pipeline, the last checkpoint instead of the best-of sweep and the eval CLI called in-process, so
 the whole table takes about a minute on CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -111,8 +112,9 @@ def run_refs(config) -> List[RunRef]:
 
     raw = yaml.safe_load(Path(config.path).read_text(encoding="utf-8")).get("runs")
     if not raw:
-        raise ValueError(f"{config.path}: an entropy_correlation table needs a 'runs' list of "
-                         "{value: <table>:<row>, source}")
+        raise ValueError(
+            f"{config.path}: an entropy_correlation table needs a 'runs' list of {{value: <table>:<row>, source}}"
+        )
     refs = []
     for i, entry in enumerate(raw):
         if not isinstance(entry, Mapping) or "value" not in entry or not str(entry.get("source", "")).strip():
@@ -147,8 +149,11 @@ def paper_points(config, refs: Sequence[RunRef]) -> List[Point]:
         src = source_config(config, ref.table)
         row = src.row(ref.row)
         entropy_col = next(c.key for c in src.columns if c.training_entropy)
-        scores = {c.benchmark: {m: v for m, v in row.paper[c.key].items() if v is not None}
-                  for c in src.columns if c.benchmark}
+        scores = {
+            c.benchmark: {m: v for m, v in row.paper[c.key].items() if v is not None}
+            for c in src.columns
+            if c.benchmark
+        }
         points.append(Point(ref.key, row.label, row.paper[entropy_col]["entropy"], scores))
     return points
 
@@ -159,8 +164,11 @@ def correlations(config, points: Sequence[Point]) -> Dict[str, Dict[str, Optiona
     for bench in config.benchmarks:
         out[bench] = {}
         for metric in config.metrics:
-            pairs = [(p.entropy, p.scores[bench][metric]) for p in points
-                     if p.entropy is not None and metric in p.scores.get(bench, {})]
+            pairs = [
+                (p.entropy, p.scores[bench][metric])
+                for p in points
+                if p.entropy is not None and metric in p.scores.get(bench, {})
+            ]
             out[bench][metric] = spearman([a for a, _ in pairs], [b for _, b in pairs]) if pairs else None
     return out
 
@@ -179,13 +187,14 @@ class InProcessEvalSmokeExecutor(rt.SmokeExecutor):
         self.echo(f"[{stage}] {pipeline.shell_join(cmd)}  (in-process)")
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-            code = eval_main(list(cmd)[list(cmd).index(pipeline.EVAL_MODULE) + 1:])
+            code = eval_main(list(cmd)[list(cmd).index(pipeline.EVAL_MODULE) + 1 :])
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(f"\n$ {pipeline.shell_join(cmd)}\n{buffer.getvalue()}")
         if code != 0:
-            raise RuntimeError(f"[{stage}] eval failed with exit code {code}; log: {log_path}\n"
-                               f"{buffer.getvalue()[-3000:]}")
+            raise RuntimeError(
+                f"[{stage}] eval failed with exit code {code}; log: {log_path}\n{buffer.getvalue()[-3000:]}"
+            )
 
 
 def _executor(args) -> rt.Executor:
@@ -265,16 +274,36 @@ def checkpoint_points(config, runner, src, ref: RunRef, executor) -> List[Point]
     ckpt_dir = runner.train(row, row_dir, recipe, runner.prepare_data(recipe))
     benches = runner.benchmarks()
     if executor.dry:
-        runner.run_eval("points", ckpt_dir / "global_step<STEP>_hf", benches, runner.eval_sampling(),
-                        row_dir / "points" / "step<STEP>", row_dir / "points.log", config.metrics)
+        runner.run_eval(
+            "points",
+            ckpt_dir / "global_step<STEP>_hf",
+            benches,
+            runner.eval_sampling(),
+            row_dir / "points" / "step<STEP>",
+            row_dir / "points.log",
+            config.metrics,
+        )
         return []
     series = entropy_series_of(row_dir, src)
     points = []
     for step, path in candidates(ckpt_dir, 0, 1):
-        scores = runner.run_eval("points", path, benches, runner.eval_sampling(), row_dir / "points" / f"step{step}",
-                                 row_dir / "points.log", config.metrics)
-        points.append(Point(f"{ref.key}@{step}", f"{row.label} (step {step})", entropy_at(series, src, step),
-                            _scores(scores, config.metrics)))
+        scores = runner.run_eval(
+            "points",
+            path,
+            benches,
+            runner.eval_sampling(),
+            row_dir / "points" / f"step{step}",
+            row_dir / "points.log",
+            config.metrics,
+        )
+        points.append(
+            Point(
+                f"{ref.key}@{step}",
+                f"{row.label} (step {step})",
+                entropy_at(series, src, step),
+                _scores(scores, config.metrics),
+            )
+        )
     return points
 
 
@@ -307,39 +336,76 @@ def train_and_score(config, refs: Sequence[RunRef], args, out: Path, mode: str =
 Cells = Mapping[str, Mapping[str, Optional[float]]]  # benchmark -> metric -> coefficient
 
 
-def build_table(config, ours: Cells, from_cells: Cells, points: Sequence[Point], refs: Sequence[RunRef], smoke: bool,
-                points_mode: str = "runs") -> Dict[str, Any]:
+def build_table(
+    config,
+    ours: Cells,
+    from_cells: Cells,
+    points: Sequence[Point],
+    refs: Sequence[RunRef],
+    smoke: bool,
+    points_mode: str = "runs",
+) -> Dict[str, Any]:
     rows = []
     for r in config.analysis_rows:
         bench = str(r["benchmark"])
         printed = dict(zip(config.metrics, r["paper"]))
-        rows.append({"benchmark": bench, "label": r["label"], "cells": {
-            m: {"ours": ours.get(bench, {}).get(m), "paper_cells": from_cells.get(bench, {}).get(m),
-                "paper": printed[m]}
-            for m in config.metrics}})
-    return {"table": config.table, "title": config.title, "paper": config.paper, "smoke": smoke,
-            "precision": config.precision,
-            "points_mode": points_mode, "runs": [{"run": r.key, "source": r.source} for r in refs],
-            "points": [{"run": p.run, "label": p.label, "entropy": p.entropy, "scores": p.scores} for p in points],
-            "rows": rows}
+        rows.append(
+            {
+                "benchmark": bench,
+                "label": r["label"],
+                "cells": {
+                    m: {
+                        "ours": ours.get(bench, {}).get(m),
+                        "paper_cells": from_cells.get(bench, {}).get(m),
+                        "paper": printed[m],
+                    }
+                    for m in config.metrics
+                },
+            }
+        )
+    return {
+        "table": config.table,
+        "title": config.title,
+        "paper": config.paper,
+        "smoke": smoke,
+        "precision": config.precision,
+        "points_mode": points_mode,
+        "runs": [{"run": r.key, "source": r.source} for r in refs],
+        "points": [{"run": p.run, "label": p.label, "entropy": p.entropy, "scores": p.scores} for p in points],
+        "rows": rows,
+    }
 
 
 def markdown(table: Mapping[str, Any], metrics: Sequence[str]) -> str:
     d = table["precision"]
     lines = [f"# {table['title']}", ""]
     if table["smoke"]:
-        lines += ["**Smoke run** (tiny model on CPU, the first runs only): the numbers test the pipeline, "
-                  "not the paper.", ""]
-    head = " | ".join(f"{METRIC_LABELS[m]} ours | {METRIC_LABELS[m]} from the paper's cells | {METRIC_LABELS[m]} paper"
-                      for m in metrics)
+        lines += [
+            "**Smoke run** (tiny model on CPU, the first runs only): the numbers test the pipeline, not the paper.",
+            "",
+        ]
+    head = " | ".join(
+        f"{METRIC_LABELS[m]} ours | {METRIC_LABELS[m]} from the paper's cells | {METRIC_LABELS[m]} paper"
+        for m in metrics
+    )
     lines += [f"| Benchmark | {head} |", "|---|" + "---|" * (3 * len(metrics))]
     for row in table["rows"]:
-        cells = " | ".join(f"{fmt(row['cells'][m]['ours'], d)} | {fmt(row['cells'][m]['paper_cells'], d)} | "
-                           f"{fmt(row['cells'][m]['paper'], d)}" for m in metrics)
+        cells = " | ".join(
+            f"{fmt(row['cells'][m]['ours'], d)} | {fmt(row['cells'][m]['paper_cells'], d)} | "
+            f"{fmt(row['cells'][m]['paper'], d)}"
+            for m in metrics
+        )
         lines.append(f"| {row['label']} | {cells} |")
-    lines += ["", f"Spearman over {len(table['points'])} points ({table['points_mode']}: "
-              + POINT_TEXT[table["points_mode"]] + "); 'from the paper's cells' is the same statistic over the runs' "
-              "printed cells.", "", "| Point | Entropy |", "|---|---|"]
+    lines += [
+        "",
+        f"Spearman over {len(table['points'])} points ({table['points_mode']}: "
+        + POINT_TEXT[table["points_mode"]]
+        + "); 'from the paper's cells' is the same statistic over the runs' "
+        "printed cells.",
+        "",
+        "| Point | Entropy |",
+        "|---|---|",
+    ]
     lines += [f"| {p['run']} ({p['label']}) | {fmt(p['entropy'], 5)} |" for p in table["points"]]
     return "\n".join(lines) + "\n"
 
@@ -356,8 +422,11 @@ def plot(config, points: Sequence[Point], ours: Cells, path: Path) -> None:
     rows = -(-len(benches) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.3 * rows), squeeze=False)
     for ax, bench in zip([a for line in axes for a in line], benches):
-        pairs = [(p.entropy, p.scores[bench]["avg@n"]) for p in points
-                 if p.entropy is not None and "avg@n" in p.scores.get(bench, {})]
+        pairs = [
+            (p.entropy, p.scores[bench]["avg@n"])
+            for p in points
+            if p.entropy is not None and "avg@n" in p.scores.get(bench, {})
+        ]
         if pairs:
             xs = [a for a, _ in pairs]
             ax.scatter(xs, [b for _, b in pairs], s=14)
@@ -366,7 +435,7 @@ def plot(config, points: Sequence[Point], ours: Cells, path: Path) -> None:
         ax.set_title(f"{labels.get(bench, bench)}: Spearman {fmt(ours.get(bench, {}).get('avg@n'), 3)}", fontsize=9)
         ax.set_xlabel("training entropy")
         ax.set_ylabel("Avg@n (%)")
-    for ax in [a for line in axes for a in line][len(benches):]:
+    for ax in [a for line in axes for a in line][len(benches) :]:
         ax.axis("off")
     fig.suptitle(config.title, fontsize=10)
     fig.tight_layout()
@@ -397,8 +466,10 @@ def run(config, args) -> int:
         print(f"[runs] {len(refs)} trained runs ({POINT_TEXT[mode]}): " + ", ".join(r.key for r in refs))
     points = train_and_score(config, refs, args, out, mode)
     if args.dry_run:
-        print(f"[table] {out / (config.table + '.md')}, .json and .png: Spearman(entropy, "
-              f"{'/'.join(config.metrics)}) per benchmark over the points")
+        print(
+            f"[table] {out / (config.table + '.md')}, .json and .png: Spearman(entropy, "
+            f"{'/'.join(config.metrics)}) per benchmark over the points"
+        )
         return 0
     ours = correlations(config, points)
     table = build_table(config, ours, from_cells, points, refs, bool(args.smoke), mode)

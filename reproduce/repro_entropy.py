@@ -3,6 +3,7 @@
 OpenRLHF's trainer logs every rollout step's status to the console (``Global step N: {...}``), which the
 pipeline keeps in the row's ``train.log``; the entropy is read from there, so no tensorboard reader is needed.
 """
+
 from __future__ import annotations
 
 import re
@@ -43,6 +44,9 @@ def final_training_entropy(log_path: Path, key: str, coef: float, max_step: Opti
     """EMA-smoothed entropy at the last logged step (at most ``max_step``), or None when the log has none."""
     if not Path(log_path).is_file():
         return None
-    series = [(s, v) for s, v in entropy_series(Path(log_path).read_text(errors="replace"), key)
-              if max_step is None or s <= max_step]
+    series = [
+        (s, v)
+        for s, v in entropy_series(Path(log_path).read_text(errors="replace"), key)
+        if max_step is None or s <= max_step
+    ]
     return ema([v for _, v in series], coef)

@@ -19,6 +19,7 @@ MSE, PCC and SRCC are taken over all tokens of all steps of one model. Outputs i
 ``steer_figure2.png`` (estimate vs measured change). ``--smoke`` runs the same code on CPU with a
 tiny random Qwen2 (float64, a few prompts and steps).
 """
+
 from __future__ import annotations
 
 import json
@@ -132,13 +133,22 @@ class EstimatorSpec:
     def from_config(cls, config) -> "EstimatorSpec":
         r, e = config.values("recipe"), config.values("estimator")
         return cls(
-            steps=int(e["steps"]), lr=float(r["lr"]), prompts_per_step=int(r["prompts_per_rollout"]),
-            samples_per_prompt=int(r["samples_per_prompt"]), mini_batch_prompts=int(r["mini_batch_prompts"]),
-            micro_batch=int(e.get("micro_batch", 1)), rollout_prompts=int(e.get("rollout_prompts", 8)),
-            eps_low=float(r["eps_clip_low"]), eps_high=float(r["eps_clip_high"]),
-            max_new_tokens=int(r["max_response_len"]), temperature=float(r["temperature"]), top_p=float(r["top_p"]),
-            weight_decay=float(r.get("weight_decay", 0.0)), grad_clip=float(r.get("grad_clip") or 0.0),
-            seed=int(r.get("seed", 0)), dtype=str(e.get("dtype", "float32")),
+            steps=int(e["steps"]),
+            lr=float(r["lr"]),
+            prompts_per_step=int(r["prompts_per_rollout"]),
+            samples_per_prompt=int(r["samples_per_prompt"]),
+            mini_batch_prompts=int(r["mini_batch_prompts"]),
+            micro_batch=int(e.get("micro_batch", 1)),
+            rollout_prompts=int(e.get("rollout_prompts", 8)),
+            eps_low=float(r["eps_clip_low"]),
+            eps_high=float(r["eps_clip_high"]),
+            max_new_tokens=int(r["max_response_len"]),
+            temperature=float(r["temperature"]),
+            top_p=float(r["top_p"]),
+            weight_decay=float(r.get("weight_decay", 0.0)),
+            grad_clip=float(r.get("grad_clip") or 0.0),
+            seed=int(r.get("seed", 0)),
+            dtype=str(e.get("dtype", "float32")),
             cov_learning_rate=bool(e.get("cov_learning_rate", False)),
             apply_chat_template=bool(r.get("apply_chat_template", True)),
             gradient_checkpointing=bool(r.get("gradient_checkpointing", False)),
@@ -146,10 +156,20 @@ class EstimatorSpec:
 
     def smoke(self) -> "EstimatorSpec":
         """CPU smoke: a few prompts, short answers, float64 so that eta = 1e-6 changes stay above rounding."""
-        return EstimatorSpec(**{**asdict(self), "steps": 3, "prompts_per_step": 2, "samples_per_prompt": 4,
-                                "mini_batch_prompts": 1, "micro_batch": 8, "rollout_prompts": 2, "max_new_tokens": 12,
-                                "dtype": "float64",
-                                "gradient_checkpointing": False})
+        return EstimatorSpec(
+            **{
+                **asdict(self),
+                "steps": 3,
+                "prompts_per_step": 2,
+                "samples_per_prompt": 4,
+                "mini_batch_prompts": 1,
+                "micro_batch": 8,
+                "rollout_prompts": 2,
+                "max_new_tokens": 12,
+                "dtype": "float64",
+                "gradient_checkpointing": False,
+            }
+        )
 
 
 def memory_estimate_gb(model: str) -> Optional[float]:
@@ -185,10 +205,17 @@ class Policy:
         enc = self.tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         self.model.eval()
         with torch.no_grad():  # plain sampling, as the training rollouts (no penalty from a generation_config)
-            out = self.model.generate(**enc, do_sample=True, temperature=self.spec.temperature, top_p=self.spec.top_p,
-                                      top_k=0, repetition_penalty=1.0, max_new_tokens=self.spec.max_new_tokens,
-                                      num_return_sequences=self.spec.samples_per_prompt,
-                                      pad_token_id=self.tok.pad_token_id)
+            out = self.model.generate(
+                **enc,
+                do_sample=True,
+                temperature=self.spec.temperature,
+                top_p=self.spec.top_p,
+                top_k=0,
+                repetition_penalty=1.0,
+                max_new_tokens=self.spec.max_new_tokens,
+                num_return_sequences=self.spec.samples_per_prompt,
+                pad_token_id=self.tok.pad_token_id,
+            )
         width = enc["input_ids"].shape[1]
         samples = []
         for i, row in enumerate(out):
@@ -213,9 +240,9 @@ class Policy:
         mask = torch.zeros((len(samples), length))
         for i, s in enumerate(samples):
             p, c = len(s.prompt_ids), len(s.completion_ids)
-            ids[i, width - p:width] = torch.tensor(s.prompt_ids)
-            ids[i, width:width + c] = torch.tensor(s.completion_ids)
-            attn[i, width - p:width + c] = 1
+            ids[i, width - p : width] = torch.tensor(s.prompt_ids)
+            ids[i, width : width + c] = torch.tensor(s.completion_ids)
+            attn[i, width - p : width + c] = 1
             comp[i, :c] = torch.tensor(s.completion_ids)
             mask[i, :c] = 1
         return ids, attn, comp, mask, width
@@ -231,18 +258,24 @@ class Policy:
         positions = (attn.cumsum(-1) - 1).clamp(min=0)
         self.model.train(grad)  # train mode only for gradient checkpointing; the Qwen2 configs have no dropout
         with torch.set_grad_enabled(grad):
-            logits = self.model(input_ids=ids, attention_mask=attn, position_ids=positions,
-                                use_cache=False).logits[:, width - 1:-1]
+            logits = self.model(input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=False).logits[
+                :, width - 1 : -1
+            ]
             log_p, entropy = token_logprobs_and_entropy(logits, comp, temperature=self.spec.temperature, mask=mask)
         return log_p, entropy.detach(), mask.to(log_p.dtype)
 
 
 def _chunks(items: Sequence[Any], size: int) -> List[Sequence[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def measure_model(policy: Policy, prompts: Sequence[Tuple[str, str]], reward_fn: Callable[[str, str, str], float],
-                  spec: EstimatorSpec, progress: bool = True) -> Dict[str, np.ndarray]:
+def measure_model(
+    policy: Policy,
+    prompts: Sequence[Tuple[str, str]],
+    reward_fn: Callable[[str, str, str], float],
+    spec: EstimatorSpec,
+    progress: bool = True,
+) -> Dict[str, np.ndarray]:
     """Run ``spec.steps`` GRPO rollout steps; per valid token of every mini-batch: the measured entropy change
     over its optimizer step and the raw estimates made before it."""
     import torch
@@ -254,17 +287,22 @@ def measure_model(policy: Policy, prompts: Sequence[Tuple[str, str]], reward_fn:
 
     needed = spec.steps * spec.prompts_per_step
     if len(prompts) < needed:
-        raise ValueError(f"{spec.steps} steps x {spec.prompts_per_step} prompts need {needed} prompts; "
-                         f"the data has {len(prompts)}")
+        raise ValueError(
+            f"{spec.steps} steps x {spec.prompts_per_step} prompts need {needed} prompts; the data has {len(prompts)}"
+        )
     torch.manual_seed(spec.seed)
     opt = torch.optim.AdamW(policy.model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     loss_fn = PolicyLoss(LossConfig(eps_low=spec.eps_low, eps_high=spec.eps_high))
     columns: Dict[str, List[np.ndarray]] = {k: [] for k in COLUMNS}
     per_update = spec.mini_batch_prompts * spec.samples_per_prompt
-    bar = tqdm(total=spec.steps * -(-spec.prompts_per_step // spec.mini_batch_prompts), desc="figure2 optimizer steps",
-               disable=not progress, leave=False)
+    bar = tqdm(
+        total=spec.steps * -(-spec.prompts_per_step // spec.mini_batch_prompts),
+        desc="figure2 optimizer steps",
+        disable=not progress,
+        leave=False,
+    )
     for step in range(1, spec.steps + 1):
-        batch = prompts[(step - 1) * spec.prompts_per_step:step * spec.prompts_per_step]
+        batch = prompts[(step - 1) * spec.prompts_per_step : step * spec.prompts_per_step]
         samples: List[Sample] = []
         for chunk in _chunks(batch, spec.rollout_prompts):
             samples += policy.generate([p for p, _ in chunk], group_offset=len(samples) // spec.samples_per_prompt)
@@ -273,21 +311,27 @@ def measure_model(policy: Policy, prompts: Sequence[Tuple[str, str]], reward_fn:
             s.reward = float(reward_fn(prompt, policy.tok.decode(s.completion_ids, skip_special_tokens=False), label))
         # GRPO over the whole rollout: pi_old's log-probs, group-normalised advantages
         mask_all = completion_mask(samples)
-        old_all = _stack_rows([policy.token_stats(m, grad=False)[0].cpu() for m in _chunks(samples, spec.micro_batch)],
-                              mask_all.shape[1])
-        adv_all = compute_advantages(GroupInputs(rewards=torch.tensor([s.reward for s in samples]),
-                                                 group_ids=torch.tensor([s.group for s in samples]),
-                                                 response_mask=mask_all))
+        old_all = _stack_rows(
+            [policy.token_stats(m, grad=False)[0].cpu() for m in _chunks(samples, spec.micro_batch)], mask_all.shape[1]
+        )
+        adv_all = compute_advantages(
+            GroupInputs(
+                rewards=torch.tensor([s.reward for s in samples]),
+                group_ids=torch.tensor([s.group for s in samples]),
+                response_mask=mask_all,
+            )
+        )
         for first in range(0, len(samples), per_update):
             rows = list(range(first, min(first + per_update, len(samples))))
-            micro = [rows[i:i + spec.micro_batch] for i in range(0, len(rows), spec.micro_batch)]
+            micro = [rows[i : i + spec.micro_batch] for i in range(0, len(rows), spec.micro_batch)]
             before = [policy.token_stats([samples[i] for i in m], grad=False) for m in micro]  # pi^k
             n_tokens = sum(float(mask.sum()) for _, _, mask in before)
             for m, (_, _, mask) in zip(micro, before):
                 lp, _, _ = policy.token_stats([samples[i] for i in m], grad=True)
                 adv, old = (_rows(t, m, lp) for t in (adv_all, old_all))
-                loss, _ = loss_fn(LossInputs(log_probs=lp, old_log_probs=old, advantages=adv, action_mask=mask),
-                                  num_tokens=n_tokens)  # token-mean over the whole mini-batch
+                loss, _ = loss_fn(
+                    LossInputs(log_probs=lp, old_log_probs=old, advantages=adv, action_mask=mask), num_tokens=n_tokens
+                )  # token-mean over the whole mini-batch
                 loss.backward()
             if spec.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(policy.model.parameters(), spec.grad_clip)
@@ -297,15 +341,25 @@ def measure_model(policy: Policy, prompts: Sequence[Tuple[str, str]], reward_fn:
             flat: Dict[str, List[Any]] = {k: [] for k in ("lp", "h", "dh", "adv", "old")}
             for m, (lp_b, h_b, mask), h_a in zip(micro, before, after):
                 valid = mask.bool()
-                for key, value in (("lp", lp_b), ("h", h_b), ("dh", h_a - h_b), ("adv", _rows(adv_all, m, lp_b)),
-                                   ("old", _rows(old_all, m, lp_b))):
+                for key, value in (
+                    ("lp", lp_b),
+                    ("h", h_b),
+                    ("dh", h_a - h_b),
+                    ("adv", _rows(adv_all, m, lp_b)),
+                    ("old", _rows(old_all, m, lp_b)),
+                ):
                     flat[key].append(value[valid])
             lp, h, dh, adv, old = (torch.cat(flat[k]).double() for k in ("lp", "h", "dh", "adv", "old"))
             record = {
-                "step": torch.full_like(lp, step), "advantage": adv, "prob": lp.exp(), "ratio": (lp - old).exp(),
-                "entropy": h, "delta_entropy": dh,
+                "step": torch.full_like(lp, step),
+                "advantage": adv,
+                "prob": lp.exp(),
+                "ratio": (lp - old).exp(),
+                "entropy": h,
+                "delta_entropy": dh,
                 "omega": omega_estimate(lp, old, h, adv, spec.lr, spec.eps_low, spec.eps_high),
-                "cov": cov_estimate(lp, adv), "cov_lr": cov_estimate(lp, adv, spec.lr),
+                "cov": cov_estimate(lp, adv),
+                "cov_lr": cov_estimate(lp, adv, spec.lr),
             }
             for key in COLUMNS:
                 columns[key].append(record[key].detach().cpu().numpy())
@@ -324,7 +378,7 @@ def completion_mask(samples: Sequence[Sample]):
     length = max(len(s.completion_ids) for s in samples)
     mask = torch.zeros((len(samples), length))
     for i, s in enumerate(samples):
-        mask[i, :len(s.completion_ids)] = 1
+        mask[i, : len(s.completion_ids)] = 1
     return mask
 
 
@@ -336,7 +390,7 @@ def _stack_rows(chunks, width: int):
 
 def _rows(table, rows: Sequence[int], like):
     """``table[rows]`` cut to ``like``'s width, on its device and dtype."""
-    return table[list(rows), :like.shape[1]].to(like.device, like.dtype)
+    return table[list(rows), : like.shape[1]].to(like.device, like.dtype)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -379,10 +433,19 @@ def build_smoke_qwen2(smoke) -> Path:
     tok_dir = repro_smoke.build_tiny_model(smoke.root / "tokenizer", texts, seed=0)
     tok = PreTrainedTokenizerFast.from_pretrained(str(tok_dir))
     torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
-                         tie_word_embeddings=True)
+    config = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id,
+        tie_word_embeddings=True,
+    )
     model = Qwen2ForCausalLM(config)
     repro_smoke._warm_up(model, tok, pairs, steps=100)
     tmp = Path(f"{out}.tmp{os.getpid()}")
@@ -406,8 +469,11 @@ def load_prompts(data_path: Path, tokenizer, spec: EstimatorSpec) -> List[Tuple[
             continue
         row = json.loads(line)
         chat = row[pipeline.INPUT_KEY]
-        text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) \
-            if spec.apply_chat_template else chat[-1]["content"]
+        text = (
+            tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+            if spec.apply_chat_template
+            else chat[-1]["content"]
+        )
         prompts.append((text, str(row[pipeline.LABEL_KEY])))
     random.Random(spec.seed).shuffle(prompts)
     return prompts
@@ -445,21 +511,37 @@ def build_table(config, tokens: Mapping[str, Mapping[str, np.ndarray]], spec: Es
                 other_key = "cov" if key == "cov_lr" else "cov_lr"
                 other = {"estimate": other_key, **agreement(arrays[other_key], arrays["delta_entropy"])}
         paper = {m: row["paper"].get(m) for m in METRICS}
-        rows.append({
-            "model": row["model"], "model_label": row.get("model_label", row["model"]), "label": row["label"],
-            "estimator": row["estimator"], "ours": ours, "paper": paper,
-            "ours_printed": {m: paper_format(m, None if ours is None else ours[m]) for m in METRICS},
-            "paper_printed": {m: str(row.get("printed", {}).get(m, paper_format(m, paper[m]))) for m in METRICS},
-            "other_cov_variant": other,
-        })
-    measured = {model: {"tokens": int(a["delta_entropy"].size),
-                        "mean_abs_delta_entropy": float(np.mean(np.abs(a["delta_entropy"]))),
-                        "mean_sq_delta_entropy": float(np.mean(a["delta_entropy"] ** 2))}
-                for model, a in tokens.items()}
-    return {"table": config.table, "title": config.title, "paper": config.paper, "settings": asdict(spec),
-            "cov_estimate": "-eta * cov_t" if spec.cov_learning_rate else "-cov_t (no learning rate)",
-            "omega_estimate": "-eta * I_clip * r A (1 - p)^2 (log p + H) (STEER Eq. 7, raw)",
-            "rows": rows, "measured": measured}
+        rows.append(
+            {
+                "model": row["model"],
+                "model_label": row.get("model_label", row["model"]),
+                "label": row["label"],
+                "estimator": row["estimator"],
+                "ours": ours,
+                "paper": paper,
+                "ours_printed": {m: paper_format(m, None if ours is None else ours[m]) for m in METRICS},
+                "paper_printed": {m: str(row.get("printed", {}).get(m, paper_format(m, paper[m]))) for m in METRICS},
+                "other_cov_variant": other,
+            }
+        )
+    measured = {
+        model: {
+            "tokens": int(a["delta_entropy"].size),
+            "mean_abs_delta_entropy": float(np.mean(np.abs(a["delta_entropy"]))),
+            "mean_sq_delta_entropy": float(np.mean(a["delta_entropy"] ** 2)),
+        }
+        for model, a in tokens.items()
+    }
+    return {
+        "table": config.table,
+        "title": config.title,
+        "paper": config.paper,
+        "settings": asdict(spec),
+        "cov_estimate": "-eta * cov_t" if spec.cov_learning_rate else "-cov_t (no learning rate)",
+        "omega_estimate": "-eta * I_clip * r A (1 - p)^2 (log p + H) (STEER Eq. 7, raw)",
+        "rows": rows,
+        "measured": measured,
+    }
 
 
 def markdown(table: Mapping[str, Any], smoke: bool) -> str:
@@ -472,21 +554,36 @@ def markdown(table: Mapping[str, Any], smoke: bool) -> str:
         cells = " | ".join(f"{row['ours_printed'][m]} | {row['paper_printed'][m]}" for m in METRICS)
         n = row["ours"]["n"] if row["ours"] else "-"
         lines.append(f"| {row['model_label']} | {row['label']} | {cells} | {n} |")
-    lines += ["", f"Estimates are raw (no fitted scale). Ours: Omega = {table['omega_estimate']}; "
-              f"Cov = {table['cov_estimate']}; eta = {table['settings']['lr']:g}.", ""]
+    lines += [
+        "",
+        f"Estimates are raw (no fitted scale). Ours: Omega = {table['omega_estimate']}; "
+        f"Cov = {table['cov_estimate']}; eta = {table['settings']['lr']:g}.",
+        "",
+    ]
     others = [r for r in table["rows"] if r["other_cov_variant"]]
     if others:
-        lines += ["Other Cov variant (" + others[0]["other_cov_variant"]["estimate"] + "): " + "; ".join(
-            f"{r['model_label']}: " + ", ".join(f"{m} {paper_format(m, r['other_cov_variant'][m])}" for m in METRICS)
-            for r in others), ""]
+        lines += [
+            "Other Cov variant ("
+            + others[0]["other_cov_variant"]["estimate"]
+            + "): "
+            + "; ".join(
+                f"{r['model_label']}: "
+                + ", ".join(f"{m} {paper_format(m, r['other_cov_variant'][m])}" for m in METRICS)
+                for r in others
+            ),
+            "",
+        ]
     for model, stats in table["measured"].items():
-        lines.append(f"- {model}: {stats['tokens']} tokens, mean |Delta H| {stats['mean_abs_delta_entropy']:.3g}, "
-                     f"mean Delta H^2 {stats['mean_sq_delta_entropy']:.3g} (the MSE of a zero estimate)")
+        lines.append(
+            f"- {model}: {stats['tokens']} tokens, mean |Delta H| {stats['mean_abs_delta_entropy']:.3g}, "
+            f"mean Delta H^2 {stats['mean_sq_delta_entropy']:.3g} (the MSE of a zero estimate)"
+        )
     return "\n".join(lines) + "\n"
 
 
-def plot(tokens: Mapping[str, Mapping[str, np.ndarray]], table: Mapping[str, Any], path: Path,
-         max_points: int = 20000) -> None:
+def plot(
+    tokens: Mapping[str, Mapping[str, np.ndarray]], table: Mapping[str, Any], path: Path, max_points: int = 20000
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -583,10 +680,12 @@ def run(config, args) -> int:
         for model in models:
             gb = memory_estimate_gb(model)
             need = f"~{gb} GB for weights, gradients and AdamW in fp32, plus activations" if gb else "memory unknown"
-            print(f"[estimator] {model}: {spec.steps} GRPO steps x {spec.prompts_per_step} prompts x "
-                  f"{spec.samples_per_prompt} samples, {spec.prompts_per_step // spec.mini_batch_prompts} optimizer "
-                  f"steps per rollout step, lr {spec.lr:g}, {spec.dtype}; {need} -> "
-                  f"{out / 'models' / _slug(model) / 'tokens.npz'}")
+            print(
+                f"[estimator] {model}: {spec.steps} GRPO steps x {spec.prompts_per_step} prompts x "
+                f"{spec.samples_per_prompt} samples, {spec.prompts_per_step // spec.mini_batch_prompts} optimizer "
+                f"steps per rollout step, lr {spec.lr:g}, {spec.dtype}; {need} -> "
+                f"{out / 'models' / _slug(model) / 'tokens.npz'}"
+            )
         print(f"[table] {out / (config.table + '.md')}, .json and .png (MSE / PCC / SRCC, ours / paper)")
         return 0
     smoke = smoke_setup(args, out) if args.smoke else None
@@ -595,8 +694,12 @@ def run(config, args) -> int:
     for model in models:
         model_dir = out / "models" / _slug(model)
         done = model_dir / "done.json"
-        if done.is_file() and (model_dir / "tokens.npz").is_file() and not args.force \
-                and json.loads(done.read_text()).get("settings") == asdict(spec):
+        if (
+            done.is_file()
+            and (model_dir / "tokens.npz").is_file()
+            and not args.force
+            and json.loads(done.read_text()).get("settings") == asdict(spec)
+        ):
             print(f"[estimator] {model}: done ({done})")
         else:
             source = str(build_smoke_qwen2(smoke)) if smoke else model
@@ -608,15 +711,27 @@ def run(config, args) -> int:
             del policy
             with atomic_path(model_dir / "tokens.npz", suffix=".npz") as tmp:
                 np.savez(tmp, **arrays)
-            atomic_write_text(done, json.dumps({"model": model, "loaded_from": source, "settings": asdict(spec),
-                                                "tokens": int(arrays["delta_entropy"].size),
-                                                "seconds": round(time.time() - started, 1), "smoke": bool(args.smoke)},
-                                               indent=2) + "\n")
+            atomic_write_text(
+                done,
+                json.dumps(
+                    {
+                        "model": model,
+                        "loaded_from": source,
+                        "settings": asdict(spec),
+                        "tokens": int(arrays["delta_entropy"].size),
+                        "seconds": round(time.time() - started, 1),
+                        "smoke": bool(args.smoke),
+                    },
+                    indent=2,
+                )
+                + "\n",
+            )
     tokens: Dict[str, Dict[str, np.ndarray]] = {}
     for model in _models(config):  # every measured model, also those of earlier --rows runs with these settings
         model_dir = out / "models" / _slug(model)
-        if (model_dir / "done.json").is_file() \
-                and json.loads((model_dir / "done.json").read_text()).get("settings") == asdict(spec):
+        if (model_dir / "done.json").is_file() and json.loads((model_dir / "done.json").read_text()).get(
+            "settings"
+        ) == asdict(spec):
             with np.load(model_dir / "tokens.npz") as npz:
                 tokens[model] = {k: npz[k] for k in npz.files}
     table = build_table(config, tokens, spec)

@@ -8,6 +8,7 @@
 Configs speak in paper terms (``prompts_per_rollout``, ``eps_clip_high``, ...); this module maps
 them to flags. When an interface changes, only this file changes.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,10 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REWARD_FILE = REPO_ROOT / "reproduce" / "rewards" / "dapo_math_reward.py"
 # The training reward per DAPO rule (recipe key ``reward_rule``); see the reward files' docstrings.
-REWARD_FILES = {"minerva": REWARD_FILE, "strict_box": REPO_ROOT / "reproduce" / "rewards" / "dapo_math_reward_strict_box.py"}
+REWARD_FILES = {
+    "minerva": REWARD_FILE,
+    "strict_box": REPO_ROOT / "reproduce" / "rewards" / "dapo_math_reward_strict_box.py",
+}
 PREPARE_DATA = REPO_ROOT / "reproduce" / "prepare_data.py"
 TRAIN_MODULE = "openrlhf_steer.apps.train"
 EVAL_MODULE = "openrlhf_steer_eval.cli"
@@ -70,11 +74,16 @@ class Layout:
 
     def flags(self) -> List[str]:
         out = [
-            "--actor.num_nodes", str(self.nodes),
-            "--actor.num_gpus_per_node", str(self.gpus_per_node),
-            "--vllm.num_engines", str(self.vllm_engines),
-            "--vllm.tensor_parallel_size", str(self.vllm_tp),
-            "--vllm.gpu_memory_utilization", str(self.vllm_gpu_memory_utilization),
+            "--actor.num_nodes",
+            str(self.nodes),
+            "--actor.num_gpus_per_node",
+            str(self.gpus_per_node),
+            "--vllm.num_engines",
+            str(self.vllm_engines),
+            "--vllm.tensor_parallel_size",
+            str(self.vllm_tp),
+            "--vllm.gpu_memory_utilization",
+            str(self.vllm_gpu_memory_utilization),
         ]
         if self.colocate:
             out += ["--train.colocate_all", "--vllm.enable_sleep", "--ds.enable_sleep"]
@@ -125,8 +134,6 @@ def _dual_clip(v: Any, r: Mapping[str, Any]) -> List[str]:
     return [] if v in (None, "none", False) else ["--actor.dual_clip", _fmt(float(v))]
 
 
-
-
 # Recipe key -> flag builder. Keys consumed together (eps_clip_low/high, max_*_len) map once.
 RECIPE_FLAGS: Dict[str, Callable[[Any, Mapping[str, Any]], List[str]]] = {
     "model": _flag("--actor.model_name_or_path"),
@@ -166,8 +173,16 @@ RECIPE_FLAGS: Dict[str, Callable[[Any, Mapping[str, Any]], List[str]]] = {
 
 # Recipe keys that describe the run but are not OpenRLHF flags (data source, provenance, ...).
 # ``max_rollout_steps`` becomes episodes (``rollout_cap``) and a selection bound; it has no flag of its own.
-NON_FLAG_KEYS = {"train_data", "subset", "subset_size", "subset_clusters", "subset_seed", "seeds", "max_rollout_steps",
-                 "reward_rule"}
+NON_FLAG_KEYS = {
+    "train_data",
+    "subset",
+    "subset_size",
+    "subset_clusters",
+    "subset_seed",
+    "seeds",
+    "max_rollout_steps",
+    "reward_rule",
+}
 
 
 def rollout_cap(recipe: Mapping[str, Any], n_prompts: int) -> Dict[str, Any]:
@@ -233,25 +248,46 @@ def train_command(
     cmd += layout.flags()
     cmd += recipe_flags(recipe)
     cmd += [
-        "--data.prompt_dataset", str(prompt_data),
-        "--data.input_key", INPUT_KEY,
-        "--data.label_key", LABEL_KEY,
-        "--reward.remote_url", str(reward_file(recipe)),
-        "--ckpt.path", str(ckpt_dir),
-        "--ckpt.output_dir", str(ckpt_dir / "final"),
+        "--data.prompt_dataset",
+        str(prompt_data),
+        "--data.input_key",
+        INPUT_KEY,
+        "--data.label_key",
+        LABEL_KEY,
+        "--reward.remote_url",
+        str(reward_file(recipe)),
+        "--ckpt.path",
+        str(ckpt_dir),
+        "--ckpt.output_dir",
+        str(ckpt_dir / "final"),
         "--ckpt.save_hf",
         # resume an interrupted run from its latest DeepSpeed checkpoint (a no-op when there is none)
         "--ckpt.load_enable",
-        "--logger.tensorboard_dir", str(log_dir),
+        "--logger.tensorboard_dir",
+        str(log_dir),
     ]
     cmd += method_flags(method, options)
     return cmd
 
 
 def prepare_data_command(data: Mapping[str, Any], out_path: Path, python: str = sys.executable) -> List[str]:
-    cmd = [python, str(PREPARE_DATA), "--source", str(data.get("source", "BytedTsinghua-SIA/DAPO-Math-17k")), "--output", str(out_path)]
+    cmd = [
+        python,
+        str(PREPARE_DATA),
+        "--source",
+        str(data.get("source", "BytedTsinghua-SIA/DAPO-Math-17k")),
+        "--output",
+        str(out_path),
+    ]
     if data.get("subset"):
-        cmd += ["--subset", str(data["subset"]), "--size", str(data["subset_size"]), "--seed", str(data.get("subset_seed", 0))]
+        cmd += [
+            "--subset",
+            str(data["subset"]),
+            "--size",
+            str(data["subset_size"]),
+            "--seed",
+            str(data.get("subset_seed", 0)),
+        ]
         if data.get("subset_clusters"):
             cmd += ["--clusters", str(data["subset_clusters"])]
     return cmd
@@ -272,8 +308,15 @@ def eval_command(
     """``openrlhf-steer-eval`` for one checkpoint. ``sampling`` holds n, k, temperature, top_p, max_tokens, seed,
     prompt_template, chat_template (see ``openrlhf-steer-eval --help``)."""
     cmd = [python, "-m", EVAL_MODULE, "--model", str(model), "--backend", backend, "--benchmarks", ",".join(benchmarks)]
-    names = {"n": "--n", "k": "--k", "temperature": "--temperature", "top_p": "--top-p", "max_tokens": "--max-tokens",
-             "seed": "--seed", "prompt_template": "--prompt-template"}
+    names = {
+        "n": "--n",
+        "k": "--k",
+        "temperature": "--temperature",
+        "top_p": "--top-p",
+        "max_tokens": "--max-tokens",
+        "seed": "--seed",
+        "prompt_template": "--prompt-template",
+    }
     for key, flag in names.items():
         if sampling.get(key) is not None:
             value = sampling[key]
@@ -306,7 +349,9 @@ def eval_data_args(data_dir: Optional[Path], benchmarks: Sequence[str]) -> Dict[
         return {}
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"--eval-data-dir {data_dir} is not a folder (one sub-folder per benchmark, e.g. aime24/test.jsonl)")
+        raise FileNotFoundError(
+            f"--eval-data-dir {data_dir} is not a folder (one sub-folder per benchmark, e.g. aime24/test.jsonl)"
+        )
     out: Dict[str, Any] = {"data_dir": str(data_dir)}
     data = []
     if "ifeval" in benchmarks and (data_dir / "ifeval" / "input_data.jsonl").is_file():
@@ -336,8 +381,13 @@ def metric_key(metric: str, n: int) -> str:
     raise ValueError(f"unknown table metric {metric!r}; use avg@n or pass@n")
 
 
-def read_eval_scores(output_dir: Path, metrics: Sequence[str], n: int, benchmarks: Optional[Sequence[str]] = None,
-                     graders: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
+def read_eval_scores(
+    output_dir: Path,
+    metrics: Sequence[str],
+    n: int,
+    benchmarks: Optional[Sequence[str]] = None,
+    graders: Sequence[str] = (),
+) -> Dict[str, Dict[str, Any]]:
     """Per-benchmark scores in % from the eval CLI's ``results.json``.
 
     Its metric keys are ``<benchmark>/<grader>/avg@<n>`` and ``<benchmark>/<grader>/pass@k:k=<k>&n=<n>``
@@ -376,6 +426,7 @@ def eval_groups(benchmarks: Sequence[str], sampling: Mapping[str, Any]) -> List[
     for instance, reports avg@32 on AIME24/AIME25/AMC23 and avg@1 on the larger sets. Returns
     ``[(benchmarks, sampling), ...]`` in first-appearance order; ``k`` values above ``n`` are dropped.
     """
+
     def pick(value, bench):
         if isinstance(value, Mapping):
             if bench in value:

@@ -9,6 +9,7 @@ step = one rollout batch, as in verl). A rule picks one of them:
   strict improvement). STEER does this: ``trainer.best_metric_key=val-core/math_dapo/acc/mean@32``
   on AIME24 with ``test_freq=1`` and ``save_after=80`` (zz-haooo/STEER run/run_exp.sh).
 """
+
 from __future__ import annotations
 
 import re

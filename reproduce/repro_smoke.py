@@ -6,12 +6,14 @@ random Llama (byte-level BPE tokenizer trained on the smoke prompts, chat templa
 Rollouts use ``model.generate``; rewards come from the same reward file OpenRLHF would load
 (``--reward.remote_url``); advantages are GRPO's group normalisation; the loss is the project's core
 ``openrlhf_steer.core.loss.PolicyLoss`` with the row's method (advantage hooks through
-``openrlhf_steer.core.advantages.compute_advantages``, controllers at the boundary their ``update_every`` names). Checkpoints are written where OpenRLHF
+``openrlhf_steer.core.advantages.compute_advantages``, controllers at the boundary their ``update_every``
+names). Checkpoints are written where OpenRLHF
 writes them (``<ckpt.path>/global_step<N>_hf``), so selection, the eval CLI (HF backend, a few
 problems) and the table assembly downstream run unchanged.
 
 The numbers of a smoke run test the pipeline, not any method.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -68,7 +70,9 @@ class SmokeSetup:
             return out
         src = self.data_dir / "amc23" / "test.jsonl"
         if not src.is_file():
-            raise FileNotFoundError(f"--smoke needs the shared eval data: {src} is missing (set --data-dir or OPENRLHF_STEER_DATA)")
+            raise FileNotFoundError(
+                f"--smoke needs the shared eval data: {src} is missing (set --data-dir or OPENRLHF_STEER_DATA)"
+            )
         from openrlhf_steer.data import format_dapo_prompt
 
         rows = []
@@ -79,19 +83,21 @@ class SmokeSetup:
                 item = json.loads(line)
                 answer = str(item["answer"])
                 answer = answer[:-2] if answer.endswith(".0") else answer
-                rows.append({
-                    "data_source": "math_dapo",
-                    "prompt": [{"role": "user", "content": format_dapo_prompt(item["problem"])}],
-                    "reward_model": {"ground_truth": answer, "style": "rule-lighteval/MATH_v2"},
-                    "extra_info": {"index": f"amc23-{item.get('id', i)}"},
-                })
+                rows.append(
+                    {
+                        "data_source": "math_dapo",
+                        "prompt": [{"role": "user", "content": format_dapo_prompt(item["problem"])}],
+                        "reward_model": {"ground_truth": answer, "style": "rule-lighteval/MATH_v2"},
+                        "extra_info": {"index": f"amc23-{item.get('id', i)}"},
+                    }
+                )
         atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
         return out
 
     def model_dir(self) -> Path:
         out = self.model_path
         if not (out / "config.json").is_file():
-            rows = [json.loads(l) for l in open(self.source_file(), encoding="utf-8")]
+            rows = [json.loads(line) for line in open(self.source_file(), encoding="utf-8")]
             texts = [r["prompt"][0]["content"] for r in rows]
             pairs = [(r["prompt"], f"Answer: {r['reward_model']['ground_truth']}") for r in rows]
             build_tiny_model(out, texts + [a for _, a in pairs], seed=0, warmup_pairs=pairs)
@@ -107,8 +113,17 @@ class SmokeSetup:
 
     def recipe(self, recipe: Mapping[str, Any]) -> Dict[str, Any]:
         r = dict(recipe)
-        r.update(model=str(self.model_path), prompts_per_rollout=4, samples_per_prompt=4, micro_batch_per_gpu=4,
-                 rollout_micro_batch_per_gpu=4, max_response_len=16, max_prompt_len=512, epochs=1, save_steps=1)
+        r.update(
+            model=str(self.model_path),
+            prompts_per_rollout=4,
+            samples_per_prompt=4,
+            micro_batch_per_gpu=4,
+            rollout_micro_batch_per_gpu=4,
+            max_response_len=16,
+            max_prompt_len=512,
+            epochs=1,
+            save_steps=1,
+        )
         if "mini_batch_prompts" in r:
             r["mini_batch_prompts"] = 2
         return r
@@ -139,8 +154,14 @@ class SmokeSetup:
         return [b for b in benchmarks if b not in self.SKIPPED_BENCHMARKS]
 
 
-def build_tiny_model(out_dir: Path, texts: Sequence[str], seed: int = 0, vocab_size: int = 384,
-                     warmup_pairs: Sequence[Tuple[Any, str]] = (), warmup_steps: int = 100) -> Path:
+def build_tiny_model(
+    out_dir: Path,
+    texts: Sequence[str],
+    seed: int = 0,
+    vocab_size: int = 384,
+    warmup_pairs: Sequence[Tuple[Any, str]] = (),
+    warmup_steps: int = 100,
+) -> Path:
     """A tiny Llama (~33k parameters with the default vocabulary) and a byte-level BPE trained on ``texts``,
     saved as an HF folder.
 
@@ -156,16 +177,31 @@ def build_tiny_model(out_dir: Path, texts: Sequence[str], seed: int = 0, vocab_s
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(list(texts), trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<|im_end|>", bos_token="<|im_start|>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="<|im_end|>", bos_token="<|im_start|>"
+    )
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-                         pad_token_id=fast.pad_token_id, eos_token_id=fast.eos_token_id, bos_token_id=fast.bos_token_id,
-                         tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        pad_token_id=fast.pad_token_id,
+        eos_token_id=fast.eos_token_id,
+        bos_token_id=fast.bos_token_id,
+        tie_word_embeddings=True,
+    )
     model = LlamaForCausalLM(config)
     if warmup_pairs:
         _warm_up(model, fast, warmup_pairs, warmup_steps)
@@ -296,9 +332,17 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     reward_func = _load_reward(str(_one(flags, "reward.remote_url")))
     input_key, label_key = _one(flags, "data.input_key", "input"), _one(flags, "data.label_key", "label")
-    rows = [json.loads(l) for l in open(str(_one(flags, "data.prompt_dataset")), encoding="utf-8") if l.strip()]
+    rows = [
+        json.loads(line) for line in open(str(_one(flags, "data.prompt_dataset")), encoding="utf-8") if line.strip()
+    ]
     chat = "data.apply_chat_template" in flags
-    prompts = [(tok.apply_chat_template(r[input_key], tokenize=False, add_generation_prompt=True) if chat else r[input_key], str(r[label_key])) for r in rows]
+    prompts = [
+        (
+            tok.apply_chat_template(r[input_key], tokenize=False, add_generation_prompt=True) if chat else r[input_key],
+            str(r[label_key]),
+        )
+        for r in rows
+    ]
     n = int(_one(flags, "rollout.n_samples_per_prompt", 1))
     batch_prompts = int(_one(flags, "rollout.batch_size", 1))
     train_batch = int(_one(flags, "train.batch_size", batch_prompts * n))
@@ -326,8 +370,16 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
             enc = tok([p for p, _ in batch], return_tensors="pt", padding=True)
             model.eval()
             with torch.no_grad():
-                gen = model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
-                                     max_new_tokens=max_new, num_return_sequences=n, pad_token_id=tok.pad_token_id)
+                gen = model.generate(
+                    **enc,
+                    do_sample=True,
+                    temperature=temperature,
+                    top_p=top_p,
+                    top_k=0,
+                    max_new_tokens=max_new,
+                    num_return_sequences=n,
+                    pad_token_id=tok.pad_token_id,
+                )
             seq = gen
             width = enc["input_ids"].shape[1]
             completion = seq[:, width:]
@@ -337,13 +389,15 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
             texts = [tok.decode(row[keep.bool()], skip_special_tokens=False) for row, keep in zip(completion, mask)]
             labels = [lab for _, lab in batch for _ in range(n)]
             full_prompts = [p for p, _ in batch for _ in range(n)]
-            rewards = torch.stack([reward_func([p + t], [p], [l])["rewards"][0] for p, t, l in zip(full_prompts, texts, labels)])
+            rewards = torch.stack(
+                [reward_func([p + t], [p], [label])["rewards"][0] for p, t, label in zip(full_prompts, texts, labels)]
+            )
             attn = torch.cat([enc["attention_mask"].repeat_interleave(n, 0), mask.long()], dim=1)
 
             def token_logp(with_grad: bool):
                 ctx = torch.enable_grad() if with_grad else torch.no_grad()
                 with ctx:
-                    logits = model(input_ids=seq, attention_mask=attn).logits[:, width - 1:-1].float() / temperature
+                    logits = model(input_ids=seq, attention_mask=attn).logits[:, width - 1 : -1].float() / temperature
                     logprobs = F.log_softmax(logits, dim=-1)
                     lp = logprobs.gather(-1, completion.unsqueeze(-1)).squeeze(-1)
                     ent = -(logprobs.exp() * logprobs).sum(-1)
@@ -351,18 +405,31 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
 
             model.train()
             old_lp, old_ent = token_logp(False)
-            group = GroupInputs(rewards=rewards.float(), group_ids=torch.arange(batch_prompts).repeat_interleave(n),
-                                response_mask=mask, old_log_probs=old_lp, entropy=old_ent)
+            group = GroupInputs(
+                rewards=rewards.float(),
+                group_ids=torch.arange(batch_prompts).repeat_interleave(n),
+                response_mask=mask,
+                old_log_probs=old_lp,
+                entropy=old_ent,
+            )
             adv = compute_advantages(group, impl)
             order = torch.randperm(seq.shape[0], generator=gen_torch)
             chunk = max(1, min(train_batch, seq.shape[0]))
             losses, per_window = [], []
             for start in range(0, seq.shape[0], chunk):  # one optimizer step per mini-batch (N_update per rollout)
-                idx = order[start:start + chunk]
+                idx = order[start : start + chunk]
                 lp, ent = token_logp(True)
-                inputs = LossInputs(log_probs=lp[idx], old_log_probs=old_lp[idx], advantages=adv[idx], action_mask=mask[idx],
-                                    entropy=ent[idx], old_entropy=old_ent[idx], step=optimizer_steps,
-                                    total_steps=steps * max(1, -(-seq.shape[0] // chunk)), generator=gen_torch)
+                inputs = LossInputs(
+                    log_probs=lp[idx],
+                    old_log_probs=old_lp[idx],
+                    advantages=adv[idx],
+                    action_mask=mask[idx],
+                    entropy=ent[idx],
+                    old_entropy=old_ent[idx],
+                    step=optimizer_steps,
+                    total_steps=steps * max(1, -(-seq.shape[0] // chunk)),
+                    generator=gen_torch,
+                )
                 loss, metrics = loss_fn(inputs)
                 opt.zero_grad()
                 loss.backward()
@@ -374,8 +441,14 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
                 losses.append(float(loss.detach()))
             impl.on_boundary("rollout_step", rollout_means(per_window))
             entropy = float((old_ent * mask).sum() / mask.sum().clamp_min(1))
-            record = {"step": step, "reward_mean": float(rewards.mean()), "loss": sum(losses) / len(losses),
-                      "entropy": entropy, "updates": len(losses), "controller": impl.controller_values()}
+            record = {
+                "step": step,
+                "reward_mean": float(rewards.mean()),
+                "loss": sum(losses) / len(losses),
+                "entropy": entropy,
+                "updates": len(losses),
+                "controller": impl.controller_values(),
+            }
             history.append(record)
             log.write(json.dumps(record) + "\n")
             if step % save_steps == 0 or step == steps:

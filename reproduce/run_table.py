@@ -17,6 +17,7 @@ nothing. ``--smoke`` runs the same pipeline on CPU: a tiny model, a few training
 project's CPU trainer instead of Ray/vLLM/DeepSpeed, the real eval CLI with the HF backend on a few
 problems, and the real table assembly.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,15 @@ class Executor:
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(f"\n$ {pipeline.shell_join(cmd)}\n")
             log.flush()
-            proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(HERE.parent),
-                                    text=True, errors="replace", bufsize=1)
+            proc = subprocess.Popen(
+                list(cmd),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=str(HERE.parent),
+                text=True,
+                errors="replace",
+                bufsize=1,
+            )
             try:
                 for line in proc.stdout:  # type: ignore[union-attr]
                     log.write(line)
@@ -126,7 +134,10 @@ class TableRunner:
         self.ex = executor
         self.out = Path(args.output_dir or Path("runs") / "reproduce" / config.table).resolve()
         self.layout = pipeline.Layout(
-            nodes=args.nodes, gpus_per_node=args.gpus, vllm_tp=args.vllm_tp, colocate=not args.no_colocate,
+            nodes=args.nodes,
+            gpus_per_node=args.gpus,
+            vllm_tp=args.vllm_tp,
+            colocate=not args.no_colocate,
             vllm_gpu_memory_utilization=args.vllm_mem,
         )
         self.layout.validate()
@@ -147,7 +158,9 @@ class TableRunner:
         n_prompts = recipe.get("subset_size") or self.config.values("data").get("expected_prompts")
         if recipe.get("max_rollout_steps") is not None:
             if not n_prompts:
-                raise ConfigError(f"{self.config.path}: max_rollout_steps needs data.expected_prompts (the prompt count)")
+                raise ConfigError(
+                    f"{self.config.path}: max_rollout_steps needs data.expected_prompts (the prompt count)"
+                )
             recipe = pipeline.rollout_cap(recipe, int(n_prompts))
         if self.smoke:
             recipe = self.smoke.recipe(recipe)
@@ -180,7 +193,11 @@ class TableRunner:
             data["source"] = self.args.train_data
         if self.smoke:
             data = self.smoke.data_request(data)
-        key = "dapo17k" if not data.get("subset") else f"{data['subset']}{data['subset_size']}_seed{data.get('subset_seed', 0)}"
+        key = (
+            "dapo17k"
+            if not data.get("subset")
+            else f"{data['subset']}{data['subset_size']}_seed{data.get('subset_seed', 0)}"
+        )
         out = self.out / "data" / f"{key}.jsonl"
         cmd = pipeline.prepare_data_command(data, out)
         if self.smoke:
@@ -191,7 +208,9 @@ class TableRunner:
 
     def train(self, row: Row, row_dir: Path, recipe: Mapping[str, Any], data_path: Path) -> Path:
         ckpt_dir = row_dir / "ckpt"
-        cmd = pipeline.train_command(recipe, row.method, row.option_values(), self.layout, data_path, ckpt_dir, row_dir / "tensorboard")
+        cmd = pipeline.train_command(
+            recipe, row.method, row.option_values(), self.layout, data_path, ckpt_dir, row_dir / "tensorboard"
+        )
         done = row_dir / "train.done.json"
         if done.is_file() and not self.ex.dry:
             self.ex.echo(f"[train] {row.name}: already trained ({done})")
@@ -199,22 +218,35 @@ class TableRunner:
         started = time.time()
         self.ex.train(cmd, row_dir)
         if not self.ex.dry:
-            atomic_write_json(done, {"command": cmd, "seconds": round(time.time() - started, 1), "smoke": bool(self.smoke)})
+            atomic_write_json(
+                done, {"command": cmd, "seconds": round(time.time() - started, 1), "smoke": bool(self.smoke)}
+            )
         return ckpt_dir
 
-    def run_eval(self, stage: str, model: Path, benches: Sequence[str], sampling: Mapping[str, Any], out: Path,
-                 log: Path, metrics: Sequence[str] = ("avg@n",)) -> Dict[str, Dict[str, Any]]:
+    def run_eval(
+        self,
+        stage: str,
+        model: Path,
+        benches: Sequence[str],
+        sampling: Mapping[str, Any],
+        out: Path,
+        log: Path,
+        metrics: Sequence[str] = ("avg@n",),
+    ) -> Dict[str, Dict[str, Any]]:
         """Evaluate ``model`` on ``benches`` (one eval-CLI call per sampling group); scores in %, resumable."""
         groups = pipeline.eval_groups(benches, sampling)
         scores: Dict[str, Dict[str, Any]] = {}
         for i, (group, group_sampling) in enumerate(groups):
             gdir = pipeline.group_dir(out, i, group_sampling, len(groups))
             if self.ex.dry or not pipeline.eval_done(gdir):
-                cmd = pipeline.eval_command(model, group, group_sampling, gdir, self.eval_backend(), self.eval_extra(group))
+                cmd = pipeline.eval_command(
+                    model, group, group_sampling, gdir, self.eval_backend(), self.eval_extra(group)
+                )
                 self.ex.run(stage, cmd, log)
             if not self.ex.dry:
-                got = pipeline.read_eval_scores(gdir, metrics, int(group_sampling["n"]), group,
-                                                group_sampling.get("graders") or ())
+                got = pipeline.read_eval_scores(
+                    gdir, metrics, int(group_sampling["n"]), group, group_sampling.get("graders") or ()
+                )
                 missing = [b for b in group if b not in got or any(m not in got[b] for m in metrics)]
                 if missing:
                     raise RuntimeError(f"{gdir}/{pipeline.EVAL_RESULTS_FILE} has no {list(metrics)} for {missing}")
@@ -241,10 +273,18 @@ class TableRunner:
         benches = self.smoke.benchmarks(sel["benchmarks"]) if self.smoke else list(sel["benchmarks"])
         if self.ex.dry:
             upto = "" if sel.get("max_step") is None else f" and <= {sel['max_step']}"
-            self.ex.echo(f"[select] {row.name}: for every <STEP> >= {sel.get('min_step', 0)}{upto} with a saved checkpoint "
-                         f"(every {sel.get('every', 1)}), then keep the best mean avg@n on {benches}:")
-            self.run_eval("select", ckpt_dir / "global_step<STEP>_hf", benches, sampling, row_dir / "select" / "step<STEP>",
-                          row_dir / "select.log")
+            self.ex.echo(
+                f"[select] {row.name}: for every <STEP> >= {sel.get('min_step', 0)}{upto} with a saved checkpoint "
+                f"(every {sel.get('every', 1)}), then keep the best mean avg@n on {benches}:"
+            )
+            self.run_eval(
+                "select",
+                ckpt_dir / "global_step<STEP>_hf",
+                benches,
+                sampling,
+                row_dir / "select" / "step<STEP>",
+                row_dir / "select.log",
+            )
             return ckpt_dir / "global_step<BEST>_hf"
         found = candidates(ckpt_dir, int(sel.get("min_step", 0)), int(sel.get("every", 1)))
         if sel.get("max_step") is not None:  # the paper's rollout-step cap (App. E.2 of STEER: at most 150)
@@ -253,16 +293,28 @@ class TableRunner:
             raise FileNotFoundError(f"{row.name}: no checkpoint under {ckpt_dir} with step >= {sel.get('min_step', 0)}")
         scores: Dict[int, float] = {}
         for step, path in _progress(found, f"select {row.name}"):
-            per_bench = self.run_eval("select", path, benches, sampling, row_dir / "select" / f"step{step}", row_dir / "select.log")
+            per_bench = self.run_eval(
+                "select", path, benches, sampling, row_dir / "select" / f"step{step}", row_dir / "select.log"
+            )
             scores[step] = sum(per_bench[b]["avg@n"] for b in benches) / len(benches)
         best = pick_best(scores)
         chosen = dict(found)[best]
-        atomic_write_json(sel_path, {"policy": "best", "benchmarks": benches, "scores": scores, "step": best, "checkpoint": str(chosen)})
+        atomic_write_json(
+            sel_path,
+            {"policy": "best", "benchmarks": benches, "scores": scores, "step": best, "checkpoint": str(chosen)},
+        )
         return chosen
 
     def evaluate(self, row: Row, row_dir: Path, checkpoint: Path) -> Dict[str, Dict[str, Any]]:
-        return self.run_eval("eval", checkpoint, self.benchmarks(), self.eval_sampling(), row_dir / "eval", row_dir / "eval.log",
-                             self.config.metrics)
+        return self.run_eval(
+            "eval",
+            checkpoint,
+            self.benchmarks(),
+            self.eval_sampling(),
+            row_dir / "eval",
+            row_dir / "eval.log",
+            self.config.metrics,
+        )
 
     # -- driver -------------------------------------------------------------------------------
     def run_once(self, row: Row, row_dir: Path) -> Dict[str, Any]:
@@ -273,16 +325,24 @@ class TableRunner:
         data_path = self.prepare_data(recipe)
         ckpt_dir = self.train(row, row_dir, recipe, data_path)
         checkpoint = self.select(row, row_dir, ckpt_dir)
-        return {"checkpoint": str(checkpoint), "scores": self.evaluate(row, row_dir, checkpoint), "recipe": recipe,
-                "training_entropy": self.training_entropy(row, row_dir)}
+        return {
+            "checkpoint": str(checkpoint),
+            "scores": self.evaluate(row, row_dir, checkpoint),
+            "recipe": recipe,
+            "training_entropy": self.training_entropy(row, row_dir),
+        }
 
     def training_entropy(self, row: Row, row_dir: Path) -> Optional[float]:
         """The final EMA-smoothed training entropy (tables with an Entropy column); None when not logged."""
         if not any(c.training_entropy for c in self.config.columns) or self.ex.dry:
             return None
         spec = self.config.values("training_entropy")
-        return final_training_entropy(row_dir / "train.log", str(spec.get("metric", "entropy/old_mean")),
-                                      float(spec.get("ema", 0.0)), self.config.recipe_for(row).get("max_rollout_steps"))
+        return final_training_entropy(
+            row_dir / "train.log",
+            str(spec.get("metric", "entropy/old_mean")),
+            float(spec.get("ema", 0.0)),
+            self.config.recipe_for(row).get("max_rollout_steps"),
+        )
 
     def run_row(self, row: Row) -> None:
         row_dir = self.out / "rows" / row.name
@@ -295,19 +355,32 @@ class TableRunner:
         run = self.run_once(row, row_dir)
         if self.ex.dry:
             return
-        atomic_write_json(result_path, {
-            "row": row.name, "label": row.label, "method": row.method, "options": row.option_values(),
-            "checkpoint": run["checkpoint"], "scores": run["scores"], "training_entropy": run.get("training_entropy"),
-            "paper": row.paper, "smoke": bool(self.smoke), "recipe": run.get("recipe"),
-        })
+        atomic_write_json(
+            result_path,
+            {
+                "row": row.name,
+                "label": row.label,
+                "method": row.method,
+                "options": row.option_values(),
+                "checkpoint": run["checkpoint"],
+                "scores": run["scores"],
+                "training_entropy": run.get("training_entropy"),
+                "paper": row.paper,
+                "smoke": bool(self.smoke),
+                "recipe": run.get("recipe"),
+            },
+        )
 
     def run(self, rows: Sequence[Row]) -> Optional[Dict[str, Path]]:
         if self.args.force and not self.ex.dry:
             for row in rows:  # --force redoes selection, scoring and the result; checkpoints and generations stay
                 row_dir = self.out / "rows" / row.name
                 (row_dir / "result.json").unlink(missing_ok=True)
-                for stale in list(row_dir.glob("**/selection.json")) + list(row_dir.glob("**/eval/**/results.json")) \
-                        + list(row_dir.glob("**/select/**/results.json")):
+                for stale in (
+                    list(row_dir.glob("**/selection.json"))
+                    + list(row_dir.glob("**/eval/**/results.json"))
+                    + list(row_dir.glob("**/select/**/results.json"))
+                ):
                     stale.unlink()
         for row in _progress(rows, self.config.table, enabled=not self.ex.dry):
             self.run_row(row)
@@ -336,19 +409,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="CPU pipeline check: tiny model, few steps, few problems")
     p.add_argument("--smoke-steps", type=int, default=2, help="training steps per row with --smoke (default 2)")
     p.add_argument("--gpus", type=int, default=8, help="GPUs per node (default 8, as in both papers)")
-    p.add_argument("--nodes", type=int, default=1, help="nodes (default 1); start a Ray cluster and set RAY_ADDRESS for >1")
+    p.add_argument(
+        "--nodes", type=int, default=1, help="nodes (default 1); start a Ray cluster and set RAY_ADDRESS for >1"
+    )
     p.add_argument("--vllm-tp", type=int, default=1, help="tensor-parallel size of each vLLM engine (default 1)")
-    p.add_argument("--vllm-mem", type=float, default=0.6, help="vLLM gpu_memory_utilization (default 0.6, STEER's value)")
+    p.add_argument(
+        "--vllm-mem", type=float, default=0.6, help="vLLM gpu_memory_utilization (default 0.6, STEER's value)"
+    )
     p.add_argument("--no-colocate", action="store_true", help="do not share GPUs between training and vLLM")
-    p.add_argument("--eval-backend", default="vllm", choices=["vllm", "hf", "openai"], help="eval CLI backend (default vllm)")
-    p.add_argument("--train-data", default=None, help="DAPO-Math-17k source: hub id or local .parquet/.jsonl (default: the config's)")
-    p.add_argument("--eval-data-dir", default=None,
-                   help="local test sets for the eval CLI (one sub-folder per benchmark; default $OPENRLHF_STEER_DATA, "
-                        "set in the Docker image; unset: the eval CLI loads the hub datasets)")
-    p.add_argument("--data-dir", default=None, help="eval data folder for --smoke (default $OPENRLHF_STEER_DATA or ../shared/data)")
+    p.add_argument(
+        "--eval-backend", default="vllm", choices=["vllm", "hf", "openai"], help="eval CLI backend (default vllm)"
+    )
+    p.add_argument(
+        "--train-data",
+        default=None,
+        help="DAPO-Math-17k source: hub id or local .parquet/.jsonl (default: the config's)",
+    )
+    p.add_argument(
+        "--eval-data-dir",
+        default=None,
+        help="local test sets for the eval CLI (one sub-folder per benchmark; default $OPENRLHF_STEER_DATA, "
+        "set in the Docker image; unset: the eval CLI loads the hub datasets)",
+    )
+    p.add_argument(
+        "--data-dir", default=None, help="eval data folder for --smoke (default $OPENRLHF_STEER_DATA or ../shared/data)"
+    )
     p.add_argument("--output-dir", default=None, help="default runs/reproduce/<table>")
-    p.add_argument("--force", action="store_true", help="redo selection, eval and result of the chosen rows (training is kept)")
-    p.add_argument("--quiet", action="store_true", help="do not echo the commands' output (it is always in the row's *.log files)")
+    p.add_argument(
+        "--force", action="store_true", help="redo selection, eval and result of the chosen rows (training is kept)"
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="do not echo the commands' output (it is always in the row's *.log files)"
+    )
     return p
 
 

@@ -1,4 +1,5 @@
 """Shared pytest set-up. Loaded by rootdir (importlib mode); this folder is never the `tests` package."""
+
 import importlib.util
 import os
 import sys

@@ -1,4 +1,5 @@
 """The shared atomic writer: complete files only, no leftovers, open()-like permissions."""
+
 import os
 
 import pytest

@@ -1,4 +1,5 @@
 """Group advantages: GRPO, W-REINFORCE, OPO, unlikeliness reward, Edge-GRPO, GTPO / GRPO-S."""
+
 import math
 
 import pytest
@@ -11,8 +12,12 @@ from openrlhf_steer.methods.gtpo import gtpo_token_rewards
 
 
 def group(rewards, ids, mask, **kw):
-    return GroupInputs(rewards=torch.tensor(rewards, dtype=torch.float32), group_ids=torch.tensor(ids),
-                       response_mask=torch.tensor(mask, dtype=torch.bool), **kw)
+    return GroupInputs(
+        rewards=torch.tensor(rewards, dtype=torch.float32),
+        group_ids=torch.tensor(ids),
+        response_mask=torch.tensor(mask, dtype=torch.bool),
+        **kw,
+    )
 
 
 MASK4 = [[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]]
@@ -36,8 +41,12 @@ def test_w_reinforce_modes():
     g = group([1.0, 0.0, 0.5], [0, 0, 0], [[1, 1], [1, 1], [1, 0]])
     adv = compute_advantages(g, build_method("w_reinforce"))
     assert torch.allclose(adv, torch.tensor([[0.1, 0.1], [-1.0, -1.0], [0.5, 0.0]]))
-    assert torch.allclose(compute_advantages(g, build_method("w_reinforce", mode="psr"))[:, 0], torch.tensor([1.0, 0.0, 0.5]))
-    assert torch.allclose(compute_advantages(g, build_method("w_reinforce", mode="nsr"))[:, 0], torch.tensor([0.0, -1.0, 0.5]))
+    assert torch.allclose(
+        compute_advantages(g, build_method("w_reinforce", mode="psr"))[:, 0], torch.tensor([1.0, 0.0, 0.5])
+    )
+    assert torch.allclose(
+        compute_advantages(g, build_method("w_reinforce", mode="nsr"))[:, 0], torch.tensor([0.0, -1.0, 0.5])
+    )
 
 
 def test_opo_length_weighted_baseline():
@@ -54,7 +63,7 @@ def test_unlikeliness_reward_ranks_then_grpo():
     # mean log-probs [-1, -3, -2, -0.5] -> ranks (0 = least likely) [2, 0, 1, 3]; G = 4, beta 0.25
     # r' = r (1 - 0.25 rank / 4) with r = [1, 1, 0, 1] -> [0.875, 1.0, 0.0, 0.8125]
     old = torch.tensor([[-1.0, -1.0], [-3.0, -3.0], [-2.0, -2.0], [-0.5, -9.0]])
-    mask = [[1, 1], [1, 1], [1, 1], [1, 0]]   # masked -9 must not enter the mean
+    mask = [[1, 1], [1, 1], [1, 1], [1, 0]]  # masked -9 must not enter the mean
     g = group([1.0, 1.0, 0.0, 1.0], [0, 0, 0, 0], mask, old_log_probs=old)
     method = build_method("unlikeliness_reward")
     shaped = method.shape_rewards(g)
@@ -93,8 +102,15 @@ def test_gtpo_token_rewards_by_hand():
     expected = t([[1 + 0.1 * 0.25 * 2, 1 + 0.1 * 1 * 1], [1 + 0.1 * 0.75 * 2, 0.0], [-1.1, -1.1]])
     assert torch.allclose(shaped, expected)
     # Two wrong responses alive at t: 1/H shares; H = [1, 4] -> shares [0.8, 0.2], h = 2 -> -1 - 0.1*[1.6, 0.4]
-    shaped_neg = gtpo_token_rewards(t([0.0, 0.0]), t([[1.0], [4.0]]), torch.ones(2, 1, dtype=torch.bool),
-                                    alpha1=1.0, alpha2=0.1, reward_threshold=0.5, eps=1e-12)
+    shaped_neg = gtpo_token_rewards(
+        t([0.0, 0.0]),
+        t([[1.0], [4.0]]),
+        torch.ones(2, 1, dtype=torch.bool),
+        alpha1=1.0,
+        alpha2=0.1,
+        reward_threshold=0.5,
+        eps=1e-12,
+    )
     assert torch.allclose(shaped_neg, t([[-1.16], [-1.04]]))
 
 
@@ -103,11 +119,16 @@ def test_gtpo_advantages_group_normalisation():
     entropy = torch.tensor([[1.0, 3.0], [3.0, 0.0], [2.0, 4.0]])
     g = group(rewards, [0, 0, 0], [[1, 1], [1, 0], [1, 1]], entropy=entropy)
     adv = compute_advantages(g, build_method("gtpo", eps=1e-12))
-    vals = [1.05, 1.1, 1.15, -1.1, -1.1]            # shaped rewards of the 5 valid tokens
+    vals = [1.05, 1.1, 1.15, -1.1, -1.1]  # shaped rewards of the 5 valid tokens
     mean = sum(vals) / 5
     std = math.sqrt(sum((v - mean) ** 2 for v in vals) / 5)
-    expected = torch.tensor([[(1.05 - mean) / std, (1.1 - mean) / std], [(1.15 - mean) / std, 0.0],
-                             [(-1.1 - mean) / std, (-1.1 - mean) / std]])
+    expected = torch.tensor(
+        [
+            [(1.05 - mean) / std, (1.1 - mean) / std],
+            [(1.15 - mean) / std, 0.0],
+            [(-1.1 - mean) / std, (-1.1 - mean) / std],
+        ]
+    )
     assert torch.allclose(adv, expected, atol=1e-5)
     # split: O+ tokens [1.05, 1.1, 1.15] standardised alone; O- tokens all equal -> 0
     split = compute_advantages(g, build_method("gtpo", normalization="split", eps=1e-12))

@@ -1,4 +1,5 @@
 """The entropy-pass benchmark script runs end to end at a tiny size (not a timing test)."""
+
 import json
 import subprocess
 import sys
@@ -11,8 +12,20 @@ SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "entropy_pass.p
 
 @pytest.mark.slow
 def test_entropy_pass_script_writes_results_and_resumes(tmp_path):
-    args = [sys.executable, str(SCRIPT), "--vocab", "300", "--tokens", "40", "--chunk-rows", "8", "--repeats", "1",
-            "--output-dir", str(tmp_path)]
+    args = [
+        sys.executable,
+        str(SCRIPT),
+        "--vocab",
+        "300",
+        "--tokens",
+        "40",
+        "--chunk-rows",
+        "8",
+        "--repeats",
+        "1",
+        "--output-dir",
+        str(tmp_path),
+    ]
     subprocess.run(args, check=True, capture_output=True, text=True, timeout=300)
     summary = json.loads((tmp_path / "entropy_pass.json").read_text())
     assert set(summary["results"]) == {"naive", "chunked_fused", "chunked_logprob", "interleaved_timing"}

@@ -6,6 +6,7 @@ once per rollout step, from that rollout's token-weighted statistics; ``update_e
 keeps the per-optimizer-step variant (N times as many updates with N optimizer steps per rollout).
 Checked on the methods, the CPU demo's loop and OpenRLHF's own ``ppo_train``, with resumed runs.
 """
+
 import pytest
 import torch
 
@@ -55,8 +56,13 @@ def test_entropy_guided_rule_at_the_target_falls():
 
 def test_composed_members_update_at_their_own_boundary():
     pos = build_method("pos_adv_reweight", **POS_ADV)
-    ada = build_method("adaptive_entropy", update_every="optimizer_step", entropy_metric="entropy/old_mean",
-                       target_entropy=0.3, coef_delta=1e-4)
+    ada = build_method(
+        "adaptive_entropy",
+        update_every="optimizer_step",
+        entropy_metric="entropy/old_mean",
+        target_entropy=0.3,
+        coef_delta=1e-4,
+    )
     both = compose_methods([pos, ada])
     stats = {"entropy/old_mean": 0.25}  # above 0.2 (lambda rises), below 0.3 (coef rises)
     for _ in range(3):
@@ -86,8 +92,16 @@ def _demo_run(start_dir, run_dir, options):
     task = get_task("add1")
     pool, _ = task.split(0, 16)
     # 16 samples, 4 optimizer steps of 4 samples each per rollout step
-    rl = RLConfig(steps=3, prompts_per_step=4, samples_per_prompt=4, mini_batches=4, micro_batch_size=2,
-                  max_new_tokens=3, save_every=1, probe_prompts=4)
+    rl = RLConfig(
+        steps=3,
+        prompts_per_step=4,
+        samples_per_prompt=4,
+        mini_batches=4,
+        micro_batch_size=2,
+        max_new_tokens=3,
+        save_every=1,
+        probe_prompts=4,
+    )
     spec = MethodSpec("pos", "pos_adv_reweight", dict(options), {"eps_low": 0.2, "eps_high": 0.2}, "")
     return MethodRun(spec, start_dir, run_dir, task, pool, rl)
 
@@ -135,8 +149,9 @@ def test_demo_resumed_run_continues_exactly(start_dir, tmp_path):
     rows_split = resumed.train(progress=False)
     assert resumed.method.state_dict() == whole.method.state_dict()
     drop = ("seconds",)
-    assert [{k: v for k, v in r.items() if k not in drop} for r in rows_split] == \
-        [{k: v for k, v in r.items() if k not in drop} for r in rows_whole]
+    assert [{k: v for k, v in r.items() if k not in drop} for r in rows_split] == [
+        {k: v for k, v in r.items() if k not in drop} for r in rows_whole
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -163,7 +178,12 @@ def tiny_qwen(tmp_path_factory):
 
 def _openrlhf_trainer(model_path, monkeypatch, config):
     from steertest_openrlhf import (
-        load_actor, make_args, make_batch, make_experience, make_trainer, reference_logprobs_entropy,
+        load_actor,
+        make_args,
+        make_batch,
+        make_experience,
+        make_trainer,
+        reference_logprobs_entropy,
     )
 
     from openrlhf_steer.integration import entropy_patch

@@ -3,6 +3,7 @@
 Rand-Pos-Clip's budget (Pos-Adv App. E.2), Edge-GRPO's per-response mean entropy, the STEER paper's
 quadrant design (App. D.2) and STEER's signed binary rule (Sec. 5.2, Table 2).
 """
+
 import math
 
 import pytest
@@ -20,8 +21,12 @@ from openrlhf_steer.methods.steer import steer_weights
 # Rand-Pos-Clip: as many zeroed A > 0 tokens as Clip-Cov zeroes, max(int(2e-4 * N_valid), 1)
 # --------------------------------------------------------------------------------------------------
 def _rand_pos_zeroed(method, advantages, mask=None, seed=0):
-    inputs = make_inputs(torch.full(advantages.shape, -1.0).tolist(), advantages.tolist(),
-                         mask=None if mask is None else mask.tolist(), generator=torch.Generator().manual_seed(seed))
+    inputs = make_inputs(
+        torch.full(advantages.shape, -1.0).tolist(),
+        advantages.tolist(),
+        mask=None if mask is None else mask.tolist(),
+        generator=torch.Generator().manual_seed(seed),
+    )
     keep = method.clip_mask(inputs, {})
     return (keep == 0), inputs
 
@@ -31,8 +36,8 @@ def test_rand_pos_clip_zeroes_clip_cov_budget_of_10000_valid_tokens():
     adv = torch.tensor([1.0, -1.0] * 5000).view(10, 1000)
     zeroed, _ = _rand_pos_zeroed(build_method("rand_pos_clip"), adv)
     assert int(zeroed.sum()) == 2
-    assert bool((adv[zeroed] > 0).all())                       # only positive-advantage tokens
-    assert clip_cov_budget(10_000, 2e-4) == 2                  # the very count Clip-Cov uses
+    assert bool((adv[zeroed] > 0).all())  # only positive-advantage tokens
+    assert clip_cov_budget(10_000, 2e-4) == 2  # the very count Clip-Cov uses
     # The fraction option keeps the old behaviour: 10% of the 5,000 positive tokens.
     zeroed, _ = _rand_pos_zeroed(build_method("rand_pos_clip", budget="fraction", clip_fraction=0.1), adv)
     assert int(zeroed.sum()) == 500
@@ -72,8 +77,12 @@ def _edge_group():
     for i, n in enumerate(lengths):
         mask[i, :n] = True
     entropy = 0.7 * mask.float()
-    return GroupInputs(rewards=torch.tensor([1.0, 1.0, 0.0, 0.0]), group_ids=torch.zeros(4, dtype=torch.long),
-                       response_mask=mask, entropy=entropy), mask
+    return GroupInputs(
+        rewards=torch.tensor([1.0, 1.0, 0.0, 0.0]),
+        group_ids=torch.zeros(4, dtype=torch.long),
+        response_mask=mask,
+        entropy=entropy,
+    ), mask
 
 
 def test_edge_grpo_default_does_not_depend_on_length():
@@ -92,8 +101,8 @@ def test_edge_grpo_all_positions_option_reproduces_the_length_bias():
     a = 0.5 / (math.sqrt(1 / 3) + 1e-4)
     # P = sum/T = [0.07, 0.7, 0.35, 0.35], mean 0.3675: A' = a * 0.3675 / P
     adv = compute_advantages(group, build_method("edge_grpo", entropy_mean="all"))
-    assert adv[0, 0].item() == pytest.approx(a * 5.25, rel=1e-6)      # 4.55
-    assert adv[1, 0].item() == pytest.approx(a * 0.525, rel=1e-6)     # 0.45
+    assert adv[0, 0].item() == pytest.approx(a * 5.25, rel=1e-6)  # 4.55
+    assert adv[1, 0].item() == pytest.approx(a * 0.525, rel=1e-6)  # 0.45
     assert adv[2, 0].item() == pytest.approx(-a * 1.05, rel=1e-6)
     assert round(adv[0, 0].item(), 2) == 4.55 and round(adv[1, 0].item(), 2) == 0.45
 
@@ -114,9 +123,15 @@ def _quadrant_weights(seed=0, **options):
     return method.token_weights(inputs)[0], method
 
 
-@pytest.mark.parametrize("sign,band,quadrant,value", [
-    ("pos", "high", "I", 0.0), ("pos", "low", "II", 2.0), ("neg", "low", "III", 0.0), ("neg", "high", "IV", 2.0),
-])
+@pytest.mark.parametrize(
+    "sign,band,quadrant,value",
+    [
+        ("pos", "high", "I", 0.0),
+        ("pos", "low", "II", 2.0),
+        ("neg", "low", "III", 0.0),
+        ("neg", "high", "IV", 2.0),
+    ],
+)
 def test_quadrant_default_is_the_paper_design(sign, band, quadrant, value):
     # p > 0.8 / p < 0.2; 10% of the quadrant's 10 tokens = 1 token; masked in I and III, doubled in II and IV.
     w, method = _quadrant_weights(sign=sign, band=band)
@@ -131,12 +146,19 @@ def test_quadrant_default_is_the_paper_design(sign, band, quadrant, value):
 def test_quadrant_defaults_match_the_paper_numbers():
     c = build_method("quadrant").config
     assert (c.sign, c.band, c.action, c.high_threshold, c.low_threshold, c.fraction, c.upweight_factor) == (
-        "pos", "high", "paper", 0.8, 0.2, 0.1, 2.0)
+        "pos",
+        "high",
+        "paper",
+        0.8,
+        0.2,
+        0.1,
+        2.0,
+    )
     assert c.prob_threshold is None and c.effective_action == "mask"
 
 
 def test_quadrant_mask_everywhere_option_and_single_split_option():
-    w, _ = _quadrant_weights(sign="pos", band="low", action="mask", fraction=1.0)   # all 10 of Quadrant II masked
+    w, _ = _quadrant_weights(sign="pos", band="low", action="mask", fraction=1.0)  # all 10 of Quadrant II masked
     expected = torch.ones(len(QUAD_P), dtype=torch.float64)
     expected[QUAD_SLICES["II"]] = 0.0
     assert torch.equal(w, expected)
@@ -174,8 +196,10 @@ def test_steer_binary_signed_rule_by_hand():
 def test_steer_binary_signed_rule_over_the_optimizer_step_window():
     # Two micro-batches [-3, -1, 0.5] and [1, 2]: the window threshold is the same 1.2.
     method = build_method("steer", mapping="binary", lambda_min=0.7, binary_rank="signed", stat_scope="mini_batch")
-    parts = [make_inputs([STEER_LP[0][:3]], [[1.0] * 3], old_entropy=[STEER_H[0][:3]]),
-             make_inputs([STEER_LP[0][3:]], [[1.0] * 2], old_entropy=[STEER_H[0][3:]])]
+    parts = [
+        make_inputs([STEER_LP[0][:3]], [[1.0] * 3], old_entropy=[STEER_H[0][:3]]),
+        make_inputs([STEER_LP[0][3:]], [[1.0] * 2], old_entropy=[STEER_H[0][3:]]),
+    ]
     stats = method.window_stats(parts)
     assert stats["steer/threshold"] == pytest.approx(1.2)
     assert list(method.window_values(parts)) == ["steer/omega"]
@@ -200,7 +224,7 @@ def test_steer_asymmetric_exp_by_hand():
     w = _asym(lambda_min=0.7)  # lambda_max 1.0: entropy-raising tokens keep 1
     assert torch.allclose(w, t([min(1.0, v) for v in expected_raw]))
     assert torch.allclose(w, t([1.0, 1.0, 0.7 ** (1 / 6), 0.7 ** (1 / 3), 0.7 ** (2 / 3)]))
-    w = _asym(lambda_min=0.7, lambda_max=1.2)   # upper clamp at lambda_max
+    w = _asym(lambda_min=0.7, lambda_max=1.2)  # upper clamp at lambda_max
     assert torch.allclose(w, t([1.2, 0.7 ** (-1 / 3), 0.7 ** (1 / 6), 0.7 ** (1 / 3), 0.7 ** (2 / 3)]))
     # the symmetric default on the same tokens: exp(-k |Omega|), k = -ln(0.7) / 3 -> 0.7 ** (|Omega| / 3)
     sym = build_method("steer", lambda_min=0.7).token_weights(make_inputs(STEER_LP, [[1.0] * 5], old_entropy=STEER_H))
@@ -213,8 +237,9 @@ def test_steer_asymmetric_linear_by_hand():
     assert torch.allclose(w, t([1.2, 1.04, 0.92, 0.88, 0.8]))
     # symmetric linear: descending in |Omega| = [3, 1, 0.5, 1, 2]: w = 1.2 - (|Omega| - 0.5) * 0.4 / 2.5
     sym = build_method("steer", mapping="linear", lambda_min=0.8, lambda_max=1.2)
-    assert torch.allclose(sym.token_weights(make_inputs(STEER_LP, [[1.0] * 5], old_entropy=STEER_H))[0],
-                          t([0.8, 1.12, 1.2, 1.12, 0.96]))
+    assert torch.allclose(
+        sym.token_weights(make_inputs(STEER_LP, [[1.0] * 5], old_entropy=STEER_H))[0], t([0.8, 1.12, 1.2, 1.12, 0.96])
+    )
     # all m equal: the midpoint (lambda_min + lambda_max) / 2
     flat = build_method("steer", entropy_control_mode="asymmetric", mapping="linear", lambda_min=0.8, lambda_max=1.0)
     same = flat.token_weights(make_inputs([[LN(0.5)] * 2], [[1.0] * 2], old_entropy=[[STEER_H[0][4]] * 2]))
@@ -226,8 +251,10 @@ def test_steer_asymmetric_window_scope_and_pure_function_agree():
     w_fn, _ = steer_weights(lp, lp, h, adv, mask, lambda_min=0.7, entropy_control_mode="asymmetric")
     assert torch.allclose(w_fn, t([[1.0, 1.0, 0.7 ** (1 / 6), 0.7 ** (1 / 3), 0.7 ** (2 / 3)]]))
     method = build_method("steer", entropy_control_mode="asymmetric", lambda_min=0.7, stat_scope="mini_batch")
-    parts = [make_inputs([STEER_LP[0][:3]], [[1.0] * 3], old_entropy=[STEER_H[0][:3]]),
-             make_inputs([STEER_LP[0][3:]], [[1.0] * 2], old_entropy=[STEER_H[0][3:]])]
+    parts = [
+        make_inputs([STEER_LP[0][:3]], [[1.0] * 3], old_entropy=[STEER_H[0][:3]]),
+        make_inputs([STEER_LP[0][3:]], [[1.0] * 2], old_entropy=[STEER_H[0][3:]]),
+    ]
     stats = method.window_stats(parts)
     assert stats["steer/max"] == pytest.approx(3.0) and stats["steer/min"] == pytest.approx(-2.0)
     weights = []

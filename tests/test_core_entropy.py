@@ -1,4 +1,5 @@
 """Chunked log-prob + entropy pass against hand values and an independent naive formula."""
+
 import math
 
 import pytest
@@ -195,11 +196,21 @@ def test_head_pass_equals_naive_values_and_gradients(chunk_rows, temperature):
 
     h, w, b, rows, labels = _head_case()
     g = torch.Generator().manual_seed(6)
-    c_lp, c_h = torch.randn(rows.numel(), generator=g, dtype=torch.float64), torch.randn(rows.numel(), generator=g,
-                                                                                        dtype=torch.float64)
+    c_lp, c_h = (
+        torch.randn(rows.numel(), generator=g, dtype=torch.float64),
+        torch.randn(rows.numel(), generator=g, dtype=torch.float64),
+    )
     ours = [t.clone().requires_grad_() for t in (h, w, b)]
-    lp, ent = head_logprobs_and_entropy(ours[0], ours[1], labels, bias=ours[2], rows=rows, temperature=temperature,
-                                        chunk_rows=chunk_rows, entropy_grad=True)
+    lp, ent = head_logprobs_and_entropy(
+        ours[0],
+        ours[1],
+        labels,
+        bias=ours[2],
+        rows=rows,
+        temperature=temperature,
+        chunk_rows=chunk_rows,
+        entropy_grad=True,
+    )
     ((lp * c_lp).sum() + (ent * c_h).sum()).backward()
 
     ref = [t.clone().requires_grad_() for t in (h, w, b)]
@@ -221,8 +232,9 @@ def test_head_pass_gradcheck_and_detached_entropy():
     inputs = tuple(t.clone().requires_grad_() for t in (h, w, b))
 
     def both(hh, ww, bb):
-        return head_logprobs_and_entropy(hh, ww, labels, bias=bb, rows=rows, temperature=1.4, chunk_rows=2,
-                                         entropy_grad=True)
+        return head_logprobs_and_entropy(
+            hh, ww, labels, bias=bb, rows=rows, temperature=1.4, chunk_rows=2, entropy_grad=True
+        )
 
     assert torch.autograd.gradcheck(both, inputs)
     lp, ent = head_logprobs_and_entropy(*inputs[:2], labels, rows=rows)

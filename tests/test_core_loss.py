@@ -1,4 +1,5 @@
 """The clipped surrogate, dual clip, aggregation modes, metrics and bad input of PolicyLoss."""
+
 import math
 
 import pytest
@@ -41,18 +42,22 @@ def test_clipped_surrogate_by_hand_with_and_without_dual_clip():
 
 def aggregation_inputs():
     # r = 1 and no clip effect, so l = -A per token. seq0: A = [1, 2, 3]; seq1: A = [4, 5, (pad 99)].
-    return make_inputs([[-1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]], [[1.0, 2.0, 3.0], [4.0, 5.0, 99.0]],
-                       mask=[[1, 1, 1], [1, 1, 0]])
+    return make_inputs(
+        [[-1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]], [[1.0, 2.0, 3.0], [4.0, 5.0, 99.0]], mask=[[1, 1, 1], [1, 1, 0]]
+    )
 
 
-@pytest.mark.parametrize("mode,num_tokens,num_seqs,expected", [
-    ("token-mean", None, None, -(1 + 2 + 3 + 4 + 5) / 5),          # -3
-    ("seq-mean-token-mean", None, None, -((6 / 3) + (9 / 2)) / 2),  # -3.25
-    ("seq-mean-token-sum", None, None, -(6 + 9) / 2),               # -7.5
-    ("token-mean", 10, None, -15 / 10),                             # global window token count
-    ("seq-mean-token-mean", None, 4, -6.5 / 4),
-    ("seq-mean-token-sum", None, 4, -15 / 4),
-])
+@pytest.mark.parametrize(
+    "mode,num_tokens,num_seqs,expected",
+    [
+        ("token-mean", None, None, -(1 + 2 + 3 + 4 + 5) / 5),  # -3
+        ("seq-mean-token-mean", None, None, -((6 / 3) + (9 / 2)) / 2),  # -3.25
+        ("seq-mean-token-sum", None, None, -(6 + 9) / 2),  # -7.5
+        ("token-mean", 10, None, -15 / 10),  # global window token count
+        ("seq-mean-token-mean", None, 4, -6.5 / 4),
+        ("seq-mean-token-sum", None, 4, -15 / 4),
+    ],
+)
 def test_aggregation_modes(mode, num_tokens, num_seqs, expected):
     loss, _ = PolicyLoss(LossConfig(loss_agg_mode=mode))(aggregation_inputs(), num_tokens=num_tokens, num_seqs=num_seqs)
     assert loss.item() == pytest.approx(expected)
@@ -74,8 +79,9 @@ def test_weights_are_detached_gradient_is_weight_times_plain_gradient():
 
     def grad_for(method):
         x = lp.clone().requires_grad_()
-        inputs = make_inputs(x.detach().tolist(), adv.tolist(), mask=mask.tolist(), old_log_probs=old.tolist(),
-                             old_entropy=old_h)
+        inputs = make_inputs(
+            x.detach().tolist(), adv.tolist(), mask=mask.tolist(), old_log_probs=old.tolist(), old_entropy=old_h
+        )
         loss, _ = PolicyLoss(LossConfig(dual_clip=3.0), method)(inputs)
         loss.backward()
         return inputs.log_probs.grad
@@ -83,8 +89,9 @@ def test_weights_are_detached_gradient_is_weight_times_plain_gradient():
     steer = build_method("steer")
     plain = grad_for(None)
     weighted = grad_for(steer)
-    weights = steer.token_weights(make_inputs(lp.tolist(), adv.tolist(), mask=mask.tolist(), old_log_probs=old.tolist(),
-                                              old_entropy=old_h))
+    weights = steer.token_weights(
+        make_inputs(lp.tolist(), adv.tolist(), mask=mask.tolist(), old_log_probs=old.tolist(), old_entropy=old_h)
+    )
     assert weights.grad_fn is None and not weights.requires_grad
     assert torch.allclose(weighted, weights * plain, atol=1e-12)
     assert not torch.allclose(weights[mask], torch.ones_like(weights[mask]))  # the check is not vacuous
@@ -103,8 +110,9 @@ def test_empty_mask_gives_zero_loss_and_defined_metrics():
 
 
 def test_all_zero_advantages_weights_one_loss_zero():
-    inputs = make_inputs([[-0.3, -1.2, -2.0]], [[0.0, 0.0, 0.0]], old_log_probs=[[-0.5, -1.0, -2.5]],
-                         old_entropy=[[0.4, 1.1, 2.0]])
+    inputs = make_inputs(
+        [[-0.3, -1.2, -2.0]], [[0.0, 0.0, 0.0]], old_log_probs=[[-0.5, -1.0, -2.5]], old_entropy=[[0.4, 1.1, 2.0]]
+    )
     for mapping in ("exp", "linear", "binary"):
         loss, metrics = PolicyLoss(LossConfig(), build_method("steer", mapping=mapping))(inputs)
         assert loss.item() == 0.0
@@ -114,13 +122,17 @@ def test_all_zero_advantages_weights_one_loss_zero():
 def test_metrics_quadrants_entropy_and_names():
     # p_old = [0.9, 0.2, 0.6, 0.1], A = [+1, +1, -1, 0]:
     # pos_high: t0; pos_low: t1; neg_high: t2; zero: t3.
-    inputs = make_inputs([[LN(0.9), LN(0.2), LN(0.6), LN(0.1)]], [[1.0, 1.0, -1.0, 0.0]],
-                         entropy=[[0.5, 1.5, 1.0, 3.0]], old_entropy=[[1.0, 1.0, 1.0, 1.0]])
+    inputs = make_inputs(
+        [[LN(0.9), LN(0.2), LN(0.6), LN(0.1)]],
+        [[1.0, 1.0, -1.0, 0.0]],
+        entropy=[[0.5, 1.5, 1.0, 3.0]],
+        old_entropy=[[1.0, 1.0, 1.0, 1.0]],
+    )
     _, m = PolicyLoss(LossConfig())(inputs)
     assert m["quadrant/pos_high_prob"] == 0.25 and m["quadrant/pos_low_prob"] == 0.25
     assert m["quadrant/neg_high_prob"] == 0.25 and m["quadrant/neg_low_prob"] == 0.0
     assert m["quadrant/zero_adv"] == 0.25
-    assert m["entropy/mean"] == pytest.approx(1.5)          # current entropy (0.5+1.5+1+3)/4
+    assert m["entropy/mean"] == pytest.approx(1.5)  # current entropy (0.5+1.5+1+3)/4
     assert m["entropy/old_mean"] == pytest.approx(1.0)
     # sampled-token estimate -mean(log p_old) = -(ln .9 + ln .2 + ln .6 + ln .1)/4
     assert m["entropy/sampled_nll"] == pytest.approx(-(LN(0.9) + LN(0.2) + LN(0.6) + LN(0.1)) / 4)
@@ -155,10 +167,15 @@ def test_bad_input_errors_name_the_tensor():
 
 
 WEIGHT_OR_MASK_METHODS = [
-    ("steer", {}), ("steer", {"mapping": "linear", "lambda_max": 1.2}), ("pos_adv_reweight", {"schedule": "constant"}),
-    ("positive_only", {}), ("negative_only", {}),
-    ("quadrant", {"fraction": 0.5, "action": "upweight", "prob_threshold": 0.5}), ("forking_tokens", {}),
-    ("rand_pos_clip", {"budget": "fraction", "clip_fraction": 0.5}), ("clip_cov", {"cov_lb": -10.0, "clip_ratio": 0.3}),
+    ("steer", {}),
+    ("steer", {"mapping": "linear", "lambda_max": 1.2}),
+    ("pos_adv_reweight", {"schedule": "constant"}),
+    ("positive_only", {}),
+    ("negative_only", {}),
+    ("quadrant", {"fraction": 0.5, "action": "upweight", "prob_threshold": 0.5}),
+    ("forking_tokens", {}),
+    ("rand_pos_clip", {"budget": "fraction", "clip_fraction": 0.5}),
+    ("clip_cov", {"cov_lb": -10.0, "clip_ratio": 0.3}),
 ]
 
 
@@ -170,8 +187,10 @@ def test_every_weight_or_mask_is_detached(name, options):
     lp = (-torch.rand(2, 8, generator=g, dtype=torch.float64) * 2 - 0.05).tolist()
     old = (t(lp) + 0.05 * torch.randn(2, 8, generator=g, dtype=torch.float64)).tolist()
     adv = [[1.0] * 8, [-0.5] * 8]
-    extra = dict(entropy=torch.rand(2, 8, generator=g, dtype=torch.float64),
-                 old_entropy=torch.rand(2, 8, generator=g, dtype=torch.float64))
+    extra = dict(
+        entropy=torch.rand(2, 8, generator=g, dtype=torch.float64),
+        old_entropy=torch.rand(2, 8, generator=g, dtype=torch.float64),
+    )
 
     def run(method):
         inputs = make_inputs(lp, adv, old_log_probs=old, generator=torch.Generator().manual_seed(7), **extra)
@@ -200,8 +219,17 @@ def test_grpo_method_equals_no_method():
     assert loss_a.item() == loss_b.item() == pytest.approx((-1.2 - 0.5 + 0.8 + 1.5 + 3.0) / 5)
 
 
-@pytest.mark.parametrize("field,value", [("eps_low", -0.1), ("eps_low", float("nan")), ("eps_high", -1.0),
-                                         ("log_ratio_clamp", 0.0), ("clip", "yes"), ("dual_clip", 1.0)])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("eps_low", -0.1),
+        ("eps_low", float("nan")),
+        ("eps_high", -1.0),
+        ("log_ratio_clamp", 0.0),
+        ("clip", "yes"),
+        ("dual_clip", 1.0),
+    ],
+)
 def test_loss_config_validation_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         LossConfig(**{field: value}).validate()

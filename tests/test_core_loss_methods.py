@@ -1,4 +1,5 @@
 """Clip-range variants, entropy bonus, adaptive entropy, KL penalty, Clip-Cov, KL-Cov, entropy advantage."""
+
 import math
 
 import pytest
@@ -45,8 +46,14 @@ def test_entropy_loss_term_and_gradient():
 def test_adaptive_entropy_controller_and_round_trip():
     method = build_method("adaptive_entropy", target_entropy=0.2, coef_delta=1e-4, coef_max=2.5e-4)
     # H < target: c += delta and enabled; H >= target: c -= delta and disabled; clip to [0, 2.5e-4]
-    sequence = [(0.1, 1e-4, True), (0.1, 2e-4, True), (0.1, 2.5e-4, True), (0.3, 1.5e-4, False),
-                (0.3, 0.5e-4, False), (0.3, 0.0, False)]
+    sequence = [
+        (0.1, 1e-4, True),
+        (0.1, 2e-4, True),
+        (0.1, 2.5e-4, True),
+        (0.3, 1.5e-4, False),
+        (0.3, 0.5e-4, False),
+        (0.3, 0.0, False),
+    ]
     for entropy, coef, enabled in sequence:
         method.on_step_end({"entropy/sampled_nll": entropy})
         assert method.coef == pytest.approx(coef) and method.enabled is enabled
@@ -63,17 +70,20 @@ def test_adaptive_entropy_controller_and_round_trip():
     loss, m = PolicyLoss(LossConfig(), method)(inputs)
     assert loss.item() == pytest.approx(-2e-4 * 2.0)
     assert m["controller/entropy_coef"] == pytest.approx(2e-4) and m["controller/entropy_enabled"] == 1.0
-    method.on_step_end({"entropy/sampled_nll": 0.5})   # disabled now -> no bonus
+    method.on_step_end({"entropy/sampled_nll": 0.5})  # disabled now -> no bonus
     loss, _ = PolicyLoss(LossConfig(), method)(inputs)
     assert loss.item() == 0.0
 
 
-@pytest.mark.parametrize("kind,value,grad", [
-    # log p = ln 0.5, log p_ref = ln 0.25, log r = ln(p_ref / p) = ln 0.5
-    ("k1", math.log(2.0), 1.0),                          # k1 = -log r; d/dlogp = 1
-    ("k2", 0.5 * math.log(2.0) ** 2, math.log(2.0)),     # k2 = (log r)^2 / 2; d/dlogp = -log r
-    ("k3", 0.5 - 1.0 + math.log(2.0), 0.5),              # k3 = r - 1 - log r; d/dlogp = 1 - r
-])
+@pytest.mark.parametrize(
+    "kind,value,grad",
+    [
+        # log p = ln 0.5, log p_ref = ln 0.25, log r = ln(p_ref / p) = ln 0.5
+        ("k1", math.log(2.0), 1.0),  # k1 = -log r; d/dlogp = 1
+        ("k2", 0.5 * math.log(2.0) ** 2, math.log(2.0)),  # k2 = (log r)^2 / 2; d/dlogp = -log r
+        ("k3", 0.5 - 1.0 + math.log(2.0), 0.5),  # k3 = r - 1 - log r; d/dlogp = 1 - r
+    ],
+)
 def test_kl_penalty_estimators(kind, value, grad):
     inputs = make_inputs([[LN(0.5)]], [[0.0]], ref_log_probs=[[LN(0.25)]])
     loss, m = PolicyLoss(LossConfig(), build_method("kl_penalty", coef=0.1, estimator=kind))(inputs)
@@ -111,13 +121,13 @@ def test_clip_cov_zeroes_a_candidate():
 
 def test_kl_cov_penalises_top_cov_token_without_clipping():
     lp, adv = cov_case()
-    old = [[-0.5 - 0.4, -1.0, -2.0, -2.5 + 0.1]]   # ratios r0 = e^0.4 (beyond 1.2), r3 = e^-0.1
+    old = [[-0.5 - 0.4, -1.0, -2.0, -2.5 + 0.1]]  # ratios r0 = e^0.4 (beyond 1.2), r3 = e^-0.1
     # top-k: k = max(1, int(4 * 0.25)) = 1; cov ties at 3 (t0, t3) -> topk takes one of them
     method = build_method("kl_cov", kl_ratio=0.25, kl_coef=1.0)
     inputs = make_inputs(lp, adv, old_log_probs=old)
     loss, m = PolicyLoss(LossConfig(), method)(inputs)
     r0, r3 = math.exp(0.4), math.exp(-0.1)
-    pg = (-3 * r0 - 1 + 1 + 3 * r3) / 4       # no clip: -A r on every token
+    pg = (-3 * r0 - 1 + 1 + 3 * r3) / 4  # no clip: -A r on every token
     assert m["method/kl_cov_selected"] == 1
     assert loss.item() in (pytest.approx(pg + 0.4 / 4), pytest.approx(pg + 0.1 / 4))
     # a clear winner: make cov of t0 largest

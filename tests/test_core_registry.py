@@ -1,4 +1,5 @@
 """Registry, config documentation/validation, composition, controller state, estimators."""
+
 import dataclasses
 import math
 import typing
@@ -10,14 +11,38 @@ from steertest_core import LN, make_inputs, t
 from openrlhf_steer.core.estimators import covariance_entropy_change, first_order_entropy_change, kl_estimate
 from openrlhf_steer.core.loss import PolicyLoss
 from openrlhf_steer.methods import (
-    LossConfig, available_methods, build_method, compose_methods, describe_methods, get_method_class,
+    LossConfig,
+    available_methods,
+    build_method,
+    compose_methods,
+    describe_methods,
+    get_method_class,
 )
 
 EXPECTED = {
-    "grpo", "steer", "pos_adv_reweight", "rand_pos_clip", "positive_only", "negative_only", "quadrant",
-    "clip_higher", "clip_lower", "clip_tighter", "clip_free", "entropy_loss", "adaptive_entropy", "clip_cov",
-    "kl_cov", "entropy_advantage", "forking_tokens", "w_reinforce", "gtpo", "edge_grpo", "opo",
-    "unlikeliness_reward", "kl_penalty",
+    "grpo",
+    "steer",
+    "pos_adv_reweight",
+    "rand_pos_clip",
+    "positive_only",
+    "negative_only",
+    "quadrant",
+    "clip_higher",
+    "clip_lower",
+    "clip_tighter",
+    "clip_free",
+    "entropy_loss",
+    "adaptive_entropy",
+    "clip_cov",
+    "kl_cov",
+    "entropy_advantage",
+    "forking_tokens",
+    "w_reinforce",
+    "gtpo",
+    "edge_grpo",
+    "opo",
+    "unlikeliness_reward",
+    "kl_penalty",
 }
 SIMPLE_TYPES = {float, int, str, bool, typing.Optional[float], typing.Optional[int], typing.Optional[str]}
 
@@ -35,7 +60,7 @@ def test_docs_method_tables_are_the_generated_one(path):
 
     text = (Path(__file__).resolve().parents[1] / path).read_text()
     start = text.index("<!-- methods table: generated")
-    body = text[text.index("\n", start) + 1:text.index("<!-- end of the generated methods table -->")]
+    body = text[text.index("\n", start) + 1 : text.index("<!-- end of the generated methods table -->")]
     assert body == methods_markdown_table()
     for name in available_methods():  # every registered method, with the file it lives in
         assert f"| `{name}` | `openrlhf_steer/methods/" in body
@@ -86,15 +111,31 @@ def test_configs_are_documented_simple_and_validated(name):
     assert name in describe_methods([name])
 
 
-@pytest.mark.parametrize("name,option,value", [
-    ("pos_adv_reweight", "schedule", "cosine"), ("pos_adv_reweight", "step_size", -0.1),
-    ("rand_pos_clip", "clip_fraction", 1.5), ("quadrant", "fraction", -0.1), ("quadrant", "band", "mid"),
-    ("clip_higher", "eps_high", -1.0), ("clip_lower", "eps_low", 2.0), ("clip_tighter", "eps_low", -0.1),
-    ("entropy_loss", "coef", float("nan")), ("adaptive_entropy", "coef_max", -1.0), ("clip_cov", "cov_ub", 0.5),
-    ("kl_cov", "kl_ratio", 2.0), ("entropy_advantage", "alpha", -1.0), ("forking_tokens", "top_entropy_fraction", 0.0),
-    ("w_reinforce", "mode", "both"), ("gtpo", "level", "paragraph"), ("edge_grpo", "entropy_mean", "median"),
-    ("unlikeliness_reward", "beta", 2.0), ("kl_penalty", "estimator", "k4"), ("steer", "omega_floor", 0.0),
-])
+@pytest.mark.parametrize(
+    "name,option,value",
+    [
+        ("pos_adv_reweight", "schedule", "cosine"),
+        ("pos_adv_reweight", "step_size", -0.1),
+        ("rand_pos_clip", "clip_fraction", 1.5),
+        ("quadrant", "fraction", -0.1),
+        ("quadrant", "band", "mid"),
+        ("clip_higher", "eps_high", -1.0),
+        ("clip_lower", "eps_low", 2.0),
+        ("clip_tighter", "eps_low", -0.1),
+        ("entropy_loss", "coef", float("nan")),
+        ("adaptive_entropy", "coef_max", -1.0),
+        ("clip_cov", "cov_ub", 0.5),
+        ("kl_cov", "kl_ratio", 2.0),
+        ("entropy_advantage", "alpha", -1.0),
+        ("forking_tokens", "top_entropy_fraction", 0.0),
+        ("w_reinforce", "mode", "both"),
+        ("gtpo", "level", "paragraph"),
+        ("edge_grpo", "entropy_mean", "median"),
+        ("unlikeliness_reward", "beta", 2.0),
+        ("kl_penalty", "estimator", "k4"),
+        ("steer", "omega_floor", 0.0),
+    ],
+)
 def test_out_of_range_options_name_the_field(name, option, value):
     with pytest.raises(ValueError, match=option):
         build_method(name, **{option: value})
@@ -110,8 +151,12 @@ def test_unknown_names_and_options():
 def test_compose_multiplies_weights_chains_configs_and_sums_terms():
     # positive_only (weights [1, 0]) x pos_adv constant 0.5 (weights [0.5, 1]) -> [0.5, 0];
     # clip_free removes the clip; kl_penalty k1 adds 0.1 * (log p - log p_ref).
-    methods = [build_method("positive_only"), build_method("pos_adv_reweight", schedule="constant", lambda_value=0.5),
-               build_method("clip_free"), build_method("kl_penalty", coef=0.1, estimator="k1", clamp=None)]
+    methods = [
+        build_method("positive_only"),
+        build_method("pos_adv_reweight", schedule="constant", lambda_value=0.5),
+        build_method("clip_free"),
+        build_method("kl_penalty", coef=0.1, estimator="k1", clamp=None),
+    ]
     combo = compose_methods(methods)
     inputs = make_inputs([[LN(1.5), LN(1.0)]], [[1.0, -1.0]], old_log_probs=[[0.0, 0.0]], ref_log_probs=[[0.0, 0.0]])
     loss, m = PolicyLoss(LossConfig(), combo)(inputs)
@@ -126,8 +171,13 @@ def test_compose_multiplies_weights_chains_configs_and_sums_terms():
 
 def test_composed_controller_state_round_trip():
     def make():
-        return compose_methods([build_method("pos_adv_reweight", schedule="entropy"),
-                                build_method("adaptive_entropy", entropy_metric="entropy/old_mean")])
+        return compose_methods(
+            [
+                build_method("pos_adv_reweight", schedule="entropy"),
+                build_method("adaptive_entropy", entropy_metric="entropy/old_mean"),
+            ]
+        )
+
     a = make()
     for h in (0.5, 0.1, 0.3):
         a.on_step_end({"entropy/old_mean": h})
@@ -200,34 +250,55 @@ def test_every_method_gives_finite_loss_gradient_and_metrics_on_random_batches(n
         g = torch.Generator().manual_seed(seed)
         n, width = 6, 9
         mask = torch.rand(n, width, generator=g) > 0.25
-        mask[:, 0] = True                       # every response has a token (left-aligned)
+        mask[:, 0] = True  # every response has a token (left-aligned)
         mask = torch.cumprod(mask.long(), dim=1).bool()
         old_lp = -torch.rand(n, width, generator=g, dtype=torch.float64) * 4 - 1e-3
         entropy = torch.rand(n, width, generator=g, dtype=torch.float64) * 3
         rewards = (torch.rand(n, generator=g) > 0.5).float()
-        group = GroupInputs(rewards=rewards, group_ids=torch.tensor([0, 0, 0, 1, 1, 1]), response_mask=mask,
-                            old_log_probs=old_lp.float(), entropy=entropy.float())
+        group = GroupInputs(
+            rewards=rewards,
+            group_ids=torch.tensor([0, 0, 0, 1, 1, 1]),
+            response_mask=mask,
+            old_log_probs=old_lp.float(),
+            entropy=entropy.float(),
+        )
         adv = compute_advantages(group, method).double()
         assert torch.isfinite(adv).all() and (adv[~mask] == 0).all()
         lp = (old_lp + 0.1 * torch.randn(n, width, generator=g, dtype=torch.float64)).clamp(max=-1e-4)
-        inputs = make_inputs(lp.tolist(), adv.tolist(), mask=mask.double().tolist(), old_log_probs=old_lp.tolist(),
-                             entropy=entropy.clone().requires_grad_(), old_entropy=entropy,
-                             ref_log_probs=old_lp - 0.05, total_steps=10, step=6, epoch=2, total_epochs=3,
-                             generator=torch.Generator().manual_seed(seed))
+        inputs = make_inputs(
+            lp.tolist(),
+            adv.tolist(),
+            mask=mask.double().tolist(),
+            old_log_probs=old_lp.tolist(),
+            entropy=entropy.clone().requires_grad_(),
+            old_entropy=entropy,
+            ref_log_probs=old_lp - 0.05,
+            total_steps=10,
+            step=6,
+            epoch=2,
+            total_epochs=3,
+            generator=torch.Generator().manual_seed(seed),
+        )
         loss, metrics = PolicyLoss(LossConfig(dual_clip=3.0), method)(inputs)
         loss.backward()
         assert math.isfinite(loss.item()) and torch.isfinite(inputs.log_probs.grad).all()
         assert all(math.isfinite(v) for v in metrics.values()), metrics
-        method.on_step_end(metrics)             # controllers accept the loss's own metric names
+        method.on_step_end(metrics)  # controllers accept the loss's own metric names
 
 
 def test_hooks_per_method_match_the_documented_table():
     from openrlhf_steer.methods import method_hooks
 
     expected = {
-        "grpo": [], "steer": ["b:weights"], "kl_cov": ["c:clip-range", "d:extra-terms"], "clip_cov": ["c:clip-mask"],
-        "adaptive_entropy": ["d:extra-terms", "e:controller"], "pos_adv_reweight": ["b:weights", "e:controller"],
-        "unlikeliness_reward": ["a:rewards"], "gtpo": ["a:advantages"], "entropy_advantage": ["a:token-advantages"],
+        "grpo": [],
+        "steer": ["b:weights"],
+        "kl_cov": ["c:clip-range", "d:extra-terms"],
+        "clip_cov": ["c:clip-mask"],
+        "adaptive_entropy": ["d:extra-terms", "e:controller"],
+        "pos_adv_reweight": ["b:weights", "e:controller"],
+        "unlikeliness_reward": ["a:rewards"],
+        "gtpo": ["a:advantages"],
+        "entropy_advantage": ["a:token-advantages"],
     }
     for name, hooks in expected.items():
         assert method_hooks(get_method_class(name)) == hooks, name

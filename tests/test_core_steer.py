@@ -1,4 +1,5 @@
 """STEER weights against hand-computed Omega and mappings (Hao et al., arXiv 2510.10150)."""
+
 import math
 
 import pytest
@@ -11,8 +12,8 @@ from openrlhf_steer.methods import LossConfig, build_method
 
 # Token design (p = p_old = 0.5, H = 1):
 #   Omega = A / p_old * p (1 - p)^2 (ln p + H) = A * 2 * 0.5 * 0.25 * (1 - ln 2) = A * 0.25 * 0.3068528
-OMEGA_UNIT = 0.25 * (1.0 - math.log(2.0))      # 0.0767132 for A = 1
-OMEGA_UNIT_P1 = 0.5 * (1.0 - math.log(2.0))    # (1 - p)^1: 0.1534264
+OMEGA_UNIT = 0.25 * (1.0 - math.log(2.0))  # 0.0767132 for A = 1
+OMEGA_UNIT_P1 = 0.5 * (1.0 - math.log(2.0))  # (1 - p)^1: 0.1534264
 HALF = LN(0.5)
 
 
@@ -68,8 +69,9 @@ def test_binary_mapping_top_fraction():
 
 def test_entropy_source_old_default_current_option():
     lp, _, _, adv, mask = tensors()
-    inputs = make_inputs(lp.tolist(), adv.tolist(), mask=mask.double().tolist(),
-                         old_entropy=[[1.0] * 4], entropy=[[0.0] * 4])
+    inputs = make_inputs(
+        lp.tolist(), adv.tolist(), mask=mask.double().tolist(), old_entropy=[[1.0] * 4], entropy=[[0.0] * 4]
+    )
     w_old = build_method("steer").token_weights(inputs)
     assert torch.allclose(w_old, t([[math.sqrt(0.8), 0.8, 1.0, 0.0]]))
     # Current entropy H0 = 1 + (1 - ln 2) doubles (ln p + H) of t0, so |Omega0| = 2u = |Omega1|:
@@ -81,12 +83,12 @@ def test_entropy_source_old_default_current_option():
 
 def test_mini_batch_scope_uses_window_max():
     steer = build_method("steer", stat_scope="mini_batch")
-    mb1 = make_inputs([[HALF]], [[1.0]], old_entropy=[[1.0]])    # |Omega| = u
-    mb2 = make_inputs([[HALF]], [[2.0]], old_entropy=[[1.0]])    # |Omega| = 2u
+    mb1 = make_inputs([[HALF]], [[1.0]], old_entropy=[[1.0]])  # |Omega| = u
+    mb2 = make_inputs([[HALF]], [[2.0]], old_entropy=[[1.0]])  # |Omega| = 2u
     stats = steer.window_stats([mb1, mb2])
     assert stats["steer/max"] == pytest.approx(2 * OMEGA_UNIT)
     mb1.window_stats = stats
-    assert steer.token_weights(mb1).item() == pytest.approx(math.sqrt(0.8))   # vs 0.8 per micro-batch
+    assert steer.token_weights(mb1).item() == pytest.approx(math.sqrt(0.8))  # vs 0.8 per micro-batch
     assert build_method("steer").token_weights(mb1).item() == pytest.approx(0.8)
     with pytest.raises(ValueError, match="window_stats"):
         steer.token_weights(mb2)

@@ -1,4 +1,5 @@
 """Per-token weight / mask methods: Pos-Adv-Reweight, sign-only, Rand-Pos-Clip, quadrant, forking tokens."""
+
 import pytest
 import torch
 from steertest_core import LN, make_inputs, t
@@ -82,10 +83,10 @@ def test_rand_pos_clip_zeroes_seeded_positive_tokens():
     loss, grad, m = run(0)
     zeroed = (grad == 0) & (t(adv) > 0)
     assert int(zeroed.sum()) == 3 and m["method/rand_pos_clipped"] == 3
-    assert grad[0, 3].item() == pytest.approx(1 / 8)   # negative token untouched
-    assert loss == pytest.approx((-(6 - 3) + 1) / 8)     # -(3 kept positives) + 1 (negative) over 8 tokens
+    assert grad[0, 3].item() == pytest.approx(1 / 8)  # negative token untouched
+    assert loss == pytest.approx((-(6 - 3) + 1) / 8)  # -(3 kept positives) + 1 (negative) over 8 tokens
     loss2, grad2, _ = run(0)
-    assert torch.equal(grad, grad2)                      # same seed, same tokens
+    assert torch.equal(grad, grad2)  # same seed, same tokens
 
 
 def test_quadrant_mask_and_upweight():
@@ -95,15 +96,17 @@ def test_quadrant_mask_and_upweight():
     method = build_method("quadrant", sign="pos", band="high", fraction=0.5, action="mask", prob_threshold=0.5)
     inputs = make_inputs(lp, adv, generator=torch.Generator().manual_seed(3))
     w = method.token_weights(inputs)
-    assert int((w == 0).sum()) == 2 and bool((w[0, :4] == 0).sum() == 2)   # round(0.5 * 4) = 2, inside t0..t3
+    assert int((w == 0).sum()) == 2 and bool((w[0, :4] == 0).sum() == 2)  # round(0.5 * 4) = 2, inside t0..t3
     assert w[0, 4] == 1 and w[0, 5] == 1
-    up = build_method("quadrant", sign="neg", band="high", fraction=1.0, action="upweight", upweight_factor=3.0,
-                      prob_threshold=0.5)
+    up = build_method(
+        "quadrant", sign="neg", band="high", fraction=1.0, action="upweight", upweight_factor=3.0, prob_threshold=0.5
+    )
     w_up = up.token_weights(make_inputs(lp, adv))
     assert torch.allclose(w_up, t([[1.0, 1.0, 1.0, 1.0, 1.0, 3.0]]))
     # quantile threshold: median of p over valid tokens = (0.7 + 0.8)/2 = 0.75 -> low band pos = t2, t3, t4
-    low = build_method("quadrant", band="low", threshold_mode="quantile", prob_threshold=0.5, fraction=1.0,
-                       action="mask")
+    low = build_method(
+        "quadrant", band="low", threshold_mode="quantile", prob_threshold=0.5, fraction=1.0, action="mask"
+    )
     w_low = low.token_weights(make_inputs(lp, adv))
     assert torch.allclose(w_low, t([[1.0, 1.0, 0.0, 0.0, 0.0, 1.0]]))
     assert low.last_metrics()["quadrant_threshold"] == pytest.approx(0.75)
@@ -120,15 +123,15 @@ def test_forking_tokens_top_quantile_over_valid_tokens_only():
     assert torch.allclose(w, t([[0.0] * 8 + [1.0, 1.0, 0.0]]))
     assert method.last_metrics()["forking_threshold"] == pytest.approx(0.82)
     loss, _ = PolicyLoss(LossConfig(), method)(inputs)
-    assert loss.item() == pytest.approx(-2 / 10)       # denominator stays all 10 valid tokens
+    assert loss.item() == pytest.approx(-2 / 10)  # denominator stays all 10 valid tokens
     # mini-batch scope: tau over two micro-batches
     mb = build_method("forking_tokens", stat_scope="mini_batch", top_entropy_fraction=0.5)
     a = make_inputs([[-1.0, -1.0]], [[1.0, 1.0]], entropy=[[1.0, 2.0]])
     b = make_inputs([[-1.0, -1.0]], [[1.0, 1.0]], entropy=[[3.0, 4.0]])
     stats = mb.window_stats([a, b])
-    assert stats["forking_tokens/threshold"] == pytest.approx(2.5)   # median of [1, 2, 3, 4]
+    assert stats["forking_tokens/threshold"] == pytest.approx(2.5)  # median of [1, 2, 3, 4]
     a.window_stats = stats
-    assert torch.allclose(mb.token_weights(a), t([[0.0, 0.0]]))     # micro-batch scope would keep H = 2
+    assert torch.allclose(mb.token_weights(a), t([[0.0, 0.0]]))  # micro-batch scope would keep H = 2
 
 
 @pytest.mark.parametrize("name", ["steer", "forking_tokens", "entropy_advantage"])

@@ -1,5 +1,6 @@
 """The Dockerfile: hadolint passes, its pins equal setup.py's and OpenRLHF 0.11.2's, the entry point and the
 compose example are consistent. (No Docker engine runs here; building is the user's step.)"""
+
 import ast
 import os
 import re
@@ -119,7 +120,11 @@ def test_compose_example():
 
 
 def test_dockerignore_keeps_the_context_small_but_keeps_the_eval_data():
-    ignored = [l.strip() for l in (REPO / ".dockerignore").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    ignored = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for heavy in (".venv", ".git", "runs"):
         assert heavy in ignored
     copied = re.findall(r"^COPY (\S+)", DOCKERFILE.read_text(), re.M)

@@ -1,4 +1,5 @@
 """The CLI in score mode on real data with hand-made responses of known correctness; input errors."""
+
 import json
 import math
 
@@ -13,7 +14,7 @@ def write_jsonl(path, rows):
 
 
 def aime24_golds(data_dir):
-    rows = [json.loads(l) for l in (data_dir / "aime24" / "test.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (data_dir / "aime24" / "test.jsonl").read_text().splitlines()]
     return [(str(r["id"]), r["answer"]) for r in rows]
 
 
@@ -28,9 +29,25 @@ def test_help_documents_every_required_flag(capsys):
         main(["--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--model", "--backend", "--benchmarks", "--n", "--k", "--temperature", "--top-p", "--max-tokens",
-                 "--output-dir", "--score-only", "--lcb-release", "--lcb-start-date", "--lcb-end-date",
-                 "--benchmark-option", "--grader-timeout", "--no-chat-template", "--preset"):
+    for flag in (
+        "--model",
+        "--backend",
+        "--benchmarks",
+        "--n",
+        "--k",
+        "--temperature",
+        "--top-p",
+        "--max-tokens",
+        "--output-dir",
+        "--score-only",
+        "--lcb-release",
+        "--lcb-start-date",
+        "--lcb-end-date",
+        "--benchmark-option",
+        "--grader-timeout",
+        "--no-chat-template",
+        "--preset",
+    ):
         assert flag in text, flag
 
 
@@ -47,16 +64,30 @@ def test_score_mode_metrics_match_hand_computation(data_dir, tmp_path, capsys):
     ]
     f = write_jsonl(tmp_path / "responses.jsonl", rows)
     out = tmp_path / "out"
-    code, stdout, _ = run(["--benchmarks", "aime24", "--data", f"aime24={data_dir / 'aime24'}", "--score-only", str(f),
-                           "--output-dir", str(out), "--k", "1,2,8", "--grader-workers", "0"], capsys)
+    code, stdout, _ = run(
+        [
+            "--benchmarks",
+            "aime24",
+            "--data",
+            f"aime24={data_dir / 'aime24'}",
+            "--score-only",
+            str(f),
+            "--output-dir",
+            str(out),
+            "--k",
+            "1,2,8",
+            "--grader-workers",
+            "0",
+        ],
+        capsys,
+    )
     assert code == 0
     res = json.loads((out / "results.json").read_text())
     m, se = res["metrics"], res["stderr"]
     per = [1.0, 0.5, 0.0, 0.25]
     mean = sum(per) / 4
     assert m["aime24/math_verify/avg@4"] == pytest.approx(mean)
-    assert se["aime24/math_verify/avg@4"] == pytest.approx(
-        math.sqrt(sum((p - mean) ** 2 for p in per) / 3 / 4))
+    assert se["aime24/math_verify/avg@4"] == pytest.approx(math.sqrt(sum((p - mean) ** 2 for p in per) / 3 / 4))
     p2 = [1.0, 1 - math.comb(2, 2) / math.comb(4, 2), 0.0, 1 - math.comb(3, 2) / math.comb(4, 2)]
     assert m["aime24/math_verify/pass@k:k=2&n=4"] == pytest.approx(sum(p2) / 4)
     assert m["aime24/qwen/avg@4"] == pytest.approx((1 + 0.5 + 0 + 0.5) / 4)
@@ -68,7 +99,7 @@ def test_score_mode_metrics_match_hand_computation(data_dir, tmp_path, capsys):
     assert res["config"]["score_only"] == {"aime24": str(f)}
     assert "math-verify" in res["versions"] and res["harness"]["name"] == "openrlhf_steer_eval"
     # per-sample file: one line per response, both verdicts, extracted answer
-    samples = [json.loads(l) for l in (out / "samples_aime24.jsonl").read_text().splitlines()]
+    samples = [json.loads(line) for line in (out / "samples_aime24.jsonl").read_text().splitlines()]
     assert len(samples) == 16
     s = samples[13]  # problem 3, sample 1: g3/100
     assert s["id"] == id3 and s["sample"] == 1 and s["gold"] == g3
@@ -84,37 +115,62 @@ def test_score_mode_metrics_match_hand_computation(data_dir, tmp_path, capsys):
     assert md in stdout
 
 
-@pytest.mark.parametrize("lines,message", [
-    (['{"id": "60", "responses": ["a"]}', "{oops"], r"responses.jsonl:2: not valid JSON"),
-    (['{"responses": ["a"]}'], r"responses.jsonl:1: missing field 'id'"),
-    (['{"id": "nope", "responses": ["a"]}'], r"responses.jsonl:1: unknown problem id 'nope'"),
-    (['{"id": 500, "responses": ["a"]}'], r"responses.jsonl:1: id 500 is neither a problem id nor a line index"),
-    (['{"id": "60", "responses": "a"}'], r"responses.jsonl:1: field 'responses' must be a non-empty list"),
-    (['{"id": "60", "responses": ["a"]}', '{"id": 0, "responses": ["b"]}'],
-     r"responses.jsonl:2: problem '60' already given on line 1"),
-    (['{"id": "60", "responses": ["a"]}', '{"id": "61", "responses": ["a", "b"]}'],
-     r"responses.jsonl: problem '61' has 2 responses but '60' has 1; every problem needs the same number"),
-])
+@pytest.mark.parametrize(
+    "lines,message",
+    [
+        (['{"id": "60", "responses": ["a"]}', "{oops"], r"responses.jsonl:2: not valid JSON"),
+        (['{"responses": ["a"]}'], r"responses.jsonl:1: missing field 'id'"),
+        (['{"id": "nope", "responses": ["a"]}'], r"responses.jsonl:1: unknown problem id 'nope'"),
+        (['{"id": 500, "responses": ["a"]}'], r"responses.jsonl:1: id 500 is neither a problem id nor a line index"),
+        (['{"id": "60", "responses": "a"}'], r"responses.jsonl:1: field 'responses' must be a non-empty list"),
+        (
+            ['{"id": "60", "responses": ["a"]}', '{"id": 0, "responses": ["b"]}'],
+            r"responses.jsonl:2: problem '60' already given on line 1",
+        ),
+        (
+            ['{"id": "60", "responses": ["a"]}', '{"id": "61", "responses": ["a", "b"]}'],
+            r"responses.jsonl: problem '61' has 2 responses but '60' has 1; every problem needs the same number",
+        ),
+    ],
+)
 def test_bad_response_files_name_the_line(lines, message, data_dir, tmp_path, capsys):
     f = tmp_path / "responses.jsonl"
     f.write_text("\n".join(lines) + "\n")
-    code, _, err = run(["--benchmarks", "aime24", "--data-dir", str(data_dir), "--score-only", str(f),
-                        "--output-dir", str(tmp_path / "o"), "--grader-workers", "0"], capsys)
+    code, _, err = run(
+        [
+            "--benchmarks",
+            "aime24",
+            "--data-dir",
+            str(data_dir),
+            "--score-only",
+            str(f),
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--grader-workers",
+            "0",
+        ],
+        capsys,
+    )
     assert code == 2
     assert pytest.importorskip("re").search(message, err), err
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--benchmarks", "nosuch"], "unknown benchmark 'nosuch'"),
-    (["--benchmarks", "aime24"], "--backend is required"),
-    (["--benchmarks", "aime24,amc23", "--score-only", "x.jsonl"], "needs exactly one --benchmarks entry"),
-    (["--benchmarks", "aime24", "--score-only", "missing.jsonl"], "does not exist"),
-    (["--benchmarks", "aime24", "--lcb-release", "release_v5", "--backend", "hf"], "applies to livecodebench"),
-    (["--benchmarks", "aime24", "--benchmark-option", "aime24:release=v5", "--backend", "hf", "--model", "m"],
-     "unknown key(s) release"),
-    (["--benchmarks", "aime24", "--backend", "hf", "--model", "m", "--top-p", "0"], "--top-p must be in (0, 1]"),
-    (["--benchmarks", "aime24", "--backend", "hf", "--model", "m", "--preset", "hot"], "unknown --preset 'hot'"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--benchmarks", "nosuch"], "unknown benchmark 'nosuch'"),
+        (["--benchmarks", "aime24"], "--backend is required"),
+        (["--benchmarks", "aime24,amc23", "--score-only", "x.jsonl"], "needs exactly one --benchmarks entry"),
+        (["--benchmarks", "aime24", "--score-only", "missing.jsonl"], "does not exist"),
+        (["--benchmarks", "aime24", "--lcb-release", "release_v5", "--backend", "hf"], "applies to livecodebench"),
+        (
+            ["--benchmarks", "aime24", "--benchmark-option", "aime24:release=v5", "--backend", "hf", "--model", "m"],
+            "unknown key(s) release",
+        ),
+        (["--benchmarks", "aime24", "--backend", "hf", "--model", "m", "--top-p", "0"], "--top-p must be in (0, 1]"),
+        (["--benchmarks", "aime24", "--backend", "hf", "--model", "m", "--preset", "hot"], "unknown --preset 'hot'"),
+    ],
+)
 def test_bad_flags_give_clear_errors(argv, message, data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run(argv + ["--data-dir", str(data_dir), "--output-dir", str(tmp_path / "o")], capsys)
@@ -146,8 +202,20 @@ def test_failed_benchmark_keeps_finished_ones_and_resume_reuses_them(data_dir, t
     bad = tmp_path / "amc.jsonl"
     bad.write_text('{"id": 0, "responses": ["\\\\boxed{27}"]}\n{"id": 1, "responses": [}\n')
     out = tmp_path / "out"
-    argv = ["--benchmarks", "aime24,amc23", "--data-dir", str(data_dir), "--score-only", f"aime24={good}",
-            "--score-only", f"amc23={bad}", "--output-dir", str(out), "--grader-workers", "0"]
+    argv = [
+        "--benchmarks",
+        "aime24,amc23",
+        "--data-dir",
+        str(data_dir),
+        "--score-only",
+        f"aime24={good}",
+        "--score-only",
+        f"amc23={bad}",
+        "--output-dir",
+        str(out),
+        "--grader-workers",
+        "0",
+    ]
     code, _, err = run(argv, capsys)
     assert code == 2 and "amc.jsonl:2: not valid JSON" in err
     assert not (out / "results.json").exists()
@@ -184,10 +252,22 @@ def test_interrupted_grading_resumes_with_ungraded_problems(data_dir, tmp_path, 
     register_grader("steertest_count", CountingGrader, replace=True)
     monkeypatch.setattr(runner, "GRADE_CHUNK_RESPONSES", 2)  # n = 1 -> two problems per grade() call
     golds = aime24_golds(data_dir)[:5]
-    f = write_jsonl(tmp_path / "r.jsonl", [{"id": pid, "responses": [f"\\boxed{{{g if i % 2 == 0 else 0}}}"]}
-                                           for i, (pid, g) in enumerate(golds)])
-    argv = ["--benchmarks", "aime24", "--data-dir", str(data_dir), "--score-only", str(f), "--graders",
-            "steertest_count", "--output-dir", str(tmp_path / "out")]
+    f = write_jsonl(
+        tmp_path / "r.jsonl",
+        [{"id": pid, "responses": [f"\\boxed{{{g if i % 2 == 0 else 0}}}"]} for i, (pid, g) in enumerate(golds)],
+    )
+    argv = [
+        "--benchmarks",
+        "aime24",
+        "--data-dir",
+        str(data_dir),
+        "--score-only",
+        str(f),
+        "--graders",
+        "steertest_count",
+        "--output-dir",
+        str(tmp_path / "out"),
+    ]
     assert main(argv) == 130
     assert calls == [[golds[0][1], golds[1][1]], [golds[2][1], golds[3][1]]]
     calls.clear()
@@ -213,9 +293,25 @@ def test_benchmark_options_reach_the_loader(data_dir, tmp_path, capsys, monkeypa
     monkeypatch.setattr(bench, "load", spy)
     monkeypatch.setitem(bench.options, "note", "test-only option")
     f = write_jsonl(tmp_path / "r.jsonl", [{"id": 0, "responses": ["\\boxed{204}"]}])
-    code, _, err = run(["--benchmarks", "aime24", "--data-dir", str(data_dir), "--score-only", str(f),
-                        "--benchmark-option", "aime24:config=a:b", "--benchmark-option", "note=x=1",
-                        "--output-dir", str(tmp_path / "o"), "--grader-workers", "0"], capsys)
+    code, _, err = run(
+        [
+            "--benchmarks",
+            "aime24",
+            "--data-dir",
+            str(data_dir),
+            "--score-only",
+            str(f),
+            "--benchmark-option",
+            "aime24:config=a:b",
+            "--benchmark-option",
+            "note=x=1",
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--grader-workers",
+            "0",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert seen == {"config": "a:b", "note": "x=1", "source": str(data_dir / "aime24" / "test.jsonl")}
 
@@ -234,9 +330,25 @@ def test_lcb_flags_reach_the_livecodebench_loader(tmp_path, capsys, monkeypatch)
         raise ValueError("stop after the loader call")
 
     monkeypatch.setattr(bench, "load", spy)
-    code, _, err = run(["--benchmarks", "livecodebench", "--lcb-release", "release_v5", "--lcb-start-date",
-                        "2024-08-01", "--lcb-end-date", "2025-02-01", "--backend", "openai", "--model", "m",
-                        "--output-dir", str(tmp_path / "o")], capsys)
+    code, _, err = run(
+        [
+            "--benchmarks",
+            "livecodebench",
+            "--lcb-release",
+            "release_v5",
+            "--lcb-start-date",
+            "2024-08-01",
+            "--lcb-end-date",
+            "2025-02-01",
+            "--backend",
+            "openai",
+            "--model",
+            "m",
+            "--output-dir",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert code == 2 and "stop after the loader call" in err
     assert seen == {"release": "release_v5", "start_date": "2024-08-01", "end_date": "2025-02-01"}
 
@@ -257,14 +369,46 @@ def test_grader_options_reach_the_graders(data_dir, tmp_path, capsys):
 
     register_grader("steertest_options", OptionGrader, replace=True)
     f = write_jsonl(tmp_path / "r.jsonl", [{"id": 0, "responses": ["x"]}])
-    code, _, err = run(["--benchmarks", "aime24", "--data-dir", str(data_dir), "--score-only", str(f),
-                        "--graders", "steertest_options", "--grader-option", "test_timeout=3",
-                        "--grader-option", "nltk_data=/a=b", "--grader-workers", "3", "--grader-timeout", "4.5",
-                        "--output-dir", str(tmp_path / "o")], capsys)
+    code, _, err = run(
+        [
+            "--benchmarks",
+            "aime24",
+            "--data-dir",
+            str(data_dir),
+            "--score-only",
+            str(f),
+            "--graders",
+            "steertest_options",
+            "--grader-option",
+            "test_timeout=3",
+            "--grader-option",
+            "nltk_data=/a=b",
+            "--grader-workers",
+            "3",
+            "--grader-timeout",
+            "4.5",
+            "--output-dir",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert seen == {"test_timeout": "3", "nltk_data": "/a=b", "workers": 3, "timeout": 4.5}
-    code, _, err = run(["--benchmarks", "aime24", "--data-dir", str(data_dir), "--score-only", str(f),
-                        "--grader-option", "novalue", "--output-dir", str(tmp_path / "o2")], capsys)
+    code, _, err = run(
+        [
+            "--benchmarks",
+            "aime24",
+            "--data-dir",
+            str(data_dir),
+            "--score-only",
+            str(f),
+            "--grader-option",
+            "novalue",
+            "--output-dir",
+            str(tmp_path / "o2"),
+        ],
+        capsys,
+    )
     assert code == 2 and "--grader-option expects NAME=VALUE" in err
 
 
@@ -278,11 +422,13 @@ def test_data_dir_serves_ifeval_offline(data_dir, tmp_path, capsys, monkeypatch)
     except NotInstalledError:
         pytest.skip("the IF-Eval plug-in is not installed")
     monkeypatch.delenv("NLTK_DATA", raising=False)
-    rows = [json.loads(l) for l in (data_dir / "ifeval" / "input_data.jsonl").read_text().splitlines()[:2]]
+    rows = [json.loads(line) for line in (data_dir / "ifeval" / "input_data.jsonl").read_text().splitlines()[:2]]
     f = write_jsonl(tmp_path / "r.jsonl", [{"id": r["key"], "responses": ["hello"]} for r in rows])
     out = tmp_path / "o"
-    code, _, err = run(["--benchmarks", "ifeval", "--data-dir", str(data_dir), "--score-only", str(f),
-                        "--output-dir", str(out)], capsys)
+    code, _, err = run(
+        ["--benchmarks", "ifeval", "--data-dir", str(data_dir), "--score-only", str(f), "--output-dir", str(out)],
+        capsys,
+    )
     assert code == 0, err
     res = json.loads((out / "results.json").read_text())
     assert res["benchmarks"]["ifeval"]["source"] == str(data_dir / "ifeval" / "input_data.jsonl")
@@ -294,10 +440,19 @@ def test_data_dir_serves_ifeval_offline(data_dir, tmp_path, capsys, monkeypatch)
 def test_reference_solutions_score_100_through_the_cli(data_dir, tmp_path, capsys):
     """MATH-500 (ids = unique_id) and Minerva (ids = idx) reference solutions as responses: Math-Verify
     gives avg@1 = 1 through the whole CLI path, with the worker pool, and qwen all but the toolkit's one per set."""
-    argv = ["--benchmarks", "math500,minerva_math", "--data-dir", str(data_dir), "--output-dir",
-            str(tmp_path / "out"), "--grader-workers", "2", "-q"]
+    argv = [
+        "--benchmarks",
+        "math500,minerva_math",
+        "--data-dir",
+        str(data_dir),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--grader-workers",
+        "2",
+        "-q",
+    ]
     for name, key in (("math500", "unique_id"), ("minerva_math", "idx")):
-        rows = [json.loads(l) for l in (data_dir / name / "test.jsonl").read_text().splitlines()]
+        rows = [json.loads(line) for line in (data_dir / name / "test.jsonl").read_text().splitlines()]
         f = write_jsonl(tmp_path / f"{name}.jsonl", [{"id": r[key], "responses": [r["solution"]]} for r in rows])
         argv += ["--score-only", f"{name}={f}"]
     code, _, err = run(argv, capsys)

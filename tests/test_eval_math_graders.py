@@ -1,4 +1,5 @@
 """Math graders: Math-Verify and the Qwen-style grader, single-sample and through the process pool."""
+
 import json
 import time
 
@@ -19,9 +20,17 @@ DIFFER = [
 ]
 # ... and where both agree
 AGREE = [
-    ("\\frac{1}{2}", "0.5", True), ("x=2", "2", True), ("2", "x=2", True), ("(1,2)", "\\{1,2\\}", True),
-    ("(x+1)^2", "x^2+2x+1", True), ("5\\%", "5", True), ("1.6", "1.6 \\text{ cm}", True), ("(A)", "A", True),
-    ("3", "4", False), ("\\frac{1}{3}", "0.33", False), ("(1,2)", "(2,1)", False),
+    ("\\frac{1}{2}", "0.5", True),
+    ("x=2", "2", True),
+    ("2", "x=2", True),
+    ("(1,2)", "\\{1,2\\}", True),
+    ("(x+1)^2", "x^2+2x+1", True),
+    ("5\\%", "5", True),
+    ("1.6", "1.6 \\text{ cm}", True),
+    ("(A)", "A", True),
+    ("3", "4", False),
+    ("\\frac{1}{3}", "0.33", False),
+    ("(1,2)", "(2,1)", False),
 ]
 
 
@@ -184,21 +193,36 @@ def test_pool_works_from_threads_and_unguarded_scripts(tmp_path):
     t.join(60)
     assert out["w"].correct and out["w"].detail == {}
     script = tmp_path / "unguarded.py"  # no `if __name__ == "__main__"`: spawn-based pools would fail here
-    script.write_text("from openrlhf_steer_eval.graders.math import MathGraderPool\n"
-                      "pool = MathGraderPool(workers=2, timeout=20)\n"
-                      "print([v.correct for v in pool.grade_many([('\\\\boxed{2}', '2'), ('\\\\boxed{3}', '2')])])\n"
-                      "pool.close()\n")
+    script.write_text(
+        "from openrlhf_steer_eval.graders.math import MathGraderPool\n"
+        "pool = MathGraderPool(workers=2, timeout=20)\n"
+        "print([v.correct for v in pool.grade_many([('\\\\boxed{2}', '2'), ('\\\\boxed{3}', '2')])])\n"
+        "pool.close()\n"
+    )
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[True, False]"
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("5 \\text{ cm}", "5"), ("\\text{Evelyn}", "Evelyn"), ("x=1,y=2", "1,2"), ("x\\in[0,1]", "[0,1]"),
-    ("2.00", "2"), ("(1.0, 2.50)", "(1,2.50)"), ("infinity", "\\infty"), ("(-\\infty,\\infty)", "\\mathbb{R}"),
-    ("3+2j", "3+2i"), ("\\begin{bmatrix}1&2\\end{bmatrix}", "\\begin{pmatrix}1&2\\end{pmatrix}"),
-    ("x\\leq 3", "x\\le3"), ("\\emptyset", "{}"), ("2.05", "2.05"), ("\\text{(C)}", "(C)"),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("5 \\text{ cm}", "5"),
+        ("\\text{Evelyn}", "Evelyn"),
+        ("x=1,y=2", "1,2"),
+        ("x\\in[0,1]", "[0,1]"),
+        ("2.00", "2"),
+        ("(1.0, 2.50)", "(1,2.50)"),
+        ("infinity", "\\infty"),
+        ("(-\\infty,\\infty)", "\\mathbb{R}"),
+        ("3+2j", "3+2i"),
+        ("\\begin{bmatrix}1&2\\end{bmatrix}", "\\begin{pmatrix}1&2\\end{pmatrix}"),
+        ("x\\leq 3", "x\\le3"),
+        ("\\emptyset", "{}"),
+        ("2.05", "2.05"),
+        ("\\text{(C)}", "(C)"),
+    ],
+)
 def test_normalisation_rules(raw, expected):
     assert normalize_answer(raw) == expected
 

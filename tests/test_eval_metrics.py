@@ -1,10 +1,10 @@
 """avg@n / pass@k / standard errors against direct formulas computed here."""
+
 import math
 
 import pytest
 
-from openrlhf_steer_eval.metrics import (correctness_metrics, default_ks, disagreements, mean_and_stderr,
-                                         pass_at_k)
+from openrlhf_steer_eval.metrics import correctness_metrics, default_ks, disagreements, mean_and_stderr, pass_at_k
 
 
 def comb_pass_at_k(n, c, k):
@@ -46,7 +46,8 @@ def test_correctness_metrics_hand_computed():
     assert metrics["aime24/math_verify/pass@k:k=2&n=4"] == pytest.approx(sum(p2) / 3)
     m2 = sum(p2) / 3
     assert stderr["aime24/math_verify/pass@k:k=2&n=4"] == pytest.approx(
-        math.sqrt(sum((p - m2) ** 2 for p in p2) / 2 / 3))
+        math.sqrt(sum((p - m2) ** 2 for p in p2) / 2 / 3)
+    )
     assert metrics["aime24/math_verify/pass@k:k=1&n=4"] == pytest.approx(mean)
     assert "aime24/math_verify/pass@k:k=8&n=4" not in metrics  # k > n skipped
 

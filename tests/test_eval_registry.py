@@ -1,4 +1,5 @@
 """Registry contract: lazy plug-ins, clear "not installed" errors, prompt templates, standalone imports."""
+
 import json
 import subprocess
 import sys
@@ -8,16 +9,25 @@ import pytest
 
 from openrlhf_steer_eval import benchmarks as registry
 from openrlhf_steer_eval.graders import base
-from openrlhf_steer_eval.graders.base import (Benchmark, GraderConfig, PromptOptions, SamplingDefaults, Verdict,
-                                              register_benchmark, register_grader)
+from openrlhf_steer_eval.graders.base import (
+    Benchmark,
+    GraderConfig,
+    PromptOptions,
+    SamplingDefaults,
+    Verdict,
+    register_benchmark,
+    register_grader,
+)
 from openrlhf_steer_eval.prompts import BOXED_INSTRUCTION, math_prompt
 
 
 def test_missing_plugin_module_gives_not_installed_error(monkeypatch):
     monkeypatch.setattr(registry, "PLUGIN_MODULES", ("openrlhf_steer_eval.no_such_plugin",))
     monkeypatch.setattr(registry, "PLUGIN_BENCHMARKS", {"fancy_code": "openrlhf_steer_eval.no_such_plugin"})
-    with pytest.raises(registry.NotInstalledError, match="'fancy_code' is provided by "
-                                                         "openrlhf_steer_eval.no_such_plugin.*module not installed"):
+    with pytest.raises(
+        registry.NotInstalledError,
+        match="'fancy_code' is provided by openrlhf_steer_eval.no_such_plugin.*module not installed",
+    ):
         registry.get_benchmark("fancy_code")
     with pytest.raises(registry.NotInstalledError, match="grader 'fancy_exec' is not registered"):
         registry.make_grader("fancy_exec", GraderConfig())
@@ -45,18 +55,33 @@ def test_plugin_registration_round_trip():
             return [[Verdict(r == p["want"], r) for r in rs] for p, rs in zip(problems, responses)]
 
     register_grader("steertest_echo", EchoGrader)
-    bench = register_benchmark(Benchmark(
-        name="steertest_echo_bench", load=lambda source=None, **kw: [{"want": "a"}, {"want": "b"}],
-        prompt=lambda row, opts: row["want"], graders=["steertest_echo"], sampling=SamplingDefaults(n=2),
-        options={"flavour": "test option"}))
+    bench = register_benchmark(
+        Benchmark(
+            name="steertest_echo_bench",
+            load=lambda source=None, **kw: [{"want": "a"}, {"want": "b"}],
+            prompt=lambda row, opts: row["want"],
+            graders=["steertest_echo"],
+            sampling=SamplingDefaults(n=2),
+            options={"flavour": "test option"},
+        )
+    )
     assert registry.get_benchmark("steertest_echo_bench") is bench
     grader = registry.make_grader("steertest_echo", GraderConfig(timeout=3.0))
     assert grader.config.timeout == 3.0 and isinstance(grader, base.Grader)
-    assert [[v.correct for v in row] for row in grader.grade(bench.load(), [["a", "x"], ["b", "b"]])] == \
-        [[True, False], [True, True]]
+    assert [[v.correct for v in row] for row in grader.grade(bench.load(), [["a", "x"], ["b", "b"]])] == [
+        [True, False],
+        [True, True],
+    ]
     with pytest.raises(ValueError, match="already registered"):
-        register_benchmark(Benchmark(name="steertest_echo_bench", load=bench.load, prompt=bench.prompt,
-                                     graders=["x"], sampling=SamplingDefaults()))
+        register_benchmark(
+            Benchmark(
+                name="steertest_echo_bench",
+                load=bench.load,
+                prompt=bench.prompt,
+                graders=["x"],
+                sampling=SamplingDefaults(),
+            )
+        )
     with pytest.raises(ValueError, match="contain no '/'"):
         register_grader("a/b", EchoGrader)
     with pytest.raises(ValueError, match="needs at least one grader"):
@@ -67,10 +92,14 @@ def test_math_prompt_templates():
     q = "What is $1+1$?"
     assert math_prompt(q, PromptOptions()) == [{"role": "user", "content": f"{q}\n{BOXED_INSTRUCTION}"}]
     assert math_prompt(q, PromptOptions(system="Be brief.")) == [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": f"{q}\n{BOXED_INSTRUCTION}"}]
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": f"{q}\n{BOXED_INSTRUCTION}"},
+    ]
     assert math_prompt(q, PromptOptions(chat=False)) == f"Question: {q}\n{BOXED_INSTRUCTION}\nAnswer: "
     assert math_prompt(q, PromptOptions(template="qwen25-math-cot")) == [
-        {"role": "system", "content": BOXED_INSTRUCTION}, {"role": "user", "content": q}]
+        {"role": "system", "content": BOXED_INSTRUCTION},
+        {"role": "user", "content": q},
+    ]
     with pytest.raises(ValueError, match="unknown prompt template 'x'.*--prompt-template"):
         math_prompt(q, PromptOptions(template="x"))
     assert BOXED_INSTRUCTION == "Please reason step by step, and put your final answer within \\boxed{}."

@@ -1,4 +1,5 @@
 """EntropyControlPolicyModelActor pieces on CPU: the rollout-entropy pass, the checkpoint state, the patches."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace as NS
@@ -9,7 +10,13 @@ import torch
 pytest.importorskip("openrlhf")
 
 from steertest_openrlhf import (  # noqa: E402
-    load_actor, make_args, make_batch, make_experience, make_trainer, reference_logprobs_entropy, save_tiny_qwen2,
+    load_actor,
+    make_args,
+    make_batch,
+    make_experience,
+    make_trainer,
+    reference_logprobs_entropy,
+    save_tiny_qwen2,
 )
 
 import openrlhf.trainer.ray.ppo_actor as ppo_actor  # noqa: E402
@@ -82,7 +89,8 @@ def test_controller_state_saved_with_openrlhf_checkpoint_and_restored(model_dir,
 
     saved = {}
     pa.strategy.save_ckpt = lambda model, path, tag, max_num, max_mem, client_states, **kw: saved.update(
-        path=path, tag=tag, client_states=client_states)
+        path=path, tag=tag, client_states=client_states
+    )
     pa.strategy.args.ckpt = NS(path=str(tmp_path), max_num=3, max_mem=1000)
     pa.disable_ds_ckpt, pa.save_hf_ckpt = False, False
     monkeypatch.setattr(ppo_actor, "torch_dist_barrier_and_cuda_sync", lambda: None)

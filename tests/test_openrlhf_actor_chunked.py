@@ -2,6 +2,7 @@
 ``Actor.forward``: values and every parameter gradient, padded and packed, tied and untied, temperature,
 gradient checkpointing, entropy with and without gradient; no [rows x V] tensor larger than one chunk;
 unsupported models fall back with a warning; DeepSpeed ZeRO-2/3 on CPU (slow)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -42,9 +43,16 @@ def save_tiny_qwen2_tied(path, seed: int = 4) -> str:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                         tie_word_embeddings=True)
+    config = Qwen2Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=True,
+    )
     model = Qwen2ForCausalLM(config)
     with torch.no_grad():
         model.model.embed_tokens.weight.mul_(10.0)  # also the head's weight: entropies from ~1.5 to ~5 nats
@@ -54,8 +62,10 @@ def save_tiny_qwen2_tied(path, seed: int = 4) -> str:
 
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory):
-    return {"untied": save_tiny_qwen2(tmp_path_factory.mktemp("chunk_untied"), seed=3),
-            "tied": save_tiny_qwen2_tied(tmp_path_factory.mktemp("chunk_tied"))}
+    return {
+        "untied": save_tiny_qwen2(tmp_path_factory.mktemp("chunk_untied"), seed=3),
+        "tied": save_tiny_qwen2_tied(tmp_path_factory.mktemp("chunk_tied")),
+    }
 
 
 def _pair(model_dir, temperature=1.0, packing=False, entropy_grad=True):
@@ -73,7 +83,7 @@ def _run(actor, batch, entropy_coef=0.3, with_entropy=True):
     loss = (lp * torch.linspace(-1.0, 1.0, lp.numel()).view_as(lp)).sum()
     ent = None
     if with_entropy:
-        ent = out.entropy[:, -amask.shape[1]:]
+        ent = out.entropy[:, -amask.shape[1] :]
         if entropy_coef:
             loss = loss + entropy_coef * (ent * amask).sum()
     loss.backward()
@@ -155,8 +165,12 @@ class _LargestVocabTensor(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in out if isinstance(out, (tuple, list)) else [out]:
-            if isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[-1] == self.vocab \
-                    and tuple(t.shape) != (self.hidden, self.vocab):
+            if (
+                isinstance(t, torch.Tensor)
+                and t.dim() >= 2
+                and t.shape[-1] == self.vocab
+                and tuple(t.shape) != (self.hidden, self.vocab)
+            ):
                 self.rows = max(self.rows, t.numel() // self.vocab)
         return out
 
@@ -263,8 +277,13 @@ def test_deepspeed_zero_stage(model_dirs, stage):
     paths = [str(SUPPORT)]
     if str(SUPPORT / "stubs") in sys.path or importlib.util.find_spec("flash_attn") is None:
         paths.append(str(SUPPORT / "stubs"))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]),
-               STEERTEST_PORT=str(_free_port()), TORCHDYNAMO_DISABLE="1", CUDA_VISIBLE_DEVICES="")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]),
+        STEERTEST_PORT=str(_free_port()),
+        TORCHDYNAMO_DISABLE="1",
+        CUDA_VISIBLE_DEVICES="",
+    )
     cmd = [sys.executable, str(SUPPORT / "steertest_ds_chunked.py"), str(stage), json.dumps(model_dirs)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -281,9 +300,26 @@ def test_deepspeed_zero_stage(model_dirs, stage):
 @pytest.mark.slow
 def test_actor_memory_benchmark_end_to_end_tiny(tmp_path):
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "actor_memory.py"
-    proc = subprocess.run([sys.executable, str(script), "--vocab", "500", "--seqlen", "32", "--chunk-rows", "8",
-                           "--repeats", "1", "--output-dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=900, env=dict(os.environ, TORCHDYNAMO_DISABLE="1"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--vocab",
+            "500",
+            "--seqlen",
+            "32",
+            "--chunk-rows",
+            "8",
+            "--repeats",
+            "1",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ, TORCHDYNAMO_DISABLE="1"),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("actor_memory: peak_ratio=") and " time_ratio=" in last

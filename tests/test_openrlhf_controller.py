@@ -1,4 +1,5 @@
 """PPOTrainer-process hooks: advantage methods on OpenRLHF's experiences and the rollout-entropy relay."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace as NS
@@ -27,8 +28,10 @@ def _args():
         reward=NS(clip_range=(-10.0, 10.0), overlong_buffer_len=None, stop_properly_penalty_coef=None),
         rollout=NS(n_samples_per_prompt=N_PER_PROMPT, max_new_tokens=8),
         data=NS(max_len=16),
-        algo=NS(advantage=NS(estimator="group_norm", gamma=1.0, lambd=1.0, no_std_norm=False),
-                kl=NS(init_coef=0.0, use_loss=False)),
+        algo=NS(
+            advantage=NS(estimator="group_norm", gamma=1.0, lambd=1.0, no_std_norm=False),
+            kl=NS(init_coef=0.0, use_loss=False),
+        ),
     )
 
 
@@ -41,16 +44,21 @@ def _experiences(with_entropy: bool):
         width = max(LENGTHS_BY_INDEX[i] for i in rows) + 2  # 2 prompt positions
         mask = torch.zeros(len(rows), width, dtype=torch.bool)
         for r, i in enumerate(rows):
-            mask[r, 2:2 + LENGTHS_BY_INDEX[i]] = True
+            mask[r, 2 : 2 + LENGTHS_BY_INDEX[i]] = True
         info = {}
         if with_entropy:
             info[OLD_ENTROPY_KEY] = torch.rand(len(rows), width, generator=g) * mask
-        out.append(Experience(
-            sequences=torch.zeros(len(rows), width + 1, dtype=torch.long), action_mask=mask,
-            action_log_probs=-torch.rand(len(rows), width, generator=g) * mask,
-            rewards=torch.tensor([REWARDS_BY_INDEX[i] for i in rows]), kl=torch.zeros(len(rows), width),
-            index=list(rows), info=info,
-        ))
+        out.append(
+            Experience(
+                sequences=torch.zeros(len(rows), width + 1, dtype=torch.long),
+                action_mask=mask,
+                action_log_probs=-torch.rand(len(rows), width, generator=g) * mask,
+                rewards=torch.tensor([REWARDS_BY_INDEX[i] for i in rows]),
+                kl=torch.zeros(len(rows), width),
+                index=list(rows),
+                info=info,
+            )
+        )
     return out
 
 
@@ -81,9 +89,11 @@ def test_grpo_method_leaves_openrlhf_advantages_alone():
     # OpenRLHF group_norm: (r - mean_g) / (std_g + 1e-9) on every response token
     for exp in ours:
         for r, index in enumerate(exp.index):
-            group = torch.tensor(REWARDS_BY_INDEX[(index // 4) * 4:(index // 4) * 4 + 4])
+            group = torch.tensor(REWARDS_BY_INDEX[(index // 4) * 4 : (index // 4) * 4 + 4])
             expected = (REWARDS_BY_INDEX[index] - group.mean()) / (group.std() + 1e-9)
-            assert torch.allclose(exp.advantages[r][exp.action_mask[r]], expected.float().expand(int(exp.action_mask[r].sum())))
+            assert torch.allclose(
+                exp.advantages[r][exp.action_mask[r]], expected.float().expand(int(exp.action_mask[r].sum()))
+            )
 
 
 def test_entropy_advantage_method_sees_rows_in_rollout_order():
@@ -91,7 +101,8 @@ def test_entropy_advantage_method_sees_rows_in_rollout_order():
     exps = _experiences(with_entropy=True)
     method_config = {}
     ours = _maker(EntropyControlSpec(methods=[("edge_grpo", method_config)])).compute_advantages_and_returns(
-        _experiences(with_entropy=True))
+        _experiences(with_entropy=True)
+    )
     # Independent layout: rows sorted by rollout index, one global width.
     rows = sorted(((i, e, r) for e in exps for r, i in enumerate(e.index)), key=lambda t: t[0])
     width = max(e.action_mask.shape[1] for e in exps)

@@ -1,6 +1,7 @@
 """With OpenRLHF's real DeepspeedStrategy (ZeRO-2, fp32, gloo on CPU) and gradient accumulation over a
 2-micro-batch window: DeepSpeed's gradient of the optimizer step equals the gradient of the core loss
 over the whole window (our num_tokens conversion of OpenRLHF's gas-compensated normaliser is exact)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -43,10 +44,20 @@ def results(tmp_path_factory):
     paths = [str(SUPPORT)]
     if str(SUPPORT / "stubs") in sys.path or importlib.util.find_spec("flash_attn") is None:  # conftest's CPU stubs
         paths.append(str(SUPPORT / "stubs"))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]),
-               STEERTEST_PORT=str(_free_port()), TORCHDYNAMO_DISABLE="1", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, str(SUPPORT / "steertest_ds_window.py"), model_dir, json.dumps(CASES)],
-                          capture_output=True, text=True, timeout=900, env=env)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]),
+        STEERTEST_PORT=str(_free_port()),
+        TORCHDYNAMO_DISABLE="1",
+        CUDA_VISIBLE_DEVICES="",
+    )
+    proc = subprocess.run(
+        [sys.executable, str(SUPPORT / "steertest_ds_window.py"), model_dir, json.dumps(CASES)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     return {r["method"]: r for r in lines}

@@ -11,6 +11,7 @@ the packing of the gather has its own tests in test_window_gather.py.
 
 This file is also the rank worker: ``python test_openrlhf_dp_window.py worker RANK MODEL_DIR``.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -35,12 +36,23 @@ BATCH_SEEDS = ((1, [0, 3, 1], 0.3), (2, [2, 0, 4], 0.3), (3, [1, 1, 0], 3.0), (4
 
 CASES = [
     ("steer", {"lambda_min": 0.6, "omega_floor": 1e-4, "stat_scope": "mini_batch"}),  # floor below max|Omega|
-    ("steer", {"lambda_min": 0.7, "lambda_max": 1.2, "mapping": "linear", "entropy_source": "current",
-               "stat_scope": "mini_batch"}),
+    (
+        "steer",
+        {
+            "lambda_min": 0.7,
+            "lambda_max": 1.2,
+            "mapping": "linear",
+            "entropy_source": "current",
+            "stat_scope": "mini_batch",
+        },
+    ),
     # clip_ratio 1 clips every candidate: the mask is set by the window means, not by the random draw
     ("clip_cov", {"clip_ratio": 1.0, "cov_lb": 0.0, "cov_ub": 1e9, "stat_scope": "mini_batch"}),
     ("kl_cov", {"kl_ratio": 0.3, "kl_coef": 1.0, "stat_scope": "mini_batch"}),
-    ("forking_tokens", {"top_entropy_fraction": 0.2, "stat_scope": "mini_batch"}),  # gathered quantile; masks differ from rank-local
+    (
+        "forking_tokens",
+        {"top_entropy_fraction": 0.2, "stat_scope": "mini_batch"},
+    ),  # gathered quantile; masks differ from rank-local
     # gathered |Omega| quantile: rank 0's small advantages alone would put its threshold far lower
     ("steer", {"lambda_min": 0.6, "mapping": "binary", "binary_top_fraction": 0.3, "stat_scope": "mini_batch"}),
 ]
@@ -55,8 +67,10 @@ def _emulated_all_reduce(per_rank_locals, reduction, valid):
 
     packs = [pack_window_stats(local, reduction, n) for local, n in zip(per_rank_locals, valid)]
     combine = {"sum": sum, "max": max, "min": min}
-    reduced = {op: (packs[0][op][0], [combine[op](p[op][1][i] for p in packs) for i in range(len(packs[0][op][0]))])
-               for op in packs[0]}
+    reduced = {
+        op: (packs[0][op][0], [combine[op](p[op][1][i] for p in packs) for i in range(len(packs[0][op][0]))])
+        for op in packs[0]
+    }
     return [unpack_window_stats(local, reduced) for local in per_rank_locals]
 
 
@@ -65,8 +79,13 @@ def _inputs(log_probs, advantages, old_entropy, mask=None):
 
     lp = torch.tensor(log_probs, dtype=torch.float64)
     mask = torch.ones_like(lp, dtype=torch.bool) if mask is None else torch.tensor(mask)
-    return LossInputs(log_probs=lp, old_log_probs=lp.clone(), advantages=torch.tensor(advantages, dtype=torch.float64),
-                      action_mask=mask, old_entropy=torch.tensor(old_entropy, dtype=torch.float64))
+    return LossInputs(
+        log_probs=lp,
+        old_log_probs=lp.clone(),
+        advantages=torch.tensor(advantages, dtype=torch.float64),
+        action_mask=mask,
+        old_entropy=torch.tensor(old_entropy, dtype=torch.float64),
+    )
 
 
 def test_empty_rank_does_not_corrupt_steer_min_max():
@@ -93,8 +112,9 @@ def test_covariance_sums_and_all_empty_window():
     clip_cov = build_method("clip_cov", stat_scope="mini_batch")
     a = _inputs([[-0.5, -1.0]], [[3.0, 1.0]], [[1.0, 1.0]])
     b = _inputs([[-2.0, -3.0, -1.0]], [[-1.0, -3.0, 4.0]], [[1.0, 1.0, 1.0]], mask=[[True, False, True]])
-    reduced = _emulated_all_reduce([clip_cov.window_stats([a]), clip_cov.window_stats([b])],
-                                   clip_cov.window_stats_reduction(), valid=[2, 2])
+    reduced = _emulated_all_reduce(
+        [clip_cov.window_stats([a]), clip_cov.window_stats([b])], clip_cov.window_stats_reduction(), valid=[2, 2]
+    )
     # valid tokens: A = 3, 1, -1, 4 -> sum 7; log p = -0.5, -1, -2, -1 -> sum -4.5; count 4
     for stats in reduced:
         assert stats == pytest.approx({"clip_cov/adv_sum": 7.0, "clip_cov/log_prob_sum": -4.5, "clip_cov/count": 4.0})
@@ -139,11 +159,26 @@ def dp_results(tmp_path_factory):
     paths = [str(SUPPORT)]
     if str(SUPPORT / "stubs") in sys.path or importlib.util.find_spec("flash_attn") is None:  # conftest's CPU stubs
         paths.append(str(SUPPORT / "stubs"))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]),
-               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(WORLD),
-               TORCHDYNAMO_DISABLE="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, __file__, "worker", str(rank), model_dir], env=dict(env, RANK=str(rank)),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in range(WORLD)]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(_free_port()),
+        WORLD_SIZE=str(WORLD),
+        TORCHDYNAMO_DISABLE="1",
+        CUDA_VISIBLE_DEVICES="",
+        OMP_NUM_THREADS="1",
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "worker", str(rank), model_dir],
+            env=dict(env, RANK=str(rank)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(WORLD)
+    ]
     outputs = []
     try:
         for proc in procs:
@@ -155,8 +190,10 @@ def dp_results(tmp_path_factory):
                 proc.kill()
     for code, out, err in outputs:
         assert code == 0, err[-4000:]
-    return [{(r["case"]): r for r in map(json.loads, (l for l in out.splitlines() if l.startswith("{")))}
-            for _, out, _ in outputs], [err for _, _, err in outputs]
+    return [
+        {(r["case"]): r for r in map(json.loads, (line for line in out.splitlines() if line.startswith("{")))}
+        for _, out, _ in outputs
+    ], [err for _, _, err in outputs]
 
 
 @pytest.mark.slow
@@ -220,9 +257,21 @@ def _recording(method, sink):
 
 
 def _one_case(rank, model_dir, name, config, mesh):
-    from steertest_openrlhf import load_actor, make_args, make_batch, make_experience, make_trainer, reference_logprobs_entropy
+    from steertest_openrlhf import (
+        load_actor,
+        make_args,
+        make_batch,
+        make_experience,
+        make_trainer,
+        reference_logprobs_entropy,
+    )
 
-    from openrlhf_steer.integration.actor_trainer import active_trainer, enable_entropy_control, step_seed, window_iterator
+    from openrlhf_steer.integration.actor_trainer import (
+        active_trainer,
+        enable_entropy_control,
+        step_seed,
+        window_iterator,
+    )
     from openrlhf_steer.integration.args import apply_method_args
     from openrlhf_steer.integration.flags import EntropyControlSpec
     from openrlhf_steer.integration.side_channel import OLD_ENTROPY_KEY
@@ -253,15 +302,25 @@ def _one_case(rank, model_dir, name, config, mesh):
         old_ent = (ent + 0.2 * torch.rand(lp.shape, generator=g)) * maskf
         adv = (torch.randn(3, generator=g) * scale)[:, None] * maskf
         window.append((seqs, attn, amask, old_lp, old_ent, adv, lp, ent))
-    mine = window[2 * rank: 2 * rank + 2]
+    mine = window[2 * rank : 2 * rank + 2]
     total_tokens = float(sum(w[2].sum() for w in window))
 
     def loss_inputs(w, stats=None):
         seqs, attn, amask, old_lp, old_ent, adv, lp, ent = w
-        return LossInputs(log_probs=lp, old_log_probs=old_lp, advantages=adv, action_mask=amask,
-                          entropy=ent if needs.current_entropy else None, old_entropy=old_ent, step=0, total_steps=10,
-                          epoch=1, total_epochs=1, window_stats=dict(stats or {}),
-                          generator=torch.Generator().manual_seed(step_seed(SEED, rank, 0)))
+        return LossInputs(
+            log_probs=lp,
+            old_log_probs=old_lp,
+            advantages=adv,
+            action_mask=amask,
+            entropy=ent if needs.current_entropy else None,
+            old_entropy=old_ent,
+            step=0,
+            total_steps=10,
+            epoch=1,
+            total_epochs=1,
+            window_stats=dict(stats or {}),
+            generator=torch.Generator().manual_seed(step_seed(SEED, rank, 0)),
+        )
 
     reference = build_method(name, config)
     global_stats = reference.window_stats([loss_inputs(w) for w in window])  # one process, concatenated window
@@ -272,37 +331,58 @@ def _one_case(rank, model_dir, name, config, mesh):
         sink = []
         _recording(method, sink)
         for w in mine:
-            PolicyLoss(LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=10.0), method)(loss_inputs(w, stats),
-                                                                                       num_tokens=total_tokens / WORLD)
+            PolicyLoss(LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=10.0), method)(
+                loss_inputs(w, stats), num_tokens=total_tokens / WORLD
+            )
         return sink
 
     # The distributed run: OpenRLHF's training_step through our window iterator (gas = 2 on each rank).
     got_sink, got_stats = [], {}
     _recording(state.method, got_sink)
-    experiences = [make_experience(w[0], w[1], w[2], w[3], w[5], info={OLD_ENTROPY_KEY: [
-        w[4][i, : max(int(w[1][i].sum()) - 1, 1)].clone() for i in range(3)]}) for w in mine]
+    experiences = [
+        make_experience(
+            w[0],
+            w[1],
+            w[2],
+            w[3],
+            w[5],
+            info={OLD_ENTROPY_KEY: [w[4][i, : max(int(w[1][i].sum()) - 1, 1)].clone() for i in range(3)]},
+        )
+        for w in mine
+    ]
     with active_trainer(trainer):
         micro = 0
-        for step, (exp, info) in enumerate(window_iterator(iter(experiences), trainer.strategy, 2, lambda e: e.action_mask)):
+        for step, (exp, info) in enumerate(
+            window_iterator(iter(experiences), trainer.strategy, 2, lambda e: e.action_mask)
+        ):
             got_stats = dict(state.micro["window_stats"])
             info = dict(info, dp_size=WORLD, batch_num_tokens=torch.tensor(total_tokens))
             trainer.training_step(exp, 0.0, step, info)
             micro += 1
 
     def max_diff(expected):
-        assert [k for k, _ in expected] == [k for k, _ in got_sink], ([k for k, _ in expected], [k for k, _ in got_sink])
+        assert [k for k, _ in expected] == [k for k, _ in got_sink], (
+            [k for k, _ in expected],
+            [k for k, _ in got_sink],
+        )
         return max(float((e - g).abs().max()) for (_, e), (_, g) in zip(expected, got_sink))
 
     expected_global = expected_hooks(global_stats)
     return {
-        "method": name, "optimizer_steps": state.optimizer_step, "micro_batches": micro,
-        "records": len(got_sink), "dp_group_size": dp_group_size,
+        "method": name,
+        "optimizer_steps": state.optimizer_step,
+        "micro_batches": micro,
+        "records": len(got_sink),
+        "dp_group_size": dp_group_size,
         "dp_group_is_mesh": data_parallel_group(trainer.strategy) is mesh["dp"].get_group(),
         "tokens_compared": int(sum(float(w[2].sum()) for w in mine)),
         "exact_keys": sorted(state.method.window_stats_reduction())
         + sorted(state.method.window_stats_from_values(state.method.window_values([loss_inputs(w) for w in mine]))),
-        "global_stats": _floats(global_stats), "local_stats": _floats(local_stats), "got_stats": _floats(got_stats),
-        "max_diff_vs_global": max_diff(expected_global), "max_diff_vs_local": max_diff(expected_hooks(local_stats)),
+        "global_stats": _floats(global_stats),
+        "local_stats": _floats(local_stats),
+        "got_stats": _floats(got_stats),
+        "max_diff_vs_global": max_diff(expected_global),
+        "max_diff_vs_local": max_diff(expected_hooks(local_stats)),
     }
 
 

@@ -27,6 +27,7 @@ Stand-ins, and why:
 * the flash_attn / vllm import stubs of tests/support/stubs (OpenRLHF imports them at module level);
 * a tiny random Qwen2 with a character tokenizer (tests/support/steertest_evalmodel.py), bf16.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,9 @@ STUBS = REPO / "tests" / "support" / "stubs"
 def _plain_env():
     """The environment of a CPU install: no test stubs on the path."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in env.get("PYTHONPATH", "").split(os.pathsep)
-                                        if p and Path(p).resolve() != STUBS.resolve())
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != STUBS.resolve()
+    )
     return env
 
 
@@ -65,26 +67,49 @@ def cpu_install():
 
 
 def test_help_lists_ours_then_openrlhf_without_vllm(cpu_install):
-    run = subprocess.run([sys.executable, "-m", "openrlhf_steer.apps.cli", "train", "--help"], env=cpu_install,
-                         capture_output=True, text=True, cwd="/", timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "openrlhf_steer.apps.cli", "train", "--help"],
+        env=cpu_install,
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     out = run.stdout
     assert "No module named" not in out + run.stderr
     ours = out.index("--entropy.steer.lambda_min")
-    for flag in ("--actor.model_name_or_path", "--vllm.num_engines", "--algo.advantage.is_correction_level",
-                 "--actor.policy_loss_type"):
+    for flag in (
+        "--actor.model_name_or_path",
+        "--vllm.num_engines",
+        "--algo.advantage.is_correction_level",
+        "--actor.policy_loss_type",
+    ):
         assert out.index(flag) > ours, flag
     assert "Listed without vllm, flash_attn" in out
 
 
 def test_run_without_vllm_stops_before_ray_with_the_fix(cpu_install):
-    run = subprocess.run([sys.executable, "-m", "openrlhf_steer.apps.cli", "train", "--entropy.method", "steer",
-                          "--actor.model_name_or_path", "x"], env=cpu_install, capture_output=True, text=True,
-                         cwd="/", timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openrlhf_steer.apps.cli",
+            "train",
+            "--entropy.method",
+            "steer",
+            "--actor.model_name_or_path",
+            "x",
+        ],
+        env=cpu_install,
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=300,
+    )
     assert run.returncode == 2
     assert "needs vllm and flash_attn" in run.stderr and "openrlhf-steer[train]" in run.stderr
     assert "ray" not in run.stdout.lower()
-
 
 
 def test_run_without_rollout_engines_stops_before_ray(monkeypatch, capsys):
@@ -94,11 +119,23 @@ def test_run_without_rollout_engines_stops_before_ray(monkeypatch, capsys):
     from openrlhf_steer.integration import launch as launch_module
 
     monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray started"))
-    argv = ["--entropy.method", "steer", "--actor.model_name_or_path", "/abs/model", "--reward.remote_url",
-            "openrlhf_steer:math", "--data.prompt_dataset", "/abs/p.jsonl", "--rollout.n_samples_per_prompt", "4",
-            "--algo.advantage.estimator", "group_norm"]
+    argv = [
+        "--entropy.method",
+        "steer",
+        "--actor.model_name_or_path",
+        "/abs/model",
+        "--reward.remote_url",
+        "openrlhf_steer:math",
+        "--data.prompt_dataset",
+        "/abs/p.jsonl",
+        "--rollout.n_samples_per_prompt",
+        "4",
+        "--algo.advantage.estimator",
+        "group_norm",
+    ]
     assert launch_module.launch(argv) == 2
     assert "--vllm.num_engines" in capsys.readouterr().err
+
 
 # ------------------------------------------------------------------------------------------- e2e
 
@@ -132,19 +169,67 @@ def reward_func(queries, prompts, labels):
 
 def _common(root: Path, name: str, model: Path, prompts: Path, reward: str = "openrlhf_steer:math"):
     return [
-        "--actor.model_name_or_path", str(model), "--reward.remote_url", reward,
-        "--data.prompt_dataset", str(prompts), "--data.input_key", "problem", "--data.label_key", "answer",
-        "--data.apply_chat_template", "--data.max_samples", str(PROMPTS),
-        "--rollout.n_samples_per_prompt", "4", "--rollout.batch_size", "2", "--rollout.micro_batch_size", "4",
-        "--train.batch_size", "8", "--train.micro_batch_size", "4", "--train.max_epochs", "1",
-        "--train.num_episodes", "1", "--train.seed", "3",
-        "--vllm.num_engines", "1", "--vllm.sync_backend", "gloo", "--actor.num_nodes", "1",
-        "--actor.num_gpus_per_node", "1", "--data.max_len", "160", "--rollout.max_new_tokens", "12",
-        "--algo.advantage.estimator", "group_norm", "--algo.kl.init_coef", "0",
-        "--actor.adam.lr", "1e-3", "--actor.lr_scheduler", "constant", "--actor.lr_warmup_ratio", "0",
-        "--ds.zero_stage", "2", "--ds.attn_implementation", "sdpa",
-        "--logger.tensorboard_dir", str(root / "tb" / name), "--ckpt.output_dir", str(root / "out" / name),
-        "--ckpt.path", str(root / "ckpt" / name),
+        "--actor.model_name_or_path",
+        str(model),
+        "--reward.remote_url",
+        reward,
+        "--data.prompt_dataset",
+        str(prompts),
+        "--data.input_key",
+        "problem",
+        "--data.label_key",
+        "answer",
+        "--data.apply_chat_template",
+        "--data.max_samples",
+        str(PROMPTS),
+        "--rollout.n_samples_per_prompt",
+        "4",
+        "--rollout.batch_size",
+        "2",
+        "--rollout.micro_batch_size",
+        "4",
+        "--train.batch_size",
+        "8",
+        "--train.micro_batch_size",
+        "4",
+        "--train.max_epochs",
+        "1",
+        "--train.num_episodes",
+        "1",
+        "--train.seed",
+        "3",
+        "--vllm.num_engines",
+        "1",
+        "--vllm.sync_backend",
+        "gloo",
+        "--actor.num_nodes",
+        "1",
+        "--actor.num_gpus_per_node",
+        "1",
+        "--data.max_len",
+        "160",
+        "--rollout.max_new_tokens",
+        "12",
+        "--algo.advantage.estimator",
+        "group_norm",
+        "--algo.kl.init_coef",
+        "0",
+        "--actor.adam.lr",
+        "1e-3",
+        "--actor.lr_scheduler",
+        "constant",
+        "--actor.lr_warmup_ratio",
+        "0",
+        "--ds.zero_stage",
+        "2",
+        "--ds.attn_implementation",
+        "sdpa",
+        "--logger.tensorboard_dir",
+        str(root / "tb" / name),
+        "--ckpt.output_dir",
+        str(root / "out" / name),
+        "--ckpt.path",
+        str(root / "ckpt" / name),
     ]
 
 
@@ -154,38 +239,75 @@ def _replace_flag(argv, flag, *values):
     j = i + 1
     while j < len(out) and not out[j].startswith("--"):
         j += 1
-    out[i + 1:j] = list(values)
+    out[i + 1 : j] = list(values)
     return out
 
 
 # name -> (our flags, OpenRLHF flag changes (flag, *values), expected metric names beyond the common ones)
 RUNS = {
-    "steer_exp": (["--entropy.method", "steer", "--entropy.steer.mapping", "exp"], [],
-                  ["method/omega_abs_max"]),
-    "steer_binary_dp2_packed": (["--entropy.method", "steer", "--entropy.steer.mapping", "binary",
-                                 "--entropy.steer.stat_scope", "mini_batch"],
-                                [("--actor.num_gpus_per_node", "2"), ("--train.micro_batch_size", "2"),
-                                 ("--rollout.micro_batch_size", "2"), ("--ds.packing_samples",)],
-                                ["method/omega_abs_max"]),
-    "pos_adv_entropy": (["--entropy.method", "pos_adv_reweight", "--entropy.pos_adv_reweight.schedule", "entropy",
-                         "--entropy.pos_adv_reweight.entropy_target", "0.2",
-                         "--entropy.pos_adv_reweight.step_size", "0.05"],
-                        [("--ckpt.save_steps", "1")], ["controller/pos_adv_lambda"]),
-    "clip_cov": (["--entropy.method", "clip_cov", "--entropy.clip_cov.clip_ratio", "0.2"], [],
-                 ["method/clip_cov_clipped"]),
-    "kl_cov": (["--entropy.method", "kl_cov", "--entropy.kl_cov.kl_ratio", "0.2"], [],
-               ["loss/kl_cov", "method/kl_cov_selected"]),
+    "steer_exp": (["--entropy.method", "steer", "--entropy.steer.mapping", "exp"], [], ["method/omega_abs_max"]),
+    "steer_binary_dp2_packed": (
+        ["--entropy.method", "steer", "--entropy.steer.mapping", "binary", "--entropy.steer.stat_scope", "mini_batch"],
+        [
+            ("--actor.num_gpus_per_node", "2"),
+            ("--train.micro_batch_size", "2"),
+            ("--rollout.micro_batch_size", "2"),
+            ("--ds.packing_samples",),
+        ],
+        ["method/omega_abs_max"],
+    ),
+    "pos_adv_entropy": (
+        [
+            "--entropy.method",
+            "pos_adv_reweight",
+            "--entropy.pos_adv_reweight.schedule",
+            "entropy",
+            "--entropy.pos_adv_reweight.entropy_target",
+            "0.2",
+            "--entropy.pos_adv_reweight.step_size",
+            "0.05",
+        ],
+        [("--ckpt.save_steps", "1")],
+        ["controller/pos_adv_lambda"],
+    ),
+    "clip_cov": (
+        ["--entropy.method", "clip_cov", "--entropy.clip_cov.clip_ratio", "0.2"],
+        [],
+        ["method/clip_cov_clipped"],
+    ),
+    "kl_cov": (
+        ["--entropy.method", "kl_cov", "--entropy.kl_cov.kl_ratio", "0.2"],
+        [],
+        ["loss/kl_cov", "method/kl_cov_selected"],
+    ),
     "w_reinforce": (["--entropy.method", "w_reinforce"], [], []),
     "edge_grpo": (["--entropy.method", "edge_grpo"], [], []),
     "adaptive_entropy": (["--entropy.method", "adaptive_entropy"], [], ["controller/entropy_coef"]),
-    "grpo_is": (["--entropy.method", "grpo"], [("--algo.advantage.is_correction_level", "token")],
-                ["vllm_kl", "is_filter_ratio"]),
-    "grpo_gspo": (["--entropy.method", "grpo"], [("--actor.policy_loss_type", "gspo"),
-                                                 ("--actor.eps_clip_low_high", "3e-4", "4e-4")], []),
+    "grpo_is": (
+        ["--entropy.method", "grpo"],
+        [("--algo.advantage.is_correction_level", "token")],
+        ["vllm_kl", "is_filter_ratio"],
+    ),
+    "grpo_gspo": (
+        ["--entropy.method", "grpo"],
+        [("--actor.policy_loss_type", "gspo"), ("--actor.eps_clip_low_high", "3e-4", "4e-4")],
+        [],
+    ),
 }
-COMMON_METRICS = ["loss/total", "loss/policy", "entropy/mean", "clip/frac", "ratio/mean", "weights/mean",
-                  "advantages/mean", "method/frac_changed", "quadrant/zero_adv", "policy_loss", "reward",
-                  "reward_correct"]
+COMMON_METRICS = [
+    "loss/total",
+    "loss/policy",
+    "entropy/mean",
+    "clip/frac",
+    "ratio/mean",
+    "weights/mean",
+    "advantages/mean",
+    "method/frac_changed",
+    "quadrant/zero_adv",
+    "policy_loss",
+    "reward",
+    "reward_correct",
+]
 
 
 def _run_argv(root, name, model, prompts):
@@ -239,12 +361,23 @@ def e2e(tmp_path_factory, data_dir):
 
     env = dict(os.environ)
     support = REPO / "tests" / "support"
-    env.update(PYTHONPATH=os.pathsep.join([str(support), str(STUBS), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-               TORCHDYNAMO_DISABLE="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1",
-               OPENRLHF_STEER_REWARD_WORKERS="1", STEERTEST_E2E_REPORT=str(root / "report.jsonl"))
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(support), str(STUBS), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        TORCHDYNAMO_DISABLE="1",
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",
+        OPENRLHF_STEER_REWARD_WORKERS="1",
+        STEERTEST_E2E_REPORT=str(root / "report.jsonl"),
+    )
     with open(root / "driver.log", "w") as log:
-        driver = subprocess.Popen([sys.executable, str(support / "steertest_e2e_driver.py"), str(root / "plan.json")],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(root))
+        driver = subprocess.Popen(
+            [sys.executable, str(support / "steertest_e2e_driver.py"), str(root / "plan.json")],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(root),
+        )
         try:
             driver.wait(timeout=E2E_TIMEOUT)
         except subprocess.TimeoutExpired:

@@ -7,6 +7,7 @@
   token weights apply before the sequence mean (hand-computed loss and gradient); clip masks are
   refused with the reason; the launcher accepts both options and refuses what cannot work.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,14 +53,21 @@ def _tensors(seed=0, b=5, t=9):
 def _normaliser_kwargs(normaliser):
     if normaliser is None:
         return {}
-    return dict(dp_size=normaliser[0], batch_num_tokens=torch.tensor(normaliser[1]),
-                global_batch_size=torch.tensor(normaliser[2]))
+    return dict(
+        dp_size=normaliser[0],
+        batch_num_tokens=torch.tensor(normaliser[1]),
+        global_batch_size=torch.tensor(normaliser[2]),
+    )
 
 
 def _is_kwargs(setting):
     level, mode, gating, threshold = setting
-    return dict(is_correction_level=level, is_correction_mode=mode, is_correction_gating=gating,
-                is_correction_threshold=list(threshold))
+    return dict(
+        is_correction_level=level,
+        is_correction_mode=mode,
+        is_correction_gating=gating,
+        is_correction_threshold=list(threshold),
+    )
 
 
 def reference_is(old, rollout, mask, setting):
@@ -111,8 +119,9 @@ def reference_is(old, rollout, mask, setting):
 @pytest.mark.parametrize("dual_clip", [None, 3.0])
 @pytest.mark.parametrize("normaliser", NORMALISERS)
 def test_grpo_with_is_correction_equals_openrlhf(setting, token_level, dual_clip, normaliser):
-    kwargs = dict(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip=dual_clip, token_level_loss=token_level,
-                  **_is_kwargs(setting))
+    kwargs = dict(
+        clip_eps_low=0.2, clip_eps_high=0.28, dual_clip=dual_clip, token_level_loss=token_level, **_is_kwargs(setting)
+    )
     theirs, ours = OpenRLHFPolicyLoss(**kwargs), EntropyControlPolicyLoss(**kwargs)
     agg = "token-mean" if token_level else "seq-mean-token-mean"
     ours.bind(build_method("grpo"), LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=dual_clip, loss_agg_mode=agg))
@@ -146,8 +155,14 @@ def test_reference_is_matches_openrlhf_statistics():
 def _context(seed, new, old):
     g = torch.Generator().manual_seed(seed + 100)
     entropy = torch.rand(new.shape, generator=g) * 2
-    return dict(entropy=entropy, old_entropy=entropy + 0.1, ref_log_probs=old - 0.05, step=3, total_steps=10,
-                generator=torch.Generator().manual_seed(seed))
+    return dict(
+        entropy=entropy,
+        old_entropy=entropy + 0.1,
+        ref_log_probs=old - 0.05,
+        step=3,
+        total_steps=10,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 @pytest.mark.parametrize("method", available_methods())
@@ -209,11 +224,18 @@ def test_missing_rollout_log_probs_is_a_clear_error():
 @pytest.mark.parametrize("is_setting", [None, IS_SETTINGS[0], IS_SETTINGS[4]], ids=["no-is", "is-token", "is-seq"])
 @pytest.mark.parametrize("agg_flag", ["token-mean", "seq-mean-token-mean"])
 def test_grpo_gspo_equals_openrlhf_gspo(dual_clip, normaliser, is_setting, agg_flag):
-    kwargs = dict(clip_eps_low=3e-2, clip_eps_high=4e-2, dual_clip=dual_clip, policy_loss_type="gspo",
-                  token_level_loss=agg_flag == "token-mean", **(_is_kwargs(is_setting) if is_setting else {}))
+    kwargs = dict(
+        clip_eps_low=3e-2,
+        clip_eps_high=4e-2,
+        dual_clip=dual_clip,
+        policy_loss_type="gspo",
+        token_level_loss=agg_flag == "token-mean",
+        **(_is_kwargs(is_setting) if is_setting else {}),
+    )
     theirs, ours = OpenRLHFPolicyLoss(**kwargs), EntropyControlPolicyLoss(**kwargs)
-    ours.bind(build_method("grpo"), LossConfig(eps_low=3e-2, eps_high=4e-2, dual_clip=dual_clip,
-                                               loss_agg_mode=agg_flag))
+    ours.bind(
+        build_method("grpo"), LossConfig(eps_low=3e-2, eps_high=4e-2, dual_clip=dual_clip, loss_agg_mode=agg_flag)
+    )
     new, old, rollout, adv, mask = _tensors(seed=1)
     adv = adv.clone()
     adv[2] = -adv[2].abs()  # a negative group so the dual clip can act
@@ -244,9 +266,9 @@ def test_gspo_token_weights_apply_before_the_sequence_mean():
     g = torch.Generator().manual_seed(11)
     weights = torch.rand(new.shape, generator=g) * 2
     eps_low, eps_high = 0.05, 0.08
-    loss, _ = PolicyLoss(LossConfig(eps_low=eps_low, eps_high=eps_high), _FixedWeights(weights),
-                         ratio_level="sequence")(
-        LossInputs(log_probs=new, old_log_probs=old, advantages=adv, action_mask=mask))
+    loss, _ = PolicyLoss(
+        LossConfig(eps_low=eps_low, eps_high=eps_high), _FixedWeights(weights), ratio_level="sequence"
+    )(LossInputs(log_probs=new, old_log_probs=old, advantages=adv, action_mask=mask))
     (grad,) = torch.autograd.grad(loss, new)
 
     total, rows = 0.0, 0
@@ -265,7 +287,8 @@ def test_gspo_token_weights_apply_before_the_sequence_mean():
     assert torch.allclose(grad, expected_grad, rtol=1e-5, atol=1e-7)
     # The weights moved the loss away from plain GSPO.
     plain, _ = PolicyLoss(LossConfig(eps_low=eps_low, eps_high=eps_high), ratio_level="sequence")(
-        LossInputs(log_probs=new, old_log_probs=old, advantages=adv, action_mask=mask))
+        LossInputs(log_probs=new, old_log_probs=old, advantages=adv, action_mask=mask)
+    )
     assert abs(float(plain) - float(loss)) > 1e-4
 
 
@@ -312,9 +335,14 @@ def test_check_args_accepts_is_correction_and_gspo():
     from openrlhf_steer.integration import check_args
     from openrlhf_steer.integration.args import effective_loss_config, spec_from_args
 
-    args = check_args(["--entropy.method", "steer"] + _command(
-        ("--algo.advantage.is_correction_level", "seq"), ("--algo.advantage.is_correction_gating", "tv"),
-        ("--algo.advantage.is_correction_threshold", "0.05")))
+    args = check_args(
+        ["--entropy.method", "steer"]
+        + _command(
+            ("--algo.advantage.is_correction_level", "seq"),
+            ("--algo.advantage.is_correction_gating", "tv"),
+            ("--algo.advantage.is_correction_threshold", "0.05"),
+        )
+    )
     assert args.algo.advantage.is_correction_threshold == [0.0, 0.05]  # OpenRLHF's own normalisation
     args = check_args(["--entropy.method", "steer"] + _command(("--actor.policy_loss_type", "gspo")))
     assert effective_loss_config(args, spec_from_args(args).build_method()).loss_agg_mode == "seq-mean-token-mean"

@@ -1,10 +1,9 @@
 """The launcher's flags (generated from the registry), OpenRLHF's own parser via check_args, the
 consistency checks between our methods and OpenRLHF's flags, and the version guard."""
+
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import io
 import json
 
 import pytest
@@ -23,7 +22,8 @@ STEER_PAPER_COMMAND = """
 --train.colocate_all --vllm.enable_sleep --ds.enable_sleep --vllm.enforce_eager --vllm.sync_backend nccl
 --actor.model_name_or_path Qwen/Qwen2.5-Math-7B
 --reward.remote_url /abs/openrlhf_steer/integration/rewards/math_reward.py
---data.prompt_dataset /abs/dapo_math_17k.jsonl --data.input_key prompt --data.label_key answer --data.apply_chat_template
+--data.prompt_dataset /abs/dapo_math_17k.jsonl --data.input_key prompt --data.label_key answer
+--data.apply_chat_template
 --rollout.n_samples_per_prompt 8 --rollout.batch_size 512 --rollout.micro_batch_size 16
 --train.batch_size 256 --train.micro_batch_size 8 --train.max_epochs 1 --train.num_episodes 10 --train.seed 42
 --actor.adam.lr 1e-6 --actor.lr_scheduler constant --actor.lr_warmup_ratio 0
@@ -35,7 +35,7 @@ STEER_PAPER_COMMAND = """
 --ckpt.output_dir /abs/out --ckpt.path /abs/ckpt --ckpt.save_steps 20 --ckpt.save_hf
 --logger.tensorboard_dir /abs/tb
 """.split()
-OPENRLHF_PART = STEER_PAPER_COMMAND[STEER_PAPER_COMMAND.index("--actor.num_nodes"):]
+OPENRLHF_PART = STEER_PAPER_COMMAND[STEER_PAPER_COMMAND.index("--actor.num_nodes") :]
 
 
 def _replace(argv, flag, *values):
@@ -46,7 +46,7 @@ def _replace(argv, flag, *values):
         j = i + 1
         while j < len(out) and not out[j].startswith("--"):
             j += 1
-        out[i + 1:j] = list(values)
+        out[i + 1 : j] = list(values)
     else:
         out += [flag, *values]
     return out
@@ -71,9 +71,20 @@ def test_every_method_field_has_a_typed_flag_with_help():
 
 
 def test_split_argv_keeps_openrlhf_flags_in_order():
-    spec, rest = split_argv(["--actor.adam.lr", "1e-6", "--entropy.method", "steer,clip_higher",
-                             "--entropy.steer.lambda_min", "0.7", "--entropy.clip_higher.eps_high", "0.3",
-                             "--train.seed", "3"])
+    spec, rest = split_argv(
+        [
+            "--actor.adam.lr",
+            "1e-6",
+            "--entropy.method",
+            "steer,clip_higher",
+            "--entropy.steer.lambda_min",
+            "0.7",
+            "--entropy.clip_higher.eps_high",
+            "0.3",
+            "--train.seed",
+            "3",
+        ]
+    )
     assert spec.names == ["steer", "clip_higher"]
     assert spec.methods == [("steer", {"lambda_min": 0.7}), ("clip_higher", {"eps_high": 0.3})]
     assert rest == ["--actor.adam.lr", "1e-6", "--train.seed", "3"]
@@ -88,14 +99,17 @@ def test_default_is_grpo_and_none_disables():
     assert not split_argv(["--entropy.method", "none"])[0].enabled
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--entropy.method", "steeer"], "unknown method"),
-    (["--entropy.method", "grpo", "--entropy.steer.lambda_min", "0.7"], "add it there"),
-    (["--entropy.method", "steer", "--entropy.steer.lambda_mn", "0.7"], "did you mean --entropy.steer.lambda_min"),
-    (["--entropy.method", "steer", "--entropy.steer.lambda_min", "1.5"], "lambda_min"),
-    (["--entropy.method", "steer,steer"], "twice"),
-    (["--entropy.chunk_rows", "0"], "chunk_rows"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--entropy.method", "steeer"], "unknown method"),
+        (["--entropy.method", "grpo", "--entropy.steer.lambda_min", "0.7"], "add it there"),
+        (["--entropy.method", "steer", "--entropy.steer.lambda_mn", "0.7"], "did you mean --entropy.steer.lambda_min"),
+        (["--entropy.method", "steer", "--entropy.steer.lambda_min", "1.5"], "lambda_min"),
+        (["--entropy.method", "steer,steer"], "twice"),
+        (["--entropy.chunk_rows", "0"], "chunk_rows"),
+    ],
+)
 def test_bad_flags_name_the_fix(argv, needle):
     with pytest.raises(SystemExit) as err:
         split_argv(argv)
@@ -129,8 +143,19 @@ def test_check_args_steer_paper_command_through_openrlhf_parser():
     assert args.critic.model_name_or_path is None
     # our spec rides along; STEER (old entropy) does not switch on OpenRLHF's entropy pass
     spec = json.loads(args.entropy_control)
-    assert spec["methods"] == [["steer", {"lambda_min": 0.8, "lambda_max": 1.0, "mapping": "exp", "prob_power": 2,
-                                          "entropy_source": "old", "stat_scope": "micro_batch"}]]
+    assert spec["methods"] == [
+        [
+            "steer",
+            {
+                "lambda_min": 0.8,
+                "lambda_max": 1.0,
+                "mapping": "exp",
+                "prob_power": 2,
+                "entropy_source": "old",
+                "stat_scope": "micro_batch",
+            },
+        ]
+    ]
     assert args.actor.entropy_coef is None
 
 
@@ -153,11 +178,17 @@ def test_check_args_openrlhf_rejects_its_own_bad_flag(capsys):
         check_args(_replace(STEER_PAPER_COMMAND, "--rollout.n_samples_per_prompt", "1"))
 
 
-@pytest.mark.parametrize("changes,needle", [
-    ([("--entropy.method", "clip_cov"), ("--actor.policy_loss_type", "gspo")], "--actor.policy_loss_type"),
-    ([("--entropy.method", "w_reinforce"), ("--algo.advantage.estimator", "reinforce")], "--algo.advantage.estimator"),
-    ([("--entropy.method", "kl_penalty")], "--algo.kl.use_loss"),
-])
+@pytest.mark.parametrize(
+    "changes,needle",
+    [
+        ([("--entropy.method", "clip_cov"), ("--actor.policy_loss_type", "gspo")], "--actor.policy_loss_type"),
+        (
+            [("--entropy.method", "w_reinforce"), ("--algo.advantage.estimator", "reinforce")],
+            "--algo.advantage.estimator",
+        ),
+        ([("--entropy.method", "kl_penalty")], "--algo.kl.use_loss"),
+    ],
+)
 def test_inconsistent_combinations_are_refused(changes, needle):
     from openrlhf_steer.integration import EntropyArgsError, check_args
 
@@ -244,13 +275,24 @@ def test_check_args_pos_adv_entropy_guided_with_clip_higher():
     from openrlhf_steer.integration import check_args
     from openrlhf_steer.integration.args import effective_loss_config, spec_from_args
 
-    argv = ["--entropy.method", "pos_adv_reweight,clip_higher", "--entropy.pos_adv_reweight.schedule", "entropy",
-            "--entropy.pos_adv_reweight.entropy_target", "0.2", "--entropy.pos_adv_reweight.step_size", "0.05",
-            "--entropy.clip_higher.eps_high", "0.28"] + _replace(OPENRLHF_PART, "--actor.eps_clip_low_high", "0.2", "0.2")
+    argv = [
+        "--entropy.method",
+        "pos_adv_reweight,clip_higher",
+        "--entropy.pos_adv_reweight.schedule",
+        "entropy",
+        "--entropy.pos_adv_reweight.entropy_target",
+        "0.2",
+        "--entropy.pos_adv_reweight.step_size",
+        "0.05",
+        "--entropy.clip_higher.eps_high",
+        "0.28",
+    ] + _replace(OPENRLHF_PART, "--actor.eps_clip_low_high", "0.2", "0.2")
     args = check_args(argv)
     spec = spec_from_args(args)
-    assert spec.methods == [("pos_adv_reweight", {"schedule": "entropy", "entropy_target": 0.2, "step_size": 0.05}),
-                            ("clip_higher", {"eps_high": 0.28})]
+    assert spec.methods == [
+        ("pos_adv_reweight", {"schedule": "entropy", "entropy_target": 0.2, "step_size": 0.05}),
+        ("clip_higher", {"eps_high": 0.28}),
+    ]
     needs = spec.needs
     assert needs.controller and needs.old_entropy  # lambda follows the rollout-policy entropy each step
     cfg = effective_loss_config(args, spec.build_method())
@@ -264,8 +306,11 @@ def test_method_none_runs_openrlhf_unpatched(monkeypatch):
     from openrlhf_steer.integration import launch as launch_module
 
     calls = []
-    monkeypatch.setattr(launch_module, "run_openrlhf_main",
-                        lambda argv, on_args, stop=False: calls.append(args_module.run_openrlhf_main(argv, on_args, stop=True)))
+    monkeypatch.setattr(
+        launch_module,
+        "run_openrlhf_main",
+        lambda argv, on_args, stop=False: calls.append(args_module.run_openrlhf_main(argv, on_args, stop=True)),
+    )
     original = ppo_actor.PolicyModelActor
     monkeypatch.setattr(ppo_actor, "PolicyModelActor", original)
     assert launch_module.launch(["--entropy.method", "none"] + OPENRLHF_PART) == 0
@@ -278,7 +323,16 @@ def test_builtin_reward_shorthand_both_spellings():
     from openrlhf_steer.integration.rewards import math_reward_path
 
     assert expand_builtin_rewards(["--reward.remote_url", "openrlhf_steer:math", "--x", "1"]) == [
-        "--reward.remote_url", math_reward_path(), "--x", "1"]
+        "--reward.remote_url",
+        math_reward_path(),
+        "--x",
+        "1",
+    ]
     assert expand_builtin_rewards(["--reward.remote_url=openrlhf_steer:math", "--x"]) == [
-        f"--reward.remote_url={math_reward_path()}", "--x"]
-    assert expand_builtin_rewards(["--reward.remote_url", "http://rm:5000"]) == ["--reward.remote_url", "http://rm:5000"]
+        f"--reward.remote_url={math_reward_path()}",
+        "--x",
+    ]
+    assert expand_builtin_rewards(["--reward.remote_url", "http://rm:5000"]) == [
+        "--reward.remote_url",
+        "http://rm:5000",
+    ]

@@ -1,5 +1,6 @@
 """EntropyControlPolicyLoss against OpenRLHF's own PolicyLoss: with the neutral method (grpo) both compute the
 same clipped surrogate, so losses and gradients must match for every aggregation and normaliser."""
+
 from __future__ import annotations
 
 import pytest
@@ -33,8 +34,15 @@ def test_grpo_equals_openrlhf_policy_loss(token_level, dual_clip, normaliser):
     ours = EntropyControlPolicyLoss(**kwargs)
     agg = "token-mean" if token_level else "seq-mean-token-mean"
     ours.bind(build_method("grpo"), LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=dual_clip, loss_agg_mode=agg))
-    extra = {} if normaliser is None else dict(dp_size=normaliser[0], batch_num_tokens=torch.tensor(normaliser[1]),
-                                               global_batch_size=torch.tensor(normaliser[2]))
+    extra = (
+        {}
+        if normaliser is None
+        else dict(
+            dp_size=normaliser[0],
+            batch_num_tokens=torch.tensor(normaliser[1]),
+            global_batch_size=torch.tensor(normaliser[2]),
+        )
+    )
     new, old, adv, mask = _tensors()
     loss_theirs = theirs(new, old, adv, action_mask=mask, **extra)[0]
     (grad_theirs,) = torch.autograd.grad(loss_theirs, new)

@@ -1,6 +1,7 @@
 """OpenRLHF's own ActorPPOTrainer.ppo_train (replay buffer, DataLoader, window iterator, metric merging)
 with our trainer subclass: rollout entropy survives the replay buffer row by row, the controller
 steps once per optimizer step, and every method metric comes out of ppo_train (what OpenRLHF logs)."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,13 @@ import torch
 pytest.importorskip("openrlhf")
 
 from steertest_openrlhf import (  # noqa: E402
-    load_actor, make_args, make_batch, make_experience, make_trainer, reference_logprobs_entropy, save_tiny_qwen2,
+    load_actor,
+    make_args,
+    make_batch,
+    make_experience,
+    make_trainer,
+    reference_logprobs_entropy,
+    save_tiny_qwen2,
 )
 
 from openrlhf_steer.integration import entropy_patch  # noqa: E402
@@ -36,8 +43,9 @@ def test_ppo_train_end_to_end_on_cpu(tmp_path, monkeypatch):
     install_window_iterator()
     torch.manual_seed(0)  # the DataLoader shuffle
     actor = load_actor(save_tiny_qwen2(tmp_path / "m"))
-    spec = EntropyControlSpec(methods=[("steer", {"lambda_min": 0.8}),
-                                       ("adaptive_entropy", {"target_entropy": 100.0, "coef_delta": 0.002})])
+    spec = EntropyControlSpec(
+        methods=[("steer", {"lambda_min": 0.8}), ("adaptive_entropy", {"target_entropy": 100.0, "coef_delta": 0.002})]
+    )
     args = make_args()
     apply_method_args(args, spec)
     assert args.actor.entropy_coef == 0.0  # adaptive_entropy reads the current entropy
@@ -56,8 +64,11 @@ def test_ppo_train_end_to_end_on_cpu(tmp_path, monkeypatch):
         for r in range(seqs.shape[0]):
             old_entropy_by_row[tuple(seqs[r].tolist())] = old_ent[r]
         adv = torch.tensor([0.9, -0.4, 0.3])[:, None] * amask.float()
-        trainer.replay_buffer.append(make_experience(seqs, attn, amask, lp * amask.float(), adv,
-                                                     info={OLD_ENTROPY_KEY: old_ent, "reward": torch.ones(3)}))
+        trainer.replay_buffer.append(
+            make_experience(
+                seqs, attn, amask, lp * amask.float(), adv, info={OLD_ENTROPY_KEY: old_ent, "reward": torch.ones(3)}
+            )
+        )
 
     seen_rows = []
     core_loss = trainer.actor_loss_fn.entropy_control.loss
@@ -89,9 +100,21 @@ def test_ppo_train_end_to_end_on_cpu(tmp_path, monkeypatch):
     assert state.optimizer_step == 1
     assert state.method.controller_values()["entropy_coef"] == pytest.approx(0.002)
     # metrics OpenRLHF will log as train/<key>
-    for key in ("policy_loss", "entropy_loss", "loss/total", "loss/policy", "weights/mean", "weights/min",
-                "entropy/current_mean", "entropy/old_mean", "clip/frac_high", "controller/entropy_coef",
-                "method/omega_abs_max", "ppo_clip_ratio", "reward"):
+    for key in (
+        "policy_loss",
+        "entropy_loss",
+        "loss/total",
+        "loss/policy",
+        "weights/mean",
+        "weights/min",
+        "entropy/current_mean",
+        "entropy/old_mean",
+        "clip/frac_high",
+        "controller/entropy_coef",
+        "method/omega_abs_max",
+        "ppo_clip_ratio",
+        "reward",
+    ):
         assert key in status, key
     assert OLD_ENTROPY_KEY not in status
     assert status["controller/entropy_coef"] == 0.0  # value during the step; the update applies next step

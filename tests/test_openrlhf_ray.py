@@ -1,4 +1,5 @@
 """Patches reach the right processes: a real local Ray cluster on CPU (one logical GPU)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -67,8 +68,11 @@ class _EngineSideProbe:
         spec = iu.spec_from_file_location("reward_func", reward_path)
         module = iu.module_from_spec(spec)
         spec.loader.exec_module(module)
-        return {"pid": __import__("os").getpid(), "deepspeed": "deepspeed" in _sys.modules,
-                "openrlhf_models": "openrlhf.models" in _sys.modules}
+        return {
+            "pid": __import__("os").getpid(),
+            "deepspeed": "deepspeed" in _sys.modules,
+            "openrlhf_models": "openrlhf.models" in _sys.modules,
+        }
 
 
 def test_engine_side_process_never_imports_deepspeed(ray_cluster):

@@ -5,6 +5,7 @@ The trainer path: OpenRLHF ``Actor`` (tiny Qwen2 from disk, sdpa) -> our chunked
 The independent path: a plain HF forward with a full ``log_softmax`` and a direct call of the core
 ``PolicyLoss`` on the same tensors. Losses and every parameter gradient must agree.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -13,7 +14,13 @@ import torch
 pytest.importorskip("openrlhf")
 
 from steertest_openrlhf import (  # noqa: E402
-    load_actor, make_args, make_batch, make_experience, make_trainer, reference_logprobs_entropy, save_tiny_qwen2,
+    load_actor,
+    make_args,
+    make_batch,
+    make_experience,
+    make_trainer,
+    reference_logprobs_entropy,
+    save_tiny_qwen2,
 )
 
 from openrlhf_steer.integration.actor_trainer import active_trainer, enable_entropy_control, step_seed, window_iterator  # noqa: E402
@@ -77,8 +84,11 @@ def test_training_step_matches_core_loss(model_dir, name, config):
     seqs, attn, amask, old_lp, old_ent, adv = _rollout_tensors(actor)
     exp = make_experience(seqs, attn, amask, old_lp, adv, info={OLD_ENTROPY_KEY: _trimmed_rows(old_ent, attn)})
     n_tokens = float(amask.sum())
-    loss_batch_info = {"dp_size": 1, "batch_num_tokens": torch.tensor(n_tokens * WINDOW_SCALE),
-                       "global_batch_size": torch.tensor(3.0)}
+    loss_batch_info = {
+        "dp_size": 1,
+        "batch_num_tokens": torch.tensor(n_tokens * WINDOW_SCALE),
+        "global_batch_size": torch.tensor(3.0),
+    }
     status = trainer.training_step(exp, 0.0, 0, loss_batch_info)
     assert OLD_ENTROPY_KEY not in exp.info  # per-token side data never reaches OpenRLHF's logging
 
@@ -87,9 +97,19 @@ def test_training_step_matches_core_loss(model_dir, name, config):
     lp, ent = reference_logprobs_entropy(actor.model, seqs, attn)
     method = build_method(name, config)
     base = LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=10.0)
-    inputs = LossInputs(log_probs=lp, old_log_probs=old_lp, advantages=adv, action_mask=amask,
-                        entropy=ent if needs.current_entropy else None, old_entropy=old_ent, step=0, total_steps=10, epoch=1, total_epochs=1,
-                        generator=torch.Generator().manual_seed(step_seed(SEED, 0, 0)))
+    inputs = LossInputs(
+        log_probs=lp,
+        old_log_probs=old_lp,
+        advantages=adv,
+        action_mask=amask,
+        entropy=ent if needs.current_entropy else None,
+        old_entropy=old_ent,
+        step=0,
+        total_steps=10,
+        epoch=1,
+        total_epochs=1,
+        generator=torch.Generator().manual_seed(step_seed(SEED, 0, 0)),
+    )
     expected, expected_metrics = PolicyLoss(base, method)(inputs, num_tokens=n_tokens * WINDOW_SCALE)
     expected.backward()
 
@@ -110,7 +130,9 @@ def test_training_step_matches_core_loss(model_dir, name, config):
         total += float(param.grad.norm())
     assert total > 0
     if name == "entropy_loss":  # our chunked entropy was logged by OpenRLHF's own entropy_loss path
-        assert float(logged["entropy_loss"]) == pytest.approx(expected_metrics["entropy/current_mean"] / WINDOW_SCALE, rel=1e-4)
+        assert float(logged["entropy_loss"]) == pytest.approx(
+            expected_metrics["entropy/current_mean"] / WINDOW_SCALE, rel=1e-4
+        )
 
 
 def test_method_changes_the_update(model_dir):
@@ -143,23 +165,32 @@ def test_window_iterator_mini_batch_stats_and_controller(model_dir):
     state = enable_entropy_control(trainer, spec, args, max_steps=10, rank=0)
 
     batches = [_rollout_tensors(actor, seed=s) for s in (1, 2)]
-    experiences = [make_experience(b[0], b[1], b[2], b[3], b[5], info={OLD_ENTROPY_KEY: _trimmed_rows(b[4], b[1])})
-                   for b in batches]
+    experiences = [
+        make_experience(b[0], b[1], b[2], b[3], b[5], info={OLD_ENTROPY_KEY: _trimmed_rows(b[4], b[1])})
+        for b in batches
+    ]
     # Independent window statistic: max/min |Omega| over both micro-batches, current = rollout-time policy.
     method = build_method("steer", config)
     independent_inputs = []
     with torch.no_grad():
         for seqs, attn, amask, old_lp, old_ent, adv in batches:
             lp, _ = reference_logprobs_entropy(actor.model, seqs, attn)
-            independent_inputs.append(LossInputs(log_probs=lp, old_log_probs=old_lp, advantages=adv, action_mask=amask,
-                                                 old_entropy=old_ent))
+            independent_inputs.append(
+                LossInputs(log_probs=lp, old_log_probs=old_lp, advantages=adv, action_mask=amask, old_entropy=old_ent)
+            )
     expected_stats = method.window_stats(independent_inputs)
 
     with active_trainer(trainer):
         seen = []
-        for step, (exp, info) in enumerate(window_iterator(iter(experiences), trainer.strategy, 2, lambda e: e.action_mask)):
-            assert state.micro["window_stats"]["steer/max"] == pytest.approx(float(expected_stats["steer/max"]), rel=1e-5)
-            assert state.micro["window_stats"]["steer/min"] == pytest.approx(float(expected_stats["steer/min"]), rel=1e-5, abs=1e-9)
+        for step, (exp, info) in enumerate(
+            window_iterator(iter(experiences), trainer.strategy, 2, lambda e: e.action_mask)
+        ):
+            assert state.micro["window_stats"]["steer/max"] == pytest.approx(
+                float(expected_stats["steer/max"]), rel=1e-5
+            )
+            assert state.micro["window_stats"]["steer/min"] == pytest.approx(
+                float(expected_stats["steer/min"]), rel=1e-5, abs=1e-9
+            )
             seen.append(float(info["batch_num_tokens"]))
             trainer.training_step(exp, 0.0, step, info)
     total = sum(float(b[2].sum()) for b in batches)
@@ -178,7 +209,7 @@ def test_kl_penalty_replaces_openrlhf_kl_term(model_dir):
     trainer = make_trainer(actor, args)
     enable_entropy_control(trainer, spec, args, max_steps=10, rank=0)
     seqs, attn, amask, old_lp, _, adv = _rollout_tensors(actor)
-    ref_lp = (old_lp - 0.2 * amask.float())
+    ref_lp = old_lp - 0.2 * amask.float()
     exp = make_experience(seqs, attn, amask, old_lp, adv)
     exp.base_action_log_probs = ref_lp
     status = trainer.training_step(exp, 0.01, 0, None)
@@ -186,7 +217,9 @@ def test_kl_penalty_replaces_openrlhf_kl_term(model_dir):
     actor.model.zero_grad()
     lp, _ = reference_logprobs_entropy(actor.model, seqs, attn)
     inputs = LossInputs(log_probs=lp, old_log_probs=old_lp, advantages=adv, action_mask=amask, ref_log_probs=ref_lp)
-    expected, metrics = PolicyLoss(LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=10.0), build_method("kl_penalty", config))(inputs)
+    expected, metrics = PolicyLoss(
+        LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=10.0), build_method("kl_penalty", config)
+    )(inputs)
     expected.backward()
     assert float(status["metrics"]["policy_loss"]) == pytest.approx(float(expected.detach()), rel=1e-4)
     assert float(status["metrics"]["kl"]) != 0.0  # OpenRLHF still logs its own KL estimate
@@ -213,11 +246,15 @@ def test_window_iterator_forking_tokens_current_entropy_quantile(model_dir):
         independent = []
         for seqs, attn, amask, old_lp, _, adv in batches:
             lp, ent = reference_logprobs_entropy(actor.model, seqs, attn)
-            independent.append(LossInputs(log_probs=lp, old_log_probs=old_lp, advantages=adv, action_mask=amask, entropy=ent))
+            independent.append(
+                LossInputs(log_probs=lp, old_log_probs=old_lp, advantages=adv, action_mask=amask, entropy=ent)
+            )
     expected = method.window_stats(independent)["forking_tokens/threshold"]
     losses = []
     with active_trainer(trainer):
-        for step, (exp, info) in enumerate(window_iterator(iter(experiences), trainer.strategy, 2, lambda e: e.action_mask)):
+        for step, (exp, info) in enumerate(
+            window_iterator(iter(experiences), trainer.strategy, 2, lambda e: e.action_mask)
+        ):
             got = trainer.entropy_control.micro["window_stats"]["forking_tokens/threshold"]
             assert float(got) == pytest.approx(float(expected), rel=1e-4)
             losses.append(float(trainer.training_step(exp, 0.0, step, info)["metrics"]["policy_loss"]))
@@ -225,7 +262,15 @@ def test_window_iterator_forking_tokens_current_entropy_quantile(model_dir):
     window_tokens = float(sum(b[2].sum() for b in batches))
     for (seqs, attn, amask, old_lp, _, adv), logged in zip(batches, losses):
         lp, ent = reference_logprobs_entropy(actor.model, seqs, attn)
-        inputs = LossInputs(log_probs=lp, old_log_probs=old_lp, advantages=adv, action_mask=amask, entropy=ent,
-                            window_stats={"forking_tokens/threshold": expected})
-        ref, _ = PolicyLoss(LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=10.0), method)(inputs, num_tokens=window_tokens / 2)
+        inputs = LossInputs(
+            log_probs=lp,
+            old_log_probs=old_lp,
+            advantages=adv,
+            action_mask=amask,
+            entropy=ent,
+            window_stats={"forking_tokens/threshold": expected},
+        )
+        ref, _ = PolicyLoss(LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=10.0), method)(
+            inputs, num_tokens=window_tokens / 2
+        )
         assert logged == pytest.approx(float(ref.detach()), rel=1e-4, abs=1e-7)

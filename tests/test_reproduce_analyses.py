@@ -1,6 +1,7 @@
 """The analysis tables: STEER Figure 2 (estimators against the measured entropy change) and Pos-Adv Tables 1
 and 4 (Spearman of training entropy against scores). Expected values are computed by hand or are the papers'
 printed numbers."""
+
 import json
 import math
 from types import SimpleNamespace
@@ -71,7 +72,7 @@ def test_estimates_are_raw_ten_times_the_learning_rate_gives_the_expected_mse():
     x10 = est.omega_estimate(lp, lp, h, adv, 1e-5, 0.2, 0.2).numpy()
     np.testing.assert_allclose(x10, 10 * x1, rtol=1e-12)
     # no fitted scale: MSE(10 x, y) = mean(100 x^2 - 20 x y + y^2), from the unscaled values
-    expected = float(np.mean(100 * x1 ** 2 - 20 * x1 * truth + truth ** 2))
+    expected = float(np.mean(100 * x1**2 - 20 * x1 * truth + truth**2))
     assert est.agreement(x10, truth)["MSE"] == pytest.approx(expected, rel=1e-9)
     # and the table takes the stored estimates as they are: an estimate 10x the truth scores MSE = 81 mean(y^2)
     config = load_config(CONFIGS / "steer_figure2.yaml")
@@ -80,7 +81,7 @@ def test_estimates_are_raw_ten_times_the_learning_rate_gives_the_expected_mse():
     table = est.build_table(config, {"Qwen/Qwen2.5-Math-1.5B": arrays}, spec)
     rows = [r for r in table["rows"] if r["model"] == "Qwen/Qwen2.5-Math-1.5B"]
     ours = next(r["ours"] for r in rows if r["estimator"] == "omega")
-    assert ours["MSE"] == pytest.approx(81 * float(np.mean(truth ** 2)))
+    assert ours["MSE"] == pytest.approx(81 * float(np.mean(truth**2)))
     assert ours["PCC"] == pytest.approx(1.0)
 
 
@@ -125,8 +126,10 @@ def test_runs_reproduce_the_printed_coefficients_from_the_papers_own_cells(table
     got = corr.correlations(config, corr.paper_points(config, refs))
     for row in config.analysis_rows:
         for metric, printed in zip(config.metrics, row["paper"]):
-            assert round(got[row["benchmark"]][metric], 5) == pytest.approx(printed, abs=1e-9), \
-                (row["benchmark"], metric)
+            assert round(got[row["benchmark"]][metric], 5) == pytest.approx(printed, abs=1e-9), (
+                row["benchmark"],
+                metric,
+            )
 
 
 def test_run_refs_are_validated(tmp_path):
@@ -143,8 +146,18 @@ def test_run_refs_are_validated(tmp_path):
 # --smoke end to end (slow)
 # --------------------------------------------------------------------------------------------------
 def _smoke(config, tmp_path, data_dir):
-    code, out, err = run_table(["--config", str(CONFIGS / f"{config}.yaml"), "--smoke", "--quiet", "--data-dir",
-                                str(data_dir), "--output-dir", str(tmp_path)])
+    code, out, err = run_table(
+        [
+            "--config",
+            str(CONFIGS / f"{config}.yaml"),
+            "--smoke",
+            "--quiet",
+            "--data-dir",
+            str(data_dir),
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0, err + out
     return json.loads((tmp_path / f"{config}.json").read_text())
 
@@ -169,8 +182,18 @@ def test_smoke_figure2_end_to_end(tmp_path, data_dir):
     assert (tmp_path / "steer_figure2.md").read_text().count("| Qwen-") == 6
     assert (tmp_path / "steer_figure2.png").stat().st_size > 0
     # resume: a second run skips the measured models
-    code, out, _ = run_table(["--config", str(CONFIGS / "steer_figure2.yaml"), "--smoke", "--quiet", "--data-dir",
-                              str(data_dir), "--output-dir", str(tmp_path)])
+    code, out, _ = run_table(
+        [
+            "--config",
+            str(CONFIGS / "steer_figure2.yaml"),
+            "--smoke",
+            "--quiet",
+            "--data-dir",
+            str(data_dir),
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0 and out.count(": done (") == 3
 
 
@@ -194,7 +217,8 @@ def test_entropy_series_and_ema_at_a_checkpoint(tmp_path):
     row.mkdir()
     (row / "train.log").write_text(
         "Global step 1: {'entropy/old_mean': 1.0, 'x': 2}\nnoise\n"
-        "Global step 2: {'entropy/old_mean': 0.5}\nGlobal step 3: {'entropy/old_mean': 0.25}\n")
+        "Global step 2: {'entropy/old_mean': 0.5}\nGlobal step 3: {'entropy/old_mean': 0.25}\n"
+    )
     series = corr.entropy_series_of(row, src)
     assert series == [(1, 1.0), (2, 0.5), (3, 0.25)]
     # s1 = 1.0; s2 = 0.6 * 1.0 + 0.4 * 0.5 = 0.8; s3 = 0.6 * 0.8 + 0.4 * 0.25 = 0.58
@@ -207,11 +231,27 @@ def test_entropy_series_and_ema_at_a_checkpoint(tmp_path):
 
 
 def _measure(model_dir, micro_batch, checkpointing):
-    base = est.EstimatorSpec(steps=1, lr=1e-3, prompts_per_step=2, samples_per_prompt=4, mini_batch_prompts=2,
-                             micro_batch=micro_batch, rollout_prompts=2, eps_low=0.2, eps_high=0.2, max_new_tokens=6,
-                             temperature=1.0, top_p=1.0, weight_decay=0.0, grad_clip=0.0, seed=0, dtype="float64",
-                             cov_learning_rate=False, apply_chat_template=True,
-                             gradient_checkpointing=checkpointing)
+    base = est.EstimatorSpec(
+        steps=1,
+        lr=1e-3,
+        prompts_per_step=2,
+        samples_per_prompt=4,
+        mini_batch_prompts=2,
+        micro_batch=micro_batch,
+        rollout_prompts=2,
+        eps_low=0.2,
+        eps_high=0.2,
+        max_new_tokens=6,
+        temperature=1.0,
+        top_p=1.0,
+        weight_decay=0.0,
+        grad_clip=0.0,
+        seed=0,
+        dtype="float64",
+        cov_learning_rate=False,
+        apply_chat_template=True,
+        gradient_checkpointing=checkpointing,
+    )
     policy = est.load_policy(str(model_dir), base)
     chats = [[{"role": "user", "content": q}] for q in ("1+1=", "2*3=")]
     prompts = [(policy.tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True), "1") for c in chats]
@@ -240,15 +280,33 @@ def test_measurement_does_not_depend_on_the_micro_batch_split(tmp_path):
 
 
 def test_dry_runs_print_the_plan_and_rows_select_models_or_runs(tmp_path):
-    code, out, err = run_table(["--config", str(CONFIGS / "steer_figure2.yaml"), "--dry-run", "--rows", "Qwen/Qwen2.5-7B",
-                                "--output-dir", str(tmp_path)])
+    code, out, err = run_table(
+        [
+            "--config",
+            str(CONFIGS / "steer_figure2.yaml"),
+            "--dry-run",
+            "--rows",
+            "Qwen/Qwen2.5-7B",
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0, err
     plan = [line for line in out.splitlines() if line.startswith("[estimator]")]
     assert len(plan) == 1 and "Qwen/Qwen2.5-7B: 10 GRPO steps x 512 prompts x 8 samples, 16 optimizer steps" in plan[0]
     assert "lr 1e-06" in plan[0] and not list(tmp_path.iterdir())  # nothing run, nothing written
     code, _, err = run_table(["--config", str(CONFIGS / "steer_figure2.yaml"), "--dry-run", "--rows", "gpt2"])
     assert code == 2 and "not models of steer_figure2" in err
-    code, out, err = run_table(["--config", str(CONFIGS / "posadv_table4.yaml"), "--dry-run", "--rows",
-                                "posadv_table5:grpo_n4", "--output-dir", str(tmp_path)])
+    code, out, err = run_table(
+        [
+            "--config",
+            str(CONFIGS / "posadv_table4.yaml"),
+            "--dry-run",
+            "--rows",
+            "posadv_table5:grpo_n4",
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0, err
     assert "[runs] 1 trained runs" in out and "== posadv_table5 / grpo_n4" in out and "grpo_n1" not in out

@@ -1,7 +1,7 @@
 """Every per-table config: one per paper table, every printed row and number, recipe values from the text."""
+
 import json
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -155,7 +155,10 @@ def test_every_printed_results_cell_is_in_the_configs_and_nothing_else():
         printed = _printed_cells(table)
         ours = _our_cells(table, config)
         # same rows in the same order, same columns, the same numbers; no extra number in the config
-        assert sorted(ours, key=repr) == sorted(printed, key=repr), (config, set(map(repr, ours)) ^ set(map(repr, printed)))
+        assert sorted(ours, key=repr) == sorted(printed, key=repr), (
+            config,
+            set(map(repr, ours)) ^ set(map(repr, printed)),
+        )
         total += len(printed)
     assert total == 1015  # STEER Tables 1, 2, 4, 5 + Figure 2; Pos-Adv Tables 1-5 with Avg@64 and Pass@64 apart
 
@@ -232,13 +235,30 @@ def test_posadv_recipe_follows_appendix_b_and_e2():
     n = {row.name: t2.recipe_for(row)["updates_per_rollout"] for row in t2.rows if row.trains}
     assert (n["grpo_n1"], n["grpo_n2"], n["dapo_n2"], n["grpo_n4"]) == (1, 2, 2, 4)
     # every clipping variant and every Section 7 row updates 4 times per rollout, so the ratio leaves 1
-    for name in ("clip_higher", "clip_lower", "clip_tighter", "clip_free", "ada_ent_reg_0_2", "ada_ent_reg_0_3657",
-                 "clip_cov", "kl_cov", "entropy_adv", "adv_nonpositive_only", "adv_nonnegative_only", "rand_pos_clip",
-                 "pos_adv_stage", "pos_adv_epoch", "pos_adv_entropy"):
+    for name in (
+        "clip_higher",
+        "clip_lower",
+        "clip_tighter",
+        "clip_free",
+        "ada_ent_reg_0_2",
+        "ada_ent_reg_0_3657",
+        "clip_cov",
+        "kl_cov",
+        "entropy_adv",
+        "adv_nonpositive_only",
+        "adv_nonnegative_only",
+        "rand_pos_clip",
+        "pos_adv_stage",
+        "pos_adv_epoch",
+        "pos_adv_entropy",
+    ):
         assert n[name] == 4, name
     assert t2.row("clip_lower").option_values() == {"eps_low": 0.28}
     assert t2.row("clip_tighter").option_values() == {"eps_low": 0.12}
-    assert [t2.row(r).option_values()["target_entropy"] for r in ("ada_ent_reg_0_2", "ada_ent_reg_0_3657")] == [0.2, 0.3657]
+    assert [t2.row(r).option_values()["target_entropy"] for r in ("ada_ent_reg_0_2", "ada_ent_reg_0_3657")] == [
+        0.2,
+        0.3657,
+    ]
     ent = t2.row("pos_adv_entropy").option_values()
     assert (ent["schedule"], ent["entropy_target"], ent["step_size"], ent["lambda_init"]) == ("entropy", 0.2, 0.05, 0.0)
     assert "lost in the text" in t2.row("pos_adv_entropy").options["step_size"].source
@@ -259,8 +279,10 @@ def test_assumed_values_are_marked():
 
 def test_bad_configs_name_the_field(tmp_path):
     bad = tmp_path / "t.yaml"
-    head = ("table: t\ntitle: t\npaper: {}\ncolumns: [{key: a, label: A, benchmark: aime24}]\nmetrics: [avg@n]\n"
-            "eval: {}\nselection: {}\n")
+    head = (
+        "table: t\ntitle: t\npaper: {}\ncolumns: [{key: a, label: A, benchmark: aime24}]\nmetrics: [avg@n]\n"
+        "eval: {}\nselection: {}\n"
+    )
     bad.write_text(head + "recipe: {lr: 1e-6}\nrows: [{name: a, label: A, method: grpo, paper: {a: 1.0}}]\n")
     with pytest.raises(ConfigError, match=r"recipe\.lr: write it as \{value"):
         load_config(bad)
@@ -282,8 +304,23 @@ def test_run_sh_and_wrapper_reach_the_table(tmp_path):
     import sys
 
     env = dict(os.environ, PYTHON=sys.executable)
-    proc = subprocess.run(["bash", str(REPRODUCE / "posadv_table2.sh"), "--dry-run", "--rows", "rand_pos_clip", "--gpus", "4",
-                           "--output-dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            "bash",
+            str(REPRODUCE / "posadv_table2.sh"),
+            "--dry-run",
+            "--rows",
+            "rand_pos_clip",
+            "--gpus",
+            "4",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "== posadv_table2 / rand_pos_clip" in proc.stdout and "grpo_n1 (" not in proc.stdout
     # 256 prompts x 16 responses, N = 4 updates -> 1,024 responses per optimizer step

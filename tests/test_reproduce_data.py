@@ -1,4 +1,5 @@
 """DAPO-Math-17k loader, prompt template, dedup, OpenRLHF jsonl writer, diversity subsets."""
+
 import json
 
 import numpy as np
@@ -52,8 +53,13 @@ def test_template_matches_published_text_and_round_trips():
 
 def test_load_jsonl_in_hub_format_deduplicates_like_the_hf_file(tmp_path):
     # the HF file repeats each problem many times; whitespace differences count as the same problem
-    rows = [hf_row("Find x if x+1=3.", "2", "a"), hf_row("Compute 7*6.", "42", "b"), hf_row("Find x if x+1=3.", "2", "a"),
-            hf_row("Find x  if x+1=3. ", "2", "a2"), hf_row("Compute 7*6.", "41", "b2")]
+    rows = [
+        hf_row("Find x if x+1=3.", "2", "a"),
+        hf_row("Compute 7*6.", "42", "b"),
+        hf_row("Find x if x+1=3.", "2", "a"),
+        hf_row("Find x  if x+1=3. ", "2", "a2"),
+        hf_row("Compute 7*6.", "41", "b2"),
+    ]
     path = write_jsonl(tmp_path / "dapo.jsonl", rows)
     records, stats = load_dapo_math(str(path))
     assert [r.problem for r in records] == ["Find x if x+1=3.", "Compute 7*6."]
@@ -69,7 +75,10 @@ def test_load_parquet_and_plain_fields(tmp_path):
     table = pa.Table.from_pylist([hf_row("Compute 1+1.", "2", "i0"), hf_row("Compute 2+2.", "4", "i1")])
     pq.write_table(table, tmp_path / "d.parquet")
     records, stats = load_dapo_math(str(tmp_path / "d.parquet"))
-    assert [(r.problem, r.answer, r.source_index) for r in records] == [("Compute 1+1.", "2", "i0"), ("Compute 2+2.", "4", "i1")]
+    assert [(r.problem, r.answer, r.source_index) for r in records] == [
+        ("Compute 1+1.", "2", "i0"),
+        ("Compute 2+2.", "4", "i1"),
+    ]
     plain = write_jsonl(tmp_path / "plain.jsonl", [{"problem": "Add 3 and 4.", "answer": 7}])
     records, _ = load_dapo_math(str(plain))
     assert records[0].problem == "Add 3 and 4." and records[0].answer == "7"
@@ -105,7 +114,9 @@ def test_openrlhf_jsonl_rows_and_manifest(tmp_path):
 def test_deduplicate_counts_directly():
     recs = [MathPrompt("a", "1"), MathPrompt("a", "1"), MathPrompt("b", "2")]
     kept, stats = deduplicate(recs)
-    assert [r.problem for r in kept] == ["a", "b"] and stats["duplicates_dropped"] == 1 and stats["answer_conflicts"] == 0
+    assert (
+        [r.problem for r in kept] == ["a", "b"] and stats["duplicates_dropped"] == 1 and stats["answer_conflicts"] == 0
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -137,14 +148,18 @@ def test_kmeans_recovers_separated_clusters():
     x = np.concatenate([c + 0.1 * rng.standard_normal((20, 2)) for c in centers]).astype(np.float32)
     labels, cents = kmeans(x, 3, seed=1)
     for block in range(3):  # every block of 20 points in one cluster, three different clusters
-        assert len(set(labels[block * 20:(block + 1) * 20])) == 1
+        assert len(set(labels[block * 20 : (block + 1) * 20])) == 1
     assert len(set(labels)) == 3
-    np.testing.assert_allclose(np.sort(cents[:, 0]), np.sort([x[:20, 0].mean(), x[20:40, 0].mean(), x[40:, 0].mean()]), atol=1e-5)
+    np.testing.assert_allclose(
+        np.sort(cents[:, 0]), np.sort([x[:20, 0].mean(), x[20:40, 0].mean(), x[40:, 0].mean()]), atol=1e-5
+    )
 
 
 def test_kmeans_subset_takes_centroid_nearest_round_robin():
     # two obvious topics; the prototype of each cluster is its most typical (repeated) problem
-    topic_a = ["solve the quadratic equation x^2 - 5x + 6 = 0"] * 3 + ["solve the quadratic equation x^2 + x - 2 = 0 quickly"]
+    topic_a = ["solve the quadratic equation x^2 - 5x + 6 = 0"] * 3 + [
+        "solve the quadratic equation x^2 + x - 2 = 0 quickly"
+    ]
     topic_b = ["find the area of the triangle with sides 3 4 5"] * 3 + ["find the area of the circle radius 2 please"]
     items = topic_a + topic_b
     picked = kmeans_subset(items, 2, n_clusters=2, seed=0, dim=256)
@@ -188,7 +203,7 @@ def test_prepare_data_cli_writes_subsets_and_resumes(tmp_path, capsys):
     src = write_jsonl(tmp_path / "src.jsonl", rows)
     out = tmp_path / "full.jsonl"
     assert prepare_data.main(["--source", str(src), "--output", str(out)]) == 0
-    written = [json.loads(l) for l in out.read_text().splitlines()]
+    written = [json.loads(line) for line in out.read_text().splitlines()]
     assert [w["label"] for w in written] == [str(2 * i) for i in range(12)]
     manifest = json.loads((tmp_path / "full.jsonl.manifest.json").read_text())
     assert manifest["load_stats"] == {"rows_read": 36, "unique": 12, "duplicates_dropped": 24, "answer_conflicts": 0}
@@ -197,12 +212,22 @@ def test_prepare_data_cli_writes_subsets_and_resumes(tmp_path, capsys):
     assert "is up to date" in capsys.readouterr().out  # resume: nothing rewritten
 
     sub = tmp_path / "rand.jsonl"
-    assert prepare_data.main(["--source", str(src), "--output", str(sub), "--subset", "random", "--size", "5", "--seed", "3"]) == 0
-    picked = [json.loads(l)["source_index"] for l in sub.read_text().splitlines()]
+    assert (
+        prepare_data.main(
+            ["--source", str(src), "--output", str(sub), "--subset", "random", "--size", "5", "--seed", "3"]
+        )
+        == 0
+    )
+    picked = [json.loads(line)["source_index"] for line in sub.read_text().splitlines()]
     expected = [f"i{int(i)}" for i in np.random.default_rng(3).choice(12, size=5, replace=False)]
     assert picked == expected
     km = tmp_path / "km.jsonl"
-    assert prepare_data.main(["--source", str(src), "--output", str(km), "--subset", "kmeans", "--size", "4", "--clusters", "2"]) == 0
+    assert (
+        prepare_data.main(
+            ["--source", str(src), "--output", str(km), "--subset", "kmeans", "--size", "4", "--clusters", "2"]
+        )
+        == 0
+    )
     assert len(km.read_text().splitlines()) == 4
     with pytest.raises(SystemExit, match="--size"):
         prepare_data.main(["--source", str(src), "--output", str(km), "--subset", "kmeans"])

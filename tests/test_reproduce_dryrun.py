@@ -1,5 +1,6 @@
 """`--dry-run` of every table: every printed training command passes OpenRLHF's own parser and validation
 (``openrlhf_steer.integration.check_args``) and carries the config's recipe and method options."""
+
 import json
 
 import pytest
@@ -41,13 +42,17 @@ def test_every_training_command_passes_openrlhf_parser(path, tmp_path, check_arg
         assert args.rollout.batch_size == recipe["prompts_per_rollout"]
         assert args.rollout.n_samples_per_prompt == recipe["samples_per_prompt"]
         if "updates_per_rollout" in recipe:
-            expected_batch = recipe["prompts_per_rollout"] // recipe["updates_per_rollout"] * recipe["samples_per_prompt"]
+            expected_batch = (
+                recipe["prompts_per_rollout"] // recipe["updates_per_rollout"] * recipe["samples_per_prompt"]
+            )
         else:
             expected_batch = recipe["mini_batch_prompts"] * recipe["samples_per_prompt"]
         assert args.train.batch_size == expected_batch
         assert list(args.actor.eps_clip_low_high) == [recipe["eps_clip_low"], recipe["eps_clip_high"]]
         if "max_rollout_steps" in recipe:  # STEER: <= 150 rollout steps of 512 prompts over 17,398 prompts: 5 passes
-            assert args.train.num_episodes == -(-recipe["max_rollout_steps"] // (17398 // recipe["prompts_per_rollout"]))
+            assert args.train.num_episodes == -(
+                -recipe["max_rollout_steps"] // (17398 // recipe["prompts_per_rollout"])
+            )
         else:
             assert args.train.num_episodes == recipe["epochs"]
         assert args.actor.adam.lr == recipe["lr"] and args.actor.lr_scheduler == recipe["lr_scheduler"]
@@ -64,8 +69,23 @@ def test_every_training_command_passes_openrlhf_parser(path, tmp_path, check_arg
 
 def test_rows_and_layout_flags(tmp_path, check_args):
     path = next(p for p in CONFIGS if p.stem == "steer_table1")
-    code, out, err = run_table(["--config", str(path), "--dry-run", "--rows", "steer,grpo", "--gpus", "8",
-                                "--nodes", "2", "--vllm-tp", "4", "--output-dir", str(tmp_path)])
+    code, out, err = run_table(
+        [
+            "--config",
+            str(path),
+            "--dry-run",
+            "--rows",
+            "steer,grpo",
+            "--gpus",
+            "8",
+            "--nodes",
+            "2",
+            "--vllm-tp",
+            "4",
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0, err
     cmds = train_commands(out)
     assert len(cmds) == 2  # one run per row: the text reports no seeds
@@ -76,15 +96,23 @@ def test_rows_and_layout_flags(tmp_path, check_args):
     assert (args.actor.num_nodes, args.actor.num_gpus_per_node) == (2, 8)
     assert (args.vllm.num_engines, args.vllm.tensor_parallel_size) == (4, 4)
     # App. E.2: every checkpoint (every 10 steps) up to step 150 is scored on AIME24 (avg@32); the best is tested
-    assert "for every <STEP> >= 0 and <= 150 with a saved checkpoint (every 10)" in out and "--benchmarks aime24 --n 32" in out
+    assert (
+        "for every <STEP> >= 0 and <= 150 with a saved checkpoint (every 10)" in out
+        and "--benchmarks aime24 --n 32" in out
+    )
     # the final evaluation is split by sample count: avg@32 sets and avg@1 sets, bare question, both graders
-    assert out.count("--benchmarks aime24,aime25,amc23 --n 32") == 2 and out.count("--benchmarks math500,minerva_math,olympiadbench --n 1") == 2
+    assert (
+        out.count("--benchmarks aime24,aime25,amc23 --n 32") == 2
+        and out.count("--benchmarks math500,minerva_math,olympiadbench --n 1") == 2
+    )
     assert out.count("--prompt-template question --graders steer_both,math_verify") == 6
 
 
 def test_released_rows_are_evaluated_once_without_training(tmp_path):
     path = next(p for p in CONFIGS if p.stem == "steer_table1")
-    code, out, err = run_table(["--config", str(path), "--dry-run", "--rows", "simplerl_zoo,base", "--output-dir", str(tmp_path)])
+    code, out, err = run_table(
+        ["--config", str(path), "--dry-run", "--rows", "simplerl_zoo,base", "--output-dir", str(tmp_path)]
+    )
     assert code == 0, err
     assert train_commands(out) == [] and "[data]" not in out
     assert out.count("[eval] ") == 4 and "--model hkust-nlp/Qwen-2.5-Math-7B-SimpleRL-Zoo" in out
@@ -103,10 +131,22 @@ def test_bad_flags_give_clear_errors(tmp_path):
 
 def test_smoke_dry_run_prints_the_cpu_pipeline_and_creates_nothing(tmp_path):
     path = next(p for p in CONFIGS if p.stem == "posadv_table2")
-    code, out, err = run_table(["--config", str(path), "--dry-run", "--smoke", "--rows", "grpo_n4,rand_pos_clip",
-                                "--output-dir", str(tmp_path)])
+    code, out, err = run_table(
+        [
+            "--config",
+            str(path),
+            "--dry-run",
+            "--smoke",
+            "--rows",
+            "grpo_n4,rand_pos_clip",
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0, err
     assert not any(tmp_path.iterdir())
     cmds = train_commands(out)
-    assert len(cmds) == 2 and all("--rollout.max_new_tokens" in c and c[c.index("--rollout.max_new_tokens") + 1] == "16" for c in cmds)
+    assert len(cmds) == 2 and all(
+        "--rollout.max_new_tokens" in c and c[c.index("--rollout.max_new_tokens") + 1] == "16" for c in cmds
+    )
     assert "--backend hf" in out and "--limit 2" in out and "livecodebench" not in out.split("[eval]")[-1]

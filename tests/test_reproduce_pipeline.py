@@ -1,7 +1,7 @@
 """Command building, layout mapping, eval-result reading, checkpoint selection, table assembly, resume."""
+
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -16,16 +16,28 @@ from repro_selection import candidates, list_checkpoints, pick_best, pick_last, 
 def flag_values(flags, name):
     i = flags.index(name)
     out = []
-    for tok in flags[i + 1:]:
+    for tok in flags[i + 1 :]:
         if tok.startswith("--"):
             break
         out.append(tok)
     return out
 
 
-BASE = {"prompts_per_rollout": 512, "samples_per_prompt": 8, "mini_batch_prompts": 32, "max_prompt_len": 1024,
-        "max_response_len": 3072, "eps_clip_low": 0.2, "eps_clip_high": 0.28, "dual_clip": 10.0, "lr": 1e-6,
-        "lr_scheduler": "constant", "lr_warmup_ratio": 0.0, "gradient_checkpointing": True, "packing_samples": False}
+BASE = {
+    "prompts_per_rollout": 512,
+    "samples_per_prompt": 8,
+    "mini_batch_prompts": 32,
+    "max_prompt_len": 1024,
+    "max_response_len": 3072,
+    "eps_clip_low": 0.2,
+    "eps_clip_high": 0.28,
+    "dual_clip": 10.0,
+    "lr": 1e-6,
+    "lr_scheduler": "constant",
+    "lr_warmup_ratio": 0.0,
+    "gradient_checkpointing": True,
+    "packing_samples": False,
+}
 
 
 def test_recipe_flags_map_paper_units_to_openrlhf():
@@ -36,7 +48,9 @@ def test_recipe_flags_map_paper_units_to_openrlhf():
     assert flag_values(f, "--rollout.max_new_tokens") == ["3072"]
     assert flag_values(f, "--actor.eps_clip_low_high") == ["0.2", "0.28"]
     assert flag_values(f, "--actor.dual_clip") == ["10.0"]
-    assert flag_values(f, "--actor.lr_scheduler") == ["constant"] and flag_values(f, "--actor.lr_warmup_ratio") == ["0.0"]
+    assert flag_values(f, "--actor.lr_scheduler") == ["constant"] and flag_values(f, "--actor.lr_warmup_ratio") == [
+        "0.0"
+    ]
     assert "--actor.gradient_checkpointing_enable" in f and "--ds.packing_samples" not in f
 
 
@@ -68,13 +82,24 @@ def test_layout_flags():
 
 def test_method_flags():
     assert P.method_flags("steer", {"mapping": "linear", "lambda_min": 0.8}) == [
-        "--entropy.method", "steer", "--entropy.steer.mapping", "linear", "--entropy.steer.lambda_min", "0.8"]
+        "--entropy.method",
+        "steer",
+        "--entropy.steer.mapping",
+        "linear",
+        "--entropy.steer.lambda_min",
+        "0.8",
+    ]
 
 
 def test_eval_command():
-    cmd = P.eval_command(Path("/m"), ["aime24", "amc23"], {"n": 32, "k": [1, 32], "temperature": 1.0, "top_p": 0.7,
-                                                            "max_tokens": 3072, "prompt_template": "boxed"},
-                         Path("/o"), "vllm", {"limit": 2, "trust_remote_code": True})
+    cmd = P.eval_command(
+        Path("/m"),
+        ["aime24", "amc23"],
+        {"n": 32, "k": [1, 32], "temperature": 1.0, "top_p": 0.7, "max_tokens": 3072, "prompt_template": "boxed"},
+        Path("/o"),
+        "vllm",
+        {"limit": 2, "trust_remote_code": True},
+    )
     assert cmd[1:3] == ["-m", "openrlhf_steer_eval.cli"]
     assert flag_values(cmd, "--benchmarks") == ["aime24,amc23"] and flag_values(cmd, "--k") == ["1,32"]
     assert flag_values(cmd, "--top-p") == ["0.7"] and flag_values(cmd, "--limit") == ["2"]
@@ -87,12 +112,21 @@ def write_results(out: Path, metrics):
 
 
 def test_read_eval_scores_takes_the_configs_grader_and_converts_to_percent(tmp_path):
-    write_results(tmp_path, {
-        "aime24/math_verify/avg@32": 0.25, "aime24/steer_both/avg@32": 0.3, "aime24/math_verify/pass@k:k=32&n=32": 0.5,
-        "aime24/steer_both/pass@k:k=32&n=32": 0.625, "amc23/qwen/avg@32": 0.625, "ifeval/strict_prompt/avg@4": 0.5,
-    })
+    write_results(
+        tmp_path,
+        {
+            "aime24/math_verify/avg@32": 0.25,
+            "aime24/steer_both/avg@32": 0.3,
+            "aime24/math_verify/pass@k:k=32&n=32": 0.5,
+            "aime24/steer_both/pass@k:k=32&n=32": 0.625,
+            "amc23/qwen/avg@32": 0.625,
+            "ifeval/strict_prompt/avg@4": 0.5,
+        },
+    )
     got = P.read_eval_scores(tmp_path, ["avg@n", "pass@n"], 32, ["aime24", "amc23"], graders=["steer_both"])
-    assert got["aime24"]["grader"] == "steer_both" and got["aime24"]["avg@n"] == 30.0 and got["aime24"]["pass@n"] == 62.5
+    assert (
+        got["aime24"]["grader"] == "steer_both" and got["aime24"]["avg@n"] == 30.0 and got["aime24"]["pass@n"] == 62.5
+    )
     assert got["aime24"]["by_grader"]["math_verify"] == {"avg@n": 25.0, "pass@n": 50.0}
     assert got["amc23"]["avg@n"] == 62.5 and "pass@n" not in got["amc23"]  # only the grader that scored it
     # without a configured grader Math-Verify is preferred
@@ -125,9 +159,15 @@ def _both(avg, pas):
 
 def test_table_assembly_ours_paper_diff_with_the_papers_averages(tmp_path):
     cfg = load_config(REPRODUCE / "configs" / "posadv_table2.yaml")
-    scores = {"aime24": _both(30.0, 60.0), "aime25": _both(20.0, 50.0), "math500": _both(80.0, 90.0),
-              "amc23": _both(60.0, 95.0), "minerva_math": _both(40.0, 60.0), "livecodebench": _both(5.0, 30.0),
-              "ifeval": _both(25.0, 70.0)}
+    scores = {
+        "aime24": _both(30.0, 60.0),
+        "aime25": _both(20.0, 50.0),
+        "math500": _both(80.0, 90.0),
+        "amc23": _both(60.0, 95.0),
+        "minerva_math": _both(40.0, 60.0),
+        "livecodebench": _both(5.0, 30.0),
+        "ifeval": _both(25.0, 70.0),
+    }
     row_dir = tmp_path / "rows" / "grpo_n1"
     row_dir.mkdir(parents=True)
     (row_dir / "result.json").write_text(json.dumps({"scores": scores, "checkpoint": "/c", "training_entropy": 0.1}))
@@ -152,9 +192,13 @@ def test_table_assembly_ours_paper_diff_with_the_papers_averages(tmp_path):
     assert "| + GRPO (N=1) † | 30.00 / 28.75 (+1.25) | 20.00 / 14.69 (+5.31) |" in md
     assert "46.00 / 44.12 (+1.88) | 15.00 / 19.01 (-4.01) |" in md
     assert "| + Clip-Lower | not run / 27.76 |" in md
-    assert "## pass@n" in md and "AIME 2024 (pass@64)" in md and "| + GRPO (N=1) † | 0.10000 / 0.11838 (-0.01838) |" in md
+    assert (
+        "## pass@n" in md and "AIME 2024 (pass@64)" in md and "| + GRPO (N=1) † | 0.10000 / 0.11838 (-0.01838) |" in md
+    )
     assert "label inferred" in md and "printed as '+ GRPO ()'" in md
-    assert json.loads(paths["json"].read_text())["rows"][1]["cells"]["average_id"]["avg@n"]["ours"] == pytest.approx(46.0)
+    assert json.loads(paths["json"].read_text())["rows"][1]["cells"]["average_id"]["avg@n"]["ours"] == pytest.approx(
+        46.0
+    )
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # ours vs paper bar chart
     assert mean_of([1.0, None]) is None and mean_of([1.0, 3.0]) == 2.0
 
@@ -176,8 +220,12 @@ def test_printed_average_kept_and_its_inconsistency_noted(tmp_path):
     assert "| STEER | 36.9 / 36.9 (+0.0) |" in md and "48.8 / 49.1 (-0.3) |" in md
     assert "STEER, Avg. (avg@n): the paper prints 49.1, the mean of its printed cells is 48.78." in md
     assert "AIME24 (avg@32)" in md and "MATH500 (avg@1)" in md
-    inconsistent = [(r["name"], k) for r in table["rows"] for k, c in r["paper_average_checks"].items()
-                    if c and c["avg@n"]["consistent"] is False]
+    inconsistent = [
+        (r["name"], k)
+        for r in table["rows"]
+        for k, c in r["paper_average_checks"].items()
+        if c and c["avg@n"]["consistent"] is False
+    ]
     assert inconsistent == [("steer", "avg")]  # the only row of Table 1 whose Avg. is not its cells' mean
 
 
@@ -200,7 +248,9 @@ class RecordingExecutor:
             step = int(out.name[4:]) if out.name.startswith("step") else 0
             benches = cmd[cmd.index("--benchmarks") + 1].split(",")
             n = cmd[cmd.index("--n") + 1]
-            write_results(out, {f"{b}/math_verify/avg@{n}": (0.1 + step / 1000.0 if b == "aime24" else 0.5) for b in benches})
+            write_results(
+                out, {f"{b}/math_verify/avg@{n}": (0.1 + step / 1000.0 if b == "aime24" else 0.5) for b in benches}
+            )
 
     def train(self, cmd, row_dir):
         self.calls.append(("train", cmd))
@@ -247,10 +297,12 @@ def test_training_entropy_is_the_ema_of_the_logged_entropy(tmp_path):
     from repro_entropy import ema, entropy_series, final_training_entropy
 
     log = tmp_path / "train.log"
-    log.write_text("noise\n"
-                   "INFO ✨ Global step 1: {'policy_loss': 0.1, 'entropy/old_mean': 0.5, 'reward': 0.2}\n"
-                   "INFO ✨ Global step 2: {'entropy/old_mean': 0.3}\n"
-                   "INFO ✨ Global step 3: {'entropy/old_mean': 1e-1, 'x': 2}\n")
+    log.write_text(
+        "noise\n"
+        "INFO ✨ Global step 1: {'policy_loss': 0.1, 'entropy/old_mean': 0.5, 'reward': 0.2}\n"
+        "INFO ✨ Global step 2: {'entropy/old_mean': 0.3}\n"
+        "INFO ✨ Global step 3: {'entropy/old_mean': 1e-1, 'x': 2}\n"
+    )
     assert entropy_series(log.read_text(), "entropy/old_mean") == [(1, 0.5), (2, 0.3), (3, 0.1)]
     # s1 = 0.5; s2 = 0.6*0.5 + 0.4*0.3 = 0.42; s3 = 0.6*0.42 + 0.4*0.1 = 0.292
     assert final_training_entropy(log, "entropy/old_mean", 0.6) == pytest.approx(0.292)
@@ -261,10 +313,14 @@ def test_training_entropy_is_the_ema_of_the_logged_entropy(tmp_path):
 
 
 def test_eval_groups_split_by_sample_count():
-    groups = P.eval_groups(["aime24", "math500", "amc23", "minerva_math"],
-                           {"n": {"aime24": 32, "amc23": 32, "default": 1}, "k": [1, 32], "temperature": 1.0})
-    assert groups == [(["aime24", "amc23"], {"n": 32, "k": [1, 32], "temperature": 1.0}),
-                      (["math500", "minerva_math"], {"n": 1, "k": [1], "temperature": 1.0})]
+    groups = P.eval_groups(
+        ["aime24", "math500", "amc23", "minerva_math"],
+        {"n": {"aime24": 32, "amc23": 32, "default": 1}, "k": [1, 32], "temperature": 1.0},
+    )
+    assert groups == [
+        (["aime24", "amc23"], {"n": 32, "k": [1, 32], "temperature": 1.0}),
+        (["math500", "minerva_math"], {"n": 1, "k": [1], "temperature": 1.0}),
+    ]
     assert P.eval_groups(["a"], {"n": 4}) == [(["a"], {"n": 4})]
     # graders per benchmark: math sets get the configured grader, IF-Eval keeps its own (no --graders flag)
     mixed = P.eval_groups(["aime24", "ifeval"], {"n": 2, "graders": {"default": ["math_verify"], "ifeval": None}})
@@ -299,8 +355,13 @@ def test_eval_data_args(tmp_path):
     (tmp_path / "ifeval" / "input_data.jsonl").write_text("{}\n")
     (tmp_path / "livecodebench").mkdir()  # a sample only: no release files
     args = P.eval_data_args(tmp_path, ["aime24", "ifeval", "livecodebench"])
-    assert args == {"data_dir": str(tmp_path), "data": [f"ifeval={tmp_path / 'ifeval' / 'input_data.jsonl'}",
-                                                        "livecodebench=livecodebench/code_generation_lite"]}
+    assert args == {
+        "data_dir": str(tmp_path),
+        "data": [
+            f"ifeval={tmp_path / 'ifeval' / 'input_data.jsonl'}",
+            "livecodebench=livecodebench/code_generation_lite",
+        ],
+    }
     assert P.eval_data_args(tmp_path, ["aime24"]) == {"data_dir": str(tmp_path)}
     assert P.eval_data_args(None, ["aime24"]) == {}
     cmd = P.eval_command(Path("/m"), ["ifeval", "livecodebench"], {"n": 1}, Path("/o"), "vllm", args)

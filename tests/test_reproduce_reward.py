@@ -1,5 +1,6 @@
 """The reward file's contract: prompt and special tokens removed, the rule chosen by OPENRLHF_STEER_DAPO_RULE,
 OpenRLHF's return shape. The rules themselves: tests/test_reproduce_reward_dapo_corpus.py."""
+
 import pytest
 import torch
 
@@ -20,7 +21,7 @@ def test_special_tokens_are_removed_as_in_decoding():
     # 30 pad tokens (150 characters) after a box would push it out of strict_box's 100-character window
     query = PROMPT + "so \\boxed{7}<|im_end|>" + "<pad>" * 30
     assert R.score(R.response_of(query, PROMPT), "7", "strict_box") == 1.0
-    assert R.score(query[len(PROMPT):], "7", "strict_box") == -1.0
+    assert R.score(query[len(PROMPT) :], "7", "strict_box") == -1.0
 
 
 def test_reward_func_contract(monkeypatch):

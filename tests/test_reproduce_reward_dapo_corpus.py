@@ -12,6 +12,7 @@ Every expected reward is worked out by hand from that function's rules (comment 
 When the STEER repository is available (``$STEER_REPO``, default ``../.mirror/zz-haooo+STEER/repo``), the same
 corpus is also scored by the authors' file itself.
 """
+
 import importlib.util
 import os
 import subprocess

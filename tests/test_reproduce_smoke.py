@@ -1,5 +1,6 @@
 """`--smoke`: one table row end to end on CPU (tiny model, 2 training steps on the core PolicyLoss,
 the real eval CLI with the HF backend on 2 problems per benchmark, the real table assembly), then resume."""
+
 import json
 
 import pytest
@@ -10,13 +11,25 @@ from steertest_reproduce import REPRODUCE, run_table
 @pytest.mark.slow
 def test_smoke_one_row_end_to_end_and_resume(tmp_path, data_dir):
     config = REPRODUCE / "configs" / "posadv_table2.yaml"
-    argv = ["--config", str(config), "--rows", "pos_adv_entropy", "--smoke", "--smoke-steps", "2", "--quiet",
-            "--data-dir", str(data_dir), "--output-dir", str(tmp_path)]
+    argv = [
+        "--config",
+        str(config),
+        "--rows",
+        "pos_adv_entropy",
+        "--smoke",
+        "--smoke-steps",
+        "2",
+        "--quiet",
+        "--data-dir",
+        str(data_dir),
+        "--output-dir",
+        str(tmp_path),
+    ]
     code, out, err = run_table(argv)
     assert code == 0, err + out
     row = tmp_path / "rows" / "pos_adv_entropy"
     # training: the printed OpenRLHF command was executed by the CPU trainer with the row's method
-    log = [json.loads(l) for l in (row / "train.log").read_text().splitlines() if l.startswith("{")]
+    log = [json.loads(line) for line in (row / "train.log").read_text().splitlines() if line.startswith("{")]
     assert "PolicyLoss + method 'pos_adv_reweight'" in log[0]["loss_impl"]
     steps = [r for r in log if "step" in r]
     assert [r["step"] for r in steps] == [1, 2]
@@ -30,7 +43,11 @@ def test_smoke_one_row_end_to_end_and_resume(tmp_path, data_dir):
     assert (row / "ckpt" / "global_step2_hf" / "config.json").is_file()
     # selection: the paper's rule (best on AIME 2025) over both smoke checkpoints, then the eval CLI's results
     selection = json.loads((row / "selection.json").read_text())
-    assert selection["policy"] == "best" and selection["benchmarks"] == ["aime25"] and set(selection["scores"]) == {"1", "2"}
+    assert (
+        selection["policy"] == "best"
+        and selection["benchmarks"] == ["aime25"]
+        and set(selection["scores"]) == {"1", "2"}
+    )
     best = max(selection["scores"].values())
     assert selection["step"] == min(int(s) for s, v in selection["scores"].items() if v == best)
     # two eval calls: the math sets graded by the configured Math-Verify, IF-Eval by its own checkers
@@ -40,7 +57,9 @@ def test_smoke_one_row_end_to_end_and_resume(tmp_path, data_dir):
     assert all(k.startswith("ifeval/") for k in ifeval_results["metrics"])
     result = json.loads((row / "result.json").read_text())
     # every table benchmark except LiveCodeBench (its problems are not in the offline data)
-    assert set(result["scores"]) == {"aime24", "aime25", "amc23", "math500", "minerva_math", "ifeval"} and result["smoke"]
+    assert (
+        set(result["scores"]) == {"aime24", "aime25", "amc23", "math500", "minerva_math", "ifeval"} and result["smoke"]
+    )
     for value in result["scores"].values():
         assert 0.0 <= value["avg@n"] <= value["pass@n"] <= 100.0  # pass@2 >= avg@2 on the same samples
     md = (tmp_path / "posadv_table2.md").read_text()

@@ -1,5 +1,6 @@
 """The math reward file for --reward.remote_url: real model-style outputs, pathological ones,
 threads (OpenRLHF calls it from asyncio.to_thread), and no DeepSpeed/OpenRLHF import."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,10 @@ import torch
 from openrlhf_steer.integration.rewards import math_grading, math_reward, math_reward_path
 from openrlhf_steer.integration.rewards.math_reward import EXTRA_LOG_KEYS, reward_func, response_text
 
-QWEN_PROMPT = ("<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
-               "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n")
+QWEN_PROMPT = (
+    "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+    "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n"
+)
 
 
 def _q(question: str, response: str):
@@ -38,13 +41,34 @@ def _outcome(result):
 
 CASES = [
     # (id, question, response, gold, expected reward, expected flag)
-    ("boxed_int", "What is 17 + 25?", "17 + 25 = 42.\n\nThe answer is \\boxed{42}.<|im_end|><|endoftext|>", "42", 1.0, "reward_correct"),
+    (
+        "boxed_int",
+        "What is 17 + 25?",
+        "17 + 25 = 42.\n\nThe answer is \\boxed{42}.<|im_end|><|endoftext|>",
+        "42",
+        1.0,
+        "reward_correct",
+    ),
     ("boxed_wrong", "What is 17 + 25?", "17 + 25 = 41, so \\boxed{41}.<|im_end|>", "42", 0.0, None),
     ("frac_vs_decimal", "Compute 1/2.", "One half is \\boxed{0.5}<|im_end|>", "\\frac{1}{2}", 1.0, "reward_correct"),
-    ("nested_braces", "Find sin(60°).", "We get $\\boxed{\\frac{\\sqrt{3}}{2}}$.<|im_end|>", "\\frac{\\sqrt{3}}{2}", 1.0, "reward_correct"),
+    (
+        "nested_braces",
+        "Find sin(60°).",
+        "We get $\\boxed{\\frac{\\sqrt{3}}{2}}$.<|im_end|>",
+        "\\frac{\\sqrt{3}}{2}",
+        1.0,
+        "reward_correct",
+    ),
     ("unicode", "求 3×4。", "计算：3×4 = 12 ✅，所以答案是 \\boxed{12}。<|im_end|>", "12", 1.0, "reward_correct"),
     ("empty_box", "What is 2+2?", "I think it is \\boxed{}<|im_end|>", "4", 0.0, "reward_no_answer"),
-    ("no_answer_text", "What is 2+2?", "I am not sure how to approach this problem.<|im_end|>", "4", 0.0, "reward_no_answer"),
+    (
+        "no_answer_text",
+        "What is 2+2?",
+        "I am not sure how to approach this problem.<|im_end|>",
+        "4",
+        0.0,
+        "reward_no_answer",
+    ),
     ("empty_response", "What is 2+2?", "<|im_end|>", "4", 0.0, "reward_no_answer"),
     ("huge_boxed", "Simplify.", "\\boxed{" + "+".join(["x"] * 50_000) + "}", "x", 0.0, "reward_no_answer"),
     ("unbalanced", "What is 2+2?", "so \\boxed{4 and then the text stops", "4", None, None),

@@ -12,6 +12,7 @@ entropy, |Omega| = |A| (1 - e^-1)^2 |H - 1|, so the threshold is known by hand (
 
 This file is also the rank worker: ``python test_window_gather.py worker RANK``.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,12 +53,18 @@ def _inputs(rank):
     out, offset = [], 0
     for entropy, mask in SHARES[rank]:
         n = len(entropy)
-        adv = ADVANTAGES[rank][offset: offset + n]
+        adv = ADVANTAGES[rank][offset : offset + n]
         offset += n
         lp = torch.full((1, n), -1.0, dtype=torch.float64)
-        out.append(LossInputs(log_probs=lp, old_log_probs=lp.clone(), advantages=torch.tensor([adv], dtype=torch.float64),
-                              action_mask=torch.tensor([mask], dtype=torch.bool),
-                              entropy=torch.tensor([entropy], dtype=torch.float64)))
+        out.append(
+            LossInputs(
+                log_probs=lp,
+                old_log_probs=lp.clone(),
+                advantages=torch.tensor([adv], dtype=torch.float64),
+                action_mask=torch.tensor([mask], dtype=torch.bool),
+                entropy=torch.tensor([entropy], dtype=torch.float64),
+            )
+        )
     return out
 
 
@@ -70,8 +77,14 @@ def _forking():
 def _steer_binary():
     from openrlhf_steer.methods import build_method
 
-    return build_method("steer", mapping="binary", binary_top_fraction=STEER_TOP, lambda_min=0.8,
-                        entropy_source="current", stat_scope="mini_batch")
+    return build_method(
+        "steer",
+        mapping="binary",
+        binary_top_fraction=STEER_TOP,
+        lambda_min=0.8,
+        entropy_source="current",
+        stat_scope="mini_batch",
+    )
 
 
 def _composed():
@@ -96,7 +109,11 @@ def _weights(method, inputs_list, stats):
 def test_pad_unpad_sizes_3_0_5():
     from openrlhf_steer.integration.window_reduce import pad_values, unpad_concat
 
-    parts = [torch.tensor([0.5, -1.0, 2.25]), torch.zeros(0), torch.tensor([3.0, 0.0, 7.5, 1e-30, -4.0], dtype=torch.float64)]
+    parts = [
+        torch.tensor([0.5, -1.0, 2.25]),
+        torch.zeros(0),
+        torch.tensor([3.0, 0.0, 7.5, 1e-30, -4.0], dtype=torch.float64),
+    ]
     sizes = [3, 0, 5]
     padded = [pad_values(p, 5) for p in parts]
     assert all(p.shape == (5,) and p.dtype == torch.float64 for p in padded)
@@ -133,7 +150,8 @@ def test_steer_binary_threshold_by_hand_one_process():
     values = steer.window_values(window)
     assert list(values) == ["steer/omega_abs"]
     assert sorted(values["steer/omega_abs"].tolist()) == pytest.approx(
-        sorted(STEER_C * v for v in (0.5, 1.8, 0.35, 0.9, 1.6, 0.15, 4.0, 0.35)), rel=1e-12)
+        sorted(STEER_C * v for v in (0.5, 1.8, 0.35, 0.9, 1.6, 0.15, 4.0, 0.35)), rel=1e-12
+    )
     stats = steer.window_stats(window)
     assert stats["steer/threshold"] == pytest.approx(STEER_C * STEER_HAND_G, rel=1e-12)
     assert stats["steer/count"] == 8.0 and stats["steer/max"] == pytest.approx(STEER_C * 4.0, rel=1e-12)
@@ -157,10 +175,24 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def per_rank():
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(WORLD),
-               CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, __file__, "worker", str(rank)], env=dict(env, RANK=str(rank)),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in range(WORLD)]
+    env = dict(
+        os.environ,
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(_free_port()),
+        WORLD_SIZE=str(WORLD),
+        CUDA_VISIBLE_DEVICES="",
+        OMP_NUM_THREADS="1",
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "worker", str(rank)],
+            env=dict(env, RANK=str(rank)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(WORLD)
+    ]
     outputs = []
     try:
         for proc in procs:
@@ -172,7 +204,7 @@ def per_rank():
                 proc.kill()
     for code, _, err in outputs:
         assert code == 0, err[-4000:]
-    return [json.loads(next(l for l in out.splitlines() if l.startswith("{"))) for _, out, _ in outputs]
+    return [json.loads(next(line for line in out.splitlines() if line.startswith("{"))) for _, out, _ in outputs]
 
 
 def test_every_rank_gets_the_global_quantile(per_rank):
@@ -256,14 +288,22 @@ def _worker(rank: int) -> None:
     all_empty = global_window_stats(forking, empty)
     steer = _steer_binary()
     steer_stats = global_window_stats(steer, _inputs(rank))
-    print(json.dumps({
-        "tau": stats["forking_tokens/threshold"], "local_tau": forking.window_stats(mine)["forking_tokens/threshold"],
-        "gathered": gathered.tolist(), "kept": _weights(forking, mine, stats),
-        "composed": {k: float(v) for k, v in composed.items()},
-        "all_empty_tau": all_empty["forking_tokens/threshold"], "warned": bool(warnings),
-        "steer": {k: float(v) for k, v in steer_stats.items()},
-        "steer_weights": _weights(steer, _inputs(rank), steer_stats),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "tau": stats["forking_tokens/threshold"],
+                "local_tau": forking.window_stats(mine)["forking_tokens/threshold"],
+                "gathered": gathered.tolist(),
+                "kept": _weights(forking, mine, stats),
+                "composed": {k: float(v) for k, v in composed.items()},
+                "all_empty_tau": all_empty["forking_tokens/threshold"],
+                "warned": bool(warnings),
+                "steer": {k: float(v) for k, v in steer_stats.items()},
+                "steer_weights": _weights(steer, _inputs(rank), steer_stats),
+            }
+        ),
+        flush=True,
+    )
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 

@@ -1,9 +1,10 @@
 """Generation backends (a registry: name -> factory). Heavy libraries are imported lazily.
 
-    hf      Hugging Face transformers (CPU or GPU)             backends/hf.py
-    vllm    vLLM offline engine (GPU)                          backends/vllm_backend.py
-    openai  any OpenAI-compatible HTTP server                  backends/openai_http.py
+hf      Hugging Face transformers (CPU or GPU)             backends/hf.py
+vllm    vLLM offline engine (GPU)                          backends/vllm_backend.py
+openai  any OpenAI-compatible HTTP server                  backends/openai_http.py
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,8 +50,12 @@ class BackendConfig:
     dtype: str = field(default="auto", metadata={"help": "hf/vllm weights dtype: auto, float32, bfloat16, float16."})
     device: str = field(default="auto", metadata={"help": "hf: cpu, cuda, cuda:1, or auto."})
     batch_size: int = field(default=8, metadata={"help": "hf: prompts per generate() call; openai: parallel requests."})
-    base_url: str = field(default="http://127.0.0.1:8000", metadata={"help": "openai: server root (with or without /v1)."})
-    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "openai: environment variable holding the key."})
+    base_url: str = field(
+        default="http://127.0.0.1:8000", metadata={"help": "openai: server root (with or without /v1)."}
+    )
+    api_key_env: str = field(
+        default="OPENAI_API_KEY", metadata={"help": "openai: environment variable holding the key."}
+    )
     request_timeout: float = field(default=600.0, metadata={"help": "openai: seconds per HTTP request."})
     max_retries: int = field(default=5, metadata={"help": "openai: retries on connection errors, 429 and 5xx."})
     tensor_parallel_size: int = field(default=1, metadata={"help": "vllm: GPUs per model."})
@@ -62,8 +67,13 @@ class BackendConfig:
 class Backend(Protocol):
     name: str
 
-    def generate(self, prompts: List[Prompt], sampling: SamplingConfig, seeds: List[int],
-                 progress: Optional[Callable[[int, List[List[str]]], None]] = None) -> List[List[str]]:
+    def generate(
+        self,
+        prompts: List[Prompt],
+        sampling: SamplingConfig,
+        seeds: List[int],
+        progress: Optional[Callable[[int, List[List[str]]], None]] = None,
+    ) -> List[List[str]]:
         """``n`` responses per prompt. ``progress(start_index, results)`` is called after each batch
         so the caller can cache it; ``seeds[i]`` is the seed of prompt i."""
         ...

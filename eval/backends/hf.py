@@ -1,4 +1,5 @@
 """Hugging Face transformers backend: left-padded batched ``generate`` (CPU or GPU)."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,10 @@ def render_prompt(tokenizer, prompt: Prompt) -> str:
     if isinstance(prompt, str):
         return prompt
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError("the tokenizer has no chat template, but the prompt is a chat conversation; "
-                         "pass --no-chat-template to use plain-text prompts")
+        raise ValueError(
+            "the tokenizer has no chat template, but the prompt is a chat conversation; "
+            "pass --no-chat-template to use plain-text prompts"
+        )
     return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
 
 
@@ -53,8 +56,9 @@ class HFBackend:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = "auto" if config.dtype == "auto" else getattr(torch, config.dtype)
-        self.model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype,
-                                                          trust_remote_code=config.trust_remote_code)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            config.model, dtype=dtype, trust_remote_code=config.trust_remote_code
+        )
         self.model.to(device).eval()
         self.device = device
         # transformers fills every unset generate() option from model.generation_config, so a checkpoint's
@@ -65,14 +69,23 @@ class HFBackend:
         old = self.model.generation_config
         self.model.generation_config = GenerationConfig(
             eos_token_id=old.eos_token_id if old.eos_token_id is not None else self.tokenizer.eos_token_id,
-            pad_token_id=self.tokenizer.pad_token_id, bos_token_id=old.bos_token_id)
+            pad_token_id=self.tokenizer.pad_token_id,
+            bos_token_id=old.bos_token_id,
+        )
 
     def describe(self) -> Dict[str, Any]:
         import torch
         import transformers
-        return {"backend": self.name, "model": self.config.model, "device": self.device,
-                "dtype": str(self.model.dtype), "batch_size": self.config.batch_size,
-                "transformers": transformers.__version__, "torch": torch.__version__}
+
+        return {
+            "backend": self.name,
+            "model": self.config.model,
+            "device": self.device,
+            "dtype": str(self.model.dtype),
+            "batch_size": self.config.batch_size,
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+        }
 
     def _generation_config(self, sampling: SamplingConfig, n_return: int):
         """The decoding of one request (model defaults were reduced to stop tokens in __init__)."""
@@ -81,15 +94,25 @@ class HFBackend:
         eos = getattr(self.model.generation_config, "eos_token_id", None)
         if eos is None:
             eos = self.tokenizer.eos_token_id
-        common = dict(max_new_tokens=sampling.max_tokens, num_return_sequences=n_return,
-                      pad_token_id=self.tokenizer.pad_token_id, eos_token_id=eos)
+        common = dict(
+            max_new_tokens=sampling.max_tokens,
+            num_return_sequences=n_return,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=eos,
+        )
         if sampling.temperature == 0:
             return GenerationConfig(do_sample=False, **common)
-        return GenerationConfig(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0,
-                                **common)
+        return GenerationConfig(
+            do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, **common
+        )
 
-    def generate(self, prompts: List[Prompt], sampling: SamplingConfig, seeds: List[int],
-                 progress: Optional[Callable[[int, List[List[str]]], None]] = None) -> List[List[str]]:
+    def generate(
+        self,
+        prompts: List[Prompt],
+        sampling: SamplingConfig,
+        seeds: List[int],
+        progress: Optional[Callable[[int, List[List[str]]], None]] = None,
+    ) -> List[List[str]]:
         import torch
 
         texts = [render_prompt(self.tokenizer, p) for p in prompts]
@@ -98,20 +121,21 @@ class HFBackend:
         out: List[List[str]] = []
         greedy = sampling.temperature == 0
         for start in tqdm(range(0, len(texts), bs), desc="generating (hf)", unit="batch"):
-            batch, batch_chat = texts[start:start + bs], chat[start:start + bs]
+            batch, batch_chat = texts[start : start + bs], chat[start : start + bs]
             # chat templates already contain BOS; plain prompts get the tokenizer's special tokens
-            enc = self.tokenizer(batch, return_tensors="pt", padding=True,
-                                 add_special_tokens=not any(batch_chat)).to(self.device)
+            enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=not any(batch_chat)).to(
+                self.device
+            )
             # one seed per batch (that of its first prompt): reproducible for a given batch size
             torch.manual_seed(seeds[start])
             n_return = 1 if greedy else sampling.n
             with torch.no_grad():
                 generated = self.model.generate(**enc, generation_config=self._generation_config(sampling, n_return))
-            new_tokens = generated[:, enc["input_ids"].shape[1]:]
+            new_tokens = generated[:, enc["input_ids"].shape[1] :]
             decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             batch_results = []
             for i in range(len(batch)):
-                group = decoded[i * n_return:(i + 1) * n_return]
+                group = decoded[i * n_return : (i + 1) * n_return]
                 batch_results.append(group * sampling.n if greedy else group)
             out.extend(batch_results)
             if progress is not None:

@@ -4,6 +4,7 @@ String prompts go to ``/v1/completions``; chat prompts (lists of messages) to ``
 Requests run in a thread pool (``batch_size`` at a time); connection errors, 429 and 5xx are retried
 with exponential backoff. If a server returns fewer than ``n`` choices, the rest are requested again.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,12 @@ class OpenAIBackend:
         self.api_key = os.environ.get(config.api_key_env, "")
 
     def describe(self) -> Dict[str, Any]:
-        return {"backend": self.name, "model": self.config.model, "base_url": self.root,
-                "concurrency": self.config.batch_size}
+        return {
+            "backend": self.name,
+            "model": self.config.model,
+            "base_url": self.root,
+            "concurrency": self.config.batch_size,
+        }
 
     # -- HTTP
     def _post(self, path: str, payload: dict) -> dict:
@@ -54,8 +59,10 @@ class OpenAIBackend:
                     raise RuntimeError(f"POST {self.root + path} failed with HTTP {exc.code}: {body}") from None
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
                 if attempt == self.config.max_retries:
-                    raise RuntimeError(f"POST {self.root + path} failed after {attempt + 1} attempts: {exc}. "
-                                       "Is the server running (--base-url)?") from None
+                    raise RuntimeError(
+                        f"POST {self.root + path} failed after {attempt + 1} attempts: {exc}. "
+                        "Is the server running (--base-url)?"
+                    ) from None
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
         raise AssertionError("unreachable")
@@ -65,9 +72,14 @@ class OpenAIBackend:
         attempt = 0
         while len(texts) < sampling.n:
             want = sampling.n - len(texts)
-            payload: Dict[str, Any] = {"model": self.config.model, "n": want, "temperature": sampling.temperature,
-                                       "top_p": sampling.top_p, "max_tokens": sampling.max_tokens,
-                                       "seed": seed + attempt}
+            payload: Dict[str, Any] = {
+                "model": self.config.model,
+                "n": want,
+                "temperature": sampling.temperature,
+                "top_p": sampling.top_p,
+                "max_tokens": sampling.max_tokens,
+                "seed": seed + attempt,
+            }
             if isinstance(prompt, str):
                 result = self._post("/v1/completions", {**payload, "prompt": prompt})
                 got = [c.get("text", "") for c in result.get("choices", [])]
@@ -80,15 +92,24 @@ class OpenAIBackend:
             attempt += 1
         return texts
 
-    def generate(self, prompts: List[Prompt], sampling: SamplingConfig, seeds: List[int],
-                 progress: Optional[Callable[[int, List[List[str]]], None]] = None) -> List[List[str]]:
+    def generate(
+        self,
+        prompts: List[Prompt],
+        sampling: SamplingConfig,
+        seeds: List[int],
+        progress: Optional[Callable[[int, List[List[str]]], None]] = None,
+    ) -> List[List[str]]:
         out: List[List[str]] = []
         chunk = max(1, self.config.batch_size)
-        with ThreadPoolExecutor(max_workers=chunk) as pool, \
-                tqdm(total=len(prompts), desc="generating (openai)", unit="prompt") as bar:
+        with (
+            ThreadPoolExecutor(max_workers=chunk) as pool,
+            tqdm(total=len(prompts), desc="generating (openai)", unit="prompt") as bar,
+        ):
             for start in range(0, len(prompts), chunk):
-                futures = [pool.submit(self._one, p, sampling, s)
-                           for p, s in zip(prompts[start:start + chunk], seeds[start:start + chunk])]
+                futures = [
+                    pool.submit(self._one, p, sampling, s)
+                    for p, s in zip(prompts[start : start + chunk], seeds[start : start + chunk])
+                ]
                 results = [f.result() for f in futures]
                 out.extend(results)
                 bar.update(len(results))

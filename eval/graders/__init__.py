@@ -1,4 +1,5 @@
 """Graders of the evaluation harness. The plug-in contract is in ``base.py``."""
+
 from .base import (  # noqa: F401
     Benchmark,
     Grader,

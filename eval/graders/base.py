@@ -39,6 +39,7 @@ Data flow
 Metric keys always contain the grader name: ``<benchmark>/<grader>/<metric>``, e.g.
 ``aime24/math_verify/avg@32`` or ``aime24/math_verify/pass@k:k=8&n=32``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -76,13 +77,21 @@ class Verdict:
     seconds: float = 0.0  # wall time spent grading this response
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"correct": bool(self.correct), "extracted": self.extracted, "detail": self.detail,
-                "seconds": round(float(self.seconds), 6)}
+        return {
+            "correct": bool(self.correct),
+            "extracted": self.extracted,
+            "detail": self.detail,
+            "seconds": round(float(self.seconds), 6),
+        }
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Verdict":
-        return cls(correct=bool(d["correct"]), extracted=d.get("extracted"),
-                   detail=dict(d.get("detail") or {}), seconds=float(d.get("seconds", 0.0)))
+        return cls(
+            correct=bool(d["correct"]),
+            extracted=d.get("extracted"),
+            detail=dict(d.get("detail") or {}),
+            seconds=float(d.get("seconds", 0.0)),
+        )
 
 
 @dataclass
@@ -90,10 +99,19 @@ class GraderConfig:
     """Resources a grader may use. Every factory receives one of these."""
 
     workers: int = field(default=2, metadata={"help": "Worker processes for grading (math pool, code sandbox)."})
-    timeout: float = field(default=10.0, metadata={"help": "Outer per-sample timeout in seconds; a sample that "
-                                                             "exceeds it is scored incorrect with detail.error='timeout'."})
-    seed: int = field(default=0, metadata={"help": "Seed for any randomness inside grading (e.g. IF-Eval's "
-                                                   "langdetect / letter-frequency builders)."})
+    timeout: float = field(
+        default=10.0,
+        metadata={
+            "help": "Outer per-sample timeout in seconds; a sample that "
+            "exceeds it is scored incorrect with detail.error='timeout'."
+        },
+    )
+    seed: int = field(
+        default=0,
+        metadata={
+            "help": "Seed for any randomness inside grading (e.g. IF-Eval's langdetect / letter-frequency builders)."
+        },
+    )
     options: Dict[str, str] = field(default_factory=dict, metadata={"help": "Grader-specific options."})
 
 
@@ -156,11 +174,16 @@ class SamplingDefaults:
 class PromptOptions:
     """How a problem becomes a model input."""
 
-    chat: bool = field(default=True, metadata={"help": "Return chat messages (rendered by the model's chat "
-                                                       "template) instead of a plain-text prompt."})
+    chat: bool = field(
+        default=True,
+        metadata={
+            "help": "Return chat messages (rendered by the model's chat template) instead of a plain-text prompt."
+        },
+    )
     system: Optional[str] = field(default=None, metadata={"help": "Optional system message (chat mode only)."})
-    template: Optional[str] = field(default=None, metadata={"help": "Named prompt template; None = the "
-                                                                    "benchmark's default."})
+    template: Optional[str] = field(
+        default=None, metadata={"help": "Named prompt template; None = the benchmark's default."}
+    )
 
 
 Prompt = Union[str, List[Dict[str, str]]]

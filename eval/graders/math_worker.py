@@ -4,6 +4,7 @@ Started by ``MathGraderPool`` as a plain subprocess, so it works from any caller
 ``__main__`` guard, notebooks, Ray actors. Protocol: pickled messages over fd 0 (tasks in) and a private
 duplicate of fd 1 (results out); the real stdout is pointed at stderr so stray prints cannot corrupt it.
 """
+
 import os
 import signal
 import sys
@@ -18,6 +19,7 @@ def main() -> None:
     inbox = Connection(os.dup(0), readable=True, writable=False)
     outbox = Connection(out_fd, readable=False, writable=True)
     from openrlhf_steer_eval.graders.math import grade_answer
+
     # warm up: the first parse/verify loads antlr and sympy caches (~0.5 s), paid before "ready"
     grade_answer("\\boxed{\\frac{1}{2}}", "0.5", "math_verify")
     grade_answer("\\boxed{x+1}", "1+x", "qwen")

@@ -1,7 +1,8 @@
 """Run untrusted, model-generated Python in a fresh, limited subprocess.
 
 Every run starts a new interpreter (``python -s -B -c <bootstrap> sandbox.py``, an environment of our own,
-``PYTHONHASHSEED=0`` and ``random.seed(0)``; never a fork of the harness, so no harness state leaks in) inside its own session and a fresh temporary working directory, and applies,
+``PYTHONHASHSEED=0`` and ``random.seed(0)``; never a fork of the harness, so no harness state leaks in)
+inside its own session and a fresh temporary working directory, and applies,
 before any untrusted line runs:
 
 * resource limits: RLIMIT_AS (memory), RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_CORE=0 and, where the process
@@ -35,6 +36,7 @@ Two ways in:
 
 This file must stay standard-library only: it is also the child's ``__main__``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,8 +58,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, Optional
 
-GiB = 1024 ** 3
-MiB = 1024 ** 2
+GiB = 1024**3
+MiB = 1024**2
 NOBODY_UID = 65534  # the conventional "nobody"/"nogroup" ids on Linux
 NOBODY_GID = 65534
 
@@ -69,29 +71,59 @@ NOBODY_GID = 65534
 class SandboxLimits:
     """Limits of one sandboxed run. Defaults follow evalplus (4 GiB) and LiveCodeBench (seconds)."""
 
-    wall_timeout: float = field(default=10.0, metadata={"help": "Wall-clock seconds for the whole run "
-                                                                "(interpreter start-up is added on top as "
-                                                                "`startup_grace`); then the process group is killed."})
-    startup_grace: float = field(default=3.0, metadata={"help": "Extra wall seconds allowed for interpreter and "
-                                                                "driver import before user code runs."})
-    cpu_seconds: Optional[float] = field(default=None, metadata={"help": "RLIMIT_CPU in seconds; default "
-                                                                         "wall_timeout + 1 (rounded up)."})
-    memory_bytes: int = field(default=4 * GiB, metadata={"help": "RLIMIT_AS (address space). evalplus' default "
-                                                                 "is 4 GiB; 0 disables the limit."})
+    wall_timeout: float = field(
+        default=10.0,
+        metadata={
+            "help": "Wall-clock seconds for the whole run "
+            "(interpreter start-up is added on top as "
+            "`startup_grace`); then the process group is killed."
+        },
+    )
+    startup_grace: float = field(
+        default=3.0,
+        metadata={"help": "Extra wall seconds allowed for interpreter and driver import before user code runs."},
+    )
+    cpu_seconds: Optional[float] = field(
+        default=None, metadata={"help": "RLIMIT_CPU in seconds; default wall_timeout + 1 (rounded up)."}
+    )
+    memory_bytes: int = field(
+        default=4 * GiB,
+        metadata={"help": "RLIMIT_AS (address space). evalplus' default is 4 GiB; 0 disables the limit."},
+    )
     file_size_bytes: int = field(default=64 * MiB, metadata={"help": "RLIMIT_FSIZE: largest file the code may write."})
-    max_processes: int = field(default=64, metadata={"help": "RLIMIT_NPROC (threads count too). Applied only when "
-                                                             "the child runs under its own uid or user namespace, "
-                                                             "where the count is the child's alone."})
-    max_output_bytes: int = field(default=16 * MiB, metadata={"help": "Most bytes the parent reads from the child "
-                                                                      "(and a driver captures per test); beyond "
-                                                                      "this the run is killed as output_limit."})
-    network: str = field(default="auto", metadata={"help": "'auto': fresh network namespace if `unshare` works, "
-                                                           "else audit-hook blocking only; 'netns': require the "
-                                                           "namespace; 'hook': audit hook only."})
-    drop_privileges: bool = field(default=True, metadata={"help": "When running as root, switch the child to "
-                                                                  "uid/gid 65534 (nobody) before user code runs "
-                                                                  "(only if the interpreter and packages are "
-                                                                  "world-readable; SandboxResult.run_as_uid says)."})
+    max_processes: int = field(
+        default=64,
+        metadata={
+            "help": "RLIMIT_NPROC (threads count too). Applied only when "
+            "the child runs under its own uid or user namespace, "
+            "where the count is the child's alone."
+        },
+    )
+    max_output_bytes: int = field(
+        default=16 * MiB,
+        metadata={
+            "help": "Most bytes the parent reads from the child "
+            "(and a driver captures per test); beyond "
+            "this the run is killed as output_limit."
+        },
+    )
+    network: str = field(
+        default="auto",
+        metadata={
+            "help": "'auto': fresh network namespace if `unshare` works, "
+            "else audit-hook blocking only; 'netns': require the "
+            "namespace; 'hook': audit hook only."
+        },
+    )
+    drop_privileges: bool = field(
+        default=True,
+        metadata={
+            "help": "When running as root, switch the child to "
+            "uid/gid 65534 (nobody) before user code runs "
+            "(only if the interpreter and packages are "
+            "world-readable; SandboxResult.run_as_uid says)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not self.wall_timeout or self.wall_timeout <= 0:
@@ -334,8 +366,11 @@ def _kill_group(pid: int) -> None:
 def _run(job: Dict[str, Any], limits: SandboxLimits) -> SandboxResult:
     prefix = [] if limits.network == "hook" else _netns_prefix()
     if limits.network == "netns" and not prefix:
-        return SandboxResult(status=SETUP_ERROR, error="SandboxLimits.network='netns' but `unshare -n` is not "
-                             "available here; use network='auto' or 'hook'", network_isolation="none")
+        return SandboxResult(
+            status=SETUP_ERROR,
+            error="SandboxLimits.network='netns' but `unshare -n` is not available here; use network='auto' or 'hook'",
+            network_isolation="none",
+        )
     isolation = "netns+hook" if prefix else "hook"
     run_as = NOBODY_UID if (limits.drop_privileges and os.geteuid() == 0 and _runtime_world_readable()) else None
     # NPROC only counts the child's own processes under a dedicated uid or a fresh user namespace.
@@ -349,9 +384,18 @@ def _run(job: Dict[str, Any], limits: SandboxLimits) -> SandboxResult:
         nonce = secrets.token_hex(16)  # the reply must carry it: output forged by user code is rejected
         # the child imports drivers from the same places as the harness (-I drops PYTHONPATH)
         sys_path = [p for p in sys.path if p and os.path.exists(p)]
-        job = dict(job, workdir=os.path.realpath(workdir), run_as=run_as, nproc=nproc, nonce=nonce, sys_path=sys_path,
-                   memory_bytes=limits.memory_bytes, cpu_seconds=limits.cpu_limit,
-                   file_size_bytes=limits.file_size_bytes, max_output_bytes=limits.max_output_bytes)
+        job = dict(
+            job,
+            workdir=os.path.realpath(workdir),
+            run_as=run_as,
+            nproc=nproc,
+            nonce=nonce,
+            sys_path=sys_path,
+            memory_bytes=limits.memory_bytes,
+            cpu_seconds=limits.cpu_limit,
+            file_size_bytes=limits.file_size_bytes,
+            max_output_bytes=limits.max_output_bytes,
+        )
         blob = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
         # Not -I: that would ignore PYTHONHASHSEED. The environment is ours alone (see _child_env) and -s
         # drops the user site. The -c bootstrap removes '' (the working directory) from sys.path before
@@ -360,12 +404,20 @@ def _run(job: Dict[str, Any], limits: SandboxLimits) -> SandboxResult:
         cmd = prefix + [sys.executable, "-s", "-B", "-c", _BOOTSTRAP, os.path.abspath(__file__)]
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    cwd=workdir, env=_child_env(workdir, limits), start_new_session=True,
-                                    close_fds=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=workdir,
+                env=_child_env(workdir, limits),
+                start_new_session=True,
+                close_fds=True,
+            )
         except OSError as exc:
-            return SandboxResult(status=SETUP_ERROR, error=f"cannot start the sandbox child: {exc}",
-                                 network_isolation=isolation)
+            return SandboxResult(
+                status=SETUP_ERROR, error=f"cannot start the sandbox child: {exc}", network_isolation=isolation
+            )
         deadline = start + limits.wall_timeout + limits.startup_grace
         try:
             # The payload goes in from a helper thread so that a child that never reads cannot block us.
@@ -378,13 +430,21 @@ def _run(job: Dict[str, Any], limits: SandboxLimits) -> SandboxResult:
             for stream in (proc.stdout, proc.stderr):
                 stream.close()
         wall = time.monotonic() - start
-        result = SandboxResult(status=CRASHED, wall_seconds=wall, returncode=proc.returncode,
-                               stderr_tail=err[-2000:].decode("utf-8", "replace"),
-                               network_isolation=isolation, run_as_uid=run_as)
+        result = SandboxResult(
+            status=CRASHED,
+            wall_seconds=wall,
+            returncode=proc.returncode,
+            stderr_tail=err[-2000:].decode("utf-8", "replace"),
+            network_isolation=isolation,
+            run_as_uid=run_as,
+        )
         if why is not None:
             result.status = why
-            result.error = ("wall-clock limit of %.3gs exceeded" % limits.wall_timeout if why == TIMEOUT
-                            else f"more than {limits.max_output_bytes} bytes of output")
+            result.error = (
+                "wall-clock limit of %.3gs exceeded" % limits.wall_timeout
+                if why == TIMEOUT
+                else f"more than {limits.max_output_bytes} bytes of output"
+            )
             return result
         if proc.returncode == -signal.SIGXCPU:
             result.status, result.error = CPU_LIMIT, f"CPU limit of {limits.cpu_limit}s exceeded (SIGXCPU)"
@@ -396,8 +456,10 @@ def _run(job: Dict[str, Any], limits: SandboxLimits) -> SandboxResult:
         if not isinstance(message, dict) or message.get("nonce") != nonce or "ok" not in message:
             if not out and proc.returncode and result.stderr_tail.lstrip().startswith("unshare:"):
                 result.status = SETUP_ERROR
-            result.error = (f"the child ended without a valid result (returncode {proc.returncode}); "
-                            f"stderr: {result.stderr_tail[-300:]!r}")
+            result.error = (
+                f"the child ended without a valid result (returncode {proc.returncode}); "
+                f"stderr: {result.stderr_tail[-300:]!r}"
+            )
             return result
         if message.get("setup_failed"):
             result.status, result.error = SETUP_ERROR, message.get("error")
@@ -411,8 +473,10 @@ def _run(job: Dict[str, Any], limits: SandboxLimits) -> SandboxResult:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-_BOOTSTRAP = ("import sys; sys.path[:] = [p for p in sys.path if p]; import runpy; "
-              "runpy.run_path(sys.argv[1], run_name='__main__')")
+_BOOTSTRAP = (
+    "import sys; sys.path[:] = [p for p in sys.path if p]; import runpy; "
+    "runpy.run_path(sys.argv[1], run_name='__main__')"
+)
 
 
 def _feed(proc: subprocess.Popen, blob: bytes) -> None:
@@ -439,8 +503,10 @@ def self_check() -> SandboxResult:
         if _SELF_CHECK is None:
             probe = run_python("print(sum(range(5)))", "", SandboxLimits(wall_timeout=30, memory_bytes=0))
             if probe.status != OK or (probe.value or {}).get("stdout") != "10\n":
-                raise SandboxSetupError(f"the code sandbox does not work here: status={probe.status}, "
-                                        f"error={probe.error}, stderr={probe.stderr_tail[-500:]!r}")
+                raise SandboxSetupError(
+                    f"the code sandbox does not work here: status={probe.status}, "
+                    f"error={probe.error}, stderr={probe.stderr_tail[-500:]!r}"
+                )
             _SELF_CHECK = probe
         return _SELF_CHECK
 
@@ -461,26 +527,71 @@ def run_python(code: str, stdin: str = "", limits: Optional[SandboxLimits] = Non
     """
     limits = limits or SandboxLimits()
     # captured stdout stays well under the parent's read cap, so the result message fits
-    return _run({"driver": None, "payload": {"code": code, "stdin": stdin, "time_limit": limits.wall_timeout,
-                                             "max_output_chars": limits.max_output_bytes // 4}}, limits)
+    return _run(
+        {
+            "driver": None,
+            "payload": {
+                "code": code,
+                "stdin": stdin,
+                "time_limit": limits.wall_timeout,
+                "max_output_chars": limits.max_output_bytes // 4,
+            },
+        },
+        limits,
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Child side
 # --------------------------------------------------------------------------------------------
-_BLOCKED_EVENTS = frozenset({
-    "os.system", "os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen",
-    "os.kill", "os.killpg", "os.chroot", "ctypes.dlopen", "ctypes.dlsym", "os.add_dll_directory",
-    "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
-    "socket.gethostbyname", "socket.gethostbyaddr", "socket.gethostname", "socket.sethostname",
-    "webbrowser.open", "resource.prlimit", "pty.spawn",
-})
+_BLOCKED_EVENTS = frozenset(
+    {
+        "os.system",
+        "os.fork",
+        "os.forkpty",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "subprocess.Popen",
+        "os.kill",
+        "os.killpg",
+        "os.chroot",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "os.add_dll_directory",
+        "socket.connect",
+        "socket.bind",
+        "socket.sendto",
+        "socket.sendmsg",
+        "socket.getaddrinfo",
+        "socket.gethostbyname",
+        "socket.gethostbyaddr",
+        "socket.gethostname",
+        "socket.sethostname",
+        "webbrowser.open",
+        "resource.prlimit",
+        "pty.spawn",
+    }
+)
 # event -> indices of path arguments that must lie inside the working directory
 _PATH_EVENTS = {
-    "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1), "os.link": (0, 1),
-    "os.symlink": (1,), "os.chmod": (0,), "os.chown": (0,), "os.truncate": (0,), "os.utime": (0,),
-    "os.chflags": (0,), "os.lchflags": (0,), "os.setxattr": (0,), "os.removexattr": (0,),
-    "shutil.rmtree": (0,), "shutil.move": (0, 1), "shutil.chown": (0,),
+    "os.remove": (0,),
+    "os.rmdir": (0,),
+    "os.mkdir": (0,),
+    "os.rename": (0, 1),
+    "os.link": (0, 1),
+    "os.symlink": (1,),
+    "os.chmod": (0,),
+    "os.chown": (0,),
+    "os.truncate": (0,),
+    "os.utime": (0,),
+    "os.chflags": (0,),
+    "os.lchflags": (0,),
+    "os.setxattr": (0,),
+    "os.removexattr": (0,),
+    "shutil.rmtree": (0,),
+    "shutil.move": (0, 1),
+    "shutil.chown": (0,),
 }
 
 
@@ -507,8 +618,11 @@ def _install_guard(workdir: str) -> None:
     def hook(event: str, args: tuple) -> None:
         if event == "open":
             path, mode, flags = args
-            writing = bool(flags & write_flags) if isinstance(flags, int) and flags else \
-                bool(mode) and isinstance(mode, str) and any(c in mode for c in "wax+")
+            writing = (
+                bool(flags & write_flags)
+                if isinstance(flags, int) and flags
+                else bool(mode) and isinstance(mode, str) and any(c in mode for c in "wax+")
+            )
             if writing and not inside(path):
                 raise PermissionError(f"sandbox: writing outside the working directory is disabled ({path!r})")
         elif event in blocked:
@@ -566,8 +680,10 @@ def _script_driver(payload: Dict[str, Any]) -> Dict[str, Any]:
     with captured_stdio(payload.get("stdin", ""), cap) as out:
         try:
             with time_limit(payload["time_limit"]):
-                exec(compile(payload["code"], "<sandbox>", "exec"), {"__name__": "__main__",
-                                                                      "__builtins__": __builtins__})
+                exec(
+                    compile(payload["code"], "<sandbox>", "exec"),
+                    {"__name__": "__main__", "__builtins__": __builtins__},
+                )
         except SystemExit as exc:
             exit_code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except TestTimeout as exc:
@@ -607,7 +723,7 @@ def _child_main() -> None:
         data = json.dumps(dict(message, nonce=nonce), default=short_repr).encode("utf-8")
         view = memoryview(data)
         while view:
-            view = view[os.write(result_fd, view):]
+            view = view[os.write(result_fd, view) :]
         os.close(result_fd)
 
     try:
@@ -616,6 +732,7 @@ def _child_main() -> None:
         sys.path[:] = list(dict.fromkeys(list(job.get("sys_path") or []) + [p for p in sys.path if p]))
         driver = _resolve_driver(job["driver"])
         import ctypes  # noqa: F401  (preloaded: importing it later would need dlopen, which the guard refuses)
+
         if job.get("run_as") is not None:
             _drop_privileges(int(job["run_as"]))
         _apply_limits(job)

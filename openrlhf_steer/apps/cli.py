@@ -7,6 +7,7 @@
 Each subcommand imports its stack when it runs, so that `demo` never imports OpenRLHF and `train` never
 imports the demo's plotting stack.
 """
+
 from __future__ import annotations
 
 import sys
@@ -45,8 +46,13 @@ COMMANDS: Dict[str, Tuple[Callable[[List[str]], int], str]] = {
     "methods": (_methods, "list the registered entropy-control methods: paper, file, options (--markdown)"),
 }
 
-USAGE = "usage: openrlhf-steer {" + ",".join(COMMANDS) + "} [args...]\n\n" + "\n".join(
-    f"  {name:<8} {help_text}" for name, (_, help_text) in COMMANDS.items()) + "\n"
+USAGE = (
+    "usage: openrlhf-steer {"
+    + ",".join(COMMANDS)
+    + "} [args...]\n\n"
+    + "\n".join(f"  {name:<8} {help_text}" for name, (_, help_text) in COMMANDS.items())
+    + "\n"
+)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -4,6 +4,7 @@ Every ``openrlhf.cli.train_ppo_ray`` flag is accepted unchanged (OpenRLHF's own 
 validation run on it) plus ``--entropy.method NAME`` and ``--entropy.<method>.<option>``; see
 ``--help`` and docs/openrlhf.md.
 """
+
 from __future__ import annotations
 
 import sys

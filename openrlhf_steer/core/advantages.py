@@ -5,6 +5,7 @@ unlikeliness reward), then its ``compute_advantages`` (W-REINFORCE, OPO, Edge-GR
 has none, GRPO group normalisation ``(r - mean_g) / (std_g + eps)`` (unbiased std as in verl; a group
 of one response has mean 0 and std 1). The result is per token [N, T], 0 on masked positions.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -38,27 +39,37 @@ def validate_group(group: GroupInputs) -> None:
         if tensor is None:
             continue
         if tensor.shape != group.response_mask.shape:
-            raise ValueError(f"GroupInputs.{name} must be [N, T] = {tuple(group.response_mask.shape)}, got {tuple(tensor.shape)}")
+            raise ValueError(
+                f"GroupInputs.{name} must be [N, T] = {tuple(group.response_mask.shape)}, got {tuple(tensor.shape)}"
+            )
         bad = ~torch.isfinite(tensor) & group.response_mask.bool()
         if bool(bad.any()):
             raise ValueError(f"GroupInputs.{name} contains NaN or inf at {int(bad.sum())} valid token(s)")
 
 
-def compute_advantages(group: GroupInputs, method: Optional[Method] = None, norm_by_std: bool = True,
-                       eps: float = 1e-6) -> Tensor:
+def compute_advantages(
+    group: GroupInputs, method: Optional[Method] = None, norm_by_std: bool = True, eps: float = 1e-6
+) -> Tensor:
     """Per-token advantages [N, T] for a rollout (GRPO by default, method hooks applied; masked 0)."""
     validate_group(group)
     if method is not None:
         shaped_rewards = method.shape_rewards(group)
         if shaped_rewards.shape != group.rewards.shape or not torch.isfinite(shaped_rewards.float()).all():
-            raise ValueError(f"method {method.name!r} shape_rewards returned an invalid tensor (shape {tuple(shaped_rewards.shape)})")
+            raise ValueError(
+                f"method {method.name!r} shape_rewards returned an invalid tensor (shape {tuple(shaped_rewards.shape)})"
+            )
         group = replace(group, rewards=shaped_rewards)
         advantages = method.compute_advantages(group)
         if advantages is not None:
             if advantages.shape != group.response_mask.shape:
-                raise ValueError(f"method {method.name!r} compute_advantages returned {tuple(advantages.shape)}, expected [N, T] = {tuple(group.response_mask.shape)}")
+                raise ValueError(
+                    f"method {method.name!r} compute_advantages returned {tuple(advantages.shape)}, expected [N, T] = "
+                    f"{tuple(group.response_mask.shape)}"
+                )
             if not torch.isfinite(advantages).all():
-                raise ValueError(f"method {method.name!r} produced NaN/inf advantages; check its inputs (entropy, log-probs)")
+                raise ValueError(
+                    f"method {method.name!r} produced NaN/inf advantages; check its inputs (entropy, log-probs)"
+                )
             return torch.where(group.response_mask.bool(), advantages, torch.zeros_like(advantages))
     seq_adv = grpo_advantages(group.rewards.float(), group.group_ids, norm_by_std=norm_by_std, eps=eps)
     return broadcast_to_tokens(seq_adv, group.response_mask)

@@ -18,6 +18,7 @@ logsumexp, so autograd does not keep per-chunk float32 copies alive either. Grad
 output projection, so even the model-dtype logits exist one chunk at a time (forward and backward);
 the projection's gradients follow from d / d x by the chain rule.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,9 @@ def _shifted_chunk(chunk: Tensor, dtype: torch.dtype, inv_temperature: float) ->
     return shifted, row_max.squeeze(-1) * inv_temperature
 
 
-def _chunk_stats(shifted: Tensor, z_max: Tensor, labels: Tensor, with_entropy: bool
-                 ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+def _chunk_stats(
+    shifted: Tensor, z_max: Tensor, labels: Tensor, with_entropy: bool
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """From (z - max z) [R, V]: logsumexp [R], log_prob of labels [R], entropy [R] or None.
 
     Two [R, V] buffers at most (``shifted`` and its exp), never a third for the entropy.
@@ -74,8 +76,14 @@ def _log_p_chunk(raw: Tensor, lse: Tensor, temperature: float, copy: bool) -> Te
     return log_p.sub_(lse.unsqueeze(-1))
 
 
-def _logit_grad_chunk(log_p: Tensor, labels: Tensor, entropy: Optional[Tensor], grad_log_probs: Optional[Tensor],
-                      grad_entropy: Optional[Tensor], temperature: float) -> Tensor:
+def _logit_grad_chunk(
+    log_p: Tensor,
+    labels: Tensor,
+    entropy: Optional[Tensor],
+    grad_log_probs: Optional[Tensor],
+    grad_entropy: Optional[Tensor],
+    temperature: float,
+) -> Tensor:
     """d loss / d (raw logits) of one chunk, written in place over ``log_p`` [R, V] (z = raw / tau).
 
     ``entropy``/``grad_entropy`` are None when the entropy carries no gradient.
@@ -133,8 +141,16 @@ class _ChunkedLogProbEntropy(torch.autograd.Function):
     and per-row statistics. Non-contiguous logits (e.g. ``logits[:, :-1]``) are read row by row."""
 
     @staticmethod
-    def forward(ctx, logits: Tensor, labels1d: Tensor, rows: Optional[Tensor], temperature: float, chunk_rows: int,
-                with_entropy: bool, check_finite: bool):
+    def forward(
+        ctx,
+        logits: Tensor,
+        labels1d: Tensor,
+        rows: Optional[Tensor],
+        temperature: float,
+        chunk_rows: int,
+        with_entropy: bool,
+        check_finite: bool,
+    ):
         flat_view = _flat_view(logits)
         if flat_view is None and rows is None:
             rows = torch.arange(labels1d.numel(), device=logits.device)
@@ -149,14 +165,17 @@ class _ChunkedLogProbEntropy(torch.autograd.Function):
             chunk_lse, chunk_lp, chunk_h = _chunk_stats(shifted, z_max, _take(labels1d, sel), with_entropy)
             del shifted
             if check_finite and not _all_finite(chunk_lp, chunk_h):
-                raise ValueError("logits contain NaN or inf (at a selected token): the log-prob or entropy is not "
-                                 "finite; check the model forward / mixed precision, or mask those positions")
+                raise ValueError(
+                    "logits contain NaN or inf (at a selected token): the log-prob or entropy is not "
+                    "finite; check the model forward / mixed precision, or mask those positions"
+                )
             lse[out] = chunk_lse
             log_probs[out] = chunk_lp
             if with_entropy:
                 entropy[out] = chunk_h
-        ctx.save_for_backward(logits, labels1d, rows if rows is not None else torch.empty(0, dtype=torch.long),
-                              lse, entropy)
+        ctx.save_for_backward(
+            logits, labels1d, rows if rows is not None else torch.empty(0, dtype=torch.long), lse, entropy
+        )
         ctx.has_rows = rows is not None
         ctx.temperature = temperature
         ctx.chunk_rows = chunk_rows
@@ -180,9 +199,14 @@ class _ChunkedLogProbEntropy(torch.autograd.Function):
         use_entropy_grad = ctx.with_entropy and grad_entropy is not None
         for out, sel in _row_chunks(lse.numel(), rows, ctx.chunk_rows):
             log_p = _log_p_chunk(_take_rows(logits, sel, flat_view), lse[out], tau, copy=True)
-            grad = _logit_grad_chunk(log_p, _take(labels1d, sel), entropy[out] if use_entropy_grad else None,
-                                     grad_log_probs[out] if grad_log_probs is not None else None,
-                                     grad_entropy[out] if use_entropy_grad else None, tau)
+            grad = _logit_grad_chunk(
+                log_p,
+                _take(labels1d, sel),
+                entropy[out] if use_entropy_grad else None,
+                grad_log_probs[out] if grad_log_probs is not None else None,
+                grad_entropy[out] if use_entropy_grad else None,
+                tau,
+            )
             if isinstance(sel, slice):
                 grad_flat[sel] = grad.to(grad_flat.dtype)
             else:
@@ -192,7 +216,9 @@ class _ChunkedLogProbEntropy(torch.autograd.Function):
 
 def _check_scalars(temperature: float, chunk_rows: int) -> None:
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature={temperature!r} must be a finite number > 0 (the sampling temperature, e.g. 1.0)")
+        raise ValueError(
+            f"temperature={temperature!r} must be a finite number > 0 (the sampling temperature, e.g. 1.0)"
+        )
     if int(chunk_rows) < 1:
         raise ValueError(f"chunk_rows={chunk_rows!r} must be >= 1 (e.g. {DEFAULT_CHUNK_ROWS})")
 
@@ -201,7 +227,9 @@ def _check_inputs(logits: Tensor, labels: Tensor, temperature: float, mask: Opti
     if logits.dim() != 3:
         raise ValueError(f"logits must be [B, T, V], got shape {tuple(logits.shape)}")
     if labels.shape != logits.shape[:2]:
-        raise ValueError(f"labels must be [B, T] = {tuple(logits.shape[:2])} to match logits, got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must be [B, T] = {tuple(logits.shape[:2])} to match logits, got {tuple(labels.shape)}"
+        )
     if mask is not None and mask.shape != labels.shape:
         raise ValueError(f"mask must be [B, T] = {tuple(labels.shape)} like labels, got {tuple(mask.shape)}")
     _check_scalars(temperature, chunk_rows)
@@ -235,7 +263,8 @@ def token_logprobs_and_entropy(
             (NaN / +inf logits, or -inf at the label); checked per chunk, no extra pass.
 
     Returns:
-        ``(log_probs, entropy)``, float32 [B, T] (float64 for float64 logits); ``entropy`` is None when ``with_entropy`` is False.
+        ``(log_probs, entropy)``, float32 [B, T] (float64 for float64 logits); ``entropy`` is None when
+        ``with_entropy`` is False.
     """
     _check_inputs(logits, labels, temperature, mask, chunk_rows)
     batch, seq, vocab = logits.shape
@@ -245,7 +274,9 @@ def token_logprobs_and_entropy(
         rows = mask.reshape(-1).bool().nonzero().squeeze(-1)
     selected_labels = flat_labels if rows is None else flat_labels.index_select(0, rows)
     if selected_labels.numel() and (int(selected_labels.min()) < 0 or int(selected_labels.max()) >= vocab):
-        raise ValueError(f"labels contain ids outside [0, {vocab}); mask padding positions or fix the tokenizer/vocab size")
+        raise ValueError(
+            f"labels contain ids outside [0, {vocab}); mask padding positions or fix the tokenizer/vocab size"
+        )
 
     log_probs_sel, entropy_sel, _ = _ChunkedLogProbEntropy.apply(
         logits, flat_labels, rows, float(temperature), int(chunk_rows), bool(with_entropy), bool(check_finite)
@@ -278,8 +309,18 @@ class _ChunkedHeadLogProbEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden: Tensor, weight: Tensor, bias: Optional[Tensor], rows: Tensor, labels: Tensor,
-                temperature: float, chunk_rows: int, with_entropy: bool, check_finite: bool):
+    def forward(
+        ctx,
+        hidden: Tensor,
+        weight: Tensor,
+        bias: Optional[Tensor],
+        rows: Tensor,
+        labels: Tensor,
+        temperature: float,
+        chunk_rows: int,
+        with_entropy: bool,
+        check_finite: bool,
+    ):
         n_rows = rows.numel()
         dtype = _compute_dtype(hidden)
         lse = torch.empty(n_rows, dtype=dtype, device=hidden.device)
@@ -292,8 +333,10 @@ class _ChunkedHeadLogProbEntropy(torch.autograd.Function):
             chunk_lse, chunk_lp, chunk_h = _chunk_stats(shifted, z_max, labels[out], with_entropy)
             del shifted
             if check_finite and not _all_finite(chunk_lp, chunk_h):
-                raise ValueError("the output head produced NaN or inf logits at a selected token; check the model "
-                                 "forward / mixed precision")
+                raise ValueError(
+                    "the output head produced NaN or inf logits at a selected token; check the model "
+                    "forward / mixed precision"
+                )
             lse[out] = chunk_lse
             log_probs[out] = chunk_lp
             if with_entropy:
@@ -325,9 +368,14 @@ class _ChunkedHeadLogProbEntropy(torch.autograd.Function):
             logits = torch.nn.functional.linear(hidden_rows, weight, bias)
             log_p = _log_p_chunk(logits, lse[out], tau, copy=False)
             del logits
-            grad = _logit_grad_chunk(log_p, labels[out], entropy[out] if use_entropy_grad else None,
-                                     grad_log_probs[out] if grad_log_probs is not None else None,
-                                     grad_entropy[out] if use_entropy_grad else None, tau)
+            grad = _logit_grad_chunk(
+                log_p,
+                labels[out],
+                entropy[out] if use_entropy_grad else None,
+                grad_log_probs[out] if grad_log_probs is not None else None,
+                grad_entropy[out] if use_entropy_grad else None,
+                tau,
+            )
             # The model-dtype logits were upcast: their gradient is cast back before the projection's backward.
             grad = grad.to(weight.dtype)
             if need_hidden:
@@ -382,8 +430,9 @@ def head_logprobs_and_entropy(
         None when ``with_entropy`` is False.
     """
     if hidden.dim() < 2 or weight.dim() != 2 or hidden.shape[-1] != weight.shape[1]:
-        raise ValueError(f"hidden [..., H] and weight [V, H] must share H, got {tuple(hidden.shape)} and "
-                         f"{tuple(weight.shape)}")
+        raise ValueError(
+            f"hidden [..., H] and weight [V, H] must share H, got {tuple(hidden.shape)} and {tuple(weight.shape)}"
+        )
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"bias must be [V] = [{weight.shape[0]}], got {tuple(bias.shape)}")
     hidden2d = hidden.reshape(-1, hidden.shape[-1])
@@ -398,7 +447,14 @@ def head_logprobs_and_entropy(
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= vocab):
         raise ValueError(f"labels contain ids outside [0, {vocab}); fix the tokenizer/vocab size")
     log_probs, entropy = _ChunkedHeadLogProbEntropy.apply(
-        hidden2d, weight, bias, rows, labels.long(), float(temperature), int(chunk_rows), bool(with_entropy),
+        hidden2d,
+        weight,
+        bias,
+        rows,
+        labels.long(),
+        float(temperature),
+        int(chunk_rows),
+        bool(with_entropy),
         bool(check_finite),
     )
     if not with_entropy:

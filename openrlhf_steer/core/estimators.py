@@ -3,6 +3,7 @@
 Notation per token t of a response: p = pi_theta(y_t | ...) the current probability of the sampled
 token, p_old its rollout probability, H the full-vocabulary entropy at that position, A the advantage.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -46,7 +47,12 @@ def first_order_entropy_change(
         dtype = torch.promote_types(log_probs.dtype, torch.float32)
         p = log_probs.detach().to(dtype).exp().clamp(PROB_CLAMP, 1.0 - PROB_CLAMP)
         p_old = old_log_probs.detach().to(dtype).exp().clamp(PROB_CLAMP, 1.0)
-        omega = (advantages.detach().to(dtype) / p_old) * p * (1.0 - p) ** prob_power * (p.log() + entropy.detach().to(dtype))
+        omega = (
+            (advantages.detach().to(dtype) / p_old)
+            * p
+            * (1.0 - p) ** prob_power
+            * (p.log() + entropy.detach().to(dtype))
+        )
         return torch.where(torch.isfinite(omega), omega, torch.zeros_like(omega))
 
 
@@ -99,7 +105,8 @@ KL_ESTIMATORS = ("k1", "k2", "k3")
 
 
 def kl_estimate(log_probs: Tensor, ref_log_probs: Tensor, kind: str = "k3", clamp: Optional[float] = None) -> Tensor:
-    """Per-token estimators of KL(pi_theta || pi_ref) from samples of pi_theta (Schulman, "Approximating KL divergence").
+    """Per-token estimators of KL(pi_theta || pi_ref) from samples of pi_theta
+    (Schulman, "Approximating KL divergence").
 
     With ``log r = log pi_ref(y) - log pi_theta(y)``::
 

@@ -15,6 +15,7 @@ as implemented by OpenRLHF 0.11.2 ``PolicyLoss``):
 
 Pure functions; no OpenRLHF import.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,11 +53,15 @@ class ISCorrectionConfig:
         if len(self.threshold) != 2 or not self.threshold[0] <= self.threshold[1]:
             raise ValueError(f"{flag}_threshold {list(self.threshold)} must be LOW HIGH with LOW <= HIGH")
         if self.mode == "clip" and (self.level == "seq" or self.gating != "ratio"):
-            raise ValueError(f"{flag}_mode clip needs {flag}_level token and {flag}_gating ratio: only a per-token "
-                             "ratio is a weight that can be clamped; other statistics are rejection filters (use mask)")
+            raise ValueError(
+                f"{flag}_mode clip needs {flag}_level token and {flag}_gating ratio: only a per-token "
+                "ratio is a weight that can be clamped; other statistics are rejection filters (use mask)"
+            )
         if self.enabled and self.gating != "ratio" and self.threshold[0] > 0:
-            raise ValueError(f"{flag}_gating {self.gating} is a divergence bounded from above: give a single "
-                             f"{flag}_threshold DELTA (the lower bound must be 0)")
+            raise ValueError(
+                f"{flag}_gating {self.gating} is a divergence bounded from above: give a single "
+                f"{flag}_threshold DELTA (the lower bound must be 0)"
+            )
 
 
 @dataclass
@@ -118,8 +123,9 @@ COEFFICIENT_MODES: Dict[str, Callable[..., Tuple[Tensor, Tensor]]] = {
 }
 
 
-def is_correction(old_log_probs: Tensor, rollout_log_probs: Optional[Tensor], mask: Tensor,
-                  config: ISCorrectionConfig) -> ISCorrection:
+def is_correction(
+    old_log_probs: Tensor, rollout_log_probs: Optional[Tensor], mask: Tensor, config: ISCorrectionConfig
+) -> ISCorrection:
     """The per-token IS coefficient and OpenRLHF's two logged statistics (all detached).
 
     ``old_log_probs`` are the trainer's log-probs of the rollout (OpenRLHF's ``action_log_probs``),
@@ -131,12 +137,16 @@ def is_correction(old_log_probs: Tensor, rollout_log_probs: Optional[Tensor], ma
     if not config.enabled:
         raise ValueError("is_correction called with level 'off'")
     if rollout_log_probs is None:
-        raise ValueError("--algo.advantage.is_correction_level needs the rollout engine's log-probs, but the "
-                         "experience has none (rollout_log_probs is None); the engine must return sampled-token "
-                         "logprobs (OpenRLHF asks vLLM for them when the flag is set)")
+        raise ValueError(
+            "--algo.advantage.is_correction_level needs the rollout engine's log-probs, but the "
+            "experience has none (rollout_log_probs is None); the engine must return sampled-token "
+            "logprobs (OpenRLHF asks vLLM for them when the flag is set)"
+        )
     if rollout_log_probs.shape != old_log_probs.shape:
-        raise ValueError(f"rollout_log_probs has shape {tuple(rollout_log_probs.shape)} but the trainer's log-probs "
-                         f"have {tuple(old_log_probs.shape)}")
+        raise ValueError(
+            f"rollout_log_probs has shape {tuple(rollout_log_probs.shape)} but the trainer's log-probs "
+            f"have {tuple(old_log_probs.shape)}"
+        )
     seq = config.level == "seq"
     maskf = mask.to(old_log_probs.dtype)
     with torch.no_grad():

@@ -19,6 +19,7 @@ bonus, KL, ...). ``agg`` is token-mean, seq-mean-token-mean or seq-mean-token-su
 seq-mean-token-mean. Advantages, token weights and the extra terms enter per token as above, before
 the sequence mean. Clip masks cannot be defined there (see :data:`SEQUENCE_RATIO_UNDEFINED_HOOKS`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -89,7 +90,9 @@ def aggregate_loss(
     else:
         denom = float(given)
         if not denom > 0 and count > 0:
-            raise ValueError(f"{label}={given} must be > 0 (the optimizer-step window's count) when the mask has tokens")
+            raise ValueError(
+                f"{label}={given} must be > 0 (the optimizer-step window's count) when the mask has tokens"
+            )
     return per_unit / (denom if denom > 0 else 1.0)
 
 
@@ -113,21 +116,29 @@ RATIO_LEVEL_AGG = {"token": None, "sequence": "seq-mean-token-mean"}
 # Hooks whose contract has no meaning under a sequence-level ratio -> why (the loss refuses them).
 SEQUENCE_RATIO_UNDEFINED_HOOKS = {
     "clip_mask": "its clip mask stops the gradient of chosen tokens, but with GSPO's sequence-level ratio every "
-                 "token's log-prob gets its gradient through the shared ratio of its sequence, so no per-token mask "
-                 "can remove one token's gradient",
+    "token's log-prob gets its gradient through the shared ratio of its sequence, so no per-token mask "
+    "can remove one token's gradient",
 }
 
 
 def sequence_ratio_conflicts(method: Method) -> Dict[str, str]:
     """Names of the (member) methods that override a hook undefined under GSPO -> the reason."""
     members = getattr(method, "methods", None) or [method]
-    return {m.name: reason for m in members for hook, reason in SEQUENCE_RATIO_UNDEFINED_HOOKS.items()
-            if m.overrides_hook(hook)}
+    return {
+        m.name: reason
+        for m in members
+        for hook, reason in SEQUENCE_RATIO_UNDEFINED_HOOKS.items()
+        if m.overrides_hook(hook)
+    }
 
 
 def clipped_surrogate(
-    log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor, config: LossConfig,
-    ratio_level: str = "token", mask: Optional[Tensor] = None,
+    log_probs: Tensor,
+    old_log_probs: Tensor,
+    advantages: Tensor,
+    config: LossConfig,
+    ratio_level: str = "token",
+    mask: Optional[Tensor] = None,
 ) -> Dict[str, Tensor]:
     """Per-token PPO/GRPO surrogate and its clip indicators (no masking, no aggregation).
 
@@ -171,26 +182,35 @@ def _check_finite(name: str, tensor: Tensor, mask: Tensor) -> None:
     bad = ~torch.isfinite(tensor.detach()) & mask
     if bool(bad.any()):
         idx = tuple(int(i) for i in bad.nonzero()[0])
-        raise ValueError(f"LossInputs.{name} contains NaN or inf at valid token {idx} ({int(bad.sum())} token(s)); "
-                         "check the model forward (logits) and the reward/advantage pipeline")
+        raise ValueError(
+            f"LossInputs.{name} contains NaN or inf at valid token {idx} ({int(bad.sum())} token(s)); "
+            "check the model forward (logits) and the reward/advantage pipeline"
+        )
 
 
 def validate_loss_inputs(inputs: LossInputs, required: Tuple[str, ...] = (), method_name: str = "") -> Tensor:
     """Check shapes, dtypes and finiteness (on valid tokens); return the boolean mask."""
     for name in _REQUIRED_TOKEN_FIELDS:
         if not isinstance(getattr(inputs, name), torch.Tensor):
-            raise ValueError(f"LossInputs.{name} must be a torch.Tensor [B, T], got {type(getattr(inputs, name)).__name__}")
+            raise ValueError(
+                f"LossInputs.{name} must be a torch.Tensor [B, T], got {type(getattr(inputs, name)).__name__}"
+            )
     shape = inputs.log_probs.shape
     if inputs.log_probs.dim() != 2:
         raise ValueError(f"LossInputs.log_probs must be [B, T], got shape {tuple(shape)}")
     for name in _REQUIRED_TOKEN_FIELDS + _OPTIONAL_TOKEN_FIELDS:
         tensor = getattr(inputs, name)
         if tensor is not None and tensor.shape != shape:
-            raise ValueError(f"LossInputs.{name} has shape {tuple(tensor.shape)} but log_probs has {tuple(shape)}; "
-                             "all per-token tensors must be aligned [B, T]")
+            raise ValueError(
+                f"LossInputs.{name} has shape {tuple(tensor.shape)} but log_probs has {tuple(shape)}; "
+                "all per-token tensors must be aligned [B, T]"
+            )
     for name in required:
         if getattr(inputs, name, None) is None:
-            raise ValueError(f"method {method_name!r} needs LossInputs.{name}, which is None; fix: {_FIELD_FIX.get(name, 'provide it')}")
+            raise ValueError(
+                f"method {method_name!r} needs LossInputs.{name}, which is None; fix: "
+                f"{_FIELD_FIX.get(name, 'provide it')}"
+            )
     mask = inputs.action_mask.bool()
     for name in ("log_probs", "old_log_probs", "advantages") + _OPTIONAL_TOKEN_FIELDS:
         tensor = getattr(inputs, name)
@@ -205,8 +225,9 @@ def validate_loss_inputs(inputs: LossInputs, required: Tuple[str, ...] = (), met
 class PolicyLoss:
     """Clipped surrogate + method hooks. ``loss, metrics = PolicyLoss(cfg, method)(inputs)``."""
 
-    def __init__(self, loss_config: Optional[LossConfig] = None, method: Optional[Method] = None,
-                 ratio_level: str = "token"):
+    def __init__(
+        self, loss_config: Optional[LossConfig] = None, method: Optional[Method] = None, ratio_level: str = "token"
+    ):
         self.loss_config = loss_config if loss_config is not None else LossConfig()
         self.loss_config.validate()
         self.method = method if method is not None else Method()
@@ -217,15 +238,27 @@ class PolicyLoss:
             conflicts = sequence_ratio_conflicts(self.method)
             if conflicts:
                 name, reason = next(iter(conflicts.items()))
-                raise ValueError(f"method {name!r} cannot run with the sequence-level ratio (GSPO): {reason}. Use "
-                                 "the token-level ratio (OpenRLHF: --actor.policy_loss_type ppo) or another method.")
+                raise ValueError(
+                    f"method {name!r} cannot run with the sequence-level ratio (GSPO): {reason}. Use "
+                    "the token-level ratio (OpenRLHF: --actor.policy_loss_type ppo) or another method."
+                )
 
-    def __call__(self, inputs: LossInputs, num_tokens: Optional[float] = None, num_seqs: Optional[float] = None,
-                 token_coef: Optional[Tensor] = None):
+    def __call__(
+        self,
+        inputs: LossInputs,
+        num_tokens: Optional[float] = None,
+        num_seqs: Optional[float] = None,
+        token_coef: Optional[Tensor] = None,
+    ):
         return self.forward(inputs, num_tokens=num_tokens, num_seqs=num_seqs, token_coef=token_coef)
 
-    def forward(self, inputs: LossInputs, num_tokens: Optional[float] = None, num_seqs: Optional[float] = None,
-                token_coef: Optional[Tensor] = None) -> Tuple[Tensor, Dict[str, float]]:
+    def forward(
+        self,
+        inputs: LossInputs,
+        num_tokens: Optional[float] = None,
+        num_seqs: Optional[float] = None,
+        token_coef: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, Dict[str, float]]:
         """``token_coef`` [B, T]: a detached coefficient on the per-token policy term (IS correction)."""
         method = self.method
         mask = validate_loss_inputs(inputs, method.required_inputs(), method.name)
@@ -236,13 +269,16 @@ class PolicyLoss:
         config.validate()
         maskf = mask.to(inputs.log_probs.dtype)
 
-        base_adv = torch.where(mask, inputs.advantages.detach(), torch.zeros_like(inputs.advantages)).to(inputs.log_probs.dtype)
+        base_adv = torch.where(mask, inputs.advantages.detach(), torch.zeros_like(inputs.advantages)).to(
+            inputs.log_probs.dtype
+        )
         shaped = method.shape_advantages(inputs, base_adv)
         advantages = torch.where(mask, shaped.detach(), torch.zeros_like(base_adv))
         _check_finite("advantages (after the method's shape_advantages)", advantages, mask)
 
-        per_token = clipped_surrogate(inputs.log_probs, inputs.old_log_probs, advantages, config,
-                                      ratio_level=self.ratio_level, mask=mask)
+        per_token = clipped_surrogate(
+            inputs.log_probs, inputs.old_log_probs, advantages, config, ratio_level=self.ratio_level, mask=mask
+        )
         per_token["advantages"] = advantages
         per_token["mask"] = mask
 
@@ -260,12 +296,17 @@ class PolicyLoss:
         total_tokens = policy_tokens
         for name, term in extras.items():
             if term.shape != policy_tokens.shape:
-                raise ValueError(f"method {method.name!r} returned extra term {name!r} with shape {tuple(term.shape)}, expected {tuple(policy_tokens.shape)}")
+                raise ValueError(
+                    f"method {method.name!r} returned extra term {name!r} with shape {tuple(term.shape)}, expected "
+                    f"{tuple(policy_tokens.shape)}"
+                )
             total_tokens = total_tokens + term
 
         agg = lambda values: aggregate_loss(values, mask, config.loss_agg_mode, num_tokens, num_seqs)  # noqa: E731
         loss = agg(total_tokens)
-        metrics = self._metrics(inputs, mask, per_token, base_adv, weights * keep, loss, agg(policy_tokens), extras, agg)
+        metrics = self._metrics(
+            inputs, mask, per_token, base_adv, weights * keep, loss, agg(policy_tokens), extras, agg
+        )
         return loss, metrics
 
     @staticmethod

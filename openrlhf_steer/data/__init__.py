@@ -1,5 +1,6 @@
 """Training data for the reproduction suite: DAPO-Math-17k in the papers' prompt format, and the
 data-diversity subsets (seeded random and K-means) of Jin et al. (arXiv 2511.05993)."""
+
 from .dapo_math import (
     DAPO_HF_ID,
     DAPO_PREFIX,

@@ -11,6 +11,7 @@ Both papers train on this data with this template: STEER ships ``datasets/DAPO-M
 prompt dataset written here keeps the chat list, so ``--data.apply_chat_template`` reproduces
 verl's behaviour (the tokenizer's chat template is applied to the same user message).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,7 +62,7 @@ def strip_dapo_template(text: str) -> str:
     body = text.strip()
     prefix = DAPO_PREFIX.strip()
     if body.startswith(prefix):
-        body = body[len(prefix):]
+        body = body[len(prefix) :]
     suffix = DAPO_SUFFIX.strip()
     if body.rstrip().endswith(suffix):
         body = body.rstrip()[: -len(suffix)]
@@ -81,12 +82,16 @@ def _read_local_rows(path: Path) -> Iterator[Dict[str, Any]]:
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg}); each line must be one JSON object") from None
+                    raise ValueError(
+                        f"{path}:{line_no}: not valid JSON ({err.msg}); each line must be one JSON object"
+                    ) from None
     elif path.suffix.lower() == ".json":
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         if not isinstance(data, list):
-            raise ValueError(f"{path}: a .json training file must hold a JSON array of objects (use .jsonl for one object per line)")
+            raise ValueError(
+                f"{path}: a .json training file must hold a JSON array of objects (use .jsonl for one object per line)"
+            )
         yield from data
     elif path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq  # lazily: only parquet inputs need it
@@ -125,8 +130,13 @@ def _problem_of(row: Mapping[str, Any], where: str) -> str:
             users = [m.get("content", "") for m in value if isinstance(m, Mapping) and m.get("role", "user") == "user"]
             if users and isinstance(users[-1], str):
                 return strip_dapo_template(users[-1])
-        raise ValueError(f"{where}: field {key!r} must be a string or a chat list of {{role, content}} messages, got {type(value).__name__}")
-    raise ValueError(f"{where}: no problem text; add one of the fields {list(_PROBLEM_FIELDS)} (DAPO-Math-17k uses 'prompt')")
+        raise ValueError(
+            f"{where}: field {key!r} must be a string or a chat list of {{role, content}} messages, got "
+            f"{type(value).__name__}"
+        )
+    raise ValueError(
+        f"{where}: no problem text; add one of the fields {list(_PROBLEM_FIELDS)} (DAPO-Math-17k uses 'prompt')"
+    )
 
 
 def _answer_of(row: Mapping[str, Any], where: str) -> str:
@@ -141,7 +151,8 @@ def _answer_of(row: Mapping[str, Any], where: str) -> str:
             value = value[0] if value else ""
         return str(value).strip()
     raise ValueError(
-        f"{where}: no gold answer; add reward_model.ground_truth (DAPO-Math-17k) or one of the fields {list(_ANSWER_FIELDS)}"
+        f"{where}: no gold answer; add reward_model.ground_truth (DAPO-Math-17k) or one of the fields "
+        f"{list(_ANSWER_FIELDS)}"
     )
 
 
@@ -161,7 +172,11 @@ def iter_dapo_math(source: str, split: str = "train") -> Iterator[MathPrompt]:
     if path.exists():
         rows: Iterable[Dict[str, Any]] = _read_local_rows(path)
         label = str(path)
-    elif path.suffix.lower() not in (".jsonl", ".json", ".parquet") and source.count("/") == 1 and not source.startswith((".", "/", "~")):
+    elif (
+        path.suffix.lower() not in (".jsonl", ".json", ".parquet")
+        and source.count("/") == 1
+        and not source.startswith((".", "/", "~"))
+    ):
         rows = _read_hub_rows(source, split)
         label = source
     else:
@@ -198,11 +213,18 @@ def deduplicate(records: Iterable[MathPrompt]) -> Tuple[List[MathPrompt], Dict[s
             kept[key] = rec
         elif first.answer != rec.answer:
             conflicts += 1
-    stats = {"rows_read": total, "unique": len(kept), "duplicates_dropped": total - len(kept), "answer_conflicts": conflicts}
+    stats = {
+        "rows_read": total,
+        "unique": len(kept),
+        "duplicates_dropped": total - len(kept),
+        "answer_conflicts": conflicts,
+    }
     return list(kept.values()), stats
 
 
-def load_dapo_math(source: str = DAPO_HF_ID, split: str = "train", dedup: bool = True) -> Tuple[List[MathPrompt], Dict[str, int]]:
+def load_dapo_math(
+    source: str = DAPO_HF_ID, split: str = "train", dedup: bool = True
+) -> Tuple[List[MathPrompt], Dict[str, int]]:
     """Load DAPO-Math-17k (or a file in its format) and deduplicate it."""
     records = iter_dapo_math(source, split)
     if dedup:
@@ -214,7 +236,9 @@ def load_dapo_math(source: str = DAPO_HF_ID, split: str = "train", dedup: bool =
 # --------------------------------------------------------------------------------------------------
 # Writing the OpenRLHF prompt dataset
 # --------------------------------------------------------------------------------------------------
-def openrlhf_row(rec: MathPrompt, input_key: str = "prompt", label_key: str = "label", chat: bool = True) -> Dict[str, Any]:
+def openrlhf_row(
+    rec: MathPrompt, input_key: str = "prompt", label_key: str = "label", chat: bool = True
+) -> Dict[str, Any]:
     """One OpenRLHF prompt-dataset row. ``chat=True`` stores a one-message chat list (use it with
     ``--data.apply_chat_template``); ``chat=False`` stores the templated string."""
     text = rec.prompt

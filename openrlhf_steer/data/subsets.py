@@ -16,6 +16,7 @@ with lower entropy. No selection code is published, so the procedures below are 
   cluster cut nearest-to-centroid first). The paper embeds prompts with mean-pooled final-layer
   Qwen2.5-Math-7B states and its k is lost in the text; the featuriser and k here are documented choices.
 """
+
 from __future__ import annotations
 
 import re

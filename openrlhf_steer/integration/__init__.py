@@ -6,6 +6,7 @@ Light entry points only; the modules that import OpenRLHF/DeepSpeed (``ray_actor
     check_args(argv) -> SimpleNamespace     parse + validate a full `openrlhf-steer train` command line
     require_openrlhf() -> str               version guard (exactly openrlhf==0.11.2)
 """
+
 from __future__ import annotations
 
 from .version import SUPPORTED_OPENRLHF, OpenRLHFVersionError, require_openrlhf  # noqa: F401

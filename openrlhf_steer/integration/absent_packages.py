@@ -6,6 +6,7 @@ lets that module import for ``--help`` only: each absent package becomes a place
 attributes raise a clear error when used. Packages that are installed are never shadowed, and
 the placeholders (and every ``openrlhf`` module imported under them) are removed on exit.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,8 +32,11 @@ class _Absent:
 
     def __call__(self, *args, **kwargs):
         root = self._qualname.split(".")[0]
-        raise ModuleNotFoundError(f"{self._qualname} is unavailable: {root} is not installed (only OpenRLHF's flags "
-                                  f"can be listed here; training needs pip install 'openrlhf-steer[train]')", name=root)
+        raise ModuleNotFoundError(
+            f"{self._qualname} is unavailable: {root} is not installed (only OpenRLHF's flags "
+            f"can be listed here; training needs pip install 'openrlhf-steer[train]')",
+            name=root,
+        )
 
 
 class _PlaceholderModule(types.ModuleType):

@@ -14,6 +14,7 @@
   entropy to the loss and to capture the rollout-policy entropy in the old-log-prob pass; the forward
   it wraps is :mod:`.chunked_actor`'s (never the full logits) unless the model is unsupported.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -64,12 +65,12 @@ def install_actor_forward_hook(actor, holder: Dict[str, Any]) -> None:
             params["return_entropy"] = True
             log_probs, output = original(**params, **extra)
             width = action_mask.shape[1]
-            holder["old_entropy"] = (output.entropy[:, -width:].detach().float() * action_mask.float())
+            holder["old_entropy"] = output.entropy[:, -width:].detach().float() * action_mask.float()
             return log_probs
         result = original(**params, **extra)
         if params.get("return_output") and params.get("return_entropy") and action_mask is not None:
             output = result[1]
-            holder["entropy"] = output.entropy[:, -action_mask.shape[1]:]
+            holder["entropy"] = output.entropy[:, -action_mask.shape[1] :]
         return result
 
     actor.forward = forward
@@ -153,8 +154,12 @@ class EntropyControlState:
         return min(self.optimizer_step // per_episode + 1, self.num_episodes)
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"optimizer_step": self.optimizer_step, "rollout_step": self.rollout_step,
-                "method": self.method.state_dict(), "methods": self.spec.names}
+        return {
+            "optimizer_step": self.optimizer_step,
+            "rollout_step": self.rollout_step,
+            "method": self.method.state_dict(),
+            "methods": self.spec.names,
+        }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         saved = list(state.get("methods", []))
@@ -175,11 +180,19 @@ def enable_entropy_control(trainer, spec, args, *, max_steps: Optional[int], ran
 
     method, needs = spec.method, spec.needs
     seed = spec.seed if spec.seed is not None else int(getattr(args.train, "seed", 42))
-    state = EntropyControlState(spec, method, needs, seed=seed, rank=rank, max_steps=max_steps,
-                                num_episodes=getattr(args.train, "num_episodes", 1))
+    state = EntropyControlState(
+        spec,
+        method,
+        needs,
+        seed=seed,
+        rank=rank,
+        max_steps=max_steps,
+        num_episodes=getattr(args.train, "num_episodes", 1),
+    )
     native_coef = args.actor.entropy_coef
-    settings = entropy_patch.configure(entropy_grad=needs.entropy_grad or native_coef not in (None, 0, 0.0),
-                                       chunk_rows=spec.chunk_rows)
+    settings = entropy_patch.configure(
+        entropy_grad=needs.entropy_grad or native_coef not in (None, 0, 0.0), chunk_rows=spec.chunk_rows
+    )
     loss_fn = trainer.actor_loss_fn
     if not hasattr(loss_fn, "bind"):
         raise RuntimeError(
@@ -239,19 +252,28 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
                 exp.to_device(device)
                 width = exp.action_mask.shape[1]
                 log_probs, _ = self.actor(
-                    exp.sequences, exp.action_mask, attention_mask=exp.attention_mask, return_output=True,
+                    exp.sequences,
+                    exp.action_mask,
+                    attention_mask=exp.attention_mask,
+                    return_output=True,
                     ring_attn_group=self.strategy.ring_attn_group,
                     return_entropy=state.needs.current_entropy,
                 )
                 entropy = state.holder.pop("entropy", None) if state.needs.current_entropy else None
-                inputs_list.append(LossInputs(
-                    log_probs=log_probs.float(), old_log_probs=exp.action_log_probs.float(),
-                    advantages=exp.advantages.float(), action_mask=exp.action_mask.bool(),
-                    entropy=None if entropy is None else entropy.detach().float(),
-                    old_entropy=self._peek_old_entropy(exp, width),
-                    step=state.optimizer_step, total_steps=state.max_steps,
-                    epoch=state.epoch(), total_epochs=state.num_episodes,
-                ))
+                inputs_list.append(
+                    LossInputs(
+                        log_probs=log_probs.float(),
+                        old_log_probs=exp.action_log_probs.float(),
+                        advantages=exp.advantages.float(),
+                        action_mask=exp.action_mask.bool(),
+                        entropy=None if entropy is None else entropy.detach().float(),
+                        old_entropy=self._peek_old_entropy(exp, width),
+                        step=state.optimizer_step,
+                        total_steps=state.max_steps,
+                        epoch=state.epoch(),
+                        total_epochs=state.num_episodes,
+                    )
+                )
         finally:
             if was_training:
                 self.actor.train()
@@ -284,8 +306,13 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
         binding.context = LossCallContext(
             old_entropy=old_entropy,
             ref_log_probs=experience.base_action_log_probs if state.needs.ref_log_probs else None,
-            step=state.optimizer_step, total_steps=state.max_steps, epoch=state.epoch(), total_epochs=state.num_episodes,
-            window_stats=state.micro.get("window_stats", {}), generator=state.generator, entropy_holder=state.holder,
+            step=state.optimizer_step,
+            total_steps=state.max_steps,
+            epoch=state.epoch(),
+            total_epochs=state.num_episodes,
+            window_stats=state.micro.get("window_stats", {}),
+            generator=state.generator,
+            entropy_holder=state.holder,
         )
         if state.needs.ref_log_probs:
             kl_ctl = 0.0  # the method's KL term replaces OpenRLHF's (which is still computed and logged as `kl`)
@@ -318,7 +345,9 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
             state.metric_keys = sorted(metrics)
         dropped = set(metrics) - set(state.metric_keys)
         if dropped and not getattr(state, "_warned", False):
-            logger.warning("entropy-control metrics %s appeared after the first step and are not logged", sorted(dropped))
+            logger.warning(
+                "entropy-control metrics %s appeared after the first step and are not logged", sorted(dropped)
+            )
             state._warned = True
         return {k: float(metrics.get(k, 0.0)) for k in state.metric_keys}
 

@@ -7,6 +7,7 @@ Its last statement is ``train(args)``, whose first calls are ``ray.is_initialize
 fresh module namespace) to see the validated args, apply our adjustments and either continue into
 training or stop with the args (``check_args``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +42,10 @@ def spec_from_args(args) -> Optional[EntropyControlSpec]:
 def check_rollout_engines(args) -> None:
     """OpenRLHF 0.11.2's PPO trainer generates rollouts only with vLLM engines (no other samples path)."""
     if not args.vllm.num_engines:
-        raise EntropyArgsError("--vllm.num_engines is 0: OpenRLHF 0.11.2's PPO trainer generates rollouts only with "
-                               "vLLM engines (its samples generator has no other path); set --vllm.num_engines >= 1.")
+        raise EntropyArgsError(
+            "--vllm.num_engines is 0: OpenRLHF 0.11.2's PPO trainer generates rollouts only with "
+            "vLLM engines (its samples generator has no other path); set --vllm.num_engines >= 1."
+        )
 
 
 def apply_method_args(args, spec: EntropyControlSpec) -> MethodNeeds:

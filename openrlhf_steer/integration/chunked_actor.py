@@ -25,6 +25,7 @@ model whose logits are not exactly ``lm_head(hidden)`` (logit soft-capping or sc
 slicing, a custom or LoRA-wrapped head) is detected once at :func:`install` by a probe forward
 and keeps OpenRLHF's forward, with a warning (or :class:`UnsupportedActorModel` with ``strict``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -73,11 +74,14 @@ def output_head(actor) -> nn.Linear:
     if head is None:
         raise UnsupportedActorModel("the model has no output embeddings (get_output_embeddings() is None)")
     if not isinstance(head, nn.Linear) or type(head).forward is not nn.Linear.forward:
-        raise UnsupportedActorModel(f"the output head is a {type(head).__name__}, not a plain nn.Linear (a custom or "
-                                    f"adapter-wrapped head)")
+        raise UnsupportedActorModel(
+            f"the output head is a {type(head).__name__}, not a plain nn.Linear (a custom or adapter-wrapped head)"
+        )
     if "forward" in head.__dict__:
-        raise UnsupportedActorModel("the output head's forward is already replaced on the instance (an accelerate "
-                                    "offload hook or another patch)")
+        raise UnsupportedActorModel(
+            "the output head's forward is already replaced on the instance (an accelerate "
+            "offload hook or another patch)"
+        )
     return head
 
 
@@ -110,8 +114,11 @@ def probe_head(actor, head: nn.Linear) -> None:
     model.eval()
     try:
         with torch.no_grad(), _swapped_forward(head, recording_forward):
-            logits = model(ids, attention_mask=torch.ones_like(ids),
-                           position_ids=torch.arange(PROBE_TOKENS, device=device).unsqueeze(0))["logits"]
+            logits = model(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                position_ids=torch.arange(PROBE_TOKENS, device=device).unsqueeze(0),
+            )["logits"]
     except Exception as exc:  # same inputs and weights on every rank: every rank falls back alike
         raise UnsupportedActorModel(f"the probe forward failed ({type(exc).__name__}: {exc})") from exc
     finally:
@@ -119,8 +126,9 @@ def probe_head(actor, head: nn.Linear) -> None:
     if len(returned) != 1:
         raise UnsupportedActorModel(f"the model called its output head {len(returned)} times in one forward")
     if logits.shape != returned[0].shape or not torch.equal(logits.float(), returned[0].float()):
-        raise UnsupportedActorModel("the model's logits differ from its output head's result (soft-capping, scaling "
-                                    "or slicing after lm_head)")
+        raise UnsupportedActorModel(
+            "the model's logits differ from its output head's result (soft-capping, scaling or slicing after lm_head)"
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -165,11 +173,29 @@ class ChunkedActorForward:
             logger.warning("chunked actor forward: %s; this call uses OpenRLHF's forward (full logits)", reason)
         return self.original(*args, **kwargs)
 
-    def __call__(self, sequences, action_mask=None, attention_mask=None, return_output=False, allgather_logits=False,
-                 return_logprobs=False, ring_attn_group=None, packed_seq_lens=None, return_entropy=False, **mm_inputs):
-        call = dict(action_mask=action_mask, attention_mask=attention_mask, return_output=return_output,
-                    allgather_logits=allgather_logits, return_logprobs=return_logprobs,
-                    ring_attn_group=ring_attn_group, packed_seq_lens=packed_seq_lens, return_entropy=return_entropy)
+    def __call__(
+        self,
+        sequences,
+        action_mask=None,
+        attention_mask=None,
+        return_output=False,
+        allgather_logits=False,
+        return_logprobs=False,
+        ring_attn_group=None,
+        packed_seq_lens=None,
+        return_entropy=False,
+        **mm_inputs,
+    ):
+        call = dict(
+            action_mask=action_mask,
+            attention_mask=attention_mask,
+            return_output=return_output,
+            allgather_logits=allgather_logits,
+            return_logprobs=return_logprobs,
+            ring_attn_group=ring_attn_group,
+            packed_seq_lens=packed_seq_lens,
+            return_entropy=return_entropy,
+        )
         if action_mask is None:
             return self._stock(None, sequences, **call, **mm_inputs)  # the caller wants logits or all positions
         if ring_attn_group is not None:
@@ -208,12 +234,21 @@ class ChunkedActorForward:
 
         def head_forward(hidden):
             if hidden.shape[:-1].numel() != n_tokens:
-                raise UnsupportedActorModel(f"the output head received {tuple(hidden.shape)} hidden states for "
-                                            f"{n_tokens} tokens (logits_to_keep or a custom forward)")
+                raise UnsupportedActorModel(
+                    f"the output head received {tuple(hidden.shape)} hidden states for "
+                    f"{n_tokens} tokens (logits_to_keep or a custom forward)"
+                )
             log_probs, entropy = head_logprobs_and_entropy(
-                hidden, head.weight, labels, bias=head.bias, rows=hidden_rows,
-                temperature=float(self.actor.temperature), chunk_rows=self.chunk_rows,
-                with_entropy=return_entropy, entropy_grad=entropy_grad)
+                hidden,
+                head.weight,
+                labels,
+                bias=head.bias,
+                rows=hidden_rows,
+                temperature=float(self.actor.temperature),
+                chunk_rows=self.chunk_rows,
+                with_entropy=return_entropy,
+                entropy_grad=entropy_grad,
+            )
             # One tensor: DeepSpeed's pre-backward hook wraps the module's tensor outputs.
             return torch.stack([log_probs, entropy]) if return_entropy else log_probs.unsqueeze(0)
 
@@ -246,8 +281,11 @@ def install(actor, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, entropy_grad: bool =
     except UnsupportedActorModel as exc:
         if strict:
             raise
-        logger.warning("chunked actor forward disabled: %s. The policy uses OpenRLHF's forward, which holds the "
-                       "full float32 [tokens x vocabulary] logits.", exc)
+        logger.warning(
+            "chunked actor forward disabled: %s. The policy uses OpenRLHF's forward, which holds the "
+            "full float32 [tokens x vocabulary] logits.",
+            exc,
+        )
         return False
     actor.forward = ChunkedActorForward(actor, actor.forward, head, chunk_rows=chunk_rows, entropy_grad=entropy_grad)
     return True

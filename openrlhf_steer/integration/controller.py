@@ -5,6 +5,7 @@ driver re-points that module attribute at :data:`SteerPPOTrainerRemote`. Its ``_
 OpenRLHF's, then switches ``self.experience_maker`` to :class:`SteerExperienceMaker`, which calls
 OpenRLHF's ``make_experience`` / ``compute_advantages_and_returns`` and adds to their results.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -38,8 +39,13 @@ def rollout_group_inputs(experiences, n_samples_per_prompt: int, with_entropy: b
         if missing:
             raise RuntimeError("rollout entropy missing from experiences; the policy actors must be openrlhf_steer's")
         entropy = pad_cat([exp.info[OLD_ENTROPY_KEY].float() for exp in experiences])
-    return GroupInputs(rewards=rewards, group_ids=index // int(n_samples_per_prompt), response_mask=masks,
-                       old_log_probs=old_log_probs, entropy=entropy)
+    return GroupInputs(
+        rewards=rewards,
+        group_ids=index // int(n_samples_per_prompt),
+        response_mask=masks,
+        old_log_probs=old_log_probs,
+        entropy=entropy,
+    )
 
 
 def scatter_advantages(experiences, advantages: torch.Tensor) -> None:
@@ -47,7 +53,7 @@ def scatter_advantages(experiences, advantages: torch.Tensor) -> None:
     start = 0
     for exp in experiences:
         rows, width = exp.action_mask.shape
-        block = advantages[start:start + rows, :width].to(exp.action_mask.device) * exp.action_mask.float()
+        block = advantages[start : start + rows, :width].to(exp.action_mask.device) * exp.action_mask.float()
         exp.advantages = block.clone()
         exp.returns = block.clone()
         start += rows
@@ -77,7 +83,9 @@ class SteerExperienceMaker(RemoteExperienceMaker):
             raise RuntimeError(f"got {len(flat)} rollout-entropy batches for {len(experiences)} experiences")
         for exp, entropy in zip(experiences, flat):
             if tuple(entropy.shape) != tuple(exp.action_mask.shape):
-                raise RuntimeError(f"rollout entropy {tuple(entropy.shape)} does not match action_mask {tuple(exp.action_mask.shape)}")
+                raise RuntimeError(
+                    f"rollout entropy {tuple(entropy.shape)} does not match action_mask {tuple(exp.action_mask.shape)}"
+                )
             exp.info[OLD_ENTROPY_KEY] = entropy
 
     @torch.no_grad()
@@ -88,8 +96,9 @@ class SteerExperienceMaker(RemoteExperienceMaker):
         from openrlhf_steer.core.advantages import compute_advantages
 
         args = self.strategy.args
-        group = rollout_group_inputs(experiences, args.rollout.n_samples_per_prompt,
-                                     with_entropy=OLD_ENTROPY_KEY in experiences[0].info)
+        group = rollout_group_inputs(
+            experiences, args.rollout.n_samples_per_prompt, with_entropy=OLD_ENTROPY_KEY in experiences[0].info
+        )
         norm_by_std = args.algo.advantage.estimator == "group_norm"
         advantages = compute_advantages(group, self._entropy_control_method, norm_by_std=norm_by_std)
         scatter_advantages(experiences, advantages)

@@ -11,6 +11,7 @@ so never calls ``compute_entropy``. This patch serves the calls that keep OpenRL
 attention, multimodal inputs, a model the chunked forward cannot handle): there the [B, T, V] float32
 logits still exist, but their softmax copies do not.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

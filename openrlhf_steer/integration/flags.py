@@ -7,6 +7,7 @@ help. Everything else on the command line belongs to OpenRLHF and is passed thro
 
 This module imports neither OpenRLHF nor DeepSpeed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,8 +80,10 @@ def _field_flag(method: str, f: dataclasses.Field, annotation: Any) -> FieldFlag
     kwargs["type"] = _optional(convert) if optional else convert
     kwargs["metavar"] = metavar or ("NAME" if "choices" in kwargs else getattr(convert, "__name__", "VALUE").upper())
 
-    default = f.default if f.default is not dataclasses.MISSING else (
-        f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+    default = (
+        f.default
+        if f.default is not dataclasses.MISSING
+        else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
     )
     help_text = f.metadata.get("help", "") or f.name
     if "default" not in help_text.lower():
@@ -109,7 +112,8 @@ OPENRLHF_MAPPING_HELP = (
     "--actor.entropy_coef > 0 is OpenRLHF's own entropy bonus and adds to the method. "
     "--algo.advantage.estimator stays OpenRLHF's; advantage methods (w_reinforce, opo, edge_grpo, gtpo, "
     "unlikeliness_reward, ...) recompute the advantages from the raw rewards after it and need "
-    "--algo.advantage.estimator group_norm (std-normalised GRPO) or reinforce_baseline/dr_grpo (no std), and --algo.kl.init_coef 0 or --algo.kl.use_loss."
+    "--algo.advantage.estimator group_norm (std-normalised GRPO) or reinforce_baseline/dr_grpo (no std), and "
+    "--algo.kl.init_coef 0 or --algo.kl.use_loss."
 )
 
 
@@ -179,13 +183,18 @@ class EntropyControlSpec:
         return [name for name, _ in self.methods]
 
     def to_json(self) -> str:
-        return json.dumps({"methods": [[n, c] for n, c in self.methods], "seed": self.seed, "chunk_rows": self.chunk_rows})
+        return json.dumps(
+            {"methods": [[n, c] for n, c in self.methods], "seed": self.seed, "chunk_rows": self.chunk_rows}
+        )
 
     @classmethod
     def from_json(cls, text: str) -> "EntropyControlSpec":
         data = json.loads(text)
-        return cls(methods=[(n, dict(c)) for n, c in data.get("methods", [])], seed=data.get("seed"),
-                   chunk_rows=int(data.get("chunk_rows", 1024)))
+        return cls(
+            methods=[(n, dict(c)) for n, c in data.get("methods", [])],
+            seed=data.get("seed"),
+            chunk_rows=int(data.get("chunk_rows", 1024)),
+        )
 
     def build_method(self):
         """A new Method object (several selected methods are composed in the given order), or None."""
@@ -210,7 +219,9 @@ class EntropyControlSpec:
         return MethodNeeds() if self.method is None else self.method.needs()
 
 
-def split_argv(argv: Sequence[str], parser: Optional[argparse.ArgumentParser] = None) -> Tuple[EntropyControlSpec, List[str]]:
+def split_argv(
+    argv: Sequence[str], parser: Optional[argparse.ArgumentParser] = None
+) -> Tuple[EntropyControlSpec, List[str]]:
     """Split a command line into our spec and OpenRLHF's remaining flags (order preserved)."""
     from openrlhf_steer.methods import available_methods
 
@@ -223,8 +234,10 @@ def split_argv(argv: Sequence[str], parser: Optional[argparse.ArgumentParser] = 
         for a in stray:
             close = difflib.get_close_matches(a.split("=")[0], known, n=1)
             hints.append(f"{a}" + (f" (did you mean {close[0]}?)" if close else ""))
-        raise SystemExit(f"openrlhf-steer train: unknown entropy-control flag(s): {', '.join(hints)}. "
-                         f"See `openrlhf-steer train --help` for the generated --entropy.<method>.<option> flags.")
+        raise SystemExit(
+            f"openrlhf-steer train: unknown entropy-control flag(s): {', '.join(hints)}. "
+            f"See `openrlhf-steer train --help` for the generated --entropy.<method>.<option> flags."
+        )
 
     values = vars(namespace)
     method_arg = str(values.pop(f"{PREFIX}.method")).strip()
@@ -235,8 +248,10 @@ def split_argv(argv: Sequence[str], parser: Optional[argparse.ArgumentParser] = 
     names = [] if method_arg.lower() == NO_METHOD else [n.strip() for n in method_arg.split(",") if n.strip()]
     unknown = [n for n in names if n not in available_methods()]
     if unknown:
-        raise SystemExit(f"openrlhf-steer train: --entropy.method has unknown method(s) {unknown}; "
-                         f"choose from {', '.join(available_methods())} (comma-separate several).")
+        raise SystemExit(
+            f"openrlhf-steer train: --entropy.method has unknown method(s) {unknown}; "
+            f"choose from {', '.join(available_methods())} (comma-separate several)."
+        )
     if len(set(names)) != len(names):
         raise SystemExit(f"openrlhf-steer train: --entropy.method lists a method twice: {method_arg}")
 
@@ -244,8 +259,10 @@ def split_argv(argv: Sequence[str], parser: Optional[argparse.ArgumentParser] = 
     for dest, value in values.items():
         _, method, option = dest.split(".", 2)
         if method not in per_method:
-            raise SystemExit(f"openrlhf-steer train: --{dest} was given but {method!r} is not selected by "
-                             f"--entropy.method {method_arg!r}; add it there (e.g. --entropy.method {method}).")
+            raise SystemExit(
+                f"openrlhf-steer train: --{dest} was given but {method!r} is not selected by "
+                f"--entropy.method {method_arg!r}; add it there (e.g. --entropy.method {method})."
+            )
         if isinstance(value, list):
             value = list(value)
         per_method[method][option] = value

@@ -1,10 +1,18 @@
 """``openrlhf-steer train``: our flags, then OpenRLHF's own ``train_ppo_ray`` with the swaps installed."""
+
 from __future__ import annotations
 
 import sys
 from typing import List, Optional, Sequence
 
-from .args import EntropyArgsError, apply_method_args, check_rollout_engines, effective_loss_config, expand_builtin_rewards, run_openrlhf_main
+from .args import (
+    EntropyArgsError,
+    apply_method_args,
+    check_rollout_engines,
+    effective_loss_config,
+    expand_builtin_rewards,
+    run_openrlhf_main,
+)
 from .flags import build_parser, split_argv
 from .version import require_openrlhf
 
@@ -23,8 +31,11 @@ def print_help(out=None) -> None:
         except SystemExit:
             pass
     if missing:
-        print(f"\n(Listed without {', '.join(missing)}, which training needs: pip install 'openrlhf-steer[train]' "
-              f"on the GPU machine.)", file=out)
+        print(
+            f"\n(Listed without {', '.join(missing)}, which training needs: pip install 'openrlhf-steer[train]' "
+            f"on the GPU machine.)",
+            file=out,
+        )
 
 
 def _missing_runtime_message() -> Optional[str]:
@@ -33,22 +44,29 @@ def _missing_runtime_message() -> Optional[str]:
     missing = absent()
     if not missing:
         return None
-    return (f"OpenRLHF's train_ppo_ray needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
-            f"not installed: pip install 'openrlhf-steer[train]' on a GPU machine (--help works without them).")
+    return (
+        f"OpenRLHF's train_ppo_ray needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+        f"not installed: pip install 'openrlhf-steer[train]' on a GPU machine (--help works without them)."
+    )
 
 
 def _summary(args, spec, needs) -> str:
     method = spec.method
     cfg = effective_loss_config(args, method)
     advantage = args.algo.advantage
-    is_correction = (advantage.is_correction_level if advantage.is_correction_level == "off" else
-                     f"{advantage.is_correction_level}/{advantage.is_correction_mode}/{advantage.is_correction_gating}"
-                     f"/{list(advantage.is_correction_threshold)}")
-    parts = [f"methods={','.join(spec.names)} {dict(spec.methods)}",
-             f"clip=({cfg.eps_low}, {cfg.eps_high}) dual_clip={cfg.dual_clip} clip_on={cfg.clip}",
-             f"loss={args.actor.policy_loss_type} agg={cfg.loss_agg_mode} is_correction={is_correction}",
-             f"needs={ {k: v for k, v in vars(needs).items() if v} }",
-             f"actor.entropy_coef={args.actor.entropy_coef}"]
+    is_correction = (
+        advantage.is_correction_level
+        if advantage.is_correction_level == "off"
+        else f"{advantage.is_correction_level}/{advantage.is_correction_mode}/{advantage.is_correction_gating}"
+        f"/{list(advantage.is_correction_threshold)}"
+    )
+    parts = [
+        f"methods={','.join(spec.names)} {dict(spec.methods)}",
+        f"clip=({cfg.eps_low}, {cfg.eps_high}) dual_clip={cfg.dual_clip} clip_on={cfg.clip}",
+        f"loss={args.actor.policy_loss_type} agg={cfg.loss_agg_mode} is_correction={is_correction}",
+        f"needs={ {k: v for k, v in vars(needs).items() if v} }",
+        f"actor.entropy_coef={args.actor.entropy_coef}",
+    ]
     return "[openrlhf-steer] " + " | ".join(parts)
 
 

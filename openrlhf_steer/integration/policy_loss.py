@@ -15,6 +15,7 @@ OpenRLHF's own loss options compose with every method, as OpenRLHF 0.11.2 applie
   against the rollout engine's log-probs when IS correction is on (OpenRLHF's choice; no IS
   coefficient then, and no ``vllm_kl``), with seq-mean-token-mean aggregation.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -60,9 +61,17 @@ class LossCallContext:
         entropy = self.entropy
         if entropy is None and self.entropy_holder is not None:
             entropy = self.entropy_holder.get("entropy")
-        return dict(entropy=entropy, old_entropy=self.old_entropy, ref_log_probs=self.ref_log_probs, step=int(self.step),
-                    total_steps=self.total_steps, epoch=int(self.epoch), total_epochs=self.total_epochs,
-                    window_stats=dict(self.window_stats), generator=self.generator)
+        return dict(
+            entropy=entropy,
+            old_entropy=self.old_entropy,
+            ref_log_probs=self.ref_log_probs,
+            step=int(self.step),
+            total_steps=self.total_steps,
+            epoch=int(self.epoch),
+            total_epochs=self.total_epochs,
+            window_stats=dict(self.window_stats),
+            generator=self.generator,
+        )
 
 
 @dataclass
@@ -92,8 +101,12 @@ class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
     def is_correction_config(self):
         from openrlhf_steer.core.is_correction import ISCorrectionConfig
 
-        return ISCorrectionConfig(level=self.is_correction_level, mode=self.is_correction_mode,
-                                  gating=self.is_correction_gating, threshold=tuple(self.is_correction_threshold))
+        return ISCorrectionConfig(
+            level=self.is_correction_level,
+            mode=self.is_correction_mode,
+            gating=self.is_correction_gating,
+            threshold=tuple(self.is_correction_threshold),
+        )
 
     @property
     def bound(self) -> bool:
@@ -113,8 +126,14 @@ class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
         loss_fn = self.entropy_control.loss
         if loss_fn is None:
             return super().forward(
-                log_probs, old_log_probs, advantages, action_mask, rollout_log_probs, dp_size,
-                batch_num_tokens, global_batch_size,
+                log_probs,
+                old_log_probs,
+                advantages,
+                action_mask,
+                rollout_log_probs,
+                dp_size,
+                batch_num_tokens,
+                global_batch_size,
             )
         from openrlhf_steer.core.types import LossInputs
 
@@ -125,8 +144,10 @@ class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
         # GSPO with IS correction: OpenRLHF takes the sequence ratio against the rollout policy instead.
         ratio_base = rollout_log_probs if (gspo and is_config.enabled) else old_log_probs
         if ratio_base is None:
-            raise ValueError("--actor.policy_loss_type gspo with --algo.advantage.is_correction_level needs the "
-                             "rollout engine's log-probs, but the experience has none")
+            raise ValueError(
+                "--actor.policy_loss_type gspo with --algo.advantage.is_correction_level needs the "
+                "rollout engine's log-probs, but the experience has none"
+            )
         inputs = LossInputs(
             log_probs=log_probs,
             old_log_probs=ratio_base.to(log_probs.dtype),

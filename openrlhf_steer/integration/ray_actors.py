@@ -5,6 +5,7 @@ imports this module first; the patches below (OpenRLHF module globals) therefore
 policy-actor processes. vLLM engines never import it (they run OpenRLHF's own ``RolloutRayActor``),
 so DeepSpeed stays out of them. The driver swaps the classes in with :func:`install_driver_swaps`.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,7 +59,9 @@ class EntropyControlPolicyModelActor(_PolicyBase):
         if spec is None or not spec.enabled:
             return
         rank = strategy.get_rank() if hasattr(strategy, "get_rank") else 0
-        self._entropy_control = enable_entropy_control(self.trainer, spec, strategy.args, max_steps=max_steps, rank=rank)
+        self._entropy_control = enable_entropy_control(
+            self.trainer, spec, strategy.args, max_steps=max_steps, rank=rank
+        )
         self._restore_entropy_control(self.checkpoint_states)
 
     def _restore_entropy_control(self, checkpoint_states) -> bool:
@@ -67,11 +70,15 @@ class EntropyControlPolicyModelActor(_PolicyBase):
         if not saved or self._entropy_control is None:
             return False
         self._entropy_control.load_state_dict(saved)
-        self.strategy.print(f"entropy control: restored controller state at optimizer step {saved.get('optimizer_step')}")
+        self.strategy.print(
+            f"entropy control: restored controller state at optimizer step {saved.get('optimizer_step')}"
+        )
         return True
 
     # -- rollout (old) policy entropy ----------------------------------------------------------------
-    def forward(self, sequences, action_mask=None, attention_mask=None, packed_seq_lens=None, mm_train_inputs_list=None):
+    def forward(
+        self, sequences, action_mask=None, attention_mask=None, packed_seq_lens=None, mm_train_inputs_list=None
+    ):
         control = getattr(self, "_entropy_control", None)
         if control is None or not control.needs.old_entropy:
             return super().forward(sequences, action_mask, attention_mask, packed_seq_lens, mm_train_inputs_list)

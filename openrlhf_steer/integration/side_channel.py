@@ -5,6 +5,7 @@ OpenRLHF's ``Experience`` has no entropy field. The rollout-policy entropy rides
 trim its right padding, and re-batching turns it into a list of 1-D tensors of unequal length.
 :func:`align_rows` puts such a list back on the micro-batch's [B, A] grid.
 """
+
 from __future__ import annotations
 
 from typing import List, Sequence, Union
@@ -14,7 +15,9 @@ import torch
 OLD_ENTROPY_KEY = "_entropy_control_old_entropy"
 
 
-def align_rows(rows: Union[torch.Tensor, Sequence[torch.Tensor]], width: int, mask: torch.Tensor = None) -> torch.Tensor:
+def align_rows(
+    rows: Union[torch.Tensor, Sequence[torch.Tensor]], width: int, mask: torch.Tensor = None
+) -> torch.Tensor:
     """Stack per-sample 1-D tensors into [B, width]: right-trim or right-zero-pad each row.
 
     Rows are aligned at position 0 (OpenRLHF right-pads every per-step field), so trimming the

@@ -1,4 +1,5 @@
 """Version guard: the integration patches OpenRLHF internals that change between minor releases."""
+
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -31,7 +32,8 @@ def require_openrlhf(version_lookup: Callable[[], Optional[str]] = None) -> str:
     if found is None:
         raise OpenRLHFVersionError(
             f"OpenRLHF is not installed; openrlhf-steer train needs openrlhf=={SUPPORTED_OPENRLHF} "
-            f"(GPU: pip install 'openrlhf-steer[train]'; CPU tests: pip install --no-deps openrlhf=={SUPPORTED_OPENRLHF})."
+            f"(GPU: pip install 'openrlhf-steer[train]'; CPU tests: pip install --no-deps "
+            f"openrlhf=={SUPPORTED_OPENRLHF})."
         )
     if found != SUPPORTED_OPENRLHF:
         raise OpenRLHFVersionError(

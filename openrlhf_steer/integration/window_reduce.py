@@ -22,6 +22,7 @@ We call ``torch.distributed`` collectives directly: OpenRLHF's ``strategy.all_re
 CUDA and knows no ``min``. Tensors live where the group's backend expects them (the current CUDA
 device for NCCL, the CPU otherwise).
 """
+
 from __future__ import annotations
 
 import math
@@ -66,8 +67,9 @@ def _device_for(group) -> torch.device:
     return torch.device("cpu")
 
 
-def pack_window_stats(local: Mapping[str, Any], reduction: Mapping[str, str],
-                      local_valid_tokens: float) -> Dict[str, Tuple[List[str], List[float]]]:
+def pack_window_stats(
+    local: Mapping[str, Any], reduction: Mapping[str, str], local_valid_tokens: float
+) -> Dict[str, Tuple[List[str], List[float]]]:
     """Per op: (keys, values) of this rank, the identity replacing values of an empty rank.
 
     The valid-token count rides along in the ``sum`` group under ``"_valid_tokens"``.
@@ -79,8 +81,10 @@ def pack_window_stats(local: Mapping[str, Any], reduction: Mapping[str, str],
         if op not in REDUCE_OPS:
             raise ValueError(f"window_stats_reduction()[{key!r}] = {op!r}: choose one of {list(REDUCE_OPS)}")
         if key not in local:
-            raise ValueError(f"window_stats_reduction() lists {key!r} but window_stats(...) returned only "
-                             f"{sorted(local)}; the method must return every key it asks to reduce")
+            raise ValueError(
+                f"window_stats_reduction() lists {key!r} but window_stats(...) returned only "
+                f"{sorted(local)}; the method must return every key it asks to reduce"
+            )
         keys, values = packed[op]
         keys.append(key)
         values.append(_IDENTITY[op] if empty else float(local[key]))
@@ -89,7 +93,9 @@ def pack_window_stats(local: Mapping[str, Any], reduction: Mapping[str, str],
     return packed
 
 
-def unpack_window_stats(local: Mapping[str, Any], packed: Mapping[str, Tuple[List[str], Sequence[float]]]) -> Dict[str, Any]:
+def unpack_window_stats(
+    local: Mapping[str, Any], packed: Mapping[str, Tuple[List[str], Sequence[float]]]
+) -> Dict[str, Any]:
     """The reduced values merged into the local statistics (unchanged when the whole window is empty)."""
     reduced = {key: float(value) for op in REDUCE_OPS for key, value in zip(*packed[op])}
     if reduced.pop("_valid_tokens") <= 0:
@@ -97,8 +103,9 @@ def unpack_window_stats(local: Mapping[str, Any], packed: Mapping[str, Tuple[Lis
     return {**dict(local), **reduced}
 
 
-def reduce_window_stats(local: Mapping[str, Any], reduction: Mapping[str, str], *, local_valid_tokens: float,
-                        group=None) -> Dict[str, Any]:
+def reduce_window_stats(
+    local: Mapping[str, Any], reduction: Mapping[str, str], *, local_valid_tokens: float, group=None
+) -> Dict[str, Any]:
     """All-reduce ``local`` (this rank's ``method.window_stats``) over ``group``; a no-op on one rank.
 
     ``local_valid_tokens``: valid (action-mask) tokens of this rank's window share.

@@ -22,7 +22,12 @@ import torch
 from openrlhf_steer.core.types import LossInputs
 from openrlhf_steer.methods.registry import register_method
 from openrlhf_steer.methods.base import (
-    CONTROLLER_BOUNDARIES, Method, MethodConfig, check_choice, check_range, inputs_for_metric,
+    CONTROLLER_BOUNDARIES,
+    Method,
+    MethodConfig,
+    check_choice,
+    check_range,
+    inputs_for_metric,
 )
 from openrlhf_steer.methods.covariance import clip_cov_budget
 from openrlhf_steer.methods.sampling import choose_random_tokens
@@ -58,15 +63,66 @@ def entropy_guided_lambda(current: float, entropy: float, target: float, step_si
 
 @dataclass
 class PosAdvReweightConfig(MethodConfig):
-    schedule: str = field(default="stage", metadata={"help": f"stage | epoch | entropy | constant: how lambda (the weight of A>0 tokens) evolves ({PAPER}; default stage)."})
+    schedule: str = field(
+        default="stage",
+        metadata={
+            "help": f"stage | epoch | entropy | constant: how lambda (the weight of A>0 tokens) evolves ({PAPER}; "
+            f"default stage)."
+        },
+    )
     lambda_value: float = field(default=0.5, metadata={"help": "lambda for schedule=constant (default 0.5)."})
-    stage_split: float = field(default=0.5, metadata={"help": f"Stage-based: fraction of total steps with lambda=0 before the linear ramp to 1 ({PAPER}, indexing inferred; default 0.5)."})
-    entropy_target: float = field(default=0.2, metadata={"help": f"Entropy-guided: target entropy delta; lambda rises by step_size when H exceeds delta, else falls ({PAPER} Sec. 7.3: 'the target value of 0.2'; default 0.2)."})
-    step_size: float = field(default=0.05, metadata={"help": f"Entropy-guided: lambda step Delta per controller update ({PAPER} Sec. 7.3 fixes it, value lost in the text; 0.05 from third-party notes; default 0.05)."})
-    lambda_init: float = field(default=0.0, metadata={"help": f"Entropy-guided: initial lambda_0 ({PAPER} Sec. 7.3, value lost in the text; 0 from third-party notes; default 0.0)."})
-    update_every: str = field(default="rollout_step", metadata={"help": f"Entropy-guided: when lambda updates: rollout_step = once per rollout step from that rollout's statistics, the paper's training step t of Eq. 5 ({PAPER} Sec. 7.3; its runs take N = 4 updates per rollout, App. E.2), or optimizer_step = after every optimizer step (N times as often) (default rollout_step)."})
-    entropy_metric: str = field(default="entropy/old_mean", metadata={"help": "Entropy-guided: step statistic fed to on_step_end (which pass is unknown; default the rollout-policy token-mean entropy, entropy/old_mean)."})
-    normalize_by: str = field(default="valid_tokens", metadata={"help": f"Token-mean denominator: valid_tokens keeps every valid token (suggested; the paper's choice is unknown) or weights rescales the weights by N_valid / sum(w) of the loss call so that the loss is divided by sum(w) instead ({PAPER}; default valid_tokens)."})
+    stage_split: float = field(
+        default=0.5,
+        metadata={
+            "help": f"Stage-based: fraction of total steps with lambda=0 before the linear ramp to 1 ({PAPER}, "
+            f"indexing inferred; default 0.5)."
+        },
+    )
+    entropy_target: float = field(
+        default=0.2,
+        metadata={
+            "help": f"Entropy-guided: target entropy delta; lambda rises by step_size when H exceeds delta, else falls "
+            f"({PAPER} Sec. 7.3: 'the target value of 0.2'; default 0.2)."
+        },
+    )
+    step_size: float = field(
+        default=0.05,
+        metadata={
+            "help": f"Entropy-guided: lambda step Delta per controller update ({PAPER} Sec. 7.3 fixes it, value lost "
+            f"in the text; 0.05 from third-party notes; default 0.05)."
+        },
+    )
+    lambda_init: float = field(
+        default=0.0,
+        metadata={
+            "help": f"Entropy-guided: initial lambda_0 ({PAPER} Sec. 7.3, value lost in the text; 0 from third-party "
+            f"notes; default 0.0)."
+        },
+    )
+    update_every: str = field(
+        default="rollout_step",
+        metadata={
+            "help": f"Entropy-guided: when lambda updates: rollout_step = once per rollout step from that rollout's "
+            f"statistics, the paper's training step t of Eq. 5 ({PAPER} Sec. 7.3; its runs take N = 4 updates per "
+            f"rollout, App. E.2), or optimizer_step = after every optimizer step (N times as often) (default "
+            f"rollout_step)."
+        },
+    )
+    entropy_metric: str = field(
+        default="entropy/old_mean",
+        metadata={
+            "help": "Entropy-guided: step statistic fed to on_step_end (which pass is unknown; default the "
+            "rollout-policy token-mean entropy, entropy/old_mean)."
+        },
+    )
+    normalize_by: str = field(
+        default="valid_tokens",
+        metadata={
+            "help": f"Token-mean denominator: valid_tokens keeps every valid token (suggested; the paper's choice is "
+            f"unknown) or weights rescales the weights by N_valid / sum(w) of the loss call so that the loss is "
+            f"divided by sum(w) instead ({PAPER}; default valid_tokens)."
+        },
+    )
 
     def validate(self) -> None:
         check_choice(self, "schedule", SCHEDULES)
@@ -101,12 +157,17 @@ class PosAdvReweight(Method):
             return float(c.lambda_value)
         if c.schedule == "stage":
             if not inputs.total_steps or inputs.total_steps <= 0:
-                raise ValueError("pos_adv_reweight schedule=stage needs LossInputs.total_steps (> 0): pass the planned optimizer steps")
+                raise ValueError(
+                    "pos_adv_reweight schedule=stage needs LossInputs.total_steps (> 0): pass the planned optimizer "
+                    "steps"
+                )
             return stage_lambda(inputs.step, inputs.total_steps, c.stage_split)
         if c.schedule == "epoch":
             if not inputs.total_epochs or inputs.total_epochs < 2:
-                raise ValueError("pos_adv_reweight schedule=epoch needs LossInputs.total_epochs >= 2 (lambda = (e-1)/(E-1)); "
-                                 "use schedule=stage for single-epoch runs")
+                raise ValueError(
+                    "pos_adv_reweight schedule=epoch needs LossInputs.total_epochs >= 2 (lambda = (e-1)/(E-1)); "
+                    "use schedule=stage for single-epoch runs"
+                )
             return epoch_lambda(inputs.epoch, inputs.total_epochs)
         return self.lam
 
@@ -127,8 +188,10 @@ class PosAdvReweight(Method):
         if self.config.schedule != "entropy":
             return
         if self.config.entropy_metric not in stats:
-            raise ValueError(f"pos_adv_reweight (schedule=entropy) needs stats[{self.config.entropy_metric!r}] in on_step_end; "
-                             f"got keys {sorted(stats)[:12]}...; set entropy_metric to one of them")
+            raise ValueError(
+                f"pos_adv_reweight (schedule=entropy) needs stats[{self.config.entropy_metric!r}] in on_step_end; "
+                f"got keys {sorted(stats)[:12]}...; set entropy_metric to one of them"
+            )
         entropy = float(stats[self.config.entropy_metric])
         self.lam = entropy_guided_lambda(self.lam, entropy, self.config.entropy_target, self.config.step_size)
 
@@ -148,9 +211,27 @@ RAND_POS_BUDGETS = ("clip_cov", "fraction")
 
 @dataclass
 class RandPosClipConfig(MethodConfig):
-    budget: str = field(default="clip_cov", metadata={"help": f"How many A > 0 tokens lose their gradient per loss call: clip_cov = Clip-Cov's count max(int(clip_ratio * N_valid), 1) ({PAPER} App. E.2: 'the same proportion of tokens' as Clip-Cov) or fraction = round(clip_fraction * N_pos) (default clip_cov)."})
-    clip_ratio: float = field(default=2e-4, metadata={"help": f"budget=clip_cov: Clip-Cov's ratio of valid tokens ({PAPER} App. E.2 matches Clip-Cov; Cui et al.'s default 2e-4; default 2e-4)."})
-    clip_fraction: float = field(default=0.1, metadata={"help": "budget=fraction: fraction of the positive-advantage tokens zeroed ([assumed]; default 0.1)."})
+    budget: str = field(
+        default="clip_cov",
+        metadata={
+            "help": f"How many A > 0 tokens lose their gradient per loss call: clip_cov = Clip-Cov's count "
+            f"max(int(clip_ratio * N_valid), 1) ({PAPER} App. E.2: 'the same proportion of tokens' as Clip-Cov) "
+            f"or fraction = round(clip_fraction * N_pos) (default clip_cov)."
+        },
+    )
+    clip_ratio: float = field(
+        default=2e-4,
+        metadata={
+            "help": f"budget=clip_cov: Clip-Cov's ratio of valid tokens ({PAPER} App. E.2 matches Clip-Cov; Cui et "
+            f"al.'s default 2e-4; default 2e-4)."
+        },
+    )
+    clip_fraction: float = field(
+        default=0.1,
+        metadata={
+            "help": "budget=fraction: fraction of the positive-advantage tokens zeroed ([assumed]; default 0.1)."
+        },
+    )
 
     def validate(self) -> None:
         check_choice(self, "budget", RAND_POS_BUDGETS)
@@ -171,8 +252,9 @@ class RandPosClip(Method):
         valid = inputs.action_mask.bool()
         candidates = (inputs.advantages > 0) & valid
         if c.budget == "clip_cov":
-            chosen = choose_random_tokens(candidates, None, inputs.generator,
-                                          count=clip_cov_budget(int(valid.sum()), c.clip_ratio))
+            chosen = choose_random_tokens(
+                candidates, None, inputs.generator, count=clip_cov_budget(int(valid.sum()), c.clip_ratio)
+            )
         else:
             chosen = choose_random_tokens(candidates, c.clip_fraction, inputs.generator)
         self._record(rand_pos_clipped=float(chosen.sum()))

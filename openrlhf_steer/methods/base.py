@@ -18,6 +18,7 @@ neutral default, so a method overrides only what it changes:
 Pure math lives in the method modules and in ``openrlhf_steer.core.loss``; framework adapters (OpenRLHF,
 the CPU demo) only build :class:`LossInputs` and call the loss.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -166,8 +167,16 @@ class Method:
 # --------------------------------------------------------------------------------------------------
 # Validation helpers for configs: raise ValueError naming the field and the fix
 # --------------------------------------------------------------------------------------------------
-def check_range(config: Any, name: str, low: Optional[float] = None, high: Optional[float] = None,
-                *, low_open: bool = False, high_open: bool = False, hint: str = "") -> None:
+def check_range(
+    config: Any,
+    name: str,
+    low: Optional[float] = None,
+    high: Optional[float] = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    hint: str = "",
+) -> None:
     value = getattr(config, name)
     cls = type(config).__name__
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:

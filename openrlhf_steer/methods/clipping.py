@@ -17,7 +17,9 @@ JIN = "Jin et al., arXiv 2511.05993"
 
 @dataclass
 class ClipHigherConfig(MethodConfig):
-    eps_high: float = field(default=0.28, metadata={"help": "Upper clip epsilon_high (DAPO, Yu et al., arXiv 2503.14476; default 0.28)."})
+    eps_high: float = field(
+        default=0.28, metadata={"help": "Upper clip epsilon_high (DAPO, Yu et al., arXiv 2503.14476; default 0.28)."}
+    )
 
     def validate(self) -> None:
         check_range(self, "eps_high", 0.0, None, hint="DAPO uses 0.28")
@@ -37,7 +39,10 @@ class ClipHigher(Method):
 
 @dataclass
 class ClipLowerConfig(MethodConfig):
-    eps_low: float = field(default=0.28, metadata={"help": f"Lower clip epsilon_low, ratio >= 1 - eps_low ({JIN} Clip-Lower; default 0.28)."})
+    eps_low: float = field(
+        default=0.28,
+        metadata={"help": f"Lower clip epsilon_low, ratio >= 1 - eps_low ({JIN} Clip-Lower; default 0.28)."},
+    )
 
     def validate(self) -> None:
         check_range(self, "eps_low", 0.0, 1.0, hint="Clip-Lower uses 0.28")
@@ -57,7 +62,9 @@ class ClipLower(Method):
 
 @dataclass
 class ClipTighterConfig(MethodConfig):
-    eps_low: float = field(default=0.12, metadata={"help": f"Lower clip epsilon_low ({JIN} Clip-Tighter; default 0.12)."})
+    eps_low: float = field(
+        default=0.12, metadata={"help": f"Lower clip epsilon_low ({JIN} Clip-Tighter; default 0.12)."}
+    )
 
     def validate(self) -> None:
         check_range(self, "eps_low", 0.0, 1.0, hint="Clip-Tighter uses 0.12")

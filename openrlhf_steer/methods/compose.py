@@ -1,4 +1,5 @@
 """Apply several methods at once (e.g. STEER + KL penalty, or clip-higher + entropy loss)."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -26,7 +27,9 @@ class ComposedMethod(Method):
             raise ValueError("compose_methods needs at least one method")
         estimators = [m.name for m in methods if m.overrides_hook("compute_advantages")]
         if len(estimators) > 1:
-            raise ValueError(f"methods {estimators} each define their own advantage estimator; compose at most one of them")
+            raise ValueError(
+                f"methods {estimators} each define their own advantage estimator; compose at most one of them"
+            )
         names = [m.name for m in methods]
         if len(set(names)) != len(names):
             raise ValueError(f"compose_methods got a method twice: {names}")
@@ -98,7 +101,10 @@ class ComposedMethod(Method):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         expected = [f"{i}:{m.name}" for i, m in enumerate(self.methods)]
         if sorted(state) != sorted(expected):
-            raise ValueError(f"composed state has keys {sorted(state)}, expected {expected}; the method list changed since the checkpoint")
+            raise ValueError(
+                f"composed state has keys {sorted(state)}, expected {expected}; the method list changed since the "
+                f"checkpoint"
+            )
         for key, method in zip(expected, self.methods):
             method.load_state_dict(state[key])
 

@@ -13,6 +13,7 @@ that drives entropy down:
 Means and counts are over one loss call (``stat_scope=micro_batch``, the authors' code) or the means
 over the optimizer-step window (``mini_batch``).
 """
+
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List
 
@@ -50,8 +51,10 @@ class _CovarianceMethod(WindowStatsMethod):
                 count = max(float(stats[f"{self.name}/count"]), 1.0)
                 means = (stats[f"{self.name}/adv_sum"] / count, stats[f"{self.name}/log_prob_sum"] / count)
             except KeyError:
-                raise ValueError(f"{self.name} with stat_scope=mini_batch needs LossInputs.window_stats from "
-                                 "method.window_stats(...); fix the adapter or use stat_scope=micro_batch") from None
+                raise ValueError(
+                    f"{self.name} with stat_scope=mini_batch needs LossInputs.window_stats from "
+                    "method.window_stats(...); fix the adapter or use stat_scope=micro_batch"
+                ) from None
         return covariance_entropy_change(inputs.log_probs, advantages, inputs.action_mask, means=means)
 
     def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
@@ -68,10 +71,26 @@ def clip_cov_budget(n_valid: int, clip_ratio: float) -> int:
 
 @dataclass
 class ClipCovConfig(MethodConfig):
-    clip_ratio: float = field(default=2e-4, metadata={"help": f"Fraction of valid tokens whose gradient is zeroed, n = max(int(ratio * N_valid), 1) ({PAPER}; default 2e-4)."})
-    cov_lb: float = field(default=1.0, metadata={"help": f"Lower bound of cov_t for candidates ({PAPER}; default 1.0)."})
-    cov_ub: float = field(default=5.0, metadata={"help": f"Upper bound of cov_t for candidates ({PAPER}; default 5.0)."})
-    stat_scope: str = field(default="micro_batch", metadata={"help": f"Set over which the cov means are taken: micro_batch (authors' code) or mini_batch (optimizer-step window) ({PAPER}; default micro_batch)."})
+    clip_ratio: float = field(
+        default=2e-4,
+        metadata={
+            "help": f"Fraction of valid tokens whose gradient is zeroed, n = max(int(ratio * N_valid), 1) ({PAPER}; "
+            f"default 2e-4)."
+        },
+    )
+    cov_lb: float = field(
+        default=1.0, metadata={"help": f"Lower bound of cov_t for candidates ({PAPER}; default 1.0)."}
+    )
+    cov_ub: float = field(
+        default=5.0, metadata={"help": f"Upper bound of cov_t for candidates ({PAPER}; default 5.0)."}
+    )
+    stat_scope: str = field(
+        default="micro_batch",
+        metadata={
+            "help": f"Set over which the cov means are taken: micro_batch (authors' code) or mini_batch "
+            f"(optimizer-step window) ({PAPER}; default micro_batch)."
+        },
+    )
 
     def validate(self) -> None:
         check_range(self, "clip_ratio", 0.0, 1.0, hint="default 2e-4")
@@ -103,9 +122,27 @@ class ClipCov(_CovarianceMethod):
 
 @dataclass
 class KlCovConfig(MethodConfig):
-    kl_ratio: float = field(default=2e-3, metadata={"help": f"Fraction of valid tokens (top by cov) that get the KL term, k = max(1, int(ratio * N_valid)) ({PAPER}; 7B scripts 0.2% = 0.002, verl default 2e-4; default 0.002)."})
-    kl_coef: float = field(default=1.0, metadata={"help": f"Coefficient beta of |log p - log p_old| on the selected tokens ({PAPER} ppo_kl_coef; default 1.0)."})
-    stat_scope: str = field(default="micro_batch", metadata={"help": f"Set over which the cov means are taken: micro_batch (authors' code) or mini_batch (optimizer-step window) ({PAPER}; default micro_batch)."})
+    kl_ratio: float = field(
+        default=2e-3,
+        metadata={
+            "help": f"Fraction of valid tokens (top by cov) that get the KL term, k = max(1, int(ratio * N_valid)) "
+            f"({PAPER}; 7B scripts 0.2% = 0.002, verl default 2e-4; default 0.002)."
+        },
+    )
+    kl_coef: float = field(
+        default=1.0,
+        metadata={
+            "help": f"Coefficient beta of |log p - log p_old| on the selected tokens ({PAPER} ppo_kl_coef; default "
+            f"1.0)."
+        },
+    )
+    stat_scope: str = field(
+        default="micro_batch",
+        metadata={
+            "help": f"Set over which the cov means are taken: micro_batch (authors' code) or mini_batch "
+            f"(optimizer-step window) ({PAPER}; default micro_batch)."
+        },
+    )
 
     def validate(self) -> None:
         check_range(self, "kl_ratio", 0.0, 1.0, hint="a fraction, e.g. 0.002")

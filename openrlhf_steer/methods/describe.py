@@ -1,4 +1,5 @@
 """Human-readable descriptions of the registered methods: the CLI listing and the README/docs tables."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,9 +9,14 @@ from openrlhf_steer.methods.base import Method
 from openrlhf_steer.methods.registry import available_methods, get_method_class, method_location
 
 _HOOK_LABELS = (
-    ("shape_rewards", "a:rewards"), ("compute_advantages", "a:advantages"), ("shape_advantages", "a:token-advantages"),
-    ("token_weights", "b:weights"), ("loss_config", "c:clip-range"), ("clip_mask", "c:clip-mask"),
-    ("extra_token_terms", "d:extra-terms"), ("on_step_end", "e:controller"),
+    ("shape_rewards", "a:rewards"),
+    ("compute_advantages", "a:advantages"),
+    ("shape_advantages", "a:token-advantages"),
+    ("token_weights", "b:weights"),
+    ("loss_config", "c:clip-range"),
+    ("clip_mask", "c:clip-mask"),
+    ("extra_token_terms", "d:extra-terms"),
+    ("on_step_end", "e:controller"),
 )
 
 
@@ -51,6 +57,8 @@ def methods_markdown_table() -> str:
     rows = ["| registry name | module | paper | hooks | what it changes |", "|---|---|---|---|---|"]
     for name in available_methods():
         cls = get_method_class(name)
-        rows.append(f"| `{name}` | `{method_location(name)}` | {cls.paper} | {', '.join(method_hooks(cls)) or '–'} "
-                    f"| {_summary(cls)} |")
+        rows.append(
+            f"| `{name}` | `{method_location(name)}` | {cls.paper} | {', '.join(method_hooks(cls)) or '–'} "
+            f"| {_summary(cls)} |"
+        )
     return "\n".join(rows) + "\n"

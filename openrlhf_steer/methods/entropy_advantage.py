@@ -5,6 +5,7 @@ entropy bonus, clipped so that for kappa > 1 it never flips the sign of A (and i
 Used in both branches of the clipped surrogate. No official code exists; this follows the paper's
 formula as described in third-party implementations (see ../shared/research/methods.md section 6).
 """
+
 from dataclasses import dataclass, field
 
 import torch
@@ -25,9 +26,27 @@ def entropy_shaped_advantages(advantages: Tensor, entropy: Tensor, alpha: float,
 
 @dataclass
 class EntropyAdvantageConfig(MethodConfig):
-    alpha: float = field(default=0.4, metadata={"help": f"Entropy scale alpha in min(alpha * H, |A| / kappa) ({PAPER}; default 0.4, unverified against the paper text)."})
-    kappa: float = field(default=2.0, metadata={"help": f"Clip kappa > 1 keeps the bonus below |A| / kappa so the sign of A never flips ({PAPER}; default 2.0)."})
-    entropy_source: str = field(default="current", metadata={"help": "Entropy H: current (training forward, detached; third-party code) or old (rollout policy) (default current)."})
+    alpha: float = field(
+        default=0.4,
+        metadata={
+            "help": f"Entropy scale alpha in min(alpha * H, |A| / kappa) ({PAPER}; default 0.4, unverified against the "
+            f"paper text)."
+        },
+    )
+    kappa: float = field(
+        default=2.0,
+        metadata={
+            "help": f"Clip kappa > 1 keeps the bonus below |A| / kappa so the sign of A never flips ({PAPER}; default "
+            f"2.0)."
+        },
+    )
+    entropy_source: str = field(
+        default="current",
+        metadata={
+            "help": "Entropy H: current (training forward, detached; third-party code) or old (rollout policy) "
+            "(default current)."
+        },
+    )
 
     def validate(self) -> None:
         check_range(self, "alpha", 0.0, None, hint="default 0.4")

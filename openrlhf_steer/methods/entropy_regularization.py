@@ -12,7 +12,12 @@ import torch
 from openrlhf_steer.core.types import LossInputs
 from openrlhf_steer.methods.registry import register_method
 from openrlhf_steer.methods.base import (
-    CONTROLLER_BOUNDARIES, Method, MethodConfig, check_choice, check_range, inputs_for_metric,
+    CONTROLLER_BOUNDARIES,
+    Method,
+    MethodConfig,
+    check_choice,
+    check_range,
+    inputs_for_metric,
 )
 
 Tensor = torch.Tensor
@@ -22,7 +27,13 @@ SKYWORK = "Adaptive entropy control, Skywork-OR1, He et al., arXiv 2505.22312"
 
 @dataclass
 class EntropyLossConfig(MethodConfig):
-    coef: float = field(default=0.001, metadata={"help": "Entropy bonus coefficient c in loss - c * H (verl/OpenRLHF entropy_coeff; older verl default 0.001, newer 0; default 0.001)."})
+    coef: float = field(
+        default=0.001,
+        metadata={
+            "help": "Entropy bonus coefficient c in loss - c * H (verl/OpenRLHF entropy_coeff; older verl default "
+            "0.001, newer 0; default 0.001)."
+        },
+    )
 
     def validate(self) -> None:
         check_range(self, "coef", None, None, hint="e.g. 0.001; negative values penalise entropy")
@@ -42,8 +53,9 @@ class EntropyLoss(Method):
         return {"entropy_bonus": -self.config.coef * inputs.entropy}
 
 
-def adaptive_entropy_update(coef: float, entropy: float, target: float, delta: float, coef_min: float,
-                            coef_max: float) -> tuple:
+def adaptive_entropy_update(
+    coef: float, entropy: float, target: float, delta: float, coef_min: float, coef_max: float
+) -> tuple:
     """Skywork-OR1 EntController: c <- clip(c + delta if H < H* else c - delta, c_min, c_max); enabled = H < H*."""
     new = coef + delta if entropy < target else coef - delta
     return min(coef_max, max(coef_min, new)), entropy < target
@@ -51,13 +63,36 @@ def adaptive_entropy_update(coef: float, entropy: float, target: float, delta: f
 
 @dataclass
 class AdaptiveEntropyConfig(MethodConfig):
-    target_entropy: float = field(default=0.2, metadata={"help": f"Target entropy H* ({SKYWORK}; scripts TGT_ENTROPY=0.2; default 0.2)."})
-    coef_init: float = field(default=0.0, metadata={"help": f"Initial coefficient c_0 ({SKYWORK}; scripts entropy_coeff=0; default 0.0)."})
+    target_entropy: float = field(
+        default=0.2, metadata={"help": f"Target entropy H* ({SKYWORK}; scripts TGT_ENTROPY=0.2; default 0.2)."}
+    )
+    coef_init: float = field(
+        default=0.0, metadata={"help": f"Initial coefficient c_0 ({SKYWORK}; scripts entropy_coeff=0; default 0.0)."}
+    )
     coef_min: float = field(default=0.0, metadata={"help": f"Lower bound of c ({SKYWORK}; default 0.0)."})
-    coef_max: float = field(default=0.005, metadata={"help": f"Upper bound of c ({SKYWORK}; scripts MAX_ENT_COEF=0.005; default 0.005)."})
-    coef_delta: float = field(default=1e-4, metadata={"help": f"Per-step change of c ({SKYWORK}; scripts DELTA_ENT_COEF=1e-4; default 1e-4)."})
-    entropy_metric: str = field(default="entropy/sampled_nll", metadata={"help": f"Step statistic compared with H*: the code uses -mean(old log-prob of the sampled tokens) = entropy/sampled_nll; entropy/old_mean gives the full-vocabulary variant ({SKYWORK}; default entropy/sampled_nll)."})
-    update_every: str = field(default="rollout_step", metadata={"help": f"When c updates: rollout_step = once per training step, after its whole update, from that rollout's statistics ({SKYWORK}: the trainer updates its EntController after update_actor; Pos-Adv, Jin et al., Sec. 3.2 Eq. 2: 'training step t'), or optimizer_step = after every optimizer step (N times as often with N updates per rollout) (default rollout_step)."})
+    coef_max: float = field(
+        default=0.005, metadata={"help": f"Upper bound of c ({SKYWORK}; scripts MAX_ENT_COEF=0.005; default 0.005)."}
+    )
+    coef_delta: float = field(
+        default=1e-4, metadata={"help": f"Per-step change of c ({SKYWORK}; scripts DELTA_ENT_COEF=1e-4; default 1e-4)."}
+    )
+    entropy_metric: str = field(
+        default="entropy/sampled_nll",
+        metadata={
+            "help": f"Step statistic compared with H*: the code uses -mean(old log-prob of the sampled tokens) = "
+            f"entropy/sampled_nll; entropy/old_mean gives the full-vocabulary variant ({SKYWORK}; default "
+            f"entropy/sampled_nll)."
+        },
+    )
+    update_every: str = field(
+        default="rollout_step",
+        metadata={
+            "help": f"When c updates: rollout_step = once per training step, after its whole update, from that "
+            f"rollout's statistics ({SKYWORK}: the trainer updates its EntController after update_actor; Pos-Adv, "
+            f"Jin et al., Sec. 3.2 Eq. 2: 'training step t'), or optimizer_step = after every optimizer step (N "
+            f"times as often with N updates per rollout) (default rollout_step)."
+        },
+    )
 
     def validate(self) -> None:
         check_range(self, "target_entropy", 0.0, None, hint="nats, default 0.2")
@@ -97,11 +132,14 @@ class AdaptiveEntropy(Method):
     def on_step_end(self, stats: Mapping[str, float]) -> None:
         key = self.config.entropy_metric
         if key not in stats:
-            raise ValueError(f"adaptive_entropy needs stats[{key!r}] in on_step_end; got keys {sorted(stats)[:12]}...; "
-                             "set entropy_metric to one of them")
+            raise ValueError(
+                f"adaptive_entropy needs stats[{key!r}] in on_step_end; got keys {sorted(stats)[:12]}...; "
+                "set entropy_metric to one of them"
+            )
         c = self.config
-        self.coef, self.enabled = adaptive_entropy_update(self.coef, float(stats[key]), c.target_entropy, c.coef_delta,
-                                                          c.coef_min, c.coef_max)
+        self.coef, self.enabled = adaptive_entropy_update(
+            self.coef, float(stats[key]), c.target_entropy, c.coef_delta, c.coef_min, c.coef_max
+        )
 
     def controller_values(self) -> Dict[str, float]:
         return {"entropy_coef": self.coef, "entropy_enabled": float(self.enabled)}

@@ -7,6 +7,7 @@ call (micro_batch) or of the optimizer-step window (mini_batch; under data paral
 entropies are gathered from every rank, so tau is that of the global window). Entropy: current
 policy, detached (as in TRL's implementation; the authors' code is not public).
 """
+
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping
 
@@ -32,9 +33,27 @@ def entropy_quantile_threshold(entropy: Tensor, mask: Tensor, rho: float) -> flo
 
 @dataclass
 class ForkingTokensConfig(MethodConfig):
-    top_entropy_fraction: float = field(default=0.2, metadata={"help": f"rho: fraction of valid tokens with the highest entropy that keep their gradient ({PAPER}; default 0.2)."})
-    entropy_source: str = field(default="current", metadata={"help": "Entropy ranking tokens: current (training forward, detached; TRL) or old (rollout policy) (default current)."})
-    stat_scope: str = field(default="micro_batch", metadata={"help": f"Set for the quantile: micro_batch (one loss call) or mini_batch (optimizer-step window; the paper's batch B) ({PAPER}; default micro_batch)."})
+    top_entropy_fraction: float = field(
+        default=0.2,
+        metadata={
+            "help": f"rho: fraction of valid tokens with the highest entropy that keep their gradient ({PAPER}; "
+            f"default 0.2)."
+        },
+    )
+    entropy_source: str = field(
+        default="current",
+        metadata={
+            "help": "Entropy ranking tokens: current (training forward, detached; TRL) or old (rollout policy) "
+            "(default current)."
+        },
+    )
+    stat_scope: str = field(
+        default="micro_batch",
+        metadata={
+            "help": f"Set for the quantile: micro_batch (one loss call) or mini_batch (optimizer-step window; the "
+            f"paper's batch B) ({PAPER}; default micro_batch)."
+        },
+    )
 
     def validate(self) -> None:
         check_range(self, "top_entropy_fraction", 0.0, 1.0, low_open=True, hint="the paper uses 0.2")
@@ -57,7 +76,9 @@ class ForkingTokens(WindowStatsMethod):
     def window_stats_from_values(self, values: Mapping[str, Tensor]) -> Dict[str, Any]:
         # A quantile needs every value of the window: data parallelism gathers them (window_values).
         entropy = values["forking_tokens/entropy"].double()
-        tau = entropy_quantile_threshold(entropy, torch.ones_like(entropy, dtype=torch.bool), self.config.top_entropy_fraction)
+        tau = entropy_quantile_threshold(
+            entropy, torch.ones_like(entropy, dtype=torch.bool), self.config.top_entropy_fraction
+        )
         return {"forking_tokens/threshold": tau}
 
     def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
@@ -68,8 +89,10 @@ class ForkingTokens(WindowStatsMethod):
         mask = inputs.action_mask.bool()
         if self.needs_window_stats:
             if "forking_tokens/threshold" not in inputs.window_stats:
-                raise ValueError("forking_tokens with stat_scope=mini_batch needs LossInputs.window_stats from "
-                                 "method.window_stats(...); fix the adapter or use stat_scope=micro_batch")
+                raise ValueError(
+                    "forking_tokens with stat_scope=mini_batch needs LossInputs.window_stats from "
+                    "method.window_stats(...); fix the adapter or use stat_scope=micro_batch"
+                )
             tau = inputs.window_stats["forking_tokens/threshold"]
         else:
             tau = entropy_quantile_threshold(entropy, mask, self.config.top_entropy_fraction)

@@ -1,4 +1,5 @@
 """Pure group-level advantage math shared by advantages.py and the advantage methods (no hooks here)."""
+
 from typing import Tuple
 
 import torch
@@ -13,7 +14,9 @@ def group_stats(values: Tensor, group_ids: Tensor) -> Tuple[Tensor, Tensor, Tens
     values = values.to(torch.float64)
     sums = torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add_(0, inverse, values)
     means = sums / counts
-    sq = torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add_(0, inverse, (values - means[inverse]) ** 2)
+    sq = torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add_(
+        0, inverse, (values - means[inverse]) ** 2
+    )
     stds = torch.sqrt(sq / (counts - 1).clamp(min=1))
     single = counts == 1
     means = torch.where(single, torch.zeros_like(means), means)

@@ -23,6 +23,7 @@ Advantages: the shaped rewards are standardised within the group, over all its v
 and O- tokens (``normalization=split``, the third party's reading of Eq. 6, which removes the
 a1 r_i offset inside each set). Entropy: the rollout entropy (GroupInputs.entropy), detached.
 """
+
 from dataclasses import dataclass, field
 
 import torch
@@ -46,8 +47,9 @@ def _standardise(values: Tensor, members: Tensor, eps: float) -> Tensor:
     return torch.where(members, (values - mean) / (std + eps), torch.zeros_like(values))
 
 
-def gtpo_token_rewards(rewards: Tensor, entropy: Tensor, mask: Tensor, *, alpha1: float, alpha2: float,
-                       reward_threshold: float, eps: float) -> Tensor:
+def gtpo_token_rewards(
+    rewards: Tensor, entropy: Tensor, mask: Tensor, *, alpha1: float, alpha2: float, reward_threshold: float, eps: float
+) -> Tensor:
     """Shaped token rewards [n, T] of ONE group (Eq. 3 for O+, Eq. 5 for O-); 0 on masked positions."""
     alive = mask.bool()
     h = entropy.detach().to(torch.float64)
@@ -65,8 +67,9 @@ def gtpo_token_rewards(rewards: Tensor, entropy: Tensor, mask: Tensor, *, alpha1
     return torch.where(pos, shaped_pos, torch.where(neg, shaped_neg, zero))
 
 
-def grpo_s_sequence_rewards(rewards: Tensor, mean_entropy: Tensor, *, alpha1: float, alpha2: float,
-                            reward_threshold: float, eps: float) -> Tensor:
+def grpo_s_sequence_rewards(
+    rewards: Tensor, mean_entropy: Tensor, *, alpha1: float, alpha2: float, reward_threshold: float, eps: float
+) -> Tensor:
     """Shaped sequence rewards [n] of ONE group (GRPO-S)."""
     r = rewards.to(torch.float64)
     hbar = mean_entropy.to(torch.float64)
@@ -83,12 +86,36 @@ def grpo_s_sequence_rewards(rewards: Tensor, mean_entropy: Tensor, *, alpha1: fl
 
 @dataclass
 class GtpoConfig(MethodConfig):
-    level: str = field(default="token", metadata={"help": f"token (GTPO) or sequence (GRPO-S) ({PAPER}; default token)."})
-    alpha1: float = field(default=1.0, metadata={"help": f"Weight a1 of the outcome reward ({PAPER}; reported experimental value 1.0; default 1.0)."})
-    alpha2: float = field(default=0.1, metadata={"help": f"Weight a2 of the entropy-redistributed reward ({PAPER}; reported experimental value 0.1; default 0.1)."})
-    reward_threshold: float = field(default=0.5, metadata={"help": "Responses with reward > threshold form O+ (correct), the others O- (default 0.5 for 0/1 rewards)."})
-    normalization: str = field(default="group", metadata={"help": "group: standardise all shaped rewards of a prompt group together (our default); split: O+ and O- separately (third-party reading of Eq. 6)."})
-    eps: float = field(default=1e-8, metadata={"help": "Numerical epsilon in 1/H, the share denominators and the std (default 1e-8)."})
+    level: str = field(
+        default="token", metadata={"help": f"token (GTPO) or sequence (GRPO-S) ({PAPER}; default token)."}
+    )
+    alpha1: float = field(
+        default=1.0,
+        metadata={"help": f"Weight a1 of the outcome reward ({PAPER}; reported experimental value 1.0; default 1.0)."},
+    )
+    alpha2: float = field(
+        default=0.1,
+        metadata={
+            "help": f"Weight a2 of the entropy-redistributed reward ({PAPER}; reported experimental value 0.1; default "
+            f"0.1)."
+        },
+    )
+    reward_threshold: float = field(
+        default=0.5,
+        metadata={
+            "help": "Responses with reward > threshold form O+ (correct), the others O- (default 0.5 for 0/1 rewards)."
+        },
+    )
+    normalization: str = field(
+        default="group",
+        metadata={
+            "help": "group: standardise all shaped rewards of a prompt group together (our default); split: O+ and O- "
+            "separately (third-party reading of Eq. 6)."
+        },
+    )
+    eps: float = field(
+        default=1e-8, metadata={"help": "Numerical epsilon in 1/H, the share denominators and the std (default 1e-8)."}
+    )
 
     def validate(self) -> None:
         check_choice(self, "level", ("token", "sequence"))
@@ -118,15 +145,29 @@ class Gtpo(Method):
             idx = (group.group_ids == gid).nonzero().squeeze(-1)
             g_mask = mask[idx]
             g_rewards = group.rewards[idx].to(torch.float64)
-            g_entropy = torch.where(g_mask, group.entropy[idx].detach().to(torch.float64), torch.zeros(g_mask.shape, dtype=torch.float64, device=mask.device))
+            g_entropy = torch.where(
+                g_mask,
+                group.entropy[idx].detach().to(torch.float64),
+                torch.zeros(g_mask.shape, dtype=torch.float64, device=mask.device),
+            )
             if c.level == "token":
-                shaped = gtpo_token_rewards(g_rewards, g_entropy, g_mask, alpha1=c.alpha1, alpha2=c.alpha2,
-                                            reward_threshold=c.reward_threshold, eps=c.eps)
+                shaped = gtpo_token_rewards(
+                    g_rewards,
+                    g_entropy,
+                    g_mask,
+                    alpha1=c.alpha1,
+                    alpha2=c.alpha2,
+                    reward_threshold=c.reward_threshold,
+                    eps=c.eps,
+                )
             else:
                 hbar = g_entropy.sum(-1) / g_mask.sum(-1).clamp(min=1)
-                seq = grpo_s_sequence_rewards(g_rewards, hbar, alpha1=c.alpha1, alpha2=c.alpha2,
-                                              reward_threshold=c.reward_threshold, eps=c.eps)
-                shaped = torch.where(g_mask, seq.unsqueeze(-1), torch.zeros(g_mask.shape, dtype=torch.float64, device=mask.device))
+                seq = grpo_s_sequence_rewards(
+                    g_rewards, hbar, alpha1=c.alpha1, alpha2=c.alpha2, reward_threshold=c.reward_threshold, eps=c.eps
+                )
+                shaped = torch.where(
+                    g_mask, seq.unsqueeze(-1), torch.zeros(g_mask.shape, dtype=torch.float64, device=mask.device)
+                )
             pos = (g_rewards > c.reward_threshold).unsqueeze(-1) & g_mask
             if c.normalization == "group":
                 adv = _standardise(shaped, g_mask, c.eps)

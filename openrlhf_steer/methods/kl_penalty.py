@@ -15,9 +15,24 @@ Tensor = torch.Tensor
 
 @dataclass
 class KlPenaltyConfig(MethodConfig):
-    coef: float = field(default=0.001, metadata={"help": "beta in loss + beta * KL(pi || pi_ref) (GRPO, Shao et al., arXiv 2402.03300 uses 0.04; verl kl_loss_coef default 0.001; default 0.001)."})
-    estimator: str = field(default="k3", metadata={"help": "k1 (log ratio) | k2 (squared / 2) | k3 ((r - 1) - log r, GRPO's low-variance KL) (Schulman 2020 'Approximating KL divergence'; default k3)."})
-    clamp: Optional[float] = field(default=10.0, metadata={"help": "Bound |KL_t| <= clamp per token as verl's low_var_kl does; None disables (default 10.0)."})
+    coef: float = field(
+        default=0.001,
+        metadata={
+            "help": "beta in loss + beta * KL(pi || pi_ref) (GRPO, Shao et al., arXiv 2402.03300 uses 0.04; verl "
+            "kl_loss_coef default 0.001; default 0.001)."
+        },
+    )
+    estimator: str = field(
+        default="k3",
+        metadata={
+            "help": "k1 (log ratio) | k2 (squared / 2) | k3 ((r - 1) - log r, GRPO's low-variance KL) (Schulman 2020 "
+            "'Approximating KL divergence'; default k3)."
+        },
+    )
+    clamp: Optional[float] = field(
+        default=10.0,
+        metadata={"help": "Bound |KL_t| <= clamp per token as verl's low_var_kl does; None disables (default 10.0)."},
+    )
 
     def validate(self) -> None:
         check_range(self, "coef", 0.0, None, hint="e.g. 0.001 or 0.04")

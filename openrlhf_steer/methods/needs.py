@@ -4,6 +4,7 @@ One function decides, for the launcher and every Ray process alike: which entrop
 the entropy keeps a gradient, whether reference log-probs or the advantage hooks are needed, whether
 optimizer-step window statistics are gathered and whether a controller is saved with checkpoints.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields

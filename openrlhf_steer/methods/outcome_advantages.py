@@ -2,6 +2,7 @@
 reward, Edge-GRPO. Each returns per-token advantages [N, T] (0 on masked positions) through
 ``openrlhf_steer.core.advantages.compute_advantages(group, method)``.
 """
+
 from dataclasses import dataclass, field
 
 import torch
@@ -17,7 +18,9 @@ Tensor = torch.Tensor
 def _require(group: GroupInputs, name: str, method: str) -> Tensor:
     value = getattr(group, name)
     if value is None:
-        raise ValueError(f"method {method!r} needs GroupInputs.{name} [N, T] (per-token values of the rollout); provide it")
+        raise ValueError(
+            f"method {method!r} needs GroupInputs.{name} [N, T] (per-token values of the rollout); provide it"
+        )
     return value
 
 
@@ -44,8 +47,20 @@ def w_reinforce_advantages(rewards: Tensor, positive_weight: float = 0.1, mode: 
 
 @dataclass
 class WReinforceConfig(MethodConfig):
-    positive_weight: float = field(default=0.1, metadata={"help": f"lambda: advantage of correct responses, lambda * r ({W_REINFORCE}; README recommends 0.1; default 0.1)."})
-    mode: str = field(default="weighted", metadata={"help": f"weighted (W-REINFORCE) | psr (positive samples only) | nsr (negative samples only) ({W_REINFORCE}; default weighted)."})
+    positive_weight: float = field(
+        default=0.1,
+        metadata={
+            "help": f"lambda: advantage of correct responses, lambda * r ({W_REINFORCE}; README recommends 0.1; "
+            f"default 0.1)."
+        },
+    )
+    mode: str = field(
+        default="weighted",
+        metadata={
+            "help": f"weighted (W-REINFORCE) | psr (positive samples only) | nsr (negative samples only) "
+            f"({W_REINFORCE}; default weighted)."
+        },
+    )
 
     def validate(self) -> None:
         check_range(self, "positive_weight", 0.0, None, hint="recommended 0.1")
@@ -121,7 +136,13 @@ def unlikeliness_rewards(rewards: Tensor, group_ids: Tensor, seq_log_prob: Tenso
 
 @dataclass
 class UnlikelinessRewardConfig(MethodConfig):
-    beta: float = field(default=0.25, metadata={"help": f"Rank penalty beta in r (1 - beta * rank / G) ({UNLIKELY}; scripts rank_penalty=0.25; default 0.25)."})
+    beta: float = field(
+        default=0.25,
+        metadata={
+            "help": f"Rank penalty beta in r (1 - beta * rank / G) ({UNLIKELY}; scripts rank_penalty=0.25; default "
+            f"0.25)."
+        },
+    )
 
     def validate(self) -> None:
         check_range(self, "beta", 0.0, 1.0, hint="default 0.25")
@@ -138,8 +159,9 @@ class UnlikelinessReward(Method):
     def shape_rewards(self, group: GroupInputs) -> Tensor:
         old = _require(group, "old_log_probs", self.name)
         mask = group.response_mask.to(torch.float64)
-        seq_lp = (torch.where(group.response_mask.bool(), old.to(torch.float64), torch.zeros_like(mask)).sum(-1)
-                  / mask.sum(-1).clamp(min=1.0))
+        seq_lp = torch.where(group.response_mask.bool(), old.to(torch.float64), torch.zeros_like(mask)).sum(
+            -1
+        ) / mask.sum(-1).clamp(min=1.0)
         return unlikeliness_rewards(group.rewards.float(), group.group_ids, seq_lp, self.config.beta)
 
 
@@ -157,9 +179,26 @@ def edge_grpo_advantages(advantages: Tensor, seq_entropy: Tensor, min_entropy: f
 
 @dataclass
 class EdgeGrpoConfig(MethodConfig):
-    entropy_mean: str = field(default="masked", metadata={"help": f"P_i = mean entropy over the response's own tokens (masked: the paper's per-response mean entropy, independent of padding) or over all T positions incl. padding (all: the authors' TRL code, torch.mean over the completion width; with our zero-filled rollout entropy this is sum/T, so of two answers with equal per-token entropy the shorter gets the larger advantage) ({EDGE}; default masked)."})
-    adv_eps: float = field(default=1e-4, metadata={"help": f"epsilon of the GRPO std in (r - mean)/(std + eps) ({EDGE} code; default 1e-4)."})
-    min_entropy: float = field(default=1e-6, metadata={"help": "Floor of P_i so that a zero-entropy response cannot divide by 0 (our addition; default 1e-6)."})
+    entropy_mean: str = field(
+        default="masked",
+        metadata={
+            "help": f"P_i = mean entropy over the response's own tokens (masked: the paper's per-response mean "
+            f"entropy, independent of padding) or over all T positions incl. padding (all: the authors' TRL code, "
+            f"torch.mean over the completion width; with our zero-filled rollout entropy this is sum/T, so of two "
+            f"answers with equal per-token entropy the shorter gets the larger advantage) ({EDGE}; default "
+            f"masked)."
+        },
+    )
+    adv_eps: float = field(
+        default=1e-4,
+        metadata={"help": f"epsilon of the GRPO std in (r - mean)/(std + eps) ({EDGE} code; default 1e-4)."},
+    )
+    min_entropy: float = field(
+        default=1e-6,
+        metadata={
+            "help": "Floor of P_i so that a zero-entropy response cannot divide by 0 (our addition; default 1e-6)."
+        },
+    )
 
     def validate(self) -> None:
         check_choice(self, "entropy_mean", ("all", "masked"))
@@ -183,12 +222,17 @@ class EdgeGrpo(Method):
         entropy = _require(group, "entropy", self.name).detach().to(torch.float64)
         if self.config.entropy_mean == "all":
             if not bool(torch.isfinite(entropy).all()):
-                raise ValueError("edge_grpo entropy_mean=all needs finite GroupInputs.entropy at padding positions too; "
-                                 "use entropy_mean=masked")
+                raise ValueError(
+                    "edge_grpo entropy_mean=all needs finite GroupInputs.entropy at padding positions too; "
+                    "use entropy_mean=masked"
+                )
             seq_entropy = entropy.mean(-1)
         else:
             mask = group.response_mask.to(torch.float64)
-            seq_entropy = (torch.where(group.response_mask.bool(), entropy, torch.zeros_like(entropy)).sum(-1)
-                           / mask.sum(-1).clamp(min=1.0))
+            seq_entropy = torch.where(group.response_mask.bool(), entropy, torch.zeros_like(entropy)).sum(
+                -1
+            ) / mask.sum(-1).clamp(min=1.0)
         seq_adv = grpo_advantages(group.rewards.float(), group.group_ids, norm_by_std=True, eps=self.config.adv_eps)
-        return broadcast_to_tokens(edge_grpo_advantages(seq_adv, seq_entropy, self.config.min_entropy), group.response_mask)
+        return broadcast_to_tokens(
+            edge_grpo_advantages(seq_adv, seq_entropy, self.config.min_entropy), group.response_mask
+        )

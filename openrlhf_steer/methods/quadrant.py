@@ -15,6 +15,7 @@ Each intervention raises entropy. ``action=mask`` / ``upweight`` applies one act
 (e.g. masking in all four), and ``prob_threshold`` splits the two bands at one value instead. The
 band uses the rollout probability p_old = exp(old_log_probs) by default (fixed for the whole step).
 """
+
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
@@ -36,16 +37,62 @@ PAPER_ACTIONS = {"I": "mask", "II": "upweight", "III": "mask", "IV": "upweight"}
 
 @dataclass
 class QuadrantConfig(MethodConfig):
-    sign: str = field(default="pos", metadata={"help": "Advantage sign of the quadrant: pos (A > 0) or neg (A < 0) (default pos)."})
-    band: str = field(default="high", metadata={"help": "Probability band: high or low (default high; pos/high is the paper's Quadrant I)."})
-    action: str = field(default="paper", metadata={"help": f"paper: mask in Quadrants I and III, upweight in II and IV ({STEER_D2}); mask: weight 0 (no gradient) on the chosen tokens in any quadrant; upweight: weight upweight_factor (default paper)."})
-    high_threshold: float = field(default=0.8, metadata={"help": f"High band: p > high_threshold ({STEER_D2}: 'probability greater than 0.8'; default 0.8)."})
-    low_threshold: float = field(default=0.2, metadata={"help": f"Low band: p < low_threshold ({STEER_D2}: 'probability less than 0.2'; default 0.2)."})
-    prob_threshold: Optional[float] = field(default=None, metadata={"help": "If set, one split replaces the two bands: high p > prob_threshold, low p <= prob_threshold (default None: the paper's bands)."})
-    threshold_mode: str = field(default="value", metadata={"help": "value: thresholds are probabilities; quantile: they are quantile levels of p over the valid tokens (default value)."})
-    prob_source: str = field(default="old", metadata={"help": "Which probability bands use: old (rollout, fixed during the step) or current (default old)."})
-    fraction: float = field(default=0.1, metadata={"help": f"Fraction of the quadrant's tokens acted on, drawn uniformly with LossInputs.generator ({STEER_D2}: 10%; default 0.1)."})
-    upweight_factor: float = field(default=2.0, metadata={"help": f"Weight of the chosen tokens when up-weighted ({STEER_D2}: 'twice the original token weight'; default 2.0)."})
+    sign: str = field(
+        default="pos", metadata={"help": "Advantage sign of the quadrant: pos (A > 0) or neg (A < 0) (default pos)."}
+    )
+    band: str = field(
+        default="high",
+        metadata={"help": "Probability band: high or low (default high; pos/high is the paper's Quadrant I)."},
+    )
+    action: str = field(
+        default="paper",
+        metadata={
+            "help": f"paper: mask in Quadrants I and III, upweight in II and IV ({STEER_D2}); mask: weight 0 (no "
+            f"gradient) on the chosen tokens in any quadrant; upweight: weight upweight_factor (default paper)."
+        },
+    )
+    high_threshold: float = field(
+        default=0.8,
+        metadata={"help": f"High band: p > high_threshold ({STEER_D2}: 'probability greater than 0.8'; default 0.8)."},
+    )
+    low_threshold: float = field(
+        default=0.2,
+        metadata={"help": f"Low band: p < low_threshold ({STEER_D2}: 'probability less than 0.2'; default 0.2)."},
+    )
+    prob_threshold: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "If set, one split replaces the two bands: high p > prob_threshold, low p <= prob_threshold "
+            "(default None: the paper's bands)."
+        },
+    )
+    threshold_mode: str = field(
+        default="value",
+        metadata={
+            "help": "value: thresholds are probabilities; quantile: they are quantile levels of p over the valid "
+            "tokens (default value)."
+        },
+    )
+    prob_source: str = field(
+        default="old",
+        metadata={
+            "help": "Which probability bands use: old (rollout, fixed during the step) or current (default old)."
+        },
+    )
+    fraction: float = field(
+        default=0.1,
+        metadata={
+            "help": f"Fraction of the quadrant's tokens acted on, drawn uniformly with LossInputs.generator "
+            f"({STEER_D2}: 10%; default 0.1)."
+        },
+    )
+    upweight_factor: float = field(
+        default=2.0,
+        metadata={
+            "help": f"Weight of the chosen tokens when up-weighted ({STEER_D2}: 'twice the original token weight'; "
+            f"default 2.0)."
+        },
+    )
 
     def validate(self) -> None:
         check_choice(self, "sign", ("pos", "neg"))
@@ -75,9 +122,17 @@ def _threshold(p_valid: Tensor, level: float, threshold_mode: str) -> float:
     return linear_quantile(p_valid.double(), level) if p_valid.numel() else float(level)
 
 
-def quadrant_mask(advantages: Tensor, log_p: Tensor, mask: Tensor, sign: str, band: str, threshold_mode: str,
-                  high_threshold: float = 0.8, low_threshold: float = 0.2,
-                  prob_threshold: Optional[float] = None) -> Tuple[Tensor, float]:
+def quadrant_mask(
+    advantages: Tensor,
+    log_p: Tensor,
+    mask: Tensor,
+    sign: str,
+    band: str,
+    threshold_mode: str,
+    high_threshold: float = 0.8,
+    low_threshold: float = 0.2,
+    prob_threshold: Optional[float] = None,
+) -> Tuple[Tensor, float]:
     """Boolean [B, T] mask of valid tokens in the quadrant, and the probability threshold of its band.
 
     Bands: high p > high_threshold, low p < low_threshold; or, with ``prob_threshold``, one split:
@@ -109,11 +164,23 @@ class Quadrant(Method):
     def token_weights(self, inputs: LossInputs) -> Tensor:
         c = self.config
         log_p = inputs.old_log_probs if c.prob_source == "old" else inputs.log_probs
-        candidates, threshold = quadrant_mask(inputs.advantages, log_p, inputs.action_mask, c.sign, c.band,
-                                              c.threshold_mode, c.high_threshold, c.low_threshold, c.prob_threshold)
+        candidates, threshold = quadrant_mask(
+            inputs.advantages,
+            log_p,
+            inputs.action_mask,
+            c.sign,
+            c.band,
+            c.threshold_mode,
+            c.high_threshold,
+            c.low_threshold,
+            c.prob_threshold,
+        )
         chosen = choose_random_tokens(candidates, c.fraction, inputs.generator)
         value = 0.0 if c.effective_action == "mask" else c.upweight_factor
         weights = torch.where(chosen, torch.full_like(inputs.log_probs, value), torch.ones_like(inputs.log_probs))
-        self._record(quadrant_candidates=float(candidates.sum()), quadrant_chosen=float(chosen.sum()),
-                     quadrant_threshold=threshold)
+        self._record(
+            quadrant_candidates=float(candidates.sum()),
+            quadrant_chosen=float(chosen.sum()),
+            quadrant_threshold=threshold,
+        )
         return weights.detach() * inputs.action_mask.to(weights.dtype)

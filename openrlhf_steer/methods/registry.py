@@ -3,6 +3,7 @@
 Every module of this package registers its methods when imported; :func:`load_methods` imports them all
 by scanning the package, so adding a method is adding a module. An import error is raised, never skipped.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,7 +24,9 @@ _LOADED = False
 def register_method(cls: Type[Method]) -> Type[Method]:
     """Class decorator: ``@register_method`` on a Method subclass with a unique ``name``."""
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"method name {cls.name!r} is registered twice ({_REGISTRY[cls.name].__name__} and {cls.__name__})")
+        raise ValueError(
+            f"method name {cls.name!r} is registered twice ({_REGISTRY[cls.name].__name__} and {cls.__name__})"
+        )
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -51,7 +54,9 @@ def get_method_class(name: str) -> Type[Method]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown entropy-control method {name!r}; choose one of: {', '.join(available_methods())}") from None
+        raise ValueError(
+            f"unknown entropy-control method {name!r}; choose one of: {', '.join(available_methods())}"
+        ) from None
 
 
 def method_location(name: str) -> str:

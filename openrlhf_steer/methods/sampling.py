@@ -1,4 +1,5 @@
 """Seeded random choice of tokens among candidates (Clip-Cov, Rand-Pos-Clip, quadrant interventions)."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -13,8 +14,9 @@ def count_for_fraction(n_candidates: int, fraction: float) -> int:
     return min(n_candidates, int(fraction * n_candidates + 0.5)) if n_candidates > 0 else 0
 
 
-def choose_random_tokens(candidates: Tensor, fraction: Optional[float], generator: Optional[torch.Generator],
-                         count: Optional[int] = None) -> Tensor:
+def choose_random_tokens(
+    candidates: Tensor, fraction: Optional[float], generator: Optional[torch.Generator], count: Optional[int] = None
+) -> Tensor:
     """Boolean mask of ``count`` (or round(fraction * #candidates)) tokens drawn uniformly without replacement.
 
     The draw is a ``torch.randperm`` over the flattened candidate indices with ``generator`` (CPU),

@@ -43,14 +43,17 @@ CONTROL_MODES = ("symmetric", "asymmetric")
 PAPER = "STEER, Hao et al., arXiv 2510.10150"
 
 
-def _validate_mapping_args(lambda_min: float, lambda_max: float, mapping: str, omega_floor: float,
-                           binary_top_fraction: float) -> None:
+def _validate_mapping_args(
+    lambda_min: float, lambda_max: float, mapping: str, omega_floor: float, binary_top_fraction: float
+) -> None:
     if mapping not in STEER_MAPPINGS:
         raise ValueError(f"mapping={mapping!r} is unknown: choose one of {list(STEER_MAPPINGS)}")
     if not (0.0 < lambda_min <= 1.0):
         raise ValueError(f"lambda_min={lambda_min} is out of range: use 0 < lambda_min <= 1 (code default 0.8)")
     if lambda_max < lambda_min:
-        raise ValueError(f"lambda_max={lambda_max} must be >= lambda_min={lambda_min} (1.0 for exp, 1.2 in the linear scripts)")
+        raise ValueError(
+            f"lambda_max={lambda_max} must be >= lambda_min={lambda_min} (1.0 for exp, 1.2 in the linear scripts)"
+        )
     if not omega_floor > 0:
         raise ValueError(f"omega_floor={omega_floor} must be > 0 (code default 0.02)")
     if not (0.0 < binary_top_fraction <= 1.0):
@@ -74,8 +77,13 @@ def binary_selection(omega: Tensor, threshold: float, binary_rank: str = "abs") 
     return (omega_abs >= threshold) & (omega_abs > 0)
 
 
-def omega_statistics(mapped: Tensor, mask: Tensor, binary_top_fraction: float = 0.2,
-                     with_threshold: bool = True, ranked: Optional[Tensor] = None) -> Dict[str, float]:
+def omega_statistics(
+    mapped: Tensor,
+    mask: Tensor,
+    binary_top_fraction: float = 0.2,
+    with_threshold: bool = True,
+    ranked: Optional[Tensor] = None,
+) -> Dict[str, float]:
     """max, min of the mapped statistic (|Omega|; -Omega in the asymmetric mode) and (binary mapping) the
     (1 - fraction) quantile of ``ranked`` (default the mapped statistic) over the valid tokens."""
     valid = mask.bool()
@@ -131,8 +139,16 @@ def omega_to_weights(
     return weights * maskf
 
 
-def asymmetric_weights(metric: Tensor, mask: Tensor, stats: Mapping[str, float], *, mapping: str = "exp",
-                       lambda_min: float = 0.8, lambda_max: float = 1.0, omega_floor: float = 0.02) -> Tensor:
+def asymmetric_weights(
+    metric: Tensor,
+    mask: Tensor,
+    stats: Mapping[str, float],
+    *,
+    mapping: str = "exp",
+    lambda_min: float = 0.8,
+    lambda_max: float = 1.0,
+    omega_floor: float = 0.02,
+) -> Tensor:
     """The asymmetric mode: weights of the signed m = -Omega [B, T] (m > 0 raises entropy); 0 on masked positions.
 
     ``stats`` holds max and min of m over the valid tokens. exp: clamp(exp(k m), lambda_min, lambda_max),
@@ -182,13 +198,22 @@ def steer_weights(
     if binary_rank not in BINARY_RANKS:
         raise ValueError(f"binary_rank={binary_rank!r} is unknown: choose one of {list(BINARY_RANKS)}")
     if entropy_control_mode not in CONTROL_MODES:
-        raise ValueError(f"entropy_control_mode={entropy_control_mode!r} is unknown: "
-                         f"choose one of {list(CONTROL_MODES)}")
-    shapes = {"log_probs": log_probs, "old_log_probs": old_log_probs, "entropy": entropy, "advantages": advantages,
-              "action_mask": action_mask}
+        raise ValueError(
+            f"entropy_control_mode={entropy_control_mode!r} is unknown: choose one of {list(CONTROL_MODES)}"
+        )
+    shapes = {
+        "log_probs": log_probs,
+        "old_log_probs": old_log_probs,
+        "entropy": entropy,
+        "advantages": advantages,
+        "action_mask": action_mask,
+    }
     for name, tensor in shapes.items():
         if tensor.shape != log_probs.shape:
-            raise ValueError(f"steer_weights: {name} has shape {tuple(tensor.shape)}, expected {tuple(log_probs.shape)} like log_probs")
+            raise ValueError(
+                f"steer_weights: {name} has shape {tuple(tensor.shape)}, expected {tuple(log_probs.shape)} like "
+                f"log_probs"
+            )
     mask = action_mask.bool()
     omega = first_order_entropy_change(log_probs, old_log_probs, entropy, advantages, prob_power=prob_power)
     omega = torch.where(mask, omega, torch.zeros_like(omega))
@@ -196,42 +221,121 @@ def steer_weights(
     if entropy_control_mode == "asymmetric":
         metric = -omega
         stats = dict(window) if window is not None else omega_statistics(metric, mask, with_threshold=False)
-        weights = asymmetric_weights(metric, mask, stats, mapping=mapping, lambda_min=lambda_min,
-                                     lambda_max=lambda_max, omega_floor=omega_floor)
+        weights = asymmetric_weights(
+            metric, mask, stats, mapping=mapping, lambda_min=lambda_min, lambda_max=lambda_max, omega_floor=omega_floor
+        )
         return weights, omega
     ranked = omega if binary_rank == "signed" else None
-    stats = dict(window) if window is not None else omega_statistics(omega_abs, mask, binary_top_fraction,
-                                                                      with_threshold=mapping == "binary", ranked=ranked)
-    weights = omega_to_weights(omega_abs, mask, stats, mapping=mapping, lambda_min=lambda_min,
-                               lambda_max=lambda_max, omega_floor=omega_floor, omega=omega, binary_rank=binary_rank)
+    stats = (
+        dict(window)
+        if window is not None
+        else omega_statistics(omega_abs, mask, binary_top_fraction, with_threshold=mapping == "binary", ranked=ranked)
+    )
+    weights = omega_to_weights(
+        omega_abs,
+        mask,
+        stats,
+        mapping=mapping,
+        lambda_min=lambda_min,
+        lambda_max=lambda_max,
+        omega_floor=omega_floor,
+        omega=omega,
+        binary_rank=binary_rank,
+    )
     return weights, omega
 
 
 @dataclass
 class SteerConfig(MethodConfig):
-    lambda_min: float = field(default=0.8, metadata={"help": f"Smallest token weight lambda_min ({PAPER}; scripts 0.8, paper range 0.6-0.8; default 0.8)."})
-    lambda_max: float = field(default=1.0, metadata={"help": f"Largest weight, used by the linear mapping only ({PAPER}; linear scripts 1.2; default 1.0)."})
-    mapping: str = field(default="exp", metadata={"help": f"exp | linear | binary: |Omega| -> weight ({PAPER}; code default in scripts exp; binary = paper ablation, top fraction gets lambda_min; default exp)."})
-    prob_power: int = field(default=2, metadata={"help": f"Exponent of (1 - p) in Omega: 2 = paper and first code release, 1 = later .py ({PAPER}; default 2)."})
-    omega_floor: float = field(default=0.02, metadata={"help": f"Floor of max|Omega| in the exp mapping's k = -ln(lambda_min)/max(max|Omega|, floor) ({PAPER} code; default 0.02)."})
-    binary_top_fraction: float = field(default=0.2, metadata={"help": f"Fraction of valid tokens ranked highest (see binary_rank) that get lambda_min in the binary mapping ({PAPER} Sec. 5.2 ablation: Q_0.8, the top 20%; default 0.2)."})
-    entropy_control_mode: str = field(default="symmetric", metadata={"help": "symmetric: weights shrink with |Omega| (paper Sec. 4, Eq. 10; authors' code b31df71); asymmetric: only entropy-lowering tokens are down-weighted, weights follow the signed -Omega, exp clamp(exp(k m), lambda_min, lambda_max) or linear ascending (the authors' later revision 08add1cc, read from a verbatim copy of its compute_token_weights; its run_asymmetric.sh uses mapping linear, lambda_min 0.9, lambda_max 1.0, so entropy-raising tokens are not amplified) (default symmetric)."})
-    binary_rank: str = field(default="abs", metadata={"help": f"Binary mapping's ranking: abs = |Omega| (down-weights large entropy changes of either sign, like exp/linear) or signed = Omega itself, the paper's rule lambda_min where Omega > Q_0.8(Omega) ({PAPER} Sec. 5.2, Table 2) (default abs)."})
-    entropy_source: str = field(default="old", metadata={"help": f"Entropy H in Omega: old = rollout policy (authors' code), current = the training forward ({PAPER}; default old)."})
-    stat_scope: str = field(default="micro_batch", metadata={"help": f"Set over which max/min/quantile of |Omega| are taken: micro_batch (authors' code, per GPU) or mini_batch (optimizer-step window, paper wording) ({PAPER}; default micro_batch)."})
+    lambda_min: float = field(
+        default=0.8,
+        metadata={
+            "help": f"Smallest token weight lambda_min ({PAPER}; scripts 0.8, paper range 0.6-0.8; default 0.8)."
+        },
+    )
+    lambda_max: float = field(
+        default=1.0,
+        metadata={
+            "help": f"Largest weight, used by the linear mapping only ({PAPER}; linear scripts 1.2; default 1.0)."
+        },
+    )
+    mapping: str = field(
+        default="exp",
+        metadata={
+            "help": f"exp | linear | binary: |Omega| -> weight ({PAPER}; code default in scripts exp; binary = paper "
+            f"ablation, top fraction gets lambda_min; default exp)."
+        },
+    )
+    prob_power: int = field(
+        default=2,
+        metadata={
+            "help": f"Exponent of (1 - p) in Omega: 2 = paper and first code release, 1 = later .py ({PAPER}; default "
+            f"2)."
+        },
+    )
+    omega_floor: float = field(
+        default=0.02,
+        metadata={
+            "help": f"Floor of max|Omega| in the exp mapping's k = -ln(lambda_min)/max(max|Omega|, floor) ({PAPER} "
+            f"code; default 0.02)."
+        },
+    )
+    binary_top_fraction: float = field(
+        default=0.2,
+        metadata={
+            "help": f"Fraction of valid tokens ranked highest (see binary_rank) that get lambda_min in the binary "
+            f"mapping ({PAPER} Sec. 5.2 ablation: Q_0.8, the top 20%; default 0.2)."
+        },
+    )
+    entropy_control_mode: str = field(
+        default="symmetric",
+        metadata={
+            "help": "symmetric: weights shrink with |Omega| (paper Sec. 4, Eq. 10; authors' code b31df71); asymmetric: "
+            "only entropy-lowering tokens are down-weighted, weights follow the signed -Omega, exp clamp(exp(k "
+            "m), lambda_min, lambda_max) or linear ascending (the authors' later revision 08add1cc, read from a "
+            "verbatim copy of its compute_token_weights; its run_asymmetric.sh uses mapping linear, lambda_min "
+            "0.9, lambda_max 1.0, so entropy-raising tokens are not amplified) (default symmetric)."
+        },
+    )
+    binary_rank: str = field(
+        default="abs",
+        metadata={
+            "help": f"Binary mapping's ranking: abs = |Omega| (down-weights large entropy changes of either sign, like "
+            f"exp/linear) or signed = Omega itself, the paper's rule lambda_min where Omega > Q_0.8(Omega) "
+            f"({PAPER} Sec. 5.2, Table 2) (default abs)."
+        },
+    )
+    entropy_source: str = field(
+        default="old",
+        metadata={
+            "help": f"Entropy H in Omega: old = rollout policy (authors' code), current = the training forward "
+            f"({PAPER}; default old)."
+        },
+    )
+    stat_scope: str = field(
+        default="micro_batch",
+        metadata={
+            "help": f"Set over which max/min/quantile of |Omega| are taken: micro_batch (authors' code, per GPU) or "
+            f"mini_batch (optimizer-step window, paper wording) ({PAPER}; default micro_batch)."
+        },
+    )
 
     def validate(self) -> None:
         check_choice(self, "mapping", STEER_MAPPINGS)
         check_range(self, "lambda_min", 0.0, 1.0, low_open=True, hint="code default 0.8")
-        check_range(self, "lambda_max", self.lambda_min, None, hint="lambda_max >= lambda_min; 1.2 in the linear scripts")
+        check_range(
+            self, "lambda_max", self.lambda_min, None, hint="lambda_max >= lambda_min; 1.2 in the linear scripts"
+        )
         check_choice(self, "prob_power", (1, 2))
         check_range(self, "omega_floor", 0.0, None, low_open=True, hint="code default 0.02")
         check_range(self, "binary_top_fraction", 0.0, 1.0, low_open=True, hint="paper ablation 0.2")
         check_choice(self, "binary_rank", BINARY_RANKS)
         check_choice(self, "entropy_control_mode", CONTROL_MODES)
         if self.entropy_control_mode == "asymmetric" and self.mapping == "binary":
-            raise ValueError("SteerConfig.entropy_control_mode=asymmetric has exp and linear mappings only "
-                             "(the authors' code has no binary mapping); use mapping exp or linear")
+            raise ValueError(
+                "SteerConfig.entropy_control_mode=asymmetric has exp and linear mappings only "
+                "(the authors' code has no binary mapping); use mapping exp or linear"
+            )
         check_choice(self, "entropy_source", ("old", "current"))
         check_choice(self, "stat_scope", STAT_SCOPES)
 
@@ -246,8 +350,13 @@ class Steer(WindowStatsMethod):
 
     def _omega(self, inputs: LossInputs) -> Tensor:
         """Signed Omega, 0 on masked positions."""
-        omega = first_order_entropy_change(inputs.log_probs, inputs.old_log_probs, self.source_entropy(inputs),
-                                           inputs.advantages, prob_power=self.config.prob_power)
+        omega = first_order_entropy_change(
+            inputs.log_probs,
+            inputs.old_log_probs,
+            self.source_entropy(inputs),
+            inputs.advantages,
+            prob_power=self.config.prob_power,
+        )
         return torch.where(inputs.action_mask.bool(), omega, torch.zeros_like(omega))
 
     def _omega_abs(self, inputs: LossInputs) -> Tensor:
@@ -308,18 +417,40 @@ class Steer(WindowStatsMethod):
             try:
                 stats = {k: inputs.window_stats[f"steer/{k}"] for k in ("max", "min", "threshold", "count")}
             except KeyError:
-                raise ValueError("steer with stat_scope=mini_batch needs LossInputs.window_stats from method.window_stats(...) "
-                                 "over the optimizer-step window; fix the adapter or use stat_scope=micro_batch") from None
+                raise ValueError(
+                    "steer with stat_scope=mini_batch needs LossInputs.window_stats from method.window_stats(...) "
+                    "over the optimizer-step window; fix the adapter or use stat_scope=micro_batch"
+                ) from None
         else:
-            stats = omega_statistics(mapped, mask, c.binary_top_fraction, with_threshold=c.mapping == "binary",
-                                     ranked=omega if c.binary_rank == "signed" else None)
+            stats = omega_statistics(
+                mapped,
+                mask,
+                c.binary_top_fraction,
+                with_threshold=c.mapping == "binary",
+                ranked=omega if c.binary_rank == "signed" else None,
+            )
         if self._asymmetric:
-            weights = asymmetric_weights(mapped, mask, stats, mapping=c.mapping, lambda_min=c.lambda_min,
-                                         lambda_max=c.lambda_max, omega_floor=c.omega_floor)
+            weights = asymmetric_weights(
+                mapped,
+                mask,
+                stats,
+                mapping=c.mapping,
+                lambda_min=c.lambda_min,
+                lambda_max=c.lambda_max,
+                omega_floor=c.omega_floor,
+            )
         else:
-            weights = omega_to_weights(omega_abs, mask, stats, mapping=c.mapping, lambda_min=c.lambda_min,
-                                       lambda_max=c.lambda_max, omega_floor=c.omega_floor, omega=omega,
-                                       binary_rank=c.binary_rank)
+            weights = omega_to_weights(
+                omega_abs,
+                mask,
+                stats,
+                mapping=c.mapping,
+                lambda_min=c.lambda_min,
+                lambda_max=c.lambda_max,
+                omega_floor=c.omega_floor,
+                omega=omega,
+                binary_rank=c.binary_rank,
+            )
         abs_max = max(abs(stats["max"]), abs(stats["min"])) if self._asymmetric else stats["max"]
         self._record(omega_abs_max=abs_max, omega_abs_mean=float(omega_abs[mask].mean()) if bool(mask.any()) else 0.0)
         return weights

@@ -7,6 +7,7 @@ of one optimizer step (``mini_batch``, the papers' wording). For the latter the 
 ``LossInputs.window_stats``; under data parallelism it all-reduces the reducible keys and gathers the
 values of quantiles (``openrlhf_steer.integration.window_reduce``).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping

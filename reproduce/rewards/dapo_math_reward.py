@@ -16,6 +16,7 @@ fixes the rule to ``strict_box`` for runs whose Ray workers do not see the launc
 OpenRLHF calls ``reward_func(queries, prompts, labels)`` with one sample per call; ``queries`` are the
 decoded prompt + response with special tokens kept, which are removed here as verl's decoding does.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,7 @@ def active_rule() -> str:
 def response_of(query: str, prompt: str) -> str:
     """The generated part of ``query`` (OpenRLHF passes prompt + response), without special tokens."""
     if prompt and query.startswith(prompt):
-        response = query[len(prompt):]
+        response = query[len(prompt) :]
     else:
         marker = "<|im_start|>assistant"  # Qwen chat template; other templates fall back to the whole text
         response = query.rsplit(marker, 1)[-1] if marker in query else query
@@ -51,8 +52,9 @@ def score(response: str, label: str, rule: str = DEFAULT_RULE) -> float:
     return dapo_score(response, str(label), rule)[0]
 
 
-def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[str], rule: str = "",
-                **_: object) -> Dict[str, object]:
+def reward_func(
+    queries: Sequence[str], prompts: Sequence[str], labels: Sequence[str], rule: str = "", **_: object
+) -> Dict[str, object]:
     import torch  # imported here: OpenRLHF's engines already have it; tests of the rule above do not need it
 
     rule = rule or active_rule()

@@ -4,6 +4,7 @@ The STEER repository's ``math_dapo.compute_score`` defaults to ``strict_box_veri
 here rather than through an environment variable, which Ray workers on a pre-started cluster do not inherit.
 Everything else is ``dapo_math_reward.py`` beside this file (OpenRLHF loads reward files by path).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -17,6 +18,8 @@ _spec.loader.exec_module(_base)
 RULE = "strict_box"
 
 
-def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[str], **kwargs: object) -> Dict[str, object]:
+def reward_func(
+    queries: Sequence[str], prompts: Sequence[str], labels: Sequence[str], **kwargs: object
+) -> Dict[str, object]:
     kwargs.pop("rule", None)
     return _base.reward_func(queries, prompts, labels, rule=RULE, **kwargs)

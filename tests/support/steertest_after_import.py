@@ -1,4 +1,5 @@
 """Run a function on a module right after it is first imported (test support for CPU stand-ins)."""
+
 from __future__ import annotations
 
 import importlib.abc

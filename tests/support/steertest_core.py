@@ -1,4 +1,5 @@
 """Helpers for the core method-library tests: build [B, T] LossInputs from nested lists."""
+
 import math
 
 import torch

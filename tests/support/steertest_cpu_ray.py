@@ -16,6 +16,7 @@ every worker process and arranges, each applied only when the module involved is
 Everything else runs as OpenRLHF ships it. :func:`report` (observation only) writes what the
 policy actors used and restored to the e2e report file.
 """
+
 from __future__ import annotations
 
 import os
@@ -93,15 +94,26 @@ def _record_policy_actor(module) -> None:
 
     def init_model_from_pretrained(self, strategy, *args, **kwargs):
         init(self, strategy, *args, **kwargs)
-        report({"event": "policy_actor", "loss_class": type(self.trainer.actor_loss_fn).__name__,
-                "trainer_class": type(self.trainer).__name__, "rank": strategy.get_rank(),
-                "run": strategy.args.logger.tensorboard_dir})
+        report(
+            {
+                "event": "policy_actor",
+                "loss_class": type(self.trainer.actor_loss_fn).__name__,
+                "trainer_class": type(self.trainer).__name__,
+                "rank": strategy.get_rank(),
+                "run": strategy.args.logger.tensorboard_dir,
+            }
+        )
 
     def _restore_entropy_control(self, checkpoint_states):
         restored = restore(self, checkpoint_states)
         if restored:
-            report({"event": "restored", "state": self._entropy_control.state_dict(),
-                    "run": self.strategy.args.logger.tensorboard_dir})
+            report(
+                {
+                    "event": "restored",
+                    "state": self._entropy_control.state_dict(),
+                    "run": self.strategy.args.logger.tensorboard_dir,
+                }
+            )
         return restored
 
     cls.init_model_from_pretrained = init_model_from_pretrained

@@ -2,6 +2,7 @@
 (gloo, ZeRO-2, fp32), our EntropyControlActorPPOTrainer, one optimizer-step window of 2 micro-batches through
 the window iterator. Prints JSON: DeepSpeed's global grad norm of that step and the norm of the
 independently computed gradient of the window's loss (core PolicyLoss, window token count)."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,13 @@ def main(model_dir: str, cases_json: str) -> None:
     """``cases_json``: a JSON list of [method, config] pairs; prints one JSON line per case."""
     torch.cuda.set_device = lambda *a, **k: None  # OpenRLHF sets the CUDA device when LOCAL_RANK is set
     torch.cuda.current_device = lambda: "cpu"  # strategy.all_reduce moves CPU tensors to "the" device
-    os.environ.update(LOCAL_RANK="0", RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=os.environ.get("STEERTEST_PORT", "29533"))
+    os.environ.update(
+        LOCAL_RANK="0",
+        RANK="0",
+        WORLD_SIZE="1",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=os.environ.get("STEERTEST_PORT", "29533"),
+    )
     from steertest_openrlhf import make_args
 
     from openrlhf.utils.deepspeed import DeepspeedStrategy
@@ -30,12 +36,30 @@ def main(model_dir: str, cases_json: str) -> None:
     entropy_patch.install()
     install_window_iterator()
     args = make_args(seed=5)
-    args.ds = NS(packing_samples=False, tensor_parallel_size=1, param_dtype="fp32", zero_stage=2, adam_offload=False,
-                 zpg=1, use_universal_ckpt=False, grad_accum_dtype=None, overlap_comm=False, deepcompile=False,
-                 ring_attn_size=1, enable_sleep=False)
+    args.ds = NS(
+        packing_samples=False,
+        tensor_parallel_size=1,
+        param_dtype="fp32",
+        zero_stage=2,
+        adam_offload=False,
+        zpg=1,
+        use_universal_ckpt=False,
+        grad_accum_dtype=None,
+        overlap_comm=False,
+        deepcompile=False,
+        ring_attn_size=1,
+        enable_sleep=False,
+    )
     args.local_rank = -1
-    strategy = DeepspeedStrategy(seed=1, full_determinism=False, max_norm=1e9, micro_train_batch_size=3,
-                                 train_batch_size=6, zero_stage=2, args=args)
+    strategy = DeepspeedStrategy(
+        seed=1,
+        full_determinism=False,
+        max_norm=1e9,
+        micro_train_batch_size=3,
+        train_batch_size=6,
+        zero_stage=2,
+        args=args,
+    )
     strategy.setup_distributed()
     assert strategy.accumulated_gradient == 2
     for method, config in json.loads(cases_json):
@@ -48,7 +72,12 @@ def _one_window(model_dir, method, config, args, strategy):
 
     from openrlhf.trainer.ray.ppo_actor import ActorPPOTrainer
 
-    from openrlhf_steer.integration.actor_trainer import active_trainer, enable_entropy_control, step_seed, window_iterator
+    from openrlhf_steer.integration.actor_trainer import (
+        active_trainer,
+        enable_entropy_control,
+        step_seed,
+        window_iterator,
+    )
     from openrlhf_steer.integration.args import apply_method_args
     from openrlhf_steer.integration.flags import EntropyControlSpec
     from openrlhf_steer.integration.policy_loss import EntropyControlPolicyLoss
@@ -62,8 +91,14 @@ def _one_window(model_dir, method, config, args, strategy):
     apply_method_args(args, spec)
     plain = load_actor(model_dir).model  # independent copy (the engine's params carry ZeRO grad hooks)
     actor = load_actor(model_dir)
-    cfg = dict(optim="adam", adam={"lr": 1e-3, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.0},
-               lr_scheduler="constant", lr_warmup_ratio=0.0, max_norm=1e9, scheduler_steps=10)
+    cfg = dict(
+        optim="adam",
+        adam={"lr": 1e-3, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.0},
+        lr_scheduler="constant",
+        lr_warmup_ratio=0.0,
+        max_norm=1e9,
+        scheduler_steps=10,
+    )
     actor, optim, sched = strategy.prepare((actor, cfg))
 
     batches = []
@@ -86,13 +121,27 @@ def _one_window(model_dir, method, config, args, strategy):
     total = 0.0
     for seqs, attn, amask, old_lp, old_ent, adv in batches:
         lp, ent = reference_logprobs_entropy(model, seqs, attn)
-        inputs = LossInputs(log_probs=lp, old_log_probs=old_lp, advantages=adv, action_mask=amask,
-                            entropy=ent, old_entropy=old_ent, step=0, total_steps=10, epoch=1, total_epochs=1,
-                            generator=generator)
-        loss, _ = PolicyLoss(LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=10.0), reference)(inputs, num_tokens=window_tokens)
+        inputs = LossInputs(
+            log_probs=lp,
+            old_log_probs=old_lp,
+            advantages=adv,
+            action_mask=amask,
+            entropy=ent,
+            old_entropy=old_ent,
+            step=0,
+            total_steps=10,
+            epoch=1,
+            total_epochs=1,
+            generator=generator,
+        )
+        loss, _ = PolicyLoss(LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=10.0), reference)(
+            inputs, num_tokens=window_tokens
+        )
         loss.backward()
         total += float(loss.detach())
-    expected_norm = float(torch.sqrt(sum((p.grad.float() ** 2).sum() for p in model.parameters() if p.grad is not None)))
+    expected_norm = float(
+        torch.sqrt(sum((p.grad.float() ** 2).sum() for p in model.parameters() if p.grad is not None))
+    )
 
     trainer = ActorPPOTrainer.__new__(ActorPPOTrainer)
     trainer.strategy, trainer.args, trainer.actor, trainer.ema_model = strategy, args, actor, None
@@ -105,9 +154,14 @@ def _one_window(model_dir, method, config, args, strategy):
         for step, (exp, info) in enumerate(window_iterator(iter(experiences), strategy, 2, lambda e: e.action_mask)):
             status = trainer.training_step(exp, 0.0, step, info)
             logged.append(float(status["metrics"]["policy_loss"]))
-    return {"ds_grad_norm": float(strategy.get_grad_norm(actor)), "expected_norm": expected_norm,
-            "logged_sum": sum(logged) / 2.0, "expected_loss": total, "optimizer_steps": state.optimizer_step,
-            "engine_steps": int(actor.model.global_steps)}
+    return {
+        "ds_grad_norm": float(strategy.get_grad_norm(actor)),
+        "expected_norm": expected_norm,
+        "logged_sum": sum(logged) / 2.0,
+        "expected_loss": total,
+        "optimizer_steps": state.optimizer_step,
+        "engine_steps": int(actor.model.global_steps),
+    }
 
 
 if __name__ == "__main__":

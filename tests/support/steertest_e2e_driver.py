@@ -6,6 +6,7 @@ engine actors and the weight broadcast replaced (:mod:`steertest_rollout_engine`
 calls of :mod:`steertest_cpu_ray`. Writes ``{"name", "rc", "error", "seconds"}`` per run to
 ``plan["results"]`` (JSON lines).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,13 +22,27 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def _start_ray(plan) -> None:
     import ray
 
-    env = {key: os.environ[key] for key in ("PYTHONPATH", "TORCHDYNAMO_DISABLE", "HF_HUB_OFFLINE",
-                                            "TOKENIZERS_PARALLELISM", "OPENRLHF_STEER_REWARD_WORKERS",
-                                            "STEERTEST_E2E_REPORT", "OMP_NUM_THREADS") if key in os.environ}
+    env = {
+        key: os.environ[key]
+        for key in (
+            "PYTHONPATH",
+            "TORCHDYNAMO_DISABLE",
+            "HF_HUB_OFFLINE",
+            "TOKENIZERS_PARALLELISM",
+            "OPENRLHF_STEER_REWARD_WORKERS",
+            "STEERTEST_E2E_REPORT",
+            "OMP_NUM_THREADS",
+        )
+        if key in os.environ
+    }
     env["DS_ACCELERATOR"] = "cpu"
-    ray.init(num_cpus=plan.get("num_cpus", 4), num_gpus=plan.get("num_gpus", 2), include_dashboard=False,
-             log_to_driver=True, runtime_env={"env_vars": env,
-                                              "worker_process_setup_hook": "steertest_cpu_ray.setup_worker"})
+    ray.init(
+        num_cpus=plan.get("num_cpus", 4),
+        num_gpus=plan.get("num_gpus", 2),
+        include_dashboard=False,
+        log_to_driver=True,
+        runtime_env={"env_vars": env, "worker_process_setup_hook": "steertest_cpu_ray.setup_worker"},
+    )
 
 
 def _remove_placement_groups() -> None:

@@ -1,5 +1,6 @@
 """Helpers for the OpenRLHF integration tests: a tiny random Qwen2, OpenRLHF-shaped args, a fake
 DeepSpeed strategy and an ``ActorPPOTrainer`` built without its CUDA-only ``__init__``."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -14,9 +15,16 @@ def save_tiny_qwen2(path, seed: int = 0) -> str:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                         tie_word_embeddings=False)
+    config = Qwen2Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=False,
+    )
     model = Qwen2ForCausalLM(config)
     # Larger output weights than the default init so that entropies and probabilities vary per token.
     with torch.no_grad():
@@ -33,15 +41,38 @@ def load_actor(path, temperature: float = 1.0):
     return actor
 
 
-def make_args(*, entropy_coef=None, eps=(0.2, 0.28), dual_clip=10.0, loss_agg_mode="token-mean",
-              seed: int = 7, num_episodes: int = 1, kl_use_loss: bool = False, kl_coef: float = 0.0):
+def make_args(
+    *,
+    entropy_coef=None,
+    eps=(0.2, 0.28),
+    dual_clip=10.0,
+    loss_agg_mode="token-mean",
+    seed: int = 7,
+    num_episodes: int = 1,
+    kl_use_loss: bool = False,
+    kl_coef: float = 0.0,
+):
     ns = SimpleNamespace
     return ns(
-        actor=ns(entropy_coef=entropy_coef, eps_clip=eps[0], eps_clip_low_high=list(eps), dual_clip=dual_clip,
-                 loss_agg_mode=loss_agg_mode, policy_loss_type="ppo", aux_loss_coef=0.0),
-        algo=ns(kl=ns(use_loss=kl_use_loss, init_coef=kl_coef, estimator="k1", unbiased_gradient=False),
-                advantage=ns(is_correction_level="off", is_correction_mode="mask", is_correction_gating="ratio",
-                             is_correction_threshold=[0.5, 5.0], estimator="group_norm")),
+        actor=ns(
+            entropy_coef=entropy_coef,
+            eps_clip=eps[0],
+            eps_clip_low_high=list(eps),
+            dual_clip=dual_clip,
+            loss_agg_mode=loss_agg_mode,
+            policy_loss_type="ppo",
+            aux_loss_coef=0.0,
+        ),
+        algo=ns(
+            kl=ns(use_loss=kl_use_loss, init_coef=kl_coef, estimator="k1", unbiased_gradient=False),
+            advantage=ns(
+                is_correction_level="off",
+                is_correction_mode="mask",
+                is_correction_gating="ratio",
+                is_correction_threshold=[0.5, 5.0],
+                estimator="group_norm",
+            ),
+        ),
         train=ns(dynamic_batch_enable=False, async_enable=False, seed=seed, num_episodes=num_episodes, max_epochs=1),
         ds=ns(packing_samples=False, tensor_parallel_size=1),
         rollout=ns(n_samples_per_prompt=2),
@@ -96,8 +127,10 @@ def make_trainer(actor, args, lr: float = 0.0):
     trainer.replay_buffer = None  # only read in dynamic-batch mode
     trainer.max_epochs = 1
     trainer.actor_loss_fn = EntropyControlPolicyLoss(
-        clip_eps_low=args.actor.eps_clip_low_high[0], clip_eps_high=args.actor.eps_clip_low_high[1],
-        dual_clip=args.actor.dual_clip, token_level_loss=args.actor.loss_agg_mode == "token-mean",
+        clip_eps_low=args.actor.eps_clip_low_high[0],
+        clip_eps_high=args.actor.eps_clip_low_high[1],
+        dual_clip=args.actor.dual_clip,
+        token_level_loss=args.actor.loss_agg_mode == "token-mean",
         policy_loss_type="ppo",
     )
     return trainer
@@ -116,7 +149,7 @@ def make_batch(seed: int = 1, batch: int = 3, seqlen: int = 12, prompt_len: int 
     action_mask = torch.zeros(batch, seqlen - 1, dtype=torch.bool)
     for row in range(batch):
         valid = int(attention_mask[row].sum())
-        action_mask[row, prompt_len - 1: valid - 1] = True  # tokens prompt_len..valid-1 predicted at t-1
+        action_mask[row, prompt_len - 1 : valid - 1] = True  # tokens prompt_len..valid-1 predicted at t-1
     return sequences, attention_mask, action_mask
 
 
@@ -134,5 +167,11 @@ def reference_logprobs_entropy(model, sequences, attention_mask, temperature: fl
 def make_experience(sequences, attention_mask, action_mask, old_log_probs, advantages, info=None):
     from openrlhf.trainer.ppo_utils.experience import Experience
 
-    return Experience(sequences=sequences, attention_mask=attention_mask, action_mask=action_mask,
-                      action_log_probs=old_log_probs, advantages=advantages, info=dict(info or {}))
+    return Experience(
+        sequences=sequences,
+        attention_mask=attention_mask,
+        action_mask=action_mask,
+        action_log_probs=old_log_probs,
+        advantages=advantages,
+        info=dict(info or {}),
+    )

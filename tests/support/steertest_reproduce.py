@@ -1,4 +1,5 @@
 """Helpers for the reproduction-suite tests: put reproduce/ on sys.path, run run_table.main in-process."""
+
 import contextlib
 import importlib.util
 import io
@@ -39,5 +40,5 @@ def train_commands(stdout):
     cmds = []
     for line in stdout.splitlines():
         if line.startswith("[train] ") and " -m openrlhf_steer.apps.train " in line:
-            cmds.append(shlex.split(line[len("[train] "):]))
+            cmds.append(shlex.split(line[len("[train] ") :]))
     return cmds

@@ -16,6 +16,7 @@ Each ``generate_responses`` call appends a JSON line to ``$STEERTEST_E2E_REPORT`
 whether DeepSpeed / ``openrlhf.models`` are imported, weight version), so a test can check the
 engine process never imports DeepSpeed and that new weights arrive.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,14 +61,20 @@ class StandInRolloutEngine:
 
         temperature = float(getattr(params, "temperature", 1.0) or 1.0)
         config = GenerationConfig(
-            do_sample=True, temperature=temperature, top_p=float(getattr(params, "top_p", 1.0) or 1.0), top_k=0,
-            max_new_tokens=int(params.max_tokens), min_new_tokens=int(getattr(params, "min_tokens", 0) or 0),
-            eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
-            output_scores=True, return_dict_in_generate=True,
+            do_sample=True,
+            temperature=temperature,
+            top_p=float(getattr(params, "top_p", 1.0) or 1.0),
+            top_k=0,
+            max_new_tokens=int(params.max_tokens),
+            min_new_tokens=int(getattr(params, "min_tokens", 0) or 0),
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+            output_scores=True,
+            return_dict_in_generate=True,
         )
         ids = torch.tensor([prompt_token_ids], dtype=torch.long)
         out = self.model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config)
-        tokens = out.sequences[0, ids.shape[1]:].tolist()
+        tokens = out.sequences[0, ids.shape[1] :].tolist()
         eos = self.tokenizer.eos_token_id
         if eos in tokens:
             tokens = tokens[: tokens.index(eos) + 1]
@@ -79,8 +86,9 @@ class StandInRolloutEngine:
                 logprobs.append({token: SimpleNamespace(logprob=float(processed[token]))})
         finish = "stop" if tokens and tokens[-1] == eos else "length"
         text = self.tokenizer.decode(tokens, skip_special_tokens=bool(getattr(params, "skip_special_tokens", False)))
-        return SimpleNamespace(outputs=[SimpleNamespace(token_ids=tokens, text=text, finish_reason=finish,
-                                                        logprobs=logprobs)])
+        return SimpleNamespace(
+            outputs=[SimpleNamespace(token_ids=tokens, text=text, finish_reason=finish, logprobs=logprobs)]
+        )
 
     async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
         self._report()
@@ -90,8 +98,13 @@ class StandInRolloutEngine:
         path = os.environ.get(REPORT_ENV)
         if not path:
             return
-        line = {"event": "engine", "pid": os.getpid(), "deepspeed": "deepspeed" in sys.modules,
-                "openrlhf_models": "openrlhf.models" in sys.modules, "weight_version": self.weight_version}
+        line = {
+            "event": "engine",
+            "pid": os.getpid(),
+            "deepspeed": "deepspeed" in sys.modules,
+            "openrlhf_models": "openrlhf.models" in sys.modules,
+            "weight_version": self.weight_version,
+        }
         with open(path, "a") as handle:
             handle.write(json.dumps(line) + "\n")
 
@@ -102,8 +115,9 @@ class StandInRolloutEngine:
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         tied = {"lm_head.weight"} if getattr(self.model.config, "tie_word_embeddings", False) else set()
         if unexpected or set(missing) - tied:
-            raise RuntimeError(f"weight update does not match the engine model: missing {missing}, "
-                               f"unexpected {unexpected}")
+            raise RuntimeError(
+                f"weight update does not match the engine model: missing {missing}, unexpected {unexpected}"
+            )
         self.weight_version += 1
         return self.weight_version
 
@@ -124,14 +138,34 @@ StandInRolloutEngine.generate_responses = _openrlhf_generate_responses()
 StandInRolloutEngineRemote = ray.remote(StandInRolloutEngine)
 
 
-def create_standin_engines(num_engines, tensor_parallel_size, pretrain, seed, full_determinism, enable_prefix_caching,
-                           enforce_eager, max_model_len, shared_pg=None, gpu_memory_utilization=None,
-                           vllm_enable_sleep=False, logprobs_mode=None, agent_func_path: Optional[str] = None,
-                           remote_rm_url=None, max_images_per_prompt: int = 0):
+def create_standin_engines(
+    num_engines,
+    tensor_parallel_size,
+    pretrain,
+    seed,
+    full_determinism,
+    enable_prefix_caching,
+    enforce_eager,
+    max_model_len,
+    shared_pg=None,
+    gpu_memory_utilization=None,
+    vllm_enable_sleep=False,
+    logprobs_mode=None,
+    agent_func_path: Optional[str] = None,
+    remote_rm_url=None,
+    max_images_per_prompt: int = 0,
+):
     """``create_vllm_engines``' signature; ``num_engines`` stand-ins without a GPU."""
-    return [StandInRolloutEngineRemote.options(num_cpus=0, num_gpus=0).remote(
-        pretrain, seed + i, remote_rm_url=remote_rm_url, agent_func_path=agent_func_path,
-        logprobs=logprobs_mode is not None) for i in range(num_engines)]
+    return [
+        StandInRolloutEngineRemote.options(num_cpus=0, num_gpus=0).remote(
+            pretrain,
+            seed + i,
+            remote_rm_url=remote_rm_url,
+            agent_func_path=agent_func_path,
+            logprobs=logprobs_mode is not None,
+        )
+        for i in range(num_engines)
+    ]
 
 
 # ------------------------------------------------------------------------------ policy-actor side

@@ -1,4 +1,5 @@
 """Reward functions for OpenRLHF's ``--reward.remote_url /path/to/file.py`` hook."""
+
 from __future__ import annotations
 
 import os

@@ -20,6 +20,7 @@ Settings (environment variables, read once per process):
 
 This file must stay importable without DeepSpeed or OpenRLHF (vLLM processes load it).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -85,7 +86,7 @@ def response_text(query: str, prompt: Optional[str]) -> str:
     query = "" if query is None else str(query)
     if prompt:
         if query.startswith(prompt):
-            query = query[len(prompt):]
+            query = query[len(prompt) :]
         else:  # the engine left-truncates long prompts: the query starts with a suffix of the prompt
             for keep in range(len(prompt) - 1, 15, -1):
                 if query.startswith(prompt[-keep:]):
@@ -109,7 +110,7 @@ def gradable_text(response: str, max_answer_chars: int) -> Tuple[Optional[str], 
                 return None, "no_answer"  # \boxed{} with nothing in it
             if len(boxed) > max_answer_chars:
                 return None, "no_answer"
-            return response[max(0, boxed_at - 200):], ""
+            return response[max(0, boxed_at - 200) :], ""
     return tail, ""
 
 
@@ -209,8 +210,10 @@ def reward_func(queries, prompts, labels, **kwargs):
     prompts = list(prompts) if prompts is not None else [None] * len(queries)
     labels = list(labels) if labels is not None else [None] * len(queries)
     if not (len(queries) == len(prompts) == len(labels)):
-        raise ValueError(f"reward_func got {len(queries)} queries, {len(prompts)} prompts and {len(labels)} labels; "
-                         "they must have one entry per sample")
+        raise ValueError(
+            f"reward_func got {len(queries)} queries, {len(prompts)} prompts and {len(labels)} labels; "
+            "they must have one entry per sample"
+        )
     responses = [response_text(q, p) for q, p in zip(queries, prompts)]
     outcomes = []
     for response, label in zip(responses, labels):

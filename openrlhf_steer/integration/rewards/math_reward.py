@@ -6,6 +6,7 @@ The implementation lives in the package module :mod:`openrlhf_steer.integration.
 grading service per process however often the file is loaded); see it for the settings
 (``OPENRLHF_STEER_REWARD_*`` environment variables). Imports neither DeepSpeed nor OpenRLHF.
 """
+
 import os
 import sys
 

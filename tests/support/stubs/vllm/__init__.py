@@ -1,4 +1,5 @@
 """CPU test stub for vllm: just the names openrlhf imports at module level."""
+
 __version__ = "0.29.0"
 
 
