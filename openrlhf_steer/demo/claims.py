@@ -177,7 +177,7 @@ CLAIMS: List[Claim] = [
           "H_end(negative_only) - H_end(positive_only), paired by seed; held if > 0", ("negative_only", "positive_only"),
           paired_claim("negative_only", "positive_only")),
     Claim("4", "Entropy-guided Pos-Adv-Reweight holds entropy near its target", "Pos-Adv Sec. 7.3",
-          f"|H_rollout(last tenth) - delta| / delta; held if the interval lies below {TARGET_TOLERANCE}",
+          f"abs(H_rollout(last tenth) - delta) / delta; held if the interval lies below {TARGET_TOLERANCE}",
           ("pos_adv_reweight",), target_claim("pos_adv_reweight")),
     *[Claim(f"5-{q}", f"Quadrant {q} intervention raises entropy against GRPO", "STEER Sec. 3.2.1, Fig. 6, App. D.2",
             f"H_end(quadrant_{q}) - H_end(grpo), paired by seed; held if > 0", (f"quadrant_{q}", "grpo"),
