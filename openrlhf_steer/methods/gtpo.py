@@ -1,6 +1,6 @@
 """GTPO and GRPO-S: entropy-weighted reward redistribution (Tan et al., arXiv 2508.04349).
 
-No code from the authors was found and the paper text could not be read here. The equations below
+The authors publish no code and the project holds no copy of the paper's text. The equations below
 are the paper's Eq. 3, 5 and 6 as transcribed by a third-party implementation that states it follows
 them (textpolicy, "paper-faithful GTPO", PR #59), and they agree with the abstract (entropy weight
 ratio H_{i,t} / sum_k H_{k,t}; high-entropy tokens of correct responses rewarded, confident tokens of
