@@ -1,4 +1,5 @@
 """The claims machinery on given numbers: intervals, verdicts and skipped claims computed by hand."""
+
 import math
 
 import numpy as np
@@ -39,8 +40,13 @@ def test_paired_differences_per_seed():
 
 
 def _result(**values):
-    return {"heldout_entropy": 0.5, "rollout_entropy_last": 0.5, "distinct_correct": 2.0,
-            "config": {"entropy_target": 0.3}, **values}
+    return {
+        "heldout_entropy": 0.5,
+        "rollout_entropy_last": 0.5,
+        "distinct_correct": 2.0,
+        "config": {"entropy_target": 0.3},
+        **values,
+    }
 
 
 def _claims(results, start):
@@ -50,8 +56,16 @@ def _claims(results, start):
 def test_ratio_and_paired_claims_on_given_numbers():
     start = {"entropy": 1.0, "distinct_correct": 3.0}
     results = {
-        "grpo_extreme": {0: _result(heldout_entropy=0.1), 1: _result(heldout_entropy=0.2), 2: _result(heldout_entropy=0.3)},
-        "steer_extreme": {0: _result(heldout_entropy=0.6), 1: _result(heldout_entropy=0.8), 2: _result(heldout_entropy=1.0)},
+        "grpo_extreme": {
+            0: _result(heldout_entropy=0.1),
+            1: _result(heldout_entropy=0.2),
+            2: _result(heldout_entropy=0.3),
+        },
+        "steer_extreme": {
+            0: _result(heldout_entropy=0.6),
+            1: _result(heldout_entropy=0.8),
+            2: _result(heldout_entropy=1.0),
+        },
     }
     claims = _claims(results, start)
     # 1a: ratios 0.1, 0.2, 0.3 (sd 0.1): 0.2 +- 2 * 0.1 / sqrt(3), all below 0.5
@@ -59,7 +73,9 @@ def test_ratio_and_paired_claims_on_given_numbers():
     assert claims["1a"]["interval"] == pytest.approx([0.2 - 0.2 * SE3, 0.2 + 0.2 * SE3])
     assert claims["1a"]["held"] is True
     # 1b: ratios 0.6, 0.8, 1.0 (sd 0.2): [0.569, 1.031] inside [0.5, 1.5]
-    assert claims["1b"]["interval"] == pytest.approx([0.8 - 0.4 * SE3, 0.8 + 0.4 * SE3]) and claims["1b"]["held"] is True
+    assert (
+        claims["1b"]["interval"] == pytest.approx([0.8 - 0.4 * SE3, 0.8 + 0.4 * SE3]) and claims["1b"]["held"] is True
+    )
     # 1c: paired differences 0.5, 0.6, 0.7 > 0
     assert claims["1c"]["per_seed"] == pytest.approx([0.5, 0.6, 0.7]) and claims["1c"]["held"] is True
     # every other claim lacks a run: skipped with the missing names, no verdict
@@ -69,8 +85,10 @@ def test_ratio_and_paired_claims_on_given_numbers():
 
 def test_a_noisy_difference_is_not_held():
     start = {"entropy": 1.0, "distinct_correct": 3.0}
-    results = {"clip_higher": {s: _result(heldout_entropy=h) for s, h in enumerate([0.5, 0.3, 0.7])},
-               "grpo": {s: _result(heldout_entropy=h) for s, h in enumerate([0.4, 0.4, 0.4])}}
+    results = {
+        "clip_higher": {s: _result(heldout_entropy=h) for s, h in enumerate([0.5, 0.3, 0.7])},
+        "grpo": {s: _result(heldout_entropy=h) for s, h in enumerate([0.4, 0.4, 0.4])},
+    }
     claim = _claims(results, start)["2b"]
     # differences 0.1, -0.1, 0.3: mean 0.1, sd 0.2, interval [-0.131, 0.331] contains 0
     assert claim["value"] == pytest.approx(0.1)
@@ -93,9 +111,15 @@ def test_estimator_claims_compare_per_seed_and_keep_the_paper_numbers():
         return {"tokens": 10, "omega": omega, "cov": cov, "zero": {"MSE": omega["MSE"] * 2}}
 
     seeds = {
-        0: _result(entropy_change=change({"MSE": 1e-4, "PCC": 0.5, "SRCC": 0.6}, {"MSE": 0.3, "PCC": 0.1, "SRCC": 0.7})),
-        1: _result(entropy_change=change({"MSE": 2e-4, "PCC": 0.4, "SRCC": 0.5}, {"MSE": 0.2, "PCC": 0.0, "SRCC": 0.6})),
-        2: _result(entropy_change=change({"MSE": 3e-4, "PCC": 0.6, "SRCC": 0.4}, {"MSE": 0.4, "PCC": 0.2, "SRCC": 0.5})),
+        0: _result(
+            entropy_change=change({"MSE": 1e-4, "PCC": 0.5, "SRCC": 0.6}, {"MSE": 0.3, "PCC": 0.1, "SRCC": 0.7})
+        ),
+        1: _result(
+            entropy_change=change({"MSE": 2e-4, "PCC": 0.4, "SRCC": 0.5}, {"MSE": 0.2, "PCC": 0.0, "SRCC": 0.6})
+        ),
+        2: _result(
+            entropy_change=change({"MSE": 3e-4, "PCC": 0.6, "SRCC": 0.4}, {"MSE": 0.4, "PCC": 0.2, "SRCC": 0.5})
+        ),
     }
     claims = _claims({"grpo": seeds}, {"entropy": 1.0, "distinct_correct": 3.0})
     assert claims["6-MSE"]["per_seed"] == pytest.approx([0.3 - 1e-4, 0.2 - 2e-4, 0.4 - 3e-4])
@@ -109,8 +133,16 @@ def test_estimator_claims_compare_per_seed_and_keep_the_paper_numbers():
 
 def test_an_undefined_per_seed_value_gives_no_verdict_instead_of_failing():
     nan = None  # JSON's null for a NaN statistic
-    seeds = {s: _result(entropy_change={"tokens": 5, "omega": {"MSE": 1e-4, "PCC": p, "SRCC": 0.1},
-                                        "cov": {"MSE": 0.3, "PCC": 0.0, "SRCC": 0.0}}) for s, p in enumerate([nan, 0.2])}
+    seeds = {
+        s: _result(
+            entropy_change={
+                "tokens": 5,
+                "omega": {"MSE": 1e-4, "PCC": p, "SRCC": 0.1},
+                "cov": {"MSE": 0.3, "PCC": 0.0, "SRCC": 0.0},
+            }
+        )
+        for s, p in enumerate([nan, 0.2])
+    }
     claims = _claims({"grpo": seeds}, {"entropy": 1.0, "distinct_correct": 3.0})
     assert claims["6-PCC"]["held"] is None and "no interval" in claims["6-PCC"]["skipped"]
     assert claims["6-MSE"]["held"] is True  # the other metrics keep their verdicts
@@ -119,16 +151,32 @@ def test_an_undefined_per_seed_value_gives_no_verdict_instead_of_failing():
 def test_diversity_claims():
     start = {"entropy": 1.0, "distinct_correct": 3.0}
     results = {
-        "grpo": {s: _result(heldout_entropy=h, distinct_correct=d) for s, (h, d) in enumerate([(0.2, 1.0), (0.3, 1.5), (0.1, 1.2)])},
-        "negative_only": {s: _result(heldout_entropy=h, distinct_correct=d) for s, (h, d) in enumerate([(0.8, 2.5), (0.9, 2.9), (0.7, 2.4)])},
-        "positive_only": {s: _result(heldout_entropy=h, distinct_correct=d) for s, (h, d) in enumerate([(0.4, 2.0), (0.1, 1.9), (0.5, 2.0)])},
+        "grpo": {
+            s: _result(heldout_entropy=h, distinct_correct=d)
+            for s, (h, d) in enumerate([(0.2, 1.0), (0.3, 1.5), (0.1, 1.2)])
+        },
+        "negative_only": {
+            s: _result(heldout_entropy=h, distinct_correct=d)
+            for s, (h, d) in enumerate([(0.8, 2.5), (0.9, 2.9), (0.7, 2.4)])
+        },
+        "positive_only": {
+            s: _result(heldout_entropy=h, distinct_correct=d)
+            for s, (h, d) in enumerate([(0.4, 2.0), (0.1, 1.9), (0.5, 2.0)])
+        },
     }
     claims = _claims(results, start)
     assert claims["7a"]["per_seed"] == pytest.approx([-2.0, -1.5, -1.8]) and claims["7a"]["held"] is True
     # Spearman per seed over the three runs, by hand: seed 0 ranks agree (1), seed 1 agree (1), seed 2: entropy
     # 0.1 < 0.5 < 0.7 against distinct 1.2 < 2.0 < 2.4: 1
-    expected = [float(sps.spearmanr([results[r][s]["heldout_entropy"] for r in results],
-                                    [results[r][s]["distinct_correct"] for r in results])[0]) for s in range(3)]
+    expected = [
+        float(
+            sps.spearmanr(
+                [results[r][s]["heldout_entropy"] for r in results],
+                [results[r][s]["distinct_correct"] for r in results],
+            )[0]
+        )
+        for s in range(3)
+    ]
     assert expected == pytest.approx([1.0, 0.5, 1.0])
     assert claims["7b"]["per_seed"] == pytest.approx(expected)
 
@@ -158,14 +206,18 @@ def test_omega_and_cov_estimates_by_hand():
     mask = torch.ones_like(adv)
     # means: A 0, log p (log .5 + log .25) / 2; estimate -(A - 0)(log p - mean)
     mean_lp = (math.log(0.5) + math.log(0.25)) / 2
-    assert cov_estimate(lp, adv, mask)[0].tolist() == pytest.approx([-(math.log(0.5) - mean_lp), (math.log(0.25) - mean_lp)])
+    assert cov_estimate(lp, adv, mask)[0].tolist() == pytest.approx(
+        [-(math.log(0.5) - mean_lp), (math.log(0.25) - mean_lp)]
+    )
 
 
 def test_summarise_reports_both_estimates_and_the_no_change_floor():
     from openrlhf_steer.demo.entropy_change import summarise
 
-    rows = [{"step": 0, "omega": [0.1, 0.0], "cov": [1.0, -1.0], "true": [0.2, -0.1]},
-            {"step": 1, "omega": [0.3], "cov": [0.5], "true": [0.1]}]
+    rows = [
+        {"step": 0, "omega": [0.1, 0.0], "cov": [1.0, -1.0], "true": [0.2, -0.1]},
+        {"step": 1, "omega": [0.3], "cov": [0.5], "true": [0.1]},
+    ]
     got = summarise(rows)
     assert got["tokens"] == 3 and got["steps"] == 2
     assert got["zero"]["MSE"] == pytest.approx((0.04 + 0.01 + 0.01) / 3)
@@ -184,9 +236,13 @@ def test_split_task_accepts_every_decomposition():
     task = get_task("split")
     assert task.question((4, 9)) == "13=" and task.target((4, 9)) == "4+9"
     assert task.reward((4, 9), "9+4") == 1.0 and task.reward((4, 9), "6+7") == 1.0
-    assert task.reward((4, 9), "5+9") == 0.0 and task.reward((4, 9), "13") == 0.0 and task.reward((4, 9), "4+9+0") == 0.0
+    assert (
+        task.reward((4, 9), "5+9") == 0.0 and task.reward((4, 9), "13") == 0.0 and task.reward((4, 9), "4+9+0") == 0.0
+    )
     assert task.answer_key((4, 9), "6+7") == "6+7" and task.answer_key((4, 9), "6+8") is None
-    assert task.correct_answers((4, 9)) == 6 and task.correct_answers((0, 0)) == 1 and task.correct_answers((4, 5)) == 10
+    assert (
+        task.correct_answers((4, 9)) == 6 and task.correct_answers((0, 0)) == 1 and task.correct_answers((4, 5)) == 10
+    )
     pool, prompts = task.split(seed=0, num_heldout=0)
     assert sorted(p[0] + p[1] for p in prompts) == list(range(19))
     assert set(pool) == {(a, b) for a in range(10) for b in range(10)}

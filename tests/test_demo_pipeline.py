@@ -8,7 +8,6 @@ import math
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -98,7 +97,7 @@ def test_claims_list_has_every_claim_with_an_interval_from_the_seed_values(quick
         assert claim["interval"] == pytest.approx([interval.low, interval.high])
         if claim["id"] == "7a":  # fewer distinct answers than the start: the whole interval below 0
             assert claim["held"] == (claim["interval"][1] < 0)
-        elif claim["id"] not in ("1a", "1b", "2a", "3a", "3b", "4"):  # differences claimed > 0 (others: ratio thresholds)
+        elif claim["id"] not in ("1a", "1b", "2a", "3a", "3b", "4"):  # differences claimed > 0 (others: ratios)
             assert claim["held"] == (claim["interval"][0] > 0), claim["id"]
     # the paired claims are differences of the written per-seed results
     results = {(r["run"], r["seed"]): r for r in json.loads((out / "results.json").read_text())["runs"]}
@@ -177,7 +176,6 @@ def test_estimator_analysis_json(quick_run):
         stats = est["estimators"][name]
         assert -1.0 <= stats["pearson"] <= 1.0 and -1.0 <= stats["spearman"] <= 1.0
         assert stats["mse"] >= 0 and stats["mse_scaled"] <= stats["mse_baseline_zero"] + 1e-15
-    eta = est["settings"]["sgd_lr"]
     for tok in est["tokens"]:
         assert tok["advantage"] != 0.0
         # Omega recomputed from the token's own p, H and A (r = 1 before the step): A (1-p)^2 (log p + H)

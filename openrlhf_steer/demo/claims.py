@@ -9,6 +9,7 @@ Entropy is the token-mean entropy of the final policy's own samples on the evalu
 (``heldout_entropy``), and ``H0`` the start model's on the same prompts; Pos-Adv-Reweight's target is
 checked on the statistic its controller reads (rollout entropy, mean of the last tenth of the steps).
 """
+
 from __future__ import annotations
 
 import math
@@ -73,15 +74,18 @@ def ratio_claim(run: str, *, above: Optional[float] = None, below: Optional[floa
         values = entropy_ratio(results, run, start)
         interval = mean_interval(values)
         return _outcome(values, interval, verdict(interval, above=above, below=below))
+
     return evaluate
 
 
-def paired_claim(run: str, base: str, key: str = "heldout_entropy", *, above: Optional[float] = 0.0,
-                 below: Optional[float] = None):
+def paired_claim(
+    run: str, base: str, key: str = "heldout_entropy", *, above: Optional[float] = 0.0, below: Optional[float] = None
+):
     def evaluate(results: Results, start: Mapping[str, Any]) -> Dict[str, Any]:
         values = paired(results, run, base, key)
         interval = mean_interval(values)
         return _outcome(values, interval, verdict(interval, above=above, below=below))
+
     return evaluate
 
 
@@ -92,6 +96,7 @@ def target_claim(run: str):
         values = [abs(float(results[run][s]["rollout_entropy_last"]) - t) / t for s, t in zip(seeds, targets)]
         interval = mean_interval(values)
         return _outcome(values, interval, verdict(interval, below=TARGET_TOLERANCE), target=targets[0])
+
     return evaluate
 
 
@@ -102,6 +107,7 @@ def _finite_or_nan(value: Optional[float]) -> float:
 
 def estimator_claim(metric: str):
     """Omega better than Cov on ``metric``: per seed Cov MSE - Omega MSE, or Omega r - Cov r, > 0."""
+
     def evaluate(results: Results, start: Mapping[str, Any]) -> Dict[str, Any]:
         run = next((r for r in results if all("entropy_change" in v for v in results[r].values())), None)
         if run is None:
@@ -115,15 +121,22 @@ def estimator_claim(metric: str):
         ours = {"Omega": mean_interval(omega).mean, "Cov": mean_interval(cov).mean}
         if metric == "MSE" and all("zero" in c for c in changes):
             ours["zero"] = mean_interval([c["zero"]["MSE"] for c in changes]).mean  # predicting no change
-        return _outcome(values, interval, verdict(interval, above=0.0), ours=ours,
-                        paper={name: PAPER_FIGURE2[name][metric] for name in ("Omega", "Cov")},
-                        tokens=sum(c["tokens"] for c in changes))
+        return _outcome(
+            values,
+            interval,
+            verdict(interval, above=0.0),
+            ours=ours,
+            paper={name: PAPER_FIGURE2[name][metric] for name in ("Omega", "Cov")},
+            tokens=sum(c["tokens"] for c in changes),
+        )
+
     return evaluate
 
 
 def require_diversity(results: Results, start: Mapping[str, Any]) -> None:
     if start.get("distinct_correct") is None or any(
-            r.get("distinct_correct") is None for by_seed in results.values() for r in by_seed.values()):
+        r.get("distinct_correct") is None for by_seed in results.values() for r in by_seed.values()
+    ):
         raise Skip("the task has one correct answer per prompt (no distinct answers to count)")
 
 
@@ -133,6 +146,7 @@ def diversity_vs_start(run: str):
         values = [v - float(start["distinct_correct"]) for v in per_seed(results, run, "distinct_correct")]
         interval = mean_interval(values)
         return _outcome(values, interval, verdict(interval, below=0.0), start=float(start["distinct_correct"]))
+
     return evaluate
 
 
@@ -152,45 +166,117 @@ def diversity_tracks_entropy(results: Results, start: Mapping[str, Any]) -> Dict
 
 
 CLAIMS: List[Claim] = [
-    Claim("1a", "GRPO collapses entropy under extreme clipping", "STEER Sec. 5.4, Fig. 14",
-          f"H_end / H0 of grpo_extreme; held if the interval lies below {COLLAPSE_RATIO}", ("grpo_extreme",),
-          ratio_claim("grpo_extreme", below=COLLAPSE_RATIO)),
-    Claim("1b", "STEER holds entropy in a band under extreme clipping", "STEER Sec. 5.4, Fig. 14",
-          f"H_end / H0 of steer_extreme; held if the interval lies inside {list(BAND)}", ("steer_extreme",),
-          ratio_claim("steer_extreme", above=BAND[0], below=BAND[1])),
-    Claim("1c", "STEER ends with more entropy than GRPO under extreme clipping", "STEER Sec. 5.4, Fig. 14",
-          "H_end(steer_extreme) - H_end(grpo_extreme), paired by seed; held if > 0", ("steer_extreme", "grpo_extreme"),
-          paired_claim("steer_extreme", "grpo_extreme")),
-    Claim("2a", "A large entropy-loss coefficient makes entropy explode", "Pos-Adv Sec. 2 / App. C.1 (Fig. 6); STEER Fig. 14",
-          f"H_end / H0 of entropy_loss; held if the interval lies above {EXPLODE_RATIO}", ("entropy_loss",),
-          ratio_claim("entropy_loss", above=EXPLODE_RATIO)),
-    Claim("2b", "Clip-higher raises entropy against GRPO", "STEER Fig. 7; Pos-Adv Fig. 3 / Sec. 6.1",
-          "H_end(clip_higher) - H_end(grpo), paired by seed; held if > 0", ("clip_higher", "grpo"),
-          paired_claim("clip_higher", "grpo")),
-    Claim("3a", "Training only on A <= 0 keeps entropy high", "Pos-Adv Sec. 7.2; STEER Fig. 8",
-          f"H_end / H0 of negative_only; held if the interval lies above {HIGH_RATIO}", ("negative_only",),
-          ratio_claim("negative_only", above=HIGH_RATIO)),
-    Claim("3b", "Training only on A >= 0 collapses entropy", "Pos-Adv Sec. 7.2; STEER Fig. 8",
-          f"H_end / H0 of positive_only; held if the interval lies below {COLLAPSE_RATIO}", ("positive_only",),
-          ratio_claim("positive_only", below=COLLAPSE_RATIO)),
-    Claim("3c", "A <= 0 ends with more entropy than A >= 0", "Pos-Adv Sec. 7.2; STEER Fig. 8",
-          "H_end(negative_only) - H_end(positive_only), paired by seed; held if > 0", ("negative_only", "positive_only"),
-          paired_claim("negative_only", "positive_only")),
-    Claim("4", "Entropy-guided Pos-Adv-Reweight holds entropy near its target", "Pos-Adv Sec. 7.3",
-          f"abs(H_rollout(last tenth) - delta) / delta; held if the interval lies below {TARGET_TOLERANCE}",
-          ("pos_adv_reweight",), target_claim("pos_adv_reweight")),
-    *[Claim(f"5-{q}", f"Quadrant {q} intervention raises entropy against GRPO", "STEER Sec. 3.2.1, Fig. 6, App. D.2",
-            f"H_end(quadrant_{q}) - H_end(grpo), paired by seed; held if > 0", (f"quadrant_{q}", "grpo"),
-            paired_claim(f"quadrant_{q}", "grpo")) for q in ("I", "II", "III", "IV")],
-    *[Claim(f"6-{m}", f"Omega tracks the per-token entropy change better than Cov ({m})", "STEER Sec. 3.1, Fig. 2",
+    Claim(
+        "1a",
+        "GRPO collapses entropy under extreme clipping",
+        "STEER Sec. 5.4, Fig. 14",
+        f"H_end / H0 of grpo_extreme; held if the interval lies below {COLLAPSE_RATIO}",
+        ("grpo_extreme",),
+        ratio_claim("grpo_extreme", below=COLLAPSE_RATIO),
+    ),
+    Claim(
+        "1b",
+        "STEER holds entropy in a band under extreme clipping",
+        "STEER Sec. 5.4, Fig. 14",
+        f"H_end / H0 of steer_extreme; held if the interval lies inside {list(BAND)}",
+        ("steer_extreme",),
+        ratio_claim("steer_extreme", above=BAND[0], below=BAND[1]),
+    ),
+    Claim(
+        "1c",
+        "STEER ends with more entropy than GRPO under extreme clipping",
+        "STEER Sec. 5.4, Fig. 14",
+        "H_end(steer_extreme) - H_end(grpo_extreme), paired by seed; held if > 0",
+        ("steer_extreme", "grpo_extreme"),
+        paired_claim("steer_extreme", "grpo_extreme"),
+    ),
+    Claim(
+        "2a",
+        "A large entropy-loss coefficient makes entropy explode",
+        "Pos-Adv Sec. 2 / App. C.1 (Fig. 6); STEER Fig. 14",
+        f"H_end / H0 of entropy_loss; held if the interval lies above {EXPLODE_RATIO}",
+        ("entropy_loss",),
+        ratio_claim("entropy_loss", above=EXPLODE_RATIO),
+    ),
+    Claim(
+        "2b",
+        "Clip-higher raises entropy against GRPO",
+        "STEER Fig. 7; Pos-Adv Fig. 3 / Sec. 6.1",
+        "H_end(clip_higher) - H_end(grpo), paired by seed; held if > 0",
+        ("clip_higher", "grpo"),
+        paired_claim("clip_higher", "grpo"),
+    ),
+    Claim(
+        "3a",
+        "Training only on A <= 0 keeps entropy high",
+        "Pos-Adv Sec. 7.2; STEER Fig. 8",
+        f"H_end / H0 of negative_only; held if the interval lies above {HIGH_RATIO}",
+        ("negative_only",),
+        ratio_claim("negative_only", above=HIGH_RATIO),
+    ),
+    Claim(
+        "3b",
+        "Training only on A >= 0 collapses entropy",
+        "Pos-Adv Sec. 7.2; STEER Fig. 8",
+        f"H_end / H0 of positive_only; held if the interval lies below {COLLAPSE_RATIO}",
+        ("positive_only",),
+        ratio_claim("positive_only", below=COLLAPSE_RATIO),
+    ),
+    Claim(
+        "3c",
+        "A <= 0 ends with more entropy than A >= 0",
+        "Pos-Adv Sec. 7.2; STEER Fig. 8",
+        "H_end(negative_only) - H_end(positive_only), paired by seed; held if > 0",
+        ("negative_only", "positive_only"),
+        paired_claim("negative_only", "positive_only"),
+    ),
+    Claim(
+        "4",
+        "Entropy-guided Pos-Adv-Reweight holds entropy near its target",
+        "Pos-Adv Sec. 7.3",
+        f"abs(H_rollout(last tenth) - delta) / delta; held if the interval lies below {TARGET_TOLERANCE}",
+        ("pos_adv_reweight",),
+        target_claim("pos_adv_reweight"),
+    ),
+    *[
+        Claim(
+            f"5-{q}",
+            f"Quadrant {q} intervention raises entropy against GRPO",
+            "STEER Sec. 3.2.1, Fig. 6, App. D.2",
+            f"H_end(quadrant_{q}) - H_end(grpo), paired by seed; held if > 0",
+            (f"quadrant_{q}", "grpo"),
+            paired_claim(f"quadrant_{q}", "grpo"),
+        )
+        for q in ("I", "II", "III", "IV")
+    ],
+    *[
+        Claim(
+            f"6-{m}",
+            f"Omega tracks the per-token entropy change better than Cov ({m})",
+            "STEER Sec. 3.1, Fig. 2",
             ("Cov MSE - Omega MSE" if m == "MSE" else f"Omega {m} - Cov {m}") + ", raw estimates, first steps of GRPO, "
-            "per seed; held if > 0", ("grpo",), estimator_claim(m)) for m in ("MSE", "PCC", "SRCC")],
-    Claim("7a", "Collapse costs diversity: GRPO ends with fewer distinct correct answers than the start",
-          "Pos-Adv App. C.1", "distinct correct answers per prompt (of n samples), GRPO - start; held if < 0", ("grpo",),
-          diversity_vs_start("grpo")),
-    Claim("7b", "Diversity tracks entropy across runs", "Pos-Adv App. C.1 (Spearman 0.88 with n-gram diversity)",
-          "Spearman over all runs between final entropy and distinct correct answers, per seed; held if > 0",
-          ("grpo",), diversity_tracks_entropy),
+            "per seed; held if > 0",
+            ("grpo",),
+            estimator_claim(m),
+        )
+        for m in ("MSE", "PCC", "SRCC")
+    ],
+    Claim(
+        "7a",
+        "Collapse costs diversity: GRPO ends with fewer distinct correct answers than the start",
+        "Pos-Adv App. C.1",
+        "distinct correct answers per prompt (of n samples), GRPO - start; held if < 0",
+        ("grpo",),
+        diversity_vs_start("grpo"),
+    ),
+    Claim(
+        "7b",
+        "Diversity tracks entropy across runs",
+        "Pos-Adv App. C.1 (Spearman 0.88 with n-gram diversity)",
+        "Spearman over all runs between final entropy and distinct correct answers, per seed; held if > 0",
+        ("grpo",),
+        diversity_tracks_entropy,
+    ),
 ]
 
 
@@ -198,17 +284,35 @@ def evaluate_claims(results: Results, start: Mapping[str, Any], min_seeds: int =
     """One row per claim: {id, claim, paper_ref, statistic, value, interval, held, ...}; held is None when skipped."""
     rows = []
     for claim in CLAIMS:
-        row: Dict[str, Any] = {"id": claim.id, "claim": claim.claim, "paper_ref": claim.paper_ref,
-                               "statistic": claim.statistic}
+        row: Dict[str, Any] = {
+            "id": claim.id,
+            "claim": claim.claim,
+            "paper_ref": claim.paper_ref,
+            "statistic": claim.statistic,
+        }
         missing = [r for r in claim.runs if r not in results or not results[r]]
         seeds = min((len(results[r]) for r in claim.runs if r in results), default=0)
         if missing:
-            rows.append({**row, "value": None, "interval": None, "held": None,
-                         "skipped": f"runs not in this demo: {', '.join(missing)}"})
+            rows.append(
+                {
+                    **row,
+                    "value": None,
+                    "interval": None,
+                    "held": None,
+                    "skipped": f"runs not in this demo: {', '.join(missing)}",
+                }
+            )
             continue
         if seeds < min_seeds:
-            rows.append({**row, "value": None, "interval": None, "held": None,
-                         "skipped": f"{seeds} seed(s); an interval needs {min_seeds}"})
+            rows.append(
+                {
+                    **row,
+                    "value": None,
+                    "interval": None,
+                    "held": None,
+                    "skipped": f"{seeds} seed(s); an interval needs {min_seeds}",
+                }
+            )
             continue
         try:
             rows.append({**row, **claim.evaluate(results, start), "seeds": seeds})

@@ -1,4 +1,5 @@
 """Intervals and verdicts over seeds (pure functions): mean +- 2 standard errors, and the side it lies on."""
+
 from __future__ import annotations
 
 import math

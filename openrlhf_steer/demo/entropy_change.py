@@ -13,6 +13,7 @@ as STEER's Figure 2 compares them:
 The recorder appends one JSONL row per rollout step to the run folder, so a resumed run keeps the rows
 of the steps its checkpoint covers (``MethodRun`` trims them like the metrics).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,15 @@ def clip_indicator(ratio: Tensor, advantages: Tensor, eps_low: float, eps_high: 
     return (~clipped).to(ratio.dtype)
 
 
-def omega_estimate(log_probs: Tensor, old_log_probs: Tensor, entropy: Tensor, advantages: Tensor, lr: float,
-                   eps_low: float, eps_high: float) -> Tensor:
+def omega_estimate(
+    log_probs: Tensor,
+    old_log_probs: Tensor,
+    entropy: Tensor,
+    advantages: Tensor,
+    lr: float,
+    eps_low: float,
+    eps_high: float,
+) -> Tensor:
     """The predicted entropy change of STEER Eq. 7 itself: -eta * I_clip * Omega."""
     omega = first_order_entropy_change(log_probs, old_log_probs, entropy, advantages)
     ratio = torch.exp(log_probs.detach() - old_log_probs.detach()).to(omega.dtype)
@@ -54,10 +62,12 @@ def agreement_raw(estimate: Sequence[float], truth: Sequence[float]) -> Dict[str
     if x.shape != y.shape or x.size < 3:
         raise ValueError(f"need >= 3 paired values, got {x.size} and {y.size}")
     constant = np.std(x) == 0 or np.std(y) == 0
-    return {"MSE": float(np.mean((x - y) ** 2)),
-            "PCC": math.nan if constant else float(sps.pearsonr(x, y)[0]),
-            "SRCC": math.nan if constant else float(sps.spearmanr(x, y)[0]),
-            "n": int(x.size)}
+    return {
+        "MSE": float(np.mean((x - y) ** 2)),
+        "PCC": math.nan if constant else float(sps.pearsonr(x, y)[0]),
+        "SRCC": math.nan if constant else float(sps.spearmanr(x, y)[0]),
+        "n": int(x.size),
+    }
 
 
 class EntropyChangeRecorder:
@@ -80,11 +90,19 @@ class EntropyChangeRecorder:
         window = torch.cat(micro_indices)
         inputs = run.loss_inputs(rollout, advantages, window, False, None)
         mask = inputs.action_mask.bool()
-        omega = omega_estimate(inputs.log_probs, inputs.old_log_probs, inputs.entropy, inputs.advantages, self.lr,
-                               self.eps_low, self.eps_high)
+        omega = omega_estimate(
+            inputs.log_probs,
+            inputs.old_log_probs,
+            inputs.entropy,
+            inputs.advantages,
+            self.lr,
+            self.eps_low,
+            self.eps_high,
+        )
         cov = cov_estimate(inputs.log_probs, inputs.advantages, inputs.action_mask)
-        self._pending = [{"window": window, "mask": mask, "entropy": inputs.entropy.detach().clone(),
-                          "omega": omega, "cov": cov}]
+        self._pending = [
+            {"window": window, "mask": mask, "entropy": inputs.entropy.detach().clone(), "omega": omega, "cov": cov}
+        ]
 
     @torch.no_grad()
     def after_step(self, run, rollout, advantages: Tensor, micro_indices: List[Tensor]) -> None:
@@ -110,8 +128,11 @@ def summarise(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """MSE/PCC/SRCC of both estimates over every token of the recorded steps."""
     truth = [v for r in rows for v in r["true"]]
     # The MSE of predicting no change at all: the floor a raw estimate must beat to carry information on scale.
-    out: Dict[str, Any] = {"steps": len(rows), "tokens": len(truth),
-                           "zero": {"MSE": float(np.mean(np.square(truth))) if truth else math.nan}}
+    out: Dict[str, Any] = {
+        "steps": len(rows),
+        "tokens": len(truth),
+        "zero": {"MSE": float(np.mean(np.square(truth))) if truth else math.nan},
+    }
     for name in ("omega", "cov"):
         out[name] = agreement_raw([v for r in rows for v in r[name]], truth)
     return out

@@ -55,24 +55,25 @@ def write_results(output_dir: Path, claims: Sequence[Mapping[str, Any]], rows: L
     held = [c for c in claims if c.get("held") is True]
     judged = [c for c in claims if c.get("held") is not None]
     seeds = config.rl_seeds()
-    md = ["# Demo results", "",
-          f"## Claims: {len(held)} of {len(judged)} held" + (f" ({len(claims) - len(judged)} skipped)" if len(judged) < len(claims) else ""),
-          "",
-          f"Each value is the mean over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) from one start model; "
-          "the interval is mean ± 2 standard errors of the per-seed values (paired by seed where two runs are compared); "
-          "a claim holds when the whole interval lies on the claimed side of its threshold. H0 is the start model's entropy.",
-          ""]
+    skipped = f" ({len(claims) - len(judged)} skipped)" if len(judged) < len(claims) else ""
+    md = ["# Demo results", "", f"## Claims: {len(held)} of {len(judged)} held{skipped}", "",
+          f"Each value is the mean over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) from one start "
+          "model; the interval is mean ± 2 standard errors of the per-seed values (paired by seed where two runs "
+          "are compared); a claim holds when the whole interval lies on the claimed side of its threshold. H0 is "
+          "the start model's entropy.", ""]
     if config.preset == "quick":
         md += [f"**Quick preset: {config.rl.steps} training steps per run. These verdicts test the machinery, not the "
                "papers' claims; `make demo` is the evidence.**", ""]
     md += [claims_table(claims), ""]
     estimator = estimator_table(claims)
     if estimator:
-        md += ["Claim 6 next to STEER Figure 2 (Qwen-Math-7B row); raw estimates, no fitted scale, the run's learning rate "
-               f"{config.rl.lr:g}, the first {config.entropy_change_steps} rollout steps of GRPO:", "", estimator, ""]
+        md += ["Claim 6 next to STEER Figure 2 (Qwen-Math-7B row); raw estimates, no fitted scale, the run's "
+               f"learning rate {config.rl.lr:g}, the first {config.entropy_change_steps} rollout steps of GRPO:", "",
+               estimator, ""]
     md += ["## Runs", "",
            f"Evaluation: every prompt of the task x n={samples} samples (T=1); avg@{samples} and unbiased pass@k from "
-           "openrlhf_steer_eval.metrics; entropy in nats per completion token of the policy's own samples; mean ± SE over seeds.",
+           "openrlhf_steer_eval.metrics; entropy in nats per completion token of the policy's own samples; "
+           "mean ± SE over seeds.",
            "", run_summary_table(rows, samples), "", *_environment_line(extra.get("environment"))]
     md += [f"![{Path(f).stem}]({f})" for f in extra.get("figures", [])] + [""]
     write_text(Path(output_dir) / "results.md", "\n".join(md))
@@ -124,8 +125,8 @@ def estimator_table(claims: Sequence[Mapping[str, Any]]) -> str:
     rows = {c["id"].split("-")[1]: c for c in claims if c["id"].startswith("6-") and c.get("ours")}
     if not rows:
         return ""
-    lines = ["| estimate | " + " | ".join(f"{m} (demo)" for m in rows) + " | " + " | ".join(f"{m} (paper)" for m in rows) + " |",
-             "|" + "---|" * (1 + 2 * len(rows))]
+    head = [f"{m} (demo)" for m in rows] + [f"{m} (paper)" for m in rows]
+    lines = ["| estimate | " + " | ".join(head) + " |", "|" + "---|" * (1 + len(head))]
     for name in ("Cov", "Omega"):
         demo = [_num(rows[m]["ours"][name]) for m in rows]
         paper = [_num(rows[m]["paper"][name]) for m in rows]

@@ -172,7 +172,8 @@ def run_one_method(job: Dict[str, Any]) -> Dict[str, Any]:
     if recorder is not None:
         run.step_observers.append(recorder)
     started = time.time()
-    rows = run.train(progress=job.get("progress", True), position=job.get("position", 0), stop_after=job.get("stop_after"))
+    rows = run.train(progress=job.get("progress", True), position=job.get("position", 0),
+                     stop_after=job.get("stop_after"))
     if not run.finished:
         return {"run": spec.run_name, "seed": seed, "finished": False, "steps": run.step}
     run.save_checkpoint()
@@ -324,8 +325,8 @@ def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, A
         present = [(title, runs, target_line(grouped) if "pos_adv_reweight" in runs else {})
                    for title, runs in present if runs]
         if present:
-            plot_seed_bands(histories, present, ws.output_dir / filename, "Rollout entropy per run",
-                            hlines={f"start {start_eval['train_rollout_entropy']:.3f}": start_eval["train_rollout_entropy"]})
+            start_line = {f"start {start_eval['train_rollout_entropy']:.3f}": start_eval["train_rollout_entropy"]}
+            plot_seed_bands(histories, present, ws.output_dir / filename, "Rollout entropy per run", hlines=start_line)
             figures.append(filename)
     plot_seed_bands(histories, [("all runs", tuple(grouped))], ws.output_dir / "reward.png", "Rollout accuracy per run",
                     key="reward/mean", ylabel="mean reward (= rollout accuracy)")
@@ -343,7 +344,8 @@ def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, A
     summaries = [summarise_run(name, by_seed, start_eval, cfg.eval.ks) for name, by_seed in grouped.items()]
     start_row = {"run": "start (step 0)", "seeds": 0, "heldout_entropy": start_eval["entropy"], "entropy_ratio": 1.0,
                  "avg@n": start_eval["avg@n"], "distinct_correct": start_eval.get("distinct_correct"),
-                 "train_accuracy_last": None, "note": "SFT warm start" if cfg.model == "tiny" else "SmolLM2-135M-Instruct",
+                 "train_accuracy_last": None,
+                 "note": "SFT warm start" if cfg.model == "tiny" else "SmolLM2-135M-Instruct",
                  **{k: v for k, v in start_eval.items() if k.startswith("pass@")}}
     write_results(ws.output_dir, claims, [start_row] + summaries, cfg,
                   {"heldout_problems": len(ws.heldout), "config": cfg.to_dict(), "environment": run_environment(),

@@ -103,7 +103,8 @@ class SplitTask:
         """(the weighted pool, one pair per n): the evaluation prompts are all n values; nothing is held out,
         so ``seed`` and ``num_heldout`` are unused."""
         del seed, num_heldout
-        return self.pool(), [(min(n, self.max_digit), n - min(n, self.max_digit)) for n in range(2 * self.max_digit + 1)]
+        prompts = [(min(n, self.max_digit), n - min(n, self.max_digit)) for n in range(2 * self.max_digit + 1)]
+        return self.pool(), prompts
 
     def question(self, problem: Problem) -> str:
         return f"{problem[0] + problem[1]}="
