@@ -3,6 +3,7 @@
 One quick run (run + all three analyses) is shared by the artefact tests; the resume test makes two
 more short runs. Everything asserts on the files written.
 """
+
 import json
 import math
 import shutil
@@ -32,8 +33,12 @@ sys.exit(rc)
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo_quick")
-    proc = subprocess.run([sys.executable, "-c", RUN_SCRIPT.format(forbidden=FORBIDDEN), str(out)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_SCRIPT.format(forbidden=FORBIDDEN), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     # the single-seed analyses are no longer part of `run`; `analyze all` adds them to the same directory
     assert main(["analyze", "all", "--output-dir", str(out), "--no-progress"]) == 0
@@ -46,7 +51,7 @@ def _finite(value):
 
 def test_demo_never_imports_openrlhf_ray_or_deepspeed(quick_run):
     _, stdout = quick_run
-    line = [l for l in stdout.splitlines() if l.startswith("FORBIDDEN=")][-1]
+    line = [ln for ln in stdout.splitlines() if ln.startswith("FORBIDDEN=")][-1]
     assert json.loads(line.split("=", 1)[1]) == []
 
 
@@ -102,8 +107,9 @@ def test_claims_list_has_every_claim_with_an_interval_from_the_seed_values(quick
     # the paired claims are differences of the written per-seed results
     results = {(r["run"], r["seed"]): r for r in json.loads((out / "results.json").read_text())["runs"]}
     clip = next(c for c in claims if c["id"] == "2b")
-    assert clip["per_seed"] == pytest.approx([results[("clip_higher", s)]["heldout_entropy"]
-                                              - results[("grpo", s)]["heldout_entropy"] for s in SEEDS])
+    assert clip["per_seed"] == pytest.approx(
+        [results[("clip_higher", s)]["heldout_entropy"] - results[("grpo", s)]["heldout_entropy"] for s in SEEDS]
+    )
 
 
 def test_entropy_change_records_raw_estimates_of_the_first_steps(quick_run):
@@ -152,8 +158,15 @@ def test_metrics_jsonl_one_finite_row_per_step(quick_run):
         rows = read_jsonl(out / "runs" / name / f"seed{SEEDS[0]}" / "metrics.jsonl")
         assert [r["step"] for r in rows] == list(range(QUICK_STEPS)), name
         for r in rows:
-            for key in ("reward/mean", "accuracy", "entropy/rollout", "entropy/probe", "train/loss/total",
-                        "train/clip/frac_low", "train/weights/mean"):
+            for key in (
+                "reward/mean",
+                "accuracy",
+                "entropy/rollout",
+                "entropy/probe",
+                "train/loss/total",
+                "train/clip/frac_low",
+                "train/weights/mean",
+            ):
                 assert _finite(r[key]), (name, key)
             assert 0.0 <= r["entropy/probe"] and r["optimizer_steps"] == (r["step"] + 1) * 2
     pos = read_jsonl(out / "runs" / "pos_adv_reweight" / f"seed{SEEDS[0]}" / "metrics.jsonl")
@@ -162,8 +175,16 @@ def test_metrics_jsonl_one_finite_row_per_step(quick_run):
 
 def test_plots_are_written(quick_run):
     out, _ = quick_run
-    for name in ("entropy_claims.png", "entropy_quadrants.png", "reward.png", "entropy_change.png", "diversity.png",
-                 "analyses/estimator.png", "analyses/quadrants.png", "analyses/clip_bands.png"):
+    for name in (
+        "entropy_claims.png",
+        "entropy_quadrants.png",
+        "reward.png",
+        "entropy_change.png",
+        "diversity.png",
+        "analyses/estimator.png",
+        "analyses/quadrants.png",
+        "analyses/clip_bands.png",
+    ):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
 
@@ -180,7 +201,9 @@ def test_estimator_analysis_json(quick_run):
         assert tok["advantage"] != 0.0
         # Omega recomputed from the token's own p, H and A (r = 1 before the step): A (1-p)^2 (log p + H)
         p = tok["prob"]
-        assert tok["omega"] == pytest.approx(tok["advantage"] * (1 - p) ** 2 * (math.log(p) + tok["entropy"]), rel=1e-6, abs=1e-12)
+        assert tok["omega"] == pytest.approx(
+            tok["advantage"] * (1 - p) ** 2 * (math.log(p) + tok["entropy"]), rel=1e-6, abs=1e-12
+        )
     assert est["nonlinearity"] < 0.2  # the step is small enough for a first-order comparison
 
 
@@ -193,7 +216,9 @@ def test_quadrant_analysis_json(quick_run):
     for q in quad["quadrants"]:
         diffs = [a - b for a, b in zip(quad["curves"][q["run"]], quad["baseline_entropy"])]
         assert q["mean_minus_baseline"] == pytest.approx(sum(diffs) / len(diffs))
-        assert q["moved_as_predicted"] == (q["mean_minus_baseline"] * (1 if q["predicted"] == "above baseline" else -1) > 0)
+        assert q["moved_as_predicted"] == (
+            q["mean_minus_baseline"] * (1 if q["predicted"] == "above baseline" else -1) > 0
+        )
     assert quad["moved_as_predicted"] == sum(q["moved_as_predicted"] for q in quad["quadrants"])
 
 
@@ -213,8 +238,10 @@ def test_clip_band_counts_cover_every_trained_token(quick_run):
 
 def test_rerun_skips_finished_work(quick_run):
     out, _ = quick_run
-    stamp = {p: p.stat().st_mtime_ns for p in [out / "start_model" / "model.safetensors",
-                                                 out / "runs" / "grpo" / f"seed{SEEDS[0]}" / "result.json"]}
+    stamp = {
+        p: p.stat().st_mtime_ns
+        for p in [out / "start_model" / "model.safetensors", out / "runs" / "grpo" / f"seed{SEEDS[0]}" / "result.json"]
+    }
     assert main(["run", "--quick", "--output-dir", str(out), "--no-progress", "--skip-analyses"]) == 0
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
 
@@ -239,17 +266,22 @@ def test_interrupted_run_resumes_to_the_uninterrupted_metrics(tmp_path, quick_ru
             assert strip(a) == strip(b), name
     # the entropy-change rows (steps 0-1 in the quick preset) survive the interruption unchanged
     for seed in SEEDS:
-        assert read_jsonl(straight / "runs" / "grpo" / f"seed{seed}" / "entropy_change.jsonl") == \
-            read_jsonl(resumed / "runs" / "grpo" / f"seed{seed}" / "entropy_change.jsonl")
+        assert read_jsonl(straight / "runs" / "grpo" / f"seed{seed}" / "entropy_change.jsonl") == read_jsonl(
+            resumed / "runs" / "grpo" / f"seed{seed}" / "entropy_change.jsonl"
+        )
     ra = json.loads((straight / "results.json").read_text())["rows"]
     rb = json.loads((resumed / "results.json").read_text())["rows"]
-    assert [(r["run"], r["avg@n"], r["heldout_entropy"]) for r in ra] == [(r["run"], r["avg@n"], r["heldout_entropy"]) for r in rb]
+    assert [(r["run"], r["avg@n"], r["heldout_entropy"]) for r in ra] == [
+        (r["run"], r["avg@n"], r["heldout_entropy"]) for r in rb
+    ]
 
 
 def test_bad_input_names_the_field(tmp_path, capsys):
     assert main(["run", "--quick", "--output-dir", str(tmp_path), "--methods", "grpo,nope", "--no-progress"]) == 2
     assert "--methods" in capsys.readouterr().err
-    assert main(["run", "--quick", "--output-dir", str(tmp_path / "b"), "--samples-per-prompt", "1", "--no-progress"]) == 2
+    assert (
+        main(["run", "--quick", "--output-dir", str(tmp_path / "b"), "--samples-per-prompt", "1", "--no-progress"]) == 2
+    )
     assert "samples_per_prompt" in capsys.readouterr().err
 
 
@@ -258,13 +290,31 @@ def test_analyze_reuses_the_run_settings_and_keeps_mask_results(quick_run):
     model_file = out / "start_model" / "model.safetensors"
     before = (model_file.stat().st_mtime_ns, (out / "analyses" / "quadrants.json").read_text())
     # no --quick here: the settings must come from the output dir's demo_config.json, not the full preset
-    assert main(["analyze", "quadrants", "--output-dir", str(out), "--no-progress", "--quadrant-action", "upweight",
-                 "--analysis-steps", "1"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "quadrants",
+                "--output-dir",
+                str(out),
+                "--no-progress",
+                "--quadrant-action",
+                "upweight",
+                "--analysis-steps",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert (model_file.stat().st_mtime_ns, (out / "analyses" / "quadrants.json").read_text()) == before
     up = json.loads((out / "analyses" / "quadrants_upweight.json").read_text())
     assert up["settings"]["action"] == "upweight" and up["settings"]["steps"] == 1
     assert all(len(c) == 1 for c in up["curves"].values())
     predicted = {q["run"]: q["predicted"] for q in up["quadrants"]}
-    assert predicted == {"upweight_pos_high": "below baseline", "upweight_pos_low": "above baseline",
-                         "upweight_neg_high": "above baseline", "upweight_neg_low": "below baseline"}
+    assert predicted == {
+        "upweight_pos_high": "below baseline",
+        "upweight_pos_low": "above baseline",
+        "upweight_neg_high": "above baseline",
+        "upweight_neg_low": "below baseline",
+    }
     assert (out / "analyses" / "quadrants_upweight.png").exists()

@@ -2,6 +2,7 @@
 
 Slow: the GGUF dequantisation takes ~30 s on an idle machine, the one RL step ~10 s more.
 """
+
 import importlib.util
 import math
 
@@ -25,8 +26,9 @@ def test_smollm2_converts_loads_and_answers_single_digit_sums(tmp_path):
     assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token_id is not None
     task = get_task("add1-chat")
     problems = [(3, 4), (5, 2)]
-    prompts, completions = sample_completions(model, tokenizer, task, problems, samples_per_prompt=1,
-                                              max_new_tokens=10, greedy=True)
+    prompts, completions = sample_completions(
+        model, tokenizer, task, problems, samples_per_prompt=1, max_new_tokens=10, greedy=True
+    )
     texts = tokenizer.batch_decode(completions, skip_special_tokens=True)
     assert [task.reward(p, t) for p, t in zip(problems, texts)] == [1.0, 1.0], texts
     assert all(c[-1] == tokenizer.eos_token_id for c in completions)  # stops on <|im_end|>
@@ -42,8 +44,15 @@ def test_smollm2_converts_loads_and_answers_single_digit_sums(tmp_path):
     from openrlhf_steer.demo.config import METHOD_SPECS, RLConfig
     from openrlhf_steer.demo.train import MethodRun
 
-    rl = RLConfig(steps=1, prompts_per_step=2, samples_per_prompt=4, mini_batches=1, micro_batch_size=4, lr=1e-5,
-                  max_new_tokens=10)
+    rl = RLConfig(
+        steps=1,
+        prompts_per_step=2,
+        samples_per_prompt=4,
+        mini_batches=1,
+        micro_batch_size=4,
+        lr=1e-5,
+        max_new_tokens=10,
+    )
     pool, _ = task.split(0, 4)
     run = MethodRun(METHOD_SPECS["steer"], target, tmp_path / "run", task, pool, rl)
     rows = run.train(progress=False)

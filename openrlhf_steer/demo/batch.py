@@ -6,6 +6,7 @@
 The completion's logits are the P-1 .. P+C-2 columns of the model output (next-token prediction),
 and ``action_mask`` [B, C] marks the completion tokens up to and including EOS.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,13 @@ class TokenBatch:
     action_mask: Tensor  # [B, C] float 0/1
 
     def select(self, index: Tensor) -> "TokenBatch":
-        return TokenBatch(self.input_ids[index], self.attention_mask[index], self.prompt_len,
-                          self.completion_ids[index], self.action_mask[index])
+        return TokenBatch(
+            self.input_ids[index],
+            self.attention_mask[index],
+            self.prompt_len,
+            self.completion_ids[index],
+            self.action_mask[index],
+        )
 
 
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple:
@@ -37,8 +43,8 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple:
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, seq in enumerate(sequences):
         if len(seq):
-            ids[row, width - len(seq):] = torch.tensor(list(seq), dtype=torch.long)
-            mask[row, width - len(seq):] = 1
+            ids[row, width - len(seq) :] = torch.tensor(list(seq), dtype=torch.long)
+            mask[row, width - len(seq) :] = 1
     return ids, mask
 
 
@@ -50,8 +56,9 @@ def completion_mask(completion_ids: Tensor, eos_id: int) -> Tensor:
     return eos_before.eq(0).float()
 
 
-def build_batch(prompt_ids: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int,
-                eos_id: int) -> TokenBatch:
+def build_batch(
+    prompt_ids: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int, eos_id: int
+) -> TokenBatch:
     """Batch from token lists; completions are right-padded and masked after their first EOS."""
     p_ids, p_mask = left_pad(prompt_ids, pad_id)
     width = max(1, max(len(c) for c in completions))
@@ -74,19 +81,25 @@ def build_batch(prompt_ids: Sequence[Sequence[int]], completions: Sequence[Seque
 def completion_logits(model, batch: TokenBatch) -> Tensor:
     """Logits [B, C, V] that predict each completion token (position ids skip the left padding)."""
     position_ids = (torch.cumsum(batch.attention_mask, dim=1) - 1).clamp(min=0)
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=position_ids,
-                use_cache=False)
+    out = model(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=position_ids, use_cache=False
+    )
     p, c = batch.prompt_len, batch.completion_ids.shape[1]
-    return out.logits[:, p - 1: p + c - 1, :]
+    return out.logits[:, p - 1 : p + c - 1, :]
 
 
-def completion_logprobs(model, batch: TokenBatch, *, temperature: float = 1.0, with_entropy: bool = True,
-                        entropy_grad: bool = False) -> tuple:
+def completion_logprobs(
+    model, batch: TokenBatch, *, temperature: float = 1.0, with_entropy: bool = True, entropy_grad: bool = False
+) -> tuple:
     """(log_probs [B, C], entropy [B, C] or None) of the completion tokens via the core's chunked pass."""
     logits = completion_logits(model, batch)
     return token_logprobs_and_entropy(
-        logits, batch.completion_ids, temperature=temperature, mask=batch.action_mask,
-        with_entropy=with_entropy, entropy_grad=entropy_grad,
+        logits,
+        batch.completion_ids,
+        temperature=temperature,
+        mask=batch.action_mask,
+        with_entropy=with_entropy,
+        entropy_grad=entropy_grad,
     )
 
 

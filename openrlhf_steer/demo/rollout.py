@@ -1,4 +1,5 @@
 """Sampling G completions per prompt, grading them, and the old-policy pass (log-probs + entropy)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,17 @@ class Rollout:
 
 
 @torch.no_grad()
-def sample_completions(model, tokenizer, task: AdditionTask, problems: Sequence[Problem], *, samples_per_prompt: int,
-                       max_new_tokens: int, temperature: float = 1.0, greedy: bool = False) -> tuple:
+def sample_completions(
+    model,
+    tokenizer,
+    task: AdditionTask,
+    problems: Sequence[Problem],
+    *,
+    samples_per_prompt: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    greedy: bool = False,
+) -> tuple:
     """(prompt token lists, completion token lists), prompts repeated G times (rows i*G .. i*G+G-1)."""
     prompts = encode_prompts(tokenizer, task, problems)
     repeated = [ids for ids in prompts for _ in range(samples_per_prompt)]
@@ -38,12 +48,16 @@ def sample_completions(model, tokenizer, task: AdditionTask, problems: Sequence[
     input_ids = torch.full((len(repeated), width), tokenizer.pad_token_id, dtype=torch.long)
     attention = torch.zeros_like(input_ids)
     for row, ids in enumerate(repeated):
-        input_ids[row, width - len(ids):] = torch.tensor(ids)
-        attention[row, width - len(ids):] = 1
+        input_ids[row, width - len(ids) :] = torch.tensor(ids)
+        attention[row, width - len(ids) :] = 1
     sampling = dict(do_sample=False) if greedy else dict(do_sample=True, top_k=0, top_p=1.0, temperature=temperature)
     out = model.generate(
-        input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **sampling,
+        input_ids=input_ids,
+        attention_mask=attention,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **sampling,
     )
     completions = []
     for row in out[:, width:].tolist():
@@ -54,17 +68,39 @@ def sample_completions(model, tokenizer, task: AdditionTask, problems: Sequence[
 
 
 @torch.no_grad()
-def collect_rollout(model, tokenizer, task: AdditionTask, problems: Sequence[Problem], *, samples_per_prompt: int,
-                    max_new_tokens: int, temperature: float = 1.0) -> Rollout:
+def collect_rollout(
+    model,
+    tokenizer,
+    task: AdditionTask,
+    problems: Sequence[Problem],
+    *,
+    samples_per_prompt: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+) -> Rollout:
     """One GRPO rollout: sample, grade, and score the samples under the (old) sampling policy."""
     model.eval()
-    prompts, completions = sample_completions(model, tokenizer, task, problems, samples_per_prompt=samples_per_prompt,
-                                              max_new_tokens=max_new_tokens, temperature=temperature)
+    prompts, completions = sample_completions(
+        model,
+        tokenizer,
+        task,
+        problems,
+        samples_per_prompt=samples_per_prompt,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+    )
     batch = build_batch(prompts, completions, tokenizer.pad_token_id, tokenizer.eos_token_id)
     texts = tokenizer.batch_decode(completions, skip_special_tokens=True)
     per_sample = [p for p in problems for _ in range(samples_per_prompt)]
     rewards = torch.tensor([task.reward(p, t) for p, t in zip(per_sample, texts)], dtype=torch.float32)
     group_ids = torch.arange(len(problems)).repeat_interleave(samples_per_prompt)
     old_log_probs, old_entropy = completion_logprobs(model, batch, temperature=temperature)
-    return Rollout(batch=batch, problems=per_sample, group_ids=group_ids, rewards=rewards,
-                   old_log_probs=old_log_probs.detach(), old_entropy=old_entropy.detach(), texts=texts)
+    return Rollout(
+        batch=batch,
+        problems=per_sample,
+        group_ids=group_ids,
+        rewards=rewards,
+        old_log_probs=old_log_probs.detach(),
+        old_entropy=old_entropy.detach(),
+        texts=texts,
+    )

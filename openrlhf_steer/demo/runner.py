@@ -1,4 +1,5 @@
 """`demo run`: prepare the start model, train every method (in parallel workers), evaluate, report."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,8 +54,9 @@ def prepare_start_model(ws: Workspace, progress: bool = True) -> Path:
         from .sft import ensure_sft_checkpoint
 
         sft = dataclasses.replace(cfg.sft, seed=cfg.seed)
-        return ensure_sft_checkpoint(ws.start_dir, model_size=cfg.model_size, task=ws.task, pool=ws.pool, config=sft,
-                                     progress=progress)
+        return ensure_sft_checkpoint(
+            ws.start_dir, model_size=cfg.model_size, task=ws.task, pool=ws.pool, config=sft, progress=progress
+        )
     if cfg.model == "smollm2":
         from .models import convert_smollm2
 
@@ -92,8 +94,15 @@ def evaluate_start(ws: Workspace) -> Dict[str, Any]:
     if path.exists():
         return read_json(path)
     model, tokenizer = load_policy(ws.start_dir)
-    result = evaluate_heldout(model, tokenizer, ws.task, ws.heldout, ws.config.eval,
-                              max_new_tokens=ws.config.rl.max_new_tokens, seed=ws.config.seed + 12345)
+    result = evaluate_heldout(
+        model,
+        tokenizer,
+        ws.task,
+        ws.heldout,
+        ws.config.eval,
+        max_new_tokens=ws.config.rl.max_new_tokens,
+        seed=ws.config.seed + 12345,
+    )
     result["probe_entropy"] = load_probe(ws).entropy(model)
     result["train_rollout_entropy"] = start_rollout_entropy(ws, model, tokenizer)
     write_json(path, result)
@@ -113,8 +122,15 @@ def start_rollout_entropy(ws: Workspace, model, tokenizer, rollouts: int = 4) ->
         for i in range(rollouts):
             torch.manual_seed(step_seed(rl.seed, 0, salt=500 + i))
             problems = sample_problems(ws.pool, rl.prompts_per_step, rl.seed + 1000 + i, 0)
-            rollout = collect_rollout(model, tokenizer, ws.task, problems, samples_per_prompt=rl.samples_per_prompt,
-                                      max_new_tokens=rl.max_new_tokens, temperature=rl.temperature)
+            rollout = collect_rollout(
+                model,
+                tokenizer,
+                ws.task,
+                problems,
+                samples_per_prompt=rl.samples_per_prompt,
+                max_new_tokens=rl.max_new_tokens,
+                temperature=rl.temperature,
+            )
             mask = rollout.batch.action_mask
             total += float((rollout.old_entropy * mask).sum())
             tokens += float(mask.sum())
@@ -134,7 +150,11 @@ def method_overrides(spec: MethodSpec, start_eval: Dict[str, Any]) -> Dict[str, 
     model's token-mean rollout entropy on training prompts, the statistic the controller reads
     (entropy/old_mean). An explicit ``--set pos_adv_reweight.entropy_target=...`` wins.
     """
-    if spec.method == "pos_adv_reweight" and spec.config.get("schedule") == "entropy" and "entropy_target" not in spec.config:
+    if (
+        spec.method == "pos_adv_reweight"
+        and spec.config.get("schedule") == "entropy"
+        and "entropy_target" not in spec.config
+    ):
         start = float(start_eval["train_rollout_entropy"])
         return {"entropy_target": round(start * PAPER_ENTROPY_TARGET / PAPER_START_ENTROPY, 4)}
     return {}
@@ -161,34 +181,53 @@ def run_one_method(job: Dict[str, Any]) -> Dict[str, Any]:
         saved = read_json(result_path)
         if saved.get("spec") == json.loads(json.dumps(spec.to_dict())):
             return saved
-        raise ValueError(f"{result_path} was produced with other method settings; use another --output-dir "
-                         f"or delete {run_dir} to rerun {spec.run_name}")
+        raise ValueError(
+            f"{result_path} was produced with other method settings; use another --output-dir "
+            f"or delete {run_dir} to rerun {spec.run_name}"
+        )
     start_eval = read_json(ws.output_dir / "start_eval.json")
     overrides = method_overrides(spec, start_eval)
     rl = dataclasses.replace(config.rl, seed=seed)
-    run = MethodRun(spec, ws.start_dir, run_dir, ws.task, ws.pool, rl, probe=load_probe(ws),
-                    method_overrides=overrides)
+    run = MethodRun(spec, ws.start_dir, run_dir, ws.task, ws.pool, rl, probe=load_probe(ws), method_overrides=overrides)
     recorder = entropy_change_recorder(spec, config, run)
     if recorder is not None:
         run.step_observers.append(recorder)
     started = time.time()
-    rows = run.train(progress=job.get("progress", True), position=job.get("position", 0),
-                     stop_after=job.get("stop_after"))
+    rows = run.train(
+        progress=job.get("progress", True), position=job.get("position", 0), stop_after=job.get("stop_after")
+    )
     if not run.finished:
         return {"run": spec.run_name, "seed": seed, "finished": False, "steps": run.step}
     run.save_checkpoint()
-    heldout = evaluate_heldout(run.model, run.tokenizer, ws.task, ws.heldout, config.eval,
-                               max_new_tokens=config.rl.max_new_tokens, seed=config.seed + 12345)
-    tail = rows[-max(1, len(rows) // 10):]
+    heldout = evaluate_heldout(
+        run.model,
+        run.tokenizer,
+        ws.task,
+        ws.heldout,
+        config.eval,
+        max_new_tokens=config.rl.max_new_tokens,
+        seed=config.seed + 12345,
+    )
+    tail = rows[-max(1, len(rows) // 10) :]
     result = {
-        "run": spec.run_name, "method": spec.method, "seed": seed, "finished": True, "spec": spec.to_dict(),
-        "steps": len(rows), "note": spec.note, "config": {**dict(spec.config), **overrides}, "loss": dict(spec.loss),
-        "heldout_entropy": heldout["entropy"], "probe_entropy": rows[-1].get("entropy/probe"),
+        "run": spec.run_name,
+        "method": spec.method,
+        "seed": seed,
+        "finished": True,
+        "spec": spec.to_dict(),
+        "steps": len(rows),
+        "note": spec.note,
+        "config": {**dict(spec.config), **overrides},
+        "loss": dict(spec.loss),
+        "heldout_entropy": heldout["entropy"],
+        "probe_entropy": rows[-1].get("entropy/probe"),
         "rollout_entropy_last": sum(r["entropy/rollout"] for r in tail) / len(tail),
         "train_accuracy_last": sum(r["accuracy"] for r in tail) / len(tail),
-        "avg@n": heldout["avg@n"], **{k: v for k, v in heldout.items() if k.startswith("pass@")},
+        "avg@n": heldout["avg@n"],
+        **{k: v for k, v in heldout.items() if k.startswith("pass@")},
         "distinct_correct": heldout.get("distinct_correct"),
-        "heldout": heldout, "train_seconds": time.time() - started,
+        "heldout": heldout,
+        "train_seconds": time.time() - started,
     }
     if recorder is not None:
         from .entropy_change import summarise
@@ -210,12 +249,23 @@ def entropy_change_recorder(spec: MethodSpec, config: DemoConfig, run):
     return EntropyChangeRecorder(config.entropy_change_steps, config.rl.lr, loss.eps_low, loss.eps_high)
 
 
-def run_methods(ws: Workspace, specs: List[MethodSpec], *, workers: int, progress: bool,
-                stop_after: Optional[int] = None) -> List[Dict[str, Any]]:
+def run_methods(
+    ws: Workspace, specs: List[MethodSpec], *, workers: int, progress: bool, stop_after: Optional[int] = None
+) -> List[Dict[str, Any]]:
     """Every (run, seed) pair as one job, seeds outermost so that a partial run has every method."""
     pairs = [(spec, seed) for seed in ws.config.rl_seeds() for spec in specs]
-    jobs = [{"config": ws.config, "output_dir": str(ws.output_dir), "spec": spec, "seed": seed, "progress": progress,
-             "position": i % max(workers, 1), "stop_after": stop_after} for i, (spec, seed) in enumerate(pairs)]
+    jobs = [
+        {
+            "config": ws.config,
+            "output_dir": str(ws.output_dir),
+            "spec": spec,
+            "seed": seed,
+            "progress": progress,
+            "position": i % max(workers, 1),
+            "stop_after": stop_after,
+        }
+        for i, (spec, seed) in enumerate(pairs)
+    ]
     from .analyses.jobs import run_jobs
 
     return run_jobs(run_one_method, jobs, workers)
@@ -247,8 +297,10 @@ def check_config(ws: Workspace) -> None:
         comparable = {k: v for k, v in current.items() if k not in free}
         saved_cmp = {k: v for k, v in saved.items() if k not in free}
         if _normalise(comparable) != _normalise(saved_cmp):
-            raise ValueError(f"{ws.output_dir} holds a run with other settings ({path}); use another --output-dir "
-                             "or delete it to start over")
+            raise ValueError(
+                f"{ws.output_dir} holds a run with other settings ({path}); use another --output-dir "
+                "or delete it to start over"
+            )
     write_json(path, current)
 
 
@@ -316,20 +368,29 @@ def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, A
 
     cfg = ws.config
     grouped = group_results(results)
-    histories = {name: [read_jsonl(ws.run_dir(name, s) / "metrics.jsonl") for s in sorted(by_seed)]
-                 for name, by_seed in grouped.items()}
+    histories = {
+        name: [read_jsonl(ws.run_dir(name, s) / "metrics.jsonl") for s in sorted(by_seed)]
+        for name, by_seed in grouped.items()
+    }
     figures = []
     known = set(grouped)
     for filename, panels in FIGURE_PANELS.items():
         present = [(title, tuple(r for r in runs if r in known)) for title, runs in panels]
-        present = [(title, runs, target_line(grouped) if "pos_adv_reweight" in runs else {})
-                   for title, runs in present if runs]
+        present = [
+            (title, runs, target_line(grouped) if "pos_adv_reweight" in runs else {}) for title, runs in present if runs
+        ]
         if present:
             start_line = {f"start {start_eval['train_rollout_entropy']:.3f}": start_eval["train_rollout_entropy"]}
             plot_seed_bands(histories, present, ws.output_dir / filename, "Rollout entropy per run", hlines=start_line)
             figures.append(filename)
-    plot_seed_bands(histories, [("all runs", tuple(grouped))], ws.output_dir / "reward.png", "Rollout accuracy per run",
-                    key="reward/mean", ylabel="mean reward (= rollout accuracy)")
+    plot_seed_bands(
+        histories,
+        [("all runs", tuple(grouped))],
+        ws.output_dir / "reward.png",
+        "Rollout accuracy per run",
+        key="reward/mean",
+        ylabel="mean reward (= rollout accuracy)",
+    )
     figures.append("reward.png")
     recorded = grouped.get(cfg.entropy_change_run, {})
     change_rows = [read_jsonl(ws.run_dir(cfg.entropy_change_run, s) / LOG_NAME) for s in sorted(recorded)]
@@ -342,15 +403,31 @@ def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, A
         figures.append("diversity.png")
     claims = evaluate_claims(grouped, start_eval)
     summaries = [summarise_run(name, by_seed, start_eval, cfg.eval.ks) for name, by_seed in grouped.items()]
-    start_row = {"run": "start (step 0)", "seeds": 0, "heldout_entropy": start_eval["entropy"], "entropy_ratio": 1.0,
-                 "avg@n": start_eval["avg@n"], "distinct_correct": start_eval.get("distinct_correct"),
-                 "train_accuracy_last": None,
-                 "note": "SFT warm start" if cfg.model == "tiny" else "SmolLM2-135M-Instruct",
-                 **{k: v for k, v in start_eval.items() if k.startswith("pass@")}}
-    write_results(ws.output_dir, claims, [start_row] + summaries, cfg,
-                  {"heldout_problems": len(ws.heldout), "config": cfg.to_dict(), "environment": run_environment(),
-                   "figures": figures, "start": start_eval,
-                   "runs": [r for r in results if r.get("finished")]})
+    start_row = {
+        "run": "start (step 0)",
+        "seeds": 0,
+        "heldout_entropy": start_eval["entropy"],
+        "entropy_ratio": 1.0,
+        "avg@n": start_eval["avg@n"],
+        "distinct_correct": start_eval.get("distinct_correct"),
+        "train_accuracy_last": None,
+        "note": "SFT warm start" if cfg.model == "tiny" else "SmolLM2-135M-Instruct",
+        **{k: v for k, v in start_eval.items() if k.startswith("pass@")},
+    }
+    write_results(
+        ws.output_dir,
+        claims,
+        [start_row] + summaries,
+        cfg,
+        {
+            "heldout_problems": len(ws.heldout),
+            "config": cfg.to_dict(),
+            "environment": run_environment(),
+            "figures": figures,
+            "start": start_eval,
+            "runs": [r for r in results if r.get("finished")],
+        },
+    )
 
 
 def run_environment() -> Dict[str, Any]:
@@ -372,13 +449,17 @@ def warn_if_weak_start(start_eval: Dict[str, Any], config: DemoConfig) -> None:
     if config.model == "tiny" and config.preset == "full" and start_eval["avg@n"] < WEAK_START_ACCURACY:
         import sys
 
-        print(f"warning: the warm start is weak (avg@{start_eval['samples']} = {start_eval['avg@n']:.3f} < "
-              f"{WEAK_START_ACCURACY}): few groups will have mixed rewards, so RL has little signal. Raise --sft-steps "
-              "or use another --seed.", file=sys.stderr)
+        print(
+            f"warning: the warm start is weak (avg@{start_eval['samples']} = {start_eval['avg@n']:.3f} < "
+            f"{WEAK_START_ACCURACY}): few groups will have mixed rewards, so RL has little signal. Raise --sft-steps "
+            "or use another --seed.",
+            file=sys.stderr,
+        )
 
 
-def run_demo(output_dir: Path, config: DemoConfig, *, progress: bool = True, stop_after: Optional[int] = None
-             ) -> Dict[str, Any]:
+def run_demo(
+    output_dir: Path, config: DemoConfig, *, progress: bool = True, stop_after: Optional[int] = None
+) -> Dict[str, Any]:
     torch.set_num_threads(1)
     ws = open_workspace(output_dir, config)
     ws.output_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
 """Supervised warm start on the toy task: cross-entropy on answer + EOS, cached in the output dir."""
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,13 @@ from .task import AdditionTask, Problem
 
 @dataclass
 class SFTConfig:
-    steps: int = field(default=300, metadata={"help": "SFT optimizer steps (tiny-model notes: 300 steps of `s` give ~62% greedy accuracy on 2-digit addition)."})
+    steps: int = field(
+        default=300,
+        metadata={
+            "help": "SFT optimizer steps (default 300; the full preset: 200 steps of `xs` on the split task, "
+            "avg@16 ~0.66)."
+        },
+    )
     batch_size: int = field(default=128, metadata={"help": "Problems per SFT step (default 128)."})
     lr: float = field(default=3e-3, metadata={"help": "AdamW peak learning rate (default 3e-3)."})
     warmup_steps: int = field(default=50, metadata={"help": "Linear warmup steps (default 50), then constant."})
@@ -31,13 +38,16 @@ def sft_loss(model, tokenizer, task: AdditionTask, problems: Sequence[Problem]) 
     targets = encode_targets(tokenizer, task, problems)
     batch = build_batch(prompts, targets, tokenizer.pad_token_id, tokenizer.eos_token_id)
     logits = completion_logits(model, batch)
-    token_nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.completion_ids.reshape(-1), reduction="none")
+    token_nll = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), batch.completion_ids.reshape(-1), reduction="none"
+    )
     mask = batch.action_mask.reshape(-1)
     return (token_nll * mask).sum() / mask.sum()
 
 
-def run_sft(model, tokenizer, task: AdditionTask, pool: Sequence[Problem], config: SFTConfig, *,
-            progress: bool = True) -> List[float]:
+def run_sft(
+    model, tokenizer, task: AdditionTask, pool: Sequence[Problem], config: SFTConfig, *, progress: bool = True
+) -> List[float]:
     """Train in place; returns the loss of every step."""
     rng = random.Random(config.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
@@ -58,8 +68,15 @@ def run_sft(model, tokenizer, task: AdditionTask, pool: Sequence[Problem], confi
     return losses
 
 
-def ensure_sft_checkpoint(directory: Path, *, model_size: str, task: AdditionTask, pool: Sequence[Problem],
-                          config: SFTConfig, progress: bool = True) -> Path:
+def ensure_sft_checkpoint(
+    directory: Path,
+    *,
+    model_size: str,
+    task: AdditionTask,
+    pool: Sequence[Problem],
+    config: SFTConfig,
+    progress: bool = True,
+) -> Path:
     """Build + SFT the tiny model once; later calls (and every method) reuse the saved checkpoint.
 
     The cache is keyed by the settings in ``sft_meta.json``: if they differ the checkpoint is rebuilt.
@@ -75,6 +92,13 @@ def ensure_sft_checkpoint(directory: Path, *, model_size: str, task: AdditionTas
     model = build_tiny_model(model_size, config.seed)
     losses = run_sft(model, tokenizer, task, pool, config, progress=progress)
     save_policy(model, tokenizer, directory)
-    write_json(meta_path, {"settings": wanted, "final_loss": losses[-1] if losses else math.nan,
-                           "loss_first10": losses[:10], "loss_last10": losses[-10:]})
+    write_json(
+        meta_path,
+        {
+            "settings": wanted,
+            "final_loss": losses[-1] if losses else math.nan,
+            "loss_first10": losses[:10],
+            "loss_last10": losses[-10:],
+        },
+    )
     return directory

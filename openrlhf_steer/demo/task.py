@@ -2,13 +2,15 @@
 
 A task turns a problem (a, b) into a prompt text and a target text and scores a completion. Three
 tasks are registered: ``add2`` (two-digit addition with a raw ``a+b=`` prompt, for the char-level
-tiny model), ``add1`` (single-digit, the same format, for the quick/test path) and ``add1-chat`` (single-digit addition with a chat prompt, for SmolLM2-135M-Instruct).
+tiny model), ``add1`` (single-digit, the same format, for the quick/test path) and ``add1-chat``
+(single-digit addition with a chat prompt, for SmolLM2-135M-Instruct).
 
 ``split`` is the claims demo's task: given n, write it as a sum of two digits ("13=" -> "4+9"). Most
 n have several correct answers (up to 10), so a policy that collapses onto one answer per prompt
 loses measurable diversity (distinct correct answers, Pos-Adv App. C.1's point) while keeping its
 accuracy.
 """
+
 from __future__ import annotations
 
 import math

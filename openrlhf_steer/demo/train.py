@@ -12,6 +12,7 @@ Resumable: a checkpoint (model, optimizer, method state, step) is written atomic
 ``save_every`` rollout steps; rerunning resumes from it and drops metric rows past it. All randomness
 is a pure function of (seed, step), so a resumed run reproduces an uninterrupted one exactly.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,19 +68,28 @@ class ProbeBatch:
 def make_probe(model, tokenizer, task: AdditionTask, problems: List[Problem], rl: RLConfig) -> ProbeBatch:
     with torch.random.fork_rng():
         torch.manual_seed(step_seed(rl.seed, 0, salt=99))
-        rollout = collect_rollout(model, tokenizer, task, problems, samples_per_prompt=4,
-                                  max_new_tokens=rl.max_new_tokens, temperature=rl.temperature)
+        rollout = collect_rollout(
+            model,
+            tokenizer,
+            task,
+            problems,
+            samples_per_prompt=4,
+            max_new_tokens=rl.max_new_tokens,
+            temperature=rl.temperature,
+        )
     return ProbeBatch(rollout.batch)
 
 
-def window_slices(num_samples: int, mini_batches: int, micro_batch_size: int, generator: torch.Generator) -> List[List[Tensor]]:
+def window_slices(
+    num_samples: int, mini_batches: int, micro_batch_size: int, generator: torch.Generator
+) -> List[List[Tensor]]:
     """Shuffled sample indices -> mini-batches (optimizer steps) -> micro-batches (loss calls)."""
     order = torch.randperm(num_samples, generator=generator)
     per_mini = num_samples // mini_batches
     windows = []
     for m in range(mini_batches):
-        mini = order[m * per_mini:(m + 1) * per_mini]
-        windows.append([mini[i:i + micro_batch_size] for i in range(0, len(mini), micro_batch_size)])
+        mini = order[m * per_mini : (m + 1) * per_mini]
+        windows.append([mini[i : i + micro_batch_size] for i in range(0, len(mini), micro_batch_size)])
     return windows
 
 
@@ -94,10 +104,26 @@ def rollout_means(per_window: List[Dict[str, float]]) -> Dict[str, float]:
 class MethodRun:
     """Everything needed to train one method: model, optimizer, method, loss, and the step loop."""
 
-    def __init__(self, spec: MethodSpec, start_dir: Path, run_dir: Path, task: AdditionTask, pool: List[Problem],
-                 rl: RLConfig, probe: Optional[ProbeBatch] = None, method_overrides: Optional[Dict[str, Any]] = None):
+    def __init__(
+        self,
+        spec: MethodSpec,
+        start_dir: Path,
+        run_dir: Path,
+        task: AdditionTask,
+        pool: List[Problem],
+        rl: RLConfig,
+        probe: Optional[ProbeBatch] = None,
+        method_overrides: Optional[Dict[str, Any]] = None,
+    ):
         rl.validate()
-        self.spec, self.run_dir, self.task, self.pool, self.rl, self.probe = spec, Path(run_dir), task, list(pool), rl, probe
+        self.spec, self.run_dir, self.task, self.pool, self.rl, self.probe = (
+            spec,
+            Path(run_dir),
+            task,
+            list(pool),
+            rl,
+            probe,
+        )
         self.model, self.tokenizer = load_policy(start_dir)
         self.method = build_method(spec.method, dict(spec.config), **(method_overrides or {}))
         self.loss_fn = PolicyLoss(LossConfig(**dict(spec.loss)), self.method)
@@ -112,9 +138,16 @@ class MethodRun:
 
     # ------------------------------------------------------------------------------------------
     def checkpoint_state(self) -> Dict[str, Any]:
-        return {"step": self.step, "optimizer_steps": self.optimizer_steps, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "method": self.method.state_dict(),
-                "torch_rng": torch.get_rng_state(), "spec": self.spec.to_dict(), "rl": asdict(self.rl)}
+        return {
+            "step": self.step,
+            "optimizer_steps": self.optimizer_steps,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "method": self.method.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "spec": self.spec.to_dict(),
+            "rl": asdict(self.rl),
+        }
 
     def save_checkpoint(self) -> None:
         save_torch(self.run_dir / CHECKPOINT, self.checkpoint_state())
@@ -130,8 +163,10 @@ class MethodRun:
             return False
         state = torch.load(path, map_location="cpu", weights_only=False)
         if state["spec"] != self.spec.to_dict() or state["rl"] != asdict(self.rl):
-            raise ValueError(f"{path} was written with other settings (method or RL config); "
-                             f"use a new --output-dir or delete {self.run_dir} to restart this method")
+            raise ValueError(
+                f"{path} was written with other settings (method or RL config); "
+                f"use a new --output-dir or delete {self.run_dir} to restart this method"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.method.load_state_dict(state["method"])
@@ -142,20 +177,29 @@ class MethodRun:
         return True
 
     # ------------------------------------------------------------------------------------------
-    def loss_inputs(self, rollout: Rollout, advantages: Tensor, index: Tensor, with_grad: bool,
-                    generator: Optional[torch.Generator]) -> LossInputs:
+    def loss_inputs(
+        self, rollout: Rollout, advantages: Tensor, index: Tensor, with_grad: bool, generator: Optional[torch.Generator]
+    ) -> LossInputs:
         batch = rollout.batch.select(index)
         with torch.set_grad_enabled(with_grad):
-            log_probs, entropy = completion_logprobs(self.model, batch, temperature=self.rl.temperature,
-                                                     entropy_grad=with_grad)
+            log_probs, entropy = completion_logprobs(
+                self.model, batch, temperature=self.rl.temperature, entropy_grad=with_grad
+            )
         return LossInputs(
-            log_probs=log_probs, old_log_probs=rollout.old_log_probs[index], advantages=advantages[index],
-            action_mask=batch.action_mask, entropy=entropy, old_entropy=rollout.old_entropy[index],
-            step=self.optimizer_steps, total_steps=self.rl.steps * self.rl.mini_batches, generator=generator,
+            log_probs=log_probs,
+            old_log_probs=rollout.old_log_probs[index],
+            advantages=advantages[index],
+            action_mask=batch.action_mask,
+            entropy=entropy,
+            old_entropy=rollout.old_entropy[index],
+            step=self.optimizer_steps,
+            total_steps=self.rl.steps * self.rl.mini_batches,
+            generator=generator,
         )
 
-    def optimizer_step(self, rollout: Rollout, advantages: Tensor, micro_indices: List[Tensor], salt: int
-                       ) -> Dict[str, float]:
+    def optimizer_step(
+        self, rollout: Rollout, advantages: Tensor, micro_indices: List[Tensor], salt: int
+    ) -> Dict[str, float]:
         """One optimizer step over a window of micro-batches; returns the token-weighted mean metrics."""
         self.model.train()
         window_tokens = float(sum(rollout.batch.action_mask[idx].sum() for idx in micro_indices))
@@ -203,11 +247,23 @@ class MethodRun:
         started = time.time()
         torch.manual_seed(step_seed(rl.seed, self.step))
         problems = sample_problems(self.pool, rl.prompts_per_step, rl.seed, self.step)
-        rollout = collect_rollout(self.model, self.tokenizer, self.task, problems, samples_per_prompt=rl.samples_per_prompt,
-                                  max_new_tokens=rl.max_new_tokens, temperature=rl.temperature)
+        rollout = collect_rollout(
+            self.model,
+            self.tokenizer,
+            self.task,
+            problems,
+            samples_per_prompt=rl.samples_per_prompt,
+            max_new_tokens=rl.max_new_tokens,
+            temperature=rl.temperature,
+        )
         mask = rollout.batch.action_mask
-        group = GroupInputs(rewards=rollout.rewards, group_ids=rollout.group_ids, response_mask=mask,
-                            old_log_probs=rollout.old_log_probs, entropy=rollout.old_entropy)
+        group = GroupInputs(
+            rewards=rollout.rewards,
+            group_ids=rollout.group_ids,
+            response_mask=mask,
+            old_log_probs=rollout.old_log_probs,
+            entropy=rollout.old_entropy,
+        )
         advantages = compute_advantages(group, self.method)
         shuffle = torch.Generator().manual_seed(step_seed(rl.seed, self.step, salt=1))
         windows = window_slices(rollout.num_samples, rl.mini_batches, rl.micro_batch_size, shuffle)
@@ -237,15 +293,28 @@ class MethodRun:
         self.step += 1
         return row
 
-    def train(self, *, progress: bool = True, position: int = 0, stop_after: Optional[int] = None,
-              on_row: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+    def train(
+        self,
+        *,
+        progress: bool = True,
+        position: int = 0,
+        stop_after: Optional[int] = None,
+        on_row: Optional[Callable[[Dict[str, Any]], None]] = None,
+    ) -> List[Dict[str, Any]]:
         """Run (or resume) up to ``rl.steps``; ``stop_after`` ends early after that many steps of this call
         (used to simulate an interruption)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.try_resume()
         todo = range(self.step, self.rl.steps)
-        bar = tqdm(total=self.rl.steps, initial=self.step, desc=f"{self.spec.run_name:>16}", position=position,
-                   disable=not progress, leave=True, dynamic_ncols=True)
+        bar = tqdm(
+            total=self.rl.steps,
+            initial=self.step,
+            desc=f"{self.spec.run_name:>16}",
+            position=position,
+            disable=not progress,
+            leave=True,
+            dynamic_ncols=True,
+        )
         done_now = 0
         for _ in todo:
             row = self.train_step()

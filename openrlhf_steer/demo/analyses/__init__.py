@@ -3,6 +3,7 @@
 Each analysis is a module with ``run(ws, settings, progress) -> dict`` that writes ``<name>.json`` and
 ``<name>.png`` into ``<output-dir>/analyses/``; ``ANALYSES`` maps the CLI name to it.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict

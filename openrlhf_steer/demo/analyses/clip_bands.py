@@ -6,6 +6,7 @@ probability p_old; a low trigger is A < 0 with ratio < 1 - eps_low, a high trigg
 ratio > 1 + eps_high, computed by the core's ``clipped_surrogate`` with the run's effective clip
 range (the same function the loss uses).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,9 @@ BAND_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 @dataclass
 class ClipBandSettings:
     steps: int = field(default=30, metadata={"help": "Rollout steps per run."})
-    mini_batches: int = field(default=4, metadata={"help": "Optimizer steps per rollout (more = more off-policy = more clipping)."})
+    mini_batches: int = field(
+        default=4, metadata={"help": "Optimizer steps per rollout (more = more off-policy = more clipping)."}
+    )
 
 
 def band_labels() -> List[str]:
@@ -69,31 +72,56 @@ def _train(job: Dict[str, Any]) -> Dict[str, Any]:
     run.observers.append(counter)
     rows = run.train(progress=job["progress"], position=job["position"])
     effective = run.method.loss_config(run.loss_fn.loss_config)  # e.g. clip-higher's eps_high 0.28
-    return {"name": job["spec"].run_name, "counts": counter.state(), "loss": asdict(effective),
-            "method": job["spec"].method, "steps": len(rows),
-            "clip_frac_low_mean": sum(r.get("train/clip/frac_low", 0.0) for r in rows) / max(len(rows), 1),
-            "clip_frac_high_mean": sum(r.get("train/clip/frac_high", 0.0) for r in rows) / max(len(rows), 1)}
+    return {
+        "name": job["spec"].run_name,
+        "counts": counter.state(),
+        "loss": asdict(effective),
+        "method": job["spec"].method,
+        "steps": len(rows),
+        "clip_frac_low_mean": sum(r.get("train/clip/frac_low", 0.0) for r in rows) / max(len(rows), 1),
+        "clip_frac_high_mean": sum(r.get("train/clip/frac_high", 0.0) for r in rows) / max(len(rows), 1),
+    }
 
 
 def run(ws, settings: ClipBandSettings, progress: bool = True) -> Dict[str, Any]:
     out = analysis_dir(ws)
-    specs = [MethodSpec("grpo", "grpo", {}, {"eps_low": 0.2, "eps_high": 0.2}, "GRPO 0.2/0.2"),
-             MethodSpec("clip_higher", "clip_higher", {}, {"eps_low": 0.2, "eps_high": 0.2}, "clip-higher 0.2/0.28")]
+    specs = [
+        MethodSpec("grpo", "grpo", {}, {"eps_low": 0.2, "eps_high": 0.2}, "GRPO 0.2/0.2"),
+        MethodSpec("clip_higher", "clip_higher", {}, {"eps_low": 0.2, "eps_high": 0.2}, "clip-higher 0.2/0.28"),
+    ]
     rl_overrides = {"steps": settings.steps, "mini_batches": settings.mini_batches}
-    jobs = [{"config": ws.config, "output_dir": str(ws.output_dir), "spec": spec,
-             "run_dir": str(out / "clip_bands_runs" / spec.run_name), "rl_overrides": rl_overrides,
-             "progress": progress, "position": i % max(1, ws.config.workers)} for i, spec in enumerate(specs)]
+    jobs = [
+        {
+            "config": ws.config,
+            "output_dir": str(ws.output_dir),
+            "spec": spec,
+            "run_dir": str(out / "clip_bands_runs" / spec.run_name),
+            "rl_overrides": rl_overrides,
+            "progress": progress,
+            "position": i % max(1, ws.config.workers),
+        }
+        for i, spec in enumerate(specs)
+    ]
     runs = run_jobs(_train, jobs, ws.config.workers)
     labels = band_labels()
-    result = {"analysis": "clip-bands", "settings": asdict(settings), "bands": labels,
-              "what": "clip triggers per rollout-probability band over all micro-batches of the runs",
-              "runs": {}}
+    result = {
+        "analysis": "clip-bands",
+        "settings": asdict(settings),
+        "bands": labels,
+        "what": "clip triggers per rollout-probability band over all micro-batches of the runs",
+        "runs": {},
+    }
     for r in runs:
         counts = r["counts"]
         rates_low = [lo / t if t else None for lo, t in zip(counts["clip_low"], counts["tokens"])]
         rates_high = [hi / t if t else None for hi, t in zip(counts["clip_high"], counts["tokens"])]
-        result["runs"][r["name"]] = {**r, "rate_low": rates_low, "rate_high": rates_high,
-                                     "total_low": sum(counts["clip_low"]), "total_high": sum(counts["clip_high"])}
+        result["runs"][r["name"]] = {
+            **r,
+            "rate_low": rates_low,
+            "rate_high": rates_high,
+            "total_low": sum(counts["clip_low"]),
+            "total_high": sum(counts["clip_high"]),
+        }
     write_json(out / "clip_bands.json", result)
     plot(result, out / "clip_bands.png")
     return result
@@ -109,16 +137,21 @@ def plot(result: Dict[str, Any], path: Path) -> None:
         r = result["runs"][name]
         low, high = r["counts"]["clip_low"], r["counts"]["clip_high"]
         ax.bar([i - 0.2 for i in x], low, width=0.4, label=f"low (A<0, r<1-eps_low): {sum(low)}", color="tab:blue")
-        ax.bar([i + 0.2 for i in x], high, width=0.4, label=f"high (A>0, r>1+eps_high): {sum(high)}", color="tab:orange")
+        ax.bar(
+            [i + 0.2 for i in x], high, width=0.4, label=f"high (A>0, r>1+eps_high): {sum(high)}", color="tab:orange"
+        )
         for i, t in enumerate(r["counts"]["tokens"]):
-            ax.annotate(f"n={t}", (i, max(low[i], high[i])), ha="center", fontsize=7, xytext=(0, 3),
-                        textcoords="offset points")
+            ax.annotate(
+                f"n={t}", (i, max(low[i], high[i])), ha="center", fontsize=7, xytext=(0, 3), textcoords="offset points"
+            )
         ax.set_xticks(x)
         ax.set_xticklabels(labels, fontsize=8)
         ax.set_xlabel("rollout probability p_old of the sampled token")
         ax.set_ylabel("clip triggers (count)")
-        ax.set_title(f"{name} (eps_low {r['loss']['eps_low']}, eps_high {r['loss']['eps_high']}), "
-                     f"{r['steps']} steps", fontsize=10)
+        ax.set_title(
+            f"{name} (eps_low {r['loss']['eps_low']}, eps_high {r['loss']['eps_high']}), {r['steps']} steps",
+            fontsize=10,
+        )
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()

@@ -1,4 +1,5 @@
 """Pieces shared by the analyses: settings resolution, output paths, plotting helpers."""
+
 from __future__ import annotations
 
 from pathlib import Path

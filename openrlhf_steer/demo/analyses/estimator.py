@@ -15,6 +15,7 @@ after the step). Compare with the estimates made before the step:
 The model runs in float64 so that the measured changes are free of rounding noise, and each step
 is undone before the next token. Tokens with A = 0 have no gradient and are skipped.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,9 +44,24 @@ from .stats import agreement
 @dataclass
 class EstimatorSettings:
     prompts: int = field(default=16, metadata={"help": "Prompts in the rollout whose tokens are probed."})
-    samples_per_prompt: int = field(default=8, metadata={"help": "G samples per prompt (GRPO advantages need a group)."})
-    max_tokens: int = field(default=200, metadata={"help": "Tokens probed (each costs one backward + one forward), drawn with the seed among tokens with A != 0."})
-    sgd_lr: float = field(default=1e-6, metadata={"help": "eta of the single SGD step. Single-token gradients of the tiny model move its logits a lot (eta=1e-4 already changes some entropies by 0.3 nats), so the default is small; float64 keeps the changes far above rounding. The JSON reports the measured nonlinearity."})
+    samples_per_prompt: int = field(
+        default=8, metadata={"help": "G samples per prompt (GRPO advantages need a group)."}
+    )
+    max_tokens: int = field(
+        default=200,
+        metadata={
+            "help": "Tokens probed (each costs one backward + one forward), drawn with the seed among tokens "
+            "with A != 0."
+        },
+    )
+    sgd_lr: float = field(
+        default=1e-6,
+        metadata={
+            "help": "eta of the single SGD step. Single-token gradients of the tiny model move its logits a "
+            "lot (eta=1e-4 already changes some entropies by 0.3 nats), so the default is small; float64 keeps "
+            "the changes far above rounding. The JSON reports the measured nonlinearity."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the prompts, the samples and the token subset."})
 
 
@@ -68,8 +84,15 @@ def run(ws, settings: EstimatorSettings, progress: bool = True) -> Dict[str, Any
     rl = ws.config.rl
     torch.manual_seed(settings.seed)
     problems = sample_problems(ws.pool, settings.prompts, settings.seed, step=10_000)
-    rollout = collect_rollout(model, tokenizer, ws.task, problems, samples_per_prompt=settings.samples_per_prompt,
-                              max_new_tokens=rl.max_new_tokens, temperature=rl.temperature)
+    rollout = collect_rollout(
+        model,
+        tokenizer,
+        ws.task,
+        problems,
+        samples_per_prompt=settings.samples_per_prompt,
+        max_new_tokens=rl.max_new_tokens,
+        temperature=rl.temperature,
+    )
     mask = rollout.batch.action_mask.bool()
     group = GroupInputs(rewards=rollout.rewards, group_ids=rollout.group_ids, response_mask=rollout.batch.action_mask)
     advantages = compute_advantages(group).double()
@@ -82,8 +105,10 @@ def run(ws, settings: EstimatorSettings, progress: bool = True) -> Dict[str, Any
     if len(candidates) > settings.max_tokens:
         candidates = sorted(rng.sample(candidates, settings.max_tokens))
     if len(candidates) < 3:
-        raise RuntimeError(f"only {len(candidates)} tokens with a nonzero advantage in the rollout; "
-                           "raise --prompts or use a start model whose groups have mixed rewards")
+        raise RuntimeError(
+            f"only {len(candidates)} tokens with a nonzero advantage in the rollout; "
+            "raise --prompts or use a start model whose groups have mixed rewards"
+        )
 
     params = [p for p in model.parameters() if p.requires_grad]
     saved = [p.detach().clone() for p in params]
@@ -103,8 +128,12 @@ def run(ws, settings: EstimatorSettings, progress: bool = True) -> Dict[str, Any
         for col in cols:
             one_hot = torch.zeros_like(sub.action_mask)
             one_hot[0, col] = 1.0
-            inputs = LossInputs(log_probs=log_probs, old_log_probs=log_probs.detach(),
-                                advantages=advantages[row:row + 1], action_mask=one_hot)
+            inputs = LossInputs(
+                log_probs=log_probs,
+                old_log_probs=log_probs.detach(),
+                advantages=advantages[row : row + 1],
+                action_mask=one_hot,
+            )
             loss, _ = loss_fn(inputs)
             token_grads.append(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))
         for col, grads in zip(cols, token_grads):
@@ -121,15 +150,22 @@ def run(ws, settings: EstimatorSettings, progress: bool = True) -> Dict[str, Any
                 _, after_half = token_logprobs_and_entropy(completion_logits(model, sub), sub.completion_ids)
                 for p, s in zip(params, saved):
                     p.copy_(s)
-            records.append({
-                "row": row, "position": col, "advantage": float(advantages[row, col]),
-                "prob": float(log_p[row, col].exp()), "entropy": float(before[0, col]),
-                "omega": float(omega[row, col]), "cov": float(cov[row, col]),
-                "exact_logit": exact_logit_space_change(logits[0, col].detach(), int(sub.completion_ids[0, col]),
-                                                        float(advantages[row, col])),
-                "true_delta_entropy": float(after[0, col] - before[0, col]),
-                "true_delta_entropy_half_step": float(after_half[0, col] - before[0, col]),
-            })
+            records.append(
+                {
+                    "row": row,
+                    "position": col,
+                    "advantage": float(advantages[row, col]),
+                    "prob": float(log_p[row, col].exp()),
+                    "entropy": float(before[0, col]),
+                    "omega": float(omega[row, col]),
+                    "cov": float(cov[row, col]),
+                    "exact_logit": exact_logit_space_change(
+                        logits[0, col].detach(), int(sub.completion_ids[0, col]), float(advantages[row, col])
+                    ),
+                    "true_delta_entropy": float(after[0, col] - before[0, col]),
+                    "true_delta_entropy_half_step": float(after_half[0, col] - before[0, col]),
+                }
+            )
             bar.update(1)
     bar.close()
 
@@ -141,7 +177,8 @@ def run(ws, settings: EstimatorSettings, progress: bool = True) -> Dict[str, Any
     }
     result: Dict[str, Any] = {
         "analysis": "estimator",
-        "what": "per-token true entropy change after one SGD step on that token's surrogate vs estimates made before it",
+        "what": "per-token true entropy change after one SGD step on that token's surrogate vs estimates made "
+        "before it",
         "settings": asdict(settings),
         "num_tokens": len(records),
         "estimators": {name: agreement(values, truth) for name, values in estimates.items()},
@@ -157,7 +194,8 @@ def run(ws, settings: EstimatorSettings, progress: bool = True) -> Dict[str, Any
         "pearson": _finite(om["pearson"]) and _finite(cv["pearson"]) and om["pearson"] > cv["pearson"],
         "spearman": _finite(om["spearman"]) and _finite(cv["spearman"]) and om["spearman"] > cv["spearman"],
         "mse_scaled": om["mse_scaled"] < cv["mse_scaled"],
-        "sign_agreement": _finite(om["sign_agreement"]) and _finite(cv["sign_agreement"])
+        "sign_agreement": _finite(om["sign_agreement"])
+        and _finite(cv["sign_agreement"])
         and om["sign_agreement"] > cv["sign_agreement"],
     }
     out = analysis_dir(ws)
@@ -175,7 +213,7 @@ def symlog_ticks(linthresh: float, largest: float) -> List[float]:
     Ticks inside the linear band would print on top of the 0 label, so there are none."""
     first = math.ceil(math.log10(linthresh))
     last = max(first, math.ceil(math.log10(max(largest, linthresh))))
-    powers = [10.0 ** k for k in range(last, first - 1, -2)]
+    powers = [10.0**k for k in range(last, first - 1, -2)]
     return sorted([0.0] + powers + [-v for v in powers])
 
 
@@ -191,8 +229,11 @@ def plot(result: Dict[str, Any], estimates: Dict[str, List[float]], truth: List[
         ax.scatter(x, truth, s=9, alpha=0.6)
         lo, hi = min(min(x), min(truth)), max(max(x), max(truth))
         ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8, linestyle="--")
-        ax.set_title(f"{titles[name]}\nPearson {stats['pearson']:.3f}  Spearman {stats['spearman']:.3f}  "
-                     f"scaled MSE {stats['mse_scaled']:.2e}", fontsize=9)
+        ax.set_title(
+            f"{titles[name]}\nPearson {stats['pearson']:.3f}  Spearman {stats['spearman']:.3f}  "
+            f"scaled MSE {stats['mse_scaled']:.2e}",
+            fontsize=9,
+        )
         # The changes are heavy-tailed: a symmetric log scale keeps both the bulk and the tails readable.
         # Four decades below the largest change; smaller values sit in the linear band around 0.
         linthresh = max(max(abs(v) for v in truth) * 1e-4, 1e-300)
@@ -203,7 +244,10 @@ def plot(result: Dict[str, Any], estimates: Dict[str, List[float]], truth: List[
         ax.set_xlabel("predicted entropy change (x best scale, symlog)")
         ax.set_ylabel("true entropy change after one SGD step (symlog)")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Per-token entropy change: estimate vs measurement ({result['num_tokens']} tokens, "
-                 f"eta={result['settings']['sgd_lr']}, float64)", fontsize=10)
+    fig.suptitle(
+        f"Per-token entropy change: estimate vs measurement ({result['num_tokens']} tokens, "
+        f"eta={result['settings']['sgd_lr']}, float64)",
+        fontsize=10,
+    )
     fig.tight_layout()
     save_figure(fig, path)

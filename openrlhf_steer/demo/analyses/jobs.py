@@ -1,4 +1,5 @@
 """Jobs in worker processes (spawned, 1 torch thread each): the demo's method runs and the analyses' short runs."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +11,9 @@ from typing import Any, Callable, Dict, List
 import torch
 
 
-def run_jobs(worker: Callable[[Dict[str, Any]], Dict[str, Any]], jobs: List[Dict[str, Any]], workers: int
-             ) -> List[Dict[str, Any]]:
+def run_jobs(
+    worker: Callable[[Dict[str, Any]], Dict[str, Any]], jobs: List[Dict[str, Any]], workers: int
+) -> List[Dict[str, Any]]:
     if workers <= 1 or len(jobs) <= 1:
         return [worker(job) for job in jobs]
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:

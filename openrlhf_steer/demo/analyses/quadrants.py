@@ -10,6 +10,7 @@ A > 0 on a likely token and A < 0 on an unlikely token lower entropy; the other 
 Masking removes a quadrant's contribution, so masking an entropy-lowering quadrant leaves entropy
 above the baseline; up-weighting does the opposite.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -29,10 +30,16 @@ QUADRANT_EFFECT = {("pos", "high"): -1, ("pos", "low"): +1, ("neg", "high"): +1,
 @dataclass
 class QuadrantSettings:
     steps: int = field(default=40, metadata={"help": "Rollout steps per run (baseline + 4 quadrants)."})
-    action: str = field(default="mask", metadata={"help": "mask (weight 0) or upweight (weight upweight_factor) of the chosen tokens."})
-    fraction: float = field(default=0.1, metadata={"help": "Fraction of each quadrant's tokens acted on (STEER paper: 10%)."})
+    action: str = field(
+        default="mask", metadata={"help": "mask (weight 0) or upweight (weight upweight_factor) of the chosen tokens."}
+    )
+    fraction: float = field(
+        default=0.1, metadata={"help": "Fraction of each quadrant's tokens acted on (STEER paper: 10%)."}
+    )
     upweight_factor: float = field(default=2.0, metadata={"help": "Weight of chosen tokens when action=upweight."})
-    prob_threshold: float = field(default=0.5, metadata={"help": "Rollout probability separating the high and low bands."})
+    prob_threshold: float = field(
+        default=0.5, metadata={"help": "Rollout probability separating the high and low bands."}
+    )
 
 
 def predicted_sign(sign: str, band: str, action: str) -> int:
@@ -58,21 +65,48 @@ def _train(job: Dict[str, Any]) -> Dict[str, Any]:
 
     run.observers.append(count)
     rows = run.train(progress=job["progress"], position=job["position"])
-    return {"name": job["spec"].run_name, "start_entropy": start_entropy,
-            "entropy": [r["entropy/probe"] for r in rows], "reward": [r["reward/mean"] for r in rows], **counts}
+    return {
+        "name": job["spec"].run_name,
+        "start_entropy": start_entropy,
+        "entropy": [r["entropy/probe"] for r in rows],
+        "reward": [r["reward/mean"] for r in rows],
+        **counts,
+    }
 
 
 def run(ws, settings: QuadrantSettings, progress: bool = True) -> Dict[str, Any]:
     out = analysis_dir(ws)
     specs = [MethodSpec("baseline", "grpo", {}, {"eps_low": 0.2, "eps_high": 0.2}, "GRPO")]
     for sign, band in QUADRANTS:
-        config = {"sign": sign, "band": band, "action": settings.action, "fraction": settings.fraction,
-                  "prob_threshold": settings.prob_threshold, "upweight_factor": settings.upweight_factor}
-        specs.append(MethodSpec(f"{settings.action}_{sign}_{band}", "quadrant", config, {"eps_low": 0.2, "eps_high": 0.2},
-                                f"{settings.action} {settings.fraction:.0%} of A{'>' if sign == 'pos' else '<'}0, p {band}"))
-    jobs = [{"config": ws.config, "output_dir": str(ws.output_dir), "spec": spec,
-             "run_dir": str(out / "quadrants_runs" / spec.run_name), "rl_overrides": {"steps": settings.steps},
-             "progress": progress, "position": i % max(1, ws.config.workers)} for i, spec in enumerate(specs)]
+        config = {
+            "sign": sign,
+            "band": band,
+            "action": settings.action,
+            "fraction": settings.fraction,
+            "prob_threshold": settings.prob_threshold,
+            "upweight_factor": settings.upweight_factor,
+        }
+        specs.append(
+            MethodSpec(
+                f"{settings.action}_{sign}_{band}",
+                "quadrant",
+                config,
+                {"eps_low": 0.2, "eps_high": 0.2},
+                f"{settings.action} {settings.fraction:.0%} of A{'>' if sign == 'pos' else '<'}0, p {band}",
+            )
+        )
+    jobs = [
+        {
+            "config": ws.config,
+            "output_dir": str(ws.output_dir),
+            "spec": spec,
+            "run_dir": str(out / "quadrants_runs" / spec.run_name),
+            "rl_overrides": {"steps": settings.steps},
+            "progress": progress,
+            "position": i % max(1, ws.config.workers),
+        }
+        for i, spec in enumerate(specs)
+    ]
     runs = {r["name"]: r for r in run_jobs(_train, jobs, ws.config.workers)}
     base = runs["baseline"]["entropy"]
     quadrants = []
@@ -81,21 +115,29 @@ def run(ws, settings: QuadrantSettings, progress: bool = True) -> Dict[str, Any]
         diffs = [a - b for a, b in zip(curve, base)]
         mean_diff = sum(diffs) / len(diffs)
         expected = predicted_sign(sign, band, settings.action)
-        quadrants.append({
-            "run": spec.run_name, "advantage_sign": sign, "prob_band": band,
-            "final_entropy": curve[-1], "baseline_final_entropy": base[-1],
-            "final_minus_baseline": curve[-1] - base[-1], "mean_minus_baseline": mean_diff,
-            "predicted": "above baseline" if expected > 0 else "below baseline",
-            "moved_as_predicted": bool(mean_diff * expected > 0),
-            "tokens_in_quadrant": int(runs[spec.run_name]["quadrant_candidates"]),
-            "tokens_acted_on": int(runs[spec.run_name]["quadrant_chosen"]),
-            "tokens_trained": int(runs[spec.run_name]["valid_tokens"]),
-        })
+        quadrants.append(
+            {
+                "run": spec.run_name,
+                "advantage_sign": sign,
+                "prob_band": band,
+                "final_entropy": curve[-1],
+                "baseline_final_entropy": base[-1],
+                "final_minus_baseline": curve[-1] - base[-1],
+                "mean_minus_baseline": mean_diff,
+                "predicted": "above baseline" if expected > 0 else "below baseline",
+                "moved_as_predicted": bool(mean_diff * expected > 0),
+                "tokens_in_quadrant": int(runs[spec.run_name]["quadrant_candidates"]),
+                "tokens_acted_on": int(runs[spec.run_name]["quadrant_chosen"]),
+                "tokens_trained": int(runs[spec.run_name]["valid_tokens"]),
+            }
+        )
     result = {
-        "analysis": "quadrants", "settings": asdict(settings),
+        "analysis": "quadrants",
+        "settings": asdict(settings),
         "what": "probe entropy per step; each quadrant run vs the GRPO baseline from the same start and seed",
         "start_entropy": runs["baseline"]["start_entropy"],
-        "baseline_entropy": base, "curves": {name: r["entropy"] for name, r in runs.items()},
+        "baseline_entropy": base,
+        "curves": {name: r["entropy"] for name, r in runs.items()},
         "quadrants": quadrants,
         "moved_as_predicted": sum(q["moved_as_predicted"] for q in quadrants),
     }
@@ -113,8 +155,13 @@ def plot(result: Dict[str, Any], path: Path) -> None:
     palette = plt.get_cmap("tab10")
     for i, (name, curve) in enumerate(result["curves"].items()):
         colour = colours.get(name, palette(i))
-        axes[0].plot(range(0, len(curve) + 1), [start] + curve, label=name, color=colour,
-                     linewidth=2.2 if name == "baseline" else 1.4)
+        axes[0].plot(
+            range(0, len(curve) + 1),
+            [start] + curve,
+            label=name,
+            color=colour,
+            linewidth=2.2 if name == "baseline" else 1.4,
+        )
     axes[0].set_xlabel("rollout step")
     axes[0].set_ylabel("probe entropy (nats)")
     axes[0].set_title("Entropy per run", fontsize=10)
@@ -125,9 +172,15 @@ def plot(result: Dict[str, Any], path: Path) -> None:
     colours_bar = ["tab:green" if q["moved_as_predicted"] else "tab:red" for q in result["quadrants"]]
     axes[1].bar(range(len(names)), values, color=colours_bar)
     for i, q in enumerate(result["quadrants"]):
-        axes[1].annotate(f"predicted {q['predicted']}\n{q['tokens_acted_on']} of {q['tokens_in_quadrant']} tokens {q['run'].split('_')[0]}ed",
-                         (i, values[i]), ha="center", fontsize=7,
-                         xytext=(0, 4 if values[i] >= 0 else -22), textcoords="offset points")
+        axes[1].annotate(
+            f"predicted {q['predicted']}\n{q['tokens_acted_on']} of {q['tokens_in_quadrant']} tokens "
+            f"{q['run'].split('_')[0]}ed",
+            (i, values[i]),
+            ha="center",
+            fontsize=7,
+            xytext=(0, 4 if values[i] >= 0 else -22),
+            textcoords="offset points",
+        )
     axes[1].axhline(0, color="grey", linewidth=0.8)
     axes[1].margins(y=0.3)
     axes[1].set_xticks(range(len(names)))

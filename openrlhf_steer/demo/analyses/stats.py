@@ -1,4 +1,5 @@
 """Agreement statistics between an estimate and a measured value (pure functions)."""
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,7 @@ def agreement(estimate: Sequence[float], truth: Sequence[float]) -> Dict[str, fl
     scale = float(np.dot(x, y) / denom) if denom > 0 else 0.0
     out["scale_fit"] = scale
     out["mse_scaled"] = float(np.mean((y - scale * x) ** 2))
-    out["mse_baseline_zero"] = float(np.mean(y ** 2))  # predicting no change at all
+    out["mse_baseline_zero"] = float(np.mean(y**2))  # predicting no change at all
     constant = np.std(x) == 0 or np.std(y) == 0
     out["pearson"] = math.nan if constant else float(sps.pearsonr(x, y)[0])
     out["spearman"] = math.nan if constant else float(sps.spearmanr(x, y)[0])
