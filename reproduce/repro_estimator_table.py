@@ -590,7 +590,7 @@ def plot(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FixedLocator
 
-    from openrlhf_steer.demo.analyses.estimator import symlog_ticks
+    from openrlhf_steer.apps.demo.analyses.estimator import symlog_ticks
 
     models = list(tokens)
     cov_key = "cov_lr" if table["settings"]["cov_learning_rate"] else "cov"

@@ -356,7 +356,7 @@ def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[s
     loss_fn, impl, loss_impl = make_loss(cmd, eps_low, eps_high, dual)
     from openrlhf_steer.core.advantages import compute_advantages
     from openrlhf_steer.core.types import GroupInputs, LossInputs
-    from openrlhf_steer.demo.train import rollout_means
+    from openrlhf_steer.apps.demo.train import rollout_means
 
     opt = torch.optim.AdamW(model.parameters(), lr=float(_one(flags, "actor.adam.lr", 1e-6)))
     gen_torch = torch.Generator().manual_seed(seed)

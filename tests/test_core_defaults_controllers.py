@@ -77,7 +77,7 @@ def test_composed_members_update_at_their_own_boundary():
 # --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def start_dir(tmp_path_factory):
-    from openrlhf_steer.demo.models import build_char_tokenizer, build_tiny_model, save_policy
+    from openrlhf_steer.apps.demo.models import build_char_tokenizer, build_tiny_model, save_policy
 
     d = tmp_path_factory.mktemp("tiny_start") / "model"
     save_policy(build_tiny_model("xxs", seed=0), build_char_tokenizer(), d)
@@ -85,9 +85,9 @@ def start_dir(tmp_path_factory):
 
 
 def _demo_run(start_dir, run_dir, options):
-    from openrlhf_steer.demo.config import MethodSpec, RLConfig
-    from openrlhf_steer.demo.task import get_task
-    from openrlhf_steer.demo.train import MethodRun
+    from openrlhf_steer.apps.demo.config import MethodSpec, RLConfig
+    from openrlhf_steer.apps.demo.task import get_task
+    from openrlhf_steer.apps.demo.train import MethodRun
 
     task = get_task("add1")
     pool, _ = task.split(0, 16)

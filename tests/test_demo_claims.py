@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from openrlhf_steer.demo.claims import CLAIMS, evaluate_claims
-from openrlhf_steer.demo.claims_stats import mean_interval, paired_differences, verdict
-from openrlhf_steer.demo.entropy_change import agreement_raw, clip_indicator, cov_estimate, omega_estimate
-from openrlhf_steer.demo.task import get_task
+from openrlhf_steer.apps.demo.claims import CLAIMS, evaluate_claims
+from openrlhf_steer.apps.demo.claims_stats import mean_interval, paired_differences, verdict
+from openrlhf_steer.apps.demo.entropy_change import agreement_raw, clip_indicator, cov_estimate, omega_estimate
+from openrlhf_steer.apps.demo.task import get_task
 
 SE3 = 1 / math.sqrt(3)  # standard error of three values with sample standard deviation 1
 
@@ -212,7 +212,7 @@ def test_omega_and_cov_estimates_by_hand():
 
 
 def test_summarise_reports_both_estimates_and_the_no_change_floor():
-    from openrlhf_steer.demo.entropy_change import summarise
+    from openrlhf_steer.apps.demo.entropy_change import summarise
 
     rows = [
         {"step": 0, "omega": [0.1, 0.0], "cov": [1.0, -1.0], "true": [0.2, -0.1]},

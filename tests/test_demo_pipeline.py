@@ -1,4 +1,4 @@
-"""End-to-end checks of `python -m openrlhf_steer.demo` on the quick preset (a few steps, tiny model).
+"""End-to-end checks of `python -m openrlhf_steer.apps.demo` on the quick preset (a few steps, tiny model).
 
 One quick run (run + all three analyses) is shared by the artefact tests; the resume test makes two
 more short runs. Everything asserts on the files written.
@@ -13,16 +13,16 @@ import sys
 import pytest
 import torch
 
-from openrlhf_steer.demo.__main__ import main
-from openrlhf_steer.demo.config import DEFAULT_METHODS, quick_preset
-from openrlhf_steer.demo.io import read_jsonl
+from openrlhf_steer.apps.demo.__main__ import main
+from openrlhf_steer.apps.demo.config import DEFAULT_METHODS, quick_preset
+from openrlhf_steer.apps.demo.io import read_jsonl
 
 FORBIDDEN = ("openrlhf", "ray", "deepspeed")
 QUICK_STEPS = quick_preset().rl.steps
 
 RUN_SCRIPT = """
 import json, sys
-from openrlhf_steer.demo.__main__ import main
+from openrlhf_steer.apps.demo.__main__ import main
 rc = main(["run", "--quick", "--output-dir", sys.argv[1], "--no-progress"])
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in {forbidden!r})
 print("FORBIDDEN=" + json.dumps(loaded))
@@ -89,8 +89,8 @@ def test_results_table_has_one_row_per_method_plus_start(quick_run):
 
 def test_claims_list_has_every_claim_with_an_interval_from_the_seed_values(quick_run):
     out, _ = quick_run
-    from openrlhf_steer.demo.claims import CLAIMS
-    from openrlhf_steer.demo.claims_stats import mean_interval
+    from openrlhf_steer.apps.demo.claims import CLAIMS
+    from openrlhf_steer.apps.demo.claims_stats import mean_interval
 
     claims = json.loads((out / "results.json").read_text())["claims"]
     assert [c["id"] for c in claims] == [c.id for c in CLAIMS]
@@ -114,7 +114,7 @@ def test_claims_list_has_every_claim_with_an_interval_from_the_seed_values(quick
 
 def test_entropy_change_records_raw_estimates_of_the_first_steps(quick_run):
     out, _ = quick_run
-    from openrlhf_steer.demo.entropy_change import agreement_raw
+    from openrlhf_steer.apps.demo.entropy_change import agreement_raw
 
     steps = quick_preset().entropy_change_steps
     for seed in SEEDS:
@@ -143,7 +143,7 @@ def test_heldout_metrics_match_the_written_correctness_counts(quick_run):
     assert held["pass@4"] >= held["avg@n"]
     assert pass_at_k(4, 1, 4) == 1.0 and pass_at_k(4, 1, 1) == pytest.approx(1 / 4)
     # distinct correct answers: at most the samples and the prompt's correct answers, 0 when no sample is correct
-    from openrlhf_steer.demo.task import get_task
+    from openrlhf_steer.apps.demo.task import get_task
 
     task = get_task("split")
     _, prompts = task.split(0, 0)

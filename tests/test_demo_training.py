@@ -5,18 +5,19 @@ STEER with stat_scope=mini_batch the window statistics of that same set). The de
 into micro-batches, passes num_tokens = the window's token count, and accumulates gradients; the
 accumulated gradient must equal the reference gradient.
 """
+
 import pytest
 import torch
 
 from openrlhf_steer.core.advantages import compute_advantages
 from openrlhf_steer.core.loss import PolicyLoss
-from openrlhf_steer.methods import GroupInputs, LossConfig, LossInputs
+from openrlhf_steer.methods import GroupInputs, LossConfig
 
-from openrlhf_steer.demo.config import MethodSpec, RLConfig
-from openrlhf_steer.demo.models import build_char_tokenizer, build_tiny_model, save_policy
-from openrlhf_steer.demo.rollout import collect_rollout
-from openrlhf_steer.demo.task import get_task
-from openrlhf_steer.demo.train import MethodRun
+from openrlhf_steer.apps.demo.config import MethodSpec, RLConfig
+from openrlhf_steer.apps.demo.models import build_char_tokenizer, build_tiny_model, save_policy
+from openrlhf_steer.apps.demo.rollout import collect_rollout
+from openrlhf_steer.apps.demo.task import get_task
+from openrlhf_steer.apps.demo.train import MethodRun
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +27,27 @@ def start_dir(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("method,config,loss", [
-    ("grpo", {}, {"eps_low": 0.2, "eps_high": 0.2}),
-    ("steer", {"stat_scope": "mini_batch"}, {"eps_low": 0.2, "eps_high": 0.28, "dual_clip": 10.0}),
-])
+@pytest.mark.parametrize(
+    "method,config,loss",
+    [
+        ("grpo", {}, {"eps_low": 0.2, "eps_high": 0.2}),
+        ("steer", {"stat_scope": "mini_batch"}, {"eps_low": 0.2, "eps_high": 0.28, "dual_clip": 10.0}),
+    ],
+)
 def test_window_gradient_equals_one_token_mean_loss(start_dir, tmp_path, method, config, loss):
     task = get_task("add1")
     pool, _ = task.split(0, 8)
     # lr ~ 0 and no clipping of the norm: the step leaves .grad as accumulated and the model unchanged
-    rl = RLConfig(steps=1, prompts_per_step=4, samples_per_prompt=4, mini_batches=1, micro_batch_size=5, lr=1e-30,
-                  grad_clip=1e9, max_new_tokens=3)
+    rl = RLConfig(
+        steps=1,
+        prompts_per_step=4,
+        samples_per_prompt=4,
+        mini_batches=1,
+        micro_batch_size=5,
+        lr=1e-30,
+        grad_clip=1e9,
+        max_new_tokens=3,
+    )
     spec = MethodSpec("t", method, config, loss, "")
     run = MethodRun(spec, start_dir, tmp_path / "run", task, pool, rl)
     torch.manual_seed(0)
@@ -48,7 +60,9 @@ def test_window_gradient_equals_one_token_mean_loss(start_dir, tmp_path, method,
     full = run.loss_inputs(rollout, advantages, torch.arange(16), True, None)
     if run.method.needs_window_stats:
         with torch.no_grad():
-            full.window_stats = run.method.window_stats([run.loss_inputs(rollout, advantages, torch.arange(16), False, None)])
+            full.window_stats = run.method.window_stats(
+                [run.loss_inputs(rollout, advantages, torch.arange(16), False, None)]
+            )
     ref_loss, ref_metrics = PolicyLoss(LossConfig(**loss), run.method)(full)
     ref_grads = torch.autograd.grad(ref_loss, list(run.model.parameters()), allow_unused=True)
     assert ref_metrics["weights/min"] < 1.0 if method == "steer" else ref_metrics["weights/min"] == 1.0

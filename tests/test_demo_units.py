@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from openrlhf_steer.demo.analyses.estimator import exact_logit_space_change, symlog_ticks
-from openrlhf_steer.demo.analyses.quadrants import predicted_sign
-from openrlhf_steer.demo.analyses.stats import agreement
-from openrlhf_steer.demo.batch import build_batch, completion_mask
-from openrlhf_steer.demo.io import append_jsonl, read_jsonl, rewrite_jsonl, write_json
-from openrlhf_steer.demo.report import moving_average
-from openrlhf_steer.demo.task import get_task, sample_problems
-from openrlhf_steer.demo.train import window_slices
+from openrlhf_steer.apps.demo.analyses.estimator import exact_logit_space_change, symlog_ticks
+from openrlhf_steer.apps.demo.analyses.quadrants import predicted_sign
+from openrlhf_steer.apps.demo.analyses.stats import agreement
+from openrlhf_steer.apps.demo.batch import build_batch, completion_mask
+from openrlhf_steer.apps.demo.io import append_jsonl, read_jsonl, rewrite_jsonl, write_json
+from openrlhf_steer.apps.demo.report import moving_average
+from openrlhf_steer.apps.demo.task import get_task, sample_problems
+from openrlhf_steer.apps.demo.train import window_slices
 
 
 def test_task_split_is_disjoint_seeded_and_complete():

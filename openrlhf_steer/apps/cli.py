@@ -21,7 +21,7 @@ def _train(argv: List[str]) -> int:
 
 
 def _demo(argv: List[str]) -> int:
-    from openrlhf_steer.demo.__main__ import main as demo_main
+    from openrlhf_steer.apps.demo.__main__ import main as demo_main
 
     return demo_main(argv) or 0
 

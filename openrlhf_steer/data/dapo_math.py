@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from ..atomic_io import atomic_write_text
+from openrlhf_steer_eval.atomic_io import atomic_write_text
 
 DAPO_HF_ID = "BytedTsinghua-SIA/DAPO-Math-17k"
 

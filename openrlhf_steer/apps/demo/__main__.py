@@ -1,7 +1,7 @@
 """Command line of the CPU demo.
 
-    python -m openrlhf_steer.demo run [--quick | --model smollm2] --output-dir runs/demo [overrides]
-    python -m openrlhf_steer.demo analyze {estimator,quadrants,clip-bands,all} --output-dir runs/demo
+    python -m openrlhf_steer.apps.demo run [--quick | --model smollm2] --output-dir runs/demo [overrides]
+    python -m openrlhf_steer.apps.demo analyze {estimator,quadrants,clip-bands,all} --output-dir runs/demo
 
 ``run`` trains every method side by side and then runs the three analyses (``--skip-analyses`` to
 omit them); rerunning the same command resumes where it stopped. ``analyze`` runs one analysis on
@@ -160,7 +160,8 @@ def run_analysis(
     """Run one analysis unless its JSON already exists with the same settings (resume = skip)."""
     from .analyses import get_analysis
     from .io import read_json
-    from .runner import evaluate_start, open_workspace, prepare_probe, prepare_start_model
+    from .runner import evaluate_start
+    from .workspace import open_workspace, prepare_probe, prepare_start_model
 
     settings = analysis_settings(name, quick, config, overrides)
     json_path = Path(output_dir) / "analyses" / f"{artefact_stem(name, settings)}.json"
@@ -245,7 +246,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .analyses import ANALYSIS_NAMES
     from .io import read_json
-    from .runner import check_config, open_workspace
+    from .runner import check_config
+    from .workspace import open_workspace
 
     saved = Path(args.output_dir) / "demo_config.json"
     if saved.exists():
@@ -285,7 +287,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m openrlhf_steer.demo",
+        prog="python -m openrlhf_steer.apps.demo",
         description="CPU end-to-end RLVR demo of entropy-control methods and the STEER analyses.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

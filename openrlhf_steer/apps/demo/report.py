@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from ..atomic_io import atomic_path
+from openrlhf_steer_eval.atomic_io import atomic_path
 from .io import write_json, write_text
 
 

@@ -15,7 +15,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from openrlhf_steer.loss import clipped_surrogate
+from openrlhf_steer.core.loss import clipped_surrogate
 
 from ..config import MethodSpec
 from ..io import write_json

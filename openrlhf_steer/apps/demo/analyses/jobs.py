@@ -26,7 +26,7 @@ def make_run(job: Dict[str, Any]):
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    from ..runner import load_probe, open_workspace
+    from ..workspace import load_probe, open_workspace
     from ..train import MethodRun
 
     ws = open_workspace(Path(job["output_dir"]), job["config"])

@@ -1,7 +1,7 @@
 """Settings of the demo: the RL loop, the methods run side by side, and the quick/full presets.
 
 Every field documents its source and default in ``metadata['help']``; ``python -m
-openrlhf_steer.demo run --help`` lists the command-line overrides.
+openrlhf_steer.apps.demo run --help`` lists the command-line overrides.
 """
 
 from __future__ import annotations

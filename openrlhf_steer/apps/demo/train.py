@@ -1,9 +1,9 @@
 """The RL loop of one method: rollout -> advantages -> clipped surrogate (core library) -> AdamW.
 
 One rollout step samples P x G completions, computes GRPO advantages with the method's hooks
-(``openrlhf_steer.advantages.compute_advantages``), then takes ``mini_batches`` optimizer steps over
+(``openrlhf_steer.core.advantages.compute_advantages``), then takes ``mini_batches`` optimizer steps over
 shuffled slices of it. Each optimizer step is a window of micro-batches; every micro-batch calls
-``openrlhf_steer.loss.PolicyLoss`` with ``num_tokens`` = the window's token count (OpenRLHF's
+``openrlhf_steer.core.loss.PolicyLoss`` with ``num_tokens`` = the window's token count (OpenRLHF's
 token-mean), exactly the call the OpenRLHF integration makes. After each optimizer step and after each
 rollout step (token-weighted over its windows) the method's controller is offered that span's
 statistics (``on_boundary``); it updates at the boundary its ``update_every`` names.
@@ -24,8 +24,8 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from tqdm import tqdm
 
-from openrlhf_steer.advantages import compute_advantages
-from openrlhf_steer.loss import PolicyLoss
+from openrlhf_steer.core.advantages import compute_advantages
+from openrlhf_steer.core.loss import PolicyLoss
 from openrlhf_steer.methods import GroupInputs, LossConfig, LossInputs, build_method
 
 from .batch import TokenBatch, completion_logprobs, masked_mean

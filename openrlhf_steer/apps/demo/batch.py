@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from openrlhf_steer.entropy import token_logprobs_and_entropy
+from openrlhf_steer.core.entropy import token_logprobs_and_entropy
 
 Tensor = torch.Tensor
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from scipy import stats as sps
 
-from openrlhf_steer.estimators import covariance_entropy_change, first_order_entropy_change
+from openrlhf_steer.core.estimators import covariance_entropy_change, first_order_entropy_change
 
 Tensor = torch.Tensor
 LOG_NAME = "entropy_change.jsonl"
