@@ -57,8 +57,9 @@ def methods_markdown_table() -> str:
     rows = ["| registry name | module | paper | hooks | what it changes |", "|---|---|---|---|---|"]
     for name in available_methods():
         cls = get_method_class(name)
+        summary = _summary(cls).replace("|", "\\|")  # |Omega| inside a Markdown table cell
         rows.append(
             f"| `{name}` | `{method_location(name)}` | {cls.paper} | {', '.join(method_hooks(cls)) or '–'} "
-            f"| {_summary(cls)} |"
+            f"| {summary} |"
         )
     return "\n".join(rows) + "\n"
