@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from types import SimpleNamespace as NS
 
 import torch
 
@@ -33,38 +32,14 @@ def main(stage: int, model_dirs_json: str) -> None:
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=os.environ.get("STEERTEST_PORT", "29534"),
     )
-    from steertest_openrlhf import load_actor, make_args, make_batch
+    from steertest_openrlhf import cpu_deepspeed_strategy, load_actor, make_args, make_batch
 
     from deepspeed.utils import safe_get_full_grad
-    from openrlhf.utils.deepspeed import DeepspeedStrategy
 
     from openrlhf_steer.integration import chunked_actor
 
     args = make_args()
-    args.ds = NS(
-        packing_samples=False,
-        tensor_parallel_size=1,
-        param_dtype="fp32",
-        zero_stage=stage,
-        adam_offload=False,
-        zpg=1,
-        use_universal_ckpt=False,
-        grad_accum_dtype=None,
-        overlap_comm=False,
-        deepcompile=False,
-        ring_attn_size=1,
-        enable_sleep=False,
-    )
-    args.local_rank = -1
-    strategy = DeepspeedStrategy(
-        seed=1,
-        full_determinism=False,
-        max_norm=1e9,
-        micro_train_batch_size=3,
-        train_batch_size=3,
-        zero_stage=stage,
-        args=args,
-    )
+    strategy = cpu_deepspeed_strategy(args, stage=stage, train_batch_size=3)
     strategy.setup_distributed()
     seqs, attn, amask = make_batch(seed=4, pad=[0, 2, 5])
     for name, model_dir in json.loads(model_dirs_json).items():

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from types import SimpleNamespace as NS
 
 import torch
 
@@ -26,9 +25,7 @@ def main(model_dir: str, cases_json: str) -> None:
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=os.environ.get("STEERTEST_PORT", "29533"),
     )
-    from steertest_openrlhf import make_args
-
-    from openrlhf.utils.deepspeed import DeepspeedStrategy
+    from steertest_openrlhf import cpu_deepspeed_strategy, make_args
 
     from openrlhf_steer.integration import entropy_patch
     from openrlhf_steer.integration.actor_trainer import install_window_iterator
@@ -36,30 +33,7 @@ def main(model_dir: str, cases_json: str) -> None:
     entropy_patch.install()
     install_window_iterator()
     args = make_args(seed=5)
-    args.ds = NS(
-        packing_samples=False,
-        tensor_parallel_size=1,
-        param_dtype="fp32",
-        zero_stage=2,
-        adam_offload=False,
-        zpg=1,
-        use_universal_ckpt=False,
-        grad_accum_dtype=None,
-        overlap_comm=False,
-        deepcompile=False,
-        ring_attn_size=1,
-        enable_sleep=False,
-    )
-    args.local_rank = -1
-    strategy = DeepspeedStrategy(
-        seed=1,
-        full_determinism=False,
-        max_norm=1e9,
-        micro_train_batch_size=3,
-        train_batch_size=6,
-        zero_stage=2,
-        args=args,
-    )
+    strategy = cpu_deepspeed_strategy(args, stage=2, train_batch_size=6)
     strategy.setup_distributed()
     assert strategy.accumulated_gradient == 2
     for method, config in json.loads(cases_json):

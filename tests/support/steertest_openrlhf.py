@@ -175,3 +175,33 @@ def make_experience(sequences, attention_mask, action_mask, old_log_probs, advan
         advantages=advantages,
         info=dict(info or {}),
     )
+
+
+def cpu_deepspeed_strategy(args, *, stage: int, train_batch_size: int, micro_batch_size: int = 3):
+    """OpenRLHF's real DeepspeedStrategy for a CPU (gloo, fp32) test process; ``args`` gets its ``ds`` group."""
+    from openrlhf.utils.deepspeed import DeepspeedStrategy
+
+    args.ds = SimpleNamespace(
+        packing_samples=False,
+        tensor_parallel_size=1,
+        param_dtype="fp32",
+        zero_stage=stage,
+        adam_offload=False,
+        zpg=1,
+        use_universal_ckpt=False,
+        grad_accum_dtype=None,
+        overlap_comm=False,
+        deepcompile=False,
+        ring_attn_size=1,
+        enable_sleep=False,
+    )
+    args.local_rank = -1
+    return DeepspeedStrategy(
+        seed=1,
+        full_determinism=False,
+        max_norm=1e9,
+        micro_train_batch_size=micro_batch_size,
+        train_batch_size=train_batch_size,
+        zero_stage=stage,
+        args=args,
+    )
