@@ -413,14 +413,8 @@ def load_policy(model: str, spec: EstimatorSpec) -> Policy:
 
 
 def build_smoke_qwen2(smoke) -> Path:
-    """A tiny random Qwen2 (the paper models' architecture) on the smoke tokenizer, with the smoke's short
-    supervised warm-up so that sampled answers are sometimes right: GRPO groups then have mixed rewards."""
-    import os
-    import shutil
-
-    import torch
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
-
+    """A tiny random Qwen2 (the paper models' architecture) on the smoke's byte-level BPE, with the smoke's
+    short supervised warm-up so that sampled answers are sometimes right: GRPO groups then have mixed rewards."""
     import repro_smoke
 
     out = smoke.root / "tiny-qwen2"
@@ -429,31 +423,7 @@ def build_smoke_qwen2(smoke) -> Path:
     rows = [json.loads(line) for line in open(smoke.source_file(), encoding="utf-8") if line.strip()]
     pairs = [(r["prompt"], f"Answer: {r['reward_model']['ground_truth']}") for r in rows]
     texts = [r["prompt"][0]["content"] for r in rows] + [a for _, a in pairs]
-    # the smoke's byte-level BPE and chat template (its Llama is built without warm-up, only for the tokenizer)
-    tok_dir = repro_smoke.build_tiny_model(smoke.root / "tokenizer", texts, seed=0)
-    tok = PreTrainedTokenizerFast.from_pretrained(str(tok_dir))
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.bos_token_id,
-        tie_word_embeddings=True,
-    )
-    model = Qwen2ForCausalLM(config)
-    repro_smoke._warm_up(model, tok, pairs, steps=100)
-    tmp = Path(f"{out}.tmp{os.getpid()}")
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    return out
+    return repro_smoke.build_tiny_model(out, texts, seed=0, warmup_pairs=pairs, warmup_steps=100, architecture="qwen2")
 
 
 def load_prompts(data_path: Path, tokenizer, spec: EstimatorSpec) -> List[Tuple[str, str]]:

@@ -161,9 +161,10 @@ def build_tiny_model(
     vocab_size: int = 384,
     warmup_pairs: Sequence[Tuple[Any, str]] = (),
     warmup_steps: int = 100,
+    architecture: str = "llama",
 ) -> Path:
-    """A tiny Llama (~33k parameters with the default vocabulary) and a byte-level BPE trained on ``texts``,
-    saved as an HF folder.
+    """A tiny Llama (~33k parameters with the default vocabulary; ``architecture="qwen2"`` for the paper
+    models' family) and a byte-level BPE trained on ``texts``, saved as an HF folder.
 
     ``warmup_pairs`` (chat prompt, target reply) get a short supervised warm-up so that sampled replies are
     sometimes right and sometimes wrong: GRPO groups then have mixed rewards, non-zero advantages, and the
@@ -171,7 +172,12 @@ def build_tiny_model(
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    families = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}
+    if architecture not in families:
+        raise ValueError(f"architecture={architecture!r}: choose one of {sorted(families)}")
+    config_cls, model_cls = families[architecture]
 
     specials = ["<pad>", "<|im_start|>", "<|im_end|>"]
     tok = Tokenizer(models.BPE())
@@ -189,7 +195,7 @@ def build_tiny_model(
     )
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    config = config_cls(
         vocab_size=len(fast),
         hidden_size=32,
         intermediate_size=64,
@@ -202,7 +208,7 @@ def build_tiny_model(
         bos_token_id=fast.bos_token_id,
         tie_word_embeddings=True,
     )
-    model = LlamaForCausalLM(config)
+    model = model_cls(config)
     if warmup_pairs:
         _warm_up(model, fast, warmup_pairs, warmup_steps)
     tmp = Path(str(out_dir) + f".tmp{os.getpid()}")
