@@ -17,8 +17,8 @@ checkpoint of every run a point instead: its scores on every benchmark (``points
 folder) against the EMA training entropy at its step.
 
 ``--smoke``: the first three runs only (the fewest a rank correlation needs), the source tables' CPU
-smoke pipeline, the last checkpoint instead of the best-of sweep and the eval CLI called in-process, so
-the whole table takes about a minute on CPU.
+smoke pipeline (training through OpenRLHF's ``train()``), the last checkpoint instead of the best-of sweep
+and the eval CLI called in-process, so the whole table takes a few minutes on CPU.
 """
 
 from __future__ import annotations
@@ -179,9 +179,9 @@ def correlations(config, points: Sequence[Point]) -> Dict[str, Dict[str, Optiona
 class InProcessEvalSmokeExecutor(rt.SmokeExecutor):
     """--smoke only: the eval CLI's own ``main`` in this process (one import instead of one per call)."""
 
-    def run(self, stage: str, cmd: Sequence[str], log_path: Path) -> None:
+    def run(self, stage: str, cmd: Sequence[str], log_path: Path, env=None) -> None:
         if pipeline.EVAL_MODULE not in cmd:
-            return super().run(stage, cmd, log_path)
+            return super().run(stage, cmd, log_path, env=env)
         from openrlhf_steer_eval.cli import main as eval_main
 
         self.echo(f"[{stage}] {pipeline.shell_join(cmd)}  (in-process)")
@@ -201,7 +201,7 @@ def _executor(args) -> rt.Executor:
     if args.dry_run:
         return rt.DryRunExecutor()
     if args.smoke:
-        return InProcessEvalSmokeExecutor(args.smoke_steps, quiet=args.quiet)
+        return InProcessEvalSmokeExecutor(quiet=args.quiet)
     return rt.Executor(quiet=args.quiet)
 
 
@@ -223,19 +223,15 @@ def smoke_config(src):
 
 
 def entropy_series_of(row_dir: Path, src) -> List[Tuple[int, float]]:
-    """(rollout step, logged entropy) of a run: OpenRLHF's ``Global step N: {...}`` console lines, or the CPU smoke
-    trainer's JSON records (it prints no console lines)."""
+    """(rollout step, logged entropy) of a run, from OpenRLHF's ``Global step N: {...}`` console lines (smoke runs
+    train through OpenRLHF too, so they log the same lines)."""
     from repro_entropy import entropy_series
 
     log = row_dir / "train.log"
     if not log.is_file():
         return []
     text = log.read_text(errors="replace")
-    series = entropy_series(text, str(src.values("training_entropy").get("metric", "entropy/old_mean")))
-    if series:
-        return series
-    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-    return [(int(r["step"]), float(r["entropy"])) for r in records if "step" in r and "entropy" in r]
+    return entropy_series(text, str(src.values("training_entropy").get("metric", "entropy/current_mean")))
 
 
 def entropy_at(series: Sequence[Tuple[int, float]], src, step: Optional[int] = None) -> Optional[float]:

@@ -454,7 +454,7 @@ def load_reward(recipe: Mapping[str, Any]) -> Callable[[str, str, str], float]:
     import repro_pipeline as pipeline
     import repro_smoke
 
-    reward_func = repro_smoke._load_reward(str(pipeline.reward_file(recipe)))
+    reward_func = repro_smoke.load_reward_func(str(pipeline.reward_file(recipe)))
     return lambda prompt, completion, label: float(reward_func([prompt + completion], [prompt], [label])["rewards"][0])
 
 

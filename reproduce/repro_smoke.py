@@ -1,27 +1,28 @@
-"""``--smoke``: the reproduction pipeline on CPU with a tiny model.
+"""``--smoke``: the reproduction pipeline on CPU with a tiny model, training through OpenRLHF's own ``train()``.
 
-Only the training executor changes: the training command that would go to OpenRLHF is built exactly
-as for a GPU run, printed, then parsed here and carried out by a small CPU GRPO loop on a tiny
-random Llama (byte-level BPE tokenizer trained on the smoke prompts, chat template included).
-Rollouts use ``model.generate``; rewards come from the same reward file OpenRLHF would load
-(``--reward.remote_url``); advantages are GRPO's group normalisation; the loss is the project's core
-``openrlhf_steer.core.loss.PolicyLoss`` with the row's method (advantage hooks through
-``openrlhf_steer.core.advantages.compute_advantages``, controllers at the boundary their ``update_every``
-names). Checkpoints are written where OpenRLHF
-writes them (``<ckpt.path>/global_step<N>_hf``), so selection, the eval CLI (HF backend, a few
-problems) and the table assembly downstream run unchanged.
+The row's training command is built as for a GPU run, with the recipe scaled down (a tiny random Llama
+with a byte-level BPE tokenizer trained on the smoke prompts, 4 prompts x 4 samples per rollout step,
+16 new tokens) and the layout set to one actor GPU and one rollout engine without colocation. That command
+is then run by ``tests/support/steertest_e2e_driver.py``, the driver of ``make e2e``: a local Ray cluster
+with logical GPUs, OpenRLHF's PPO trainer, experience maker, replay buffer and DeepSpeed policy actor (gloo),
+the reward file of ``--reward.remote_url``, checkpoints in ``<ckpt.path>/global_step<N>_hf``. Only the vLLM
+engines and the weight broadcast to them are stand-ins (transformers generation, weights through Ray), with
+the CUDA-only calls that driver's docstring lists. Selection, the eval CLI (HF backend, a few problems) and
+the table assembly downstream run unchanged.
 
-The numbers of a smoke run test the pipeline, not any method.
+The stand-in engine is test support, so ``--smoke`` needs a source checkout (``tests/support``); the
+numbers of a smoke run test the pipeline, not any method.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
-import random
+import sys
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from openrlhf_steer_eval.atomic_io import atomic_write_text
 
@@ -37,10 +38,15 @@ CHAT_TEMPLATE = (
 # --------------------------------------------------------------------------------------------------
 class SmokeSetup:
     train_prompts = 8
+    prompts_per_rollout = 4
+    subset_prompts = 4  # data-diversity rows: the subset is cut to this many prompts
 
-    def __init__(self, root: Path, data_dir: Path):
+    def __init__(self, root: Path, data_dir: Path, steps: int = 2):
+        if steps < 1:
+            raise ValueError(f"--smoke-steps={steps}: need at least 1 training step")
         self.root = Path(root)
         self.data_dir = Path(data_dir)
+        self.steps = int(steps)
         # A tiny model gains nothing from threads, and on a shared CPU they cost a lot (tiny_models.md §5).
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         import torch
@@ -107,26 +113,37 @@ class SmokeSetup:
         out = dict(data)
         out["source"] = str(self.source_path)
         if out.get("subset"):
-            out["subset_size"] = min(int(out["subset_size"]), 4)
+            out["subset_size"] = min(int(out["subset_size"]), self.subset_prompts)
             out["subset_clusters"] = 2
         return out
 
     def recipe(self, recipe: Mapping[str, Any]) -> Dict[str, Any]:
+        """The row's recipe scaled down; episodes are chosen so that OpenRLHF runs ``steps`` rollout steps
+        (exactly when the steps per episode divide it, else the next multiple)."""
         r = dict(recipe)
+        prompts = min(int(r["subset_size"]), self.subset_prompts) if r.get("subset") else self.train_prompts
+        per_episode = max(prompts // self.prompts_per_rollout, 1)
         r.update(
             model=str(self.model_path),
-            prompts_per_rollout=4,
+            prompts_per_rollout=self.prompts_per_rollout,
             samples_per_prompt=4,
             micro_batch_per_gpu=4,
             rollout_micro_batch_per_gpu=4,
             max_response_len=16,
             max_prompt_len=512,
-            epochs=1,
+            epochs=math.ceil(self.steps / per_episode),
             save_steps=1,
         )
         if "mini_batch_prompts" in r:
             r["mini_batch_prompts"] = 2
         return r
+
+    @staticmethod
+    def layout():
+        """One actor GPU and one rollout engine, not colocated: the stand-in engine takes no GPU of its own."""
+        from repro_pipeline import Layout
+
+        return Layout(nodes=1, gpus_per_node=1, vllm_tp=1, colocate=False)
 
     def eval_sampling(self, sampling: Mapping[str, Any]) -> Dict[str, Any]:
         s = dict(sampling)
@@ -249,222 +266,92 @@ def _warm_up(model, tok, pairs: Sequence[Tuple[Any, str]], steps: int, lr: float
     model.eval()
 
 
-# --------------------------------------------------------------------------------------------------
-# Parsing the OpenRLHF command back
-# --------------------------------------------------------------------------------------------------
-def parse_flags(cmd: Sequence[str]) -> Dict[str, List[str]]:
-    """``--a.b v1 v2 --c`` -> {"a.b": ["v1", "v2"], "c": []} (everything after ``-m module``)."""
-    start = list(cmd).index("-m") + 2 if "-m" in cmd else 0
-    flags: Dict[str, List[str]] = {}
-    current: Optional[str] = None
-    for tok in cmd[start:]:
-        if tok.startswith("--"):
-            current = tok[2:]
-            flags[current] = []
-        elif current is not None:
-            flags[current].append(tok)
-    return flags
-
-
-def _scalar(text: str) -> Any:
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low == "none":
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-# --------------------------------------------------------------------------------------------------
-# The loss: the project's core PolicyLoss with the row's method (the same code the OpenRLHF adapter runs)
-# --------------------------------------------------------------------------------------------------
-def make_loss(cmd: Sequence[str], eps_low: float, eps_high: float, dual_clip: Optional[float]):
-    """Return (PolicyLoss, Method, implementation label) for the command's ``--entropy.*`` flags, parsed by the
-    launcher's own parser (``openrlhf_steer.integration.flags.split_argv``)."""
-    from openrlhf_steer.core.loss import PolicyLoss
-    from openrlhf_steer.core.types import LossConfig
-    from openrlhf_steer.integration.flags import split_argv
-
-    start = list(cmd).index("-m") + 2 if "-m" in cmd else 0
-    spec, _ = split_argv(list(cmd[start:]))
-    impl = spec.method if spec.enabled else build_grpo()
-    loss = PolicyLoss(LossConfig(eps_low=eps_low, eps_high=eps_high, dual_clip=dual_clip), impl)
-    names = ",".join(n for n, _ in spec.methods) or "grpo"
-    options = {n: c for n, c in spec.methods}
-    return loss, impl, f"openrlhf_steer.core.loss.PolicyLoss + method {names!r} {options}"
-
-
-def build_grpo():
-    from openrlhf_steer.methods import build_method
-
-    return build_method("grpo")
-
-
-# --------------------------------------------------------------------------------------------------
-# The CPU GRPO loop
-# --------------------------------------------------------------------------------------------------
-def _load_reward(path: str):
+def load_reward_func(path: str):
+    """``reward_func`` of a reward file, loaded the way OpenRLHF loads ``--reward.remote_url`` files."""
     spec = importlib.util.spec_from_file_location("reward_func", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module.reward_func
 
 
-def _one(flags: Mapping[str, List[str]], key: str, default: Any = None) -> Any:
-    values = flags.get(key)
-    if not values:
-        if default is None:
-            raise ValueError(f"--smoke: the training command has no --{key}")
-        return default
-    return _scalar(values[0])
+# --------------------------------------------------------------------------------------------------
+# Training: the row's command through OpenRLHF's train() (the make e2e driver)
+# --------------------------------------------------------------------------------------------------
+SUPPORT = Path(__file__).resolve().parent.parent / "tests" / "support"
+DRIVER = SUPPORT / "steertest_e2e_driver.py"
+# The stand-in engines take the weights through Ray, so no NCCL group is made.
+SMOKE_TRAIN_FLAGS = ("--vllm.sync_backend", "gloo")
 
 
-def train_from_command(cmd: Sequence[str], steps: int, log_path: Path) -> Dict[str, Any]:
-    import torch
-    import torch.nn.functional as F
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+def _absent(module: str) -> bool:
+    """The package is not installed (its test-support import stub, if found, does not count)."""
+    spec = importlib.util.find_spec(module)
+    return spec is None or Path(spec.origin or "").resolve().is_relative_to((SUPPORT / "stubs").resolve())
 
-    flags = parse_flags(cmd)
-    seed = int(_one(flags, "train.seed", 42))
-    random.seed(seed)
-    torch.manual_seed(seed)
-    model_path = str(_one(flags, "actor.model_name_or_path"))
-    tok = PreTrainedTokenizerFast.from_pretrained(model_path, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    reward_func = _load_reward(str(_one(flags, "reward.remote_url")))
-    input_key, label_key = _one(flags, "data.input_key", "input"), _one(flags, "data.label_key", "label")
-    rows = [
-        json.loads(line) for line in open(str(_one(flags, "data.prompt_dataset")), encoding="utf-8") if line.strip()
-    ]
-    chat = "data.apply_chat_template" in flags
-    prompts = [
-        (
-            tok.apply_chat_template(r[input_key], tokenize=False, add_generation_prompt=True) if chat else r[input_key],
-            str(r[label_key]),
+
+class OpenRLHFSmokeRun:
+    """One row's training command, run by the e2e driver in a fresh local Ray cluster."""
+
+    def __init__(self, cmd: Sequence[str], row_dir: Path, python: str = sys.executable):
+        if not DRIVER.is_file():
+            raise FileNotFoundError(
+                f"--smoke trains through the test-support driver {DRIVER}, which is not here: "
+                "run --smoke from a source checkout (git clone), not from an installed package"
+            )
+        cmd = list(cmd)
+        self.argv = cmd[cmd.index("-m") + 2 :] + list(SMOKE_TRAIN_FLAGS)
+        self.row_dir = Path(row_dir)
+        self.python = python
+        self.plan_path = self.row_dir / "smoke_plan.json"
+        self.results_path = self.row_dir / "smoke_results.jsonl"
+        self.report_path = self.row_dir / "smoke_report.jsonl"
+
+    def command(self) -> List[str]:
+        return [self.python, str(DRIVER), str(self.plan_path)]
+
+    def env(self) -> Dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # always a fresh local cluster
+        paths = [str(SUPPORT)]
+        if _absent("vllm") or _absent("flash_attn"):  # OpenRLHF imports both at module level
+            paths.append(str(SUPPORT / "stubs"))
+        env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        env.update(
+            TORCHDYNAMO_DISABLE="1",
+            HF_HUB_OFFLINE="1",
+            TOKENIZERS_PARALLELISM="false",
+            OMP_NUM_THREADS="1",
+            OPENRLHF_STEER_REWARD_WORKERS="1",
+            STEERTEST_E2E_REPORT=str(self.report_path),
         )
-        for r in rows
-    ]
-    n = int(_one(flags, "rollout.n_samples_per_prompt", 1))
-    batch_prompts = int(_one(flags, "rollout.batch_size", 1))
-    train_batch = int(_one(flags, "train.batch_size", batch_prompts * n))
-    eps = flags.get("actor.eps_clip_low_high") or [flags.get("actor.eps_clip", ["0.2"])[0]] * 2
-    eps_low, eps_high = float(eps[0]), float(eps[1])
-    dual = _one(flags, "actor.dual_clip", 0.0) or None
-    max_new = int(_one(flags, "rollout.max_new_tokens", 16))
-    temperature, top_p = float(_one(flags, "rollout.temperature", 1.0)), float(_one(flags, "rollout.top_p", 1.0))
-    ckpt_dir = Path(str(_one(flags, "ckpt.path")))
-    save_steps = int(_one(flags, "ckpt.save_steps", 1))
-    loss_fn, impl, loss_impl = make_loss(cmd, eps_low, eps_high, dual)
-    from openrlhf_steer.core.advantages import compute_advantages
-    from openrlhf_steer.core.types import GroupInputs, LossInputs
-    from openrlhf_steer.apps.demo.train import rollout_means
+        return env
 
-    opt = torch.optim.AdamW(model.parameters(), lr=float(_one(flags, "actor.adam.lr", 1e-6)))
-    gen_torch = torch.Generator().manual_seed(seed)
-    optimizer_steps = 0
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    history = []
-    with open(log_path, "a", encoding="utf-8") as log:
-        log.write(json.dumps({"event": "start", "loss_impl": loss_impl, "method": impl.name}) + "\n")
-        for step in range(1, steps + 1):
-            batch = [prompts[((step - 1) * batch_prompts + i) % len(prompts)] for i in range(batch_prompts)]
-            enc = tok([p for p, _ in batch], return_tensors="pt", padding=True)
-            model.eval()
-            with torch.no_grad():
-                gen = model.generate(
-                    **enc,
-                    do_sample=True,
-                    temperature=temperature,
-                    top_p=top_p,
-                    top_k=0,
-                    max_new_tokens=max_new,
-                    num_return_sequences=n,
-                    pad_token_id=tok.pad_token_id,
-                )
-            seq = gen
-            width = enc["input_ids"].shape[1]
-            completion = seq[:, width:]
-            is_eos = completion.eq(tok.eos_token_id)
-            mask = (torch.cumsum(is_eos.long(), 1) - is_eos.long()).eq(0).float()
-            # each completion up to and including its EOS, as OpenRLHF decodes a sample (no padding)
-            texts = [tok.decode(row[keep.bool()], skip_special_tokens=False) for row, keep in zip(completion, mask)]
-            labels = [lab for _, lab in batch for _ in range(n)]
-            full_prompts = [p for p, _ in batch for _ in range(n)]
-            rewards = torch.stack(
-                [reward_func([p + t], [p], [label])["rewards"][0] for p, t, label in zip(full_prompts, texts, labels)]
-            )
-            attn = torch.cat([enc["attention_mask"].repeat_interleave(n, 0), mask.long()], dim=1)
+    def write_plan(self) -> None:
+        self.row_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (self.results_path, self.report_path):
+            stale.unlink(missing_ok=True)
+        plan = {
+            "results": str(self.results_path),
+            "num_cpus": 4,
+            "num_gpus": 1,
+            "runs": [{"name": self.row_dir.name, "argv": self.argv}],
+        }
+        atomic_write_text(self.plan_path, json.dumps(plan, indent=2) + "\n")
 
-            def token_logp(with_grad: bool):
-                ctx = torch.enable_grad() if with_grad else torch.no_grad()
-                with ctx:
-                    logits = model(input_ids=seq, attention_mask=attn).logits[:, width - 1 : -1].float() / temperature
-                    logprobs = F.log_softmax(logits, dim=-1)
-                    lp = logprobs.gather(-1, completion.unsqueeze(-1)).squeeze(-1)
-                    ent = -(logprobs.exp() * logprobs).sum(-1)
-                return lp, ent
+    def check(self, log_path: Path) -> Dict[str, Any]:
+        """The driver's result for the run; a failed or missing run raises with its error and the log's tail."""
+        results = []
+        if self.results_path.is_file():
+            results = [json.loads(line) for line in self.results_path.read_text().splitlines() if line.strip()]
+        result = results[-1] if results else None
+        if result is None or result["rc"] != 0 or result["error"] is not None:
+            tail = Path(log_path).read_text(errors="replace")[-3000:] if Path(log_path).is_file() else ""
+            why = "no result (the driver stopped early)" if result is None else f"rc={result['rc']} {result['error']}"
+            raise RuntimeError(f"[train] --smoke: OpenRLHF training failed: {why}; log: {log_path}\n{tail}")
+        return result
 
-            model.train()
-            old_lp, old_ent = token_logp(False)
-            group = GroupInputs(
-                rewards=rewards.float(),
-                group_ids=torch.arange(batch_prompts).repeat_interleave(n),
-                response_mask=mask,
-                old_log_probs=old_lp,
-                entropy=old_ent,
-            )
-            adv = compute_advantages(group, impl)
-            order = torch.randperm(seq.shape[0], generator=gen_torch)
-            chunk = max(1, min(train_batch, seq.shape[0]))
-            losses, per_window = [], []
-            for start in range(0, seq.shape[0], chunk):  # one optimizer step per mini-batch (N_update per rollout)
-                idx = order[start : start + chunk]
-                lp, ent = token_logp(True)
-                inputs = LossInputs(
-                    log_probs=lp[idx],
-                    old_log_probs=old_lp[idx],
-                    advantages=adv[idx],
-                    action_mask=mask[idx],
-                    entropy=ent[idx],
-                    old_entropy=old_ent[idx],
-                    step=optimizer_steps,
-                    total_steps=steps * max(1, -(-seq.shape[0] // chunk)),
-                    generator=gen_torch,
-                )
-                loss, metrics = loss_fn(inputs)
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                optimizer_steps += 1
-                impl.on_boundary("optimizer_step", metrics)
-                per_window.append(metrics)
-                losses.append(float(loss.detach()))
-            impl.on_boundary("rollout_step", rollout_means(per_window))
-            entropy = float((old_ent * mask).sum() / mask.sum().clamp_min(1))
-            record = {
-                "step": step,
-                "reward_mean": float(rewards.mean()),
-                "loss": sum(losses) / len(losses),
-                "entropy": entropy,
-                "updates": len(losses),
-                "controller": impl.controller_values(),
-            }
-            history.append(record)
-            log.write(json.dumps(record) + "\n")
-            if step % save_steps == 0 or step == steps:
-                out = ckpt_dir / f"global_step{step}_hf"
-                tmp = Path(str(out) + f".tmp{os.getpid()}")
-                model.save_pretrained(tmp)
-                tok.save_pretrained(tmp)
-                if out.exists():
-                    import shutil
-
-                    shutil.rmtree(out)
-                os.replace(tmp, out)
-    return {"loss_impl": loss_impl, "history": history}
+    def loss_classes(self) -> List[str]:
+        """The loss class each policy actor used (from the driver's report)."""
+        if not self.report_path.is_file():
+            return []
+        lines = [json.loads(line) for line in self.report_path.read_text().splitlines() if line.strip()]
+        return [line["loss_class"] for line in lines if line.get("event") == "policy_actor"]

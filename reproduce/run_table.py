@@ -13,9 +13,9 @@ Per row, in ``<output-dir>/rows/<row>/``:
 Finally ``<output-dir>/<table>.md`` / ``.json``: ours / paper / difference per benchmark.
 
 ``--dry-run`` prints every command (prefixed ``[data]``, ``[train]``, ``[select]``, ``[eval]``) and runs
-nothing. ``--smoke`` runs the same pipeline on CPU: a tiny model, a few training steps through the
-project's CPU trainer instead of Ray/vLLM/DeepSpeed, the real eval CLI with the HF backend on a few
-problems, and the real table assembly.
+nothing. ``--smoke`` runs the same pipeline on CPU: a tiny model, a few training steps through OpenRLHF's
+own ``train()`` (local Ray, DeepSpeed on gloo; only the vLLM engines are stand-ins, see repro_smoke.py),
+the real eval CLI with the HF backend on a few problems, and the real table assembly.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Executor:
         self.echo = echo
         self.quiet = quiet
 
-    def run(self, stage: str, cmd: Sequence[str], log_path: Path) -> None:
+    def run(self, stage: str, cmd: Sequence[str], log_path: Path, env: Optional[Mapping[str, str]] = None) -> None:
         self.echo(f"[{stage}] {pipeline.shell_join(cmd)}")
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a", encoding="utf-8") as log:
@@ -74,6 +74,7 @@ class Executor:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 cwd=str(HERE.parent),
+                env=None if env is None else dict(env),
                 text=True,
                 errors="replace",
                 bufsize=1,
@@ -102,7 +103,7 @@ class Executor:
 class DryRunExecutor(Executor):
     dry = True
 
-    def run(self, stage: str, cmd: Sequence[str], log_path: Path) -> None:
+    def run(self, stage: str, cmd: Sequence[str], log_path: Path, env: Optional[Mapping[str, str]] = None) -> None:
         self.echo(f"[{stage}] {pipeline.shell_join(cmd)}")
 
     def train(self, cmd: Sequence[str], row_dir: Path) -> None:
@@ -110,18 +111,18 @@ class DryRunExecutor(Executor):
 
 
 class SmokeExecutor(Executor):
-    """Training goes to the CPU trainer (reproduce/repro_smoke.py); everything else runs for real."""
-
-    def __init__(self, steps: int, echo=print, quiet: bool = False):
-        super().__init__(echo, quiet)
-        self.steps = steps
+    """The training command runs through OpenRLHF's ``train()`` on CPU with a stand-in rollout engine
+    (reproduce/repro_smoke.py); everything else runs as in a GPU run."""
 
     def train(self, cmd: Sequence[str], row_dir: Path) -> None:
         import repro_smoke
 
+        run = repro_smoke.OpenRLHFSmokeRun(cmd, row_dir)
         self.echo(f"[train] {pipeline.shell_join(cmd)}")
-        self.echo(f"[train] --smoke: executing the command above with the CPU trainer ({self.steps} steps)")
-        repro_smoke.train_from_command(list(cmd), steps=self.steps, log_path=row_dir / "train.log")
+        self.echo("[train] --smoke: running the command above through OpenRLHF's train() on CPU")
+        run.write_plan()
+        self.run("train", run.command(), row_dir / "train.log", env=run.env())
+        run.check(row_dir / "train.log")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -148,7 +149,10 @@ class TableRunner:
         if args.smoke:
             import repro_smoke
 
-            self.smoke = repro_smoke.SmokeSetup(self.out / "smoke", data_dir=Path(args.data_dir or default_data_dir()))
+            self.smoke = repro_smoke.SmokeSetup(
+                self.out / "smoke", data_dir=Path(args.data_dir or default_data_dir()), steps=args.smoke_steps
+            )
+            self.layout = self.smoke.layout()
             if not executor.dry:
                 self.smoke.materialize()
 
@@ -339,7 +343,7 @@ class TableRunner:
         spec = self.config.values("training_entropy")
         return final_training_entropy(
             row_dir / "train.log",
-            str(spec.get("metric", "entropy/old_mean")),
+            str(spec.get("metric", "entropy/current_mean")),
             float(spec.get("ema", 0.0)),
             self.config.recipe_for(row).get("max_rollout_steps"),
         )
@@ -406,8 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="reproduce/configs/<table>.yaml")
     p.add_argument("--rows", default="", help="comma-separated row names to run (default: all rows)")
     p.add_argument("--dry-run", action="store_true", help="print every command; run nothing")
-    p.add_argument("--smoke", action="store_true", help="CPU pipeline check: tiny model, few steps, few problems")
-    p.add_argument("--smoke-steps", type=int, default=2, help="training steps per row with --smoke (default 2)")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="CPU pipeline check: tiny model trained through OpenRLHF's train() (stand-in rollout engine from "
+        "tests/support), few steps, few problems",
+    )
+    p.add_argument("--smoke-steps", type=int, default=2, help="rollout steps per row with --smoke (default 2)")
     p.add_argument("--gpus", type=int, default=8, help="GPUs per node (default 8, as in both papers)")
     p.add_argument(
         "--nodes", type=int, default=1, help="nodes (default 1); start a Ray cluster and set RAY_ADDRESS for >1"
@@ -456,7 +465,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.dry_run:
             executor: Executor = DryRunExecutor()
         elif args.smoke:
-            executor = SmokeExecutor(args.smoke_steps, quiet=args.quiet)
+            executor = SmokeExecutor(quiet=args.quiet)
         else:
             executor = Executor(quiet=args.quiet)
         TableRunner(config, args, executor).run(rows)

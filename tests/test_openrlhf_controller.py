@@ -156,3 +156,14 @@ def test_rollout_entropy_relay_follows_openrlhf_chunking(monkeypatch, duplicate)
     maker.actor_model_group = _FakeGroup([[ents[1], ents[0]], [ents[2]]])  # wrong shapes -> loud error
     with pytest.raises(RuntimeError, match="does not match action_mask"):
         maker._attach_old_entropy(_experiences(with_entropy=False))
+
+
+def test_missing_rewards_are_named_with_the_flag_and_the_fix():
+    """A reward file that raised leaves OpenRLHF samples with ``rewards=None``; the controller stops there."""
+    scored, unscored = NS(rewards=torch.ones(4)), NS(rewards=None)
+    msg = controller.missing_rewards_message([scored, unscored, unscored], False, ["/r/reward.py"])
+    assert msg.startswith("2 of 3 rollout batches came back without rewards")
+    assert "--reward.remote_url /r/reward.py" in msg and "--ckpt.load_enable" in msg
+    assert controller.missing_rewards_message([scored, scored], False, ["/r/reward.py"]) == ""
+    # a reward model scores the samples in the experience maker: nothing is missing then
+    assert controller.missing_rewards_message([unscored], True, None) == ""

@@ -212,20 +212,24 @@ def test_smoke_correlation_end_to_end(config, tmp_path, data_dir):
 
 
 def test_entropy_series_and_ema_at_a_checkpoint(tmp_path):
-    src = load_config(CONFIGS / "posadv_table5.yaml")  # training_entropy: EMA 0.6 of entropy/old_mean
+    src = load_config(CONFIGS / "posadv_table5.yaml")  # training_entropy: EMA 0.6 of entropy/current_mean
     row = tmp_path / "row"
     row.mkdir()
     (row / "train.log").write_text(
-        "Global step 1: {'entropy/old_mean': 1.0, 'x': 2}\nnoise\n"
-        "Global step 2: {'entropy/old_mean': 0.5}\nGlobal step 3: {'entropy/old_mean': 0.25}\n"
+        "Global step 1: {'entropy/current_mean': 1.0, 'x': 2}\nnoise\n"
+        "Global step 2: {'entropy/current_mean': 0.5}\nGlobal step 3: {'entropy/current_mean': 0.25}\n"
     )
     series = corr.entropy_series_of(row, src)
     assert series == [(1, 1.0), (2, 0.5), (3, 0.25)]
     # s1 = 1.0; s2 = 0.6 * 1.0 + 0.4 * 0.5 = 0.8; s3 = 0.6 * 0.8 + 0.4 * 0.25 = 0.58
     assert corr.entropy_at(series, src, 2) == pytest.approx(0.8)
     assert corr.entropy_at(series, src) == pytest.approx(0.58)
-    # the CPU smoke trainer's JSON records instead of console lines
-    (row / "train.log").write_text('{"event": "start"}\n{"step": 1, "entropy": 2.0}\n{"step": 2, "entropy": 1.0}\n')
+    # Ray's prefix before OpenRLHF's logger line; a resumed run's repeated step keeps its last value
+    (row / "train.log").write_text(
+        "(SteerPPOTrainer pid=1) INFO ppo_trainer.py:551] Global step 1: {'entropy/current_mean': 2.0}\n"
+        "(SteerPPOTrainer pid=1) INFO ppo_trainer.py:551] Global step 2: {'entropy/current_mean': 9.0}\n"
+        "(SteerPPOTrainer pid=2) INFO ppo_trainer.py:551] Global step 2: {'entropy/current_mean': 1.0}\n"
+    )
     assert corr.entropy_at(corr.entropy_series_of(row, src), src) == pytest.approx(0.6 * 2.0 + 0.4 * 1.0)
     assert set(corr.POINT_COLLECTORS) == set(corr.POINT_TEXT) == {"runs", "checkpoints"}
 

@@ -150,3 +150,9 @@ def test_smoke_dry_run_prints_the_cpu_pipeline_and_creates_nothing(tmp_path):
         "--rollout.max_new_tokens" in c and c[c.index("--rollout.max_new_tokens") + 1] == "16" for c in cmds
     )
     assert "--backend hf" in out and "--limit 2" in out and "livecodebench" not in out.split("[eval]")[-1]
+    # the layout OpenRLHF's train() gets on CPU: one actor GPU, one stand-in engine, nothing colocated
+    for c in cmds:
+        assert c[c.index("--actor.num_gpus_per_node") + 1] == "1" and c[c.index("--vllm.num_engines") + 1] == "1"
+        assert "--train.colocate_all" not in c and "--vllm.enable_sleep" not in c
+    # 2 smoke steps over 8 prompts of 4 per rollout step: one episode
+    assert all(c[c.index("--train.num_episodes") + 1] == "1" for c in cmds)

@@ -1,11 +1,17 @@
-"""`--smoke`: one table row end to end on CPU (tiny model, 2 training steps on the core PolicyLoss,
-the real eval CLI with the HF backend on 2 problems per benchmark, the real table assembly), then resume."""
+"""`--smoke`: one table row end to end on CPU, then resume.
+
+The row's training command runs through OpenRLHF's own ``train()`` (local Ray, DeepSpeed ZeRO-3 on gloo with
+packing and gradient checkpointing, as the recipe sets; the stand-in rollout engine of tests/support), 2 rollout
+steps of a tiny model; then the real eval CLI with the HF backend on 2 problems per benchmark and the real table
+assembly."""
 
 import json
 
 import pytest
 
 from steertest_reproduce import REPRODUCE, run_table
+
+from repro_entropy import entropy_series
 
 
 @pytest.mark.slow
@@ -28,17 +34,24 @@ def test_smoke_one_row_end_to_end_and_resume(tmp_path, data_dir):
     code, out, err = run_table(argv)
     assert code == 0, err + out
     row = tmp_path / "rows" / "pos_adv_entropy"
-    # training: the printed OpenRLHF command was executed by the CPU trainer with the row's method
-    log = [json.loads(line) for line in (row / "train.log").read_text().splitlines() if line.startswith("{")]
-    assert "PolicyLoss + method 'pos_adv_reweight'" in log[0]["loss_impl"]
-    steps = [r for r in log if "step" in r]
-    assert [r["step"] for r in steps] == [1, 2]
-    # entropy-guided controller: lambda_0 = 0; a random tiny model has entropy >> delta = 0.2, so lambda rises
-    # by Delta = 0.05 once per rollout step (the papers' training step), although each rollout makes N = 4 updates
-    assert [round(r["controller"]["pos_adv_lambda"], 6) for r in steps] == [0.05, 0.1]
+    # training: the printed command ran through OpenRLHF's train(), whose policy actor used our loss
+    train_cmd = json.loads((row / "train.done.json").read_text())["command"]
+    assert train_cmd[train_cmd.index("--ds.zero_stage") + 1] == "3" and "--ds.packing_samples" in train_cmd
+    report = [json.loads(line) for line in (row / "smoke_report.jsonl").read_text().splitlines()]
+    actors = [r for r in report if r["event"] == "policy_actor"]
+    assert [r["loss_class"] for r in actors] == ["EntropyControlPolicyLoss"]
+    assert any(r["event"] == "engine" and not r["deepspeed"] for r in report)
+    log = (row / "train.log").read_text()
+    lam = entropy_series(log, "controller/pos_adv_lambda")
+    assert [s for s, _ in lam] == [1, 2]
+    # entropy-guided controller: lambda_0 = 0 during step 1; a random tiny model has entropy >> delta = 0.2, so
+    # lambda rises by Delta = 0.05 once per rollout step (the papers' training step), although each rollout makes
+    # N = 4 optimizer updates
+    assert [round(v, 6) for _, v in lam] == [0.0, 0.05]
     # the tiny model's short warm-up makes some sampled answers right and some wrong: mixed GRPO groups, so the
     # method's loss ran with non-zero advantages (an all-wrong batch would give loss 0 and test nothing)
-    assert any(-1.0 < r["reward_mean"] < 1.0 and r["loss"] != 0.0 for r in steps)
+    rewards, losses = dict(entropy_series(log, "reward")), dict(entropy_series(log, "loss/total"))
+    assert any(-1.0 < rewards[s] < 1.0 and losses[s] != 0.0 for s in (1, 2))
     assert (row / "ckpt" / "global_step1_hf" / "config.json").is_file()
     assert (row / "ckpt" / "global_step2_hf" / "config.json").is_file()
     # selection: the paper's rule (best on AIME 2025) over both smoke checkpoints, then the eval CLI's results
@@ -60,6 +73,9 @@ def test_smoke_one_row_end_to_end_and_resume(tmp_path, data_dir):
     assert (
         set(result["scores"]) == {"aime24", "aime25", "amc23", "math500", "minerva_math", "ifeval"} and result["smoke"]
     )
+    # the Entropy column: App. D.3's EMA (0.6) over the logged training entropy of both steps, s2 = 0.6 s1 + 0.4 x2
+    entropy = [v for _, v in entropy_series(log, "entropy/current_mean")]
+    assert len(entropy) == 2 and result["training_entropy"] == pytest.approx(0.6 * entropy[0] + 0.4 * entropy[1])
     for value in result["scores"].values():
         assert 0.0 <= value["avg@n"] <= value["pass@n"] <= 100.0  # pass@2 >= avg@2 on the same samples
     md = (tmp_path / "posadv_table2.md").read_text()

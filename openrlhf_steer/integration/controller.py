@@ -59,6 +59,25 @@ def scatter_advantages(experiences, advantages: torch.Tensor) -> None:
         start += rows
 
 
+def missing_rewards_message(samples_list, has_reward_model: bool, reward_sources) -> str:
+    """Why a rollout has samples without a reward, or "" when every sample has one (or a reward model scores them).
+
+    OpenRLHF's rollout engines catch a failing reward function, log it and return the sample without a reward;
+    its experience maker then stops with "reward_model_group is required", which names neither the cause nor
+    the fix.
+    """
+    missing = sum(1 for samples in samples_list if getattr(samples, "rewards", None) is None)
+    if not missing or has_reward_model:
+        return ""
+    sources = ", ".join(reward_sources or []) or "(none set)"
+    return (
+        f"{missing} of {len(samples_list)} rollout batches came back without rewards: the reward source "
+        f"--reward.remote_url {sources} failed in the rollout engines (their log above shows the exception, "
+        "after '[SingleTurnExecutor] Failed to fetch reward'). Fix the reward function or server so that it "
+        "returns {'rewards': ...} for every query, then resume with --ckpt.load_enable."
+    )
+
+
 class SteerExperienceMaker(RemoteExperienceMaker):
     """OpenRLHF's experience maker plus the rollout entropy and the method's advantage hooks."""
 
@@ -68,6 +87,14 @@ class SteerExperienceMaker(RemoteExperienceMaker):
         self._entropy_control_needs = spec.needs
 
     def make_experience(self, samples_list):
+        remote_url = self.strategy.args.reward.remote_url
+        missing = missing_rewards_message(
+            samples_list,
+            self.reward_model_group is not None,
+            [remote_url] if isinstance(remote_url, str) else remote_url,
+        )
+        if missing:
+            raise RuntimeError(missing)
         experiences = super().make_experience(samples_list)
         if self._entropy_control_needs.old_entropy:  # the policy actors cached it in their forward
             self._attach_old_entropy(experiences)
