@@ -420,9 +420,7 @@ def build_smoke_qwen2(smoke) -> Path:
     out = smoke.root / "tiny-qwen2"
     if (out / "config.json").is_file():
         return out
-    rows = [json.loads(line) for line in open(smoke.source_file(), encoding="utf-8") if line.strip()]
-    pairs = [(r["prompt"], f"Answer: {r['reward_model']['ground_truth']}") for r in rows]
-    texts = [r["prompt"][0]["content"] for r in rows] + [a for _, a in pairs]
+    texts, pairs = smoke.warmup_texts()
     return repro_smoke.build_tiny_model(out, texts, seed=0, warmup_pairs=pairs, warmup_steps=100, architecture="qwen2")
 
 

@@ -100,13 +100,21 @@ class SmokeSetup:
         atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
         return out
 
+    def warmup_texts(self) -> Tuple[List[str], List[Tuple[Any, str]]]:
+        """(tokenizer texts, warm-up (chat prompt, reply) pairs) of the smoke source.
+
+        The reply ``Answer: \\boxed{<answer>}`` is right under both papers' training rules (Pos-Adv's last
+        ``Answer:`` line and STEER's strict last ``\\boxed{}``), so every table's smoke rows get mixed rewards.
+        """
+        rows = [json.loads(line) for line in open(self.source_file(), encoding="utf-8") if line.strip()]
+        pairs = [(r["prompt"], "Answer: \\boxed{" + str(r["reward_model"]["ground_truth"]) + "}") for r in rows]
+        return [r["prompt"][0]["content"] for r in rows] + [reply for _, reply in pairs], pairs
+
     def model_dir(self) -> Path:
         out = self.model_path
         if not (out / "config.json").is_file():
-            rows = [json.loads(line) for line in open(self.source_file(), encoding="utf-8")]
-            texts = [r["prompt"][0]["content"] for r in rows]
-            pairs = [(r["prompt"], f"Answer: {r['reward_model']['ground_truth']}") for r in rows]
-            build_tiny_model(out, texts + [a for _, a in pairs], seed=0, warmup_pairs=pairs)
+            texts, pairs = self.warmup_texts()
+            build_tiny_model(out, texts, seed=0, warmup_pairs=pairs)
         return out
 
     def data_request(self, data: Mapping[str, Any]) -> Dict[str, Any]:

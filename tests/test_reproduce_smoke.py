@@ -83,3 +83,25 @@ def test_smoke_one_row_end_to_end_and_resume(tmp_path, data_dir):
     # resume: the finished row is skipped
     code, out, err = run_table(argv)
     assert code == 0 and "[skip] pos_adv_entropy: done" in out
+
+
+@pytest.mark.slow
+def test_smoke_steer_row_reweights_tokens_within_its_bounds(tmp_path, data_dir):
+    """STEER Table 1's STEER row (exp mapping, lambda_min 0.7, STEER's strict-box reward) through OpenRLHF's
+    train(): the warm-up reply ``Answer: \\boxed{..}`` gives mixed rewards, so Omega is non-zero and the token
+    weights move inside [lambda_min, 1] (the exp mapping never exceeds 1)."""
+    config = REPRODUCE / "configs" / "steer_table1.yaml"
+    argv = ["--config", str(config), "--rows", "steer", "--smoke", "--quiet", "--data-dir", str(data_dir)]
+    code, out, err = run_table(argv + ["--output-dir", str(tmp_path)])
+    assert code == 0, err + out
+    row = tmp_path / "rows" / "steer"
+    cmd = json.loads((row / "train.done.json").read_text())["command"]
+    assert cmd[cmd.index("--reward.remote_url") + 1].endswith("dapo_math_reward_strict_box.py")
+    log = (row / "train.log").read_text()
+    rewards = [v for _, v in entropy_series(log, "reward")]
+    assert len(rewards) == 2 and any(-1.0 < r < 1.0 for r in rewards)
+    w_min = [v for _, v in entropy_series(log, "weights/min")]
+    w_max = [v for _, v in entropy_series(log, "weights/max")]
+    omega = [v for _, v in entropy_series(log, "method/omega_abs_max")]
+    assert all(v >= 0.7 - 1e-6 for v in w_min) and all(v <= 1.0 + 1e-6 for v in w_max)
+    assert any(v > 0 for v in omega) and any(v < 1.0 - 1e-3 for v in w_min)
