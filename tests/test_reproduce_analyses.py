@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from steertest_reproduce import REPRODUCE, run_table
+from steertest_reproduce import REPRODUCE, run_table, train_commands
 
 import repro_correlation_table as corr  # noqa: E402  (reproduce/ is on sys.path via steertest_reproduce)
 import repro_estimator_table as est  # noqa: E402
@@ -197,8 +197,10 @@ def test_smoke_figure2_end_to_end(tmp_path, data_dir):
     assert code == 0 and out.count(": done (") == 3
 
 
+# Table 4 only: Table 1 runs the same code on other source rows (its smoke plan is checked without training below);
+# each smoke run trains through OpenRLHF's train(), about 40 s per source row.
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["posadv_table1", "posadv_table4"])
+@pytest.mark.parametrize("config", ["posadv_table4"])
 def test_smoke_correlation_end_to_end(config, tmp_path, data_dir):
     table = _smoke(config, tmp_path, data_dir)
     assert table["smoke"] and len(table["points"]) == corr.SMOKE_RUNS
@@ -314,3 +316,15 @@ def test_dry_runs_print_the_plan_and_rows_select_models_or_runs(tmp_path):
     )
     assert code == 0, err
     assert "[runs] 1 trained runs" in out and "== posadv_table5 / grpo_n4" in out and "grpo_n1" not in out
+
+
+def test_smoke_dry_run_of_table1_trains_its_first_three_source_runs(tmp_path):
+    code, out, err = run_table(
+        ["--config", str(CONFIGS / "posadv_table1.yaml"), "--dry-run", "--smoke", "--output-dir", str(tmp_path)]
+    )
+    assert code == 0, err
+    cmds = train_commands(out)
+    assert len(cmds) == corr.SMOKE_RUNS == 3
+    expected = [r.row for r in corr.run_refs(load_config(CONFIGS / "posadv_table1.yaml"))[:3]]
+    assert [c[c.index("--ckpt.path") + 1].split("/")[-2] for c in cmds] == expected
+    assert all(c[c.index("--actor.num_gpus_per_node") + 1] == "1" for c in cmds)
