@@ -1,5 +1,8 @@
 """Driver of the e2e runs (test support): one local Ray cluster, several ``openrlhf-steer train`` runs.
 
+Used by ``make e2e`` (tests/test_openrlhf_e2e.py) and by ``reproduce/<table>.sh --smoke``, which runs each
+row's training command through it (reproduce/repro_smoke.py).
+
 ``python steertest_e2e_driver.py PLAN.json``: the plan lists runs ``{"name", "argv"}``; each run is
 ``openrlhf_steer.apps.cli.main(["train", *argv])`` (OpenRLHF's own ``train()``), with only the vLLM
 engine actors and the weight broadcast replaced (:mod:`steertest_rollout_engine`) and the CUDA-only
