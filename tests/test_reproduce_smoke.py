@@ -1,9 +1,13 @@
 """`--smoke`: one table row end to end on CPU, then resume.
 
 The row's training command runs through OpenRLHF's own ``train()`` (local Ray, DeepSpeed ZeRO-3 on gloo with
-packing and gradient checkpointing, as the recipe sets; the stand-in rollout engine of tests/support), 2 rollout
-steps of a tiny model; then the real eval CLI with the HF backend on 2 problems per benchmark and the real table
-assembly."""
+packing and gradient checkpointing, as the recipe sets), 2 rollout steps of a tiny model; then the real eval CLI
+with the HF backend on 2 problems per benchmark and the real table assembly.
+
+Stand-ins: the same as ``make e2e``'s, each with its reason in tests/test_openrlhf_e2e.py's docstring (the vLLM
+engines and the weight broadcast to them, the CUDA-only calls, the flash_attn / vllm import stubs); the smoke
+layout is one logical GPU for the actor and one stand-in engine, not colocated.
+"""
 
 import json
 
