@@ -318,20 +318,12 @@ class OpenRLHFSmokeRun:
         return [self.python, str(DRIVER), str(self.plan_path)]
 
     def env(self) -> Dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # always a fresh local cluster
-        paths = [str(SUPPORT)]
-        if _absent("vllm") or _absent("flash_attn"):  # OpenRLHF imports both at module level
-            paths.append(str(SUPPORT / "stubs"))
-        env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-        env.update(
-            TORCHDYNAMO_DISABLE="1",
-            HF_HUB_OFFLINE="1",
-            TOKENIZERS_PARALLELISM="false",
-            OMP_NUM_THREADS="1",
-            OPENRLHF_STEER_REWARD_WORKERS="1",
-            STEERTEST_E2E_REPORT=str(self.report_path),
-        )
-        return env
+        """The driver's own environment (``driver_env``); the import stubs only where OpenRLHF's module-level
+        imports of vllm / flash_attn would fail."""
+        spec = importlib.util.spec_from_file_location("steertest_e2e_driver", DRIVER)
+        driver = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(driver)  # type: ignore[union-attr]
+        return driver.driver_env(self.report_path, with_stubs=_absent("vllm") or _absent("flash_attn"))
 
     def write_plan(self) -> None:
         self.row_dir.mkdir(parents=True, exist_ok=True)

@@ -359,17 +359,10 @@ def e2e(tmp_path_factory, data_dir):
     plan = {"results": str(root / "results.jsonl"), "num_cpus": 4, "num_gpus": 2, "runs": runs}
     (root / "plan.json").write_text(json.dumps(plan))
 
-    env = dict(os.environ)
+    from steertest_e2e_driver import driver_env
+
+    env = driver_env(root / "report.jsonl")
     support = REPO / "tests" / "support"
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(support), str(STUBS), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        TORCHDYNAMO_DISABLE="1",
-        HF_HUB_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-        OMP_NUM_THREADS="1",
-        OPENRLHF_STEER_REWARD_WORKERS="1",
-        STEERTEST_E2E_REPORT=str(root / "report.jsonl"),
-    )
     with open(root / "driver.log", "w") as log:
         driver = subprocess.Popen(
             [sys.executable, str(support / "steertest_e2e_driver.py"), str(root / "plan.json")],

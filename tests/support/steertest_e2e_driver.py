@@ -22,22 +22,34 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+# Set for the driver by driver_env and passed on to every Ray worker.
+CPU_SETTINGS = {
+    "TORCHDYNAMO_DISABLE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "OMP_NUM_THREADS": "1",  # a tiny model gains nothing from threads and the cores are shared
+    "OPENRLHF_STEER_REWARD_WORKERS": "1",
+}
+REPORT_ENV = "STEERTEST_E2E_REPORT"
+
+
+def driver_env(report_path, with_stubs: bool = True, base=None) -> dict:
+    """The environment to start this driver with: tests/support (and, unless ``with_stubs`` is False, the
+    flash_attn / vllm import stubs) first on PYTHONPATH, the CPU settings, the report file, and no
+    ``RAY_ADDRESS`` (the driver always starts its own local cluster)."""
+    env = {k: v for k, v in dict(os.environ if base is None else base).items() if k != "RAY_ADDRESS"}
+    paths = [HERE] + ([os.path.join(HERE, "stubs")] if with_stubs else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env.update(CPU_SETTINGS)
+    env[REPORT_ENV] = str(report_path)
+    return env
+
+
 def _start_ray(plan) -> None:
     import ray
 
-    env = {
-        key: os.environ[key]
-        for key in (
-            "PYTHONPATH",
-            "TORCHDYNAMO_DISABLE",
-            "HF_HUB_OFFLINE",
-            "TOKENIZERS_PARALLELISM",
-            "OPENRLHF_STEER_REWARD_WORKERS",
-            "STEERTEST_E2E_REPORT",
-            "OMP_NUM_THREADS",
-        )
-        if key in os.environ
-    }
+    forwarded = ("PYTHONPATH", REPORT_ENV, *CPU_SETTINGS)
+    env = {key: os.environ[key] for key in forwarded if key in os.environ}
     env["DS_ACCELERATOR"] = "cpu"
     ray.init(
         num_cpus=plan.get("num_cpus", 4),
