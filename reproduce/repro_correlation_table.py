@@ -225,13 +225,13 @@ def smoke_config(src):
 def entropy_series_of(row_dir: Path, src) -> List[Tuple[int, float]]:
     """(rollout step, logged entropy) of a run, from OpenRLHF's ``Global step N: {...}`` console lines (smoke runs
     train through OpenRLHF too, so they log the same lines)."""
-    from repro_entropy import entropy_series
+    from repro_entropy import DEFAULT_METRIC, entropy_series
 
     log = row_dir / "train.log"
     if not log.is_file():
         return []
     text = log.read_text(errors="replace")
-    return entropy_series(text, str(src.values("training_entropy").get("metric", "entropy/current_mean")))
+    return entropy_series(text, str(src.values("training_entropy").get("metric", DEFAULT_METRIC)))
 
 
 def entropy_at(series: Sequence[Tuple[int, float]], src, step: Optional[int] = None) -> Optional[float]:

@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+# The logged entropy a table's Entropy column reads when its config names none (the Pos-Adv recipe's choice).
+DEFAULT_METRIC = "entropy/current_mean"
 _STEP = re.compile(r"Global step (\d+): (\{.*\})")
 _NUMBER = r"(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
 

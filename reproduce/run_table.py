@@ -37,7 +37,7 @@ import repro_pipeline as pipeline  # noqa: E402
 from repro_config import ConfigError, Row, TableConfig, load_config, select_rows  # noqa: E402
 from repro_selection import candidates, pick_best, pick_last, validate_policy  # noqa: E402
 from assemble_table import assemble  # noqa: E402
-from repro_entropy import final_training_entropy  # noqa: E402
+from repro_entropy import DEFAULT_METRIC, final_training_entropy  # noqa: E402
 
 from openrlhf_steer_eval.atomic_io import atomic_write_text  # noqa: E402
 
@@ -343,7 +343,7 @@ class TableRunner:
         spec = self.config.values("training_entropy")
         return final_training_entropy(
             row_dir / "train.log",
-            str(spec.get("metric", "entropy/current_mean")),
+            str(spec.get("metric", DEFAULT_METRIC)),
             float(spec.get("ema", 0.0)),
             self.config.recipe_for(row).get("max_rollout_steps"),
         )
