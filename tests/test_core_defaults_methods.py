@@ -171,20 +171,22 @@ def test_quadrant_mask_everywhere_option_and_single_split_option():
 # --------------------------------------------------------------------------------------------------
 # STEER binary mapping: |Omega| rule (default) and the paper's signed rule
 # --------------------------------------------------------------------------------------------------
-# p = 0.5 and ratio 1 for every token: Omega = A (1 - p)^2 (log p + H) = 0.25 (ln 0.5 + H). With
-# H = ln 2 + k, Omega = 0.25 k: k = [-12, -4, 2, 4, 8] gives Omega = [-3, -1, 0.5, 1, 2].
+# p = 0.5 and ratio 1 for every token: the code's metric A (1 - p)^2 (log p + H) = 0.25 (ln 0.5 + H). With
+# H = ln 2 + k, it is 0.25 k: k = [-12, -4, 2, 4, 8] gives [-3, -1, 0.5, 1, 2]. The paper's Omega (Eq. 7,
+# > 0 raises entropy) is minus that: [3, 1, -0.5, -1, -2].
 OMEGA = [-3.0, -1.0, 0.5, 1.0, 2.0]
 STEER_LP = [[LN(0.5)] * 5]
 STEER_H = [[math.log(2.0) + 4.0 * o for o in OMEGA]]
 
 
 def test_steer_binary_signed_rule_by_hand():
-    # signed: Q_0.8 of [-3, -1, 0.5, 1, 2] = 1 + 0.2 * (2 - 1) = 1.2; Omega > 1.2 only for the last token.
+    # signed: Q_0.8 of the paper's Omega [-2, -1, -0.5, 1, 3] = 1 + 0.2 * (3 - 1) = 1.4; Omega > 1.4 only for
+    #         the first token (the most entropy-raising one).
     # abs:    Q_0.8 of [0.5, 1, 1, 2, 3]  = 2 + 0.2 * (3 - 2) = 2.2; |Omega| >= 2.2 only for the first.
     lp, h, adv, mask = t(STEER_LP), t(STEER_H), t([[1.0] * 5]), torch.ones(1, 5, dtype=torch.bool)
     w_signed, omega = steer_weights(lp, lp, h, adv, mask, mapping="binary", lambda_min=0.7, binary_rank="signed")
     assert torch.allclose(omega, t([OMEGA]))
-    assert torch.allclose(w_signed, t([[1.0, 1.0, 1.0, 1.0, 0.7]]))
+    assert torch.allclose(w_signed, t([[0.7, 1.0, 1.0, 1.0, 1.0]]))
     w_abs, _ = steer_weights(lp, lp, h, adv, mask, mapping="binary", lambda_min=0.7)
     assert torch.allclose(w_abs, t([[0.7, 1.0, 1.0, 1.0, 1.0]]))
     method = build_method("steer", mapping="binary", lambda_min=0.7, binary_rank="signed")
@@ -194,24 +196,24 @@ def test_steer_binary_signed_rule_by_hand():
 
 
 def test_steer_binary_signed_rule_over_the_optimizer_step_window():
-    # Two micro-batches [-3, -1, 0.5] and [1, 2]: the window threshold is the same 1.2.
+    # Two micro-batches (paper Omega [3, 1, -0.5] and [-1, -2]): the window threshold is the same 1.4.
     method = build_method("steer", mapping="binary", lambda_min=0.7, binary_rank="signed", stat_scope="mini_batch")
     parts = [
         make_inputs([STEER_LP[0][:3]], [[1.0] * 3], old_entropy=[STEER_H[0][:3]]),
         make_inputs([STEER_LP[0][3:]], [[1.0] * 2], old_entropy=[STEER_H[0][3:]]),
     ]
     stats = method.window_stats(parts)
-    assert stats["steer/threshold"] == pytest.approx(1.2)
+    assert stats["steer/threshold"] == pytest.approx(1.4)
     assert list(method.window_values(parts)) == ["steer/omega"]
     weights = []
     for part in parts:
         part.window_stats = stats
         weights.append(method.token_weights(part))
-    assert torch.allclose(torch.cat(weights, dim=1), t([[1.0, 1.0, 1.0, 1.0, 0.7]]))
+    assert torch.allclose(torch.cat(weights, dim=1), t([[0.7, 1.0, 1.0, 1.0, 1.0]]))
 
 
 # --------------------------------------------------------------------------------------------------
-# STEER entropy_control_mode=asymmetric (the authors' revision 08add1cc): signed m = -Omega
+# STEER entropy_control_mode=asymmetric (experimental, third-party source, not the authors'): m = paper's Omega
 # --------------------------------------------------------------------------------------------------
 def _asym(**options):
     method = build_method("steer", entropy_control_mode="asymmetric", **options)

@@ -121,3 +121,56 @@ def test_steer_config_validation():
     lp, old, h, adv, mask = tensors()
     with pytest.raises(ValueError, match="entropy has shape"):
         openrlhf_steer.steer_weights(lp, old, h[:, :2], adv, mask)
+
+
+# --------------------------------------------------------------------------------------------------
+# Binary mapping: which tail the signed rule ranks (STEER Table 2 binary row; issue 20 item 1)
+# --------------------------------------------------------------------------------------------------
+# Ten tokens with p = p_old = 0.5 and H = ln 2 + 4 |c|, A = sign(c): the code's metric is
+#   A * (1 - 0.5)^2 * (ln 0.5 + H) = sign(c) * 0.25 * 4 |c| = c,
+# and the paper's Omega (Eq. 7: -eta * ... * (log p + H), > 0 raises entropy) is -c up to eta > 0.
+CODE_METRIC = [4.0, -3.0, 2.0, -1.0, 0.5, 0.1, -0.1, 0.2, -0.2, 0.05]
+RANK_H = [[math.log(2.0) + 4.0 * abs(c) for c in CODE_METRIC]]
+RANK_ADV = [[math.copysign(1.0, c) for c in CODE_METRIC]]
+RANK_LP = [[HALF] * len(CODE_METRIC)]
+# Top 20% (Q_0.8, linear interpolation over 10 values: sorted[7] + 0.2 (sorted[8] - sorted[7])):
+#   paper Omega -c sorted [-4, -2, -0.5, -0.2, -0.1, -0.05, 0.1, 0.2, 1, 3]: Q = 0.36 -> tokens 1 (3), 3 (1)
+#   |Omega|        sorted [0.05, 0.1, 0.1, 0.2, 0.2, 0.5, 1, 2, 3, 4]:    Q = 2.2  -> tokens 0 (4), 1 (3)
+#   code sign c    sorted [-3, -1, -0.2, -0.1, 0.05, 0.1, 0.2, 0.5, 2, 4]: Q = 0.8  -> tokens 0 (4), 2 (2)
+PAPER_SIGNED_PICKS = {1, 3}
+ABS_PICKS = {0, 1}
+CODE_SIGN_PICKS = {0, 2}  # what binary_rank=signed ranked before the fix: the most entropy-lowering tokens
+
+
+def _picked(weights):
+    return {i for i, w in enumerate(weights.reshape(-1).tolist()) if w == pytest.approx(0.7)}
+
+
+def test_binary_signed_rank_uses_the_papers_sign_not_the_codes():
+    lp, h, adv = t(RANK_LP), t(RANK_H), t(RANK_ADV)
+    mask = torch.ones_like(lp, dtype=torch.bool)
+    w_signed, metric = openrlhf_steer.steer_weights(
+        lp, lp, h, adv, mask, mapping="binary", lambda_min=0.7, binary_rank="signed"
+    )
+    assert torch.allclose(metric, t([CODE_METRIC]))  # the shared estimator keeps the code's sign
+    assert _picked(w_signed) == PAPER_SIGNED_PICKS
+    assert set(w_signed.reshape(-1).tolist()) == {0.7, 1.0}
+    w_abs, _ = openrlhf_steer.steer_weights(lp, lp, h, adv, mask, mapping="binary", lambda_min=0.7)
+    assert _picked(w_abs) == ABS_PICKS
+    assert len({frozenset(PAPER_SIGNED_PICKS), frozenset(ABS_PICKS), frozenset(CODE_SIGN_PICKS)}) == 3
+    # the method object, per micro-batch and over an optimizer-step window split in two, agrees
+    inputs = make_inputs(RANK_LP, RANK_ADV, old_entropy=RANK_H)
+    method = build_method("steer", mapping="binary", lambda_min=0.7, binary_rank="signed")
+    assert _picked(method.token_weights(inputs)) == PAPER_SIGNED_PICKS
+    window = build_method("steer", mapping="binary", lambda_min=0.7, binary_rank="signed", stat_scope="mini_batch")
+    parts = [
+        make_inputs([RANK_LP[0][:4]], [RANK_ADV[0][:4]], old_entropy=[RANK_H[0][:4]]),
+        make_inputs([RANK_LP[0][4:]], [RANK_ADV[0][4:]], old_entropy=[RANK_H[0][4:]]),
+    ]
+    stats = window.window_stats(parts)
+    assert stats["steer/threshold"] == pytest.approx(0.36)
+    picked = set()
+    for offset, part in zip((0, 4), parts):
+        part.window_stats = stats
+        picked |= {offset + i for i in _picked(window.token_weights(part))}
+    assert picked == PAPER_SIGNED_PICKS

@@ -34,7 +34,9 @@ def first_order_entropy_change(
 
     with p clamped to [1e-8, 1 - 1e-8] and p_old to [1e-8, 1]. ``prob_power`` 2 is the paper's
     (1 - p)^2 (and the bytecode of the authors' first release); 1 is the variant of the later ``.py``.
-    Sign: Omega > 0 means the update lowers the entropy. For reference, a tabular softmax whose
+    Sign: this is the code's ``metric``, whose Omega > 0 means the update lowers the entropy; the paper's
+    Omega (Eq. 7 / 9, > 0 raises the entropy) is -eta times it (``methods.steer.paper_signed_omega`` drops
+    eta > 0, which no ranking or mapping depends on). For reference, a tabular softmax whose
     sampled logit alone takes a step eta * A r (1 - p) changes its entropy by exactly (to first order)
     -eta * p * Omega(prob_power=1) (tests/test_core_registry.py): STEER's Omega omits the factor p,
     which only matters across tokens of different probability. Non-finite values are set to 0.

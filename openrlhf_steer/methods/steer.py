@@ -1,30 +1,37 @@
 """STEER: Stabilizing Token-level Entropy-changE via Reweighting (Hao et al., arXiv 2510.10150).
 
 Each valid token gets a detached loss weight that shrinks with |Omega_t|, the first-order estimate of
-the entropy change its update causes (``openrlhf_steer.core.estimators.first_order_entropy_change``):
+the entropy change its update causes (``openrlhf_steer.core.estimators.first_order_entropy_change``).
+That function returns the authors' code's ``metric``, which is minus the paper's Omega (Eq. 7 / 9:
+Omega = -eta * I_clip * r A (1 - p)^2 (log p + H), > 0 raises the entropy) divided by eta. Only the
+signed binary ranking and the experimental asymmetric mode read the sign; they use the paper's sign.
 
     exp     (default): k = -ln(lambda_min) / max(max|Omega|, omega_floor);  w = clamp(exp(-k |Omega|), lambda_min, 1)
     linear:            |Omega| in [min, max] maps linearly to [lambda_max, lambda_min] (midpoint if max == min)
-    binary  (paper ablation, not in the code): the top ``binary_top_fraction`` of tokens get lambda_min, others 1;
-            ranked by |Omega| (``binary_rank=abs``, default) or, as the paper writes it (Sec. 5.2, Table 2),
-            by signed Omega: lambda_min where Omega > Q_0.8(Omega) (``binary_rank=signed``)
+    binary  (paper ablation, not in the code): the top ``binary_top_fraction`` of tokens get lambda_min, others 1,
+            ranked by |Omega| (``binary_rank=abs``, default: the statistic of Eq. 10 and of the linear mapping,
+            which Sec. 5.2 also writes as plain Omega) or by the paper's signed Omega, literally as Sec. 5.2
+            writes the rule: lambda_min where Omega > Q_0.8(Omega), i.e. the 20% most entropy-raising tokens
+            (``binary_rank=signed``)
 
-``entropy_control_mode=asymmetric`` (the authors' later revision 08add1cc, read from a verbatim copy;
-see ``SteerConfig``) maps the signed m = -Omega instead of |Omega| (m > 0 raises entropy): exp
-w = clamp(exp(k m), lambda_min, lambda_max) with k = -ln(lambda_min) / max(max|m|, omega_floor);
-linear ascending from lambda_min at min m to lambda_max at max m. Only entropy-lowering tokens are
-down-weighted (with lambda_max = 1 the others keep 1).
+``entropy_control_mode=asymmetric`` is an experimental variant, not the authors' method: no commit of
+their repository and no line of the paper has it (its source: see ``SteerConfig``). It maps the
+paper-signed m = Omega (m > 0 raises entropy) instead of |Omega|: exp w = clamp(exp(k m), lambda_min,
+lambda_max) with k = -ln(lambda_min) / max(max|m|, omega_floor); linear ascending from lambda_min at
+min m to lambda_max at max m. With lambda_max = 1 the exp mapping down-weights only entropy-lowering
+tokens (m < 0); the linear mapping down-weights every token below max m, entropy-raising ones included
+(less than the entropy-lowering ones).
 
 max/min/quantile are taken over the valid tokens of one loss call (``stat_scope=micro_batch``, the
 authors' code) or over the optimizer-step window (``mini_batch``, the paper's wording). The weights
 multiply the final per-token clipped loss; the token-mean denominator is unchanged. Under data
-parallelism the window's max/min are all-reduced and the binary quantile's |Omega| values gathered,
+parallelism the window's max/min are all-reduced and the binary quantile's ranked values gathered,
 so every rank uses the statistic of the global window.
 """
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
@@ -38,7 +45,19 @@ from openrlhf_steer.methods.sampling import linear_quantile
 Tensor = torch.Tensor
 
 STEER_MAPPINGS = ("exp", "linear", "binary")
-BINARY_RANKS = ("abs", "signed")
+
+
+def paper_signed_omega(omega: Tensor) -> Tensor:
+    """The paper's Omega (Eq. 7; > 0 raises the entropy) up to the positive factor eta, from the code's metric."""
+    return -omega
+
+
+# Binary ranking -> the statistic ranked, from the code's signed metric (first_order_entropy_change).
+BINARY_RANK_STATISTICS: Dict[str, Callable[[Tensor], Tensor]] = {
+    "abs": torch.abs,
+    "signed": paper_signed_omega,
+}
+BINARY_RANKS = tuple(BINARY_RANK_STATISTICS)
 CONTROL_MODES = ("symmetric", "asymmetric")
 PAPER = "STEER, Hao et al., arXiv 2510.10150"
 
@@ -65,16 +84,15 @@ def binary_threshold(ranked_values: Tensor, binary_top_fraction: float) -> float
     return linear_quantile(ranked_values, 1.0 - binary_top_fraction) if ranked_values.numel() else 0.0
 
 
-def binary_selection(omega: Tensor, threshold: float, binary_rank: str = "abs") -> Tensor:
-    """Tokens that get lambda_min in the binary mapping.
+def binary_selection(ranked: Tensor, threshold: float, binary_rank: str = "abs") -> Tensor:
+    """Tokens that get lambda_min in the binary mapping, from the ranked statistic (``BINARY_RANK_STATISTICS``).
 
-    abs: |Omega| >= Q and |Omega| > 0 (a zero change is never down-weighted); signed: Omega > Q, the
-    paper's rule (STEER Sec. 5.2, Table 2: lambda_min where Omega > Q_0.8(Omega)).
+    abs: |Omega| >= Q and |Omega| > 0 (a zero change is never down-weighted); signed: Omega > Q with the
+    paper's sign, the literal rule of STEER Sec. 5.2 (lambda_min where Omega > Q_0.8(Omega)).
     """
     if binary_rank == "signed":
-        return omega > threshold
-    omega_abs = omega.abs()
-    return (omega_abs >= threshold) & (omega_abs > 0)
+        return ranked > threshold
+    return (ranked >= threshold) & (ranked > 0)
 
 
 def omega_statistics(
@@ -84,8 +102,8 @@ def omega_statistics(
     with_threshold: bool = True,
     ranked: Optional[Tensor] = None,
 ) -> Dict[str, float]:
-    """max, min of the mapped statistic (|Omega|; -Omega in the asymmetric mode) and (binary mapping) the
-    (1 - fraction) quantile of ``ranked`` (default the mapped statistic) over the valid tokens."""
+    """max, min of the mapped statistic (|Omega|; the paper-signed Omega in the asymmetric mode) and (binary
+    mapping) the (1 - fraction) quantile of ``ranked`` (default the mapped statistic) over the valid tokens."""
     valid = mask.bool()
     values = mapped[valid].detach().double()
     if values.numel() == 0:
@@ -113,7 +131,8 @@ def omega_to_weights(
 ) -> Tensor:
     """Map |Omega| [B, T] to weights with the given statistics; 0 on masked positions.
 
-    The binary mapping with ``binary_rank=signed`` also needs the signed ``omega``.
+    The binary mapping with ``binary_rank=signed`` also needs ``omega``, the code's signed metric
+    (``first_order_entropy_change``); it ranks the paper's sign of it.
     """
     maskf = mask.to(omega_abs.dtype)
     m_max, m_min = stats["max"], stats["min"]
@@ -134,7 +153,8 @@ def omega_to_weights(
     else:  # binary
         if binary_rank == "signed" and omega is None:
             raise ValueError("omega_to_weights: binary_rank=signed needs the signed omega")
-        selected = binary_selection(omega_abs if binary_rank == "abs" else omega, stats["threshold"], binary_rank)
+        ranked = omega_abs if binary_rank == "abs" else BINARY_RANK_STATISTICS[binary_rank](omega)
+        selected = binary_selection(ranked, stats["threshold"], binary_rank)
         weights = torch.where(selected, torch.full_like(omega_abs, lambda_min), torch.ones_like(omega_abs))
     return weights * maskf
 
@@ -149,7 +169,8 @@ def asymmetric_weights(
     lambda_max: float = 1.0,
     omega_floor: float = 0.02,
 ) -> Tensor:
-    """The asymmetric mode: weights of the signed m = -Omega [B, T] (m > 0 raises entropy); 0 on masked positions.
+    """The experimental asymmetric mode: weights of the paper-signed m = Omega [B, T] (m > 0 raises entropy);
+    0 on masked positions.
 
     ``stats`` holds max and min of m over the valid tokens. exp: clamp(exp(k m), lambda_min, lambda_max),
     k = -ln(lambda_min) / max(max|m|, omega_floor); linear: lambda_min + (m - min)(lambda_max - lambda_min)
@@ -192,7 +213,8 @@ def steer_weights(
 
     ``Omega = A / p_old * p (1 - p)^prob_power * (log p + H)``; see the module docstring for the
     mappings. ``window`` optionally gives precomputed ``max`` / ``min`` / ``threshold`` of |Omega|
-    over a larger set (mini-batch scope). Weights are 0 on masked positions.
+    over a larger set (mini-batch scope). Weights are 0 on masked positions. The returned Omega is the
+    code's signed metric (minus the paper's sign, see the module docstring).
     """
     _validate_mapping_args(lambda_min, lambda_max, mapping, omega_floor, binary_top_fraction)
     if binary_rank not in BINARY_RANKS:
@@ -219,13 +241,13 @@ def steer_weights(
     omega = torch.where(mask, omega, torch.zeros_like(omega))
     omega_abs = omega.abs()
     if entropy_control_mode == "asymmetric":
-        metric = -omega
+        metric = paper_signed_omega(omega)
         stats = dict(window) if window is not None else omega_statistics(metric, mask, with_threshold=False)
         weights = asymmetric_weights(
             metric, mask, stats, mapping=mapping, lambda_min=lambda_min, lambda_max=lambda_max, omega_floor=omega_floor
         )
         return weights, omega
-    ranked = omega if binary_rank == "signed" else None
+    ranked = BINARY_RANK_STATISTICS[binary_rank](omega) if binary_rank == "signed" else None
     stats = (
         dict(window)
         if window is not None
@@ -290,18 +312,23 @@ class SteerConfig(MethodConfig):
     entropy_control_mode: str = field(
         default="symmetric",
         metadata={
-            "help": "symmetric: weights shrink with |Omega| (paper Sec. 4, Eq. 10; authors' code b31df71); asymmetric: "
-            "only entropy-lowering tokens are down-weighted, weights follow the signed -Omega, exp clamp(exp(k "
-            "m), lambda_min, lambda_max) or linear ascending (the authors' later revision 08add1cc, read from a "
-            "verbatim copy of its compute_token_weights; its run_asymmetric.sh uses mapping linear, lambda_min "
-            "0.9, lambda_max 1.0, so entropy-raising tokens are not amplified) (default symmetric)."
+            "help": "symmetric: weights shrink with |Omega| (paper Sec. 4, Eq. 10; authors' code b31df71). asymmetric: "
+            "an experimental variant, not the authors' method (no commit of zz-haooo/STEER and no line of the paper "
+            "has it); its source is the third-party repository Parkdev22222/entropy_collapse "
+            "(tests/reference_steer.py, commit 17dc2b6), which attributes it to an upstream revision we could not "
+            "find. Weights follow the "
+            "paper-signed Omega m (m > 0 raises entropy): exp clamp(exp(k m), lambda_min, lambda_max), which with "
+            "lambda_max 1 down-weights only entropy-lowering tokens, or linear ascending from lambda_min at min m to "
+            "lambda_max at max m, which down-weights entropy-raising tokens too (less) (default symmetric)."
         },
     )
     binary_rank: str = field(
         default="abs",
         metadata={
-            "help": f"Binary mapping's ranking: abs = |Omega| (down-weights large entropy changes of either sign, like "
-            f"exp/linear) or signed = Omega itself, the paper's rule lambda_min where Omega > Q_0.8(Omega) "
+            "help": f"Binary mapping's ranking: abs = |Omega|, the statistic of Eq. 10 and of the code's linear "
+            f"mapping, which Sec. 5.2 writes as plain Omega in the same paragraph (down-weights the largest entropy "
+            f"changes of either sign); signed = the paper's signed Omega (Eq. 7: > 0 raises entropy), the rule as "
+            f"Sec. 5.2 literally writes it: lambda_min where Omega > Q_0.8(Omega), the most entropy-raising tokens "
             f"({PAPER} Sec. 5.2, Table 2) (default abs)."
         },
     )
@@ -367,28 +394,32 @@ class Steer(WindowStatsMethod):
         return self.config.entropy_control_mode == "asymmetric"
 
     def _mapped(self, omega: Tensor) -> Tensor:
-        """The statistic the exp/linear mappings read: |Omega|, or -Omega (m > 0 raises entropy) when asymmetric."""
-        return -omega if self._asymmetric else omega.abs()
+        """The statistic the exp/linear mappings read: |Omega|, or the paper-signed Omega (m > 0 raises entropy)
+        in the experimental asymmetric mode."""
+        return paper_signed_omega(omega) if self._asymmetric else omega.abs()
 
-    def _window_values_of(self, inputs_list: List[LossInputs], signed: bool) -> Tensor:
-        """Valid-token values over the window: signed Omega, or the mapped statistic (``_mapped``)."""
+    def _ranked(self, omega: Tensor) -> Tensor:
+        """The binary mapping's ranked statistic (``BINARY_RANK_STATISTICS``) of the code's signed metric."""
+        return BINARY_RANK_STATISTICS[self.config.binary_rank](omega)
+
+    def _window_values_of(self, inputs_list: List[LossInputs], statistic: Callable[[Tensor], Tensor]) -> Tensor:
+        """Valid-token values of ``statistic(omega)`` over the window."""
         values = []
         for x in inputs_list:
-            omega = self._omega(x)
-            chosen = omega if signed else self._mapped(omega)
+            chosen = statistic(self._omega(x))
             values.append(chosen[x.action_mask.bool()].detach().reshape(-1).double())
         return torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)
 
     @property
     def _ranked_key(self) -> str:
-        """Window-values key of the binary mapping's ranked statistic."""
+        """Window-values key of the binary mapping's ranked statistic (steer/omega: the paper-signed Omega)."""
         return "steer/omega" if self.config.binary_rank == "signed" else "steer/omega_abs"
 
     def window_values(self, inputs_list: List[LossInputs]) -> Dict[str, Tensor]:
         # Only the binary mapping needs a quantile; max/min/count are all-reduced instead.
         if self.config.mapping != "binary":
             return {}
-        return {self._ranked_key: self._window_values_of(inputs_list, signed=self.config.binary_rank == "signed")}
+        return {self._ranked_key: self._window_values_of(inputs_list, self._ranked)}
 
     def window_stats_from_values(self, values: Mapping[str, Tensor]) -> Dict[str, Any]:
         if self._ranked_key not in values:
@@ -396,7 +427,7 @@ class Steer(WindowStatsMethod):
         return {"steer/threshold": binary_threshold(values[self._ranked_key].double(), self.config.binary_top_fraction)}
 
     def window_stats(self, inputs_list: List[LossInputs]) -> Dict[str, Any]:
-        flat = self._window_values_of(inputs_list, signed=False)
+        flat = self._window_values_of(inputs_list, self._mapped)
         stats = omega_statistics(flat, torch.ones_like(flat, dtype=torch.bool), with_threshold=False)
         stats = {f"steer/{k}": v for k, v in stats.items()}
         # The threshold from the same function the data-parallel gather uses: bit-identical results.
@@ -427,7 +458,7 @@ class Steer(WindowStatsMethod):
                 mask,
                 c.binary_top_fraction,
                 with_threshold=c.mapping == "binary",
-                ranked=omega if c.binary_rank == "signed" else None,
+                ranked=self._ranked(omega) if c.binary_rank == "signed" else None,
             )
         if self._asymmetric:
             weights = asymmetric_weights(
