@@ -9,7 +9,7 @@ export TORCHDYNAMO_DISABLE = 1
 export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: venv demo demo-quick test test-slow test-all e2e bench lint clean
+.PHONY: venv demo demo-quick test test-slow test-all e2e bench lint lock clean
 
 venv: $(STAMP)
 
@@ -50,6 +50,27 @@ bench: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The GPU image's whole Python environment, resolved from this (any) machine for the image's platform:
+# Linux x86_64 with Ubuntu 22.04's glibc 2.35, Python 3.11, torch's CUDA wheels from PyPI. Only files
+# uploaded before LOCK_DATE count, so a rerun gives the same lock until LOCK_DATE is moved on purpose.
+# uv runs from its own tool venv under build/ (never .venv, whose torch stays the CPU build).
+UV_VERSION = 0.13.10
+LOCK_DATE  = 2026-12-07T00:00:00Z
+LOCK_UV    = build/lock-tools/bin/uv
+LOCK_FLAGS = --no-config --default-index https://pypi.org/simple --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_35 --exclude-newer $(LOCK_DATE) --generate-hashes \
+	--custom-compile-command "make lock"
+
+$(LOCK_UV):
+	$(PYTHON) -m venv build/lock-tools
+	build/lock-tools/bin/pip install -q uv==$(UV_VERSION)
+
+lock: $(LOCK_UV)
+	$(LOCK_UV) pip compile $(LOCK_FLAGS) --extra train --extra ifeval setup.py requirements/image.in \
+		-o requirements/image.lock
+	$(LOCK_UV) pip compile $(LOCK_FLAGS) -c requirements/image.lock requirements/image-build.in \
+		-o requirements/image-build.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs
