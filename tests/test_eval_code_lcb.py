@@ -342,7 +342,9 @@ def test_grader_through_the_registry(deepcoder):
     ]
     verdicts = grader.grade(problems, responses)
     assert [[v.correct for v in vs] for vs in verdicts] == [[True, False, False], [True]]
-    assert verdicts[0][1].detail["error_message"] == "no code extracted"
+    # no fence pair: the official runner runs the empty program and records -4 (compile error)
+    assert verdicts[0][1].detail["results"] == [-4]
+    assert verdicts[0][1].detail["error_message"] == "Error during testing: no code extracted"
     with pytest.raises(ValueError, match="'tests'"):
         grader.grade([{"question_id": "x"}], [["print(1)"]])
 
