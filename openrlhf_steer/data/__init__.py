@@ -12,7 +12,8 @@ from .dapo_math import (
     strip_dapo_template,
     write_openrlhf_jsonl,
 )
-from .subsets import SUBSET_STRATEGIES, hashed_tfidf, kmeans, kmeans_subset, make_subset, random_subset
+from .featurizers import DEFAULT_FEATURIZER, FEATURIZERS, MeanPooledFinalLayer, hashed_tfidf, make_featurizer
+from .subsets import SUBSET_STRATEGIES, kmeans, kmeans_subset, make_subset, random_subset
 
 __all__ = [
     "DAPO_HF_ID",
@@ -24,6 +25,10 @@ __all__ = [
     "load_dapo_math",
     "strip_dapo_template",
     "write_openrlhf_jsonl",
+    "DEFAULT_FEATURIZER",
+    "FEATURIZERS",
+    "MeanPooledFinalLayer",
+    "make_featurizer",
     "SUBSET_STRATEGIES",
     "hashed_tfidf",
     "kmeans",

@@ -5,54 +5,29 @@ same sizes (10,001 / 5,031 / 2,538 / 1,246 / 616) and reports that the less dive
 with lower entropy. No selection code is published, so the procedures below are ours and documented:
 
 * ``random``: ``size`` problems drawn without replacement with ``numpy.random.default_rng(seed)``.
-* ``kmeans``: each problem is embedded with a cheap, dependency-free featuriser (hashed word
-  uni+bi-gram counts, sub-linear TF, IDF, L2 normalisation; ``hashed_tfidf``), clustered with
-  seeded k-means++ / Lloyd (cosine geometry via normalised vectors), and the ``size`` problems
+* ``kmeans``: each problem is embedded with a registered featuriser (``featurizers.py``; default the
+  paper's mean-pooled final-layer Qwen2.5-Math-7B states, fallback ``hashed_tfidf``), clustered with
+  seeded k-means++ / Lloyd, and the ``size`` problems
   nearest to the centroids of the ``n_clusters`` clusters are kept, round-robin over clusters
   (closest first), so every cluster contributes ~size/n_clusters prototypical problems. With
   ``n_clusters`` < ``size`` this concentrates the subset around a few prototypes: a low-diversity
   subset, which is the contrast the paper draws.
 * ``kmeans_top_clusters``: the rule of App. D.3: whole clusters, largest first, until ``size`` (the last
-  cluster cut nearest-to-centroid first). The paper embeds prompts with mean-pooled final-layer
-  Qwen2.5-Math-7B states and its k is lost in the text; the featuriser and k here are documented choices.
+  cluster cut nearest-to-centroid first). Features: App. D.3's mean-pooled final-layer Qwen2.5-Math-7B
+  states by default (``featurizer="mean_pooled_final_layer"``); ``featurizer="hashed_tfidf"`` is the
+  explicit fallback. The paper's k is lost in the text (the configs give theirs).
 """
 
 from __future__ import annotations
 
-import re
-import zlib
-from typing import Callable, Dict, List, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 
+from .featurizers import DEFAULT_FEATURIZER, Featurizer, make_featurizer
+from .featurizers import hashed_tfidf  # noqa: F401  (its old home; kept importable from here)
+
 T = TypeVar("T")
-
-_TOKEN = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
-
-
-def _tokens(text: str) -> List[str]:
-    return [t.lower() for t in _TOKEN.findall(text)]
-
-
-def hashed_tfidf(texts: Sequence[str], dim: int = 2048) -> np.ndarray:
-    """Hashed uni+bi-gram TF-IDF rows, L2-normalised, shape [len(texts), dim], float32.
-
-    Hashing uses crc32 (stable across processes, unlike Python's salted ``hash``).
-    """
-    if dim < 8:
-        raise ValueError(f"hashed_tfidf dim={dim} is too small; use dim >= 8 (default 2048)")
-    counts = np.zeros((len(texts), dim), dtype=np.float32)
-    for row, text in enumerate(texts):
-        toks = _tokens(text)
-        grams = toks + [a + " " + b for a, b in zip(toks, toks[1:])]
-        for g in grams:
-            counts[row, zlib.crc32(g.encode("utf-8")) % dim] += 1.0
-    tf = np.log1p(counts)
-    df = (counts > 0).sum(axis=0)
-    idf = np.log((1.0 + len(texts)) / (1.0 + df)) + 1.0
-    x = tf * idf.astype(np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 def kmeans(x: np.ndarray, n_clusters: int, seed: int = 0, iters: int = 50) -> Tuple[np.ndarray, np.ndarray]:
@@ -86,6 +61,22 @@ def kmeans(x: np.ndarray, n_clusters: int, seed: int = 0, iters: int = 50) -> Tu
     return labels, centroids
 
 
+def _features(
+    texts: Sequence[str], featurizer: Union[str, Featurizer], options: Optional[Mapping[str, Any]]
+) -> np.ndarray:
+    """Rows of ``featurizer`` (a registered name, built with ``options``, or a callable) for ``texts``."""
+    if callable(featurizer):
+        if options:
+            raise ValueError("featurizer_options apply to a registered featuriser name, not to a callable")
+        fn = featurizer
+    else:
+        fn = make_featurizer(str(featurizer), **dict(options or {}))
+    x = np.asarray(fn(list(texts)), dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] != len(texts):
+        raise ValueError(f"featuriser returned shape {x.shape} for {len(texts)} texts; expected [{len(texts)}, dim]")
+    return x
+
+
 def random_subset(items: Sequence[T], size: int, seed: int = 0) -> List[T]:
     """``size`` items without replacement, order of the draw kept (seeded)."""
     if not 1 <= size <= len(items):
@@ -100,12 +91,13 @@ def kmeans_subset(
     n_clusters: int,
     seed: int = 0,
     text_of: Callable[[T], str] = str,
-    dim: int = 2048,
+    featurizer: Union[str, Featurizer] = DEFAULT_FEATURIZER,
+    featurizer_options: Optional[Mapping[str, Any]] = None,
 ) -> List[T]:
     """Nearest-to-centroid selection, round-robin over ``n_clusters`` k-means clusters (see module doc)."""
     if not 1 <= size <= len(items):
         raise ValueError(f"subset size={size} must be between 1 and the dataset size ({len(items)})")
-    x = hashed_tfidf([text_of(it) for it in items], dim=dim)
+    x = _features([text_of(it) for it in items], featurizer, featurizer_options)
     labels, centroids = kmeans(x, n_clusters, seed=seed)
     queues: List[List[int]] = []
     for c in range(n_clusters):
@@ -128,14 +120,15 @@ def kmeans_top_clusters_subset(
     n_clusters: int,
     seed: int = 0,
     text_of: Callable[[T], str] = str,
-    dim: int = 2048,
+    featurizer: Union[str, Featurizer] = DEFAULT_FEATURIZER,
+    featurizer_options: Optional[Mapping[str, Any]] = None,
 ) -> List[T]:
     """Jin et al. App. D.3's rule: cluster, sort the clusters by size (largest first) and take whole clusters from the
     top until ``size`` is reached; the last cluster contributes its members nearest to its centroid. Subsets of
     decreasing size are therefore nested and concentrated on the dominant topics."""
     if not 1 <= size <= len(items):
         raise ValueError(f"subset size={size} must be between 1 and the dataset size ({len(items)})")
-    x = hashed_tfidf([text_of(it) for it in items], dim=dim)
+    x = _features([text_of(it) for it in items], featurizer, featurizer_options)
     labels, centroids = kmeans(x, n_clusters, seed=seed)
     sizes = np.bincount(labels, minlength=n_clusters)
     order = sorted(range(n_clusters), key=lambda c: (-int(sizes[c]), c))  # ties: the lower cluster id first
