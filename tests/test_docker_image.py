@@ -1,7 +1,8 @@
-"""The Dockerfile: hadolint passes, its pins equal setup.py's and OpenRLHF 0.11.2's, the entry point and the
-compose example are consistent. (No Docker engine runs here; building is the user's step.)"""
+"""The Dockerfile and its lock: hadolint passes; requirements/image.lock pins what setup.py and OpenRLHF 0.11.2
+pin, with hashes, for the base image's CUDA, Python and glibc; the Dockerfile installs only from the locks; the
+entry point and the compose example are consistent. (No Docker engine runs here; building is the user's step,
+see docs/reproduce.md.)"""
 
-import ast
 import os
 import re
 import shutil
@@ -13,6 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
+IMAGE_LOCK = REPO / "requirements" / "image.lock"
+BUILD_LOCK = REPO / "requirements" / "image-build.lock"
 
 
 def dockerfile_args():
@@ -25,25 +28,62 @@ def dockerfile_args():
     return args
 
 
-def dockerfile_pins():
-    """Every pip requirement `name==version` in the Dockerfile, with ${ARG}s resolved."""
-    args = dockerfile_args()
-    text = re.sub(r"\$\{([A-Z_]+)\}", lambda m: args[m.group(1)], DOCKERFILE.read_text())
-    pins = {}
-    for name, version in re.findall(r'"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==([0-9][^"\s]*)"', text):
-        pins[name.lower()] = version
-    return pins
+def normalize(name):
+    """PEP 503 project name: lower case, runs of -_. as one dash."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_lock(path):
+    """{name: (version, [sha256 hashes])} of a `uv pip compile --generate-hashes` lock."""
+    entries, current = {}, None
+    for line in path.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line)
+        if m:
+            current = normalize(m.group(1))
+            entries[current] = (m.group(2), [])
+            continue
+        h = re.match(r"^\s+--hash=sha256:([0-9a-f]{64})", line)
+        if h and current:
+            entries[current][1].append(h.group(1))
+    return entries
+
+
+def lock_versions(path=IMAGE_LOCK):
+    return {name: version for name, (version, _) in read_lock(path).items()}
+
+
+def setup_call():
+    """The keyword arguments setup.py passes to setuptools.setup (run with setup() replaced)."""
+    import runpy
+
+    import setuptools
+
+    captured = {}
+    original = setuptools.setup
+    setuptools.setup = lambda **kwargs: captured.update(kwargs)
+    try:
+        runpy.run_path(str(REPO / "setup.py"), run_name="__main__")
+    finally:
+        setuptools.setup = original
+    return captured
+
+
+def image_requirements():
+    """What the image installs from setup.py: install_requires and the [train] and [ifeval] extras."""
+    from packaging.requirements import Requirement
+
+    call = setup_call()
+    extras = call["extras_require"]
+    return [Requirement(r) for r in call["install_requires"] + extras["train"] + extras["ifeval"]]
 
 
 def setup_pins():
-    """Pins declared in setup.py (module constants, install_requires, EVAL_REQUIRES, extras), via its AST."""
-    tree = ast.parse((REPO / "setup.py").read_text())
-    strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    """Exact `name==version` pins of setup.py's image requirements."""
     pins = {}
-    for s in strings:
-        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==([0-9][\w.]*)", s)
-        if m:
-            pins[m.group(1).lower()] = m.group(2)
+    for req in image_requirements():
+        exact = [s.version for s in req.specifier if s.operator == "=="]
+        if exact:
+            pins[normalize(req.name)] = exact[0]
     return pins
 
 
@@ -64,29 +104,98 @@ def test_hadolint_catches_a_violation(tmp_path):
     assert proc.returncode != 0 and "DL3013" in proc.stdout
 
 
-def test_pins_match_setup_py():
-    docker, setup = dockerfile_pins(), setup_pins()
-    # every package setup.py pins and the image installs has the same version
+def test_lock_pins_what_setup_py_pins():
+    lock, setup = lock_versions(), setup_pins()
     for name in ("torch", "transformers", "openrlhf", "deepspeed", "ray", "vllm", "flash-attn", "lm-eval"):
         assert name in setup, f"setup.py no longer pins {name}"
-        assert docker.get(name) == setup[name], f"{name}: Dockerfile {docker.get(name)} != setup.py {setup[name]}"
-    shared = set(docker) & set(setup)
-    assert {n: docker[n] for n in shared} == {n: setup[n] for n in shared}
+        assert lock.get(name) == setup[name], f"{name}: image.lock {lock.get(name)} != setup.py {setup[name]}"
+    assert {n: lock.get(n) for n in setup} == setup
 
 
-def test_pins_match_openrlhf_metadata():
+def test_lock_satisfies_every_image_requirement_of_setup_py():
+    """`pip install '.[train,ifeval]'` and the lock describe one set: each requirement (pinned or not)
+    is in the lock at a version it accepts, so `pip install --no-deps` of the project on top adds nothing."""
+    lock = lock_versions()
+    for req in image_requirements():
+        name = normalize(req.name)
+        assert name in lock, f"{req} (setup.py) is missing from requirements/image.lock: run make lock"
+        assert req.specifier.contains(lock[name], prereleases=True), f"{req}: image.lock has {lock[name]}"
+
+
+def test_lock_agrees_with_openrlhf_metadata():
     from importlib.metadata import requires, version
 
-    assert dockerfile_pins()["openrlhf"] == version("openrlhf") == "0.11.2"
+    assert lock_versions()["openrlhf"] == version("openrlhf") == "0.11.2"
     exact = {}
     for req in requires("openrlhf"):  # e.g. "vllm==0.29.0; extra == 'vllm'" (the vllm-latest extra has >=)
         m = re.match(r"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==([0-9][\w.]*)", req)
         if m:
-            exact.setdefault(m.group(1).lower(), m.group(2))
-    docker = dockerfile_pins()
+            exact.setdefault(normalize(m.group(1)), m.group(2))
+    lock = lock_versions()
     for name in ("deepspeed", "flash-attn", "transformers", "ray", "vllm"):
-        pinned = exact[name]
-        assert docker[name] == pinned, f"{name}: Dockerfile {docker[name]} != openrlhf 0.11.2 requires {pinned}"
+        assert lock[name] == exact[name], f"{name}: image.lock {lock[name]} != openrlhf 0.11.2 requires {exact[name]}"
+
+
+def test_every_locked_package_has_hashes():
+    for path in (IMAGE_LOCK, BUILD_LOCK):
+        entries = read_lock(path)
+        assert len(entries) > 20, path
+        unhashed = [name for name, (_, hashes) in entries.items() if not hashes]
+        assert not unhashed, f"{path.name}: no sha256 for {unhashed}"
+
+
+def test_build_lock_is_the_image_lock_subset_plus_pip():
+    image, build = lock_versions(), lock_versions(BUILD_LOCK)
+    assert {"torch", "setuptools", "wheel", "ninja", "psutil", "packaging"} <= set(build)
+    assert {n: v for n, v in build.items() if n != "pip"} == {n: image[n] for n in build if n != "pip"}
+    # identical versions carry identical file hashes
+    for name, (_, hashes) in read_lock(BUILD_LOCK).items():
+        if name != "pip":
+            assert hashes == read_lock(IMAGE_LOCK)[name][1], name
+
+
+def test_base_image_cuda_matches_the_locked_torch():
+    """The FROM tag's CUDA major.minor is the one of the CUDA runtime that the lock resolves for torch:
+    nvcc then compiles flash-attn and DeepSpeed ops for the CUDA torch was built with."""
+    tag = dockerfile_args()["CUDA_IMAGE"]
+    m = re.fullmatch(r"nvidia/cuda:(\d+)\.(\d+)\.(\d+)-cudnn-devel-ubuntu(\d+\.\d+)", tag)
+    assert m, f"CUDA_IMAGE={tag} is not an nvidia/cuda X.Y.Z-cudnn-devel-ubuntuNN.NN tag"
+    entries = read_lock(IMAGE_LOCK)
+    runtime = lock_versions()["nvidia-cuda-runtime"]
+    assert runtime.split(".")[:2] == [m.group(1), m.group(2)], f"{tag} vs nvidia-cuda-runtime {runtime}"
+    # the runtime is there because of torch, and torch's other CUDA libraries share its major
+    text = IMAGE_LOCK.read_text()
+    block = re.search(r"^nvidia-cuda-runtime==.*?(?=^\S)", text, re.M | re.S).group(0)
+    assert re.search(r"^\s+#\s+(via\s+)?(cuda-toolkit|torch)$", block, re.M), block
+    for lib in ("nvidia-cudnn", "nvidia-nccl"):
+        (name,) = [n for n in entries if n.startswith(lib + "-cu")]
+        assert name.endswith(f"-cu{m.group(1)}"), name
+
+
+def test_lock_is_resolved_for_the_image_platform():
+    """make lock resolves for the base image's Python and glibc (Ubuntu 22.04: 2.35, 24.04: 2.39)."""
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^lock:", makefile, re.M)
+    ubuntu = re.search(r"ubuntu(\d+\.\d+)$", dockerfile_args()["CUDA_IMAGE"]).group(1)
+    glibc = {"22.04": "2_35", "24.04": "2_39"}[ubuntu]
+    assert f"--python-platform x86_64-manylinux_{glibc}" in makefile
+    assert f"--python-version {dockerfile_args()['PYTHON_VERSION']}" in makefile
+    for lock in ("requirements/image.lock", "requirements/image-build.lock"):
+        assert f"-o {lock}" in makefile
+
+
+def test_dockerfile_installs_only_from_the_locks():
+    """Every pip call installs a hash-checked lock without resolving, or the project itself without deps."""
+    instructions = [line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")]
+    text = re.sub(r"\\\n\s*", " ", "\n".join(instructions))
+    calls = re.findall(r"pip install ([^&;\n]*)", text)
+    assert len(calls) == 3, calls
+    for call in calls:
+        assert "--no-deps" in call, call
+        from_lock = re.search(r"--require-hashes -r requirements/image(-build)?\.lock", call)
+        assert from_lock or call.strip().endswith(" ."), call
+    assert "FLASH_ATTENTION_FORCE_BUILD=TRUE" in text  # never setup.py's unhashed prebuilt-wheel download
+    assert "==" not in "".join(calls)
 
 
 def test_image_bakes_eval_data_and_uses_the_entrypoint():
