@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
+import preflight  # noqa: E402
 import repro_pipeline as pipeline  # noqa: E402
 from repro_config import ConfigError, Row, TableConfig, load_config, select_rows  # noqa: E402
 from repro_selection import candidates, pick_best, pick_last, validate_policy  # noqa: E402
@@ -108,6 +109,17 @@ class DryRunExecutor(Executor):
 
     def train(self, cmd: Sequence[str], row_dir: Path) -> None:
         self.run("train", cmd, row_dir / "train.log")
+
+
+class RecordingExecutor(DryRunExecutor):
+    """A dry run that prints nothing and keeps every command: the preflight reads what each row would run."""
+
+    def __init__(self):
+        super().__init__(echo=lambda *_: None)
+        self.commands: List[tuple] = []
+
+    def run(self, stage: str, cmd: Sequence[str], log_path: Path, env: Optional[Mapping[str, str]] = None) -> None:
+        self.commands.append((stage, [str(c) for c in cmd]))
 
 
 class SmokeExecutor(Executor):
@@ -405,6 +417,107 @@ def _progress(items, desc, enabled=True):
         return items
 
 
+# --------------------------------------------------------------------------------------------------
+# Preflight: every row's commands, recorded by a silent dry run, checked before anything starts
+# --------------------------------------------------------------------------------------------------
+def row_plan(table: str, row: Row, recipe: Mapping[str, Any], commands: Sequence[tuple]) -> "preflight.RowPlan":
+    """A row's plan from the commands the runner would run (training, selection and final evaluation)."""
+    train = [cmd for stage, cmd in commands if stage == "train"]
+    evals = [cmd for stage, cmd in commands if stage in ("select", "eval")]
+    model = str(recipe.get("model")) if row.trains else str(row.released_model.value)
+    return preflight.RowPlan(
+        table=table,
+        row=row.name,
+        model=model,
+        train=preflight.train_plan_from_argv(train[0]) if train else None,
+        evals=tuple(preflight.eval_plan_from_argv(cmd) for cmd in evals),
+        prompt_budget=int(recipe["max_prompt_len"]) if recipe.get("max_prompt_len") is not None else None,
+    )
+
+
+def plan_rows(config: TableConfig, args: argparse.Namespace, rows: Sequence[Row]) -> List["preflight.RowPlan"]:
+    recorder = RecordingExecutor()
+    runner = TableRunner(config, args, recorder)
+    plans = []
+    for row in rows:
+        recorder.commands = []
+        runner.run_once(row, runner.out / "rows" / row.name)
+        plans.append(row_plan(config.table, row, config.recipe_for(row), recorder.commands))
+    return plans
+
+
+def results_plans(config: TableConfig, args: argparse.Namespace) -> List["preflight.RowPlan"]:
+    return plan_rows(config, args, select_rows(config, args.rows.split(",") if args.rows else []))
+
+
+def correlation_plans(config: TableConfig, args: argparse.Namespace) -> List["preflight.RowPlan"]:
+    """Pos-Adv Tables 1 and 4 train the rows of Tables 2, 3 and 5: check those rows."""
+    import repro_correlation_table as corr
+
+    refs = corr.run_refs(config)
+    wanted = [r.strip() for r in (args.rows or "").split(",") if r.strip()]
+    refs = [r for r in refs if not wanted or r.key in wanted]
+    plans: List["preflight.RowPlan"] = []
+    for table in dict.fromkeys(r.table for r in refs):
+        src = corr.source_config(config, table)
+        names = [r.row for r in refs if r.table == table]
+        plans += plan_rows(src, args, [src.row(n) for n in names])
+    return plans
+
+
+def estimator_plans(config: TableConfig, args: argparse.Namespace) -> List["preflight.RowPlan"]:
+    """STEER Figure 2 trains each model with its own GRPO loop (HF generate, no vLLM): context, template,
+    vocabulary and reward apply; OpenRLHF's batch rules do not."""
+    import repro_estimator_table as est
+
+    recipe = config.values("recipe")
+    prompt, response = int(recipe["max_prompt_len"]), int(recipe["max_response_len"])
+    spec = est.EstimatorSpec.from_config(config)
+    plans = []
+    for model in est.selected_models(config, args.rows):
+        train = preflight.TrainPlan(
+            max_len=prompt + response,
+            max_new_tokens=response,
+            rollout_batch=spec.prompts_per_step,
+            samples=spec.samples_per_prompt,
+            train_batch=spec.mini_batch_prompts * spec.samples_per_prompt,
+            micro_train=spec.micro_batch,
+            micro_rollout=spec.micro_batch,
+            actor_gpus=1,
+            ring=1,
+            ds_tp=1,
+            vllm_engines=0,
+            vllm_tp=1,
+            colocate=False,
+            async_train=False,
+            apply_chat_template=spec.apply_chat_template,
+            reward_files=(str(pipeline.reward_file(recipe)),),
+            runner="estimator",
+        )
+        plans.append(preflight.RowPlan(config.table, model, model, train=train, prompt_budget=prompt))
+    return plans
+
+
+# config kind -> the rows the preflight checks
+PLANNERS = {"results": results_plans, "entropy_correlation": correlation_plans, "estimator": estimator_plans}
+
+
+def run_preflight(config: TableConfig, args: argparse.Namespace) -> None:
+    """Check every row before anything starts; raise preflight.PreflightError on a failure."""
+    if args.smoke:
+        print("[preflight] skipped under --smoke: its rows run CPU stand-ins, not the GPU recipe")
+        return
+    if args.skip_preflight:
+        print(
+            "run_table: warning: --skip-preflight: the rows are not checked; a bad recipe fails only after Ray, "
+            "vLLM and DeepSpeed have started",
+            file=sys.stderr,
+        )
+        return
+    plans = PLANNERS[config.kind](config, args)
+    preflight.enforce(preflight.run_checks(plans), len(plans))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="reproduce/configs/<table>.yaml")
@@ -445,6 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output-dir", default=None, help="default runs/reproduce/<table>")
     p.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="do not check the rows before starting (context, chat template, vocabulary, batch arithmetic, reward "
+        "file, eval data; reproduce/preflight.py); prints a warning",
+    )
+    p.add_argument(
         "--force", action="store_true", help="redo selection, eval and result of the chosen rows (training is kept)"
     )
     p.add_argument(
@@ -457,6 +576,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)
+        run_preflight(config, args)  # before anything runs, --dry-run included
         if config.kind != "results":  # the correlation and estimator tables have their own pipeline
             from repro_analyses import run_analysis
 
