@@ -90,6 +90,21 @@ def test_edge_grpo_entropy_scaling():
     assert torch.allclose(adv, torch.tensor([[1.25 * a, 1.25 * a], [-a * 2.5 / 3, 0.0]]), atol=1e-6)
 
 
+def test_edge_grpo_normalizes_by_the_group_not_the_rollout():
+    # Two prompts, r = [1, 0] each: A = +-a, a = 0.5 / (sqrt(0.5) + 1e-4). Masked mean entropies P = [2, 1 | 4, 4].
+    entropy = torch.tensor([[1.0, 3.0], [1.0, 0.0], [4.0, 4.0], [4.0, 4.0]])
+    g = group([1.0, 0.0, 1.0, 0.0], [0, 0, 1, 1], [[1, 1], [1, 0], [1, 1], [1, 1]], entropy=entropy)
+    a = 0.5 / (math.sqrt(0.5) + 1e-4)
+    # group (default; STEER Table 3 "normalized entropy across the group"): means 1.5 and 4
+    adv = compute_advantages(g, build_method("edge_grpo"))
+    assert torch.allclose(adv[:, 0], torch.tensor([a / 2 * 1.5, -a / 1 * 1.5, a, -a]), atol=1e-6)
+    # batch: one mean over the rollout, (2 + 1 + 4 + 4) / 4 = 2.75
+    adv = compute_advantages(g, build_method("edge_grpo", entropy_normalizer="batch"))
+    assert torch.allclose(adv[:, 0], torch.tensor([a / 2 * 2.75, -a * 2.75, a / 4 * 2.75, -a / 4 * 2.75]), atol=1e-6)
+    with pytest.raises(ValueError, match="entropy_normalizer"):
+        build_method("edge_grpo", entropy_normalizer="prompt")
+
+
 def test_gtpo_token_rewards_by_hand():
     # Group of 3: seq0 correct [H 1, 3], seq1 correct [H 3, (pad)], seq2 wrong [H 2, 4]; a1 = 1, a2 = 0.1
     # position 0: O+ alive {0, 1}, d = 2, H share = 1/4, 3/4; O- alive {2}, h = 1, 1/H share = 1

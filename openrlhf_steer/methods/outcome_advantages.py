@@ -4,6 +4,7 @@ reward, Edge-GRPO. Each returns per-token advantages [N, T] (0 on masked positio
 """
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 
@@ -171,10 +172,23 @@ class UnlikelinessReward(Method):
 EDGE = "EDGE-GRPO entropy-driven advantage, Zhang et al., arXiv 2507.21848"
 
 
-def edge_grpo_advantages(advantages: Tensor, seq_entropy: Tensor, min_entropy: float = 1e-6) -> Tensor:
-    """A'_i = A_i / P_i * mean_j P_j (mean over the whole batch), P floored at ``min_entropy``."""
+def edge_grpo_advantages(
+    advantages: Tensor, seq_entropy: Tensor, min_entropy: float = 1e-6, group_ids: Optional[Tensor] = None
+) -> Tensor:
+    """A'_i = A_i / P_i * mean_j P_j, P floored at ``min_entropy``; the mean runs over the responses of i's group
+    (``group_ids`` given) or over every response passed (``group_ids`` None)."""
     p = seq_entropy.to(torch.float64).clamp(min=min_entropy)
-    return (advantages.to(torch.float64) / p * p.mean()).float()
+    if group_ids is None:
+        scale = p.mean()
+    else:  # plain group means (a one-response group is its own mean)
+        _, inverse, counts = torch.unique(group_ids, return_inverse=True, return_counts=True)
+        sums = torch.zeros(counts.numel(), dtype=p.dtype, device=p.device).index_add_(0, inverse, p)
+        scale = (sums / counts)[inverse]
+    return (advantages.to(torch.float64) / p * scale).float()
+
+
+# Edge-GRPO entropy normalizer -> whether P_i is divided by its group's mean (True) or the rollout's mean (False).
+EDGE_NORMALIZERS = {"group": True, "batch": False}
 
 
 @dataclass
@@ -187,6 +201,15 @@ class EdgeGrpoConfig(MethodConfig):
             f"torch.mean over the completion width; with our zero-filled rollout entropy this is sum/T, so of two "
             f"answers with equal per-token entropy the shorter gets the larger advantage) ({EDGE}; default "
             f"masked)."
+        },
+    )
+    entropy_normalizer: str = field(
+        default="group",
+        metadata={
+            "help": f"Set whose mean entropy normalizes P_i: group (the responses to the same prompt: STEER Table 3, "
+            f"'normalized entropy across the group', and the EDGE-GRPO paper; the authors' code divides by the mean "
+            f"over the batch gathered from all devices, which their train_grpo.sh, one response per device on 8 GPUs, "
+            f"makes one group) or batch (every response of the rollout) ({EDGE}; default group)."
         },
     )
     adv_eps: float = field(
@@ -202,6 +225,7 @@ class EdgeGrpoConfig(MethodConfig):
 
     def validate(self) -> None:
         check_choice(self, "entropy_mean", ("all", "masked"))
+        check_choice(self, "entropy_normalizer", tuple(EDGE_NORMALIZERS))
         check_range(self, "adv_eps", 0.0, None, low_open=True, hint="default 1e-4")
         check_range(self, "min_entropy", 0.0, None, low_open=True, hint="default 1e-6")
 
@@ -233,6 +257,7 @@ class EdgeGrpo(Method):
                 -1
             ) / mask.sum(-1).clamp(min=1.0)
         seq_adv = grpo_advantages(group.rewards.float(), group.group_ids, norm_by_std=True, eps=self.config.adv_eps)
+        group_ids = group.group_ids if EDGE_NORMALIZERS[self.config.entropy_normalizer] else None
         return broadcast_to_tokens(
-            edge_grpo_advantages(seq_adv, seq_entropy, self.config.min_entropy), group.response_mask
+            edge_grpo_advantages(seq_adv, seq_entropy, self.config.min_entropy, group_ids), group.response_mask
         )
