@@ -559,6 +559,11 @@ def _dp(t: TrainPlan) -> int:
     return max(t.actor_gpus // t.ring // t.ds_tp, 1)
 
 
+def _rollout_micro_batches(t: TrainPlan) -> int:
+    """split_rollout_samples' count: slices of --rollout.micro_batch_size, the last one possibly shorter."""
+    return -(-(t.rollout_batch * t.samples) // t.micro_rollout)
+
+
 BATCH_RULES: Tuple[BatchRule, ...] = (
     BatchRule(
         "colocated engines fill the actor GPUs",
@@ -584,8 +589,8 @@ BATCH_RULES: Tuple[BatchRule, ...] = (
     ),
     BatchRule(
         "rollout micro-batches split evenly over DP ranks",
-        lambda t: ((t.rollout_batch * t.samples) // t.micro_rollout) % _dp(t) == 0,
-        lambda t: f"{(t.rollout_batch * t.samples) // t.micro_rollout} rollout micro-batches over {_dp(t)} DP ranks",
+        lambda t: _rollout_micro_batches(t) % _dp(t) == 0,
+        lambda t: f"{_rollout_micro_batches(t)} rollout micro-batches over {_dp(t)} DP ranks",
         "launcher.async_run_method_batch gives each rank ceil(n / ranks) micro-batches; uneven shares give ranks "
         "different optimizer-step counts and the ZeRO collectives hang",
         "make prompts_per_rollout x samples_per_prompt / rollout_micro_batch_per_gpu a multiple of the GPU count",
