@@ -268,6 +268,7 @@ def train_plan_from_argv(argv: Sequence[str]) -> TrainPlan:
 class EvalPlan:
     """One eval-CLI call (``openrlhf-steer-eval``)."""
 
+    model: str
     benchmarks: Tuple[str, ...]
     max_tokens: Optional[int]
     max_model_len: Optional[int]
@@ -284,6 +285,7 @@ def eval_plan_from_argv(argv: Sequence[str]) -> EvalPlan:
     benches = tuple(b for v in flag_values(argv, "--benchmarks") for b in v.split(",") if b)
     pairs = dict(v.split("=", 1) for v in flag_values(argv, "--data") if "=" in v)
     return EvalPlan(
+        model=str(flag_value(argv, "--model", "")),
         benchmarks=benches,
         max_tokens=_int(argv, "--max-tokens"),
         max_model_len=_int(argv, "--max-model-len"),
@@ -430,37 +432,59 @@ def check_context(plan: RowPlan, ctx: Context) -> List[Result]:
             )
         else:
             out.append(Result("context", plan.name, OK, f"training {value}"))
-    needs = []  # (need, limit, why, benchmarks) per eval call
+    out.extend(eval_context_results(plan, derived, limit_text))
+    return out
+
+
+def eval_model_context(plan: RowPlan, ev: EvalPlan, derived: int, limit_text: str) -> Tuple[int, str]:
+    """The context of the model an eval call loads: an extended-context copy it names, else the trained
+    context override (a checkpoint keeps the config it was trained with), else the model's own."""
+    named = context_override_of(["--actor.model_name_or_path", ev.model]) if ev.model else None
+    if named:
+        return named[0], f"context override {named[0]} ({named[1]})"
+    if plan.train and plan.train.context_override:
+        tokens, where = plan.train.context_override
+        return tokens, f"the trained context override {tokens} ({where})"
+    return derived, limit_text
+
+
+def eval_context_results(plan: RowPlan, derived: int, limit_text: str) -> List[Result]:
+    """One result per row for its eval calls: prompt budget + --max-tokens must fit the vLLM context, and an
+    explicit --max-model-len must not exceed the model's (vLLM refuses it)."""
+    prompt = plan.prompt_budget or 0
+    findings = []  # (status, value, fix) per eval call
     for ev in plan.evals:
         if ev.max_tokens is None:
             continue
-        limit, why = derived, limit_text
-        if plan.train and plan.train.context_override:  # the checkpoint inherits the trained context
-            limit, why = plan.train.context_override[0], f"trained context override ({plan.train.context_override[1]})"
-        if ev.max_model_len:
-            limit, why = ev.max_model_len, f"--max-model-len {ev.max_model_len}"
-        needs.append(((plan.prompt_budget or 0) + ev.max_tokens, limit, why, ev.max_tokens, ev.benchmarks))
-    over = [n for n in needs if n[0] > n[1]]
-    for need, limit, why, max_tokens, benches in over[:1] or needs[:1]:
-        where = sorted({b for n in (over or needs) for b in n[4]})
-        value = (
-            f"eval ({','.join(where)}): prompt budget {plan.prompt_budget or 0} + --max-tokens {max_tokens} = {need}; "
-            f"{why}"
-        )
-        if over:
-            out.append(
-                Result(
-                    "context",
-                    plan.name,
+        model_ctx, why = eval_model_context(plan, ev, derived, limit_text)
+        need = prompt + ev.max_tokens
+        value = f"eval ({','.join(ev.benchmarks)}): prompt budget {prompt} + --max-tokens {ev.max_tokens} = {need}"
+        if ev.max_model_len and ev.max_model_len > model_ctx:
+            findings.append(
+                (
                     FAIL,
-                    f"{value}: {need} > {limit} (vLLM would cut responses short of max_tokens)",
-                    "lower eval.max_tokens, or evaluate with a context override (eval --max-model-len with the "
-                    "model's extended context)",
+                    f"{value}; --max-model-len {ev.max_model_len} > {why}: vLLM refuses a max_model_len above the "
+                    "model's context",
+                    "lower eval.max_model_len, or evaluate a model copy with the larger context "
+                    "(the recipe's max_position_embeddings)",
+                )
+            )
+            continue
+        limit = ev.max_model_len or model_ctx
+        where = f"--max-model-len {ev.max_model_len} ({why})" if ev.max_model_len else why
+        if need > limit:
+            findings.append(
+                (
+                    FAIL,
+                    f"{value}; {where}: {need} > {limit} (vLLM would cut responses short of max_tokens)",
+                    "lower eval.max_tokens, or evaluate with a larger context (eval.max_model_len on a model with "
+                    "that context)",
                 )
             )
         else:
-            out.append(Result("context", plan.name, OK, value))
-    return out
+            findings.append((OK, f"{value}; {where}", ""))
+    failed = [f for f in findings if f[0] == FAIL]
+    return [Result("context", plan.name, *f) for f in (failed or findings[:1])]
 
 
 @check("chat_template")
@@ -750,12 +774,15 @@ def check_benchmark_data(bench: str, ev: EvalPlan) -> Tuple[str, str, str]:
                 "that has it",
             )
         source = str(Path(ev.data_dir) / bench)
-    if source is None or not Path(source).exists():
+    if source is None and not ev.data_dir:
         return (
             WARN,
-            f"{bench}: loaded from the hub ({source or 'the default dataset'}) at eval time, not checked here",
-            "",
+            "no --eval-data-dir (nor $OPENRLHF_STEER_DATA): the eval CLI loads every test set from the hub at eval "
+            "time; not checked here",
+            "pass --eval-data-dir DIR to check the local copies",
         )
+    if source is None or not Path(source).exists():
+        return (WARN, f"{bench}: loaded from the hub ({source}) at eval time, not checked here", "")
     path = Path(source)
     if bench == "livecodebench" and path.is_dir():
         files, expected = lcb_expected(path, ev.lcb_release)

@@ -109,14 +109,44 @@ def test_context_override_on_the_command_is_honoured():
 def test_eval_context_counts_the_prompt_budget():
     fits = plan(evals=[eval_argv(max_tokens="3072")])
     assert only(pf.check_context(fits, ctx_with()), pf.OK).value.startswith(
-        "eval (aime24): prompt budget 1024 + --max-tokens 3072 = 4096"
+        "eval (aime24): prompt budget 1024 + --max-tokens 3072 = 4096; "
+        "Qwen/Qwen2.5-Math-7B max_position_embeddings 4096"
     )
     long = plan(evals=[eval_argv(max_tokens="4096"), eval_argv(benchmarks="math500", max_tokens="3072")])
     bad = only(pf.check_context(long, ctx_with()), pf.FAIL)
-    assert bad.value.startswith("eval (aime24): prompt budget 1024 + --max-tokens 4096 = 5120")
-    assert "5120 > 4096" in bad.value and "--max-model-len" in bad.fix
-    extended = plan(evals=[eval_argv("--max-model-len", "8192", max_tokens="4096")])
-    assert "--max-model-len 8192" in only(pf.check_context(extended, ctx_with()), pf.OK).value
+    assert bad.value.startswith("eval (aime24): prompt budget 1024 + --max-tokens 4096 = 5120; Qwen/Qwen2.5-Math-7B")
+    assert bad.value.endswith(": 5120 > 4096 (vLLM would cut responses short of max_tokens)")
+    assert "eval.max_model_len" in bad.fix
+
+
+def test_eval_max_model_len_needs_a_model_with_that_context(monkeypatch):
+    # --max-model-len above the model's own 4096: vLLM refuses it
+    refused = plan(evals=[eval_argv("--max-model-len", "8192", max_tokens="4096")])
+    bad = only(pf.check_context(refused, ctx_with()), pf.FAIL)
+    assert "--max-model-len 8192 > Qwen/Qwen2.5-Math-7B max_position_embeddings 4096" in bad.value
+    assert "vLLM refuses a max_model_len above the model's context" in bad.value
+    # an extended-context copy named on the eval command (a registered reader recognises it)
+    monkeypatch.setattr(
+        pf, "CONTEXT_OVERRIDES", [lambda argv: (32768, "test copy") if argv[-1].endswith("-ctx32768") else None]
+    )
+    copy = ["python", "-m", "openrlhf_steer_eval.cli", "--model", "models/Qwen2.5-Math-7B-ctx32768"]
+    extended = plan(evals=[copy + ["--benchmarks", "aime24", "--max-tokens", "4096", "--max-model-len", "8192"]])
+    ok = only(pf.check_context(extended, ctx_with()), pf.OK)
+    assert ok.value == (
+        "eval (aime24): prompt budget 1024 + --max-tokens 4096 = 5120; --max-model-len 8192 "
+        "(context override 32768 (test copy))"
+    )
+    # a checkpoint trained with an override keeps that context
+    trained = pf.TrainPlan(**{**pf.train_plan_from_argv(train_argv()).__dict__, "context_override": (32768, "t")})
+    row = pf.RowPlan(
+        "tbl",
+        "row",
+        QWEN_MATH,
+        train=trained,
+        prompt_budget=1024,
+        evals=(pf.eval_plan_from_argv(eval_argv("--max-model-len", "8192", max_tokens="4096")),),
+    )
+    assert [r.status for r in pf.check_context(row, ctx_with())] == [pf.OK, pf.OK]
 
 
 @pytest.mark.parametrize(
@@ -312,7 +342,11 @@ def test_eval_data_missing_short_and_hub(tmp_path):
     )
     assert "--eval-data-dir" in missing.fix
     hub = only(pf.check_eval_data(plan(evals=[eval_argv(benchmarks="aime24")]), ctx_with()), pf.WARN)
-    assert hub.value == "aime24: loaded from the hub (the default dataset) at eval time, not checked here"
+    assert hub.value.startswith("no --eval-data-dir (nor $OPENRLHF_STEER_DATA): the eval CLI loads every test set")
+    named = plan(evals=[eval_argv("--data-dir", str(tmp_path), "--data", "amc23=org/amc", benchmarks="amc23")])
+    assert only(pf.check_eval_data(named, ctx_with()), pf.WARN).value == (
+        "amc23: loaded from the hub (org/amc) at eval time, not checked here"
+    )
 
 
 def test_eval_data_livecodebench_release_files(tmp_path):
