@@ -30,14 +30,18 @@ torch.set_num_threads(1)
 
 
 def shared_data_dir() -> Path:
-    """The real test sets: $OPENRLHF_STEER_DATA, else ../shared/data next to the checkout."""
-    env = os.environ.get("OPENRLHF_STEER_DATA")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    """The real test sets: $OPENRLHF_STEER_DATA, else ../shared/data, else the copy in tests/data/shared/data
+    (openrlhf_steer.shared_data.locate_data_dir). Raises SharedDataNotFound naming the places tried."""
+    from openrlhf_steer.shared_data import locate_data_dir
+
+    return locate_data_dir()
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    d = shared_data_dir()
-    if not d.is_dir():
-        pytest.skip(f"shared test data not found at {d}; set OPENRLHF_STEER_DATA")
-    return d
+    from openrlhf_steer.shared_data import SharedDataNotFound
+
+    try:
+        return shared_data_dir()
+    except SharedDataNotFound as err:
+        pytest.skip(f"shared test data not found: {err}")

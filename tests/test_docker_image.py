@@ -241,3 +241,48 @@ def test_dockerignore_keeps_the_context_small_but_keeps_the_eval_data():
         top = src.rstrip("/").split("/")[0]
         assert top not in ignored, src
     assert "docker/eval-data/" in copied
+
+
+PREPARE = REPO / "docker" / "prepare_context.sh"
+COMMITTED_DATA = REPO / "tests" / "data" / "shared" / "data"
+
+
+def test_prepare_context_downloads_every_checked_file_at_a_pinned_commit():
+    text = PREPARE.read_text()
+    block = text.split("declare -A URL=(", 1)[1].split("\n)", 1)[0]
+    variables = dict(re.findall(r"^(\w+)=(\S+)$", text, re.M))
+    keys = [
+        re.sub(r"\$(\w+)", lambda m: variables[m.group(1)], k) for k in re.findall(r"^\s+\[([^\]]+)\]=", block, re.M)
+    ]
+    checked = [
+        line.split("  ", 1)[1]
+        for line in (REPO / "docker" / "eval-data.sha256").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert sorted(keys) == sorted(checked)
+    for url in re.findall(r'="([^"]+)"', block):
+        url = re.sub(r"\$(\w+)", lambda m: variables[m.group(1)], url)
+        assert re.match(r"https://raw\.githubusercontent\.com/[\w.-]+/[\w.-]+/[0-9a-f]{40}/", url), url
+
+
+def test_prepare_context_copies_and_checks_rows_and_hashes(tmp_path):
+    ok = subprocess.run(
+        ["bash", str(PREPARE), "--from", str(COMMITTED_DATA), "--to", str(tmp_path / "ok")],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0 and "rows and sha256 checked" in ok.stdout, ok.stderr
+    assert not (tmp_path / "ok" / "livecodebench").exists()  # the image reads LiveCodeBench from the hub
+    bad = tmp_path / "bad"
+    shutil.copytree(COMMITTED_DATA, bad)
+    aime = bad / "aime24" / "test.jsonl"
+    aime.write_text("".join(aime.read_text().splitlines(keepends=True)[1:]))
+    ifeval = bad / "ifeval" / "input_data.jsonl"
+    ifeval.write_bytes(ifeval.read_bytes().replace(b"Write", b"write", 1))
+    proc = subprocess.run(
+        ["bash", str(PREPARE), "--from", str(bad), "--to", str(tmp_path / "out")], capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    assert "aime24/test.jsonl has 29 rows, expected 30" in proc.stderr
+    assert "ifeval/input_data.jsonl: FAILED" in proc.stderr and "aime24/test.jsonl: FAILED" in proc.stderr
+    assert "amc23/test.jsonl: FAILED" not in proc.stderr

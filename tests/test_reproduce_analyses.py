@@ -318,9 +318,10 @@ def test_dry_runs_print_the_plan_and_rows_select_models_or_runs(tmp_path):
     assert "[runs] 1 trained runs" in out and "== posadv_table5 / grpo_n4" in out and "grpo_n1" not in out
 
 
-def test_smoke_dry_run_of_table1_trains_its_first_three_source_runs(tmp_path):
+def test_smoke_dry_run_of_table1_trains_its_first_three_source_runs(tmp_path, data_dir):
+    config = str(CONFIGS / "posadv_table1.yaml")
     code, out, err = run_table(
-        ["--config", str(CONFIGS / "posadv_table1.yaml"), "--dry-run", "--smoke", "--output-dir", str(tmp_path)]
+        ["--config", config, "--dry-run", "--smoke", "--data-dir", str(data_dir), "--output-dir", str(tmp_path)]
     )
     assert code == 0, err
     cmds = train_commands(out)

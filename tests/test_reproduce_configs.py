@@ -2,7 +2,6 @@
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,6 @@ from steertest_reproduce import CONFIGS, REPRODUCE
 from repro_config import ConfigError, load_config, select_rows  # noqa: E402
 from repro_pipeline import NON_FLAG_KEYS, RECIPE_FLAGS  # noqa: E402
 
-PAPERS = Path(os.environ.get("OPENRLHF_STEER_PAPERS", REPRODUCE.parent.parent / "shared" / "papers"))
-PAPER_TABLES = PAPERS / "paper_tables.json"
 
 # paper table -> our config (one config per results table of each paper)
 TABLE_CONFIGS = {
@@ -92,12 +89,16 @@ def test_benchmarks_exist_in_the_eval_cli(path):
 
 
 # --------------------------------------------------------------------------------------------------
-# The paper's printed numbers, cell by cell (../shared/papers/paper_tables.json)
+# The paper's printed numbers, cell by cell (paper_tables.json: $OPENRLHF_STEER_PAPERS, ../shared/papers or the
+# committed copy in tests/data/shared/papers, see openrlhf_steer.shared_data)
 # --------------------------------------------------------------------------------------------------
 def _paper_tables():
-    if not PAPER_TABLES.is_file():
-        pytest.skip(f"{PAPER_TABLES} not found (set OPENRLHF_STEER_PAPERS)")
-    return json.loads(PAPER_TABLES.read_text())["tables"]
+    from openrlhf_steer.shared_data import SharedDataNotFound, locate_paper_tables
+
+    try:
+        return json.loads(locate_paper_tables().read_text())["tables"]
+    except SharedDataNotFound as err:
+        pytest.skip(f"the papers' table transcription not found: {err}")
 
 
 def _config_for(table):

@@ -129,7 +129,7 @@ def test_bad_flags_give_clear_errors(tmp_path):
     assert code == 2 and "does not exist" in err
 
 
-def test_smoke_dry_run_prints_the_cpu_pipeline_and_creates_nothing(tmp_path):
+def test_smoke_dry_run_prints_the_cpu_pipeline_and_creates_nothing(tmp_path, data_dir):
     path = next(p for p in CONFIGS if p.stem == "posadv_table2")
     code, out, err = run_table(
         [
@@ -137,6 +137,8 @@ def test_smoke_dry_run_prints_the_cpu_pipeline_and_creates_nothing(tmp_path):
             str(path),
             "--dry-run",
             "--smoke",
+            "--data-dir",
+            str(data_dir),
             "--rows",
             "grpo_n4,rand_pos_clip",
             "--output-dir",
