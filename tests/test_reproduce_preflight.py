@@ -206,6 +206,35 @@ def test_live_template_that_is_not_the_recorded_one_fails(tmp_path):
     assert f"{folder}/tokenizer_config.json" in bad.value
 
 
+# The system branch of Qwen2.5-Math's template as tokenizer_config.json holds it once JSON-decoded: a Jinja
+# string literal, so the backslash of \boxed is written twice.
+QWEN_MATH_TEMPLATE = (
+    "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + "
+    "'<|im_end|>\\n' }}{%- else %}{{- '<|im_start|>system\\nPlease reason step by step, and put your final "
+    "answer within \\\\boxed{}.<|im_end|>\\n' }}{%- endif %}{%- for message in messages %}{{- '<|im_start|>' + "
+    "message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def test_live_template_is_compared_as_rendered(tmp_path):
+    assert "within \\\\boxed{}" in QWEN_MATH_TEMPLATE  # two backslash characters in the text
+    assert pf.rendered(QWEN_MATH_TEMPLATE) == (
+        "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+        "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"
+    )
+    folder = write_model(tmp_path / "m", 100, 100, template=QWEN_MATH_TEMPLATE)
+    recorded = qwen_math_facts()
+    ctx = pf.Context(fact_table={str(folder): pf.ModelFacts(str(folder), recorded.values, recorded.sources)})
+    row = pf.RowPlan("tbl", "row", str(folder), train=pf.train_plan_from_argv(train_argv()))
+    assert only(pf.check_chat_template(row, ctx), pf.OK)
+    # a template the table only assumed: a mismatch is the table's error, reported without stopping the run
+    other = write_model(tmp_path / "o", 100, 100, template="{{ messages[0]['content'] }}")
+    guessed = pf.ModelFacts(str(other), recorded.values, recorded.sources, assumed=frozenset({"default_system_prompt"}))
+    row = pf.RowPlan("tbl", "row", str(other), train=pf.train_plan_from_argv(train_argv()))
+    assert only(pf.check_chat_template(row, pf.Context(fact_table={str(other): guessed})), pf.WARN)
+
+
 # ---------------------------------------------------------------------------------------------- vocab
 def test_vocab_padded_embedding_is_fine_and_a_larger_tokenizer_fails():
     ok = only(pf.check_vocab(plan(train_argv()), ctx_with()), pf.OK)
