@@ -375,3 +375,26 @@ def test_hub_source_downloads_release_files_or_explains_offline(tmp_path, monkey
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: offline())
     with pytest.raises(RuntimeError, match="Offline, download the code_generation_lite files"):
         load_livecodebench(None)
+
+
+@pytest.mark.slow
+def test_swallowed_time_limit_is_ended_by_the_whole_run_limit_and_nothing_leaks(deepcoder, tmp_path):
+    """The per-test timeout is catchable, as upstream's; a program that swallows it and loops on is ended by
+    the parent at the whole-run limit ((0.5 + 1) x 1 test + 5 s), recorded as upstream's fallback ([-2],
+    error_code -5), and leaves no process and no sandbox folder behind."""
+    import glob
+    import tempfile
+
+    import psutil
+
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "steer-sandbox-*")))
+    code = (
+        "import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)], daemon=True).start()\n"
+        "open('left_behind.txt', 'w').write('x')\n"
+        "while True:\n    try:\n        while True:\n            pass\n    except Exception:\n        pass\n"
+    )
+    detail = run_program(code, deepcoder["A. Short Sort"]["tests"], None, LcbExecConfig(test_timeout=0.5))
+    assert detail["results"] == [-2] and detail["error_code"] == -5, detail
+    assert detail["sandbox_status"] in ("timeout", "cpu_limit")
+    assert psutil.Process().children(recursive=True) == []
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "steer-sandbox-*"))) <= before

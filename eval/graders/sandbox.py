@@ -598,6 +598,9 @@ _PATH_EVENTS = {
 def _install_guard(workdir: str) -> None:
     """Audit hook that refuses dangerous events (cannot be removed from Python once added)."""
     realpath, fspath, fsdecode = os.path.realpath, os.fspath, os.fsdecode
+    # bound now: drivers may set os.getcwd to None (LiveCodeBench's reliability_guard does), which
+    # realpath() of a relative path would call
+    getcwd, isabs, join = os.getcwd, os.path.isabs, os.path.join
     root = realpath(workdir)
     root_prefix = root + os.sep
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -610,7 +613,7 @@ def _install_guard(workdir: str) -> None:
             path = fspath(path)
             if isinstance(path, bytes):
                 path = fsdecode(path)
-            resolved = realpath(path)
+            resolved = realpath(path if isabs(path) else join(getcwd(), path))
         except (TypeError, ValueError, OSError):
             return False
         return resolved == root or resolved.startswith(root_prefix) or resolved == "/dev/null"
