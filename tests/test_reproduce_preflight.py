@@ -456,3 +456,40 @@ def test_dry_run_of_every_table_passes_the_preflight(path, tmp_path, data_dir):
     assert len(summary) == 1, out
     assert code == 0, err
     assert summary[0].endswith(" 0 failed")
+
+
+# ---------------------------------------------------------------------------------------------- hub facts
+def test_hub_facts_win_over_the_table_and_a_dead_hub_falls_back(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    served = write_model(tmp_path / "hub", vocab_size=152064, n_tokens=151665)
+    calls = []
+
+    def download(repo, name, local_files_only=False, etag_timeout=None):
+        calls.append((repo, name, local_files_only, etag_timeout))
+        if not (served / name).is_file():
+            raise FileNotFoundError(name)
+        return str(served / name)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline: the local cache only
+    table = {QWEN_MATH: qwen_math_facts(max_position_embeddings=1)}
+    facts = pf.Context(fact_table=table).facts(QWEN_MATH)
+    assert {c[1] for c in calls} == set(pf.MODEL_FILES) and all(c[2] is True and c[3] == 5 for c in calls)
+    assert facts.get("max_position_embeddings") == 64 and facts.get("tokenizer_vocab") == 151665
+    assert facts.cite("max_position_embeddings") == f"https://huggingface.co/{QWEN_MATH}/blob/main/config.json"
+    assert facts.get("default_system_prompt") == table[QWEN_MATH].get("default_system_prompt")  # table fills gaps
+
+    def dead(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", dead)
+    facts = pf.Context(fact_table=table).facts(QWEN_MATH)
+    assert facts.get("max_position_embeddings") == 1 and facts.cite("max_position_embeddings") == "test table"
+
+
+def test_a_failed_preflight_starts_nothing_without_dry_run_either(tmp_path):
+    path = broken_config(tmp_path, micro_batch_per_gpu=24)
+    out_dir = tmp_path / "out"
+    code, out, err = run_table(["--config", str(path), "--rows", "linear", "--output-dir", str(out_dir)])
+    assert code == 2 and "FAIL batch steer_table2: linear" in err and not out_dir.exists()
