@@ -395,13 +395,10 @@ def probe_official(checkout: Path) -> str:
         timeout=120,
         stdin=subprocess.DEVNULL,
     )
-    return (
-        ""
-        if probe.returncode == 0
-        else probe.stderr.strip().splitlines()[-1:][0]
-        if probe.stderr.strip()
-        else "import failed"
-    )
+    if probe.returncode == 0:
+        return ""
+    lines = probe.stderr.strip().splitlines()
+    return lines[-1] if lines else f"import failed with exit code {probe.returncode}"
 
 
 def official_sample(problem: dict) -> dict:
