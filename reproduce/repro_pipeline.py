@@ -11,7 +11,9 @@ them to flags. When an interface changes, only this file changes.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ REWARD_FILES = {
     "strict_box": REPO_ROOT / "reproduce" / "rewards" / "dapo_math_reward_strict_box.py",
 }
 PREPARE_DATA = REPO_ROOT / "reproduce" / "prepare_data.py"
+PREPARE_MODEL = REPO_ROOT / "reproduce" / "prepare_model.py"
 TRAIN_MODULE = "openrlhf_steer.apps.train"
 EVAL_MODULE = "openrlhf_steer_eval.cli"
 
@@ -182,7 +185,94 @@ NON_FLAG_KEYS = {
     "seeds",
     "max_rollout_steps",
     "reward_rule",
+    "max_position_embeddings",
 }
+
+
+# --------------------------------------------------------------------------------------------------
+# Context override: a model copy whose config.json has a larger max_position_embeddings
+# --------------------------------------------------------------------------------------------------
+# OpenRLHF 0.11.2 has no flag that hands a config override to vLLM (no hf_overrides; max_model_len is
+# --data.max_len, which vLLM refuses above the config's max_position_embeddings) or to the DeepSpeed actor.
+# Both load --actor.model_name_or_path, so the recipe key ``max_position_embeddings`` trains from a copy of the
+# model (reproduce/prepare_model.py: config.json changed, every other file linked) named ``<model>-ctx<N>``.
+CONTEXT_KEY = "max_position_embeddings"
+_CONTEXT_DIR = re.compile(r"-ctx(\d+)$")
+
+
+def context_override(recipe: Mapping[str, Any]) -> Optional[int]:
+    """The recipe's context override in tokens, or None (the model's own window)."""
+    value = recipe.get(CONTEXT_KEY)
+    if value in (None, "none", False):
+        return None
+    tokens = int(value)
+    needed = int(recipe.get("max_prompt_len", 0)) + int(recipe.get("max_response_len", 0))
+    if tokens < needed:
+        raise ValueError(
+            f"recipe {CONTEXT_KEY}={tokens} is below max_prompt_len + max_response_len = {needed}; raise it to at "
+            f"least {needed} or lower the lengths"
+        )
+    return tokens
+
+
+def context_model_dir(model: str, tokens: int, models_root: Path) -> Path:
+    """Where the extended-context copy of ``model`` lives: ``<models_root>/<name>-ctx<tokens>``."""
+    text = str(model).rstrip("/")
+    is_path = text.startswith((".", "/", "~")) or Path(text).is_dir()
+    name = Path(text).name if is_path else text.replace("/", "--")
+    return Path(models_root) / f"{name}-ctx{int(tokens)}"
+
+
+def context_model_ready(model_dir: Path, model: str, tokens: int) -> bool:
+    """True when ``model_dir`` is a finished copy of ``model`` with ``tokens`` positions (prepare_model's record)."""
+    record = Path(model_dir) / "context_override.json"
+    if not record.is_file():
+        return False
+    data = json.loads(record.read_text(encoding="utf-8"))
+    return data.get("model") == str(model) and int(data.get("value", -1)) == int(tokens)
+
+
+def prepare_model_command(model: str, tokens: int, out_dir: Path, python: str = sys.executable) -> List[str]:
+    return [
+        python,
+        str(PREPARE_MODEL),
+        "--model",
+        str(model),
+        "--max-position-embeddings",
+        str(int(tokens)),
+        "--output",
+        str(out_dir),
+    ]
+
+
+def context_of_model_dir(path: str) -> Optional[Tuple[int, str]]:
+    """(tokens, where) when ``path`` is an extended-context copy (by its ``-ctx<N>`` name; a built copy's own
+    config.json wins), else None. The preflight reads training commands through this (``context_reader``)."""
+    if not path:
+        return None
+    match = _CONTEXT_DIR.search(Path(str(path)).name)
+    if not match:
+        return None
+    tokens = int(match.group(1))
+    config = Path(str(path)) / "config.json"
+    if config.is_file():
+        tokens = int(json.loads(config.read_text(encoding="utf-8")).get(CONTEXT_KEY, tokens))
+    return tokens, f"--actor.model_name_or_path {path}: a copy with {CONTEXT_KEY} {tokens} (reproduce/prepare_model.py)"
+
+
+def _register_preflight_reader() -> None:
+    try:
+        import preflight
+    except ImportError:  # the pipeline is usable without the preflight
+        return
+    if not any(getattr(fn, "__name__", "") == "_model_dir_context" for fn in preflight.CONTEXT_OVERRIDES):
+
+        @preflight.context_reader
+        def _model_dir_context(argv: Sequence[str]) -> Optional[Tuple[int, str]]:
+            return context_of_model_dir(preflight.flag_value(argv, "--actor.model_name_or_path"))
+
+
+_register_preflight_reader()
 
 
 def rollout_cap(recipe: Mapping[str, Any], n_prompts: int) -> Dict[str, Any]:
@@ -290,6 +380,11 @@ def prepare_data_command(data: Mapping[str, Any], out_path: Path, python: str = 
         ]
         if data.get("subset_clusters"):
             cmd += ["--clusters", str(data["subset_clusters"])]
+        if str(data["subset"]).startswith("kmeans"):  # App. D.3's features (prepare_data's default) unless named
+            if data.get("subset_featurizer"):
+                cmd += ["--featurizer", str(data["subset_featurizer"])]
+            if data.get("subset_embed_model"):
+                cmd += ["--embed-model", str(data["subset_embed_model"])]
     return cmd
 
 
@@ -306,7 +401,7 @@ def eval_command(
     python: str = sys.executable,
 ) -> List[str]:
     """``openrlhf-steer-eval`` for one checkpoint. ``sampling`` holds n, k, temperature, top_p, max_tokens, seed,
-    prompt_template, chat_template (see ``openrlhf-steer-eval --help``)."""
+    prompt_template, chat_template, max_model_len (vLLM's context; see ``openrlhf-steer-eval --help``)."""
     cmd = [python, "-m", EVAL_MODULE, "--model", str(model), "--backend", backend, "--benchmarks", ",".join(benchmarks)]
     names = {
         "n": "--n",
@@ -316,11 +411,15 @@ def eval_command(
         "max_tokens": "--max-tokens",
         "seed": "--seed",
         "prompt_template": "--prompt-template",
+        "max_model_len": "--max-model-len",
     }
     for key, flag in names.items():
         if sampling.get(key) is not None:
             value = sampling[key]
             cmd += [flag, ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else _fmt(value)]
+    for key, (bench, flag) in BENCHMARK_FLAGS.items():  # only for a call that scores that benchmark
+        if sampling.get(key) is not None and bench in benchmarks:
+            cmd += [flag, _fmt(sampling[key])]
     for key, value in (extra or {}).items():
         if value is None or value is False:
             continue
@@ -339,6 +438,13 @@ def eval_command(
 
 
 LCB_HUB_SOURCE = "livecodebench/code_generation_lite"
+# Eval settings that are one benchmark's loader options: config key -> (benchmark, eval-CLI flag). The eval CLI
+# refuses them in a call that does not score that benchmark, so eval_command adds them only where it does.
+BENCHMARK_FLAGS = {
+    "lcb_release": ("livecodebench", "--lcb-release"),
+    "lcb_start_date": ("livecodebench", "--lcb-start-date"),
+    "lcb_end_date": ("livecodebench", "--lcb-end-date"),
+}
 
 
 def eval_data_args(data_dir: Optional[Path], benchmarks: Sequence[str]) -> Dict[str, Any]:

@@ -123,6 +123,7 @@ class SmokeSetup:
         if out.get("subset"):
             out["subset_size"] = min(int(out["subset_size"]), self.subset_prompts)
             out["subset_clusters"] = 2
+            out["subset_embed_model"] = str(self.model_path)  # App. D.3's featuriser, on the tiny model
         return out
 
     def recipe(self, recipe: Mapping[str, Any]) -> Dict[str, Any]:

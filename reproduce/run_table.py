@@ -222,8 +222,22 @@ class TableRunner:
             self.ex.run("data", cmd, self.out / "data" / "prepare.log")
         return out
 
+    def context_model(self, recipe: Mapping[str, Any], model: str) -> Optional[Path]:
+        """The extended-context copy of ``model`` when the recipe sets ``max_position_embeddings`` (built once)."""
+        tokens = pipeline.context_override(recipe)
+        if tokens is None or self.smoke:  # smoke lengths fit the tiny model's own window
+            return None
+        model_dir = pipeline.context_model_dir(model, tokens, self.out / "models")
+        if self.ex.dry or not pipeline.context_model_ready(model_dir, model, tokens):
+            cmd = pipeline.prepare_model_command(model, tokens, model_dir)
+            self.ex.run("model", cmd, self.out / "models" / "prepare.log")
+        return model_dir
+
     def train(self, row: Row, row_dir: Path, recipe: Mapping[str, Any], data_path: Path) -> Path:
         ckpt_dir = row_dir / "ckpt"
+        model_dir = self.context_model(recipe, str(recipe["model"]))
+        if model_dir is not None:  # vLLM and DeepSpeed both load the copy with the larger context
+            recipe = dict(recipe, model=str(model_dir))
         cmd = pipeline.train_command(
             recipe, row.method, row.option_values(), self.layout, data_path, ckpt_dir, row_dir / "tensorboard"
         )
@@ -336,6 +350,8 @@ class TableRunner:
     def run_once(self, row: Row, row_dir: Path) -> Dict[str, Any]:
         if not row.trains:  # a published checkpoint: evaluate it as is
             model = Path(str(row.released_model.value)) if not self.smoke else self.smoke.model_path
+            extended = None if self.smoke else self.context_model(self.config.recipe_for(row), str(model))
+            model = extended or model  # same weights; the context the trained rows use
             return {"checkpoint": str(model), "scores": self.evaluate(row, row_dir, model)}
         recipe = self.recipe(row)
         data_path = self.prepare_data(recipe)

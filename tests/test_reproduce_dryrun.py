@@ -8,6 +8,7 @@ import pytest
 from steertest_reproduce import CONFIGS, run_table, train_commands
 
 from repro_config import load_config  # noqa: E402
+from repro_pipeline import context_model_dir  # noqa: E402
 
 
 def launcher_argv(cmd):
@@ -38,7 +39,12 @@ def test_every_training_command_passes_openrlhf_parser(path, tmp_path, check_arg
     for row, cmd in zip(runs, cmds):
         args = check_args(launcher_argv(cmd))
         recipe = cfg.recipe_for(row)
-        assert args.actor.model_name_or_path == recipe["model"]
+        expected_model = recipe["model"]
+        if recipe.get("max_position_embeddings"):  # trains from the extended-context copy (reproduce/prepare_model.py)
+            expected_model = str(
+                context_model_dir(recipe["model"], recipe["max_position_embeddings"], tmp_path.resolve() / "models")
+            )
+        assert args.actor.model_name_or_path == expected_model
         assert args.rollout.batch_size == recipe["prompts_per_rollout"]
         assert args.rollout.n_samples_per_prompt == recipe["samples_per_prompt"]
         if "updates_per_rollout" in recipe:
