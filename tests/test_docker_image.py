@@ -286,3 +286,15 @@ def test_prepare_context_copies_and_checks_rows_and_hashes(tmp_path):
     assert "aime24/test.jsonl has 29 rows, expected 30" in proc.stderr
     assert "ifeval/input_data.jsonl: FAILED" in proc.stderr and "aime24/test.jsonl: FAILED" in proc.stderr
     assert "amc23/test.jsonl: FAILED" not in proc.stderr
+
+
+def test_readme_gpu_install_is_the_image_install():
+    """A GPU machine without Docker installs the same two locks the same way, then the project without deps."""
+    readme = (REPO / "README.md").read_text()
+    assert "pip install --no-deps --require-hashes -r requirements/image-build.lock" in readme
+    assert (
+        "FLASH_ATTENTION_FORCE_BUILD=TRUE pip install --no-deps --no-build-isolation --require-hashes "
+        "-r requirements/image.lock" in readme
+    )
+    assert "pip install --no-deps -e '.[train]'" in readme
+    assert "docker/prepare_context.sh --download && docker build" in readme
