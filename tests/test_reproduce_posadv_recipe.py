@@ -1,0 +1,295 @@
+"""Pos-Adv recipe (Jin et al., arXiv 2511.05993): the context window of the Qwen2.5-Math-7B runs, the extended-context
+model copy, Table 3's training length and features, and the settings the configs used to leave unsaid."""
+
+import json
+import math
+import shlex
+
+import pytest
+
+from steertest_reproduce import REPRODUCE, run_table
+
+from repro_config import load_config  # noqa: E402
+from repro_pipeline import (  # noqa: E402
+    context_model_dir,
+    context_model_ready,
+    context_of_model_dir,
+    context_override,
+    eval_command,
+)
+
+POSADV_RESULTS = ["posadv_table2", "posadv_table3", "posadv_table5"]
+# The released configs' max_position_embeddings (config.json of each model on the hub), written out here
+# independently of reproduce/configs/facts/model_facts.yaml.
+NATIVE_CONTEXT = {
+    "Qwen/Qwen2.5-Math-7B": 4096,  # huggingface.co/Qwen/Qwen2.5-Math-7B config.json
+    "meta-llama/Llama-3.1-8B-Instruct": 131072,  # huggingface.co/meta-llama/Llama-3.1-8B-Instruct config.json
+}
+
+
+def cfg(name):
+    return load_config(REPRODUCE / "configs" / f"{name}.yaml")
+
+
+def dry_run_commands(name, tmp_path, monkeypatch, config_path=None):
+    """(exit code, {stage: [argv, ...]}, stderr) of ``run_table --dry-run`` on a Pos-Adv table, offline."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = config_path or REPRODUCE / "configs" / f"{name}.yaml"
+    code, out, err = run_table(["--config", str(path), "--dry-run", "--output-dir", str(tmp_path / "out")])
+    stages = {}
+    for line in out.splitlines():
+        stage, sep, rest = line.partition("] ")
+        if line.startswith("[") and sep and "python" in rest.split(" ", 1)[0]:  # a command, not a description
+            stages.setdefault(stage[1:], []).append(shlex.split(rest))
+    return code, stages, out + err
+
+
+def flag(argv, name):
+    return argv[argv.index(name) + 1]
+
+
+# --------------------------------------------------------------------------------------------------
+# Item 3: prompt + response fits the context every command configures
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", POSADV_RESULTS)
+def test_every_posadv_command_fits_the_context_it_configures(name, tmp_path, monkeypatch):
+    config = cfg(name)
+    code, stages, text = dry_run_commands(name, tmp_path, monkeypatch)
+    assert code == 0, text
+    copies = {
+        flag(cmd, "--output"): (flag(cmd, "--model"), int(flag(cmd, "--max-position-embeddings")))
+        for cmd in stages.get("model", [])
+    }
+    trains = stages["train"]
+    runs = [r for r in config.rows if r.trains]
+    assert len(trains) == len(runs)
+    for row, cmd in zip(runs, trains):
+        recipe = config.recipe_for(row)
+        max_len = int(flag(cmd, "--data.max_len"))
+        assert max_len == recipe["max_prompt_len"] + recipe["max_response_len"] == 1024 + 4096  # App. B
+        model_path = flag(cmd, "--actor.model_name_or_path")
+        if model_path in copies:
+            base, window = copies[model_path]
+            assert base == recipe["model"]
+        else:
+            window = NATIVE_CONTEXT[model_path]
+        assert max_len <= window, (row.name, max_len, window)
+        if NATIVE_CONTEXT[recipe["model"]] < max_len:  # Qwen2.5-Math-7B: only through the copy
+            assert model_path in copies, row.name
+    for cmd in stages["eval"] + stages.get("select", []):
+        # vLLM's context for scoring: the prompt budget plus max_tokens fits, and the model holds that window
+        assert int(flag(cmd, "--max-model-len")) >= 1024 + int(flag(cmd, "--max-tokens"))
+        model = flag(cmd, "--model")
+        if "/ckpt/" not in model:  # released models: Qwen through its copy, Llama as is
+            assert model in copies or NATIVE_CONTEXT[model] >= int(flag(cmd, "--max-model-len"))
+
+
+def test_without_the_override_the_qwen_rows_cannot_start(tmp_path, monkeypatch):
+    """The reported error: --data.max_len 5120 on Qwen2.5-Math-7B's 4096 window. With the recipe's override removed,
+    the preflight stops the table and names the row, the numbers and the fix."""
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    recipe = (REPRODUCE / "configs" / "recipes" / "posadv.yaml").read_text()
+    assert "  max_position_embeddings:\n    value: 32768\n" in recipe
+    (recipes / "posadv.yaml").write_text(
+        recipe.replace(
+            "  max_position_embeddings:\n    value: 32768\n", "  max_position_embeddings:\n    value: null\n"
+        )
+    )
+    table = tmp_path / "posadv_table2.yaml"
+    table.write_text((REPRODUCE / "configs" / "posadv_table2.yaml").read_text())
+    code, stages, text = dry_run_commands("posadv_table2", tmp_path, monkeypatch, config_path=table)
+    assert code != 0 and "train" not in stages
+    training = [line for line in text.splitlines() if "FAIL context" in line and "training needs" in line]
+    assert training and "grpo_n1" in training[0] and "5120 tokens (--data.max_len)" in training[0]
+    assert "5120 > 4096" in training[0] and "context override" in training[0]
+
+
+def test_the_override_must_cover_prompt_and_response():
+    assert context_override({"max_prompt_len": 1024, "max_response_len": 4096}) is None
+    assert context_override({"max_position_embeddings": None, "max_prompt_len": 1, "max_response_len": 1}) is None
+    assert context_override({"max_position_embeddings": 5120, "max_prompt_len": 1024, "max_response_len": 4096}) == 5120
+    with pytest.raises(ValueError, match="max_position_embeddings=5000 is below max_prompt_len \\+ max_response_len"):
+        context_override({"max_position_embeddings": 5000, "max_prompt_len": 1024, "max_response_len": 4096})
+
+
+def test_copy_names_carry_their_window_for_the_preflight(tmp_path):
+    hub = context_model_dir("Qwen/Qwen2.5-Math-7B", 32768, tmp_path)
+    assert hub == tmp_path / "Qwen--Qwen2.5-Math-7B-ctx32768"
+    assert context_model_dir(str(tmp_path / "my_model"), 8192, tmp_path / "m").name == "my_model-ctx8192"
+    assert context_of_model_dir(str(hub))[0] == 32768
+    assert context_of_model_dir("Qwen/Qwen2.5-Math-7B") is None and context_of_model_dir("") is None
+    hub.mkdir()
+    (hub / "config.json").write_text(json.dumps({"max_position_embeddings": 16384}))
+    assert context_of_model_dir(str(hub))[0] == 16384  # a built copy's own config wins over its name
+
+    import preflight
+
+    argv = ["--actor.model_name_or_path", str(hub), "--data.max_len", "5120"]
+    assert preflight.context_override_of(argv)[0] == 16384  # registered with the preflight's readers
+
+
+# --------------------------------------------------------------------------------------------------
+# reproduce/prepare_model.py: the copy that carries the override to vLLM and DeepSpeed
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture()
+def released_model(tmp_path):
+    """A model folder like the hub's: config.json (Qwen2.5-Math-7B's context fields), weights, tokenizer files."""
+    folder = tmp_path / "released"
+    folder.mkdir()
+    config = {
+        "architectures": ["Qwen2ForCausalLM"],
+        "model_type": "qwen2",
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "vocab_size": 64,
+        "max_position_embeddings": 4096,
+        "rope_theta": 10000.0,
+        "sliding_window": 4096,
+        "use_sliding_window": False,
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / "tokenizer.json").write_text("{}")
+    return folder
+
+
+def test_prepare_model_links_the_weights_and_raises_only_the_window(released_model, tmp_path, capsys):
+    import prepare_model
+
+    out = tmp_path / "models" / "released-ctx32768"
+    assert (
+        prepare_model.main(["--model", str(released_model), "--max-position-embeddings", "32768", "--output", str(out)])
+        == 0
+    )
+    original = json.loads((released_model / "config.json").read_text())
+    copied = json.loads((out / "config.json").read_text())
+    assert copied["max_position_embeddings"] == 32768
+    assert {k: v for k, v in copied.items() if k != "max_position_embeddings"} == {
+        k: v for k, v in original.items() if k != "max_position_embeddings"
+    }  # rope_theta, sliding window and the rest unchanged
+    for name in ("model.safetensors", "tokenizer.json"):
+        assert (out / name).is_symlink() and (out / name).resolve() == (released_model / name).resolve()
+    assert not (out / "config.json").is_symlink()
+    assert json.loads((released_model / "config.json").read_text())["max_position_embeddings"] == 4096  # untouched
+    assert context_model_ready(out, str(released_model), 32768)
+    assert not context_model_ready(out, str(released_model), 8192)
+    assert [p.name for p in out.parent.iterdir()] == [out.name], "no temporary folder is left behind"
+
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(out).max_position_embeddings == 32768
+
+    capsys.readouterr()
+    assert (
+        prepare_model.main(["--model", str(released_model), "--max-position-embeddings", "32768", "--output", str(out)])
+        == 0
+    )
+    assert "is up to date" in capsys.readouterr().out  # resume
+    with pytest.raises(FileExistsError, match="--force replaces it"):
+        prepare_model.main(["--model", str(released_model), "--max-position-embeddings", "8192", "--output", str(out)])
+    with pytest.raises(ValueError, match="below .* own 4096"):
+        prepare_model.main(
+            ["--model", str(released_model), "--max-position-embeddings", "2048", "--output", str(tmp_path / "x")]
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Item 4: Table 3's subsets (features and training length)
+# --------------------------------------------------------------------------------------------------
+def test_table3_subsets_train_as_many_steps_as_the_full_data_run():
+    config = cfg("posadv_table3")
+    full = config.recipe_for(config.row("full_data"))
+    prompts = config.values("data")["expected_prompts"]
+    per_rollout = full["prompts_per_rollout"]
+    # OpenRLHF trains the last, partial rollout batch of an episode too: ceil(prompts / 256) steps per episode
+    full_steps = full["epochs"] * math.ceil(prompts / per_rollout)
+    assert full_steps == 10 * 68 == 680
+    subsets = [r for r in config.rows if r.trains and "subset" in r.overrides]
+    assert len(subsets) == 10
+    for row in subsets:
+        recipe = config.recipe_for(row)
+        per_episode = math.ceil(recipe["subset_size"] / per_rollout)
+        steps = recipe["epochs"] * per_episode
+        assert full_steps <= steps < full_steps + per_episode, (row.name, steps)  # the fewest episodes that reach 680
+        assert "equal steps" in row.overrides["epochs"].source and "[assumed]" in row.overrides["epochs"].source
+    # the paired K-means / random rows of a size train the same steps
+    assert (
+        config.recipe_for(config.row("kmeans_616"))["epochs"] == config.recipe_for(config.row("random_616"))["epochs"]
+    )
+
+
+def test_table3_kmeans_rows_embed_with_the_papers_model(tmp_path, monkeypatch):
+    config = cfg("posadv_table3")
+    assert config.values("data")["subset_featurizer"] == "mean_pooled_final_layer"
+    assert config.values("data")["subset_embed_model"] == "Qwen/Qwen2.5-Math-7B"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, out, err = run_table(
+        ["--config", str(REPRODUCE / "configs" / "posadv_table3.yaml"), "--dry-run", "--output-dir", str(tmp_path)]
+    )
+    assert code == 0, err
+    data = [shlex.split(line[len("[data] ") :]) for line in out.splitlines() if line.startswith("[data] ")]
+    kmeans = [cmd for cmd in data if "kmeans_top_clusters" in cmd]
+    randoms = [cmd for cmd in data if "random" in cmd]
+    assert len(kmeans) == 5 and len(randoms) == 5
+    for cmd in kmeans:
+        assert flag(cmd, "--featurizer") == "mean_pooled_final_layer"
+        assert flag(cmd, "--embed-model") == "Qwen/Qwen2.5-Math-7B"
+    assert not any("--featurizer" in cmd for cmd in randoms)
+
+
+# --------------------------------------------------------------------------------------------------
+# Settings the configs used to leave unsaid
+# --------------------------------------------------------------------------------------------------
+def test_ada_ent_reg_rows_state_every_controller_constant():
+    from openrlhf_steer.methods.entropy_regularization import AdaptiveEntropyConfig
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(AdaptiveEntropyConfig)}
+    config = cfg("posadv_table2")
+    for name, target in (("ada_ent_reg_0_2", 0.2), ("ada_ent_reg_0_3657", 0.3657)):
+        row = config.row(name)
+        assert set(row.options) == fields, sorted(fields - set(row.options))
+        assert row.option_values()["target_entropy"] == target
+        # the text's H (Sec. 3.1: token-level average entropy) is the quantity the Entropy column reports
+        assert row.option_values()["entropy_metric"] == config.values("training_entropy")["metric"]
+        for key in ("coef_init", "coef_delta", "coef_min", "coef_max"):
+            assert "[assumed]" in row.options[key].source, key
+
+
+def test_posadv_eval_settings_are_explicit_and_reach_the_cli():
+    ev = cfg("posadv_table2").eval
+    for key in ("max_tokens", "max_model_len", "lcb_release", "lcb_start_date", "lcb_end_date", "graders"):
+        assert key in ev and ev[key].source, key
+    assert "834" in ev["graders"].source  # the IF-Eval level evidence
+    assert "272" in ev["lcb_release"].source
+    sampling = cfg("posadv_table2").values("eval")
+    lcb = eval_command("m", ["livecodebench", "ifeval"], sampling, REPRODUCE)
+    math_only = eval_command("m", ["aime24"], sampling, REPRODUCE)
+    assert flag(lcb, "--lcb-release") == "release_v5" and flag(lcb, "--lcb-start-date") == "2024-08-01"
+    assert flag(lcb, "--lcb-end-date") == "2025-02-01"
+    assert "--lcb-release" not in math_only  # the eval CLI refuses LiveCodeBench options without LiveCodeBench
+    assert flag(math_only, "--max-model-len") == "8192" and flag(math_only, "--max-tokens") == "4096"
+
+
+def test_printed_ood_cells_are_counts_of_272_problems_and_834_instructions():
+    """The evidence behind the LiveCodeBench and IF-Eval entries: every Pass@64 cell is a whole number of
+    problems (LiveCodeBench: 272) or of IF-Eval instructions (834), and not of IF-Eval's 541 prompts."""
+
+    def fits(value, count):
+        return abs(round(round(value * count / 100) * 100 / count, 2) - value) < 1e-9
+
+    cells = {"livecodebench": [], "ifeval": []}
+    for name in POSADV_RESULTS:
+        for row in cfg(name).rows:
+            for bench in cells:
+                value = row.paper[bench]["pass@n"]
+                if value is not None:
+                    cells[bench].append(value)
+    assert len(cells["livecodebench"]) == len(cells["ifeval"]) == 39
+    assert all(fits(v, 272) for v in cells["livecodebench"])
+    assert all(fits(v, 834) for v in cells["ifeval"])
+    assert sum(fits(v, 541) for v in cells["ifeval"]) <= 2  # chance agreements only
