@@ -3,6 +3,11 @@
 
     python reproduce/run_table.py --config reproduce/configs/<table>.yaml [--rows a,b] [--dry-run]
         [--gpus 8] [--nodes 1] [--vllm-tp 1] [--no-colocate] [--output-dir DIR] [--smoke] [--force]
+        [--skip-preflight]
+
+Before anything runs (``--dry-run`` included), reproduce/preflight.py checks every selected row: context window,
+chat template, tokenizer vs embedding, OpenRLHF's batch arithmetic, the reward file on a known answer and the eval
+data's row counts; a failure names the row, the value and the fix and exits 2 before Ray, vLLM or DeepSpeed start.
 
 Per row, in ``<output-dir>/rows/<row>/``:
   1. data    the table's prompt dataset (reproduce/prepare_data.py; shared by rows, resumable)
