@@ -10,7 +10,8 @@ Reads ``<output-dir>/rows/<row>/result.json`` for every row of the config (missi
 Averages are computed as the paper computes them: the unrounded mean of the member columns (e.g.
 STEER's Avg. over six benchmarks; Pos-Adv's Average (ID) over five, Average (OOD) over two). The
 paper's own average is shown as printed; where it differs from the mean of the paper's printed
-cells by more than rounding, the table says so.
+cells by more than rounding can explain (half a unit in the average's last printed place plus the mean of
+the cells' half units), the table says so.
 """
 
 from __future__ import annotations
@@ -54,13 +55,24 @@ def cell_metrics(config: TableConfig, column: Column) -> List[str]:
     return ["entropy"] if column.training_entropy else list(config.metrics)
 
 
+def rounding_tolerance(average_precision: int, member_precisions: Sequence[int]) -> float:
+    """The largest gap between a printed average and the mean of its printed member cells that rounding alone
+    explains: half a unit in the average's last printed place, plus the mean of the members' half units (each
+    printed cell is within half a unit of its true value, and the mean carries those errors at most in full)."""
+    if not member_precisions:
+        raise ValueError("rounding_tolerance needs the precision of at least one member cell")
+    half = [0.5 * 10.0**-p for p in member_precisions]
+    return 0.5 * 10.0**-average_precision + sum(half) / len(half)
+
+
 def paper_average_check(config: TableConfig, row: Row, column: Column) -> Optional[Dict[str, Any]]:
     """For a mean column: the mean of the paper's own printed member cells, and whether the printed average
-    matches it to the paper's precision (half a unit in the last printed digit)."""
+    matches it up to rounding (``rounding_tolerance``: the average's and the cells' own half units)."""
     if not column.mean_of:
         return None
     out: Dict[str, Any] = {}
-    tolerance = 0.5 * 10 ** -config.precision_of(column) + 1e-9
+    members = [config.precision_of(config.column(k)) for k in column.mean_of]
+    tolerance = rounding_tolerance(config.precision_of(column), members) + 1e-9
     for metric in config.metrics:
         cells = [row.paper[k][metric] for k in column.mean_of]
         printed = row.paper[column.key][metric]
