@@ -37,7 +37,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .base import GraderConfig, Verdict, register_grader
 from .math_qwen import CHOICES, math_equal
-from .math_steer import QWEN_TIMEOUT as STEER_QWEN_TIMEOUT, steer_both
+from .math_steer import QWEN_TIMEOUT as STEER_QWEN_TIMEOUT, steer_both, steer_math_equal
 from .math_text import choice_from_response, extract_answer, normalize_answer, only_choice_letters
 
 INNER_TIMEOUT = 5  # seconds; Math-Verify's default parse/verify timeouts
@@ -112,13 +112,13 @@ def _qwen(response: str, gold: str, keep_units: bool = False) -> Tuple[bool, Opt
     return bool(correct), prediction, {}
 
 
-def _qwen_equal_within(seconds: float):
-    """``math_equal`` that is False past ``seconds`` or on an exception (the STEER authors' subprocess)."""
+def _qwen_equal_within(seconds: float, compare=math_equal):
+    """``compare`` that is False past ``seconds`` or on an exception (the STEER authors' subprocess)."""
 
     def equal(prediction: str, gold: str) -> bool:
         try:
             with _time_limit(seconds):
-                return bool(math_equal(prediction, gold))
+                return bool(compare(prediction, gold))
         except (Exception, _InnerTimeout):
             return False
 
@@ -126,7 +126,7 @@ def _qwen_equal_within(seconds: float):
 
 
 def _steer_both(response: str, gold: str, keep_units: bool = False) -> Tuple[bool, Optional[str], dict]:
-    return steer_both(response, gold, _qwen_equal_within(STEER_QWEN_TIMEOUT))
+    return steer_both(response, gold, _qwen_equal_within(STEER_QWEN_TIMEOUT, steer_math_equal))
 
 
 _GRADE_FUNCTIONS = {

@@ -99,7 +99,7 @@ def _matrix_rows(s: str) -> list:
     return [row.strip() for row in inner.split("\\\\") if row.strip()]
 
 
-def _matrices_equal(prediction: str, gold: str, include_percentage: bool, is_close: bool) -> bool:
+def _matrices_equal(prediction: str, gold: str, include_percentage: bool, is_close: bool, parse) -> bool:
     p_rows, g_rows = _matrix_rows(prediction), _matrix_rows(gold)
     if len(p_rows) != len(g_rows):
         return False
@@ -107,14 +107,19 @@ def _matrices_equal(prediction: str, gold: str, include_percentage: bool, is_clo
         p_cells, g_cells = p_row.split("&"), g_row.split("&")
         if len(p_cells) != len(g_cells):
             return False
-        if not all(math_equal(a, b, include_percentage, is_close) for a, b in zip(p_cells, g_cells)):
+        if not all(math_equal(a, b, include_percentage, is_close, parse) for a, b in zip(p_cells, g_cells)):
             return False
     return True
 
 
 # ----------------------------------------------------------------------------- the comparison
-def math_equal(prediction, reference, include_percentage: bool = True, is_close: bool = True) -> bool:
-    """True if ``prediction`` and ``reference`` (both already extracted and normalised) are equal."""
+def math_equal(prediction, reference, include_percentage: bool = True, is_close: bool = True, parse=None) -> bool:
+    """True if ``prediction`` and ``reference`` (both already extracted and normalised) are equal.
+
+    ``parse`` turns a string into a sympy object for the symbolic step (the string itself when nothing reads
+    it); None is the toolkit's own parser chain (``parse_latex``, ``parse_expr``, latex2sympy2). The STEER
+    authors' copy of this function differs only there (``math_steer``)."""
+    parse = parse or _parse
     if prediction is None or reference is None:
         return False
     if str(prediction).strip().lower() == str(reference).strip().lower():
@@ -137,23 +142,23 @@ def math_equal(prediction, reference, include_percentage: bool = True, is_close:
     if _BRACKETED.match(pred) and _BRACKETED.match(gold):
         p_items, g_items = pred[1:-1].split(","), gold[1:-1].split(",")
         if len(p_items) == len(g_items) and all(
-            math_equal(a, b, include_percentage, is_close) for a, b in zip(p_items, g_items)
+            math_equal(a, b, include_percentage, is_close, parse) for a, b in zip(p_items, g_items)
         ):
             return True
-    if _is_matrix(pred) and _is_matrix(gold) and _matrices_equal(pred, gold, include_percentage, is_close):
+    if _is_matrix(pred) and _is_matrix(gold) and _matrices_equal(pred, gold, include_percentage, is_close, parse):
         return True
     if pred.count("=") == 1 and gold.count("=") == 1:
         p_diff = "{} - ({})".format(*(side.strip() for side in pred.split("=")))
         g_diff = "{} - ({})".format(*(side.strip() for side in gold.split("=")))
-        if symbolic_equal(p_diff, g_diff) or symbolic_equal(f"-({p_diff})", g_diff):
+        if symbolic_equal(p_diff, g_diff, parse) or symbolic_equal(f"-({p_diff})", g_diff, parse):
             return True
     elif pred.count("=") == 1 and len(pred.split("=")[0].strip()) <= 2 and "=" not in gold:
-        if math_equal(pred.split("=")[1], gold, include_percentage, is_close):
+        if math_equal(pred.split("=")[1], gold, include_percentage, is_close, parse):
             return True
     elif gold.count("=") == 1 and len(gold.split("=")[0].strip()) <= 2 and "=" not in pred:
-        if math_equal(pred, gold.split("=")[1], include_percentage, is_close):
+        if math_equal(pred, gold.split("=")[1], include_percentage, is_close, parse):
             return True
-    return symbolic_equal(pred, gold)
+    return symbolic_equal(pred, gold, parse)
 
 
 # ----------------------------------------------------------------------------- symbolic
@@ -181,7 +186,7 @@ def _sympy_latex(s: str):
     return antlr_latex.parse_latex(s)
 
 
-def _python_expr(s: str):
+def python_expr(s: str):
     from sympy.parsing.sympy_parser import parse_expr
 
     return parse_expr(s)
@@ -227,14 +232,13 @@ def _split_top_level_commas(s: str) -> list:
     return items + [s[start:]]
 
 
-_PARSERS = (_sympy_latex, _python_expr, _lists_and_matrices)
+_PARSERS = (_sympy_latex, python_expr, _lists_and_matrices)
 
 
-def _parse(s: str):
-    """The first parser that reads ``s`` (with ``\\\\`` as ``\\``, then as written); ``s`` itself if none."""
-    if _too_expensive(s):
-        return s
-    for parser in _PARSERS:
+def parse_first(s: str, parsers) -> object:
+    """What the first of ``parsers`` that reads ``s`` returns (each tried on ``s`` with ``\\\\`` as ``\\``, then
+    as written, as the toolkit's ``symbolic_equal`` does); ``s`` itself if none reads it."""
+    for parser in parsers:
         for text in (s.replace("\\\\", "\\"), s):
             try:
                 return parser(text)
@@ -243,10 +247,15 @@ def _parse(s: str):
     return s
 
 
-def symbolic_equal(a: str, b: str) -> bool:
+def _parse(s: str):
+    return s if _too_expensive(s) else parse_first(s, _PARSERS)
+
+
+def symbolic_equal(a: str, b: str, parse=None) -> bool:
     from sympy import N, simplify
 
-    x, y = _parse(a), _parse(b)
+    parse = parse or _parse
+    x, y = parse(a), parse(b)
     checks = (
         lambda: str(x) == str(y) or x == y,
         lambda: x.equals(y) or simplify(x - y) == 0,

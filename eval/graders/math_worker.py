@@ -23,6 +23,7 @@ def main() -> None:
     # warm up: the first parse/verify loads antlr and sympy caches (~0.5 s), paid before "ready"
     grade_answer("\\boxed{\\frac{1}{2}}", "0.5", "math_verify")
     grade_answer("\\boxed{x+1}", "1+x", "qwen")
+    grade_answer("\\boxed{x+1}", "1+x", "steer_both")  # loads latex2sympy2_extended's parser
     outbox.send(("ready", os.getpid()))
     while True:
         try:
