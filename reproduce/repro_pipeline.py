@@ -525,6 +525,30 @@ def read_eval_scores(
     return scores
 
 
+# The unit IF-Eval's avg@n / pass@n count (eval setting ``ifeval_level``): the eval CLI's prompt (all instructions
+# followed), or the instruction (reproduce/repro_ifeval_level.py, from the CLI's per-response verdicts).
+IFEVAL_LEVELS = ("prompt", "instruction")
+
+
+def apply_ifeval_level(
+    scores: Mapping[str, Dict[str, Any]], output_dir: Path, sampling: Mapping[str, Any]
+) -> Dict[str, Dict[str, Any]]:
+    """``scores`` with IF-Eval's metrics at the sampling's ``ifeval_level`` (default prompt: unchanged)."""
+    level = sampling.get("ifeval_level") or "prompt"
+    if level not in IFEVAL_LEVELS:
+        raise ValueError(f"eval setting ifeval_level={level!r}: choose one of {list(IFEVAL_LEVELS)}")
+    if level == "prompt" or "ifeval" not in scores:
+        return dict(scores)
+    from repro_ifeval_level import instruction_level_scores
+
+    entry = scores["ifeval"]
+    per_instruction = instruction_level_scores(Path(output_dir), str(entry["grader"]), int(sampling["n"]))
+    prompt_level = {m: entry[m] for m in per_instruction if m in entry}
+    updated = dict(entry, level="instruction", prompt_level=prompt_level)
+    updated.update({m: per_instruction[m] for m in prompt_level})
+    return dict(scores, ifeval=updated)
+
+
 def eval_groups(benchmarks: Sequence[str], sampling: Mapping[str, Any]) -> List[Tuple[List[str], Dict[str, Any]]]:
     """Split benchmarks into eval-CLI calls that share one sampling setting.
 

@@ -282,6 +282,7 @@ class TableRunner:
                 got = pipeline.read_eval_scores(
                     gdir, metrics, int(group_sampling["n"]), group, group_sampling.get("graders") or ()
                 )
+                got = pipeline.apply_ifeval_level(got, gdir, group_sampling)
                 missing = [b for b in group if b not in got or any(m not in got[b] for m in metrics)]
                 if missing:
                     raise RuntimeError(f"{gdir}/{pipeline.EVAL_RESULTS_FILE} has no {list(metrics)} for {missing}")

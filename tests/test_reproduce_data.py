@@ -306,7 +306,7 @@ def hand_mean_pool(model_dir, text):
 
     ids = AutoTokenizer.from_pretrained(model_dir)(text, add_special_tokens=False)["input_ids"]
     assert len(ids) >= 1
-    model = AutoModel.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
+    model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).eval()
     with torch.no_grad():
         hidden = model(input_ids=torch.tensor([ids])).last_hidden_state[0]
     return hidden.numpy().mean(axis=0)

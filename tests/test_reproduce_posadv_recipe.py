@@ -262,9 +262,16 @@ def test_ada_ent_reg_rows_state_every_controller_constant():
 
 def test_posadv_eval_settings_are_explicit_and_reach_the_cli():
     ev = cfg("posadv_table2").eval
-    for key in ("max_tokens", "max_model_len", "lcb_release", "lcb_start_date", "lcb_end_date", "graders"):
+    for key in (
+        "max_tokens",
+        "max_model_len",
+        "lcb_release",
+        "lcb_start_date",
+        "lcb_end_date",
+        "graders",
+        "ifeval_level",
+    ):
         assert key in ev and ev[key].source, key
-    assert "834" in ev["graders"].source  # the IF-Eval level evidence
     assert "272" in ev["lcb_release"].source
     sampling = cfg("posadv_table2").values("eval")
     lcb = eval_command("m", ["livecodebench", "ifeval"], sampling, REPRODUCE)
@@ -362,3 +369,101 @@ def test_every_posadv_average_is_consistent_and_a_real_gap_is_still_flagged(tmp_
     off = paper_average_check(config, config.row("gap"), config.column("m"))["avg@n"]
     fine = paper_average_check(config, config.row("rounded"), config.column("m"))["avg@n"]
     assert off["consistent"] is False and fine["consistent"] is True
+
+
+# --------------------------------------------------------------------------------------------------
+# IF-Eval per instruction (eval.ifeval_level: instruction)
+# --------------------------------------------------------------------------------------------------
+# follows[prompt][response][instruction]: prompt 0 has two instructions, prompt 1 one; three responses each
+FOLLOWS = [[[True, False], [True, True], [False, False]], [[False], [False], [False]]]
+
+
+def test_instruction_level_by_hand():
+    from repro_ifeval_level import instruction_level
+
+    got = instruction_level(FOLLOWS, [1, 2, 3])
+    # instructions: c = 2, 1, 0 of n = 3
+    assert got["avg"] == pytest.approx((2 / 3 + 1 / 3 + 0) / 3)
+    assert got["pass@1"] == pytest.approx(got["avg"])
+    assert got["pass@2"] == pytest.approx((1 + (1 - 1 / 3) + 0) / 3)  # 1 - C(n-c, 2) / C(3, 2)
+    assert got["pass@3"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="expected one count"):
+        instruction_level([[[True], [True, False]]], [1])
+
+
+def write_ifeval_run(folder, follows, loose_follows=None):
+    """results.json (prompt-level metrics, as the eval CLI writes them) and samples_ifeval.jsonl for ``follows``."""
+    n = len(follows[0])
+    rows = []
+    for i, responses in enumerate(follows):
+        for j, follow in enumerate(responses):
+            verdicts = {"ifeval_strict": {"correct": all(follow), "detail": {"follow_instruction_list": follow}}}
+            loose = (loose_follows or follows)[i][j]
+            verdicts["ifeval_loose"] = {"correct": all(loose), "detail": {"follow_instruction_list": loose}}
+            rows.append({"benchmark": "ifeval", "id": str(i), "index": i, "sample": j, "verdicts": verdicts})
+    (folder / "samples_ifeval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = {}
+    for grader, data in (("ifeval_strict", follows), ("ifeval_loose", loose_follows or follows)):
+        per_prompt = [sum(all(f) for f in responses) for responses in data]
+        metrics[f"ifeval/{grader}/avg@{n}"] = sum(c / n for c in per_prompt) / len(per_prompt)
+        metrics[f"ifeval/{grader}/pass@k:k={n}&n={n}"] = sum(c > 0 for c in per_prompt) / len(per_prompt)
+    (folder / "results.json").write_text(json.dumps({"metrics": metrics}))
+
+
+def test_apply_ifeval_level_reads_the_graders_instruction_verdicts(tmp_path):
+    from repro_pipeline import apply_ifeval_level, read_eval_scores
+
+    loose = [[[True, True], [True, True], [False, False]], [[True], [False], [False]]]
+    write_ifeval_run(tmp_path, FOLLOWS, loose)
+    prompt = read_eval_scores(tmp_path, ["avg@n", "pass@n"], 3, ["ifeval"])
+    assert prompt["ifeval"]["grader"] == "ifeval_strict"
+    assert prompt["ifeval"]["avg@n"] == pytest.approx(100 / 6)  # prompt 0: one of three responses follows both
+    got = apply_ifeval_level(prompt, tmp_path, {"n": 3, "ifeval_level": "instruction"})["ifeval"]
+    assert got["avg@n"] == pytest.approx(100 / 3) and got["pass@n"] == pytest.approx(200 / 3)
+    assert got["prompt_level"] == {"avg@n": pytest.approx(100 / 6), "pass@n": pytest.approx(50.0)}
+    assert got["level"] == "instruction"
+    # the loose grader's verdicts when the table reads loose: c = 2, 2, 1 -> avg 5/9, pass@3 1
+    loose_scores = read_eval_scores(tmp_path, ["avg@n", "pass@n"], 3, ["ifeval"], graders=["ifeval_loose"])
+    got = apply_ifeval_level(loose_scores, tmp_path, {"n": 3, "ifeval_level": "instruction"})["ifeval"]
+    assert got["avg@n"] == pytest.approx(500 / 9) and got["pass@n"] == pytest.approx(100.0)
+    assert apply_ifeval_level(prompt, tmp_path, {"n": 3}) == prompt  # prompt level: as the eval CLI scored it
+    with pytest.raises(ValueError, match="ifeval_level='response'"):
+        apply_ifeval_level(prompt, tmp_path, {"n": 3, "ifeval_level": "response"})
+    with pytest.raises(ValueError, match="have not 4 responses"):
+        apply_ifeval_level(prompt, tmp_path, {"n": 4, "ifeval_level": "instruction"})
+
+
+def test_instruction_level_from_the_real_graders_samples_file(tmp_path, data_dir):
+    """The eval CLI's own samples writer and IF-Eval grader: the per-instruction counts come out as the checkers
+    say, response by response."""
+    from openrlhf_steer_eval.graders import ifeval
+    from openrlhf_steer_eval.outputs import write_samples
+    from repro_ifeval_level import instruction_level_scores
+
+    rows = ifeval.load_ifeval(str(data_dir / "ifeval" / "input_data.jsonl"))
+    assert sum(len(r["instruction_id_list"]) for r in rows) == 834  # the denominator of the printed cells
+    grader = ifeval.IfevalGrader("strict", seed=0, nltk_data=str(data_dir / "ifeval" / "nltk_data"))
+    picked = [r for r in rows if len(r["instruction_id_list"]) >= 2][:2]
+    responses = [["a short reply.", "A SHORT REPLY, ALL IN CAPITALS."] for _ in picked]
+    verdicts = grader.grade(picked, responses)
+    write_samples(
+        tmp_path / "samples_ifeval.jsonl",
+        "ifeval",
+        [str(r["key"]) for r in picked],
+        picked,
+        [r["prompt"] for r in picked],
+        responses,
+        {"ifeval_strict": verdicts},
+    )
+    follows = [[ifeval.check_response(grader.checkers, r, x, "strict") for x in rs] for r, rs in zip(picked, responses)]
+    counts = [sum(f[m] for f in fs) for fs in follows for m in range(len(fs[0]))]
+    got = instruction_level_scores(tmp_path, "ifeval_strict", 2)
+    assert got["avg@n"] == pytest.approx(100 * sum(c / 2 for c in counts) / len(counts))
+    assert got["pass@n"] == pytest.approx(100 * sum(c > 0 for c in counts) / len(counts))
+    assert got["pass@n"] > 0 and not any(all(f) for fs in follows for f in fs)  # per prompt it would score 0
+
+
+def test_posadv_tables_score_ifeval_per_instruction():
+    for name in POSADV_RESULTS:
+        ev = cfg(name).eval
+        assert ev["ifeval_level"].value == "instruction" and "834" in ev["ifeval_level"].source

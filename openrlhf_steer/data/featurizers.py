@@ -206,7 +206,7 @@ class MeanPooledFinalLayer:
             tokenizer.padding_side = "right"
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
-            model = AutoModel.from_pretrained(self.model, torch_dtype=getattr(torch, self._torch_dtype_name()))
+            model = AutoModel.from_pretrained(self.model, dtype=getattr(torch, self._torch_dtype_name()))
             model.to(device).eval()
             self._loaded = (tokenizer, model, device)
         return self._loaded
