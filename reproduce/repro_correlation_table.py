@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import io
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import repro_pipeline as pipeline
 import run_table as rt
+from openrlhf_steer.core.stats import spearman
 from openrlhf_steer_eval.atomic_io import atomic_path, atomic_write_text
 
 SMOKE_RUNS = 3
@@ -44,40 +44,6 @@ POINT_TEXT = {
 }
 METRIC_LABELS = {"avg@n": "Avg@64", "pass@n": "Pass@64"}
 RUN_REF = re.compile(r"^(?P<table>[a-z0-9_]+):(?P<row>[a-z0-9][a-z0-9_\-]*)$")
-
-
-# --------------------------------------------------------------------------------------------------
-# The statistic (pure)
-# --------------------------------------------------------------------------------------------------
-def average_ranks(values: Sequence[float]) -> List[float]:
-    """1-based ranks; tied values share the mean of the ranks they span."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> Optional[float]:
-    """Spearman's rho: Pearson's correlation of the average ranks; None for < 3 points or a constant side."""
-    if len(x) != len(y):
-        raise ValueError(f"spearman needs paired values, got {len(x)} and {len(y)}")
-    if len(x) < 3:
-        return None
-    rx, ry = average_ranks(x), average_ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    sxx = sum((a - mx) ** 2 for a in rx)
-    syy = sum((b - my) ** 2 for b in ry)
-    if sxx == 0 or syy == 0:
-        return None
-    return sxy / math.sqrt(sxx * syy)
 
 
 def fmt(value: Optional[float], digits: int) -> str:

@@ -42,51 +42,28 @@ PARAMS_B = {"Qwen/Qwen2.5-Math-1.5B": 1.54, "Qwen/Qwen2.5-7B": 7.62, "Qwen/Qwen2
 # --------------------------------------------------------------------------------------------------
 # The math (pure functions)
 # --------------------------------------------------------------------------------------------------
-def clip_indicator(ratio, advantages, eps_low: float, eps_high: float):
-    """STEER Eq. 6: 0 where the clipped surrogate has no gradient (A > 0, r > 1 + eps_high, or A < 0,
-    r < 1 - eps_low), else 1."""
-    import torch
-
-    clipped = ((advantages > 0) & (ratio > 1.0 + eps_high)) | ((advantages < 0) & (ratio < 1.0 - eps_low))
-    return torch.where(clipped, torch.zeros_like(ratio), torch.ones_like(ratio))
-
-
 def omega_estimate(log_probs, old_log_probs, entropy, advantages, lr: float, eps_low: float, eps_high: float):
     """STEER Eq. 7, the predicted entropy change itself: -eta * I_clip * r A (1 - p)^2 (log p + H)."""
-    import torch
+    from openrlhf_steer.core.estimators import omega_entropy_change
 
-    from openrlhf_steer.core.estimators import first_order_entropy_change
-
-    omega = first_order_entropy_change(log_probs, old_log_probs, entropy, advantages)
-    ratio = torch.exp(log_probs.detach() - old_log_probs.detach()).to(omega.dtype)
-    return -lr * clip_indicator(ratio, advantages, eps_low, eps_high).to(omega.dtype) * omega
+    return omega_entropy_change(
+        log_probs, old_log_probs, entropy, advantages, lr=lr, eps_low=eps_low, eps_high=eps_high
+    )
 
 
 def cov_estimate(log_probs, advantages, lr: Optional[float] = None):
     """Cui et al.'s per-token covariance term over a flat vector of valid tokens, as a predicted change:
     -cov_t, or -eta * cov_t when ``lr`` is given."""
-    import torch
+    from openrlhf_steer.core.estimators import covariance_entropy_change_estimate
 
-    from openrlhf_steer.core.estimators import covariance_entropy_change
-
-    cov = covariance_entropy_change(log_probs, advantages, torch.ones_like(log_probs))
-    return -(1.0 if lr is None else lr) * cov
+    return covariance_entropy_change_estimate(log_probs, advantages, lr=lr)
 
 
 def agreement(estimate: Sequence[float], truth: Sequence[float]) -> Dict[str, float]:
     """MSE, Pearson (PCC) and Spearman (SRCC) of the raw estimate against the measured change."""
-    from scipy import stats
+    from openrlhf_steer.core.stats import agreement as figure2_agreement
 
-    x = np.asarray(estimate, dtype=np.float64)
-    y = np.asarray(truth, dtype=np.float64)
-    if x.shape != y.shape or x.size < 3:
-        raise ValueError(f"need >= 3 paired values, got {x.size} estimates and {y.size} measurements")
-    out = {"MSE": float(np.mean((x - y) ** 2)), "n": int(x.size)}
-    if np.ptp(x) == 0 or np.ptp(y) == 0:  # a constant side has no correlation
-        out.update(PCC=math.nan, SRCC=math.nan)
-    else:
-        out.update(PCC=float(stats.pearsonr(x, y)[0]), SRCC=float(stats.spearmanr(x, y)[0]))
-    return out
+    return figure2_agreement(estimate, truth)
 
 
 def _compact_exponent(text: str) -> str:

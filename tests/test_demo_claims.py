@@ -9,7 +9,10 @@ from scipy import stats as sps
 
 from openrlhf_steer.apps.demo.claims import CLAIMS, evaluate_claims
 from openrlhf_steer.apps.demo.claims_stats import mean_interval, paired_differences, verdict
-from openrlhf_steer.apps.demo.entropy_change import agreement_raw, clip_indicator, cov_estimate, omega_estimate
+from openrlhf_steer.core.estimators import clip_indicator
+from openrlhf_steer.core.estimators import covariance_entropy_change_estimate as cov_estimate
+from openrlhf_steer.core.estimators import omega_entropy_change as omega_estimate
+from openrlhf_steer.core.stats import agreement as agreement_raw
 from openrlhf_steer.apps.demo.task import get_task
 
 SE3 = 1 / math.sqrt(3)  # standard error of three values with sample standard deviation 1
@@ -202,7 +205,9 @@ def test_omega_and_cov_estimates_by_hand():
     assert got[0].tolist() == pytest.approx(expected)
     # a ratio above 1 + eps_high with A > 0 has no gradient: the estimate is 0
     assert omega_estimate(lp + 0.5, lp, entropy, adv, lr=0.1, eps_low=0.2, eps_high=0.2)[0, 0] == 0.0
-    assert clip_indicator(torch.tensor([0.5, 0.5, 1.5]), torch.tensor([-1.0, 1.0, 1.0]), 0.2, 0.2).tolist() == [0, 1, 0]
+    ratio = torch.tensor([0.5, 0.5, 1.5])
+    indicator = clip_indicator(ratio.log(), torch.zeros(3), torch.tensor([-1.0, 1.0, 1.0]), 0.2, 0.2)
+    assert indicator.tolist() == [0, 1, 0]
     mask = torch.ones_like(adv)
     # means: A 0, log p (log .5 + log .25) / 2; estimate -(A - 0)(log p - mean)
     mean_lp = (math.log(0.5) + math.log(0.25)) / 2

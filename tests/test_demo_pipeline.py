@@ -114,7 +114,7 @@ def test_claims_list_has_every_claim_with_an_interval_from_the_seed_values(quick
 
 def test_entropy_change_records_raw_estimates_of_the_first_steps(quick_run):
     out, _ = quick_run
-    from openrlhf_steer.apps.demo.entropy_change import agreement_raw
+    from openrlhf_steer.core.stats import agreement as agreement_raw
 
     steps = quick_preset().entropy_change_steps
     for seed in SEEDS:

@@ -9,7 +9,7 @@ import torch
 
 from openrlhf_steer.apps.demo.analyses.estimator import exact_logit_space_change, symlog_ticks
 from openrlhf_steer.apps.demo.analyses.quadrants import predicted_sign
-from openrlhf_steer.apps.demo.analyses.stats import agreement
+from openrlhf_steer.core.stats import scaled_agreement as agreement
 from openrlhf_steer.apps.demo.batch import build_batch, completion_mask
 from openrlhf_steer.apps.demo.io import append_jsonl, read_jsonl, rewrite_jsonl, write_json
 from openrlhf_steer.apps.demo.report import moving_average

@@ -131,3 +131,47 @@ def kl_estimate(log_probs: Tensor, ref_log_probs: Tensor, kind: str = "k3", clam
     if clamp is not None:
         value = value.clamp(-clamp, clamp)
     return value
+
+
+# --------------------------------------------------------------------------------------------------
+# STEER Figure 2: the raw predicted entropy changes (shared by the demo's claim 6 and the Figure 2 table)
+# --------------------------------------------------------------------------------------------------
+def clip_indicator(log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor, eps_low: float, eps_high: float):
+    """STEER Eq. 6, I_clip: 0 where the clipped surrogate passes no gradient (A > 0 and r > 1 + eps_high,
+    or A < 0 and r < 1 - eps_low), else 1, with r = p / p_old. The clip test is the loss' own
+    (``core.loss.clipped_surrogate``, no dual clip); returned in the dtype of ``log_probs``."""
+    from openrlhf_steer.core.loss import clipped_surrogate  # lazily: the loss module is the heavier one
+    from openrlhf_steer.core.types import LossConfig
+
+    config = LossConfig(eps_low=eps_low, eps_high=eps_high, dual_clip=None, clip=True)
+    with torch.no_grad():
+        clipped = clipped_surrogate(log_probs.detach(), old_log_probs.detach(), advantages.detach(), config)["clipped"]
+    return (~clipped).to(log_probs.dtype)
+
+
+def omega_entropy_change(
+    log_probs: Tensor,
+    old_log_probs: Tensor,
+    entropy: Tensor,
+    advantages: Tensor,
+    *,
+    lr: float,
+    eps_low: float,
+    eps_high: float,
+) -> Tensor:
+    """STEER Eq. 7, the predicted entropy change itself: -eta * I_clip * r A (1 - p)^2 (log p + H).
+
+    ``first_order_entropy_change`` is the authors' Omega without -eta and I_clip; the clip indicator is
+    taken at the precision of Omega (at least float32). Detached, [B, T], no masking."""
+    omega = first_order_entropy_change(log_probs, old_log_probs, entropy, advantages)
+    indicator = clip_indicator(log_probs.to(omega.dtype), old_log_probs.to(omega.dtype), advantages, eps_low, eps_high)
+    return -lr * indicator * omega
+
+
+def covariance_entropy_change_estimate(
+    log_probs: Tensor, advantages: Tensor, mask: Optional[Tensor] = None, *, lr: Optional[float] = None
+) -> Tensor:
+    """Cui et al.'s per-token estimate as a predicted change: -cov_t, or -eta * cov_t with ``lr``
+    (their theorem Delta H ~ -eta Cov); centred over the valid tokens of ``mask`` (default: all)."""
+    mask = torch.ones_like(log_probs) if mask is None else mask
+    return -(1.0 if lr is None else lr) * covariance_entropy_change(log_probs, advantages, mask)

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
+from openrlhf_steer.core.stats import standard_error
+
 SE_MULTIPLIER = 2.0  # the interval is mean +- 2 SE across seeds
 
 
@@ -27,8 +29,7 @@ def mean_interval(values: Sequence[float], multiplier: float = SE_MULTIPLIER) ->
         raise ValueError(f"an interval over seeds needs >= 2 finite values, got {list(values)}")
     n = len(xs)
     mean = sum(xs) / n
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
-    half = multiplier * sd / math.sqrt(n)
+    half = multiplier * float(standard_error(xs))
     return Interval(mean, mean - half, mean + half, n)
 
 

@@ -6,9 +6,11 @@ Delta H = H(pi_{k+1} | s) - H(pi_k | s). The estimates are made before the step,
 as STEER's Figure 2 compares them:
 
 * Omega (STEER Eq. 7): -eta * I_clip * r A (1 - p)^2 (log p + H), with the run's learning rate eta and
-  the clip indicator of Eq. 6 (core: ``first_order_entropy_change``);
+  the clip indicator of Eq. 6 (core: ``omega_entropy_change``);
 * Cov (Cui et al.): -(A - mean A)(log p - mean log p), centred over the mini-batch's valid tokens
-  (core: ``covariance_entropy_change``), without a learning rate as in STEER's table.
+  (core: ``covariance_entropy_change_estimate``), without a learning rate as in STEER's table.
+
+MSE / PCC / SRCC: ``openrlhf_steer.core.stats.agreement``.
 
 The recorder appends one JSONL row per rollout step to the run folder, so a resumed run keeps the rows
 of the steps its checkpoint covers (``MethodRun`` trims them like the metrics).
@@ -21,53 +23,12 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from scipy import stats as sps
 
-from openrlhf_steer.core.estimators import covariance_entropy_change, first_order_entropy_change
+from openrlhf_steer.core.estimators import covariance_entropy_change_estimate, omega_entropy_change
+from openrlhf_steer.core.stats import agreement
 
 Tensor = torch.Tensor
 LOG_NAME = "entropy_change.jsonl"
-
-
-def clip_indicator(ratio: Tensor, advantages: Tensor, eps_low: float, eps_high: float) -> Tensor:
-    """STEER Eq. 6: 0 where the clipped surrogate passes no gradient (A > 0 and r > 1 + eps_high, or
-    A < 0 and r < 1 - eps_low), else 1."""
-    clipped = ((advantages > 0) & (ratio > 1.0 + eps_high)) | ((advantages < 0) & (ratio < 1.0 - eps_low))
-    return (~clipped).to(ratio.dtype)
-
-
-def omega_estimate(
-    log_probs: Tensor,
-    old_log_probs: Tensor,
-    entropy: Tensor,
-    advantages: Tensor,
-    lr: float,
-    eps_low: float,
-    eps_high: float,
-) -> Tensor:
-    """The predicted entropy change of STEER Eq. 7 itself: -eta * I_clip * Omega."""
-    omega = first_order_entropy_change(log_probs, old_log_probs, entropy, advantages)
-    ratio = torch.exp(log_probs.detach() - old_log_probs.detach()).to(omega.dtype)
-    return -lr * clip_indicator(ratio, advantages, eps_low, eps_high) * omega
-
-
-def cov_estimate(log_probs: Tensor, advantages: Tensor, mask: Tensor) -> Tensor:
-    """Cui et al.'s per-token estimate, -(A - mean A)(log p - mean log p), as STEER's Figure 2 uses it."""
-    return -covariance_entropy_change(log_probs, advantages, mask)
-
-
-def agreement_raw(estimate: Sequence[float], truth: Sequence[float]) -> Dict[str, float]:
-    """MSE, PCC and SRCC of a raw estimate against the measured change (STEER Figure 2's columns)."""
-    x, y = np.asarray(estimate, dtype=np.float64), np.asarray(truth, dtype=np.float64)
-    if x.shape != y.shape or x.size < 3:
-        raise ValueError(f"need >= 3 paired values, got {x.size} and {y.size}")
-    constant = np.std(x) == 0 or np.std(y) == 0
-    return {
-        "MSE": float(np.mean((x - y) ** 2)),
-        "PCC": math.nan if constant else float(sps.pearsonr(x, y)[0]),
-        "SRCC": math.nan if constant else float(sps.spearmanr(x, y)[0]),
-        "n": int(x.size),
-    }
 
 
 class EntropyChangeRecorder:
@@ -90,16 +51,17 @@ class EntropyChangeRecorder:
         window = torch.cat(micro_indices)
         inputs = run.loss_inputs(rollout, advantages, window, False, None)
         mask = inputs.action_mask.bool()
-        omega = omega_estimate(
+        omega = omega_entropy_change(
             inputs.log_probs,
             inputs.old_log_probs,
             inputs.entropy,
             inputs.advantages,
-            self.lr,
-            self.eps_low,
-            self.eps_high,
+            lr=self.lr,
+            eps_low=self.eps_low,
+            eps_high=self.eps_high,
         )
-        cov = cov_estimate(inputs.log_probs, inputs.advantages, inputs.action_mask)
+        # Cov without a learning rate, as in STEER's table
+        cov = covariance_entropy_change_estimate(inputs.log_probs, inputs.advantages, inputs.action_mask)
         self._pending = [
             {"window": window, "mask": mask, "entropy": inputs.entropy.detach().clone(), "omega": omega, "cov": cov}
         ]
@@ -134,5 +96,5 @@ def summarise(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
         "zero": {"MSE": float(np.mean(np.square(truth))) if truth else math.nan},
     }
     for name in ("omega", "cov"):
-        out[name] = agreement_raw([v for r in rows for v in r[name]], truth)
+        out[name] = agreement([v for r in rows for v in r[name]], truth)
     return out

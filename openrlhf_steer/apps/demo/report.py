@@ -236,6 +236,8 @@ def plot_seed_bands(
     ``hlines`` (label -> y) are drawn on every panel, a panel's own third element on that panel only."""
     import numpy as np
 
+    from openrlhf_steer.core.stats import standard_error
+
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.2), squeeze=False)
     colours = plt.get_cmap("tab10")
@@ -250,7 +252,7 @@ def plot_seed_bands(
             length = min(len(rows) for rows in seeds)
             values = np.array([[r[key] for r in rows[:length]] for rows in seeds], dtype=float)
             mean = values.mean(0)
-            se = values.std(0, ddof=1) / np.sqrt(len(seeds)) if len(seeds) > 1 else np.zeros_like(mean)
+            se = standard_error(values, axis=0) if len(seeds) > 1 else np.zeros_like(mean)
             steps = np.arange(length)
             colour = colours(names.index(name) % 10)
             ax.plot(steps, mean, color=colour, linewidth=1.8, label=f"{name} (n={len(seeds)})")

@@ -30,6 +30,7 @@ from openrlhf_steer.core.advantages import compute_advantages
 from openrlhf_steer.core.entropy import token_logprobs_and_entropy
 from openrlhf_steer.core.estimators import covariance_entropy_change, first_order_entropy_change
 from openrlhf_steer.core.loss import PolicyLoss
+from openrlhf_steer.core.stats import scaled_agreement
 from openrlhf_steer.methods import GroupInputs, LossConfig, LossInputs
 
 from ..batch import completion_logits
@@ -38,7 +39,6 @@ from ..models import load_policy
 from ..rollout import collect_rollout
 from ..task import sample_problems
 from .common import analysis_dir, pyplot, save_figure
-from .stats import agreement
 
 
 @dataclass
@@ -181,7 +181,7 @@ def run(ws, settings: EstimatorSettings, progress: bool = True) -> Dict[str, Any
         "before it",
         "settings": asdict(settings),
         "num_tokens": len(records),
-        "estimators": {name: agreement(values, truth) for name, values in estimates.items()},
+        "estimators": {name: scaled_agreement(values, truth) for name, values in estimates.items()},
         "true_delta_entropy_abs_mean": sum(abs(x) for x in truth) / len(truth),
         # sum|dH(eta) - 2 dH(eta/2)| / sum|dH(eta)|: ~0 when eta is small enough for a first-order comparison.
         "nonlinearity": sum(abs(r["true_delta_entropy"] - 2 * r["true_delta_entropy_half_step"]) for r in records)
