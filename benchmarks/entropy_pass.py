@@ -265,7 +265,7 @@ def main(argv=None) -> int:
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
-        tqdm = lambda x, **_: x  # noqa: E731
+        tqdm = lambda x, **_: x
     out = Path(args.output_dir)
     partial_path = out / "entropy_pass.partial.json"
     config = summarise({}, args)["config"]

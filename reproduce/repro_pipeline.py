@@ -584,13 +584,3 @@ def group_dir(base: Path, index: int, sampling: Mapping[str, Any], n_groups: int
 
 def shell_join(cmd: Sequence[str]) -> str:
     return " ".join(shlex.quote(str(c)) for c in cmd)
-
-
-def expected_total_steps(n_prompts: int, recipe: Mapping[str, Any]) -> int:
-    """Optimizer steps of a run (OpenRLHF: rollouts x updates per rollout x PPO epochs)."""
-    rollouts = math.ceil(n_prompts / int(recipe["prompts_per_rollout"])) * int(recipe.get("epochs", 1))
-    if "updates_per_rollout" in recipe:
-        updates = int(recipe["updates_per_rollout"])
-    else:
-        updates = int(recipe["prompts_per_rollout"]) // int(recipe["mini_batch_prompts"])
-    return rollouts * updates * int(recipe.get("ppo_epochs", 1))

@@ -262,7 +262,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_metrics(tmp_path, quick_ru
             a = read_jsonl(straight / "runs" / name / f"seed{seed}" / "metrics.jsonl")
             b = read_jsonl(resumed / "runs" / name / f"seed{seed}" / "metrics.jsonl")
             assert [r["step"] for r in b] == [0, 1, 2, 3, 4]
-            strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+            strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
             assert strip(a) == strip(b), name
     # the entropy-change rows (steps 0-1 in the quick preset) survive the interruption unchanged
     for seed in SEEDS:

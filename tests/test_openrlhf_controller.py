@@ -106,7 +106,7 @@ def test_entropy_advantage_method_sees_rows_in_rollout_order():
     # Independent layout: rows sorted by rollout index, one global width.
     rows = sorted(((i, e, r) for e in exps for r, i in enumerate(e.index)), key=lambda t: t[0])
     width = max(e.action_mask.shape[1] for e in exps)
-    pad = lambda t: torch.nn.functional.pad(t.float(), (0, width - t.shape[0]))  # noqa: E731
+    pad = lambda t: torch.nn.functional.pad(t.float(), (0, width - t.shape[0]))
     group = GroupInputs(
         rewards=torch.tensor([REWARDS_BY_INDEX[i] for i, _, _ in rows]),
         group_ids=torch.tensor([i // N_PER_PROMPT for i, _, _ in rows]),

@@ -74,7 +74,7 @@ def reference_is(old, rollout, mask, setting):
     """Loop-by-loop IS coefficient, filter fraction and vllm_kl from the formulas (python floats)."""
     level, mode, gating, (low, high) = setting
     b, t = old.shape
-    clampp = lambda x: min(max(x, 1e-6), 1 - 1e-6)  # noqa: E731
+    clampp = lambda x: min(max(x, 1e-6), 1 - 1e-6)
 
     def token_stat(i, j):
         lr = float(old[i, j] - rollout[i, j])

@@ -261,7 +261,7 @@ def _measure(model_dir, micro_batch, checkpointing):
     chats = [[{"role": "user", "content": q}] for q in ("1+1=", "2*3=")]
     prompts = [(policy.tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True), "1") for c in chats]
     calls = iter(range(10_000))
-    reward = lambda prompt, completion, label: float(next(calls) % 2)  # noqa: E731  mixed groups: 1, 0, 1, 0, ...
+    reward = lambda prompt, completion, label: float(next(calls) % 2)  # mixed groups: 1, 0, 1, 0, ...
     return est.measure_model(policy, prompts, reward, base, progress=False)
 
 

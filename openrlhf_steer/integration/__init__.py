@@ -20,7 +20,7 @@ def check_args(argv):
 
 
 def __getattr__(name):
-    if name in ("EntropyArgsError", "openrlhf_argv", "apply_method_args"):
+    if name in ("EntropyArgsError", "apply_method_args"):
         from . import args
 
         return getattr(args, name)

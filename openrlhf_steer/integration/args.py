@@ -212,8 +212,3 @@ def check_args(argv: Sequence[str]) -> SimpleNamespace:
     if args is None:  # pragma: no cover - OpenRLHF changed its __main__; the version guard should catch it
         raise RuntimeError("OpenRLHF's train_ppo_ray returned without reaching train(args)")
     return args
-
-
-def openrlhf_argv(argv: Sequence[str]) -> List[str]:
-    """The part of a command line that OpenRLHF's parser receives."""
-    return split_argv(list(argv))[1]

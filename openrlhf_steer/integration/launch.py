@@ -105,7 +105,3 @@ def launch(argv: Sequence[str]) -> int:
     install_driver_swaps()
     run_openrlhf_main(rest, lambda args: apply_method_args(args, spec))
     return 0
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    return launch(sys.argv[1:] if argv is None else argv)

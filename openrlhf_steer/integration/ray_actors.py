@@ -9,7 +9,7 @@ so DeepSpeed stays out of them. The driver swaps the classes in with :func:`inst
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import ray
 from openrlhf.trainer.ray import ppo_actor as _ppo_actor
@@ -102,10 +102,6 @@ class EntropyControlPolicyModelActor(_PolicyBase):
         if control is not None:
             client_states[STATE_KEY] = control.state_dict()
         return super().save_checkpoint(tag, client_states, metric_value=metric_value, metric_key=metric_key)
-
-    def entropy_control_state(self) -> Optional[Dict[str, Any]]:
-        control = getattr(self, "_entropy_control", None)
-        return None if control is None else control.state_dict()
 
     # -- diagnostics (tests, debugging) --------------------------------------------------------------
     def entropy_control_probe(self) -> Dict[str, Any]:

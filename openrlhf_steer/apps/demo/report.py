@@ -199,7 +199,6 @@ def run_summary_table(summaries: Sequence[Mapping[str, Any]], samples: int) -> s
         cell = (
             lambda key: "n/a"
             if s.get(key) is None
-            # noqa: E731
             else (f"{s[key]:.3f}" + (f" ± {s[key + '_se']:.3f}" if s.get(key + "_se") is not None else ""))
         )
         lines.append(
