@@ -13,9 +13,9 @@ from typing import Optional
 
 import torch
 
+from openrlhf_steer.core.group_math import broadcast_to_tokens, group_stats, grpo_advantages  # noqa: F401 (re-exported)
+from openrlhf_steer.core.hooks import AdvantageHooks
 from openrlhf_steer.core.types import GroupInputs
-from openrlhf_steer.methods.base import Method
-from openrlhf_steer.methods.group_math import broadcast_to_tokens, group_stats, grpo_advantages  # noqa: F401 (re-exported)
 
 Tensor = torch.Tensor
 
@@ -48,7 +48,7 @@ def validate_group(group: GroupInputs) -> None:
 
 
 def compute_advantages(
-    group: GroupInputs, method: Optional[Method] = None, norm_by_std: bool = True, eps: float = 1e-6
+    group: GroupInputs, method: Optional[AdvantageHooks] = None, norm_by_std: bool = True, eps: float = 1e-6
 ) -> Tensor:
     """Per-token advantages [N, T] for a rollout (GRPO by default, method hooks applied; masked 0)."""
     validate_group(group)

@@ -28,8 +28,9 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+from openrlhf_steer.core.hooks import LossHooks, NeutralHooks
+from openrlhf_steer.core.metrics import LossMetrics
 from openrlhf_steer.core.types import AGG_MODES, LossConfig, LossInputs
-from openrlhf_steer.methods.base import Method
 
 Tensor = torch.Tensor
 
@@ -76,24 +77,25 @@ def aggregate_loss(
     clean = torch.where(mask_b, values, torch.zeros_like(values))
     maskf = mask_b.to(values.dtype)
     if mode == "token-mean":
-        count, given, label = float(maskf.sum()), num_tokens, "num_tokens"
+        count, given, label = maskf.sum(), num_tokens, "num_tokens"
         per_unit = clean.sum()
     else:
         seq_tokens = maskf.sum(-1)
-        count, given, label = float((seq_tokens > 0).sum()), num_seqs, "num_seqs"
+        count, given, label = (seq_tokens > 0).to(values.dtype).sum(), num_seqs, "num_seqs"
         per_seq = clean.sum(-1)
         if mode == "seq-mean-token-mean":
             per_seq = per_seq / seq_tokens.clamp(min=1.0)
         per_unit = per_seq.sum()
-    if given is None:
-        denom = count
-    else:
-        denom = float(given)
-        if not denom > 0 and count > 0:
+    if given is None:  # the local count stays on the device (an empty mask divides by 1)
+        return per_unit / count.clamp(min=1.0)
+    denom = float(given)
+    if not denom > 0:
+        if bool(count > 0):  # only a non-positive window count reads the mask on the host
             raise ValueError(
                 f"{label}={given} must be > 0 (the optimizer-step window's count) when the mask has tokens"
             )
-    return per_unit / (denom if denom > 0 else 1.0)
+        denom = 1.0
+    return per_unit / denom
 
 
 def token_log_ratio(log_probs: Tensor, old_log_probs: Tensor, mask: Optional[Tensor]) -> Tensor:
@@ -121,7 +123,7 @@ SEQUENCE_RATIO_UNDEFINED_HOOKS = {
 }
 
 
-def sequence_ratio_conflicts(method: Method) -> Dict[str, str]:
+def sequence_ratio_conflicts(method: LossHooks) -> Dict[str, str]:
     """Names of the (member) methods that override a hook undefined under GSPO -> the reason."""
     members = getattr(method, "methods", None) or [method]
     return {
@@ -176,6 +178,26 @@ def clipped_surrogate(
 # --------------------------------------------------------------------------------------------------
 # Input validation
 # --------------------------------------------------------------------------------------------------
+def _nonfinite(tensor: Tensor, mask: Tensor) -> Tensor:
+    """Device bool: does ``tensor`` hold NaN/inf on a valid token (no host read)."""
+    return (~torch.isfinite(tensor.detach()) & mask).any()
+
+
+def _finite_check(name: str, tensor: Tensor, mask: Tensor):
+    """A deferred :func:`_check_finite`: (device flag, the call that raises the detailed error)."""
+    return _nonfinite(tensor, mask), lambda: _check_finite(name, tensor, mask)
+
+
+def _raise_first_nonfinite(checks) -> None:
+    """``checks``: (device flag, raise_error) in order. One host read for all; only the error path reads more."""
+    if not checks:
+        return
+    if bool(torch.stack([flag for flag, _ in checks]).any()):
+        for flag, raise_error in checks:
+            if bool(flag):
+                raise_error()
+
+
 def _check_finite(name: str, tensor: Tensor, mask: Tensor) -> None:
     if not torch.is_floating_point(tensor):
         raise ValueError(f"LossInputs.{name} must be a floating-point tensor, got {tensor.dtype}")
@@ -188,8 +210,13 @@ def _check_finite(name: str, tensor: Tensor, mask: Tensor) -> None:
         )
 
 
-def validate_loss_inputs(inputs: LossInputs, required: Tuple[str, ...] = (), method_name: str = "") -> Tensor:
-    """Check shapes, dtypes and finiteness (on valid tokens); return the boolean mask."""
+def validate_loss_inputs(
+    inputs: LossInputs, required: Tuple[str, ...] = (), method_name: str = "", deferred: Optional[list] = None
+) -> Tensor:
+    """Check shapes, dtypes and finiteness (on valid tokens); return the boolean mask.
+
+    With ``deferred`` (a list), the finiteness checks are appended to it for one later host read
+    (:func:`_raise_first_nonfinite`) instead of being read now."""
     for name in _REQUIRED_TOKEN_FIELDS:
         if not isinstance(getattr(inputs, name), torch.Tensor):
             raise ValueError(
@@ -212,10 +239,17 @@ def validate_loss_inputs(inputs: LossInputs, required: Tuple[str, ...] = (), met
                 f"{_FIELD_FIX.get(name, 'provide it')}"
             )
     mask = inputs.action_mask.bool()
+    checks = []
     for name in ("log_probs", "old_log_probs", "advantages") + _OPTIONAL_TOKEN_FIELDS:
         tensor = getattr(inputs, name)
         if tensor is not None:
-            _check_finite(name, tensor, mask)
+            if not torch.is_floating_point(tensor):
+                raise ValueError(f"LossInputs.{name} must be a floating-point tensor, got {tensor.dtype}")
+            checks.append(_finite_check(name, tensor, mask))
+    if deferred is None:
+        _raise_first_nonfinite(checks)
+    else:
+        deferred.extend(checks)
     return mask
 
 
@@ -226,11 +260,11 @@ class PolicyLoss:
     """Clipped surrogate + method hooks. ``loss, metrics = PolicyLoss(cfg, method)(inputs)``."""
 
     def __init__(
-        self, loss_config: Optional[LossConfig] = None, method: Optional[Method] = None, ratio_level: str = "token"
+        self, loss_config: Optional[LossConfig] = None, method: Optional[LossHooks] = None, ratio_level: str = "token"
     ):
         self.loss_config = loss_config if loss_config is not None else LossConfig()
         self.loss_config.validate()
-        self.method = method if method is not None else Method()
+        self.method = method if method is not None else NeutralHooks()
         if ratio_level not in RATIO_LEVELS:
             raise ValueError(f"ratio_level={ratio_level!r} is unknown: choose one of {list(RATIO_LEVELS)}")
         self.ratio_level = ratio_level
@@ -258,10 +292,17 @@ class PolicyLoss:
         num_tokens: Optional[float] = None,
         num_seqs: Optional[float] = None,
         token_coef: Optional[Tensor] = None,
-    ) -> Tuple[Tensor, Dict[str, float]]:
-        """``token_coef`` [B, T]: a detached coefficient on the per-token policy term (IS correction)."""
+    ) -> Tuple[Tensor, LossMetrics]:
+        """``token_coef`` [B, T]: a detached coefficient on the per-token policy term (IS correction).
+
+        Host reads: one, for the finiteness of the inputs and of the method's outputs (hook results, shaped
+        advantages, IS coefficient), plus what a method's own selection needs (e.g. a top-k count); the
+        metrics stay on the device until read."""
         method = self.method
-        mask = validate_loss_inputs(inputs, method.required_inputs(), method.name)
+        # NaN/inf checks of the inputs and of the method's outputs, read on the host together, once, before
+        # the loss is returned (the hooks are pure tensor functions; a NaN input cannot hide behind them)
+        finite_checks: list = []
+        mask = validate_loss_inputs(inputs, method.required_inputs(), method.name, deferred=finite_checks)
         method.reset_metrics()
         config = method.loss_config(self.loss_config)
         if RATIO_LEVEL_AGG[self.ratio_level] is not None:
@@ -274,7 +315,8 @@ class PolicyLoss:
         )
         shaped = method.shape_advantages(inputs, base_adv)
         advantages = torch.where(mask, shaped.detach(), torch.zeros_like(base_adv))
-        _check_finite("advantages (after the method's shape_advantages)", advantages, mask)
+        output_checks = finite_checks
+        output_checks.append(_finite_check("advantages (after the method's shape_advantages)", advantages, mask))
 
         per_token = clipped_surrogate(
             inputs.log_probs, inputs.old_log_probs, advantages, config, ratio_level=self.ratio_level, mask=mask
@@ -283,14 +325,14 @@ class PolicyLoss:
         per_token["mask"] = mask
 
         ones = torch.ones_like(maskf)
-        keep = self._hook_tensor("clip_mask", method.clip_mask(inputs, per_token), ones)
-        weights = self._hook_tensor("token_weights", method.token_weights(inputs), ones)
+        keep = self._hook_tensor("clip_mask", method.clip_mask(inputs, per_token), ones, output_checks)
+        weights = self._hook_tensor("token_weights", method.token_weights(inputs), ones, output_checks)
         policy_tokens = per_token["surrogate"] * weights * keep
         if token_coef is not None:
             if token_coef.shape != ones.shape:
                 raise ValueError(f"token_coef has shape {tuple(token_coef.shape)}, expected {tuple(ones.shape)}")
             coef = torch.where(mask, token_coef.detach().to(ones.dtype), ones)
-            _check_finite("token_coef (IS correction)", coef, mask)
+            output_checks.append(_finite_check("token_coef (IS correction)", coef, mask))
             policy_tokens = policy_tokens * coef
         extras = method.extra_token_terms(inputs, per_token) or {}
         total_tokens = policy_tokens
@@ -302,7 +344,11 @@ class PolicyLoss:
                 )
             total_tokens = total_tokens + term
 
-        agg = lambda values: aggregate_loss(values, mask, config.loss_agg_mode, num_tokens, num_seqs)  # noqa: E731
+        _raise_first_nonfinite(output_checks)
+
+        def agg(values: Tensor) -> Tensor:
+            return aggregate_loss(values, mask, config.loss_agg_mode, num_tokens, num_seqs)
+
         loss = agg(total_tokens)
         metrics = self._metrics(
             inputs, mask, per_token, base_adv, weights * keep, loss, agg(policy_tokens), extras, agg
@@ -310,30 +356,39 @@ class PolicyLoss:
         return loss, metrics
 
     @staticmethod
-    def _hook_tensor(hook: str, value: Optional[Tensor], ones: Tensor) -> Tensor:
+    def _hook_tensor(hook: str, value: Optional[Tensor], ones: Tensor, output_checks: list) -> Tensor:
         if value is None:
             return ones
         if value.shape != ones.shape:
             raise ValueError(f"{hook} returned shape {tuple(value.shape)}, expected {tuple(ones.shape)}")
         value = value.detach().to(ones.dtype)
-        if not bool(torch.isfinite(value).all()):
+
+        def raise_error():
             raise ValueError(f"{hook} returned NaN or inf; this is a bug in the method, please report it")
+
+        output_checks.append((~torch.isfinite(value).all(), raise_error))
         return value
 
     # ----------------------------------------------------------------------------------------------
     def _metrics(self, inputs, mask, per_token, base_adv, effective_weights, loss, policy_loss, extras, agg):
+        """Every metric as a detached 0-dim device tensor (or a Python number): no host read here."""
         method = self.method
-        n_valid = int(mask.sum())
-        frac = lambda flags: float((flags & mask).sum()) / max(n_valid, 1)  # noqa: E731
-        mean = lambda values: float(masked_mean(values.detach().float(), mask))  # noqa: E731
+        count = mask.sum().to(torch.float64)
+        denom = count.clamp(min=1.0)
 
-        metrics: Dict[str, float] = {
-            "loss/total": float(loss.detach()),
-            "loss/policy": float(policy_loss.detach()),
-            "tokens/valid": float(n_valid),
+        def frac(flags: Tensor) -> Tensor:
+            return (flags & mask).sum().to(torch.float64) / denom
+
+        def mean(values: Tensor) -> Tensor:
+            return masked_mean(values.detach().float(), mask)
+
+        metrics: Dict[str, object] = {
+            "loss/total": loss.detach(),
+            "loss/policy": policy_loss.detach(),
+            "tokens/valid": count,
         }
         for name, term in extras.items():
-            metrics[f"loss/{name}"] = float(agg(term.detach()))
+            metrics[f"loss/{name}"] = agg(term.detach())
 
         # Entropy: current if given, else old (rollout), else the sampled-token estimate -mean(log p_old).
         sampled_nll = mean(-inputs.old_log_probs)
@@ -362,14 +417,20 @@ class PolicyLoss:
         metrics["advantages/mean"] = mean(base_adv)
 
         with torch.no_grad():
-            w_valid = effective_weights[mask]
+            weights = effective_weights.detach()
+            any_valid = count > 0
+            one = torch.ones((), dtype=weights.dtype, device=weights.device)
+            inf = torch.full((), math.inf, dtype=weights.dtype, device=weights.device)
+            w_mean = torch.where(mask, weights, torch.zeros_like(weights)).sum() / denom.to(weights.dtype)
+            w_min = torch.where(mask, weights, inf).min()
+            w_max = torch.where(mask, weights, -inf).max()
             changed = ((effective_weights != 1.0) | (per_token["advantages"] != base_adv)) & mask
-        metrics["weights/mean"] = float(w_valid.mean()) if n_valid else 1.0
-        metrics["weights/min"] = float(w_valid.min()) if n_valid else 1.0
-        metrics["weights/max"] = float(w_valid.max()) if n_valid else 1.0
-        metrics["method/frac_changed"] = float(changed.sum()) / max(n_valid, 1)
-        for key, value in method.last_metrics().items():
-            metrics[f"method/{key}"] = float(value)
+        metrics["weights/mean"] = torch.where(any_valid, w_mean, one)
+        metrics["weights/min"] = torch.where(any_valid, w_min, one)
+        metrics["weights/max"] = torch.where(any_valid, w_max, one)
+        metrics["method/frac_changed"] = changed.sum().to(torch.float64) / denom
+        for key, value in method.recorded_metrics().items():
+            metrics[f"method/{key}"] = value.detach() if torch.is_tensor(value) else float(value)
         for key, value in method.controller_values().items():
-            metrics[f"controller/{key}"] = float(value)
-        return metrics
+            metrics[f"controller/{key}"] = value.detach() if torch.is_tensor(value) else float(value)
+        return LossMetrics(metrics)

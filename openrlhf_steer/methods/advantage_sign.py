@@ -257,7 +257,7 @@ class RandPosClip(Method):
             )
         else:
             chosen = choose_random_tokens(candidates, c.clip_fraction, inputs.generator)
-        self._record(rand_pos_clipped=float(chosen.sum()))
+        self._record(rand_pos_clipped=chosen.sum())
         return (~chosen).to(inputs.log_probs.dtype)
 
 

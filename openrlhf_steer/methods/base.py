@@ -43,7 +43,10 @@ class MethodConfig:
 
 
 class Method:
-    """Base class; every hook is neutral. Subclasses set ``name``, ``config_cls`` and ``paper``."""
+    """Base class; every hook is neutral. Subclasses set ``name``, ``config_cls`` and ``paper``.
+
+    Satisfies :class:`openrlhf_steer.core.hooks.LossHooks` and ``AdvantageHooks`` structurally (core
+    never imports this package)."""
 
     name: ClassVar[str] = "grpo"
     config_cls: ClassVar[Type[MethodConfig]] = MethodConfig
@@ -147,14 +150,20 @@ class Method:
 
         return needs_of(self)
 
-    def last_metrics(self) -> Dict[str, float]:
-        """Method-specific diagnostics of the last loss call (logged under ``method/<key>``)."""
+    def recorded_metrics(self) -> Dict[str, Any]:
+        """Method-specific diagnostics of the last loss call as recorded: detached 0-dim tensors, still on
+        the device, or Python numbers. The loss logs them under ``method/<key>`` without a host read."""
         return dict(getattr(self, "_last_metrics", {}) or {})
 
-    def _record(self, **values: float) -> None:
+    def last_metrics(self) -> Dict[str, float]:
+        """:meth:`recorded_metrics` as Python floats (reads the device)."""
+        return {k: float(v) for k, v in self.recorded_metrics().items()}
+
+    def _record(self, **values: Any) -> None:
+        """Keep diagnostics of this call; pass tensors (not ``float(t)``) so that nothing waits for the device."""
         if not hasattr(self, "_last_metrics") or self._last_metrics is None:
             self._last_metrics = {}
-        self._last_metrics.update({k: float(v) for k, v in values.items()})
+        self._last_metrics.update({k: v.detach() if torch.is_tensor(v) else v for k, v in values.items()})
 
     def reset_metrics(self) -> None:
         self._last_metrics = {}

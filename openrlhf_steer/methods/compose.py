@@ -152,10 +152,10 @@ class ComposedMethod(Method):
                 stats.update(method.window_stats_from_values(values))
         return stats
 
-    def last_metrics(self) -> Dict[str, float]:
-        metrics: Dict[str, float] = {}
+    def recorded_metrics(self) -> Dict[str, Any]:
+        metrics: Dict[str, Any] = {}
         for method in self.methods:
-            metrics.update(method.last_metrics())
+            metrics.update(method.recorded_metrics())
         return metrics
 
     def reset_metrics(self) -> None:

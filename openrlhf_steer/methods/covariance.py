@@ -116,7 +116,7 @@ class ClipCov(_CovarianceMethod):
         candidates = valid & ~per_token["clipped"] & (cov > c.cov_lb) & (cov < c.cov_ub)
         count = clip_cov_budget(int(valid.sum()), c.clip_ratio)
         chosen = choose_random_tokens(candidates, None, inputs.generator, count=count)
-        self._record(clip_cov_candidates=float(candidates.sum()), clip_cov_clipped=float(chosen.sum()))
+        self._record(clip_cov_candidates=candidates.sum(), clip_cov_clipped=chosen.sum())
         return (~chosen).to(inputs.log_probs.dtype)
 
 
@@ -173,6 +173,6 @@ class KlCov(_CovarianceMethod):
             top = torch.topk(cov.reshape(-1)[flat_valid], k).indices
             selected[flat_valid[top]] = True
         selected = selected.view(valid.shape)
-        self._record(kl_cov_selected=float(selected.sum()))
+        self._record(kl_cov_selected=selected.sum())
         abs_kl = (inputs.log_probs - inputs.old_log_probs.detach()).abs()
         return {"kl_cov": c.kl_coef * abs_kl * selected.to(abs_kl.dtype)}

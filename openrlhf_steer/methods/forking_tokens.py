@@ -97,5 +97,5 @@ class ForkingTokens(WindowStatsMethod):
         else:
             tau = entropy_quantile_threshold(entropy, mask, self.config.top_entropy_fraction)
         keep = (entropy.double() >= tau) & mask
-        self._record(forking_threshold=tau if tau != float("inf") else 0.0, forking_kept=float(keep.sum()))
+        self._record(forking_threshold=tau if tau != float("inf") else 0.0, forking_kept=keep.sum())
         return keep.to(inputs.log_probs.dtype)

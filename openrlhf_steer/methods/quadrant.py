@@ -179,8 +179,8 @@ class Quadrant(Method):
         value = 0.0 if c.effective_action == "mask" else c.upweight_factor
         weights = torch.where(chosen, torch.full_like(inputs.log_probs, value), torch.ones_like(inputs.log_probs))
         self._record(
-            quadrant_candidates=float(candidates.sum()),
-            quadrant_chosen=float(chosen.sum()),
+            quadrant_candidates=candidates.sum(),
+            quadrant_chosen=chosen.sum(),
             quadrant_threshold=threshold,
         )
         return weights.detach() * inputs.action_mask.to(weights.dtype)

@@ -109,9 +109,10 @@ def omega_statistics(
     if values.numel() == 0:
         return {"max": 0.0, "min": 0.0, "threshold": 0.0, "count": 0.0}
     ranked_values = values if ranked is None else ranked[valid].detach().double()
+    top, bottom = torch.stack([values.max(), values.min()]).tolist()  # one host read for both
     return {
-        "max": float(values.max()),
-        "min": float(values.min()),
+        "max": top,
+        "min": bottom,
         "threshold": binary_threshold(ranked_values, binary_top_fraction) if with_threshold else 0.0,
         "count": float(values.numel()),
     }
@@ -483,5 +484,9 @@ class Steer(WindowStatsMethod):
                 binary_rank=c.binary_rank,
             )
         abs_max = max(abs(stats["max"]), abs(stats["min"])) if self._asymmetric else stats["max"]
-        self._record(omega_abs_max=abs_max, omega_abs_mean=float(omega_abs[mask].mean()) if bool(mask.any()) else 0.0)
+        valid = mask.to(omega_abs.dtype)  # mean over the valid tokens (0 if none), kept on the device
+        self._record(
+            omega_abs_max=abs_max,
+            omega_abs_mean=torch.where(mask, omega_abs, torch.zeros_like(omega_abs)).sum() / valid.sum().clamp(min=1.0),
+        )
         return weights
