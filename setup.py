@@ -15,6 +15,7 @@ OPENRLHF = "openrlhf==0.11.2"
 
 EVAL_REQUIRES = [
     "math-verify[antlr4_13_2]==0.9.0",
+    "latex2sympy2_extended==1.11.0",  # steer_both's parser (the STEER authors' grader imports it)
     "nltk==3.10.4",
     "langdetect==1.0.9",
     "immutabledict==4.3.1",

@@ -1,5 +1,7 @@
-"""Differential test: the ``qwen`` grader and ``steer_both``'s Qwen step against Qwen2.5-Math's evaluation toolkit
-itself (``evaluation/parser.py``, ``grader.py`` and its vendored ``latex2sympy``), run in its own interpreter.
+"""Differential test: the ``qwen`` grader, and ``steer_both``'s extraction with ``math_qwen.math_equal`` called as
+STEER calls it, against Qwen2.5-Math's evaluation toolkit itself (``evaluation/parser.py``, ``grader.py`` and its
+vendored ``latex2sympy``), run in its own interpreter. (``steer_both`` itself parses as the STEER authors'
+environment does, not as this toolkit: tests/test_eval_grader_steer_oracle.py checks it against their code.)
 
 Needs, at test time: ``$QWEN_TOOLKIT_PYTHON``, a Python with the toolkit's requirements (sympy 1.12,
 antlr4-python3-runtime 4.11.1, word2number, regex, numpy), and the toolkit's source from ``$QWEN25_MATH_REPO``

@@ -59,25 +59,27 @@ STEER_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "response,gold,dapo,qwen",
-    [
-        ("so the result is \\boxed{42}", "42", True, True),
-        ("\\boxed{42.0}", "42", False, True),  # DAPO needs "42"; Qwen normalises "42.0" to "42"
-        ("\\boxed{41}", "42", False, False),
-        ("\\boxed{0.27}", "27", False, True),  # Qwen's percentage leniency: 0.27 = 27/100
-        # DAPO compares text; latex2sympy2_extended reads the gold's "{,}" as a thousands separator
-        ("\\boxed{10000}", "10{,}000", False, True),
-        ("\\boxed{10{,}000}", "10{,}000", True, True),  # the same text
-        ("\\boxed{7}" + FILLER, "7", False, True),  # box outside DAPO's 100 characters, inside Qwen's 300
-        ("\\boxed{7}" + LONG_FILLER, "7", False, False),  # outside both: Qwen finds no box and no number
-        ("\\boxed{3}<|im_end|>then \\boxed{4}", "3", False, True),  # Qwen cuts at the stop word; DAPO sees "4"
-        ("\\boxed{Evelyn}", "\\text{Evelyn}", False, False),  # the gold is not normalised: "\text{Evelyn}" stays
-        ("\\boxed{\\text{Evelyn}}", "\\text{Evelyn}", True, False),  # Qwen's prediction loses its \text{}
-        ("\\boxed{5 m}", "5", False, True),  # units stripped as for "math", on every set
-    ]
-    + STEER_CASES,
-)
+# (response, gold, dapo, qwen): the rule's parts
+VERDICT_CASES = [
+    ("so the result is \\boxed{42}", "42", True, True),
+    ("\\boxed{42.0}", "42", False, True),  # DAPO needs "42"; Qwen normalises "42.0" to "42"
+    ("\\boxed{41}", "42", False, False),
+    ("\\boxed{0.27}", "27", False, True),  # Qwen's percentage leniency: 0.27 = 27/100
+    # DAPO compares text; latex2sympy2_extended reads the gold's "{,}" as a thousands separator
+    ("\\boxed{10000}", "10{,}000", False, True),
+    ("\\boxed{10{,}000}", "10{,}000", True, True),  # the same text
+    ("\\boxed{7}" + FILLER, "7", False, True),  # box outside DAPO's 100 characters, inside Qwen's 300
+    ("\\boxed{7}" + LONG_FILLER, "7", False, False),  # outside both: Qwen finds no box and no number
+    ("\\boxed{3}<|im_end|>then \\boxed{4}", "3", False, True),  # Qwen cuts at the stop word; DAPO sees "4"
+    # the gold is not normalised: parse_expr reads the prediction as the symbol Evelyn, latex2sympy2_extended the
+    # gold "\text{Evelyn}" as "evelyn" (lower case); their str() differ
+    ("\\boxed{Evelyn}", "\\text{Evelyn}", False, False),
+    ("\\boxed{\\text{Evelyn}}", "\\text{Evelyn}", True, False),  # Qwen's prediction loses its \text{}
+    ("\\boxed{5 m}", "5", False, True),  # units stripped as for "math", on every set
+]
+
+
+@pytest.mark.parametrize("response,gold,dapo,qwen", VERDICT_CASES + STEER_CASES)
 def test_verdicts(response, gold, dapo, qwen):
     v = grade_answer(response, gold, "steer_both")
     assert v.detail["dapo_correct"] is dapo
