@@ -123,7 +123,8 @@ def _reference_dir() -> Path:
                 ["git", "clone", "--quiet", "--bare", GITHUB_URL, tmp + "/repo"],
                 capture_output=True,
                 check=True,
-                timeout=300,
+                timeout=120,
+                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},  # fail, never ask for credentials
             )
             _export(Path(tmp) / "repo", CACHE)
             return CACHE
