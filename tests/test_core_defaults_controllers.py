@@ -188,8 +188,7 @@ def _openrlhf_trainer(model_path, monkeypatch, config):
 
     from openrlhf_steer.integration import entropy_patch
     from openrlhf_steer.integration.actor_trainer import enable_entropy_control, install_window_iterator
-    from openrlhf_steer.integration.args import apply_method_args
-    from openrlhf_steer.integration.flags import EntropyControlSpec
+    from openrlhf_steer.integration.flags import EntropyControlSpec, apply_method_args
 
     monkeypatch.setattr(torch.cuda, "current_device", lambda: "cpu")
     entropy_patch.install()

@@ -22,8 +22,7 @@ from steertest_openrlhf import (  # noqa: E402
 import openrlhf.trainer.ray.ppo_actor as ppo_actor  # noqa: E402
 from openrlhf_steer.integration import ray_actors  # noqa: E402  (applies the actor patches in this process)
 from openrlhf_steer.integration.actor_trainer import enable_entropy_control  # noqa: E402
-from openrlhf_steer.integration.args import apply_method_args  # noqa: E402
-from openrlhf_steer.integration.flags import EntropyControlSpec  # noqa: E402
+from openrlhf_steer.integration.flags import EntropyControlSpec, apply_method_args  # noqa: E402
 from openrlhf_steer.integration.policy_loss import EntropyControlPolicyLoss  # noqa: E402
 
 

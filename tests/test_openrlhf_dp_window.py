@@ -272,8 +272,7 @@ def _one_case(rank, model_dir, name, config, mesh):
         step_seed,
         window_iterator,
     )
-    from openrlhf_steer.integration.args import apply_method_args
-    from openrlhf_steer.integration.flags import EntropyControlSpec
+    from openrlhf_steer.integration.flags import EntropyControlSpec, apply_method_args
     from openrlhf_steer.integration.side_channel import OLD_ENTROPY_KEY
     from openrlhf_steer.core.loss import PolicyLoss
     from openrlhf_steer.methods import build_method

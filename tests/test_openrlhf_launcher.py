@@ -8,7 +8,13 @@ import json
 
 import pytest
 
-from openrlhf_steer.integration.flags import EntropyControlSpec, build_parser, method_field_flags, split_argv
+from openrlhf_steer.integration.flags import (
+    EntropyArgsError,
+    EntropyControlSpec,
+    build_parser,
+    method_field_flags,
+    split_argv,
+)
 from openrlhf_steer.methods import available_methods, get_method_class
 
 # methods.md §1.6 (STEER scripts: Qwen2.5-Math-7B, DAPO-Math-17k, lambda 0.8/1.0 exp, clip 0.2/0.28, dual clip 10,
@@ -111,15 +117,15 @@ def test_default_is_grpo_and_none_disables():
     ],
 )
 def test_bad_flags_name_the_fix(argv, needle):
-    with pytest.raises(SystemExit) as err:
+    with pytest.raises(EntropyArgsError) as err:
         split_argv(argv)
     assert needle in str(err.value)
 
 
-def test_bad_typed_value_is_an_argparse_error(capsys):
-    with pytest.raises(SystemExit):
+def test_bad_typed_value_is_the_same_error_naming_the_flag():
+    with pytest.raises(EntropyArgsError) as err:
         split_argv(["--entropy.method", "steer", "--entropy.steer.lambda_min", "abc"])
-    assert "--entropy.steer.lambda_min" in capsys.readouterr().err
+    assert "--entropy.steer.lambda_min" in str(err.value) and "abc" in str(err.value)
 
 
 # ------------------------------------------------------------------------------------ OpenRLHF's parser
@@ -234,19 +240,19 @@ def test_launch_validates_first_then_runs_openrlhf_main_with_our_classes(monkeyp
     import openrlhf.trainer.ppo_trainer as ppo_trainer
     import openrlhf.trainer.ray.ppo_actor as ppo_actor
 
-    from openrlhf_steer.integration import args as args_module
     from openrlhf_steer.integration import launch as launch_module
+    from openrlhf_steer.integration import openrlhf_main
     from openrlhf_steer.integration.rewards import math_reward_path
 
     passes = []
-    real = args_module.run_openrlhf_main
+    real = openrlhf_main.run_openrlhf_main
 
     def recording(argv, on_args, stop=False):
         captured = real(argv, on_args, stop=True)  # never start Ray in a unit test
         passes.append((stop, captured))
         return captured
 
-    monkeypatch.setattr(launch_module, "run_openrlhf_main", recording)
+    monkeypatch.setattr(openrlhf_main, "run_openrlhf_main", recording)
     monkeypatch.setattr(ppo_actor, "PolicyModelActor", ppo_actor.PolicyModelActor)  # restored after the test
     monkeypatch.setattr(ppo_trainer, "PPOTrainer", ppo_trainer.PPOTrainer)
     argv = _replace(STEER_PAPER_COMMAND, "--reward.remote_url", "openrlhf_steer:math")
@@ -302,14 +308,15 @@ def test_check_args_pos_adv_entropy_guided_with_clip_higher():
 def test_method_none_runs_openrlhf_unpatched(monkeypatch):
     import openrlhf.trainer.ray.ppo_actor as ppo_actor
 
-    from openrlhf_steer.integration import args as args_module
     from openrlhf_steer.integration import launch as launch_module
+    from openrlhf_steer.integration import openrlhf_main
 
     calls = []
+    real = openrlhf_main.run_openrlhf_main
     monkeypatch.setattr(
-        launch_module,
+        openrlhf_main,
         "run_openrlhf_main",
-        lambda argv, on_args, stop=False: calls.append(args_module.run_openrlhf_main(argv, on_args, stop=True)),
+        lambda argv, on_args, stop=False: calls.append(real(argv, on_args, stop=True)),
     )
     original = ppo_actor.PolicyModelActor
     monkeypatch.setattr(ppo_actor, "PolicyModelActor", original)
@@ -319,7 +326,7 @@ def test_method_none_runs_openrlhf_unpatched(monkeypatch):
 
 
 def test_builtin_reward_shorthand_both_spellings():
-    from openrlhf_steer.integration.args import expand_builtin_rewards
+    from openrlhf_steer.integration.flags import expand_builtin_rewards
     from openrlhf_steer.integration.rewards import math_reward_path
 
     assert expand_builtin_rewards(["--reward.remote_url", "openrlhf_steer:math", "--x", "1"]) == [

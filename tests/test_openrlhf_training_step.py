@@ -24,8 +24,7 @@ from steertest_openrlhf import (  # noqa: E402
 )
 
 from openrlhf_steer.integration.actor_trainer import active_trainer, enable_entropy_control, step_seed, window_iterator  # noqa: E402
-from openrlhf_steer.integration.args import apply_method_args  # noqa: E402
-from openrlhf_steer.integration.flags import EntropyControlSpec  # noqa: E402
+from openrlhf_steer.integration.flags import EntropyControlSpec, apply_method_args  # noqa: E402
 from openrlhf_steer.integration.side_channel import OLD_ENTROPY_KEY  # noqa: E402
 from openrlhf_steer.integration import entropy_patch  # noqa: E402
 from openrlhf_steer.core.loss import PolicyLoss  # noqa: E402

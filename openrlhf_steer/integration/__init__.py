@@ -13,18 +13,14 @@ from .version import SUPPORTED_OPENRLHF, OpenRLHFVersionError, require_openrlhf 
 
 
 def check_args(argv):
-    """See :func:`openrlhf_steer.integration.args.check_args`."""
-    from .args import check_args as _check_args
+    """See :func:`openrlhf_steer.integration.flags.check_args`."""
+    from .flags import check_args as _check_args
 
     return _check_args(argv)
 
 
 def __getattr__(name):
-    if name in ("EntropyArgsError", "apply_method_args"):
-        from . import args
-
-        return getattr(args, name)
-    if name in ("build_parser", "split_argv", "EntropyControlSpec"):
+    if name in ("EntropyArgsError", "apply_method_args", "build_parser", "split_argv", "EntropyControlSpec"):
         from . import flags
 
         return getattr(flags, name)

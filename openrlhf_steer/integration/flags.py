@@ -1,11 +1,19 @@
-"""Our command-line flags, generated from the method registry.
+"""``openrlhf-steer train``'s own flags: generated from the method registry, parsed and validated here.
 
 ``--entropy.method NAME[,NAME2]`` selects one or more registered methods (several are composed with
 ``compose_methods``); every config field of every method becomes ``--entropy.<method>.<field>``,
 typed from the dataclass annotation, with the field's ``metadata["help"]`` (paper and default) as its
 help. Everything else on the command line belongs to OpenRLHF and is passed through untouched.
 
-This module imports neither OpenRLHF nor DeepSpeed.
+One module, one error type: every refusal (a bad flag, a bad value, a combination with OpenRLHF's flags
+that cannot work) raises :class:`EntropyArgsError`, whose message names the flag and the fix.
+
+* :func:`split_argv`: our flags -> :class:`EntropyControlSpec`, and OpenRLHF's part of the command line;
+* :func:`apply_method_args`: checks OpenRLHF's parsed args against the methods and sets what they need;
+* :func:`check_args`: both, around OpenRLHF's own parser and validation (``openrlhf_main``), without
+  starting anything.
+
+Importing this module imports neither OpenRLHF nor DeepSpeed (only ``check_args`` runs OpenRLHF's parser).
 """
 
 from __future__ import annotations
@@ -21,6 +29,21 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 PREFIX = "entropy"
 NO_METHOD = "none"
+ARGS_ATTR = "entropy_control"  # args.entropy_control = spec JSON (travels with the pickled strategy)
+GROUPED_ESTIMATORS = ("group_norm", "reinforce_baseline", "dr_grpo")
+BUILTIN_REWARDS = {"openrlhf_steer:math": "math_reward_path"}
+
+
+class EntropyArgsError(ValueError):
+    """A flag, a value or a combination of our flags and OpenRLHF's that cannot work; the message names
+    the flag and the fix."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`EntropyArgsError` instead of printing and exiting."""
+
+    def error(self, message: str):
+        raise EntropyArgsError(f"{message} (see `openrlhf-steer train --help` for our flags and their types)")
 
 
 def _parse_bool(text: str) -> bool:
@@ -120,7 +143,7 @@ OPENRLHF_MAPPING_HELP = (
 def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
     from openrlhf_steer.methods import available_methods, get_method_class
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="openrlhf-steer train",
         description="OpenRLHF 0.11.2 train_ppo_ray with an entropy-control method. Our flags are listed "
         "first; every other flag is OpenRLHF's own (listed after ours) and is parsed and validated by "
@@ -234,8 +257,8 @@ def split_argv(
         for a in stray:
             close = difflib.get_close_matches(a.split("=")[0], known, n=1)
             hints.append(f"{a}" + (f" (did you mean {close[0]}?)" if close else ""))
-        raise SystemExit(
-            f"openrlhf-steer train: unknown entropy-control flag(s): {', '.join(hints)}. "
+        raise EntropyArgsError(
+            f"unknown entropy-control flag(s): {', '.join(hints)}. "
             f"See `openrlhf-steer train --help` for the generated --entropy.<method>.<option> flags."
         )
 
@@ -244,23 +267,25 @@ def split_argv(
     seed = values.pop(f"{PREFIX}.seed")
     chunk_rows = values.pop(f"{PREFIX}.chunk_rows")
     if chunk_rows < 1:
-        raise SystemExit(f"openrlhf-steer train: --entropy.chunk_rows={chunk_rows} must be >= 1 (e.g. 1024).")
+        raise EntropyArgsError(f"--entropy.chunk_rows={chunk_rows} must be >= 1 (e.g. 1024).")
     names = [] if method_arg.lower() == NO_METHOD else [n.strip() for n in method_arg.split(",") if n.strip()]
     unknown = [n for n in names if n not in available_methods()]
     if unknown:
-        raise SystemExit(
-            f"openrlhf-steer train: --entropy.method has unknown method(s) {unknown}; "
+        raise EntropyArgsError(
+            f"--entropy.method has unknown method(s) {unknown}; "
             f"choose from {', '.join(available_methods())} (comma-separate several)."
         )
     if len(set(names)) != len(names):
-        raise SystemExit(f"openrlhf-steer train: --entropy.method lists a method twice: {method_arg}")
+        raise EntropyArgsError(
+            f"--entropy.method lists a method twice: {method_arg}; name each method once (e.g. steer,clip_higher)."
+        )
 
     per_method: Dict[str, Dict[str, Any]] = {n: {} for n in names}
     for dest, value in values.items():
         _, method, option = dest.split(".", 2)
         if method not in per_method:
-            raise SystemExit(
-                f"openrlhf-steer train: --{dest} was given but {method!r} is not selected by "
+            raise EntropyArgsError(
+                f"--{dest} was given but {method!r} is not selected by "
                 f"--entropy.method {method_arg!r}; add it there (e.g. --entropy.method {method})."
             )
         if isinstance(value, list):
@@ -270,5 +295,130 @@ def split_argv(
     try:  # build here so that a bad value fails before Ray starts, naming the field
         spec.method
     except (TypeError, ValueError) as exc:
-        raise SystemExit(f"openrlhf-steer train: invalid entropy-control option: {exc}") from None
+        raise EntropyArgsError(f"invalid entropy-control option: {exc}") from None
     return spec, list(rest)
+
+
+def expand_builtin_rewards(openrlhf_argv: Sequence[str]) -> List[str]:
+    """``--reward.remote_url openrlhf_steer:math`` -> the absolute path of our math reward file."""
+    from openrlhf_steer.integration import rewards
+
+    out = list(openrlhf_argv)
+    for i, token in enumerate(out[:-1]):
+        if token == "--reward.remote_url" and out[i + 1] in BUILTIN_REWARDS:
+            out[i + 1] = getattr(rewards, BUILTIN_REWARDS[out[i + 1]])()
+        elif token.startswith("--reward.remote_url="):
+            value = token.split("=", 1)[1]
+            if value in BUILTIN_REWARDS:
+                out[i] = "--reward.remote_url=" + getattr(rewards, BUILTIN_REWARDS[value])()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation against OpenRLHF's parsed args
+# --------------------------------------------------------------------------------------------------
+def check_rollout_engines(args) -> None:
+    """OpenRLHF 0.11.2's PPO trainer generates rollouts only with vLLM engines (no other samples path)."""
+    if not args.vllm.num_engines:
+        raise EntropyArgsError(
+            "--vllm.num_engines is 0: OpenRLHF 0.11.2's PPO trainer generates rollouts only with "
+            "vLLM engines (its samples generator has no other path); set --vllm.num_engines >= 1."
+        )
+
+
+def apply_method_args(args, spec: EntropyControlSpec):
+    """Check the OpenRLHF args against the selected methods and set what they need (in place); returns
+    the methods' :class:`~openrlhf_steer.methods.needs.MethodNeeds`.
+
+    Raises :class:`EntropyArgsError` naming the flag to change.
+    """
+    from openrlhf_steer.methods.needs import MethodNeeds
+
+    setattr(args, ARGS_ATTR, spec.to_json())
+    if not spec.enabled:
+        return MethodNeeds()
+    needs = spec.needs
+    actor, algo = args.actor, args.algo
+    names = ",".join(spec.names)
+    if actor.policy_loss_type == "gspo":
+        _check_sequence_ratio(spec, names)
+    if needs.current_entropy and actor.entropy_coef is None:
+        # 0 = compute and log only; the actor's entropy pass is replaced by our chunked one.
+        actor.entropy_coef = 0.0
+    if needs.ref_log_probs and not (algo.kl.init_coef > 0 and algo.kl.use_loss):
+        raise EntropyArgsError(
+            f"--entropy.method {names} needs reference log-probs in the loss: add --algo.kl.use_loss and "
+            f"--algo.kl.init_coef > 0 (any value: it only makes OpenRLHF create the reference model; the "
+            f"method's own coefficient replaces OpenRLHF's KL loss term)."
+        )
+    if needs.advantage_hooks:
+        if algo.advantage.estimator not in GROUPED_ESTIMATORS:
+            raise EntropyArgsError(
+                f"--entropy.method {names} recomputes advantages per prompt group; set --algo.advantage.estimator "
+                f"to one of {list(GROUPED_ESTIMATORS)} (e.g. group_norm), got {algo.advantage.estimator}."
+            )
+        if args.rollout.n_samples_per_prompt < 2:
+            raise EntropyArgsError(f"--entropy.method {names} needs groups: set --rollout.n_samples_per_prompt >= 2.")
+    if args.train.async_enable and (needs.advantage_hooks or needs.old_entropy):
+        raise EntropyArgsError(
+            f"--entropy.method {names} runs hooks in the synchronous PPOTrainer (advantages / rollout entropy); "
+            f"drop --train.async_enable."
+        )
+    if needs.advantage_hooks and algo.kl.init_coef > 0 and not algo.kl.use_loss:
+        raise EntropyArgsError(
+            f"--entropy.method {names} recomputes advantages from raw rewards, which would drop OpenRLHF's "
+            f"KL-in-reward term; use --algo.kl.init_coef 0 or add --algo.kl.use_loss."
+        )
+    if needs.window_stats and args.train.dynamic_batch_enable:
+        raise EntropyArgsError(
+            f"stat_scope mini_batch (--entropy.method {names}) needs fixed optimizer-step windows; drop "
+            f"--train.dynamic_batch_enable or use stat_scope micro_batch."
+        )
+    return needs
+
+
+def _check_sequence_ratio(spec: EntropyControlSpec, names: str) -> None:
+    """``--actor.policy_loss_type gspo``: refuse the methods whose hooks have no meaning there."""
+    from openrlhf_steer.core.loss import sequence_ratio_conflicts
+
+    conflicts = sequence_ratio_conflicts(spec.method)
+    if conflicts:
+        name, reason = next(iter(conflicts.items()))
+        raise EntropyArgsError(
+            f"--actor.policy_loss_type gspo cannot run --entropy.method {name} ({names}): {reason}. Use "
+            f"--actor.policy_loss_type ppo (the default) with this method, or another method."
+        )
+
+
+def validated_openrlhf_args(spec: EntropyControlSpec, openrlhf_argv: Sequence[str]):
+    """OpenRLHF's own parser and validation on its part of the command line, then our checks
+    (``check_rollout_engines``, ``apply_method_args``); nothing is started. Returns (args, needs)."""
+    from . import openrlhf_main
+
+    found = {}
+
+    def on_args(args) -> None:
+        check_rollout_engines(args)
+        found["needs"] = apply_method_args(args, spec)
+
+    args = openrlhf_main.run_openrlhf_main(openrlhf_argv, on_args, stop=True)
+    if args is None:  # pragma: no cover - OpenRLHF changed its __main__; the version guard should catch it
+        raise RuntimeError("OpenRLHF's train_ppo_ray returned without reaching train(args)")
+    return args, found["needs"]
+
+
+def check_args(argv: Sequence[str]):
+    """Parse and validate a full ``openrlhf-steer train`` command line without starting anything.
+
+    Runs our parser, then OpenRLHF 0.11.2's own parser and validation (``train_ppo_ray.__main__``) and
+    our consistency checks; returns OpenRLHF's hierarchical args (``args.actor.adam.lr`` ...) with
+    ``args.entropy_control`` (JSON spec) set. ``--reward.remote_url openrlhf_steer:math`` names our
+    math reward file. Raises :class:`EntropyArgsError` for our flags and their combinations (OpenRLHF's
+    own parser still exits with ``SystemExit`` on its flags, as argparse does).
+    """
+    from .version import require_openrlhf
+
+    require_openrlhf()
+    spec, rest = split_argv(list(argv))
+    args, _ = validated_openrlhf_args(spec, expand_builtin_rewards(rest))
+    return args

@@ -1,19 +1,13 @@
-"""``openrlhf-steer train``: our flags, then OpenRLHF's own ``train_ppo_ray`` with the swaps installed."""
+"""``openrlhf-steer train``: validate (``flags``), then run OpenRLHF's own ``train_ppo_ray`` with the swaps
+installed (``openrlhf_main``). Parsing and validation live in ``flags``; this module only launches."""
 
 from __future__ import annotations
 
 import sys
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
-from .args import (
-    EntropyArgsError,
-    apply_method_args,
-    check_rollout_engines,
-    effective_loss_config,
-    expand_builtin_rewards,
-    run_openrlhf_main,
-)
-from .flags import build_parser, split_argv
+from . import flags, openrlhf_main
+from .args import effective_loss_config
 from .version import require_openrlhf
 
 
@@ -22,12 +16,12 @@ def print_help(out=None) -> None:
     from .absent_packages import placeholders_for_absent
 
     out = out or sys.stdout
-    build_parser().print_help(out)
+    flags.build_parser().print_help(out)
     print("\n" + "=" * 30 + " OpenRLHF 0.11.2 train_ppo_ray flags " + "=" * 30 + "\n", file=out)
     out.flush()
     with placeholders_for_absent() as missing:
         try:
-            run_openrlhf_main(["--help"], on_args=lambda args: None, stop=True)
+            openrlhf_main.run_openrlhf_main(["--help"], on_args=lambda args: None, stop=True)
         except SystemExit:
             pass
     if missing:
@@ -50,7 +44,7 @@ def _missing_runtime_message() -> Optional[str]:
     )
 
 
-def _summary(args, spec, needs) -> str:
+def _summary(args, needs, spec) -> str:
     method = spec.method
     cfg = effective_loss_config(args, method)
     advantage = args.algo.advantage
@@ -80,28 +74,23 @@ def launch(argv: Sequence[str]) -> int:
     if missing:
         print(f"openrlhf-steer train: {missing}", file=sys.stderr)
         return 2
-    spec, rest = split_argv(argv)
-    rest = expand_builtin_rewards(rest)
-    if not spec.enabled:
-        print("[openrlhf-steer] --entropy.method none: running OpenRLHF train_ppo_ray unpatched", flush=True)
-        run_openrlhf_main(rest, on_args=lambda args: None)
-        return 0
-
-    def on_args(args) -> None:
-        check_rollout_engines(args)
-        needs = apply_method_args(args, spec)
-        summary.append(_summary(args, spec, needs))
-
-    summary: List[str] = []
-    try:  # first pass: OpenRLHF's parser + validation + our checks, before Ray or any model starts
-        run_openrlhf_main(rest, on_args, stop=True)
-    except EntropyArgsError as exc:
+    try:
+        spec, rest = flags.split_argv(argv)
+        rest = flags.expand_builtin_rewards(rest)
+        # first pass: OpenRLHF's parser + validation + our checks, before Ray or any model starts
+        checked = flags.validated_openrlhf_args(spec, rest) if spec.enabled else None
+    except flags.EntropyArgsError as exc:
         print(f"openrlhf-steer train: {exc}", file=sys.stderr)
         return 2
-    print(summary[-1], flush=True)
+    if checked is None:
+        print("[openrlhf-steer] --entropy.method none: running OpenRLHF train_ppo_ray unpatched", flush=True)
+        openrlhf_main.run_openrlhf_main(rest, on_args=lambda args: None)
+        return 0
+    print(_summary(*checked, spec), flush=True)
 
     from .ray_actors import install_driver_swaps
 
     install_driver_swaps()
-    run_openrlhf_main(rest, lambda args: apply_method_args(args, spec))
+    # OpenRLHF parses its flags again in the training pass; the spec rides along in the args it builds
+    openrlhf_main.run_openrlhf_main(rest, lambda parsed: flags.apply_method_args(parsed, spec))
     return 0

@@ -52,8 +52,7 @@ def _one_window(model_dir, method, config, args, strategy):
         step_seed,
         window_iterator,
     )
-    from openrlhf_steer.integration.args import apply_method_args
-    from openrlhf_steer.integration.flags import EntropyControlSpec
+    from openrlhf_steer.integration.flags import EntropyControlSpec, apply_method_args
     from openrlhf_steer.integration.policy_loss import EntropyControlPolicyLoss
     from openrlhf_steer.integration.side_channel import OLD_ENTROPY_KEY
     from openrlhf_steer.core.loss import PolicyLoss
