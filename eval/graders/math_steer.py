@@ -20,12 +20,13 @@ default normalisation (which reads ``\\$6``, ``48^\\circ``, ``10{,}000``, ``\\cf
 ``STEER_PARSERS`` below.
 
 Versions. We use the project's pins: latex2sympy2_extended 1.11.0 (what math-verify 0.9.0 requires),
-antlr 4.13.2, sympy 1.14.0. The authors' requirements pin none of these; their commit (2026-01-15) post-dates
-latex2sympy2_extended 1.11.0 (2026-01-10), but their environment may be older. We therefore ran their code
-unmodified in both this environment and an older one (sympy 1.13.1, as torch 2.6 / vLLM 0.8 pin it;
-antlr 4.9.3, as hydra-core pins it; latex2sympy2_extended 1.10.2 with math_verify 0.8.0, the releases
-current from 2025-07 to 2026-01): both give the same verdicts on every pair we compared, and so does this
-module (docs/eval.md, "Which grader equals which reference"; tests/test_eval_grader_steer_oracle.py).
+sympy 1.14.0, antlr 4.13.2. The authors' requirements pin none of these; installed on their commit date
+(2026-01-15) they give the same latex2sympy2_extended and math_verify (both released 2026-01-10) and, through
+hydra-core, antlr 4.9.3. We ran their code unmodified under both antlr versions: the same verdicts on all
+1,419 pairs we compared, equal to this module's (docs/eval.md, "Which grader equals which reference";
+tests/test_eval_grader_steer_oracle.py). Under the 2025 releases (latex2sympy2_extended 1.10.2, sympy 1.13.1)
+their code differs on 9 of those pairs (unit words such as "pct", solutions given as golds), none of them
+among Qwen2.5-Math's 800 MATH outputs.
 
 Cost guard. Their subprocess is killed after 10 s; ours runs in-process under SIGALRM, which cannot stop a
 single huge integer power inside sympy/Python. An integer power tower whose value would have more than
