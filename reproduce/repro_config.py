@@ -19,6 +19,12 @@ paper prints, in the paper's order, and every number it prints for them. Three k
 ``recipe`` / ``eval`` / ``selection`` / ``data`` entries override the shared ones key by key. Every
 recipe-like entry is ``{value, source}``: the source names the paper section, says "[assumed]"
 where the text is silent, or "lost in the text" where the extraction dropped the value.
+
+``readings`` hold the choices where the text and the authors' code (or two passages of the text) disagree:
+each is ``{value: <chosen reading>, source: why, choices: {<reading>: {source, recipe: {...}, eval: {...}}}}``.
+The chosen reading's entries fill the named sections (an entry the recipe or the table writes itself wins,
+e.g. Table 4's extreme clip range), so the other reading is one switch away: its ``value`` in the file, or
+``load_config(path, readings={name: reading})``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 KINDS = ("results", "entropy_correlation", "estimator")
 SOURCED_SECTIONS = ("recipe", "eval", "selection", "data", "training_entropy", "estimator")
+READING_SECTIONS = ("recipe", "eval", "selection", "data")
 REQUIRED_TOP = {
     "results": ("table", "title", "paper", "columns", "metrics", "recipe", "eval", "selection", "rows"),
     "entropy_correlation": ("table", "title", "paper", "metrics", "recipe", "eval", "rows"),
@@ -111,6 +118,8 @@ class TableConfig:
     notes: List[str] = field(default_factory=list)
     # Rows of the analysis kinds (entropy_correlation, estimator), as written in the file.
     analysis_rows: List[Dict[str, Any]] = field(default_factory=list)
+    # Reading name -> the chosen reading (value) and why (source); see the module docstring.
+    readings: Dict[str, Sourced] = field(default_factory=dict)
 
     @property
     def benchmarks(self) -> List[str]:
@@ -168,7 +177,7 @@ def _merge_base(raw: Mapping[str, Any], path: Path) -> Dict[str, Any]:
     if not base_name:
         return merged
     base = _read(path.parent / str(base_name))
-    for section in SOURCED_SECTIONS + ("paper",):
+    for section in SOURCED_SECTIONS + ("paper", "readings"):
         if section in base or section in raw:
             combined = dict(base.get(section) or {})
             combined.update(raw.get(section) or {})
@@ -299,9 +308,48 @@ def _rows(raw: Any, columns: List[Column], metrics: List[str], path: Path) -> Li
     return rows
 
 
-def load_config(path: "str | Path") -> TableConfig:
+def _apply_readings(raw: Dict[str, Any], path: Path, chosen: Optional[Mapping[str, str]] = None) -> Dict[str, Sourced]:
+    """Fill ``raw``'s sections with each reading's chosen entries (entries written explicitly win); return
+    reading name -> {value: the chosen reading, source: why}."""
+    readings = raw.get("readings") or {}
+    if not isinstance(readings, Mapping):
+        raise ConfigError(f"{path}: readings must be a mapping of name -> {{value, source, choices}}")
+    chosen = dict(chosen or {})
+    unknown = sorted(set(chosen) - set(readings))
+    if unknown:
+        raise ConfigError(f"{path}: unknown reading(s) {unknown}; the config has {sorted(readings)}")
+    out: Dict[str, Sourced] = {}
+    for name, entry in readings.items():
+        where = f"{path}: readings.{name}"
+        if not isinstance(entry, Mapping) or not {"value", "source", "choices"} <= set(entry):
+            raise ConfigError(f"{where}: write it as {{value: <reading>, source: why, choices: {{<reading>: ...}}}}")
+        choices = entry["choices"]
+        value = str(chosen.get(name, entry["value"]))
+        if not isinstance(choices, Mapping) or value not in choices:
+            raise ConfigError(f"{where}: reading {value!r} is not one of its choices {sorted(choices or {})}")
+        choice = choices[value] or {}
+        source = str(choice.get("source", "")).strip()
+        if not source:
+            raise ConfigError(f"{where}.choices.{value}: no source; cite the section or the code it follows")
+        bad = sorted(set(choice) - set(READING_SECTIONS) - {"source"})
+        if bad:
+            raise ConfigError(f"{where}.choices.{value}: unknown section(s) {bad}; use {list(READING_SECTIONS)}")
+        for section in READING_SECTIONS:
+            values = choice.get(section) or {}
+            target = dict(raw.get(section) or {})
+            for key, v in values.items():
+                target.setdefault(key, {"value": v, "source": f"reading {name}={value}: {source}"})
+            if values:
+                raw[section] = target
+        out[str(name)] = Sourced(value, str(entry["source"]).strip())
+    return out
+
+
+def load_config(path: "str | Path", readings: Optional[Mapping[str, str]] = None) -> TableConfig:
+    """The table at ``path``; ``readings`` picks another reading than the file's (``{name: reading}``)."""
     path = Path(path)
     raw = _merge_base(_read(path), path)
+    chosen_readings = _apply_readings(raw, path, readings)
     kind = str(raw.get("kind", "results"))
     if kind not in KINDS:
         raise ConfigError(f"{path}: kind {kind!r} is not one of {KINDS}")
@@ -333,6 +381,7 @@ def load_config(path: "str | Path") -> TableConfig:
         precision=int(raw.get("precision", 1)),
         notes=list(raw.get("notes") or []),
         analysis_rows=analysis_rows,
+        readings=chosen_readings,
     )
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -194,10 +195,10 @@ def test_steer_recipe_follows_appendix_e2():
         assert (r["lr"], r["lr_warmup_ratio"], r["max_prompt_len"], r["max_response_len"]) == (1e-6, 0.0, 1024, 3072)
         assert (r["kl_coef"], r["entropy_coef"], r["loss_agg_mode"], r["save_steps"]) == (0.0, 0.0, "token-mean", 10)
         sel = c.values("selection")
-        assert sel["benchmarks"] == ["aime24"] and sel["min_step"] == 0 and sel["every"] == 10
+        assert sel["benchmarks"] == ["aime24"] and sel["min_step"] == 80 and sel["every"] == 10  # save_after=80
         ev = c.values("eval")
         assert ev["n"] == {"aime24": 32, "aime25": 32, "amc23": 32, "default": 1}
-        assert (ev["temperature"], ev["top_p"], ev["prompt_template"]) == (1.0, 0.7, "question")
+        assert (ev["temperature"], ev["top_p"], ev["max_tokens"]) == (1.0, 0.7, 3072)
         assert ev["graders"][0] == "steer_both" and "math_verify" in ev["graders"]
         for row in c.rows:  # lambda_min = 0.7 "throughout" (Sec. 5.2), never the script's 0.8
             if row.method == "steer":
@@ -205,13 +206,112 @@ def test_steer_recipe_follows_appendix_e2():
     t2 = cfg("steer_table2")
     assert t2.row("linear").option_values()["lambda_max"] == 1.2
     binary = t2.row("binary").option_values()
-    assert (binary["mapping"], binary["binary_top_fraction"], binary["binary_rank"]) == ("binary", 0.2, "signed")
+    assert (binary["mapping"], binary["binary_top_fraction"], binary["binary_rank"]) == ("binary", 0.2, "abs")
     t4 = cfg("steer_table4")
     for row in t4.rows:
         r = t4.recipe_for(row)
         assert (r["eps_clip_low"], r["eps_clip_high"]) == (0.99, 5.0), row.name
     t5 = cfg("steer_table5")
     assert {t5.recipe_for(r)["model"] for r in t5.rows if r.trains} == {"Qwen/Qwen2.5-Math-1.5B", "Qwen/Qwen2.5-14B"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Readings: one switch between the authors' code and the text (issue 20)
+# --------------------------------------------------------------------------------------------------
+STEER_TRAINED_TABLES = ("steer_table1", "steer_table2", "steer_table4", "steer_table5")
+CLIP_METHODS = {"clip_higher", "clip_lower", "clip_tighter", "clip_free"}  # rows that change the clip themselves
+
+
+def _clip_flags(config, row):
+    """The training command's clip set-up of a row: (eps_low, eps_high, dual clip) as OpenRLHF flags."""
+    from repro_pipeline import recipe_flags
+
+    flags = recipe_flags(config.recipe_for(row))
+    low_high = flags.index("--actor.eps_clip_low_high")
+    dual = float(flags[flags.index("--actor.dual_clip") + 1]) if "--actor.dual_clip" in flags else None
+    return (float(flags[low_high + 1]), float(flags[low_high + 2]), dual)
+
+
+def _non_clip_rows(config):
+    return [r for r in config.rows if r.trains and r.method not in CLIP_METHODS]
+
+
+def test_every_non_clip_row_of_a_steer_table_shares_one_clip_setup_and_the_switch_moves_them_all():
+    expected = {  # table -> paper_text, authors_scripts
+        "steer_table1": ((0.2, 0.2, 10.0), (0.2, 0.28, 10.0)),
+        "steer_table2": ((0.2, 0.2, 10.0), (0.2, 0.28, 10.0)),
+        "steer_table4": ((0.99, 5.0, 10.0), (0.99, 5.0, 10.0)),  # the table's own range; one dual clip
+        "steer_table5": ((0.2, 0.2, 10.0), (0.2, 0.28, 10.0)),
+    }
+    for name in STEER_TRAINED_TABLES:
+        path = REPRODUCE / "configs" / f"{name}.yaml"
+        default, scripts = load_config(path), load_config(path, readings={"baseline_clip": "authors_scripts"})
+        assert default.readings["baseline_clip"].value == "paper_text"
+        for config, want in zip((default, scripts), expected[name]):
+            rows = _non_clip_rows(config)
+            assert len(rows) >= 3, name
+            assert {_clip_flags(config, r) for r in rows} == {want}, (name, config.readings["baseline_clip"].value)
+    # Table 1's clip-high row is the only one that changes the clip: 0.28 in both readings
+    t1 = cfg("steer_table1")
+    assert t1.row("clip_high").option_values() == {"eps_high": 0.28}
+    assert [r.name for r in t1.rows if r.method in CLIP_METHODS] == ["clip_high"]
+    # Figure 2's standard GRPO run follows the same reading
+    f2 = cfg("steer_figure2").values("recipe")
+    f2_scripts = load_config(
+        REPRODUCE / "configs" / "steer_figure2.yaml", readings={"baseline_clip": "authors_scripts"}
+    )
+    assert (f2["eps_clip_low"], f2["eps_clip_high"]) == (0.2, 0.2)
+    assert f2_scripts.values("recipe")["eps_clip_high"] == 0.28
+
+
+def test_readings_fill_their_sections_and_name_bad_choices(tmp_path):
+    c = cfg("steer_table1")
+    assert c.recipe["eps_clip_high"].source.startswith("reading baseline_clip=paper_text: App. D.2")
+    assert cfg("steer_table4").recipe["eps_clip_high"].source.startswith("App. D.3")  # the table's entry wins
+    paper = load_config(REPRODUCE / "configs" / "steer_table1.yaml", readings={"checkpoint_start": "paper_text"})
+    assert (c.values("selection")["min_step"], paper.values("selection")["min_step"]) == (80, 0)
+    with pytest.raises(ConfigError, match="not one of its choices"):
+        load_config(REPRODUCE / "configs" / "steer_table1.yaml", readings={"baseline_clip": "verl_default"})
+    with pytest.raises(ConfigError, match="unknown reading"):
+        load_config(REPRODUCE / "configs" / "steer_table1.yaml", readings={"clip": "paper_text"})
+    bad = tmp_path / "t.yaml"
+    bad.write_text(
+        "table: t\ntitle: t\npaper: {}\ncolumns: [{key: a, label: A, benchmark: aime24}]\nmetrics: [avg@n]\n"
+        "eval: {}\nselection: {}\nrecipe: {}\nrows: [{name: a, label: A, method: grpo, paper: {a: 1.0}}]\n"
+        "readings: {r: {value: x, source: s, choices: {x: {recipe: {lr: 1.0}}}}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"readings\.r\.choices\.x: no source"):
+        load_config(bad)
+
+
+def test_steer_eval_prompts_are_the_authors_eval_files_with_the_models_default_system_turn():
+    """The authors' eval files wrap AIME24/AIME25/AMC23 in DAPO-Math-17k's instruction and leave MATH500, Minerva
+    and OlympiadBench bare, one user turn each; the chat template adds the model's default system turn (no
+    --system-prompt)."""
+    from openrlhf_steer.data.dapo_math import format_dapo_prompt
+    from openrlhf_steer_eval.graders.base import PromptOptions
+    from openrlhf_steer_eval.prompts import math_prompt
+    from repro_pipeline import eval_command, eval_groups
+
+    question = "Find the largest possible real part of $(75+117i)z+\\frac{96+144i}{z}$ where $|z|=4$."
+    for name in STEER_TRAINED_TABLES:
+        c = cfg(name)
+        assert c.readings["eval_prompt"].value == "authors_eval_data"
+        groups = eval_groups(c.benchmarks, c.values("eval"))
+        templates = {tuple(benches): sampling["prompt_template"] for benches, sampling in groups}
+        assert templates == {
+            ("aime24", "aime25", "amc23"): "dapo",
+            ("math500", "minerva_math", "olympiadbench"): "question",
+        }
+        for benches, sampling in groups:
+            cmd = eval_command(Path("ckpt"), benches, sampling, Path("out"))
+            assert "--system-prompt" not in cmd and "--chat-template" in cmd
+            template = cmd[cmd.index("--prompt-template") + 1]
+            messages = math_prompt(question, PromptOptions(template=template))
+            user = format_dapo_prompt(question) if template == "dapo" else question
+            assert messages == [{"role": "user", "content": user}]  # no system turn from us
+    paper = load_config(REPRODUCE / "configs" / "steer_table1.yaml", readings={"eval_prompt": "paper_text"})
+    assert paper.values("eval")["prompt_template"] == "question"
 
 
 def test_rollout_cap_runs_enough_episodes_and_bounds_selection():
