@@ -45,13 +45,13 @@ def start_rollout_entropy(ws: Workspace, model, tokenizer, rollouts: int = 4) ->
     logs as entropy/old_mean, so a controller target set from it is measured the same way."""
     from .rollout import collect_rollout
     from .task import sample_problems
-    from .train import step_seed
+    from .train import demo_seed
 
     rl = ws.config.rl
     total, tokens = 0.0, 0.0
     with torch.random.fork_rng():
         for i in range(rollouts):
-            torch.manual_seed(step_seed(rl.seed, 0, salt=500 + i))
+            torch.manual_seed(demo_seed(rl.seed, 0, salt=500 + i))
             problems = sample_problems(ws.pool, rl.prompts_per_step, rl.seed + 1000 + i, 0)
             rollout = collect_rollout(
                 model,

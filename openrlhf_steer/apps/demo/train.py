@@ -15,7 +15,6 @@ is a pure function of (seed, step), so a resumed run reproduces an uninterrupted
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from tqdm import tqdm
 from openrlhf_steer.core.advantages import compute_advantages
 from openrlhf_steer.core.loss import PolicyLoss
 from openrlhf_steer.methods import GroupInputs, LossConfig, LossInputs, build_method
+from openrlhf_steer.runtime import StepRuntime
 
 from .batch import TokenBatch, completion_logprobs, masked_mean
 from .config import MethodSpec, RLConfig
@@ -40,7 +40,9 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 
 
-def step_seed(seed: int, step: int, salt: int = 0) -> int:
+def demo_seed(seed: int, step: int, salt: int = 0) -> int:
+    """The demo's seed of one random stream (salt) at one rollout step. Its published numbers depend on
+    these values, so the demo keeps them (the runtime's ``step_seed`` serves the OpenRLHF runs)."""
     return (seed * 1_000_003 + step * 7_919 + salt * 104_729) % (2**63 - 1)
 
 
@@ -67,7 +69,7 @@ class ProbeBatch:
 
 def make_probe(model, tokenizer, task: AdditionTask, problems: List[Problem], rl: RLConfig) -> ProbeBatch:
     with torch.random.fork_rng():
-        torch.manual_seed(step_seed(rl.seed, 0, salt=99))
+        torch.manual_seed(demo_seed(rl.seed, 0, salt=99))
         rollout = collect_rollout(
             model,
             tokenizer,
@@ -91,14 +93,6 @@ def window_slices(
         mini = order[m * per_mini : (m + 1) * per_mini]
         windows.append([mini[i : i + micro_batch_size] for i in range(0, len(mini), micro_batch_size)])
     return windows
-
-
-def rollout_means(per_window: List[Dict[str, float]]) -> Dict[str, float]:
-    """Token-weighted means over a rollout's optimizer-step windows (each weighted by its ``tokens/valid``)."""
-    weights = [w.get("tokens/valid", 0.0) for w in per_window]
-    total = sum(weights) or 1.0
-    keys = sorted(set().union(*[w.keys() for w in per_window])) if per_window else []
-    return {k: sum(wt * w[k] for wt, w in zip(weights, per_window) if k in w) / total for k in keys}
 
 
 class MethodRun:
@@ -128,13 +122,26 @@ class MethodRun:
         self.method = build_method(spec.method, dict(spec.config), **(method_overrides or {}))
         self.loss_fn = PolicyLoss(LossConfig(**dict(spec.loss)), self.method)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=rl.lr, betas=tuple(rl.betas))
-        self.step = 0
-        self.optimizer_steps = 0
+        # Optimizer step k of the run is window k % mini_batches of rollout step k // mini_batches.
+        self.runtime = StepRuntime(
+            self.method,
+            seed=rl.seed,
+            seed_schedule=lambda k: demo_seed(rl.seed, k // rl.mini_batches, salt=10 + k % rl.mini_batches),
+        )
         # Callables (inputs, effective LossConfig) -> None that see every micro-batch (analyses).
         self.observers: List[Callable[[LossInputs, LossConfig], None]] = []
         # Objects with before_step/after_step(run, rollout, advantages, micro_indices) around each optimizer
         # step, and take_row(step) -> dict appended to run_dir/<log_name> after each rollout step.
         self.step_observers: List[Any] = []
+
+    @property
+    def step(self) -> int:
+        """Rollout steps done."""
+        return self.runtime.rollout_step
+
+    @property
+    def optimizer_steps(self) -> int:
+        return self.runtime.optimizer_step
 
     # ------------------------------------------------------------------------------------------
     def checkpoint_state(self) -> Dict[str, Any]:
@@ -171,7 +178,7 @@ class MethodRun:
         self.optimizer.load_state_dict(state["optimizer"])
         self.method.load_state_dict(state["method"])
         torch.set_rng_state(state["torch_rng"])
-        self.step, self.optimizer_steps = int(state["step"]), int(state["optimizer_steps"])
+        self.runtime.rollout_step, self.runtime.optimizer_step = int(state["step"]), int(state["optimizer_steps"])
         for path in [metrics_path] + [self.run_dir / o.log_name for o in self.step_observers]:
             rewrite_jsonl(path, [r for r in read_jsonl(path) if r["step"] < self.step])
         return True
@@ -197,9 +204,7 @@ class MethodRun:
             generator=generator,
         )
 
-    def optimizer_step(
-        self, rollout: Rollout, advantages: Tensor, micro_indices: List[Tensor], salt: int
-    ) -> Dict[str, float]:
+    def optimizer_step(self, rollout: Rollout, advantages: Tensor, micro_indices: List[Tensor]) -> Dict[str, float]:
         """One optimizer step over a window of micro-batches; returns the token-weighted mean metrics."""
         self.model.train()
         window_tokens = float(sum(rollout.batch.action_mask[idx].sum() for idx in micro_indices))
@@ -208,11 +213,10 @@ class MethodRun:
             with torch.no_grad():
                 previews = [self.loss_inputs(rollout, advantages, idx, False, None) for idx in micro_indices]
             window_stats = self.method.window_stats(previews)
-        generator = torch.Generator().manual_seed(step_seed(self.rl.seed, self.step, salt=salt))
+        generator = self.runtime.reseed()
         for observer in self.step_observers:
             observer.before_step(self, rollout, advantages, micro_indices)
         self.optimizer.zero_grad(set_to_none=True)
-        sums: Dict[str, float] = {}
         for idx in micro_indices:
             inputs = self.loss_inputs(rollout, advantages, idx, True, generator)
             inputs.window_stats = window_stats
@@ -220,32 +224,23 @@ class MethodRun:
             loss.backward()
             for observe in self.observers:
                 observe(inputs, self.method.loss_config(self.loss_fn.loss_config))
-            share = float(inputs.action_mask.sum()) / max(window_tokens, 1.0)
-            for key, value in metrics.items():
-                if key == "tokens/valid":
-                    sums[key] = sums.get(key, 0.0) + value
-                elif key.startswith("loss/"):
-                    sums[key] = sums.get(key, 0.0) + value  # each micro loss already divides by the window's tokens
-                elif key in ("weights/min",):
-                    sums[key] = min(sums.get(key, math.inf), value)
-                elif key in ("weights/max",) or key.endswith("_max"):
-                    sums[key] = max(sums.get(key, -math.inf), value)
-                else:
-                    sums[key] = sums.get(key, 0.0) + share * value
+            self.runtime.record(metrics, inputs.action_mask.sum())
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.rl.grad_clip)
         self.optimizer.step()
-        self.optimizer_steps += 1
-        for observer in self.step_observers:
-            observer.after_step(self, rollout, advantages, micro_indices)
-        sums["grad_norm"] = float(grad_norm)
-        self.method.on_boundary("optimizer_step", sums)
-        return sums
+
+        # the window's metrics, copied to the host once, go to the controller after the observers
+        def observe_step():
+            for observer in self.step_observers:
+                observer.after_step(self, rollout, advantages, micro_indices)
+
+        return self.runtime.end_optimizer_step(extra={"grad_norm": float(grad_norm)}, before_controller=observe_step)
 
     def train_step(self) -> Dict[str, Any]:
         """One rollout step: sample, advantages, `mini_batches` optimizer steps. Returns the metrics row."""
         rl = self.rl
         started = time.time()
-        torch.manual_seed(step_seed(rl.seed, self.step))
+        step = self.step
+        torch.manual_seed(demo_seed(rl.seed, self.step))
         problems = sample_problems(self.pool, rl.prompts_per_step, rl.seed, self.step)
         rollout = collect_rollout(
             self.model,
@@ -265,14 +260,15 @@ class MethodRun:
             entropy=rollout.old_entropy,
         )
         advantages = compute_advantages(group, self.method)
-        shuffle = torch.Generator().manual_seed(step_seed(rl.seed, self.step, salt=1))
+        shuffle = torch.Generator().manual_seed(demo_seed(rl.seed, self.step, salt=1))
         windows = window_slices(rollout.num_samples, rl.mini_batches, rl.micro_batch_size, shuffle)
-        per_window = [self.optimizer_step(rollout, advantages, micro, salt=10 + i) for i, micro in enumerate(windows)]
-        self.method.on_boundary("rollout_step", rollout_means(per_window))
+        for micro in windows:
+            self.optimizer_step(rollout, advantages, micro)
+        logged = self.runtime.end_rollout_step()
 
         rewards = rollout.rewards.view(rl.prompts_per_step, rl.samples_per_prompt)
         row: Dict[str, Any] = {
-            "step": self.step,
+            "step": step,
             "method": self.spec.run_name,
             "reward/mean": float(rollout.rewards.mean()),
             "accuracy": float((rollout.rewards > 0.5).float().mean()),
@@ -283,14 +279,11 @@ class MethodRun:
         }
         if self.probe is not None:
             row["entropy/probe"] = self.probe.entropy(self.model, rl.temperature)
-        keys = sorted(set().union(*[w.keys() for w in per_window]))
-        for key in keys:
-            values = [w[key] for w in per_window if key in w]
-            row[f"train/{key}"] = sum(values) / len(values)
+        for key, value in logged.items():
+            row[f"train/{key}"] = value
         for key, value in self.method.controller_values().items():
             row[f"controller/{key}"] = float(value)
         row["seconds"] = time.time() - started
-        self.step += 1
         return row
 
     def train(
