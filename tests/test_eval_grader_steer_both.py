@@ -49,6 +49,9 @@ STEER_CASES = [
     # 2^{1024}: computed (no exponent guard below 10^7 digits), equal to 2^{1023}*2, not to 2^{1023}
     ("\\boxed{2^{1024}}", "2^{1023}\\cdot 2", False, True),
     ("\\boxed{2^{1024}}", "2^{1023}", False, False),
+    ("\\boxed{2^{2^{10}}}", "2^{1024}", False, True),  # a tower, computed too
+    # 9^(9^9) has 370 million digits: their subprocess is killed at 10 s, ours does not compute it; both wrong
+    ("\\boxed{9^{9^{9}}}", "9^{387420489}", False, False),
     # equation chains: the extracted "3+3=2" and the gold (two "=") skip the equation rules; both are parsed as
     # equations (Eq(6, 2) evaluates to False) and differ
     ("\\boxed{z=3+3=2}", "z=1+1=2", False, False),
