@@ -101,17 +101,20 @@ def test_rows_and_layout_flags(tmp_path, check_args):
     assert "/rows/steer/ckpt" in args.ckpt.path
     assert (args.actor.num_nodes, args.actor.num_gpus_per_node) == (2, 8)
     assert (args.vllm.num_engines, args.vllm.tensor_parallel_size) == (4, 4)
-    # App. E.2: every checkpoint (every 10 steps) up to step 150 is scored on AIME24 (avg@32); the best is tested
+    # App. E.2: the checkpoints (every 10 steps; from step 80, the authors' save_after) up to step 150 are scored on
+    # AIME24 (avg@32); the best is tested
     assert (
-        "for every <STEP> >= 0 and <= 150 with a saved checkpoint (every 10)" in out
+        "for every <STEP> >= 80 and <= 150 with a saved checkpoint (every 10)" in out
         and "--benchmarks aime24 --n 32" in out
     )
-    # the final evaluation is split by sample count: avg@32 sets and avg@1 sets, bare question, both graders
+    # the final evaluation is split by sample count: avg@32 sets and avg@1 sets, both graders; the prompts of the
+    # authors' eval files: DAPO's instruction on AIME24/AIME25/AMC23 (selection too), the bare question elsewhere
     assert (
         out.count("--benchmarks aime24,aime25,amc23 --n 32") == 2
         and out.count("--benchmarks math500,minerva_math,olympiadbench --n 1") == 2
     )
-    assert out.count("--prompt-template question --graders steer_both,math_verify") == 6
+    assert out.count("--prompt-template dapo --graders steer_both,math_verify") == 4
+    assert out.count("--prompt-template question --graders steer_both,math_verify") == 2
 
 
 def test_released_rows_are_evaluated_once_without_training(tmp_path):
