@@ -250,7 +250,9 @@ def test_install_is_idempotent_and_wrapped_by_policy_hook(model_dirs):
     assert chunked_actor.install(actor) and chunked_actor.install(actor)
     chunked = actor.__dict__["forward"]
     assert isinstance(chunked, ChunkedActorForward) and not isinstance(chunked.original, ChunkedActorForward)
-    holder = {"capture_old_entropy": True}
+    from openrlhf_steer.runtime import EntropyChannel
+
+    holder = EntropyChannel(capture_old_entropy=True)
     install_actor_forward_hook(actor, holder)
     seqs, attn, amask = make_batch(seed=13)
     calls = []
@@ -258,7 +260,7 @@ def test_install_is_idempotent_and_wrapped_by_policy_hook(model_dirs):
     chunked._chunked = lambda *a: calls.append(1) or original_chunked(*a)
     with torch.no_grad():
         actor(seqs, amask, attention_mask=attn)
-    assert calls == [1] and holder["old_entropy"].shape == amask.shape  # the rollout pass went through ours
+    assert calls == [1] and holder.old_entropy.shape == amask.shape  # the rollout pass went through ours
 
 
 # --------------------------------------------------------------------------------------------------

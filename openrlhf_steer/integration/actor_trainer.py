@@ -20,11 +20,12 @@ from __future__ import annotations
 import inspect
 import logging
 from contextlib import contextmanager
-import zlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from openrlhf.trainer.ray import ppo_actor as _ppo_actor
+
+from openrlhf_steer.runtime import EntropyChannel, StepRuntime, step_seed  # noqa: F401 (step_seed: re-exported)
 
 from .policy_loss import LossCallContext
 from .side_channel import OLD_ENTROPY_KEY, align_rows
@@ -41,13 +42,13 @@ _ACTIVE_TRAINER_ATTR = "_entropy_control_active_trainer"
 # --------------------------------------------------------------------------------------------------
 # Actor forward hook
 # --------------------------------------------------------------------------------------------------
-def install_actor_forward_hook(actor, holder: Dict[str, Any]) -> None:
-    """Wrap ``actor.forward`` (instance attribute) to publish entropies into ``holder``.
+def install_actor_forward_hook(actor, channel: EntropyChannel) -> None:
+    """Wrap ``actor.forward`` (instance attribute) to publish entropies into ``channel``.
 
-    * training forward (``return_output=True``): ``holder["entropy"] = output.entropy[:, -A:]``;
-    * ``holder["capture_old_entropy"]`` set and a plain log-prob call (the rollout pass):
+    * training forward (``return_output=True``): ``channel.entropy = output.entropy[:, -A:]``;
+    * ``channel.capture_old_entropy`` set and a plain log-prob call (the rollout pass):
       re-issues the call with ``return_output=True, return_entropy=True`` and stores
-      ``holder["old_entropy"]``; it still returns only the log-probs.
+      ``channel.old_entropy``; it still returns only the log-probs.
     """
     if getattr(actor, "_entropy_control_hooked", False):
         return
@@ -59,18 +60,18 @@ def install_actor_forward_hook(actor, holder: Dict[str, Any]) -> None:
         params = dict(bound.arguments)
         extra = params.pop("mm_inputs", {}) or {}
         action_mask = params.get("action_mask")
-        capture_old = bool(holder.get("capture_old_entropy")) and not params.get("return_output", False)
+        capture_old = channel.capture_old_entropy and not params.get("return_output", False)
         if capture_old and action_mask is not None:
             params["return_output"] = True
             params["return_entropy"] = True
             log_probs, output = original(**params, **extra)
             width = action_mask.shape[1]
-            holder["old_entropy"] = output.entropy[:, -width:].detach().float() * action_mask.float()
+            channel.old_entropy = output.entropy[:, -width:].detach().float() * action_mask.float()
             return log_probs
         result = original(**params, **extra)
         if params.get("return_output") and params.get("return_entropy") and action_mask is not None:
             output = result[1]
-            holder["entropy"] = output.entropy[:, -action_mask.shape[1] :]
+            channel.entropy = output.entropy[:, -action_mask.shape[1] :]
         return result
 
     actor.forward = forward
@@ -116,36 +117,45 @@ def _device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
-def step_seed(seed: int, rank: int, step: int) -> int:
-    """A per-(rank, optimizer step) seed: resumed runs redraw exactly the same random tokens."""
-    return zlib.crc32(f"{seed}:{rank}:{step}".encode()) & 0x7FFFFFFF
-
-
 # --------------------------------------------------------------------------------------------------
 # The trainer
 # --------------------------------------------------------------------------------------------------
 class EntropyControlState:
-    """Everything the trainer subclass adds; a plain object (never an nn.Module attribute)."""
+    """Everything the trainer subclass adds; a plain object (never an nn.Module attribute). The step
+    bookkeeping (seeds, metric windows, controller boundaries, counters) is the shared
+    :class:`~openrlhf_steer.runtime.StepRuntime`."""
 
     def __init__(self, spec, method, needs, *, seed: int, rank: int, max_steps: Optional[int], num_episodes: int):
         self.spec = spec
-        self.method = method
         self.needs = needs
-        self.seed = int(seed)
-        self.rank = int(rank)
         self.max_steps = max_steps
         self.num_episodes = max(int(num_episodes), 1)
-        self.optimizer_step = 0
-        self.rollout_step = 0
-        self.holder: Dict[str, Any] = {}
+        self.runtime = StepRuntime(method, seed=seed, rank=rank, device=_device())
+        self.channel = EntropyChannel()
+        # this micro-batch's window statistics and whether it ends its optimizer-step window
         self.micro: Dict[str, Any] = {}
-        self.window_sums: Dict[str, float] = {}
-        self.window_tokens = 0.0
-        # DP-summed token-weighted sums of the rollout step's finished windows
-        self.rollout_sums: Dict[str, float] = {}
-        self.rollout_tokens = 0.0
         self.metric_keys: Optional[List[str]] = None
-        self.generator: Optional[torch.Generator] = None
+        self.warned_dropped_metrics = False
+
+    @property
+    def method(self):
+        return self.runtime.method
+
+    @property
+    def optimizer_step(self) -> int:
+        return self.runtime.optimizer_step
+
+    @optimizer_step.setter
+    def optimizer_step(self, value: int) -> None:
+        self.runtime.optimizer_step = int(value)
+
+    @property
+    def rollout_step(self) -> int:
+        return self.runtime.rollout_step
+
+    @rollout_step.setter
+    def rollout_step(self, value: int) -> None:
+        self.runtime.rollout_step = int(value)
 
     def epoch(self) -> int:
         if not self.max_steps:
@@ -154,12 +164,7 @@ class EntropyControlState:
         return min(self.optimizer_step // per_episode + 1, self.num_episodes)
 
     def state_dict(self) -> Dict[str, Any]:
-        return {
-            "optimizer_step": self.optimizer_step,
-            "rollout_step": self.rollout_step,
-            "method": self.method.state_dict(),
-            "methods": self.spec.names,
-        }
+        return {**self.runtime.state_dict(), "methods": self.spec.names}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         saved = list(state.get("methods", []))
@@ -168,9 +173,7 @@ class EntropyControlState:
                 f"checkpoint was trained with --entropy.method {','.join(saved)} but this run selects "
                 f"{','.join(self.spec.names)}; resume with the same --entropy.method or start a new --ckpt.path"
             )
-        self.optimizer_step = int(state.get("optimizer_step", 0))
-        self.rollout_step = int(state.get("rollout_step", 0))
-        self.method.load_state_dict(state.get("method", {}))
+        self.runtime.load_state_dict(state)
 
 
 def enable_entropy_control(trainer, spec, args, *, max_steps: Optional[int], rank: int):
@@ -204,7 +207,7 @@ def enable_entropy_control(trainer, spec, args, *, max_steps: Optional[int], ran
     trainer.entropy_control = state
     # Before the hook: the hook wraps whichever forward the actor has.
     chunked_actor.install(trainer.actor, chunk_rows=spec.chunk_rows, entropy_grad=settings.entropy_grad)
-    install_actor_forward_hook(trainer.actor, state.holder)
+    install_actor_forward_hook(trainer.actor, state.channel)
     return state
 
 
@@ -214,18 +217,21 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
     entropy_control: EntropyControlState
 
     def ppo_train(self, kl_ctl: float):
-        """One rollout step's whole update; then the rollout-step controller boundary."""
+        """One rollout step's whole update; then the rollout-step controller boundary.
+
+        Our metrics in the returned status are the runtime's (the same definition the demo logs): each
+        optimizer step's window reduction, averaged over the rollout step's optimizer steps."""
         with active_trainer(self):
             status = super().ppo_train(kl_ctl)
-        self._end_rollout_step()
+        logged = self._end_rollout_step()
+        keys = self.entropy_control.metric_keys or []
+        status.update({k: v for k, v in logged.items() if k in keys})
         return status
 
     # -- windows -----------------------------------------------------------------------------------
     def _entropy_control_window(self, window):
         state = self.entropy_control
-        if state.generator is None:
-            state.generator = torch.Generator(device=_device())
-        state.generator.manual_seed(step_seed(state.seed, state.rank, state.optimizer_step))
+        state.runtime.reseed()
         stats = self._window_stats([exp for exp, _ in window]) if state.needs.window_stats else {}
         for i, pair in enumerate(window):
             state.micro = {"window_stats": stats, "last_in_window": i == len(window) - 1}
@@ -259,7 +265,7 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
                     ring_attn_group=self.strategy.ring_attn_group,
                     return_entropy=state.needs.current_entropy,
                 )
-                entropy = state.holder.pop("entropy", None) if state.needs.current_entropy else None
+                entropy = state.channel.take_entropy() if state.needs.current_entropy else None
                 inputs_list.append(
                     LossInputs(
                         log_probs=log_probs.float(),
@@ -297,10 +303,8 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
                 f"--entropy.method {','.join(state.spec.names)} needs the rollout-policy entropy but the experience "
                 f"has none; the PPOTrainer must be openrlhf_steer's (use `openrlhf-steer train`, not train_ppo_ray)"
             )
-        if state.generator is None:
-            state.generator = torch.Generator(device=_device())
-            state.generator.manual_seed(step_seed(state.seed, state.rank, state.optimizer_step))
-        state.holder.pop("entropy", None)
+        generator = state.runtime.generator if state.runtime.generator is not None else state.runtime.reseed()
+        state.channel.take_entropy()
 
         binding = self.actor_loss_fn.entropy_control
         binding.context = LossCallContext(
@@ -311,8 +315,8 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
             epoch=state.epoch(),
             total_epochs=state.num_episodes,
             window_stats=state.micro.get("window_stats", {}),
-            generator=state.generator,
-            entropy_holder=state.holder,
+            generator=generator,
+            entropy_channel=state.channel,
         )
         if state.needs.ref_log_probs:
             kl_ctl = 0.0  # the method's KL term replaces OpenRLHF's (which is still computed and logged as `kl`)
@@ -320,15 +324,15 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
             status = super().training_step(experience, kl_ctl, step, loss_batch_info)
         finally:
             binding.context = LossCallContext()
-            state.holder.pop("entropy", None)
+            state.channel.take_entropy()
 
-        metrics = self._stable_metrics(dict(binding.metrics))
-        n_tokens = float(status["num_action_tokens"])
-        for key, value in metrics.items():
-            status["metrics"][key] = torch.tensor(float(value))
+        metrics = self._stable_metrics(binding.metrics)
+        for key, value in metrics.items():  # device tensors: OpenRLHF's ppo_train reads them as it logs
+            status["metrics"][key] = value
             status["weights"][key] = "token"
-            state.window_sums[key] = state.window_sums.get(key, 0.0) + float(value) * n_tokens
-        state.window_tokens += n_tokens
+        valid = binding.metrics.tensors().get("tokens/valid", status["num_action_tokens"])
+        denominator = binding.loss_denominator
+        state.runtime.record(metrics, valid, denominator if denominator is not None else valid)
 
         if self.args.train.dynamic_batch_enable:
             window_done = bool(self.replay_buffer.dynamic_optimizer_step[step])
@@ -338,43 +342,51 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
             self._end_optimizer_step()
         return status
 
-    def _stable_metrics(self, metrics: Dict[str, float]) -> Dict[str, float]:
-        """Fix the metric key set at the first call: DP ranks all-reduce the same keys in ppo_train."""
+    def _stable_metrics(self, metrics) -> Dict[str, torch.Tensor]:
+        """Fix the metric key set at the first call: DP ranks all-reduce the same keys in ppo_train.
+        Values stay 0-dim tensors (no host read here); a key missing from this call logs 0."""
         state = self.entropy_control
+        values = metrics.tensors()
         if state.metric_keys is None:
-            state.metric_keys = sorted(metrics)
-        dropped = set(metrics) - set(state.metric_keys)
-        if dropped and not getattr(state, "_warned", False):
+            state.metric_keys = sorted(values)
+        dropped = set(values) - set(state.metric_keys)
+        if dropped and not state.warned_dropped_metrics:
             logger.warning(
                 "entropy-control metrics %s appeared after the first step and are not logged", sorted(dropped)
             )
-            state._warned = True
-        return {k: float(metrics.get(k, 0.0)) for k in state.metric_keys}
+            state.warned_dropped_metrics = True
+        zero = torch.zeros((), dtype=torch.float64)
+        return {k: _as_tensor(values.get(k, zero)) for k in state.metric_keys}
+
+    def _data_parallel_reduce(
+        self, sums: Dict[str, float], maxima: Dict[str, float], minima: Dict[str, float]
+    ) -> Tuple[Dict[str, float], Dict[str, float], Dict[str, float]]:
+        """The window's per-rank sums (one all-reduce through OpenRLHF's strategy), maxima and minima (one
+        stacked MAX all-reduce over the DP group, minima negated) over the data-parallel ranks."""
+        sums = {k: float(v) for k, v in self.strategy.all_reduce(dict(sums), op="sum").items()}
+        extremes = list(maxima.values()) + [-v for v in minima.values()]
+        if extremes and torch.distributed.is_available() and torch.distributed.is_initialized():
+            stacked = torch.tensor(extremes, dtype=torch.float64, device=_device())
+            torch.distributed.all_reduce(
+                stacked, op=torch.distributed.ReduceOp.MAX, group=data_parallel_group(self.strategy)
+            )
+            extremes = stacked.tolist()
+            maxima = dict(zip(maxima, extremes[: len(maxima)]))
+            minima = {k: -v for k, v in zip(minima, extremes[len(maxima) :])}
+        return sums, maxima, minima
 
     def _end_optimizer_step(self) -> None:
-        """Token-weighted window means, summed over DP ranks, offered to the controller."""
+        """The window's metrics (one host copy, then over the DP ranks) offered to the controller."""
         state = self.entropy_control
-        payload = dict(state.window_sums)
-        payload["_tokens"] = state.window_tokens
-        reduced = self.strategy.all_reduce(payload, op="sum")
-        window_tokens = float(reduced.pop("_tokens"))
-        for key, value in reduced.items():
-            state.rollout_sums[key] = state.rollout_sums.get(key, 0.0) + float(value)
-        state.rollout_tokens += window_tokens
-        tokens = window_tokens or 1.0
-        stats = {k: float(v) / tokens for k, v in reduced.items()}
-        state.method.on_boundary("optimizer_step", stats)
-        state.optimizer_step += 1
-        state.window_sums, state.window_tokens = {}, 0.0
+        state.runtime.end_optimizer_step(data_parallel=self._data_parallel_reduce)
         state.micro = {}
-        if state.generator is not None:  # dynamic-batch mode has no window iterator to reseed it
-            state.generator.manual_seed(step_seed(state.seed, state.rank, state.optimizer_step))
+        if state.runtime.generator is not None:  # dynamic-batch mode has no window iterator to reseed it
+            state.runtime.reseed()
 
-    def _end_rollout_step(self) -> None:
-        """Token-weighted means over the rollout step's windows (already DP-summed), offered to the controller."""
-        state = self.entropy_control
-        tokens = state.rollout_tokens or 1.0
-        stats = {k: v / tokens for k, v in state.rollout_sums.items()}
-        state.method.on_boundary("rollout_step", stats)
-        state.rollout_step += 1
-        state.rollout_sums, state.rollout_tokens = {}, 0.0
+    def _end_rollout_step(self) -> Dict[str, float]:
+        """The rollout step's token-weighted statistics offered to the controller; returns the logged means."""
+        return self.entropy_control.runtime.end_rollout_step()
+
+
+def _as_tensor(value) -> torch.Tensor:
+    return value if torch.is_tensor(value) else torch.tensor(float(value), dtype=torch.float64)

@@ -19,10 +19,12 @@ OpenRLHF's own loss options compose with every method, as OpenRLHF 0.11.2 applie
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Optional
 
 import torch
 from openrlhf.models.loss import PolicyLoss as OpenRLHFPolicyLoss
+
+from openrlhf_steer.runtime import EntropyChannel
 
 
 def openrlhf_denominators(dp_size: int, batch_num_tokens, global_batch_size):
@@ -54,13 +56,13 @@ class LossCallContext:
     generator: Optional[torch.Generator] = None
     entropy: Optional[torch.Tensor] = None
     # The training forward publishes the current-policy entropy after the context is made (the actor
-    # forward hook's holder); it is read at loss time when ``entropy`` is not given.
-    entropy_holder: Optional[Mapping[str, Any]] = None
+    # forward hook writes it into the channel); it is read at loss time when ``entropy`` is not given.
+    entropy_channel: Optional[EntropyChannel] = None
 
     def loss_input_fields(self) -> Dict[str, Any]:
         entropy = self.entropy
-        if entropy is None and self.entropy_holder is not None:
-            entropy = self.entropy_holder.get("entropy")
+        if entropy is None and self.entropy_channel is not None:
+            entropy = self.entropy_channel.entropy
         return dict(
             entropy=entropy,
             old_entropy=self.old_entropy,
@@ -83,7 +85,9 @@ class LossBinding:
     loss: Any = None  # openrlhf_steer.core.loss.PolicyLoss once bound
     method: Any = None
     context: LossCallContext = field(default_factory=LossCallContext)
-    metrics: Dict[str, float] = field(default_factory=dict)
+    # the last call's LossMetrics (device tensors until read) and the token count its loss divided by
+    metrics: Any = field(default_factory=dict)
+    loss_denominator: Optional[float] = None
 
 
 class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
@@ -165,9 +169,10 @@ class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
         coef = {} if token_coef is None else {"token_coef": token_coef}
         loss, metrics = loss_fn(inputs, num_tokens=num_tokens, num_seqs=num_seqs, **coef)
         self.entropy_control.metrics = metrics
+        self.entropy_control.loss_denominator = num_tokens
         with torch.no_grad():
             mask = inputs.action_mask.float()
             count = mask.sum().clamp(min=1.0)
-            clip_ratio = torch.tensor(metrics.get("clip/frac", 0.0), device=log_probs.device)
+            clip_ratio = metrics.tensors()["clip/frac"].float()  # stays on the device
             ppo_kl = ((old_log_probs.float() - log_probs.detach().float()) * mask).sum() / count
         return loss, clip_ratio, ppo_kl, vllm_kl, is_filter_ratio

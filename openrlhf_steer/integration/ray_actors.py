@@ -82,12 +82,12 @@ class EntropyControlPolicyModelActor(_PolicyBase):
         control = getattr(self, "_entropy_control", None)
         if control is None or not control.needs.old_entropy:
             return super().forward(sequences, action_mask, attention_mask, packed_seq_lens, mm_train_inputs_list)
-        control.holder["capture_old_entropy"] = True
+        control.channel.capture_old_entropy = True
         try:
             log_probs = super().forward(sequences, action_mask, attention_mask, packed_seq_lens, mm_train_inputs_list)
         finally:
-            control.holder["capture_old_entropy"] = False
-        self._old_entropy_cache.append(control.holder.pop("old_entropy").to("cpu"))
+            control.channel.capture_old_entropy = False
+        self._old_entropy_cache.append(control.channel.take_old_entropy().to("cpu"))
         return log_probs
 
     def pop_old_entropy(self) -> List:
