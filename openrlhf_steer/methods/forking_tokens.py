@@ -5,7 +5,9 @@ Only the top-rho fraction of valid tokens by entropy keep their policy-gradient 
 denominator unchanged (all valid tokens). The quantile is over the valid tokens only, of one loss
 call (micro_batch) or of the optimizer-step window (mini_batch; under data parallelism the window's
 entropies are gathered from every rank, so tau is that of the global window). Entropy: current
-policy, detached (as in TRL's implementation; the authors' code is not public).
+policy, detached (as in TRL's implementation; the authors' code is not public). STEER's Table 3 writes
+the threshold as tau_B, "threshold in batch B", B being its mini-batch (Eq. 10): its Table 1 row uses
+``stat_scope=mini_batch`` (reproduce/configs/steer_table1.yaml).
 """
 
 from dataclasses import dataclass, field
@@ -50,8 +52,8 @@ class ForkingTokensConfig(MethodConfig):
     stat_scope: str = field(
         default="micro_batch",
         metadata={
-            "help": f"Set for the quantile: micro_batch (one loss call) or mini_batch (optimizer-step window; the "
-            f"paper's batch B) ({PAPER}; default micro_batch)."
+            "help": f"Set for the quantile: micro_batch (one loss call) or mini_batch (optimizer-step window; STEER "
+            f"Table 3's batch B of tau_B) ({PAPER}; default micro_batch)."
         },
     )
 
