@@ -145,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--prompt-template",
         default=None,
         help="Math prompt template: boxed (default; question + 'Please reason step by step, and put "
-        "your final answer within \\boxed{}.'), qwen25-math-cot (that sentence as system message) or question "
-        "(the bare question, STEER's zero-shot protocol).",
+        "your final answer within \\boxed{}.'), qwen25-math-cot (that sentence as system message), question "
+        "(the bare question, STEER's zero-shot protocol) or dapo (DAPO-Math-17k's 'Answer:' instruction, as the "
+        "STEER authors' AIME/AMC eval files).",
     )
 
     smp = p.add_argument_group("sampling (defaults are per benchmark; see docs/eval.md)")
