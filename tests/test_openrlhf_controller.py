@@ -12,7 +12,7 @@ pytest.importorskip("openrlhf")
 from openrlhf.trainer.ppo_utils.experience import Experience  # noqa: E402
 
 from openrlhf_steer.core.advantages import compute_advantages  # noqa: E402
-from openrlhf_steer.integration import controller  # noqa: E402
+from openrlhf_steer.integration import experience_maker  # noqa: E402
 from openrlhf_steer.integration.flags import EntropyControlSpec  # noqa: E402
 from openrlhf_steer.integration.side_channel import OLD_ENTROPY_KEY  # noqa: E402
 from openrlhf_steer.methods import build_method  # noqa: E402
@@ -63,7 +63,7 @@ def _experiences(with_entropy: bool):
 
 
 def _maker(spec):
-    maker = controller.SteerExperienceMaker.__new__(controller.SteerExperienceMaker)
+    maker = experience_maker.EntropyControlExperienceMaker.__new__(experience_maker.EntropyControlExperienceMaker)
     args = _args()
     maker.strategy, maker.args, maker.advantage_estimator = NS(args=args), args, "group_norm"
     maker.kl_ctl = NS(value=0.0)
@@ -139,7 +139,7 @@ class _FakeGroup:
 
 @pytest.mark.parametrize("duplicate", [1, 2])
 def test_rollout_entropy_relay_follows_openrlhf_chunking(monkeypatch, duplicate):
-    monkeypatch.setattr(controller.ray, "get", lambda refs: refs)
+    monkeypatch.setattr(experience_maker.ray, "get", lambda refs: refs)
     exps = _experiences(with_entropy=False)
     ents = [torch.full(e.action_mask.shape, float(k + 1)) for k, e in enumerate(exps)]
     # async_run_method_batch: chunk size ceil(3/2) = 2 -> effective actor 0 got [e0, e1], actor 1 got [e2];
@@ -161,9 +161,9 @@ def test_rollout_entropy_relay_follows_openrlhf_chunking(monkeypatch, duplicate)
 def test_missing_rewards_are_named_with_the_flag_and_the_fix():
     """A reward file that raised leaves OpenRLHF samples with ``rewards=None``; the controller stops there."""
     scored, unscored = NS(rewards=torch.ones(4)), NS(rewards=None)
-    msg = controller.missing_rewards_message([scored, unscored, unscored], False, ["/r/reward.py"])
+    msg = experience_maker.missing_rewards_message([scored, unscored, unscored], False, ["/r/reward.py"])
     assert msg.startswith("2 of 3 rollout batches came back without rewards")
     assert "--reward.remote_url /r/reward.py" in msg and "--ckpt.load_enable" in msg
-    assert controller.missing_rewards_message([scored, scored], False, ["/r/reward.py"]) == ""
+    assert experience_maker.missing_rewards_message([scored, scored], False, ["/r/reward.py"]) == ""
     # a reward model scores the samples in the experience maker: nothing is missing then
-    assert controller.missing_rewards_message([unscored], True, None) == ""
+    assert experience_maker.missing_rewards_message([unscored], True, None) == ""

@@ -261,10 +261,10 @@ def test_launch_validates_first_then_runs_openrlhf_main_with_our_classes(monkeyp
     final_args = passes[1][1]
     assert final_args.reward.remote_url == [math_reward_path()]
     assert json.loads(final_args.entropy_control)["methods"][0][0] == "steer"
-    from openrlhf_steer.integration import controller, ray_actors
+    from openrlhf_steer.integration import experience_maker, ray_actors
 
     assert ppo_actor.PolicyModelActor is ray_actors.EntropyControlPolicyModelActorRemote
-    assert ppo_trainer.PPOTrainer is controller.SteerPPOTrainerRemote
+    assert ppo_trainer.PPOTrainer is experience_maker.EntropyControlPPOTrainerRemote
     assert "[openrlhf-steer] methods=steer" in capsys.readouterr().out
 
 

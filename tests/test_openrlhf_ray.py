@@ -34,14 +34,14 @@ def test_policy_actor_process_runs_our_loss(ray_cluster):
     import openrlhf.trainer.ray.ppo_actor as ppo_actor
     from openrlhf.trainer.ray.launcher import RayActorGroup
 
-    from openrlhf_steer.integration import controller, ray_actors
+    from openrlhf_steer.integration import experience_maker, ray_actors
 
     saved = (ppo_actor.PolicyModelActor, ppo_trainer.PPOTrainer)
     ray_actors.install_driver_swaps()
     try:
         # What OpenRLHF's train() does: RayActorGroup(..., PolicyModelActor, ...) on the swapped name.
         assert ppo_actor.PolicyModelActor is ray_actors.EntropyControlPolicyModelActorRemote
-        assert ppo_trainer.PPOTrainer is controller.SteerPPOTrainerRemote
+        assert ppo_trainer.PPOTrainer is experience_maker.EntropyControlPPOTrainerRemote
         group = RayActorGroup(1, 1, ppo_actor.PolicyModelActor, pg=None, num_gpus_per_actor=1)
         probe = ray.get(group.async_run_method("entropy_control_probe"))[0]
     finally:

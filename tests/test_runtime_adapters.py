@@ -128,3 +128,22 @@ def test_actor_and_demo_log_the_same_metrics(model_dir, name, config):
         assert demo_logged[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
     # the window loss is the token-mean over both micro-batches, not a mean of per-micro values
     assert demo_logged["loss/total"] != pytest.approx(0.0)
+
+
+def test_openrlhf_patches_are_recorded_with_their_originals():
+    """Every OpenRLHF global we replace is in one registry, with OpenRLHF's own value kept once."""
+    import openrlhf.models.actor as actor_module
+    from openrlhf.models.loss import PolicyLoss as OpenRLHFPolicyLoss
+    from openrlhf.trainer.ray import ppo_actor
+
+    from openrlhf_steer.integration import ray_actors
+    from openrlhf_steer.integration.entropy_patch import ChunkedEntropy
+    from openrlhf_steer.integration.patches import OPENRLHF_PATCHES
+
+    ray_actors.apply_actor_patches()
+    ray_actors.apply_actor_patches()  # idempotent: the original stays OpenRLHF's
+    assert OPENRLHF_PATCHES.original(ppo_actor, "PolicyLoss") is OpenRLHFPolicyLoss
+    assert ppo_actor.PolicyLoss is ray_actors.EntropyControlPolicyLoss
+    assert isinstance(actor_module.compute_entropy, ChunkedEntropy)
+    replaced = OPENRLHF_PATCHES.replaced()
+    assert replaced["openrlhf.trainer.ray.ppo_actor.iter_grad_accum_global_norm"].endswith("window_iterator")

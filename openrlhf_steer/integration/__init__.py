@@ -1,7 +1,7 @@
 """OpenRLHF 0.11.2 integration (launcher, Ray actor subclasses, patches, flag generation).
 
 Light entry points only; the modules that import OpenRLHF/DeepSpeed (``ray_actors``,
-``actor_trainer``, ``policy_loss``, ``controller``) are imported where they run.
+``actor_trainer``, ``policy_loss``, ``experience_maker``) are imported where they run.
 
     check_args(argv) -> SimpleNamespace     parse + validate a full `openrlhf-steer train` command line
     require_openrlhf() -> str               version guard (exactly openrlhf==0.11.2)

@@ -27,13 +27,13 @@ from openrlhf.trainer.ray import ppo_actor as _ppo_actor
 
 from openrlhf_steer.runtime import EntropyChannel, StepRuntime, step_seed  # noqa: F401 (step_seed: re-exported)
 
+from .patches import OPENRLHF_PATCHES
 from .policy_loss import LossCallContext
 from .side_channel import OLD_ENTROPY_KEY, align_rows
 from .window_reduce import data_parallel_group, global_window_stats
 
 logger = logging.getLogger(__name__)
 
-_ORIGINAL_ITER = _ppo_actor.iter_grad_accum_global_norm
 # OpenRLHF calls iter_grad_accum_global_norm(data_iter, strategy, ...) with the trainer's strategy only, so
 # the trainer whose ppo_train is running is found through its strategy.
 _ACTIVE_TRAINER_ATTR = "_entropy_control_active_trainer"
@@ -83,7 +83,8 @@ def install_actor_forward_hook(actor, channel: EntropyChannel) -> None:
 # --------------------------------------------------------------------------------------------------
 def window_iterator(data_iter, strategy, accumulated_gradient, mask_fn):
     """Drop-in for ``iter_grad_accum_global_norm`` that also tells the active trainer the windows."""
-    inner = _ORIGINAL_ITER(data_iter, strategy, accumulated_gradient, mask_fn)
+    original = OPENRLHF_PATCHES.original(_ppo_actor, "iter_grad_accum_global_norm")
+    inner = original(data_iter, strategy, accumulated_gradient, mask_fn)
     trainer = getattr(strategy, _ACTIVE_TRAINER_ATTR, None)
     if trainer is None:
         yield from inner
@@ -110,7 +111,7 @@ def active_trainer(trainer):
 
 
 def install_window_iterator() -> None:
-    _ppo_actor.iter_grad_accum_global_norm = window_iterator
+    OPENRLHF_PATCHES.replace(_ppo_actor, "iter_grad_accum_global_norm", window_iterator)
 
 
 def _device() -> torch.device:

@@ -17,6 +17,7 @@ from openrlhf.trainer.ray import ppo_actor as _ppo_actor
 from . import entropy_patch
 from .actor_trainer import enable_entropy_control, install_window_iterator
 from .args import spec_from_args
+from .patches import OPENRLHF_PATCHES
 from .policy_loss import EntropyControlPolicyLoss
 from .version import require_openrlhf
 
@@ -32,17 +33,18 @@ def undecorated(remote_cls):
 
 
 def apply_actor_patches() -> None:
-    """Module-global swaps in ``openrlhf.trainer.ray.ppo_actor`` / ``openrlhf.models.actor`` (idempotent)."""
-    _ppo_actor.PolicyLoss = EntropyControlPolicyLoss
+    """Module-global swaps in ``openrlhf.trainer.ray.ppo_actor`` / ``openrlhf.models.actor`` (idempotent),
+    recorded in :data:`~.patches.OPENRLHF_PATCHES`."""
+    OPENRLHF_PATCHES.replace(_ppo_actor, "PolicyLoss", EntropyControlPolicyLoss)
     install_window_iterator()
     entropy_patch.install()
 
 
+# Ray imports this module in a policy-actor worker when it unpickles the actor class: the patches must be
+# in place before OpenRLHF builds anything there.
 apply_actor_patches()
 
-_ORIGINAL_POLICY_ACTOR = getattr(_ppo_actor, "_entropy_control_original_actor", _ppo_actor.PolicyModelActor)
-_ppo_actor._entropy_control_original_actor = _ORIGINAL_POLICY_ACTOR
-_PolicyBase = undecorated(_ORIGINAL_POLICY_ACTOR)
+_PolicyBase = undecorated(OPENRLHF_PATCHES.original(_ppo_actor, "PolicyModelActor"))
 
 STATE_KEY = "entropy_control"  # key of our controller state in OpenRLHF's checkpoint client_states
 
@@ -124,7 +126,7 @@ EntropyControlPolicyModelActorRemote = ray.remote(num_gpus=1)(EntropyControlPoli
 
 def install_driver_swaps() -> None:
     """In the driver: make OpenRLHF's ``train()`` create our actor and controller classes."""
-    from .controller import install_controller_swaps
+    from .experience_maker import install_ppo_trainer
 
-    _ppo_actor.PolicyModelActor = EntropyControlPolicyModelActorRemote
-    install_controller_swaps()
+    OPENRLHF_PATCHES.replace(_ppo_actor, "PolicyModelActor", EntropyControlPolicyModelActorRemote)
+    install_ppo_trainer()

@@ -1,9 +1,11 @@
-"""PPOTrainer-process side: rollout entropy collection and advantage-shaping methods.
+"""PPOTrainer-process side (OpenRLHF's single-controller process): the experience maker that collects the
+rollout entropy and runs the methods' advantage hooks.
 
 ``train()`` imports ``PPOTrainer`` from ``openrlhf.trainer.ppo_trainer`` when it is called, so the
-driver re-points that module attribute at :data:`SteerPPOTrainerRemote`. Its ``__init__`` runs
-OpenRLHF's, then switches ``self.experience_maker`` to :class:`SteerExperienceMaker`, which calls
-OpenRLHF's ``make_experience`` / ``compute_advantages_and_returns`` and adds to their results.
+driver re-points that module attribute at :data:`EntropyControlPPOTrainerRemote`. Its ``__init__`` runs
+OpenRLHF's, then switches ``self.experience_maker`` to :class:`EntropyControlExperienceMaker`, which calls
+OpenRLHF's ``make_experience`` / ``compute_advantages_and_returns`` and adds to their results. Both serve
+every method (not only STEER).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from openrlhf.trainer import ppo_trainer as _ppo_trainer
 from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
 
 from .args import spec_from_args
+from .patches import OPENRLHF_PATCHES
 from .side_channel import OLD_ENTROPY_KEY, pad_cat
 
 
@@ -78,7 +81,7 @@ def missing_rewards_message(samples_list, has_reward_model: bool, reward_sources
     )
 
 
-class SteerExperienceMaker(RemoteExperienceMaker):
+class EntropyControlExperienceMaker(RemoteExperienceMaker):
     """OpenRLHF's experience maker plus the rollout entropy and the method's advantage hooks."""
 
     def entropy_control_setup(self, spec) -> None:
@@ -135,24 +138,23 @@ class SteerExperienceMaker(RemoteExperienceMaker):
 def _make_trainer_class(base_remote):
     base = base_remote.__ray_metadata__.modified_class.__ray_actor_class__
 
-    class SteerPPOTrainer(base):
+    class EntropyControlPPOTrainer(base):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             spec = spec_from_args(self.args)
             if spec is not None and spec.enabled:
-                self.experience_maker.__class__ = SteerExperienceMaker
+                self.experience_maker.__class__ = EntropyControlExperienceMaker
                 self.experience_maker.entropy_control_setup(spec)
 
-    SteerPPOTrainer.__module__ = __name__
-    SteerPPOTrainer.__qualname__ = "SteerPPOTrainer"
-    return SteerPPOTrainer
+    EntropyControlPPOTrainer.__module__ = __name__
+    EntropyControlPPOTrainer.__qualname__ = "EntropyControlPPOTrainer"
+    return EntropyControlPPOTrainer
 
 
-_ORIGINAL_PPO_TRAINER = getattr(_ppo_trainer, "_entropy_control_original", _ppo_trainer.PPOTrainer)
-_ppo_trainer._entropy_control_original = _ORIGINAL_PPO_TRAINER
-SteerPPOTrainer = _make_trainer_class(_ORIGINAL_PPO_TRAINER)
-SteerPPOTrainerRemote = ray.remote(SteerPPOTrainer)
+EntropyControlPPOTrainer = _make_trainer_class(OPENRLHF_PATCHES.original(_ppo_trainer, "PPOTrainer"))
+EntropyControlPPOTrainerRemote = ray.remote(EntropyControlPPOTrainer)
 
 
-def install_controller_swaps() -> None:
-    _ppo_trainer.PPOTrainer = SteerPPOTrainerRemote
+def install_ppo_trainer() -> None:
+    """In the driver: make OpenRLHF's ``train()`` create :class:`EntropyControlPPOTrainer`."""
+    OPENRLHF_PATCHES.replace(_ppo_trainer, "PPOTrainer", EntropyControlPPOTrainerRemote)
