@@ -147,3 +147,28 @@ def test_openrlhf_patches_are_recorded_with_their_originals():
     assert isinstance(actor_module.compute_entropy, ChunkedEntropy)
     replaced = OPENRLHF_PATCHES.replaced()
     assert replaced["openrlhf.trainer.ray.ppo_actor.iter_grad_accum_global_norm"].endswith("window_iterator")
+
+
+@pytest.mark.parametrize("is_level", ["off", "token"])
+def test_openrlhf_loss_shim_reads_the_device_at_most_twice(is_level):
+    """The actor's loss call (OpenRLHF signature, IS correction on or off) keeps the core loss's budget."""
+    from steertest_loss_batch import count_host_syncs, fixed_inputs
+
+    from openrlhf_steer.integration.policy_loss import EntropyControlPolicyLoss, LossCallContext
+
+    fn = EntropyControlPolicyLoss(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip=3.0, is_correction_level=is_level)
+    fn.bind(build_method("steer"), LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=3.0))
+    x = fixed_inputs()
+    fn.entropy_control.context = LossCallContext(old_entropy=x.old_entropy, step=1, total_steps=10)
+    with count_host_syncs() as calls:
+        loss, clip_ratio, ppo_kl, _, _ = fn(
+            x.log_probs,
+            x.old_log_probs,
+            x.advantages,
+            action_mask=x.action_mask,
+            rollout_log_probs=x.old_log_probs - 0.01,
+            batch_num_tokens=30.0,
+            global_batch_size=6.0,
+        )
+    assert len(calls) <= 2, calls
+    assert torch.is_tensor(clip_ratio) and torch.is_tensor(ppo_kl)
