@@ -11,7 +11,7 @@ import torch
 from openrlhf_steer.core.types import GroupInputs
 from openrlhf_steer.methods.registry import register_method
 from openrlhf_steer.methods.base import Method, MethodConfig, check_choice, check_range
-from openrlhf_steer.methods.group_math import broadcast_to_tokens, grpo_advantages
+from openrlhf_steer.core.group_math import broadcast_to_tokens, grpo_advantages
 
 Tensor = torch.Tensor
 
