@@ -1,7 +1,8 @@
 """Interventions keyed on the advantage sign (Jin et al., "Revisiting Entropy in RLVR", arXiv 2511.05993).
 
-- ``pos_adv_reweight``: weight lambda on tokens with A > 0 (1 elsewhere), lambda scheduled:
-  stage-based, epoch-wise, entropy-guided (a controller), or constant.
+- ``pos_adv_reweight``: weight lambda on tokens with A > 0 (``negative_weight``, default 1, on A < 0), lambda
+  scheduled: stage-based, epoch-wise, entropy-guided (a controller), constant, or set by an entropy target
+  (``--entropy.target.lever pos_adv.lambda``, :mod:`openrlhf_steer.control`).
 - ``rand_pos_clip``: zero the gradient of random positive-advantage tokens, as many as Clip-Cov zeroes.
 - ``positive_only`` (the paper's "Adv>=0"): weight 0 on A < 0 tokens.
 - ``negative_only`` (the paper's "Adv<=0"): weight 0 on A > 0 tokens.
@@ -19,6 +20,7 @@ from typing import Any, Dict, Mapping, Optional
 
 import torch
 
+from openrlhf_steer.control.controllers import bang_bang_step
 from openrlhf_steer.core.types import LossInputs
 from openrlhf_steer.methods.registry import register_method
 from openrlhf_steer.methods.base import (
@@ -35,7 +37,7 @@ from openrlhf_steer.methods.sampling import choose_random_tokens
 Tensor = torch.Tensor
 
 PAPER = "Pos-Adv-Reweight, Jin et al., arXiv 2511.05993"
-SCHEDULES = ("stage", "epoch", "entropy", "constant")
+SCHEDULES = ("stage", "epoch", "entropy", "constant", "target")
 
 
 def stage_lambda(step: int, total_steps: int, split: float = 0.5) -> float:
@@ -55,10 +57,10 @@ def epoch_lambda(epoch: int, total_epochs: int) -> float:
 def entropy_guided_lambda(current: float, entropy: float, target: float, step_size: float) -> float:
     """lambda_{k+1} = clip(lambda_k + step, 0, 1) if H_k > target else clip(lambda_k - step, 0, 1).
 
-    Jin et al. Sec. 7.3: lambda rises "when the LLM entropy exceeds" the target, "otherwise" it falls.
+    Jin et al. Sec. 7.3: lambda rises "when the LLM entropy exceeds" the target, "otherwise" it falls: the
+    shared bang-bang rule with drive H - target (raising lambda lowers the entropy).
     """
-    new = current + step_size if entropy > target else current - step_size
-    return min(1.0, max(0.0, new))
+    return bang_bang_step(current, entropy - target, step_size, 0.0, 1.0)
 
 
 @dataclass
@@ -66,11 +68,18 @@ class PosAdvReweightConfig(MethodConfig):
     schedule: str = field(
         default="stage",
         metadata={
-            "help": f"stage | epoch | entropy | constant: how lambda (the weight of A>0 tokens) evolves ({PAPER}; "
-            f"default stage)."
+            "help": f"stage | epoch | entropy | constant | target: how lambda (the weight of A>0 tokens) evolves "
+            f"({PAPER}; target = set by --entropy.target with lever pos_adv.lambda; default stage)."
         },
     )
     lambda_value: float = field(default=0.5, metadata={"help": "lambda for schedule=constant (default 0.5)."})
+    negative_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": f"Weight of A<0 tokens ({PAPER} keeps 1; EntroPIC, arXiv 2511.15248, moves it: lever "
+            f"pos_adv.negative_weight; default 1.0)."
+        },
+    )
     stage_split: float = field(
         default=0.5,
         metadata={
@@ -127,6 +136,7 @@ class PosAdvReweightConfig(MethodConfig):
     def validate(self) -> None:
         check_choice(self, "schedule", SCHEDULES)
         check_range(self, "lambda_value", 0.0, None, hint="a nonnegative weight, e.g. 0.5")
+        check_range(self, "negative_weight", 0.0, None, hint="a nonnegative weight, default 1.0")
         check_range(self, "stage_split", 0.0, 1.0, hint="fraction of training, default 0.5")
         check_range(self, "entropy_target", 0.0, None, hint="nats, default 0.2")
         check_range(self, "step_size", 0.0, 1.0, hint="default 0.05")
@@ -175,7 +185,10 @@ class PosAdvReweight(Method):
         lam = self.current_lambda(inputs)
         self._record(pos_adv_lambda=lam)
         pos = inputs.advantages > 0
-        weights = torch.where(pos, torch.full_like(inputs.log_probs, lam), torch.ones_like(inputs.log_probs))
+        others = torch.ones_like(inputs.log_probs)
+        if self.config.negative_weight != 1.0:
+            others = torch.where(inputs.advantages < 0, torch.full_like(others, self.config.negative_weight), others)
+        weights = torch.where(pos, torch.full_like(inputs.log_probs, lam), others)
         weights = weights.detach() * inputs.action_mask.to(weights.dtype)
         if self.config.normalize_by == "weights":
             total = float(weights.sum())

@@ -9,6 +9,7 @@ from typing import Any, Dict, Mapping, Optional
 
 import torch
 
+from openrlhf_steer.control.controllers import bang_bang_step
 from openrlhf_steer.core.types import LossInputs
 from openrlhf_steer.methods.registry import register_method
 from openrlhf_steer.methods.base import (
@@ -56,9 +57,10 @@ class EntropyLoss(Method):
 def adaptive_entropy_update(
     coef: float, entropy: float, target: float, delta: float, coef_min: float, coef_max: float
 ) -> tuple:
-    """Skywork-OR1 EntController: c <- clip(c + delta if H < H* else c - delta, c_min, c_max); enabled = H < H*."""
-    new = coef + delta if entropy < target else coef - delta
-    return min(coef_max, max(coef_min, new)), entropy < target
+    """Skywork-OR1 EntController: c <- clip(c + delta if H < H* else c - delta, c_min, c_max); enabled = H < H*.
+
+    The shared bang-bang rule with drive H* - H (raising c raises the entropy)."""
+    return bang_bang_step(coef, target - entropy, delta, coef_min, coef_max), entropy < target
 
 
 @dataclass
