@@ -43,6 +43,8 @@ class Claim:
     statistic: str
     runs: tuple
     evaluate: Callable[[Results, Mapping[str, Any]], Dict[str, Any]]
+    # "training": the end state of 60-step AdamW runs; "mechanism": one update from one state, measured
+    level: str = "training"
 
 
 def per_seed(results: Results, run: str, key: str) -> List[float]:
@@ -258,6 +260,7 @@ CLAIMS: List[Claim] = [
             "per seed; held if > 0",
             ("grpo",),
             estimator_claim(m),
+            level="mechanism",
         )
         for m in ("MSE", "PCC", "SRCC")
     ],
@@ -280,12 +283,21 @@ CLAIMS: List[Claim] = [
 ]
 
 
-def evaluate_claims(results: Results, start: Mapping[str, Any], min_seeds: int = 2) -> List[Dict[str, Any]]:
-    """One row per claim: {id, claim, paper_ref, statistic, value, interval, held, ...}; held is None when skipped."""
-    rows = []
+def evaluate_claims(
+    results: Results,
+    start: Mapping[str, Any],
+    min_seeds: int = 2,
+    mechanism: Optional[Mapping[int, Mapping[str, Any]]] = None,
+) -> List[Dict[str, Any]]:
+    """One row per claim: {id, level, claim, paper_ref, statistic, value, interval, held, ...}; held is None when
+    skipped. The mechanism claims (``mechanism_claims``) come first, from ``mechanism`` (seed -> record)."""
+    from .mechanism_claims import evaluate_mechanism_claims
+
+    rows = evaluate_mechanism_claims(mechanism, min_seeds)
     for claim in CLAIMS:
         row: Dict[str, Any] = {
             "id": claim.id,
+            "level": claim.level,
             "claim": claim.claim,
             "paper_ref": claim.paper_ref,
             "statistic": claim.statistic,

@@ -66,6 +66,7 @@ def write_results(
         "",
         f"## Claims: {len(held)} of {len(judged)} held{skipped}",
         "",
+        *_level_line(claims),
         f"Each value is the mean over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) from one start "
         "model; the interval is mean ± 2 standard errors of the per-seed values (paired by seed where two runs "
         "are compared); a claim holds when the whole interval lies on the claimed side of its threshold. H0 is "
@@ -79,6 +80,9 @@ def write_results(
             "",
         ]
     md += [claims_table(claims), ""]
+    from .explain import not_held_section
+
+    md += not_held_section(claims, extra.get("mechanism"))
     estimator = estimator_table(claims)
     if estimator:
         md += [
@@ -101,6 +105,16 @@ def write_results(
     ]
     md += [f"![{Path(f).stem}]({f})" for f in extra.get("figures", [])] + [""]
     write_text(Path(output_dir) / "results.md", "\n".join(md))
+
+
+def _level_line(claims: Sequence[Mapping[str, Any]]) -> List[str]:
+    """'mechanism: a of b held; training: c of d held' (mechanism = one update from one state, measured)."""
+    parts = []
+    for level in ("mechanism", "training"):
+        judged = [c for c in claims if c.get("level", "training") == level and c.get("held") is not None]
+        if judged:
+            parts.append(f"{level}: {sum(c['held'] is True for c in judged)} of {len(judged)} held")
+    return ["; ".join(parts) + ".", ""] if parts else []
 
 
 ANALYSES_HEADING = "## Analyses"
@@ -134,7 +148,7 @@ def claim_verdict(row: Mapping[str, Any]) -> str:
 
 def claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
     """Markdown table: id, claim, statistic, value (mean over seeds), interval (mean +- 2 SE), verdict, paper."""
-    head = ["id", "claim", "statistic", "value", "interval (mean ± 2 SE)", "seeds", "verdict", "paper"]
+    head = ["id", "level", "claim", "statistic", "value", "interval (mean ± 2 SE)", "seeds", "verdict", "paper"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in claims:
         interval = c.get("interval")
@@ -144,6 +158,7 @@ def claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
             + " | ".join(
                 [
                     c["id"],
+                    c.get("level", "training"),
                     c["claim"],
                     c["statistic"],
                     _num(c.get("value")),

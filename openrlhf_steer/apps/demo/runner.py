@@ -292,7 +292,9 @@ def target_line(grouped: Dict[str, Dict[int, Dict[str, Any]]]) -> Dict[str, floa
     return {f"delta (target) {target:.3f}": target}
 
 
-def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, Any]) -> None:
+def report(
+    ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, Any], mechanism: Optional[Dict] = None
+) -> None:
     from .claims import evaluate_claims
     from .entropy_change import LOG_NAME
     from .report import plot_diversity, plot_estimator, plot_seed_bands, write_results
@@ -332,7 +334,11 @@ def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, A
         points = [r for by_seed in grouped.values() for r in by_seed.values()]
         plot_diversity(points, start_eval, ws.output_dir / "diversity.png", cfg.eval.samples)
         figures.append("diversity.png")
-    claims = evaluate_claims(grouped, start_eval)
+    if mechanism:
+        from .views import write_views
+
+        figures += write_views(ws.output_dir, mechanism, histories, start_eval)
+    claims = evaluate_claims(grouped, start_eval, mechanism=mechanism)
     summaries = [summarise_run(name, by_seed, start_eval, cfg.eval.ks) for name, by_seed in grouped.items()]
     start_row = {
         "run": "start (step 0)",
@@ -357,6 +363,7 @@ def report(ws: Workspace, results: List[Dict[str, Any]], start_eval: Dict[str, A
             "figures": figures,
             "start": start_eval,
             "runs": [r for r in results if r.get("finished")],
+            "mechanism": mechanism,
         },
     )
 
@@ -403,5 +410,10 @@ def run_demo(
     results = run_methods(ws, specs, workers=config.workers, progress=progress, stop_after=stop_after)
     if not all(r.get("finished") for r in results):
         return {"finished": False, "results": results}
-    report(ws, results, start_eval)
+    mechanism = None
+    if config.model == "tiny":  # one update from the same state, float64: cheap on the tiny model only
+        from .mechanism import run_mechanism
+
+        mechanism = run_mechanism(ws, workers=config.workers)
+    report(ws, results, start_eval, mechanism)
     return {"finished": True, "results": results}

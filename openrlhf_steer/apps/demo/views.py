@@ -1,0 +1,104 @@
+"""Pictures of the mechanism stage and the runs: per-quadrant Delta H vs Omega, STEER's weights, per-seed curves."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Sequence
+
+from .mechanism_math import QUADRANT_SIGN, QUADRANTS
+from .report import pyplot, save_figure
+
+Mechanism = Mapping[int, Mapping[str, Any]]
+
+
+def _on_policy(mechanism: Mechanism):
+    for seed in sorted(mechanism):
+        for record in mechanism[seed]["checkpoints"]:
+            if record.get("on_policy"):
+                yield seed, record["step"], record["on_policy"]
+
+
+def plot_quadrants(mechanism: Mechanism, path: Path) -> None:
+    """Per quadrant: each token's measured Delta H at its own prefix after a step on that quadrant alone,
+    against its Omega (STEER Eq. 7, same eta); the diagonal is Omega = Delta H."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    for ax, q in zip(axes, QUADRANTS):
+        xs: List[float] = []
+        ys: List[float] = []
+        for _, _, on in _on_policy(mechanism):
+            row = on["subsets"].get(q, {})
+            xs += row.get("own_omega", [])
+            ys += row.get("own_dh", [])
+        ax.scatter(xs, ys, s=8, alpha=0.5)
+        if xs:
+            lo, hi = min(xs + ys), max(xs + ys)
+            ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, label="Delta H = Omega")
+        ax.axhline(0, color="black", lw=0.5)
+        ax.axvline(0, color="black", lw=0.5)
+        sign = "lowers" if QUADRANT_SIGN[q] < 0 else "raises"
+        ax.set_title(f"quadrant {q} (paper: {sign} H), {len(xs)} tokens")
+        ax.set_xlabel("Omega (STEER Eq. 7)")
+        ax.legend(loc="best", fontsize=7)
+    axes[0].set_ylabel("measured Delta H_t (one GD step)")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_weights(mechanism: Mechanism, path: Path) -> None:
+    """STEER's token weights (exp mapping as the authors configure it) beside GRPO's (all 1)."""
+    plt = pyplot()
+    weights: List[float] = []
+    stats: List[Mapping[str, float]] = []
+    for _, _, on in _on_policy(mechanism):
+        norm = on.get("equal_norm")
+        if norm:
+            weights += norm["steer_exp"].get("weight_values", [])
+            stats.append(norm["steer_exp"]["weights"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    bins = [0.8 + 0.01 * i for i in range(22)]
+    axes[0].hist([1.0] * len(weights), bins=bins, color="tab:blue")
+    axes[0].set_title(f"GRPO: every weight 1 ({len(weights)} tokens)")
+    axes[1].hist(weights, bins=bins, color="tab:orange")
+    if stats:
+        median = sum(s["median"] for s in stats) / len(stats)
+        share = sum(s["share_below_0.95"] for s in stats) / len(stats)
+        axes[1].set_title(f"STEER exp, lambda_min 0.8: median {median:.3f}, share < 0.95 {share:.2f}")
+    for ax in axes:
+        ax.set_xlabel("token weight")
+        ax.set_yscale("log")
+    axes[0].set_ylabel("tokens (log)")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_seed_curves(histories: Mapping[str, Sequence[Sequence[Dict[str, Any]]]], path: Path, start: float) -> None:
+    """Rollout entropy of every run, one line per seed (no band: each seed is visible)."""
+    plt = pyplot()
+    names = list(histories)
+    cols = 4
+    rows = max(1, math.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), sharey=True, squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        for seed, rows_of_seed in enumerate(histories[name]):
+            steps = [r["step"] for r in rows_of_seed]
+            ax.plot(steps, [r["entropy/rollout"] for r in rows_of_seed], lw=0.9, label=f"seed {seed}")
+        ax.axhline(start, color="grey", lw=0.6, ls="--")
+        ax.set_title(name)
+        ax.set_xlabel("rollout step")
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    axes[0][0].set_ylabel("rollout entropy")
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def write_views(output_dir: Path, mechanism: Mechanism, histories, start_eval: Mapping[str, Any]) -> List[str]:
+    """Every view; returns the file names written."""
+    output_dir = Path(output_dir)
+    plot_quadrants(mechanism, output_dir / "mechanism_quadrants.png")
+    plot_weights(mechanism, output_dir / "steer_weights.png")
+    plot_seed_curves(histories, output_dir / "entropy_per_seed.png", float(start_eval["train_rollout_entropy"]))
+    return ["mechanism_quadrants.png", "steer_weights.png", "entropy_per_seed.png"]
