@@ -117,6 +117,16 @@ def _field_flag(method: str, f: dataclasses.Field, annotation: Any) -> FieldFlag
     return FieldFlag(flag=f"--{dest}", dest=dest, kwargs=kwargs)
 
 
+TARGET = "target"  # --entropy.target.<field>: the entropy target (openrlhf_steer.control)
+
+
+def target_field_flags() -> List[FieldFlag]:
+    from openrlhf_steer.control import EntropyTargetConfig
+
+    hints = typing.get_type_hints(EntropyTargetConfig)
+    return [_field_flag(TARGET, f, hints.get(f.name, str)) for f in dataclasses.fields(EntropyTargetConfig)]
+
+
 def method_field_flags(method: str) -> List[FieldFlag]:
     from openrlhf_steer.methods import get_method_class
 
@@ -186,6 +196,13 @@ def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
         group = parser.add_argument_group(f"--entropy.{name}", f"{cls.paper or name}")
         for ff in method_field_flags(name):
             group.add_argument(ff.flag, dest=ff.dest, **ff.kwargs)
+    group = parser.add_argument_group(
+        f"--entropy.{TARGET}",
+        "Entropy target: a controller moves one method option (the lever) once per rollout step to hold the "
+        "rollout entropy on a schedule (docs/entropy_targets.md); off unless a --entropy.target.* flag is given.",
+    )
+    for ff in target_field_flags():
+        group.add_argument(ff.flag, dest=ff.dest, **ff.kwargs)
     return parser
 
 
@@ -196,6 +213,7 @@ class EntropyControlSpec:
     methods: List[Tuple[str, Dict[str, Any]]] = field(default_factory=list)
     seed: Optional[int] = None
     chunk_rows: int = 1024
+    target: Dict[str, Any] = field(default_factory=dict)  # EntropyTargetConfig values; empty = no target
 
     @property
     def enabled(self) -> bool:
@@ -207,7 +225,12 @@ class EntropyControlSpec:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"methods": [[n, c] for n, c in self.methods], "seed": self.seed, "chunk_rows": self.chunk_rows}
+            {
+                "methods": [[n, c] for n, c in self.methods],
+                "seed": self.seed,
+                "chunk_rows": self.chunk_rows,
+                "target": self.target,
+            }
         )
 
     @classmethod
@@ -217,16 +240,21 @@ class EntropyControlSpec:
             methods=[(n, dict(c)) for n, c in data.get("methods", [])],
             seed=data.get("seed"),
             chunk_rows=int(data.get("chunk_rows", 1024)),
+            target=dict(data.get("target") or {}),
         )
 
     def build_method(self):
-        """A new Method object (several selected methods are composed in the given order), or None."""
+        """A new Method object (several selected methods are composed in the given order, an entropy target
+        wraps them), or None."""
+        from openrlhf_steer.control import attach_target
         from openrlhf_steer.methods import build_method, compose_methods
 
         built = [build_method(name, config) for name, config in self.methods]
         if not built:
+            if self.target:
+                raise ValueError("--entropy.target.* moves an option of a method: select one with --entropy.method")
             return None
-        return built[0] if len(built) == 1 else compose_methods(built)
+        return attach_target(built[0] if len(built) == 1 else compose_methods(built), self.target)
 
     @cached_property
     def method(self):
@@ -280,6 +308,8 @@ def split_argv(
             f"--entropy.method lists a method twice: {method_arg}; name each method once (e.g. steer,clip_higher)."
         )
 
+    target_prefix = f"{PREFIX}.{TARGET}."
+    target = {k[len(target_prefix) :]: values.pop(k) for k in [k for k in values if k.startswith(target_prefix)]}
     per_method: Dict[str, Dict[str, Any]] = {n: {} for n in names}
     for dest, value in values.items():
         _, method, option = dest.split(".", 2)
@@ -291,7 +321,9 @@ def split_argv(
         if isinstance(value, list):
             value = list(value)
         per_method[method][option] = value
-    spec = EntropyControlSpec(methods=[(n, per_method[n]) for n in names], seed=seed, chunk_rows=chunk_rows)
+    spec = EntropyControlSpec(
+        methods=[(n, per_method[n]) for n in names], seed=seed, chunk_rows=chunk_rows, target=target
+    )
     try:  # build here so that a bad value fails before Ray starts, naming the field
         spec.method
     except (TypeError, ValueError) as exc:
