@@ -242,6 +242,7 @@ def test_generated_set_covers_the_cases_named_in_the_issue():
 
 
 @pytest.mark.slow
+@pytest.mark.oracle
 def test_generated_answers_agree_with_the_official_runner(problems, official, tmp_path):
     from openrlhf_steer_eval.benchmarks import make_grader
 
