@@ -9,6 +9,7 @@ from scipy import stats as sps
 
 from openrlhf_steer.apps.demo.claims import CLAIMS, evaluate_claims
 from openrlhf_steer.apps.demo.claims_stats import mean_interval, paired_differences, verdict
+from openrlhf_steer.apps.demo.mechanism_claims import MECHANISM_CLAIMS
 from openrlhf_steer.core.estimators import clip_indicator
 from openrlhf_steer.core.estimators import covariance_entropy_change_estimate as cov_estimate
 from openrlhf_steer.core.estimators import omega_entropy_change as omega_estimate
@@ -83,7 +84,10 @@ def test_ratio_and_paired_claims_on_given_numbers():
     assert claims["1c"]["per_seed"] == pytest.approx([0.5, 0.6, 0.7]) and claims["1c"]["held"] is True
     # every other claim lacks a run: skipped with the missing names, no verdict
     assert claims["2b"]["held"] is None and "clip_higher" in claims["2b"]["skipped"]
-    assert {c.id for c in CLAIMS} == set(claims)
+    # the mechanism claims (no mechanism records here) are listed too, skipped
+    assert {c.id for c in CLAIMS} | {c.id for c in MECHANISM_CLAIMS} == set(claims)
+    assert claims["M1-I"]["held"] is None and claims["M1-I"]["level"] == "mechanism"
+    assert claims["1a"]["level"] == "training" and claims["6-MSE"]["level"] == "mechanism"
 
 
 def test_a_noisy_difference_is_not_held():

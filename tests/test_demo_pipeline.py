@@ -92,8 +92,13 @@ def test_claims_list_has_every_claim_with_an_interval_from_the_seed_values(quick
     from openrlhf_steer.apps.demo.claims import CLAIMS
     from openrlhf_steer.apps.demo.claims_stats import mean_interval
 
-    claims = json.loads((out / "results.json").read_text())["claims"]
-    assert [c["id"] for c in claims] == [c.id for c in CLAIMS]
+    from openrlhf_steer.apps.demo.mechanism_claims import MECHANISM_CLAIMS
+
+    listed = json.loads((out / "results.json").read_text())["claims"]
+    # the mechanism claims open the table; each claim says its level
+    assert [c["id"] for c in listed] == [c.id for c in MECHANISM_CLAIMS] + [c.id for c in CLAIMS]
+    assert {c["level"] for c in listed[: len(MECHANISM_CLAIMS)]} == {"mechanism"}
+    claims = listed[len(MECHANISM_CLAIMS) :]
     for claim in claims:
         assert CLAIM_KEYS <= set(claim), claim["id"]
         assert claim["held"] in (True, False), claim  # the quick preset runs every claim's runs with 2 seeds
