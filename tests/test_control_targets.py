@@ -303,3 +303,25 @@ def test_resume_refuses_a_different_target():
         other.load_state_dict(first.state_dict())
     with pytest.raises(ValueError, match="no entropy-target state"):
         first.load_state_dict({})
+
+
+def test_readme_target_table_is_the_generated_one():
+    from pathlib import Path
+
+    from openrlhf_steer.control.describe import target_markdown_table
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("<!-- target table: generated")
+    body = text[text.index("\n", start) + 1 : text.index("<!-- end of the generated target table -->")]
+    assert body == target_markdown_table()
+    for name in sorted(CONTROLLERS) + sorted(LEVERS):
+        assert f"| `{name}` |" in body
+
+
+def test_cli_methods_lists_the_target_options(capsys):
+    from openrlhf_steer.apps.cli import _methods
+
+    assert _methods(["target"]) == 0
+    out = capsys.readouterr().out
+    assert "--entropy.target.controller (default 'pi')" in out and "arXiv 2511.15248" in out
+    assert "pos_adv.lambda (pos_adv_reweight): lowers" in out

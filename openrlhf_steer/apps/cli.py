@@ -29,11 +29,20 @@ def _demo(argv: List[str]) -> int:
 def _methods(argv: List[str]) -> int:
     from openrlhf_steer.methods import describe_methods, methods_markdown_table
 
+    from openrlhf_steer.control.describe import describe_target, target_markdown_table
+
     if "--markdown" in argv:
         print(methods_markdown_table(), end="")
         return 0
+    if "--target-markdown" in argv:
+        print(target_markdown_table(), end="")
+        return 0
+    names = [a for a in argv if not a.startswith("-")]
     try:
-        print(describe_methods([a for a in argv if not a.startswith("-")] or None))
+        if names != ["target"]:
+            print(describe_methods([n for n in names if n != "target"] or None))
+        if not names or "target" in names:  # the entropy target's options (--entropy.target.*)
+            print(describe_target())
     except ValueError as err:  # an unknown name: the message lists the registered ones
         print(f"openrlhf-steer methods: {err}", file=sys.stderr)
         return 2
