@@ -146,7 +146,7 @@ class InProcessEvalSmokeExecutor(rt.SmokeExecutor):
     """--smoke only: the eval CLI's own ``main`` in this process (one import instead of one per call)."""
 
     def run(self, stage: str, cmd: Sequence[str], log_path: Path, env=None) -> None:
-        if pipeline.EVAL_MODULE not in cmd:
+        if self.dry or pipeline.EVAL_MODULE not in cmd:
             return super().run(stage, cmd, log_path, env=env)
         from openrlhf_steer_eval.cli import main as eval_main
 
@@ -164,11 +164,9 @@ class InProcessEvalSmokeExecutor(rt.SmokeExecutor):
 
 
 def _executor(args) -> rt.Executor:
-    if args.dry_run:
-        return rt.DryRunExecutor()
     if args.smoke:
-        return InProcessEvalSmokeExecutor(quiet=args.quiet)
-    return rt.Executor(quiet=args.quiet)
+        return InProcessEvalSmokeExecutor(quiet=args.quiet, dry=args.dry_run)
+    return rt.make_executor(args)
 
 
 def source_dir(args, out: Path, table: str) -> Path:

@@ -41,7 +41,7 @@ sys.path.insert(1, str(HERE.parent))
 import preflight  # noqa: E402
 import repro_pipeline as pipeline  # noqa: E402
 from repro_config import ConfigError, Row, TableConfig, load_config, select_rows  # noqa: E402
-from repro_selection import candidates, pick_best, pick_last, validate_policy  # noqa: E402
+from repro_selection import SELECTION_POLICIES, validate_policy  # noqa: E402
 from assemble_table import assemble  # noqa: E402
 from repro_entropy import DEFAULT_METRIC, final_training_entropy  # noqa: E402
 
@@ -58,19 +58,109 @@ def default_data_dir() -> Path:
 
 
 # --------------------------------------------------------------------------------------------------
-# Executors: how a command is carried out (a registry; --dry-run and --smoke pick one)
+# What a row runs: the paper's recipe (GPU) or its CPU smoke version
+# --------------------------------------------------------------------------------------------------
+class PaperRun:
+    """The table's recipe, sampling, benchmarks and selection as configured (the GPU run)."""
+
+    smoke = False
+    extends_context = True  # builds the extended-context model copy a recipe asks for
+
+    def layout(self, layout: "pipeline.Layout") -> "pipeline.Layout":
+        return layout
+
+    def recipe(self, recipe: Dict[str, Any]) -> Dict[str, Any]:
+        return recipe
+
+    def data_request(self, data: Dict[str, Any]) -> Dict[str, Any]:
+        return data
+
+    def data_command(self, cmd: List[str]) -> List[str]:
+        return cmd
+
+    def eval_sampling(self, sampling: Dict[str, Any]) -> Dict[str, Any]:
+        return sampling
+
+    def eval_backend(self, backend: str) -> str:
+        return backend
+
+    def eval_extra(self, eval_data_dir: Optional[Path], benchmarks: Sequence[str]) -> Dict[str, Any]:
+        return pipeline.eval_data_args(eval_data_dir, benchmarks)
+
+    def benchmarks(self, benchmarks: Sequence[str]) -> List[str]:
+        return list(benchmarks)
+
+    def selection(self, selection: Dict[str, Any]) -> Dict[str, Any]:
+        return selection
+
+    def released_model(self, row: Row) -> Path:
+        return Path(str(row.released_model.value))
+
+
+class SmokeRun(PaperRun):
+    """--smoke: the same stages on CPU (reproduce/repro_smoke.py): a tiny model and its own window, a few
+    prompts and steps, the HF eval backend on a few problems of the shared test data."""
+
+    smoke = True
+    extends_context = False  # smoke lengths fit the tiny model's own window
+
+    def __init__(self, setup):
+        self.setup = setup
+
+    def layout(self, layout):
+        return self.setup.layout()
+
+    def recipe(self, recipe):
+        return self.setup.recipe(recipe)
+
+    def data_request(self, data):
+        return self.setup.data_request(data)
+
+    def data_command(self, cmd):
+        return cmd + ["--limit", str(self.setup.train_prompts)]
+
+    def eval_sampling(self, sampling):
+        return self.setup.eval_sampling(sampling)
+
+    def eval_backend(self, backend):
+        return "hf"
+
+    def eval_extra(self, eval_data_dir, benchmarks):
+        return self.setup.eval_extra(benchmarks)
+
+    def benchmarks(self, benchmarks):
+        return self.setup.benchmarks(benchmarks)
+
+    def selection(self, selection):
+        return self.setup.selection(selection)
+
+    def released_model(self, row):
+        return self.setup.model_path
+
+
+# --------------------------------------------------------------------------------------------------
+# Executors: how a command is carried out, and what a row runs (--dry-run and --smoke pick one)
 # --------------------------------------------------------------------------------------------------
 class Executor:
-    """Runs the pipeline's commands as subprocesses; output goes to a log file and, unless quiet, the console."""
+    """Runs the pipeline's commands as subprocesses; output goes to a log file and, unless quiet, the console.
+    ``dry``: print every command and run nothing."""
 
     dry = False
 
-    def __init__(self, echo=print, quiet: bool = False):
+    def __init__(self, echo=print, quiet: bool = False, dry: Optional[bool] = None):
         self.echo = echo
         self.quiet = quiet
+        if dry is not None:
+            self.dry = dry
+
+    def row_run(self, out: Path, args: argparse.Namespace) -> PaperRun:
+        """What the rows of a table written to ``out`` run: the paper's recipe."""
+        return PaperRun()
 
     def run(self, stage: str, cmd: Sequence[str], log_path: Path, env: Optional[Mapping[str, str]] = None) -> None:
         self.echo(f"[{stage}] {pipeline.shell_join(cmd)}")
+        if self.dry:
+            return
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(f"\n$ {pipeline.shell_join(cmd)}\n")
@@ -109,12 +199,6 @@ class Executor:
 class DryRunExecutor(Executor):
     dry = True
 
-    def run(self, stage: str, cmd: Sequence[str], log_path: Path, env: Optional[Mapping[str, str]] = None) -> None:
-        self.echo(f"[{stage}] {pipeline.shell_join(cmd)}")
-
-    def train(self, cmd: Sequence[str], row_dir: Path) -> None:
-        self.run("train", cmd, row_dir / "train.log")
-
 
 class RecordingExecutor(DryRunExecutor):
     """A dry run that prints nothing and keeps every command: the preflight reads what each row would run."""
@@ -128,10 +212,23 @@ class RecordingExecutor(DryRunExecutor):
 
 
 class SmokeExecutor(Executor):
-    """The training command runs through OpenRLHF's ``train()`` on CPU with a stand-in rollout engine
-    (reproduce/repro_smoke.py); everything else runs as in a GPU run."""
+    """--smoke: the rows run their CPU version (:class:`SmokeRun`); the training command runs through
+    OpenRLHF's ``train()`` on CPU with a stand-in rollout engine (reproduce/repro_smoke.py); everything
+    else runs as in a GPU run. With ``dry``, prints the CPU pipeline and creates nothing."""
+
+    def row_run(self, out: Path, args: argparse.Namespace) -> SmokeRun:
+        import repro_smoke
+
+        setup = repro_smoke.SmokeSetup(
+            out / "smoke", data_dir=Path(args.data_dir or default_data_dir()), steps=args.smoke_steps
+        )
+        if not self.dry:
+            setup.materialize()
+        return SmokeRun(setup)
 
     def train(self, cmd: Sequence[str], row_dir: Path) -> None:
+        if self.dry:
+            return super().train(cmd, row_dir)
         import repro_smoke
 
         run = repro_smoke.OpenRLHFSmokeRun(cmd, row_dir)
@@ -140,6 +237,11 @@ class SmokeExecutor(Executor):
         run.write_plan()
         self.run("train", run.command(), row_dir / "train.log", env=run.env())
         run.check(row_dir / "train.log")
+
+
+def make_executor(args: argparse.Namespace) -> Executor:
+    """--smoke picks the smoke executor, --dry-run makes either print only."""
+    return (SmokeExecutor if args.smoke else Executor)(quiet=args.quiet, dry=args.dry_run)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -162,16 +264,8 @@ class TableRunner:
         validate_policy(config.values("selection"))
         data_dir = args.eval_data_dir or os.environ.get("OPENRLHF_STEER_DATA")
         self.eval_data_dir = Path(data_dir) if data_dir else None  # None: the eval CLI loads the hub datasets
-        self.smoke = None
-        if args.smoke:
-            import repro_smoke
-
-            self.smoke = repro_smoke.SmokeSetup(
-                self.out / "smoke", data_dir=Path(args.data_dir or default_data_dir()), steps=args.smoke_steps
-            )
-            self.layout = self.smoke.layout()
-            if not executor.dry:
-                self.smoke.materialize()
+        self.rows_run = executor.row_run(self.out, args)  # the paper's recipe, or its CPU smoke version
+        self.layout = self.rows_run.layout(self.layout)
 
     # -- helpers ------------------------------------------------------------------------------
     def recipe(self, row: Row) -> Dict[str, Any]:
@@ -183,26 +277,19 @@ class TableRunner:
                     f"{self.config.path}: max_rollout_steps needs data.expected_prompts (the prompt count)"
                 )
             recipe = pipeline.rollout_cap(recipe, int(n_prompts))
-        if self.smoke:
-            recipe = self.smoke.recipe(recipe)
-        return recipe
+        return self.rows_run.recipe(recipe)
 
     def eval_sampling(self) -> Dict[str, Any]:
-        sampling = self.config.values("eval")
-        if self.smoke:
-            sampling = self.smoke.eval_sampling(sampling)
-        return sampling
+        return self.rows_run.eval_sampling(self.config.values("eval"))
 
     def eval_backend(self) -> str:
-        return "hf" if self.smoke else self.args.eval_backend
+        return self.rows_run.eval_backend(self.args.eval_backend)
 
     def eval_extra(self, benchmarks: Sequence[str]) -> Dict[str, Any]:
-        if self.smoke:
-            return self.smoke.eval_extra(benchmarks)
-        return pipeline.eval_data_args(self.eval_data_dir, benchmarks)
+        return self.rows_run.eval_extra(self.eval_data_dir, benchmarks)
 
     def benchmarks(self) -> List[str]:
-        return self.smoke.benchmarks(self.config.benchmarks) if self.smoke else list(self.config.benchmarks)
+        return self.rows_run.benchmarks(self.config.benchmarks)
 
     # -- stages -------------------------------------------------------------------------------
     def prepare_data(self, recipe: Mapping[str, Any]) -> Path:
@@ -212,17 +299,14 @@ class TableRunner:
                 data[key] = recipe[key]
         if self.args.train_data:
             data["source"] = self.args.train_data
-        if self.smoke:
-            data = self.smoke.data_request(data)
+        data = self.rows_run.data_request(data)
         key = (
             "dapo17k"
             if not data.get("subset")
             else f"{data['subset']}{data['subset_size']}_seed{data.get('subset_seed', 0)}"
         )
         out = self.out / "data" / f"{key}.jsonl"
-        cmd = pipeline.prepare_data_command(data, out)
-        if self.smoke:
-            cmd += ["--limit", str(self.smoke.train_prompts)]
+        cmd = self.rows_run.data_command(pipeline.prepare_data_command(data, out))
         if self.ex.dry or not out.is_file():
             self.ex.run("data", cmd, self.out / "data" / "prepare.log")
         return out
@@ -230,7 +314,7 @@ class TableRunner:
     def context_model(self, recipe: Mapping[str, Any], model: str) -> Optional[Path]:
         """The extended-context copy of ``model`` when the recipe sets ``max_position_embeddings`` (built once)."""
         tokens = pipeline.context_override(recipe)
-        if tokens is None or self.smoke:  # smoke lengths fit the tiny model's own window
+        if tokens is None or not self.rows_run.extends_context:
             return None
         model_dir = pipeline.context_model_dir(model, tokens, self.out / "models")
         if self.ex.dry or not pipeline.context_model_ready(model_dir, model, tokens):
@@ -254,7 +338,7 @@ class TableRunner:
         self.ex.train(cmd, row_dir)
         if not self.ex.dry:
             atomic_write_json(
-                done, {"command": cmd, "seconds": round(time.time() - started, 1), "smoke": bool(self.smoke)}
+                done, {"command": cmd, "seconds": round(time.time() - started, 1), "smoke": self.rows_run.smoke}
             )
         return ckpt_dir
 
@@ -290,56 +374,43 @@ class TableRunner:
         return scores
 
     def select(self, row: Row, row_dir: Path, ckpt_dir: Path) -> Path:
+        """The table's selection rule (``repro_selection.SELECTION_POLICIES``) on the row's checkpoints;
+        ``selection.json`` records it (resume)."""
         sel = self.config.values("selection")
         sel["max_step"] = self.config.recipe_for(row).get("max_rollout_steps")
-        if self.smoke:
-            sel = self.smoke.selection(sel)
+        sel = self.rows_run.selection(sel)
         sel_path = row_dir / "selection.json"
         if sel_path.is_file() and not self.ex.dry:
             return Path(json.loads(sel_path.read_text())["checkpoint"])
-        if sel["policy"] == "last":
-            if self.ex.dry:
-                self.ex.echo(f"[select] {row.name}: last checkpoint under {ckpt_dir} (highest global_step<N>_hf)")
-                return ckpt_dir / "global_step<LAST>_hf"
-            step, path = pick_last(ckpt_dir)
-            atomic_write_json(sel_path, {"policy": "last", "step": step, "checkpoint": str(path)})
-            return path
         sampling = dict(self.eval_sampling())
         sampling.update({k: sel[k] for k in ("n", "k", "temperature", "top_p", "max_tokens") if k in sel})
-        benches = self.smoke.benchmarks(sel["benchmarks"]) if self.smoke else list(sel["benchmarks"])
-        if self.ex.dry:
-            upto = "" if sel.get("max_step") is None else f" and <= {sel['max_step']}"
-            self.ex.echo(
-                f"[select] {row.name}: for every <STEP> >= {sel.get('min_step', 0)}{upto} with a saved checkpoint "
-                f"(every {sel.get('every', 1)}), then keep the best mean avg@n on {benches}:"
+        if "benchmarks" in sel:
+            sel["benchmarks"] = self.rows_run.benchmarks(sel["benchmarks"])
+
+        def score(step, checkpoint: Path) -> float:
+            """Mean avg@n of ``checkpoint`` on the selection benchmarks (NaN in a dry run)."""
+            out = row_dir / "select" / f"step{step}"
+            per_bench = self.run_eval("select", checkpoint, sel["benchmarks"], sampling, out, row_dir / "select.log")
+            if self.ex.dry:
+                return float("nan")
+            return sum(per_bench[b]["avg@n"] for b in sel["benchmarks"]) / len(sel["benchmarks"])
+
+        rule = SELECTION_POLICIES[sel["policy"]]
+        options = {"progress": lambda items: _progress(items, f"select {row.name}")} if sel["policy"] == "best" else {}
+        try:
+            record = rule(
+                ckpt_dir,
+                sel,
+                score,
+                dry=self.ex.dry,
+                describe=lambda text: self.ex.echo(f"[select] {row.name}: {text}"),
+                **options,
             )
-            self.run_eval(
-                "select",
-                ckpt_dir / "global_step<STEP>_hf",
-                benches,
-                sampling,
-                row_dir / "select" / "step<STEP>",
-                row_dir / "select.log",
-            )
-            return ckpt_dir / "global_step<BEST>_hf"
-        found = candidates(ckpt_dir, int(sel.get("min_step", 0)), int(sel.get("every", 1)))
-        if sel.get("max_step") is not None:  # the paper's rollout-step cap (App. E.2 of STEER: at most 150)
-            found = [(step, path) for step, path in found if step <= int(sel["max_step"])]
-        if not found:
-            raise FileNotFoundError(f"{row.name}: no checkpoint under {ckpt_dir} with step >= {sel.get('min_step', 0)}")
-        scores: Dict[int, float] = {}
-        for step, path in _progress(found, f"select {row.name}"):
-            per_bench = self.run_eval(
-                "select", path, benches, sampling, row_dir / "select" / f"step{step}", row_dir / "select.log"
-            )
-            scores[step] = sum(per_bench[b]["avg@n"] for b in benches) / len(benches)
-        best = pick_best(scores)
-        chosen = dict(found)[best]
-        atomic_write_json(
-            sel_path,
-            {"policy": "best", "benchmarks": benches, "scores": scores, "step": best, "checkpoint": str(chosen)},
-        )
-        return chosen
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{row.name}: {err}") from None
+        if not self.ex.dry:
+            atomic_write_json(sel_path, record)
+        return Path(record["checkpoint"])
 
     def evaluate(self, row: Row, row_dir: Path, checkpoint: Path) -> Dict[str, Dict[str, Any]]:
         return self.run_eval(
@@ -355,8 +426,8 @@ class TableRunner:
     # -- driver -------------------------------------------------------------------------------
     def run_once(self, row: Row, row_dir: Path) -> Dict[str, Any]:
         if not row.trains:  # a published checkpoint: evaluate it as is
-            model = Path(str(row.released_model.value)) if not self.smoke else self.smoke.model_path
-            extended = None if self.smoke else self.context_model(self.config.recipe_for(row), str(model))
+            model = self.rows_run.released_model(row)
+            extended = self.context_model(self.config.recipe_for(row), str(model))
             model = extended or model  # same weights; the context the trained rows use
             return {"checkpoint": str(model), "scores": self.evaluate(row, row_dir, model)}
         recipe = self.recipe(row)
@@ -404,7 +475,7 @@ class TableRunner:
                 "scores": run["scores"],
                 "training_entropy": run.get("training_entropy"),
                 "paper": row.paper,
-                "smoke": bool(self.smoke),
+                "smoke": self.rows_run.smoke,
                 "recipe": run.get("recipe"),
             },
         )
@@ -604,13 +675,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             return run_analysis(config, args)
         rows = select_rows(config, args.rows.split(",") if args.rows else [])
-        if args.dry_run:
-            executor: Executor = DryRunExecutor()
-        elif args.smoke:
-            executor = SmokeExecutor(quiet=args.quiet)
-        else:
-            executor = Executor(quiet=args.quiet)
-        TableRunner(config, args, executor).run(rows)
+        TableRunner(config, args, make_executor(args)).run(rows)
     except (ConfigError, ValueError, FileNotFoundError) as err:
         print(f"run_table: error: {err}", file=sys.stderr)
         return 2

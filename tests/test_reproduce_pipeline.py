@@ -252,6 +252,11 @@ class RecordingExecutor:
                 out, {f"{b}/math_verify/avg@{n}": (0.1 + step / 1000.0 if b == "aime24" else 0.5) for b in benches}
             )
 
+    def row_run(self, out, args):
+        import run_table
+
+        return run_table.PaperRun()
+
     def train(self, cmd, row_dir):
         self.calls.append(("train", cmd))
         ckpt = Path(cmd[cmd.index("--ckpt.path") + 1])
