@@ -247,12 +247,12 @@ def test_rerun_skips_finished_work(quick_run):
         p: p.stat().st_mtime_ns
         for p in [out / "start_model" / "model.safetensors", out / "runs" / "grpo" / f"seed{SEEDS[0]}" / "result.json"]
     }
-    assert main(["run", "--quick", "--output-dir", str(out), "--no-progress", "--skip-analyses"]) == 0
+    assert main(["run", "--quick", "--output-dir", str(out), "--no-progress"]) == 0
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_metrics(tmp_path, quick_run):
-    common = ["--quick", "--no-progress", "--skip-analyses", "--methods", "grpo,steer", "--rl-steps", "5"]
+    common = ["--quick", "--no-progress", "--methods", "grpo,steer", "--rl-steps", "5"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     for out in (straight, resumed):  # reuse the cached SFT checkpoint (same SFT settings => no retraining)
         shutil.copytree(quick_run[0] / "start_model", out / "start_model")

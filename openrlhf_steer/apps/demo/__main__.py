@@ -3,9 +3,9 @@
     python -m openrlhf_steer.apps.demo run [--quick | --model smollm2] --output-dir runs/demo [overrides]
     python -m openrlhf_steer.apps.demo analyze {estimator,quadrants,clip-bands,all} --output-dir runs/demo
 
-``run`` trains every method side by side and then runs the three analyses (``--skip-analyses`` to
-omit them); rerunning the same command resumes where it stopped. ``analyze`` runs one analysis on
-the start model of an output directory (building it first if needed).
+``run`` trains every method side by side over several seeds and judges the claims; rerunning the
+same command resumes where it stopped. ``analyze`` runs one of the older single-seed analyses
+(``analyses.ANALYSES``) on the start model of an output directory (building it first if needed).
 """
 
 from __future__ import annotations
@@ -119,27 +119,11 @@ def build_config(args: argparse.Namespace):
 def analysis_settings(name: str, quick: bool, config, overrides: Optional[Dict[str, Any]] = None) -> Any:
     """Settings of one analysis for the preset (quick: a few steps / tokens), then ``overrides``
     (only the fields that analysis has)."""
-    settings = _preset_analysis_settings(name, quick, config)
+    from .analyses import get_analysis
+
+    settings = get_analysis(name).preset_settings(quick, config)
     known = {f.name for f in dataclasses.fields(settings)}
     return dataclasses.replace(settings, **{k: v for k, v in (overrides or {}).items() if k in known and v is not None})
-
-
-def _preset_analysis_settings(name: str, quick: bool, config) -> Any:
-    from .analyses.clip_bands import ClipBandSettings
-    from .analyses.estimator import EstimatorSettings
-    from .analyses.quadrants import QuadrantSettings
-
-    if name == "estimator":
-        return (
-            EstimatorSettings(prompts=4, samples_per_prompt=4, max_tokens=12, seed=config.seed)
-            if quick
-            else EstimatorSettings(seed=config.seed)
-        )
-    if name == "quadrants":
-        return QuadrantSettings(steps=2) if quick else QuadrantSettings()
-    if name == "clip-bands":
-        return ClipBandSettings(steps=2, mini_batches=2) if quick else ClipBandSettings()
-    raise ValueError(f"unknown analysis {name!r}")
 
 
 def artefact_stem(name: str, settings: Any) -> str:
@@ -173,24 +157,7 @@ def run_analysis(
     prepare_start_model(ws, progress=progress)
     prepare_probe(ws)
     evaluate_start(ws)
-    return get_analysis(name)(ws, settings, progress=progress)
-
-
-def summarise_analysis(name: str, result: Dict[str, Any]) -> str:
-    if name == "estimator":
-        e = result["estimators"]
-        return (
-            f"estimator ({result['num_tokens']} tokens): Pearson / Spearman / sign agreement: Omega "
-            f"{e['omega']['pearson']:.3f} / {e['omega']['spearman']:.3f} / {e['omega']['sign_agreement']:.2f}, "
-            f"covariance "
-            f"{e['cov']['pearson']:.3f} / {e['cov']['spearman']:.3f} / {e['cov']['sign_agreement']:.2f}"
-        )
-    if name == "quadrants":
-        return f"quadrants: {result['moved_as_predicted']}/4 moved entropy in the predicted direction"
-    if name == "clip-bands":
-        parts = [f"{n}: low {r['total_low']} / high {r['total_high']}" for n, r in result["runs"].items()]
-        return "clip-bands: " + "; ".join(parts)
-    return name
+    return get_analysis(name).run(ws, settings, progress=progress)
 
 
 def parse_sets(items: List[str]) -> Dict[str, Dict[str, Any]]:
@@ -215,8 +182,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = build_config(args)
     if args.methods:
         config.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if args.skip_analyses:
-        config.analyses = []
     config.method_options = parse_sets(args.set)
     progress = not args.no_progress
     started = time.time()
@@ -224,16 +189,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not outcome["finished"]:
         print(f"stopped early (--stop-after-steps); rerun the same command to resume: {args.output_dir}")
         return 0
-    summaries, figures = [], []
-    for name in config.analyses:
-        result = run_analysis(name, args.output_dir, config, config.preset == "quick", progress)
-        summaries.append(summarise_analysis(name, result))
-        figures.append(f"analyses/{name.replace('-', '_')}.png")
-        print(summaries[-1])
-    if summaries:
-        from .report import append_analyses
-
-        append_analyses(args.output_dir, summaries, figures)
     print((Path(args.output_dir) / "results.md").read_text())
     print(
         f"done in {time.time() - started:.0f} s; artefacts in {args.output_dir}: results.md/json (claims first), "
@@ -244,7 +199,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from .analyses import ANALYSIS_NAMES
+    from .analyses import ANALYSIS_NAMES, get_analysis
     from .io import read_json
     from .runner import check_config
     from .workspace import open_workspace
@@ -281,17 +236,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             force=args.force,
             overrides=overrides,
         )
-        print(summarise_analysis(name, result))
+        print(get_analysis(name).summary(result))
     return 0
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from .analyses import ANALYSIS_NAMES
+
     parser = argparse.ArgumentParser(
         prog="python -m openrlhf_steer.apps.demo",
         description="CPU end-to-end RLVR demo of entropy-control methods and the STEER analyses.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="Train the methods side by side, evaluate, plot, then run the analyses.")
+    run = sub.add_parser("run", help="Train the methods side by side, evaluate, judge the claims, plot.")
     _add_common(run)
     run.add_argument(
         "--methods",
@@ -307,13 +264,12 @@ def make_parser() -> argparse.ArgumentParser:
         help="Override a method option of one run, e.g. --set entropy_loss.coef=0.01 (repeatable; "
         "options: `openrlhf-steer methods`).",
     )
-    run.add_argument("--skip-analyses", action="store_true", help="Only the side-by-side training.")
     run.add_argument(
         "--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS
     )  # simulates an interruption (tests)
     run.set_defaults(func=cmd_run)
     analyze = sub.add_parser("analyze", help="One STEER validation analysis on the start model of --output-dir.")
-    analyze.add_argument("name", choices=["estimator", "quadrants", "clip-bands", "all"])
+    analyze.add_argument("name", choices=[*ANALYSIS_NAMES, "all"])
     _add_common(analyze)
     analyze.add_argument("--force", action="store_true", help="Recompute even if the analysis JSON exists.")
     analyze.add_argument(

@@ -260,13 +260,6 @@ class DemoConfig:
         default=10,
         metadata={"help": "Rollout steps probed for claim 6 (STEER Fig. 2: the first 10 GRPO training steps)."},
     )
-    analyses: List[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "Older single-seed analyses `run` also performs (estimator, quadrants, clip-bands; "
-            "default none: the claims cover them)."
-        },
-    )
     method_options: Dict[str, Dict[str, Any]] = field(
         default_factory=dict,
         metadata={
@@ -287,6 +280,7 @@ class DemoConfig:
 def config_from_dict(values: Mapping[str, Any]) -> DemoConfig:
     """Inverse of ``DemoConfig.to_dict`` (as stored in ``demo_config.json``)."""
     values = dict(values)
+    values.pop("analyses", None)  # a field of older demo_config.json files (`run` no longer runs the analyses)
     rl = dict(values.pop("rl"))
     rl["betas"] = tuple(rl["betas"])
     ev = dict(values.pop("eval"))

@@ -117,19 +117,6 @@ def _level_line(claims: Sequence[Mapping[str, Any]]) -> List[str]:
     return ["; ".join(parts) + ".", ""] if parts else []
 
 
-ANALYSES_HEADING = "## Analyses"
-
-
-def append_analyses(output_dir: Path, lines: Sequence[str], figures: Sequence[str]) -> None:
-    """Add (or replace) the analyses section of results.md: one summary line and figure per analysis."""
-    path = Path(output_dir) / "results.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    text = text.split(ANALYSES_HEADING)[0].rstrip() + "\n\n"
-    section = [ANALYSES_HEADING, ""] + [f"- {line}" for line in lines] + [""]
-    section += [f"![{Path(f).stem}]({f})" for f in figures] + [""]
-    write_text(path, text + "\n".join(section))
-
-
 # ------------------------------------------------------------------------------------------------
 # Claims: the table that opens results.md, per-run summaries over seeds, and figures with seed bands
 # ------------------------------------------------------------------------------------------------

@@ -33,6 +33,16 @@ class ClipBandSettings:
     )
 
 
+def preset_settings(quick: bool, config) -> ClipBandSettings:
+    """quick: 2 rollout steps of 2 mini-batches per run; else the defaults."""
+    return ClipBandSettings(steps=2, mini_batches=2) if quick else ClipBandSettings()
+
+
+def summary(result: Dict[str, Any]) -> str:
+    parts = [f"{n}: low {r['total_low']} / high {r['total_high']}" for n, r in result["runs"].items()]
+    return "clip-bands: " + "; ".join(parts)
+
+
 def band_labels() -> List[str]:
     return [f"[{lo:.1f}, {hi:.1f}{']' if hi == 1.0 else ')'}" for lo, hi in zip(BAND_EDGES[:-1], BAND_EDGES[1:])]
 

@@ -65,6 +65,23 @@ class EstimatorSettings:
     seed: int = field(default=0, metadata={"help": "Seed of the prompts, the samples and the token subset."})
 
 
+def preset_settings(quick: bool, config) -> EstimatorSettings:
+    """quick: 4 prompts x 4 samples, 12 tokens; else the defaults. Seeded by the demo's master seed."""
+    if quick:
+        return EstimatorSettings(prompts=4, samples_per_prompt=4, max_tokens=12, seed=config.seed)
+    return EstimatorSettings(seed=config.seed)
+
+
+def summary(result: Dict[str, Any]) -> str:
+    e = result["estimators"]
+    return (
+        f"estimator ({result['num_tokens']} tokens): Pearson / Spearman / sign agreement: Omega "
+        f"{e['omega']['pearson']:.3f} / {e['omega']['spearman']:.3f} / {e['omega']['sign_agreement']:.2f}, "
+        f"covariance "
+        f"{e['cov']['pearson']:.3f} / {e['cov']['spearman']:.3f} / {e['cov']['sign_agreement']:.2f}"
+    )
+
+
 def exact_logit_space_change(logits: torch.Tensor, label: int, advantage: float) -> float:
     """-dH/deta at eta=0 if the logits were the parameters: A * [p_a (log p_a + H) - sum_v p_v^2 (log p_v + H)].
 

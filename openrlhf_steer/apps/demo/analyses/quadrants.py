@@ -42,6 +42,15 @@ class QuadrantSettings:
     )
 
 
+def preset_settings(quick: bool, config) -> QuadrantSettings:
+    """quick: 2 rollout steps per run; else the defaults."""
+    return QuadrantSettings(steps=2) if quick else QuadrantSettings()
+
+
+def summary(result: Dict[str, Any]) -> str:
+    return f"quadrants: {result['moved_as_predicted']}/4 moved entropy in the predicted direction"
+
+
 def predicted_sign(sign: str, band: str, action: str) -> int:
     """+1 if the run's entropy should end above the baseline's, -1 if below."""
     effect = QUADRANT_EFFECT[(sign, band)]
