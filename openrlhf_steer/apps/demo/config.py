@@ -120,6 +120,8 @@ class MethodSpec:
     config: Mapping[str, Any]
     loss: Mapping[str, Any]
     note: str
+    # {} = AdamW at RLConfig.lr (the papers'); {"name": "sgd", "lr": ...}: see apps/demo/optimizers.py
+    optimizer: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def with_options(self, options: Mapping[str, Any]) -> "MethodSpec":
         """A copy whose method config has ``options`` applied (validated when the method is built)."""
@@ -135,12 +137,15 @@ class MethodSpec:
             "config": dict(self.config),
             "loss": dict(self.loss),
             "note": self.note,
+            # only when set: the specs of earlier runs (AdamW) keep their stored form, so they resume
+            **({"optimizer": dict(self.optimizer)} if self.optimizer else {}),
         }
 
 
 CLIP = {"eps_low": 0.2, "eps_high": 0.2}  # token-level GRPO's symmetric clip (STEER Sec. 5.1; Pos-Adv App. E.2)
 EXTREME_CLIP = {"eps_low": 0.99, "eps_high": 5.0}  # "almost no ratio clipping" (STEER Sec. 5.4 / Figure 14, Table 4)
 STEER_D2 = "STEER App. D.2 / Figure 6"
+SGD_LR = 0.1  # plain SGD step of the extreme-clipping pair (issue 22's measured setting) [assumed]
 
 
 def _quadrant(number: str, sign: str, band: str) -> MethodSpec:
@@ -196,6 +201,29 @@ METHOD_SPECS: Dict[str, MethodSpec] = {
             EXTREME_CLIP,
             "STEER exp mapping, lambda_min 0.8, extreme clipping 0.99 / 5 (STEER Fig. 14)",
         ),
+        MethodSpec(
+            "steer_extreme_binary",
+            "steer",
+            {"mapping": "binary", "lambda_min": 0.7},
+            EXTREME_CLIP,
+            "STEER binary mapping (top 20% by |Omega| get lambda_min 0.7, STEER Sec. 5.2), extreme clipping 0.99 / 5",
+        ),
+        *[
+            MethodSpec(
+                f"{name}_sgd",
+                method,
+                config,
+                EXTREME_CLIP,
+                f"{label}, extreme clipping 0.99 / 5, plain SGD lr {SGD_LR} [not the papers' optimizer (AdamW): "
+                "SGD keeps the step proportional to the weighted gradient, so it isolates the token weights]",
+                {"name": "sgd", "lr": SGD_LR},
+            )
+            for name, method, config, label in (
+                ("grpo_extreme", "grpo", {}, "GRPO"),
+                ("steer_extreme", "steer", {"mapping": "exp", "lambda_min": 0.8}, "STEER exp, lambda_min 0.8"),
+                ("steer_extreme_binary", "steer", {"mapping": "binary", "lambda_min": 0.7}, "STEER binary 0.7"),
+            )
+        ],
         # Not in the default comparison (no claim rests on them); available with --methods.
         MethodSpec("clip_cov", "clip_cov", {}, CLIP, "Clip-Cov (Cui et al.), authors' ratio/bounds"),
         MethodSpec(

@@ -42,6 +42,9 @@ def evaluate_heldout(
     distinct: List[int] = []  # tasks with several correct answers: distinct correct completions per problem
     answer_key = getattr(task, "answer_key", None)
     entropy_sum, token_count = 0.0, 0.0
+    # per completion position: position 0 is the first digit (the choice among correct answers), position 1
+    # the second (arithmetic); the token mean mixes them
+    position_sum, position_count = [0.0, 0.0], [0.0, 0.0]
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         for start in range(0, len(problems), chunk):
@@ -65,6 +68,9 @@ def evaluate_heldout(
             _, entropy = completion_logprobs(model, batch, temperature=temperature)
             entropy_sum += float((entropy * batch.action_mask).sum())
             token_count += float(batch.action_mask.sum())
+            for position in range(min(2, entropy.shape[1])):
+                position_sum[position] += float((entropy[:, position] * batch.action_mask[:, position]).sum())
+                position_count[position] += float(batch.action_mask[:, position].sum())
     metrics, stderr = correctness_metrics(BENCHMARK, GRADER, correct, ks=config.ks)
     n = config.samples
     result: Dict[str, Any] = {
@@ -73,6 +79,8 @@ def evaluate_heldout(
         "avg@n": metrics[f"{BENCHMARK}/{GRADER}/avg@{n}"],
         "avg@n_stderr": stderr[f"{BENCHMARK}/{GRADER}/avg@{n}"],
         "entropy": entropy_sum / max(token_count, 1.0),
+        "entropy_first_token": position_sum[0] / max(position_count[0], 1.0),
+        "entropy_second_token": position_sum[1] / max(position_count[1], 1.0),
         "metrics": metrics,
         "stderr": stderr,
     }

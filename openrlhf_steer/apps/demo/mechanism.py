@@ -173,7 +173,7 @@ def on_policy_record(probe: OneStepProbe, settings: MechanismSettings) -> Dict[s
     """Quadrant-only, sign-only and STEER-vs-GRPO steps from one on-policy state."""
     lr, valid = settings.lr, probe.mask.bool()
     record: Dict[str, Any] = {"tokens": int(valid.sum()), "entropy": float(probe.valid(probe.entropy).mean())}
-    omega = probe.omega(lr)
+    omega = probe.omega(lr / probe.tokens)  # the loss is a token mean: each token's weight is w_t / N
     masks = quadrant_masks(probe.advantages, probe.log_probs, probe.entropy, probe.mask)
     masks["positive"] = valid & (probe.advantages > 0)
     masks["negative"] = valid & (probe.advantages < 0)

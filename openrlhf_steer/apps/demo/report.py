@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -101,6 +103,8 @@ def write_results(
         "",
         run_summary_table(rows, samples),
         "",
+        *position_entropy_section(extra.get("runs", []), extra.get("start", {})),
+        *weights_section(Path(output_dir), extra.get("runs", [])),
         *_environment_line(extra.get("environment")),
     ]
     md += [f"![{Path(f).stem}]({f})" for f in extra.get("figures", [])] + [""]
@@ -115,6 +119,80 @@ def _level_line(claims: Sequence[Mapping[str, Any]]) -> List[str]:
         if judged:
             parts.append(f"{level}: {sum(c['held'] is True for c in judged)} of {len(judged)} held")
     return ["; ".join(parts) + ".", ""] if parts else []
+
+
+def _mean_se(values: Sequence[float]) -> str:
+    values = [float(v) for v in values if v is not None]
+    if not values:
+        return "n/a"
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return _num(mean)
+    se = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))
+    return f"{_num(mean)} ± {_num(se)}"
+
+
+def _by_run(runs: Sequence[Mapping[str, Any]]) -> Dict[str, List[Mapping[str, Any]]]:
+    grouped: Dict[str, List[Mapping[str, Any]]] = {}
+    for r in runs:
+        grouped.setdefault(r["run"], []).append(r)
+    return grouped
+
+
+def position_entropy_section(runs: Sequence[Mapping[str, Any]], start: Mapping[str, Any]) -> List[str]:
+    """Token-mean entropy beside the first digit's (the choice among correct answers) and the second's."""
+    if "entropy_first_token" not in start and not any("entropy_first_token" in r.get("heldout", {}) for r in runs):
+        return []
+    head = "| run | token mean | first digit (decision) | second digit |\n|---|---|---|---|"
+    lines = [
+        "### Decision entropy beside the token mean",
+        "",
+        "The token mean mixes two positions: the first digit (which correct answer) and the second (arithmetic that "
+        "is being learned). Mean ± SE over seeds, same samples as the runs table.",
+        "",
+        head,
+    ]
+    if "entropy_first_token" in start:
+        cells = [_num(start.get(k)) for k in ("entropy", "entropy_first_token", "entropy_second_token")]
+        lines.append("| start (step 0) | " + " | ".join(cells) + " |")
+    for name, rows in _by_run(runs).items():
+        held = [r.get("heldout", {}) for r in rows]
+        cells = [_mean_se([h.get(k) for h in held]) for k in ("entropy", "entropy_first_token", "entropy_second_token")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def weights_section(output_dir: Path, runs: Sequence[Mapping[str, Any]]) -> List[str]:
+    """STEER's weight distribution per step (weight_log.py), mean over steps and seeds and at the last step."""
+    from .io import read_jsonl
+    from .weight_log import LOG_NAME
+
+    keys = ("weights/median", "weights/p10", "weights/share_below_0.95")
+    lines = []
+    for name, rows in _by_run(runs).items():
+        logs = [read_jsonl(output_dir / "runs" / name / f"seed{r['seed']}" / LOG_NAME) for r in rows]
+        logs = [log for log in logs if log]
+        if not logs:
+            continue
+        every = [row for log in logs for row in log]
+        last = [log[-1] for log in logs]
+        cells = [
+            f"{_num(sum(x[k] for x in every) / len(every))} / {_num(sum(x[k] for x in last) / len(last))}" for k in keys
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if not lines:
+        return []
+    return [
+        "### STEER's token weights per step",
+        "",
+        "Each optimizer window's weights (valid tokens): mean over all steps and seeds / at the last step. A median "
+        "near 1 means the mapping barely changes GRPO's update (the max-|Omega| outlier of the exp mapping).",
+        "",
+        "| run | median | 10th percentile | share below 0.95 |",
+        "|---|---|---|---|",
+        *lines,
+        "",
+    ]
 
 
 # ------------------------------------------------------------------------------------------------

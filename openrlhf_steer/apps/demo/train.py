@@ -32,6 +32,7 @@ from .batch import TokenBatch, completion_logprobs, masked_mean
 from .config import MethodSpec, RLConfig
 from .io import append_jsonl, read_jsonl, rewrite_jsonl, save_torch
 from .models import load_policy
+from .optimizers import build_optimizer
 from .rollout import Rollout, collect_rollout
 from .task import AdditionTask, Problem, sample_problems
 
@@ -121,7 +122,7 @@ class MethodRun:
         self.model, self.tokenizer = load_policy(start_dir)
         self.method = build_method(spec.method, dict(spec.config), **(method_overrides or {}))
         self.loss_fn = PolicyLoss(LossConfig(**dict(spec.loss)), self.method)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=rl.lr, betas=tuple(rl.betas))
+        self.optimizer = build_optimizer(self.model.parameters(), rl, spec.optimizer)
         # Optimizer step k of the run is window k % mini_batches of rollout step k // mini_batches.
         self.runtime = StepRuntime(
             self.method,
