@@ -85,8 +85,8 @@ class MechanismSettings:
         metadata={"help": "STEER as the authors configure it (run_exp.sh: exp mapping, lambda_min 0.8)."},
     )
     steer_binary: tuple = field(
-        default=(("mapping", "binary"), ("lambda_min", 0.8)),
-        metadata={"help": "STEER's binary mapping (Sec. 5.2 ablation: the top 20% by |Omega| get lambda_min)."},
+        default=(("mapping", "binary"), ("lambda_min", 0.7)),
+        metadata={"help": "STEER's binary mapping (Sec. 5.2 ablation: the top 20% by |Omega| get lambda_min 0.7)."},
     )
 
     def checkpoints(self, steps: int) -> List[int]:
