@@ -86,7 +86,8 @@ def launch(argv: Sequence[str]) -> int:
         print("[openrlhf-steer] --entropy.method none: running OpenRLHF train_ppo_ray unpatched", flush=True)
         openrlhf_main.run_openrlhf_main(rest, on_args=lambda args: None)
         return 0
-    print(_summary(*checked, spec), flush=True)
+    args, needs = checked
+    print(_summary(args, needs, spec), flush=True)
 
     from .ray_actors import install_driver_swaps
 
