@@ -98,6 +98,18 @@ def mechanism_reason(claim_id: str, mechanism) -> Optional[str]:
             f"STEER's weights here: median {median:.4f}, 10th percentile {p10:.3f}, share below 0.95 {share:.3f}"
             " (mean over checkpoints and seeds): rescaled to GRPO's norm, STEER's step is nearly GRPO's."
         )
+    if claim_id.startswith("6-"):
+        rows = [
+            r["on_policy"]["grpo_step"] for r in _checkpoints(mechanism) if (r.get("on_policy") or {}).get("grpo_step")
+        ]
+        metric = claim_id[2:]
+        values = [x[metric] for x in rows if x.get(metric) is not None]
+        if values:
+            return (
+                f"Under one plain GD step of GRPO from the mechanism states (no AdamW), Omega's {metric} against the "
+                f"measured per-token change is {_mean(values):.3g} (mean over checkpoints and seeds); claim 6 measures "
+                "it across AdamW steps of training."
+            )
     if claim_id == "M5":
         rows = [
             min(r["on_policy"]["tabular"]["by_lr"], key=lambda x: x["lr"])

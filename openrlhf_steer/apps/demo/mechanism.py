@@ -33,6 +33,7 @@ import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from openrlhf_steer.core.loss import PolicyLoss
+from openrlhf_steer.core.stats import agreement
 from openrlhf_steer.methods import LossConfig, LossInputs, build_method
 
 from .batch import TokenBatch, completion_logits, completion_logprobs
@@ -194,6 +195,8 @@ def on_policy_record(probe: OneStepProbe, settings: MechanismSettings) -> Dict[s
         record["equal_norm"], record["tabular"] = None, None
         return record
     grpo_change = probe.valid(probe.entropy_change(lr * grpo))
+    # Omega against the measured change of GRPO's own step: claim 6's comparison without AdamW
+    record["grpo_step"] = agreement(probe.valid(omega).tolist(), grpo_change.tolist())
     norm = {"grpo": _tail_row(grpo_change, lr, settings.tail_quantile)}
     norm["grpo"]["step_norm"] = float((lr * grpo).norm())
     for name, config in (("steer_exp", settings.steer_exp), ("steer_binary", settings.steer_binary)):
