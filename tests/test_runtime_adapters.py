@@ -3,8 +3,10 @@
 Both adapters run their own training step on the same two micro-batches (one optimizer-step window of
 the tiny Qwen2 of the OpenRLHF tests): the actor through OpenRLHF's ``training_step`` and window
 iterator (OpenRLHF's window normaliser, our chunked forward), the demo through ``MethodRun.optimizer_step``
-(its window token count, a plain HF forward). Their logged rollout-step metrics must agree: one
-definition of every ``loss/*``, ``weights/*``, ``*_max``, ``tokens/valid`` and mean metric.
+(its window token count, a plain HF forward). The runtime's window statistics and rollout-step metrics
+must agree: one definition of every ``loss/*``, ``weights/*``, ``*_max``, ``tokens/valid`` and mean metric.
+(What the actor hands to OpenRLHF's logger for ``loss/*`` stays OpenRLHF's own reduction of the
+per-micro-batch losses, the one its ``policy_loss`` gets; ``make e2e`` compares the two.)
 """
 
 from __future__ import annotations

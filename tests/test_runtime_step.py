@@ -103,3 +103,19 @@ def test_boundaries_seeds_and_counters():
     assert logged["m"] == 2.0 and runtime.rollout_step == 1  # logged: the mean over the optimizer steps
     assert rollout_means([]) == {}
     assert step_seed(5, 0, 3) != step_seed(5, 1, 3)
+
+
+def test_seq_mean_losses_recombine_over_sequences_across_ranks():
+    """seq-mean modes divide by sequences: the window loss is sum(per-sequence terms) / all sequences."""
+    per_rank = [[(0.6, 2), (0.3, 1)], [(0.9, 3)]]  # (sum of per-sequence terms, sequences) per micro-batch
+    total_seqs = 6.0
+    windows, payloads = [], []
+    for rank_micro in per_rank:
+        w = MetricWindow()
+        for s, seqs in rank_micro:  # each rank divides by num_seqs = global sequences / dp
+            w.add({"loss/total": s / (total_seqs / 2), "tokens/valid": 4.0 * seqs}, 4.0 * seqs, 3.0, seqs)
+        windows.append(w)
+        w.reduce(lambda a, b, c: (payloads.append(dict(a)) or a, b, c))
+    out = windows[0].reduce(lambda a, b, c: ({k: sum(p[k] for p in payloads) for k in a}, b, c))
+    assert out["loss/total"] == pytest.approx((0.6 + 0.3 + 0.9) / total_seqs)
+    assert out["tokens/valid"] == 24.0

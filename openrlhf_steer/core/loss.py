@@ -304,10 +304,7 @@ class PolicyLoss:
         finite_checks: list = []
         mask = validate_loss_inputs(inputs, method.required_inputs(), method.name, deferred=finite_checks)
         method.reset_metrics()
-        config = method.loss_config(self.loss_config)
-        if RATIO_LEVEL_AGG[self.ratio_level] is not None:
-            config = dataclasses.replace(config, loss_agg_mode=RATIO_LEVEL_AGG[self.ratio_level])
-        config.validate()
+        config = self.effective_config()
         maskf = mask.to(inputs.log_probs.dtype)
 
         base_adv = torch.where(mask, inputs.advantages.detach(), torch.zeros_like(inputs.advantages)).to(
@@ -354,6 +351,14 @@ class PolicyLoss:
             inputs, mask, per_token, base_adv, weights * keep, loss, agg(policy_tokens), extras, agg
         )
         return loss, metrics
+
+    def effective_config(self) -> LossConfig:
+        """The clip configuration a call uses: the method's, with the aggregation its ratio level prescribes."""
+        config = self.method.loss_config(self.loss_config)
+        if RATIO_LEVEL_AGG[self.ratio_level] is not None:
+            config = dataclasses.replace(config, loss_agg_mode=RATIO_LEVEL_AGG[self.ratio_level])
+        config.validate()
+        return config
 
     @staticmethod
     def _hook_tensor(hook: str, value: Optional[Tensor], ones: Tensor, output_checks: list) -> Tensor:

@@ -9,7 +9,8 @@ The window reduction (:data:`REDUCTIONS`, :func:`reduction_of`) is the one defin
 logs and offers to the controllers:
 
 * ``tokens/valid`` and ``loss/*``: summed over the window's micro-batches (each micro-batch loss is
-  already divided by the window's denominator, so the sum is the window's loss);
+  already divided by the window's denominator, so the sum is the window's loss; across data-parallel
+  ranks the losses are recombined from the denominators they were divided by);
 * ``weights/min``: minimum; ``weights/max`` and every ``*_max``: maximum;
 * everything else: the token-weighted mean (each micro-batch weighted by its share of the window's tokens).
 """
@@ -108,19 +109,24 @@ class MetricWindow:
         self.rows: List[Dict[str, Value]] = []
         self.tokens: List[Value] = []
         self.denominators: List[Optional[float]] = []
+        self.units: List[Value] = []
 
     def add(
         self,
         metrics: Union[LossMetrics, Mapping[str, Value]],
         valid_tokens: Value,
         loss_denominator: Optional[float] = None,
+        loss_units: Optional[Value] = None,
     ) -> None:
-        """``loss_denominator``: the token count the loss divided by (``num_tokens``); across data-parallel
-        ranks the ``loss/*`` values are recombined from it (exact for token-mean aggregation)."""
+        """``loss_denominator``: what the loss divided by (``num_tokens``, or ``num_seqs`` for the seq-mean
+        modes); ``loss_units``: this micro-batch's count in the same unit (tokens, or sequences with a token;
+        default ``valid_tokens``). Across data-parallel ranks the window's ``loss/*`` is
+        sum(loss x denominator) / sum(units)."""
         values = metrics.tensors() if isinstance(metrics, LossMetrics) else dict(metrics)
         self.rows.append(values)
         self.tokens.append(valid_tokens)
         self.denominators.append(loss_denominator)
+        self.units.append(valid_tokens if loss_units is None else loss_units)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -129,21 +135,22 @@ class MetricWindow:
         """The window's metrics (module doc), copied to the host once; ``data_parallel`` makes them global."""
         if not self.rows:
             return {}
-        host = host_values(self.rows + [{str(i): t for i, t in enumerate(self.tokens)}])
-        tokens = host[-1]
-        rows = [dict(zip(row, values)) for row, values in zip(self.rows, host[:-1])]
+        counts = [{str(i): t for i, t in enumerate(self.tokens)}, {str(i): u for i, u in enumerate(self.units)}]
+        host = host_values(self.rows + counts)
+        tokens, units = host[-2], host[-1]
+        rows = [dict(zip(row, values)) for row, values in zip(self.rows, host[:-2])]
         if data_parallel is None:
             return reduce_window(rows, tokens)
-        return _reduce_across_ranks(rows, tokens, self.denominators, data_parallel)
+        return _reduce_across_ranks(rows, tokens, self.denominators, units, data_parallel)
 
 
-def _reduce_across_ranks(rows, tokens, denominators, data_parallel: DataParallelReduce) -> Dict[str, float]:
+def _reduce_across_ranks(rows, tokens, denominators, units, data_parallel: DataParallelReduce) -> Dict[str, float]:
     """Sums, maxima and minima of this rank, made global by ``data_parallel``; ``loss/*`` as token sums
     (value x the denominator it was divided by) over the global window tokens."""
     if any(d is None for d in denominators):
         raise ValueError("MetricWindow.add needs loss_denominator for every micro-batch to reduce across ranks")
     keys = sorted(set().union(*[r.keys() for r in rows]))
-    sums: Dict[str, float] = {"_tokens": float(sum(tokens))}
+    sums: Dict[str, float] = {"_tokens": float(sum(tokens)), "_loss_units": float(sum(units))}
     maxima: Dict[str, float] = {}
     minima: Dict[str, float] = {}
     for key in keys:
@@ -161,8 +168,14 @@ def _reduce_across_ranks(rows, tokens, denominators, data_parallel: DataParallel
             sums[key] = sum(v * n for v, n, _ in present)
     sums, maxima, minima = data_parallel(sums, maxima, minima)
     window_tokens = float(sums.pop("_tokens"))
+    loss_units = float(sums.pop("_loss_units"))
     out = dict(maxima)
     out.update(minima)
     for key, value in sums.items():
-        out[key] = value if key == "tokens/valid" else value / max(window_tokens, 1.0)
+        if key == "tokens/valid":
+            out[key] = value
+        elif reduction_of(key) == SUM:
+            out[key] = value / max(loss_units, 1.0)
+        else:
+            out[key] = value / max(window_tokens, 1.0)
     return out

@@ -221,12 +221,15 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
         """One rollout step's whole update; then the rollout-step controller boundary.
 
         Our metrics in the returned status are the runtime's (the same definition the demo logs): each
-        optimizer step's window reduction, averaged over the rollout step's optimizer steps."""
+        optimizer step's window reduction, averaged over the rollout step's optimizer steps. Except
+        ``loss/*``: those stay OpenRLHF's reduction of the per-micro-batch losses, the one it applies to its
+        own ``policy_loss`` (the token-weighted mean of the losses it optimises, normalised by the window's
+        tokens per micro-batch), so that ``loss/total`` and ``policy_loss`` are comparable in one run."""
         with active_trainer(self):
             status = super().ppo_train(kl_ctl)
         logged = self._end_rollout_step()
         keys = self.entropy_control.metric_keys or []
-        status.update({k: v for k, v in logged.items() if k in keys})
+        status.update({k: v for k, v in logged.items() if k in keys and not k.startswith("loss/")})
         return status
 
     # -- windows -----------------------------------------------------------------------------------
@@ -332,8 +335,9 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
             status["metrics"][key] = value
             status["weights"][key] = "token"
         valid = binding.metrics.tensors().get("tokens/valid", status["num_action_tokens"])
+        units = binding.loss_units if binding.loss_units is not None else valid
         denominator = binding.loss_denominator
-        state.runtime.record(metrics, valid, denominator if denominator is not None else valid)
+        state.runtime.record(metrics, valid, denominator if denominator is not None else units, units)
 
         if self.args.train.dynamic_batch_enable:
             window_done = bool(self.replay_buffer.dynamic_optimizer_step[step])

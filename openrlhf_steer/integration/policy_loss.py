@@ -85,9 +85,12 @@ class LossBinding:
     loss: Any = None  # openrlhf_steer.core.loss.PolicyLoss once bound
     method: Any = None
     context: LossCallContext = field(default_factory=LossCallContext)
-    # the last call's LossMetrics (device tensors until read) and the token count its loss divided by
+    # the last call's LossMetrics (device tensors until read), what its loss divided by and the micro-batch's
+    # count in that unit (tokens for token-mean, sequences for the seq-mean modes)
     metrics: Any = field(default_factory=dict)
     loss_denominator: Optional[float] = None
+    loss_units: Any = None
+    agg_mode: str = "token-mean"  # the bound loss's aggregation (its method's config, its ratio level)
 
 
 class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
@@ -101,6 +104,7 @@ class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
         ratio_level = RATIO_LEVEL_OF_LOSS_TYPE[self.policy_loss_type]
         self.entropy_control.method = method
         self.entropy_control.loss = PolicyLoss(loss_config, method, ratio_level=ratio_level)
+        self.entropy_control.agg_mode = self.entropy_control.loss.effective_config().loss_agg_mode
 
     def is_correction_config(self):
         from openrlhf_steer.core.is_correction import ISCorrectionConfig
@@ -169,7 +173,13 @@ class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
         coef = {} if token_coef is None else {"token_coef": token_coef}
         loss, metrics = loss_fn(inputs, num_tokens=num_tokens, num_seqs=num_seqs, **coef)
         self.entropy_control.metrics = metrics
-        self.entropy_control.loss_denominator = num_tokens
+        with torch.no_grad():
+            if self.entropy_control.agg_mode == "token-mean":
+                units, denominator = inputs.action_mask.sum(), num_tokens
+            else:
+                units, denominator = (inputs.action_mask.sum(-1) > 0).sum(), num_seqs
+        self.entropy_control.loss_units = units
+        self.entropy_control.loss_denominator = denominator
         with torch.no_grad():
             mask = inputs.action_mask.float()
             count = mask.sum().clamp(min=1.0)

@@ -108,9 +108,11 @@ class StepRuntime:
         return self.generator
 
     # -- metrics -----------------------------------------------------------------------------------
-    def record(self, metrics: LossMetrics, valid_tokens, loss_denominator: Optional[float] = None) -> None:
-        """One loss call's metrics (device tensors; nothing is read here)."""
-        self.window.add(metrics, valid_tokens, loss_denominator)
+    def record(
+        self, metrics: LossMetrics, valid_tokens, loss_denominator: Optional[float] = None, loss_units=None
+    ) -> None:
+        """One loss call's metrics (device tensors; nothing is read here). See :meth:`MetricWindow.add`."""
+        self.window.add(metrics, valid_tokens, loss_denominator, loss_units)
 
     # -- boundaries --------------------------------------------------------------------------------
     def end_optimizer_step(
