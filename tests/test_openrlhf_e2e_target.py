@@ -1,0 +1,130 @@
+"""`openrlhf-steer train` with an entropy target, through OpenRLHF 0.11.2's own ``train()`` on CPU
+(slow; the same driver, stand-ins and tiny model as tests/test_openrlhf_e2e.py, two runs only): a PI
+controller on Pos-Adv's lambda following a cosine target, saved with OpenRLHF's checkpoint and resumed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("openrlhf")
+
+
+def _sibling(name: str):
+    """The e2e helpers of tests/test_openrlhf_e2e.py (tests/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"_steertest_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_e2e = _sibling("test_openrlhf_e2e")
+E2E, E2E_TIMEOUT, PROMPTS, REPO = _e2e.E2E, _e2e.E2E_TIMEOUT, _e2e.PROMPTS, _e2e.REPO
+_common, _replace_flag, _short_problems = _e2e._common, _e2e._replace_flag, _e2e._short_problems
+
+TARGET = {
+    "lever": "pos_adv.lambda",
+    "controller": "pi",
+    "schedule": "cosine",
+    "start": 0.6,
+    "end": 0.2,
+    "total_steps": 4,
+    "initial": 0.5,
+    "kp": 1.0,
+    "ki": 0.5,
+}
+OURS = ["--entropy.method", "pos_adv_reweight", "--entropy.pos_adv_reweight.schedule", "target"] + [
+    item for key, value in TARGET.items() for item in (f"--entropy.target.{key}", str(value))
+]
+LOGGED = [f"train/controller/target/{k}" for k in ("target", "measured", "error", "lever")]
+
+
+@pytest.fixture(scope="module")
+def e2e_target(tmp_path_factory, data_dir):
+    pytest.importorskip("tensorboard")
+    from steertest_evalmodel import build_tiny_model
+
+    root = tmp_path_factory.mktemp("e2e_target")
+    model = build_tiny_model(root / "model", seed=0)
+    prompts = root / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in _short_problems(data_dir, PROMPTS)))
+    first = OURS + _common(root, "target_pi", model, prompts) + ["--ckpt.save_steps", "1"]
+    resume = _replace_flag(first, "--train.num_episodes", "2") + ["--ckpt.load_enable"]
+    resume = _replace_flag(resume, "--logger.tensorboard_dir", str(root / "tb" / "target_pi_resumed"))
+    runs = [{"name": "target_pi", "argv": first}, {"name": "target_pi_resumed", "argv": resume}]
+    plan = {"results": str(root / "results.jsonl"), "num_cpus": 4, "num_gpus": 2, "runs": runs}
+    (root / "plan.json").write_text(json.dumps(plan))
+
+    from steertest_e2e_driver import driver_env
+
+    env = driver_env(root / "report.jsonl")
+    with open(root / "driver.log", "w") as log:
+        driver = subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "support" / "steertest_e2e_driver.py"), str(root / "plan.json")],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(root),
+        )
+        try:
+            driver.wait(timeout=E2E_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            driver.terminate()
+            driver.wait(timeout=60)
+    results = {}
+    if (root / "results.jsonl").exists():
+        results = {r["name"]: r for r in map(json.loads, (root / "results.jsonl").read_text().splitlines())}
+    report = []
+    if (root / "report.jsonl").exists():
+        report = [json.loads(line) for line in (root / "report.jsonl").read_text().splitlines() if line]
+    return E2E(root, results, report, (root / "driver.log").read_text())
+
+
+def _ok(e2e, name):
+    result = e2e.results.get(name)
+    assert result is not None, f"run {name} did not report; driver log tail:\n{e2e.log[-4000:]}"
+    assert result["rc"] == 0 and result["error"] is None, f"run {name} failed: {result['error']}"
+
+
+@pytest.mark.slow
+def test_target_run_logs_saves_and_resumes_exactly(e2e_target):
+    import torch
+
+    from openrlhf_steer.control import attach_target
+    from openrlhf_steer.methods import build_method
+
+    _ok(e2e_target, "target_pi")
+    _ok(e2e_target, "target_pi_resumed")
+    first, resumed = e2e_target.scalars("target_pi"), e2e_target.scalars("target_pi_resumed")
+    for tag in LOGGED:
+        assert sorted(dict(first[tag])) == [1, 2] and sorted(dict(resumed[tag])) == [3, 4], tag
+
+    # the controller state in OpenRLHF's checkpoint (from disk) is what the resumed run restored
+    step_dir = e2e_target.root / "ckpt" / "target_pi" / "_actor" / "global_step2"
+    files = sorted(step_dir.glob("*model_states.pt"))
+    assert files, f"no DeepSpeed checkpoint in {step_dir}"
+    saved = torch.load(files[0], map_location="cpu", weights_only=False)["entropy_control"]
+    assert saved["method"]["target"]["updates"] == 2
+    restored = [r["state"] for r in e2e_target.report if r["event"] == "restored"]
+    assert restored == [json.loads(json.dumps(saved))]
+
+    # Step k logs the controller after the updates of rollout steps 1..k-1. Replaying the measured
+    # entropies it logged through a fresh controller gives every logged lever value of both runs:
+    # the resumed run continued exactly where the first one stopped.
+    logged = {tag: {**dict(first[tag]), **dict(resumed[tag])} for tag in LOGGED}
+    assert logged[LOGGED[3]][1] == pytest.approx(0.5)  # initial lambda, before any update
+    replay = attach_target(build_method("pos_adv_reweight", {"schedule": "target"}), dict(TARGET))
+    for step in (2, 3, 4):
+        measured = logged["train/controller/target/measured"][step]
+        replay.on_boundary("rollout_step", {"entropy/old_mean": measured})
+        values = replay.controller_values()
+        assert logged["train/controller/target/target"][step] == pytest.approx(values["target/target"], rel=1e-6)
+        assert logged["train/controller/target/lever"][step] == pytest.approx(values["target/lever"], abs=1e-6)
+    assert logged["train/controller/target/lever"][3] == pytest.approx(
+        saved["method"]["target"]["controller"]["value"], abs=1e-6
+    )
