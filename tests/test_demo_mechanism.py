@@ -185,3 +185,60 @@ def test_mechanism_claims_statistics_and_verdicts_by_hand():
     assert len(rows) == len(MECHANISM_CLAIMS)
     skipped = evaluate_mechanism_claims(None)
     assert all(r["held"] is None and r["skipped"] == "mechanism stage not run" for r in skipped)
+
+
+class _FakeRun:
+    """What SteerWeightLogger reads from a MethodRun: loss_inputs of a micro-batch."""
+
+    def __init__(self, inputs):
+        self.inputs = inputs
+
+    def loss_inputs(self, rollout, advantages, idx, with_grad, generator):
+        return self.inputs
+
+
+def test_steer_weight_log_reports_the_binary_mapping_by_hand():
+    from openrlhf_steer.apps.demo.weight_log import SteerWeightLogger
+    from openrlhf_steer.methods import LossInputs
+
+    # ten valid tokens with distinct |Omega| (probabilities differ, A = 1), one padded token
+    p = torch.tensor([[0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]], dtype=D)
+    log_p = p.log()
+    mask = torch.ones_like(p)
+    mask[0, -1] = 0
+    inputs = LossInputs(
+        log_probs=log_p,
+        old_log_probs=log_p,
+        advantages=torch.ones_like(p),
+        action_mask=mask,
+        entropy=torch.full_like(p, 1.5),
+        old_entropy=torch.full_like(p, 1.5),
+    )
+    logger = SteerWeightLogger("steer", {"mapping": "binary", "lambda_min": 0.7})
+    run = _FakeRun(inputs)
+    logger.before_step(run, None, None, [torch.arange(1)])
+    logger.before_step(run, None, None, [torch.arange(1)])
+    row = logger.take_row(3)
+    # the top 20% of 10 tokens by |Omega| (2 tokens) get 0.7, the others 1: sorted 0.7 0.7 1 x 8
+    # median 1, 10th percentile at rank 0.9 between 0.7 and 0.7, share below 0.95 = 2/10
+    assert row == pytest.approx({"step": 3, "weights/median": 1.0, "weights/p10": 0.7, "weights/share_below_0.95": 0.2})
+    assert logger.take_row(4) is None  # reset after a row
+
+
+def test_optimizer_registry_and_specs_keep_their_stored_form():
+    from openrlhf_steer.apps.demo.config import METHOD_SPECS, RLConfig
+    from openrlhf_steer.apps.demo.optimizers import build_optimizer
+
+    params = [torch.nn.Parameter(torch.ones(2))]
+    rl = RLConfig(lr=1e-3)
+    adamw = build_optimizer(params, rl, {})
+    assert isinstance(adamw, torch.optim.AdamW) and adamw.param_groups[0]["lr"] == 1e-3
+    sgd = build_optimizer(params, rl, {"name": "sgd", "lr": 0.1})
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["lr"] == 0.1
+    with pytest.raises(ValueError, match="MethodSpec.optimizer name='adam'"):
+        build_optimizer(params, rl, {"name": "adam"})
+    # AdamW specs store no optimizer key (earlier runs resume); the SGD runs say what they are
+    assert "optimizer" not in METHOD_SPECS["grpo_extreme"].to_dict()
+    sgd_spec = METHOD_SPECS["steer_extreme_binary_sgd"]
+    assert sgd_spec.to_dict()["optimizer"] == {"name": "sgd", "lr": 0.1}
+    assert "not the papers' optimizer" in sgd_spec.note
