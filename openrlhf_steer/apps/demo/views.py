@@ -64,7 +64,7 @@ def plot_weights(mechanism: Mechanism, path: Path) -> None:
     if stats:
         median = sum(s["median"] for s in stats) / len(stats)
         share = sum(s["share_below_0.95"] for s in stats) / len(stats)
-        axes[1].set_title(f"STEER exp, lambda_min 0.8: median {median:.3f}, share < 0.95 {share:.2f}")
+        axes[1].set_title(f"STEER exp, lambda_min 0.8\nmedian {median:.3f}, share below 0.95 {share:.2f}", fontsize=10)
     for ax in axes:
         ax.set_xlabel("token weight")
         ax.set_yscale("log")
