@@ -27,12 +27,14 @@ _e2e = _sibling("test_openrlhf_e2e")
 E2E, E2E_TIMEOUT, PROMPTS, REPO = _e2e.E2E, _e2e.E2E_TIMEOUT, _e2e.PROMPTS, _e2e.REPO
 _common, _replace_flag, _short_problems = _e2e._common, _e2e._replace_flag, _e2e._short_problems
 
+# The tiny random model's rollout entropy is about 4.53 nats: a target just around it keeps the lever inside
+# (0, 1), so the integral and the resume carry real state (a target of 0.2 would pin lambda at 1 at once).
 TARGET = {
     "lever": "pos_adv.lambda",
     "controller": "pi",
     "schedule": "cosine",
-    "start": 0.6,
-    "end": 0.2,
+    "start": 4.6,
+    "end": 4.45,
     "total_steps": 4,
     "initial": 0.5,
     "kp": 1.0,
@@ -116,8 +118,14 @@ def test_target_run_logs_saves_and_resumes_exactly(e2e_target):
     # Step k logs the controller after the updates of rollout steps 1..k-1. Replaying the measured
     # entropies it logged through a fresh controller gives every logged lever value of both runs:
     # the resumed run continued exactly where the first one stopped.
-    logged = {tag: {**dict(first[tag]), **dict(resumed[tag])} for tag in LOGGED}
+    logged = {tag: {**dict(first[tag]), **dict(resumed[tag])} for tag in LOGGED + ["train/entropy/old_mean"]}
     assert logged[LOGGED[3]][1] == pytest.approx(0.5)  # initial lambda, before any update
+    for step in (1, 2, 3):  # what the controller measured is the rollout step's entropy/old_mean
+        assert logged["train/controller/target/measured"][step + 1] == pytest.approx(
+            logged["train/entropy/old_mean"][step], rel=1e-6
+        )
+    assert all(0.0 < logged[LOGGED[3]][step] < 1.0 for step in (2, 3, 4))  # not pinned at a bound
+    assert saved["method"]["target"]["controller"]["integral"] != 0.0
     replay = attach_target(build_method("pos_adv_reweight", {"schedule": "target"}), dict(TARGET))
     for step in (2, 3, 4):
         measured = logged["train/controller/target/measured"][step]
