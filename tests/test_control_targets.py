@@ -325,3 +325,26 @@ def test_cli_methods_lists_the_target_options(capsys):
     out = capsys.readouterr().out
     assert "--entropy.target.controller (default 'pi')" in out and "arXiv 2511.15248" in out
     assert "pos_adv.lambda (pos_adv_reweight): lowers" in out
+
+
+def test_measured_entropy_is_the_data_parallel_token_weighted_mean():
+    """Through the step runtime every adapter uses: this rank has 10 tokens at entropy 1.0, the other rank
+    (its window sums, as the all-reduce adds them) 30 tokens at 4.0: the target measures
+    (10 * 1.0 + 30 * 4.0) / 40 = 3.25 at the rollout-step boundary, not this rank's 1.0."""
+    from openrlhf_steer.core.metrics import LossMetrics
+    from openrlhf_steer.runtime.step import StepRuntime
+
+    other_rank = {"_tokens": 30.0, "_loss_units": 30.0, "entropy/old_mean": 120.0, "tokens/valid": 30.0}
+
+    def all_reduce(sums, maxima, minima):
+        return {k: v + other_rank.get(k, 0.0) for k, v in sums.items()}, maxima, minima
+
+    method = targeted("clip.eps_low", "bang_bang", {"step_size": 0.1})
+    runtime = StepRuntime(method, seed=0)
+    runtime.record(LossMetrics({"entropy/old_mean": 1.0, "tokens/valid": 10.0}), 10.0, loss_denominator=10.0)
+    runtime.end_optimizer_step(data_parallel=all_reduce)
+    assert method.controller_values()["target/measured"] != method.controller_values()["target/measured"]  # NaN
+    assert method.inner.config.eps_low == 0.28  # the optimizer-step boundary does not move the target's lever
+    runtime.end_rollout_step()
+    assert method.controller_values()["target/measured"] == pytest.approx(3.25)
+    assert method.inner.config.eps_low == pytest.approx(0.38)  # H 3.25 > target 0.2, eps_low lowers H: up
