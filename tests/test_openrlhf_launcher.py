@@ -343,3 +343,18 @@ def test_builtin_reward_shorthand_both_spellings():
         "--reward.remote_url",
         "http://rm:5000",
     ]
+
+
+def test_worker_helpers_load_neither_the_driver_bootstrap_nor_the_launcher():
+    """Ray workers import integration.args for spec_from_args / effective_loss_config: a fresh interpreter
+    that imports it has loaded neither the runpy bootstrap, the launcher nor OpenRLHF."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, openrlhf_steer.integration.args as a; "
+        "assert callable(a.spec_from_args) and callable(a.effective_loss_config); "
+        "print(sorted(m for m in sys.modules if m.endswith(('.openrlhf_main', '.launch')) or m == 'openrlhf'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
