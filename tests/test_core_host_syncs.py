@@ -61,7 +61,9 @@ def test_at_most_two_host_syncs_per_loss_call(case, name, options):
 def test_metrics_equal_the_pre_refactor_reference(case, name, options):
     """tests/data/loss_metrics_reference.json was produced by the pre-refactor implementation (float metrics,
     29-35 host reads per call) at commit c03bf14 (core/loss.py and the methods as at 7a53e81), with
-    tests/support/make_loss_metrics_reference.py."""
+    tests/support/make_loss_metrics_reference.py; the option variants added later (steer binary/linear/
+    asymmetric, quadrant quantile, pos_adv_reweight entropy, forking_tokens current) by the same script in a
+    checkout of 167620b, whose core and methods are the pre-refactor ones (each such case records its commit)."""
     reference = json.loads(REFERENCE.read_text())["cases"][case]
     loss_fn, inputs = run_case(name, options)
     loss, metrics = loss_fn(inputs)

@@ -39,6 +39,11 @@ def linear_quantile(values: Tensor, q: float) -> float:
 
     torch.quantile refuses inputs above 2**24 elements; an optimizer-step window can exceed that.
     """
+    return float(linear_quantile_tensor(values, q))
+
+
+def linear_quantile_tensor(values: Tensor, q: float) -> Tensor:
+    """:func:`linear_quantile` as a float64 0-dim tensor on the values' device (no host read)."""
     flat = values.reshape(-1).double()
     n = flat.numel()
     if n == 0:
@@ -48,4 +53,4 @@ def linear_quantile(values: Tensor, q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, n - 1)
     frac = pos - lo
-    return float(ordered[lo] + frac * (ordered[hi] - ordered[lo]))
+    return ordered[lo] + frac * (ordered[hi] - ordered[lo])

@@ -40,7 +40,7 @@ from openrlhf_steer.core.types import LossInputs
 from openrlhf_steer.methods.registry import register_method
 from openrlhf_steer.methods.window import WindowStatsMethod
 from openrlhf_steer.methods.base import STAT_SCOPES, MethodConfig, check_choice, check_range
-from openrlhf_steer.methods.sampling import linear_quantile
+from openrlhf_steer.methods.sampling import linear_quantile, linear_quantile_tensor
 
 Tensor = torch.Tensor
 
@@ -109,11 +109,14 @@ def omega_statistics(
     if values.numel() == 0:
         return {"max": 0.0, "min": 0.0, "threshold": 0.0, "count": 0.0}
     ranked_values = values if ranked is None else ranked[valid].detach().double()
-    top, bottom = torch.stack([values.max(), values.min()]).tolist()  # one host read for both
+    read = [values.max(), values.min()]
+    if with_threshold:  # binary_threshold's quantile, read together with max and min
+        read.append(linear_quantile_tensor(ranked_values, 1.0 - binary_top_fraction))
+    host = torch.stack(read).tolist()  # one host read for all of them
     return {
-        "max": top,
-        "min": bottom,
-        "threshold": binary_threshold(ranked_values, binary_top_fraction) if with_threshold else 0.0,
+        "max": host[0],
+        "min": host[1],
+        "threshold": host[2] if with_threshold else 0.0,
         "count": float(values.numel()),
     }
 

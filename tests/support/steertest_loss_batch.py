@@ -15,6 +15,13 @@ VARIANTS: Dict[str, Dict[str, object]] = {
     "steer@mini_batch": {"stat_scope": "mini_batch"},
     "clip_cov@mini_batch": {"stat_scope": "mini_batch"},
     "kl_cov@mini_batch": {"stat_scope": "mini_batch"},
+    "steer@binary": {"mapping": "binary"},
+    "steer@binary_signed": {"mapping": "binary", "binary_rank": "signed"},
+    "steer@linear": {"mapping": "linear", "lambda_max": 1.2},
+    "steer@asymmetric": {"entropy_control_mode": "asymmetric"},
+    "quadrant@quantile": {"threshold_mode": "quantile"},
+    "pos_adv_reweight@entropy": {"schedule": "entropy"},
+    "forking_tokens@current": {"entropy_source": "current"},
 }
 
 LOSS_CONFIG = dict(eps_low=0.2, eps_high=0.28, dual_clip=3.0)
