@@ -15,8 +15,9 @@ neutral default, so a method overrides only what it changes:
                            ``on_boundary`` at the end of every optimizer step and every rollout step;
                            it updates at the boundary the config's ``update_every`` names.
 
-Pure math lives in the method modules and in ``openrlhf_steer.core.loss``; framework adapters (OpenRLHF,
-the CPU demo) only build :class:`LossInputs` and call the loss.
+Pure math lives in the method modules and in ``openrlhf_steer.core``; framework adapters (OpenRLHF, the CPU
+demo) build :class:`LossInputs`, call the loss and leave seeds, metric windows and the controller boundaries
+to ``openrlhf_steer.runtime.StepRuntime``.
 """
 
 from __future__ import annotations
