@@ -299,7 +299,8 @@ CLAIMS: List[Claim] = [
         "7b",
         "Diversity tracks entropy across runs",
         "Pos-Adv App. C.1 (Spearman 0.88 with n-gram diversity)",
-        "Spearman over all runs between final entropy and distinct correct answers, per seed; held if > 0",
+        "Spearman over the AdamW runs (SGD runs left out) between final entropy and distinct correct answers, per "
+        "seed; held if > 0",
         ("grpo",),
         diversity_tracks_entropy,
     ),

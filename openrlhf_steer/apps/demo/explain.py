@@ -35,6 +35,15 @@ TOKEN_MEAN = (
 TRAINING_REASONS: Dict[str, str] = {
     "1b": ADAMW + " " + OUTLIER,
     "1c": ADAMW + " " + OUTLIER,
+    "1d": ADAMW + " The binary mapping does act: 20% of the tokens get 0.7 at every step (the table 'STEER's token "
+    "weights per step').",
+    "1e": OUTLIER.replace("(issue 22; this run's weights: steer_weights.png)", "(issue 22)")
+    + " Plain SGD removes AdamW's rescaling but not this: the weight table shows the exp mapping's share below 0.95 "
+    "per step.",
+    "1f": "A weight of 0.7 (the paper's lambda_min for the binary ablation, Sec. 5.2) on 20% of the tokens changes "
+    "the step too little at this scale. Measured in a side run with the weight at 0.2 (issue 22's setting; "
+    "`--methods grpo_extreme_sgd,steer_extreme_binary_sgd --set steer_extreme_binary_sgd.lambda_min=0.2`): STEER ends "
+    "at 0.679 x H0 against GRPO's 0.450, +0.132 [+0.071, +0.193] nats over 5 seeds (docs/demo.md).",
     "2b": "Clip-higher showed no effect in any variant tried; 0-2% of GRPO's tokens reach the upper clip here "
     "(issue 22; docs/demo.md).",
     "3a": FIRST_DIGIT,
