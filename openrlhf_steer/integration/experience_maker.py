@@ -5,7 +5,8 @@ rollout entropy and runs the methods' advantage hooks.
 driver re-points that module attribute at :data:`EntropyControlPPOTrainerRemote`. Its ``__init__`` runs
 OpenRLHF's, then switches ``self.experience_maker`` to :class:`EntropyControlExperienceMaker`, which calls
 OpenRLHF's ``make_experience`` / ``compute_advantages_and_returns`` and adds to their results. Both serve
-every method (not only STEER).
+every method (not only STEER). The trainer also drops the episode's short last rollout batch and sets
+``max_steps`` (the scheduler's length) to the optimizer steps that run (:mod:`.rollout_batches`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
 
 from .args import spec_from_args
 from .patches import OPENRLHF_PATCHES
+from .rollout_batches import DROP_PARTIAL_ROLLOUT_BATCH, full_batches_only, plan_from_args
 from .side_channel import OLD_ENTROPY_KEY, pad_cat
 
 
@@ -139,12 +141,25 @@ def _make_trainer_class(base_remote):
     base = base_remote.__ray_metadata__.modified_class.__ray_actor_class__
 
     class EntropyControlPPOTrainer(base):
-        def __init__(self, *args, **kwargs):
+        """OpenRLHF's PPOTrainer; with ``drop_partial_rollout_batch`` (default on) it trains full rollout
+        batches only and sizes the LR schedule for them (:mod:`.rollout_batches`, veRL's drop_last)."""
+
+        def __init__(self, *args, drop_partial_rollout_batch: bool = DROP_PARTIAL_ROLLOUT_BATCH, **kwargs):
             super().__init__(*args, **kwargs)
+            self.setup_rollout_batches(drop_partial_rollout_batch)
             spec = spec_from_args(self.args)
             if spec is not None and spec.enabled:
                 self.experience_maker.__class__ = EntropyControlExperienceMaker
                 self.experience_maker.entropy_control_setup(spec)
+
+        def setup_rollout_batches(self, drop_partial: bool) -> None:
+            self.drop_partial_rollout_batch = bool(drop_partial)
+            if not self.drop_partial_rollout_batch:
+                return  # OpenRLHF's generator and its max_steps, untouched
+            plan = plan_from_args(self.args, len(self.prompts_dataloader.dataset))
+            generator = self.samples_generator
+            generator.generate_samples = full_batches_only(generator.generate_samples, plan.samples_per_rollout)
+            self.max_steps = plan.optimizer_steps  # what OpenRLHF's get_max_steps hands the actors' scheduler
 
     EntropyControlPPOTrainer.__module__ = __name__
     EntropyControlPPOTrainer.__qualname__ = "EntropyControlPPOTrainer"

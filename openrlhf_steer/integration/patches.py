@@ -5,6 +5,9 @@ OpenRLHF looks these names up as module globals when it runs (``ppo_actor.Policy
 ``ppo_trainer.PPOTrainer``), so replacing them is how our classes get in. :data:`OPENRLHF_PATCHES` records
 each original once, before the first replacement, so that a repeated ``replace`` never mistakes our own
 class for OpenRLHF's, lists what is replaced (diagnostics) and can put everything back.
+
+Not module attributes, so not recorded here: ``EntropyControlPPOTrainer`` sets its own ``max_steps`` (what
+``get_max_steps`` returns) and wraps its sample generator's ``generate_samples`` (``rollout_batches``).
 """
 
 from __future__ import annotations
