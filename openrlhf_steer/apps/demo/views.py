@@ -33,8 +33,11 @@ def plot_quadrants(mechanism: Mechanism, path: Path) -> None:
             ys += row.get("own_dh", [])
         ax.scatter(xs, ys, s=8, alpha=0.5)
         if xs:
-            lo, hi = min(xs + ys), max(xs + ys)
+            # the diagonal over Omega's own range: where Omega is far smaller than the change, it lies flat
+            lo, hi = min(xs), max(xs)
             ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, label="Delta H = Omega")
+            scale = sorted(abs(y) for y in ys)[len(ys) // 2] / max(sorted(abs(x) for x in xs)[len(xs) // 2], 1e-300)
+            ax.text(0.02, 0.02, f"median |Delta H| / median |Omega| = {scale:.3g}", transform=ax.transAxes, fontsize=7)
         ax.axhline(0, color="black", lw=0.5)
         ax.axvline(0, color="black", lw=0.5)
         sign = "lowers" if QUADRANT_SIGN[q] < 0 else "raises"
