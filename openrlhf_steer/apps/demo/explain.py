@@ -77,9 +77,25 @@ def own_and_rest(mechanism, subset: str) -> Optional[Dict[str, float]]:
 
 
 def mechanism_reason(claim_id: str, mechanism) -> Optional[str]:
-    if claim_id.startswith("M1-") or claim_id.startswith("M2-"):
-        subset = claim_id[3:].replace("pos", "positive").replace("neg", "negative")
-        split = own_and_rest(mechanism, subset)
+    if claim_id in ("M2-pos", "M2-neg"):
+        parts = ("I", "II") if claim_id == "M2-pos" else ("III", "IV")
+        means = {}
+        for q in parts:
+            rows = [(r.get("on_policy") or {}).get("subsets", {}).get(q) for r in _checkpoints(mechanism)]
+            means[q] = _mean([row["mean_dh_per_lr"] for row in rows if row and row["tokens"]])
+        return (
+            f"The step on A {'>' if claim_id == 'M2-pos' else '<'} 0 is the sum, to first order, of its quadrants' "
+            f"steps: quadrant {parts[0]} {means[parts[0]]:+.3g}, quadrant {parts[1]} {means[parts[1]]:+.3g} per eta "
+            "(mean over checkpoints and seeds). "
+            + (
+                "The low-probability wrong tokens (quadrant III: the task's errors carry the rare first digits) "
+                "outweigh the confident mistakes of quadrant IV, so pushing errors down sharpens the distribution."
+                if claim_id == "M2-neg"
+                else "Quadrant II's rare correct tokens offset quadrant I's exploitation."
+            )
+        )
+    if claim_id.startswith("M1-"):
+        split = own_and_rest(mechanism, claim_id[3:])
         if split:
             return (
                 f"Of the mean change per eta, the updated tokens' own prefixes carry {split['own']:+.3g} and the other "
