@@ -88,8 +88,9 @@ def mechanism_reason(claim_id: str, mechanism) -> Optional[str]:
             f"steps: quadrant {parts[0]} {means[parts[0]]:+.3g}, quadrant {parts[1]} {means[parts[1]]:+.3g} per eta "
             "(mean over checkpoints and seeds). "
             + (
-                "The low-probability wrong tokens (quadrant III: the task's errors carry the rare first digits) "
-                "outweigh the confident mistakes of quadrant IV, so pushing errors down sharpens the distribution."
+                "The low-probability wrong tokens (quadrant III) outweigh the confident mistakes (quadrant IV), so "
+                "pushing errors down sharpens the distribution (issue 22 found the task's errors on the rare first "
+                "digits)."
                 if claim_id == "M2-neg"
                 else "Quadrant II's rare correct tokens offset quadrant I's exploitation."
             )
@@ -99,8 +100,9 @@ def mechanism_reason(claim_id: str, mechanism) -> Optional[str]:
         if split:
             return (
                 f"Of the mean change per eta, the updated tokens' own prefixes carry {split['own']:+.3g} and the other "
-                f"prefixes {split['rest']:+.3g}: a network shares its parameters, so a step on some tokens moves the "
-                "entropy at every prefix (Assumption 1, one logit per (state, action), does not hold for it)."
+                f"prefixes {split['rest']:+.3g} (mean over checkpoints and seeds): a network shares its parameters, so "
+                "the step moves the entropy at every prefix, unlike Assumption 1's table; see the row's interval for "
+                "the spread over seeds."
             )
     if claim_id.startswith("M3-"):
         key = "gated_high" if claim_id.endswith("high") else "gated_low"
