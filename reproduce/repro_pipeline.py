@@ -279,14 +279,21 @@ def rollout_cap(recipe: Mapping[str, Any], n_prompts: int) -> Dict[str, Any]:
     """A recipe with ``max_rollout_steps`` turned into OpenRLHF episodes.
 
     OpenRLHF 0.11.2 has no step cap: it runs ``num_episodes`` passes over the prompts, one rollout step per
-    ``prompts_per_rollout`` prompts. Enough episodes to reach the cap are run; checkpoint selection then
-    ignores steps past it (``selection_max_step``), so the table uses exactly the paper's steps.
+    full batch of ``prompts_per_rollout`` prompts: the trainer drops each episode's last, short batch as veRL
+    does (``openrlhf_steer.integration.rollout_batches``), so an episode is ``floor(prompts / batch)`` steps
+    (STEER: 17,398 // 512 = 33). Enough episodes to reach the cap are run; checkpoint selection then ignores
+    steps past it (``selection_max_step``), so the table uses exactly the paper's steps.
     """
     out = dict(recipe)
     cap = out.get("max_rollout_steps")
     if cap is None:
         return out
-    per_episode = max(int(n_prompts) // int(out["prompts_per_rollout"]), 1)
+    per_episode = int(n_prompts) // int(out["prompts_per_rollout"])
+    if per_episode < 1:
+        raise ValueError(
+            f"{n_prompts} prompts are fewer than prompts_per_rollout {out['prompts_per_rollout']}: no full rollout "
+            "batch, so no step would train; lower the recipe's prompts_per_rollout or use more prompts"
+        )
     out["epochs"] = math.ceil(int(cap) / per_episode)
     return out
 

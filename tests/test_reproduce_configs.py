@@ -321,6 +321,8 @@ def test_rollout_cap_runs_enough_episodes_and_bounds_selection():
     recipe = rollout_cap(c.recipe_for(c.row("steer")), 17398)
     # 17,398 // 512 = 33 rollout steps per pass: 5 passes reach 150 (4 reach only 132)
     assert recipe["epochs"] == 5
+    with pytest.raises(ValueError, match="fewer than prompts_per_rollout 512"):
+        rollout_cap(c.recipe_for(c.row("steer")), 500)  # the short batch is dropped: no step would train
 
 
 def test_posadv_recipe_follows_appendix_b_and_e2():

@@ -2,7 +2,6 @@
 model copy, Table 3's training length and features, and the settings the configs used to leave unsaid."""
 
 import json
-import math
 import shlex
 
 import pytest
@@ -205,17 +204,22 @@ def test_table3_subsets_train_as_many_steps_as_the_full_data_run():
     full = config.recipe_for(config.row("full_data"))
     prompts = config.values("data")["expected_prompts"]
     per_rollout = full["prompts_per_rollout"]
-    # OpenRLHF trains the last, partial rollout batch of an episode too: ceil(prompts / 256) steps per episode
-    full_steps = full["epochs"] * math.ceil(prompts / per_rollout)
-    assert full_steps == 10 * 68 == 680
+    # the episode's last, short rollout batch is dropped (veRL's drop_last, integration.rollout_batches):
+    # floor(prompts / 256) steps per episode; 17,398 = 67 x 256 + 246
+    full_steps = full["epochs"] * (prompts // per_rollout)
+    assert full_steps == 10 * 67 == 670
     subsets = [r for r in config.rows if r.trains and "subset" in r.overrides]
     assert len(subsets) == 10
+    by_size = {}
     for row in subsets:
         recipe = config.recipe_for(row)
-        per_episode = math.ceil(recipe["subset_size"] / per_rollout)
+        per_episode = recipe["subset_size"] // per_rollout
         steps = recipe["epochs"] * per_episode
-        assert full_steps <= steps < full_steps + per_episode, (row.name, steps)  # the fewest episodes that reach 680
+        assert full_steps <= steps < full_steps + per_episode, (row.name, steps)  # the fewest episodes that reach 670
+        by_size[recipe["subset_size"]] = steps
         assert "equal steps" in row.overrides["epochs"].source and "[assumed]" in row.overrides["epochs"].source
+    # hand: 18 x 39, 36 x 19, 75 x 9, 168 x 4, 335 x 2
+    assert by_size == {10001: 702, 5031: 684, 2538: 675, 1246: 672, 616: 670}
     # the paired K-means / random rows of a size train the same steps
     assert (
         config.recipe_for(config.row("kmeans_616"))["epochs"] == config.recipe_for(config.row("random_616"))["epochs"]
