@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 
 from openrlhf_steer.core.entropy import token_logprobs_and_entropy
+from openrlhf_steer.core.loss import masked_mean as core_masked_mean
 
 Tensor = torch.Tensor
 
@@ -104,5 +105,5 @@ def completion_logprobs(
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> float:
-    total = float(mask.sum())
-    return float((values * mask).sum()) / total if total > 0 else float("nan")
+    """core's masked mean as a float for the demo's logs, NaN (not core's 0) where the mask is empty."""
+    return float(core_masked_mean(values, mask)) if bool(mask.any()) else float("nan")

@@ -11,6 +11,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from openrlhf_steer.core.stats import standard_error
+
 from .config import METHOD_SPECS, DemoConfig, MethodSpec
 from .io import read_json, read_jsonl, write_json
 from .workspace import Workspace, load_probe, open_workspace, prepare_probe, prepare_start_model
@@ -256,8 +258,6 @@ def group_results(results: List[Dict[str, Any]]) -> Dict[str, Dict[int, Dict[str
 
 def summarise_run(name: str, by_seed: Dict[int, Dict[str, Any]], start_eval: Dict[str, Any], ks) -> Dict[str, Any]:
     """Mean and standard error over seeds of a run's final metrics."""
-    import math
-
     seeds = sorted(by_seed)
     out: Dict[str, Any] = {"run": name, "seeds": len(seeds), "note": by_seed[seeds[0]].get("note", "")}
     keys = ["heldout_entropy", "avg@n", "distinct_correct", "train_accuracy_last", "rollout_entropy_last"]
@@ -273,7 +273,7 @@ def summarise_run(name: str, by_seed: Dict[int, Dict[str, Any]], start_eval: Dic
         mean = sum(values) / len(values)
         out[key] = mean
         if len(values) > 1:
-            out[key + "_se"] = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))
+            out[key + "_se"] = float(standard_error(values))
     return out
 
 
