@@ -243,20 +243,56 @@ def steer_weights(
     mask = action_mask.bool()
     omega = first_order_entropy_change(log_probs, old_log_probs, entropy, advantages, prob_power=prob_power)
     omega = torch.where(mask, omega, torch.zeros_like(omega))
-    omega_abs = omega.abs()
+    weights, _ = weights_from_omega(
+        omega,
+        mask,
+        window,
+        lambda_min=lambda_min,
+        lambda_max=lambda_max,
+        mapping=mapping,
+        omega_floor=omega_floor,
+        binary_top_fraction=binary_top_fraction,
+        binary_rank=binary_rank,
+        entropy_control_mode=entropy_control_mode,
+    )
+    return weights, omega
+
+
+def weights_from_omega(
+    omega: Tensor,
+    mask: Tensor,
+    window: Optional[Mapping[str, float]] = None,
+    *,
+    lambda_min: float = 0.8,
+    lambda_max: float = 1.0,
+    mapping: str = "exp",
+    omega_floor: float = 0.02,
+    binary_top_fraction: float = 0.2,
+    binary_rank: str = "abs",
+    entropy_control_mode: str = "symmetric",
+) -> Tuple[Tensor, Dict[str, float]]:
+    """STEER's weights [B, T] of the code's signed Omega (0 on masked positions) and the statistics they used:
+    the one mapping that ``steer_weights`` and ``Steer.token_weights`` share.
+
+    ``window`` gives the statistics over a larger set (mini-batch scope); without it they are taken over
+    ``omega``'s valid tokens.
+    """
+    mask = mask.bool()
     if entropy_control_mode == "asymmetric":
         metric = paper_signed_omega(omega)
         stats = dict(window) if window is not None else omega_statistics(metric, mask, with_threshold=False)
         weights = asymmetric_weights(
             metric, mask, stats, mapping=mapping, lambda_min=lambda_min, lambda_max=lambda_max, omega_floor=omega_floor
         )
-        return weights, omega
-    ranked = BINARY_RANK_STATISTICS[binary_rank](omega) if binary_rank == "signed" else None
-    stats = (
-        dict(window)
-        if window is not None
-        else omega_statistics(omega_abs, mask, binary_top_fraction, with_threshold=mapping == "binary", ranked=ranked)
-    )
+        return weights, stats
+    omega_abs = omega.abs()
+    if window is not None:
+        stats = dict(window)
+    else:
+        ranked = BINARY_RANK_STATISTICS[binary_rank](omega) if binary_rank == "signed" else None
+        stats = omega_statistics(
+            omega_abs, mask, binary_top_fraction, with_threshold=mapping == "binary", ranked=ranked
+        )
     weights = omega_to_weights(
         omega_abs,
         mask,
@@ -268,7 +304,7 @@ def steer_weights(
         omega=omega,
         binary_rank=binary_rank,
     )
-    return weights, omega
+    return weights, stats
 
 
 @dataclass
@@ -447,45 +483,27 @@ class Steer(WindowStatsMethod):
         mask = inputs.action_mask.bool()
         omega = self._omega(inputs)
         omega_abs = omega.abs()
-        mapped = self._mapped(omega)
+        window = None
         if self.needs_window_stats:
             try:
-                stats = {k: inputs.window_stats[f"steer/{k}"] for k in ("max", "min", "threshold", "count")}
+                window = {k: inputs.window_stats[f"steer/{k}"] for k in ("max", "min", "threshold", "count")}
             except KeyError:
                 raise ValueError(
                     "steer with stat_scope=mini_batch needs LossInputs.window_stats from method.window_stats(...) "
                     "over the optimizer-step window; fix the adapter or use stat_scope=micro_batch"
                 ) from None
-        else:
-            stats = omega_statistics(
-                mapped,
-                mask,
-                c.binary_top_fraction,
-                with_threshold=c.mapping == "binary",
-                ranked=self._ranked(omega) if c.binary_rank == "signed" else None,
-            )
-        if self._asymmetric:
-            weights = asymmetric_weights(
-                mapped,
-                mask,
-                stats,
-                mapping=c.mapping,
-                lambda_min=c.lambda_min,
-                lambda_max=c.lambda_max,
-                omega_floor=c.omega_floor,
-            )
-        else:
-            weights = omega_to_weights(
-                omega_abs,
-                mask,
-                stats,
-                mapping=c.mapping,
-                lambda_min=c.lambda_min,
-                lambda_max=c.lambda_max,
-                omega_floor=c.omega_floor,
-                omega=omega,
-                binary_rank=c.binary_rank,
-            )
+        weights, stats = weights_from_omega(
+            omega,
+            mask,
+            window,
+            lambda_min=c.lambda_min,
+            lambda_max=c.lambda_max,
+            mapping=c.mapping,
+            omega_floor=c.omega_floor,
+            binary_top_fraction=c.binary_top_fraction,
+            binary_rank=c.binary_rank,
+            entropy_control_mode=c.entropy_control_mode,
+        )
         abs_max = max(abs(stats["max"]), abs(stats["min"])) if self._asymmetric else stats["max"]
         valid = mask.to(omega_abs.dtype)  # mean over the valid tokens (0 if none), kept on the device
         self._record(
