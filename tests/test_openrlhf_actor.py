@@ -41,7 +41,7 @@ def _policy_actor(model_dir, name, config, monkeypatch, temperature=1.0):
     state = enable_entropy_control(trainer, spec, args, max_steps=20, rank=0)
     pa = ray_actors.EntropyControlPolicyModelActor.__new__(ray_actors.EntropyControlPolicyModelActor)
     pa.actor, pa.trainer, pa.strategy = actor, trainer, trainer.strategy
-    pa._entropy_control, pa._old_entropy_cache = state, []
+    pa._entropy_state, pa._old_entropy_cache = state, []
     return pa, state
 
 

@@ -174,7 +174,7 @@ def test_every_method_composes_with_every_is_setting(method):
     for setting in IS_SETTINGS:
         ours = EntropyControlPolicyLoss(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip=3.0, **_is_kwargs(setting))
         ours.bind(build_method(method), cfg)
-        ours.entropy_control.context = LossCallContext(**_context(7, new, old))
+        ours.binding.context = LossCallContext(**_context(7, new, old))
         loss, _, _, vllm_kl, filter_ratio = ours(new, old, adv, action_mask=mask, rollout_log_probs=rollout, **extra)
         (grad,) = torch.autograd.grad(loss, new)
 
@@ -198,7 +198,7 @@ def test_is_coefficient_weighs_the_policy_term_only():
         kwargs = _is_kwargs(is_setting) if is_setting else {}
         fn = EntropyControlPolicyLoss(clip_eps_low=0.2, clip_eps_high=0.28, **kwargs)
         fn.bind(build_method(method, {"coef": 0.3} if method == "entropy_loss" else None), LossConfig(0.2, 0.28))
-        fn.entropy_control.context = LossCallContext(**_context(1, new, old))
+        fn.binding.context = LossCallContext(**_context(1, new, old))
         return float(fn(new, old, adv, action_mask=mask, rollout_log_probs=rollout)[0])
 
     bonus_with_is = loss("entropy_loss", setting) - loss("grpo", setting)
@@ -213,7 +213,7 @@ def test_missing_rollout_log_probs_is_a_clear_error():
     ours = EntropyControlPolicyLoss(is_correction_level="token")
     ours.bind(build_method("steer"), LossConfig())
     new, old, _, adv, mask = _tensors()
-    ours.entropy_control.context = LossCallContext(**_context(0, new, old))
+    ours.binding.context = LossCallContext(**_context(0, new, old))
     with pytest.raises(ValueError, match="rollout_log_probs is None"):
         ours(new, old, adv, action_mask=mask, rollout_log_probs=None)
 
@@ -299,7 +299,7 @@ def test_gspo_advantage_methods_run_unchanged():
     for method in ("grpo", "w_reinforce", "edge_grpo", "opo"):
         fn = EntropyControlPolicyLoss(policy_loss_type="gspo")
         fn.bind(build_method(method), LossConfig())
-        fn.entropy_control.context = LossCallContext(**_context(0, new, old))
+        fn.binding.context = LossCallContext(**_context(0, new, old))
         losses.append(float(fn(new, old, adv, action_mask=mask)[0]))
     theirs = float(OpenRLHFPolicyLoss(policy_loss_type="gspo")(new, old, adv, action_mask=mask)[0])
     assert losses == pytest.approx([theirs] * 4, rel=1e-5)

@@ -148,7 +148,7 @@ def test_check_args_steer_paper_command_through_openrlhf_parser():
     assert args.rollout.vllm_generate_batch_size == 512
     assert args.critic.model_name_or_path is None
     # our spec rides along; STEER (old entropy) does not switch on OpenRLHF's entropy pass
-    spec = json.loads(args.entropy_control)
+    spec = json.loads(args.entropy_spec)
     assert spec["methods"] == [
         [
             "steer",
@@ -260,7 +260,7 @@ def test_launch_validates_first_then_runs_openrlhf_main_with_our_classes(monkeyp
     assert [stop for stop, _ in passes] == [True, False]
     final_args = passes[1][1]
     assert final_args.reward.remote_url == [math_reward_path()]
-    assert json.loads(final_args.entropy_control)["methods"][0][0] == "steer"
+    assert json.loads(final_args.entropy_spec)["methods"][0][0] == "steer"
     from openrlhf_steer.integration import experience_maker, ray_actors
 
     assert ppo_actor.PolicyModelActor is ray_actors.EntropyControlPolicyModelActorRemote
@@ -321,7 +321,7 @@ def test_method_none_runs_openrlhf_unpatched(monkeypatch):
     original = ppo_actor.PolicyModelActor
     monkeypatch.setattr(ppo_actor, "PolicyModelActor", original)
     assert launch_module.launch(["--entropy.method", "none"] + OPENRLHF_PART) == 0
-    assert len(calls) == 1 and not hasattr(calls[0], "entropy_control")
+    assert len(calls) == 1 and not hasattr(calls[0], "entropy_spec")
     assert ppo_actor.PolicyModelActor is original
 
 

@@ -70,13 +70,13 @@ def test_ppo_train_end_to_end_on_cpu(tmp_path, monkeypatch):
         )
 
     seen_rows = []
-    core_loss = trainer.actor_loss_fn.entropy_control.loss
+    core_loss = trainer.actor_loss_fn.binding.loss
 
     def spy(inputs, num_tokens=None, num_seqs=None):
         seen_rows.append((inputs.old_entropy.detach().clone(), inputs.action_mask.clone()))
         return core_loss(inputs, num_tokens=num_tokens, num_seqs=num_seqs)
 
-    trainer.actor_loss_fn.entropy_control.loss = spy
+    trainer.actor_loss_fn.binding.loss = spy
     sequences_seen = []
     original_step = type(trainer).training_step
 

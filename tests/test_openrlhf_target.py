@@ -54,14 +54,14 @@ def _policy_actor(model_dir, spec, monkeypatch):
     state = enable_entropy_control(trainer, spec, args, max_steps=20, rank=0)
     pa = ray_actors.EntropyControlPolicyModelActor.__new__(ray_actors.EntropyControlPolicyModelActor)
     pa.actor, pa.trainer, pa.strategy = actor, trainer, trainer.strategy
-    pa._entropy_control, pa._old_entropy_cache = state, []
+    pa._entropy_state, pa._old_entropy_cache = state, []
     return pa, state
 
 
 def _rollout_step(pa, entropy):
     """One rollout step's boundary as the actor runs it: its (DP-reduced) window statistics, then
     ``_end_rollout_step`` (where the methods' controllers run)."""
-    state = pa._entropy_control
+    state = pa._entropy_state
     state.runtime.rollout_windows = [{"entropy/old_mean": entropy, "tokens/valid": 12.0}]
     pa.trainer._end_rollout_step()
     return state.method.controller_values()
@@ -122,6 +122,6 @@ def test_target_runs_at_the_rollout_boundary_and_resumes_exactly(model_dir, monk
     metrics = fresh.trainer.training_step(exp, 0.0, 0, None)["metrics"]
     for key in ("target", "measured", "error", "lever"):
         assert float(metrics[f"controller/target/{key}"]) == pytest.approx(whole[-1][f"target/{key}"])
-    assert fresh_state.method.loss_config(fresh.trainer.actor_loss_fn.entropy_control.loss.loss_config).eps_high == (
+    assert fresh_state.method.loss_config(fresh.trainer.actor_loss_fn.binding.loss.loss_config).eps_high == (
         pytest.approx(whole[-1]["target/lever"])
     )

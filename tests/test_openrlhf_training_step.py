@@ -254,7 +254,7 @@ def test_window_iterator_forking_tokens_current_entropy_quantile(model_dir):
         for step, (exp, info) in enumerate(
             window_iterator(iter(experiences), trainer.strategy, 2, lambda e: e.action_mask)
         ):
-            got = trainer.entropy_control.micro["window_stats"]["forking_tokens/threshold"]
+            got = trainer.entropy_state.micro["window_stats"]["forking_tokens/threshold"]
             assert float(got) == pytest.approx(float(expected), rel=1e-4)
             losses.append(float(trainer.training_step(exp, 0.0, step, info)["metrics"]["policy_loss"]))
     # independent loss of each micro-batch with the shared threshold and the window token count

@@ -69,7 +69,7 @@ def test_every_training_command_passes_openrlhf_parser(path, tmp_path, check_arg
         expected_reward = "dapo_math_reward_strict_box.py" if path.stem.startswith("steer") else "dapo_math_reward.py"
         assert [str(u).rsplit("/", 1)[-1] for u in args.reward.remote_url] == [expected_reward]
         assert args.train.seed == recipe["seed"]
-        spec = json.loads(args.entropy_control)
+        spec = json.loads(args.entropy_spec)
         assert spec["methods"] == [[row.method, row.option_values()]]
 
 

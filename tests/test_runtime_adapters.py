@@ -161,7 +161,7 @@ def test_openrlhf_loss_shim_reads_the_device_at_most_twice(is_level):
     fn = EntropyControlPolicyLoss(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip=3.0, is_correction_level=is_level)
     fn.bind(build_method("steer"), LossConfig(eps_low=0.2, eps_high=0.28, dual_clip=3.0))
     x = fixed_inputs()
-    fn.entropy_control.context = LossCallContext(old_entropy=x.old_entropy, step=1, total_steps=10)
+    fn.binding.context = LossCallContext(old_entropy=x.old_entropy, step=1, total_steps=10)
     with count_host_syncs() as calls:
         loss, clip_ratio, ppo_kl, _, _ = fn(
             x.log_probs,

@@ -205,7 +205,7 @@ def enable_entropy_control(trainer, spec, args, *, max_steps: Optional[int], ran
         )
     loss_fn.bind(method, effective_loss_config(args, method))
     trainer.__class__ = EntropyControlActorPPOTrainer
-    trainer.entropy_control = state
+    trainer.entropy_state = state
     # Before the hook: the hook wraps whichever forward the actor has.
     chunked_actor.install(trainer.actor, chunk_rows=spec.chunk_rows, entropy_grad=settings.entropy_grad)
     install_actor_forward_hook(trainer.actor, state.channel)
@@ -215,7 +215,7 @@ def enable_entropy_control(trainer, spec, args, *, max_steps: Optional[int], ran
 class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
     """``ActorPPOTrainer`` whose steps feed our loss and log our metrics (see module doc)."""
 
-    entropy_control: EntropyControlState
+    entropy_state: EntropyControlState
 
     def ppo_train(self, kl_ctl: float):
         """One rollout step's whole update; then the rollout-step controller boundary.
@@ -228,13 +228,13 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
         with active_trainer(self):
             status = super().ppo_train(kl_ctl)
         logged = self._end_rollout_step()
-        keys = self.entropy_control.metric_keys or []
+        keys = self.entropy_state.metric_keys or []
         status.update({k: v for k, v in logged.items() if k in keys and not k.startswith("loss/")})
         return status
 
     # -- windows -----------------------------------------------------------------------------------
     def _entropy_control_window(self, window):
-        state = self.entropy_control
+        state = self.entropy_state
         state.runtime.reseed()
         stats = self._window_stats([exp for exp, _ in window]) if state.needs.window_stats else {}
         for i, pair in enumerate(window):
@@ -252,7 +252,7 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
         """
         from openrlhf_steer.core.types import LossInputs
 
-        state = self.entropy_control
+        state = self.entropy_state
         device = _device()
         inputs_list = []
         was_training = self.actor.training
@@ -298,7 +298,7 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
 
     # -- one micro-batch ---------------------------------------------------------------------------
     def training_step(self, experience, kl_ctl: float, step: int, loss_batch_info: Optional[Dict] = None):
-        state = self.entropy_control
+        state = self.entropy_state
         width = experience.action_mask.shape[1]
         old_entropy = self._peek_old_entropy(experience, width)
         experience.info.pop(OLD_ENTROPY_KEY, None)  # per-token rows cannot go through OpenRLHF's logging
@@ -310,7 +310,7 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
         generator = state.runtime.generator if state.runtime.generator is not None else state.runtime.reseed()
         state.channel.take_entropy()
 
-        binding = self.actor_loss_fn.entropy_control
+        binding = self.actor_loss_fn.binding
         binding.context = LossCallContext(
             old_entropy=old_entropy,
             ref_log_probs=experience.base_action_log_probs if state.needs.ref_log_probs else None,
@@ -350,7 +350,7 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
     def _stable_metrics(self, metrics) -> Dict[str, torch.Tensor]:
         """Fix the metric key set at the first call: DP ranks all-reduce the same keys in ppo_train.
         Values stay 0-dim tensors (no host read here); a key missing from this call logs 0."""
-        state = self.entropy_control
+        state = self.entropy_state
         values = metrics.tensors()
         if state.metric_keys is None:
             state.metric_keys = sorted(values)
@@ -382,7 +382,7 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
 
     def _end_optimizer_step(self) -> None:
         """The window's metrics (one host copy, then over the DP ranks) offered to the controller."""
-        state = self.entropy_control
+        state = self.entropy_state
         state.runtime.end_optimizer_step(data_parallel=self._data_parallel_reduce)
         state.micro = {}
         if state.runtime.generator is not None:  # dynamic-batch mode has no window iterator to reseed it
@@ -390,7 +390,7 @@ class EntropyControlActorPPOTrainer(_ppo_actor.ActorPPOTrainer):
 
     def _end_rollout_step(self) -> Dict[str, float]:
         """The rollout step's token-weighted statistics offered to the controller; returns the logged means."""
-        return self.entropy_control.runtime.end_rollout_step()
+        return self.entropy_state.runtime.end_rollout_step()
 
 
 def _as_tensor(value) -> torch.Tensor:

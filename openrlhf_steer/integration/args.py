@@ -1,6 +1,6 @@
 """What the Ray workers read back from OpenRLHF's parsed args (import-light: no parser run, no runpy).
 
-The driver stores the entropy-control spec as JSON in ``args.entropy_control`` (``flags.ARGS_ATTR``); the
+The driver stores the entropy-control spec as JSON in ``args.entropy_spec`` (``flags.ARGS_ATTR``); the
 args travel to every worker inside OpenRLHF's pickled strategy. Workers call :func:`spec_from_args` and
 :func:`effective_loss_config`.
 """

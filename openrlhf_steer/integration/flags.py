@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 PREFIX = "entropy"
 NO_METHOD = "none"
-ARGS_ATTR = "entropy_control"  # args.entropy_control = spec JSON (travels with the pickled strategy)
+ARGS_ATTR = "entropy_spec"  # args.entropy_spec = spec JSON (travels with the pickled strategy)
 GROUPED_ESTIMATORS = ("group_norm", "reinforce_baseline", "dr_grpo")
 BUILTIN_REWARDS = {"openrlhf_steer:math": "math_reward_path"}
 
@@ -444,7 +444,7 @@ def check_args(argv: Sequence[str]):
 
     Runs our parser, then OpenRLHF 0.11.2's own parser and validation (``train_ppo_ray.__main__``) and
     our consistency checks; returns OpenRLHF's hierarchical args (``args.actor.adam.lr`` ...) with
-    ``args.entropy_control`` (JSON spec) set. ``--reward.remote_url openrlhf_steer:math`` names our
+    ``args.entropy_spec`` (JSON spec) set. ``--reward.remote_url openrlhf_steer:math`` names our
     math reward file. Raises :class:`EntropyArgsError` for our flags and their combinations (OpenRLHF's
     own parser still exits with ``SystemExit`` on its flags, as argparse does).
     """

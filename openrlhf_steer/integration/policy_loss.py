@@ -3,7 +3,7 @@
 Same constructor and ``forward`` signature and the same 5-tuple return as
 ``openrlhf.models.loss.PolicyLoss`` 0.11.2, so ``ActorPPOTrainer`` uses it unchanged. Once a method
 is bound (:meth:`bind`), ``forward`` builds :class:`~openrlhf_steer.methods.base.LossInputs` from
-OpenRLHF's tensors plus the side data the trainer put in ``self.entropy_control.context`` and calls
+OpenRLHF's tensors plus the side data the trainer put in ``self.binding.context`` and calls
 :class:`openrlhf_steer.core.loss.PolicyLoss`. Unbound, it is OpenRLHF's loss.
 
 OpenRLHF's own loss options compose with every method, as OpenRLHF 0.11.2 applies them:
@@ -96,15 +96,15 @@ class LossBinding:
 class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.entropy_control = LossBinding()
+        self.binding = LossBinding()
 
     def bind(self, method, loss_config) -> None:
         from openrlhf_steer.core.loss import PolicyLoss
 
         ratio_level = RATIO_LEVEL_OF_LOSS_TYPE[self.policy_loss_type]
-        self.entropy_control.method = method
-        self.entropy_control.loss = PolicyLoss(loss_config, method, ratio_level=ratio_level)
-        self.entropy_control.agg_mode = self.entropy_control.loss.effective_config().loss_agg_mode
+        self.binding.method = method
+        self.binding.loss = PolicyLoss(loss_config, method, ratio_level=ratio_level)
+        self.binding.agg_mode = self.binding.loss.effective_config().loss_agg_mode
 
     def is_correction_config(self):
         from openrlhf_steer.core.is_correction import ISCorrectionConfig
@@ -118,7 +118,7 @@ class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
 
     @property
     def bound(self) -> bool:
-        return self.entropy_control.loss is not None
+        return self.binding.loss is not None
 
     def forward(
         self,
@@ -131,7 +131,7 @@ class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
         batch_num_tokens: Optional[float] = None,
         global_batch_size: Optional[float] = None,
     ):
-        loss_fn = self.entropy_control.loss
+        loss_fn = self.binding.loss
         if loss_fn is None:
             return super().forward(
                 log_probs,
@@ -161,7 +161,7 @@ class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
             old_log_probs=ratio_base.to(log_probs.dtype),
             advantages=advantages.to(log_probs.dtype),
             action_mask=action_mask.bool(),
-            **self.entropy_control.context.loss_input_fields(),
+            **self.binding.context.loss_input_fields(),
         )
         vllm_kl = is_filter_ratio = token_coef = None
         if is_config.enabled and not gspo:
@@ -172,14 +172,14 @@ class EntropyControlPolicyLoss(OpenRLHFPolicyLoss):
         num_tokens, num_seqs = openrlhf_denominators(dp_size, batch_num_tokens, global_batch_size)
         coef = {} if token_coef is None else {"token_coef": token_coef}
         loss, metrics = loss_fn(inputs, num_tokens=num_tokens, num_seqs=num_seqs, **coef)
-        self.entropy_control.metrics = metrics
+        self.binding.metrics = metrics
         with torch.no_grad():
-            if self.entropy_control.agg_mode == "token-mean":
+            if self.binding.agg_mode == "token-mean":
                 units, denominator = inputs.action_mask.sum(), num_tokens
             else:
                 units, denominator = (inputs.action_mask.sum(-1) > 0).sum(), num_seqs
-        self.entropy_control.loss_units = units
-        self.entropy_control.loss_denominator = denominator
+        self.binding.loss_units = units
+        self.binding.loss_denominator = denominator
         with torch.no_grad():
             mask = inputs.action_mask.float()
             count = mask.sum().clamp(min=1.0)

@@ -56,22 +56,20 @@ class EntropyControlPolicyModelActor(_PolicyBase):
         apply_actor_patches()
         super().init_model_from_pretrained(strategy, pretrain, max_steps=max_steps, vllm_engines=vllm_engines)
         self._old_entropy_cache: List = []
-        self._entropy_control = None
+        self._entropy_state = None
         spec = spec_from_args(strategy.args)
         if spec is None or not spec.enabled:
             return
         rank = strategy.get_rank() if hasattr(strategy, "get_rank") else 0
-        self._entropy_control = enable_entropy_control(
-            self.trainer, spec, strategy.args, max_steps=max_steps, rank=rank
-        )
+        self._entropy_state = enable_entropy_control(self.trainer, spec, strategy.args, max_steps=max_steps, rank=rank)
         self._restore_entropy_control(self.checkpoint_states)
 
     def _restore_entropy_control(self, checkpoint_states) -> bool:
         """Load our controller state from OpenRLHF's resumed checkpoint client states, if present."""
         saved = (checkpoint_states or {}).get(STATE_KEY)
-        if not saved or self._entropy_control is None:
+        if not saved or self._entropy_state is None:
             return False
-        self._entropy_control.load_state_dict(saved)
+        self._entropy_state.load_state_dict(saved)
         self.strategy.print(
             f"entropy control: restored controller state at optimizer step {saved.get('optimizer_step')}"
         )
@@ -81,7 +79,7 @@ class EntropyControlPolicyModelActor(_PolicyBase):
     def forward(
         self, sequences, action_mask=None, attention_mask=None, packed_seq_lens=None, mm_train_inputs_list=None
     ):
-        control = getattr(self, "_entropy_control", None)
+        control = getattr(self, "_entropy_state", None)
         if control is None or not control.needs.old_entropy:
             return super().forward(sequences, action_mask, attention_mask, packed_seq_lens, mm_train_inputs_list)
         control.channel.capture_old_entropy = True
@@ -100,7 +98,7 @@ class EntropyControlPolicyModelActor(_PolicyBase):
     # -- checkpoints ---------------------------------------------------------------------------------
     def save_checkpoint(self, tag, client_states=None, metric_value=None, metric_key=None):
         client_states = dict(client_states or {})
-        control = getattr(self, "_entropy_control", None)
+        control = getattr(self, "_entropy_state", None)
         if control is not None:
             client_states[STATE_KEY] = control.state_dict()
         return super().save_checkpoint(tag, client_states, metric_value=metric_value, metric_key=metric_key)

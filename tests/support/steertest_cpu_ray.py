@@ -110,7 +110,7 @@ def _record_policy_actor(module) -> None:
             report(
                 {
                     "event": "restored",
-                    "state": self._entropy_control.state_dict(),
+                    "state": self._entropy_state.state_dict(),
                     "run": self.strategy.args.logger.tensorboard_dir,
                 }
             )
