@@ -105,7 +105,9 @@ def correlation_settings(config) -> Dict[str, Any]:
 def source_config(config, table: str):
     from repro_config import load_config
 
-    return load_config(Path(config.path).parent / f"{table}.yaml")
+    # The source rows are trained under the readings chosen for this table (the same recipe's readings).
+    chosen = {name: reading.value for name, reading in config.readings.items()}
+    return load_config(Path(config.path).parent / f"{table}.yaml", readings=chosen)
 
 
 def paper_points(config, refs: Sequence[RunRef]) -> List[Point]:

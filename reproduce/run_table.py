@@ -45,6 +45,7 @@ from repro_selection import SELECTION_POLICIES, validate_policy  # noqa: E402
 from assemble_table import assemble  # noqa: E402
 from repro_entropy import DEFAULT_METRIC, final_training_entropy  # noqa: E402
 
+from openrlhf_steer.shared_data import locate_data_dir  # noqa: E402
 from openrlhf_steer_eval.atomic_io import atomic_write_text  # noqa: E402
 
 
@@ -53,8 +54,19 @@ def atomic_write_json(path: Path, payload: Any) -> None:
 
 
 def default_data_dir() -> Path:
-    env = os.environ.get("OPENRLHF_STEER_DATA")
-    return Path(env) if env else HERE.parent.parent / "shared" / "data"
+    """$OPENRLHF_STEER_DATA, else ../shared/data, else the copy committed in tests/data/shared (shared_data)."""
+    return locate_data_dir()
+
+
+def parse_readings(items: Sequence[str]) -> Dict[str, str]:
+    """``--reading NAME=CHOICE`` pairs as a mapping; load_config names the known readings when one is wrong."""
+    chosen: Dict[str, str] = {}
+    for item in items:
+        name, sep, choice = item.partition("=")
+        if not sep or not name.strip() or not choice.strip():
+            raise ConfigError(f"--reading {item!r}: write NAME=CHOICE, e.g. --reading baseline_clip=authors_scripts")
+        chosen[name.strip()] = choice.strip()
+    return chosen
 
 
 # --------------------------------------------------------------------------------------------------
@@ -647,9 +659,21 @@ def build_parser() -> argparse.ArgumentParser:
         "set in the Docker image; unset: the eval CLI loads the hub datasets)",
     )
     p.add_argument(
-        "--data-dir", default=None, help="eval data folder for --smoke (default $OPENRLHF_STEER_DATA or ../shared/data)"
+        "--data-dir",
+        default=None,
+        help="eval data folder for --smoke (default $OPENRLHF_STEER_DATA, else ../shared/data, else the copy in "
+        "tests/data/shared)",
     )
     p.add_argument("--output-dir", default=None, help="default runs/reproduce/<table>")
+    p.add_argument(
+        "--reading",
+        action="append",
+        default=[],
+        metavar="NAME=CHOICE",
+        help="another reading of an ambiguity than the config's default, e.g. baseline_clip=authors_scripts "
+        "(repeatable; the readings and their choices: docs/reproduce.md, 'Readings chosen where the text is "
+        "ambiguous')",
+    )
     p.add_argument(
         "--skip-preflight",
         action="store_true",
@@ -668,7 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, readings=parse_readings(args.reading))
         run_preflight(config, args)  # before anything runs, --dry-run included
         if config.kind != "results":  # the correlation and estimator tables have their own pipeline
             from repro_analyses import run_analysis

@@ -167,3 +167,21 @@ def test_smoke_dry_run_prints_the_cpu_pipeline_and_creates_nothing(tmp_path, dat
         assert "--train.colocate_all" not in c and "--vllm.enable_sleep" not in c
     # 2 smoke steps over 8 prompts of 4 per rollout step: one episode
     assert all(c[c.index("--train.num_episodes") + 1] == "1" for c in cmds)
+
+
+def test_reading_flag_switches_every_baseline_and_names_bad_input(tmp_path, check_args):
+    """--reading baseline_clip=authors_scripts gives the authors' run_exp.sh clip (0.2 / 0.28, dual clip 10) to every
+    trained row of STEER Table 1; the default is App. D.2's 0.2 / 0.2. A malformed or unknown reading stops with 2."""
+    path = next(p for p in CONFIGS if p.stem == "steer_table1")
+    clips = {}
+    for reading, expected in (([], [0.2, 0.2]), (["--reading", "baseline_clip=authors_scripts"], [0.2, 0.28])):
+        code, out, err = run_table(["--config", str(path), "--dry-run", "--output-dir", str(tmp_path), *reading])
+        assert code == 0, err
+        parsed = [check_args(launcher_argv(cmd)) for cmd in train_commands(out)]
+        clips[tuple(reading)] = {tuple(a.actor.eps_clip_low_high) for a in parsed}
+        assert clips[tuple(reading)] == {tuple(expected)}
+        assert {a.actor.dual_clip for a in parsed} == {10.0}
+    code, _, err = run_table(["--config", str(path), "--dry-run", "--reading", "baseline_clip"])
+    assert code == 2 and "write NAME=CHOICE" in err
+    code, _, err = run_table(["--config", str(path), "--dry-run", "--reading", "baseline_clip=verl"])
+    assert code == 2 and "'verl' is not one of its choices" in err
