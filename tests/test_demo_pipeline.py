@@ -76,7 +76,7 @@ def test_results_table_has_one_row_per_method_plus_start(quick_run):
     assert grpo_row["heldout_entropy"] == pytest.approx(sum(r["heldout_entropy"] for r in per_seed) / len(per_seed))
     md = (out / "results.md").read_text()
     assert md.startswith("# Demo results\n\n## Claims")
-    assert md.index("| id | claim |") < md.index("| run | seeds |")
+    assert md.index("| id | level | claim |") < md.index("| run | seeds |")
     steer = read_jsonl(out / "runs" / "steer_extreme" / f"seed{SEEDS[0]}" / "metrics.jsonl")
     assert all(0.8 - 1e-9 <= r["train/weights/min"] <= 1.0 for r in steer)
     # what exact numbers depend on beyond the config: the versions and torch's CPU kernels of the run
