@@ -252,15 +252,22 @@ def measure_model(
     reward_fn: Callable[[str, str, str], float],
     spec: EstimatorSpec,
     progress: bool = True,
+    step_log: Optional[List[Dict[str, float]]] = None,
 ) -> Dict[str, np.ndarray]:
     """Run ``spec.steps`` GRPO rollout steps; per valid token of every mini-batch: the measured entropy change
-    over its optimizer step and the raw estimates made before it."""
+    over its optimizer step and the raw estimates made before it.
+
+    The steps run on the training-step runtime every adapter shares (``openrlhf_steer.runtime.StepRuntime``:
+    seeds, metric windows reduced once per optimizer step, rollout boundaries); ``step_log``, when given,
+    receives each rollout step's logged means, the same metric names as the demo and the OpenRLHF actor."""
     import torch
     from tqdm import tqdm
 
     from openrlhf_steer.core.advantages import compute_advantages
     from openrlhf_steer.core.loss import PolicyLoss
     from openrlhf_steer.core.types import GroupInputs, LossConfig, LossInputs
+    from openrlhf_steer.methods import build_method
+    from openrlhf_steer.runtime import StepRuntime
 
     needed = spec.steps * spec.prompts_per_step
     if len(prompts) < needed:
@@ -269,7 +276,9 @@ def measure_model(
         )
     torch.manual_seed(spec.seed)
     opt = torch.optim.AdamW(policy.model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-    loss_fn = PolicyLoss(LossConfig(eps_low=spec.eps_low, eps_high=spec.eps_high))
+    method = build_method("grpo")
+    loss_fn = PolicyLoss(LossConfig(eps_low=spec.eps_low, eps_high=spec.eps_high), method)
+    runtime = StepRuntime(method, seed=spec.seed)
     columns: Dict[str, List[np.ndarray]] = {k: [] for k in COLUMNS}
     per_update = spec.mini_batch_prompts * spec.samples_per_prompt
     bar = tqdm(
@@ -303,16 +312,21 @@ def measure_model(
             micro = [rows[i : i + spec.micro_batch] for i in range(0, len(rows), spec.micro_batch)]
             before = [policy.token_stats([samples[i] for i in m], grad=False) for m in micro]  # pi^k
             n_tokens = sum(float(mask.sum()) for _, _, mask in before)
+            generator = runtime.reseed()
             for m, (_, _, mask) in zip(micro, before):
                 lp, _, _ = policy.token_stats([samples[i] for i in m], grad=True)
                 adv, old = (_rows(t, m, lp) for t in (adv_all, old_all))
-                loss, _ = loss_fn(
-                    LossInputs(log_probs=lp, old_log_probs=old, advantages=adv, action_mask=mask), num_tokens=n_tokens
+                loss, metrics = loss_fn(
+                    LossInputs(log_probs=lp, old_log_probs=old, advantages=adv, action_mask=mask, generator=generator),
+                    num_tokens=n_tokens,
                 )  # token-mean over the whole mini-batch
                 loss.backward()
+                runtime.record(metrics, mask.sum())
+            extra = {}
             if spec.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(policy.model.parameters(), spec.grad_clip)
+                extra["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(policy.model.parameters(), spec.grad_clip))
             opt.step()
+            runtime.end_optimizer_step(extra=extra)
             opt.zero_grad(set_to_none=True)  # frees the gradients before the next passes and rollouts
             after = [policy.token_stats([samples[i] for i in m], grad=False)[1] for m in micro]  # pi^{k+1}
             flat: Dict[str, List[Any]] = {k: [] for k in ("lp", "h", "dh", "adv", "old")}
@@ -341,6 +355,9 @@ def measure_model(
             for key in COLUMNS:
                 columns[key].append(record[key].detach().cpu().numpy())
             bar.update(1)
+        logged = runtime.end_rollout_step()
+        if step_log is not None:
+            step_log.append({"step": step, **logged})
     bar.close()
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in columns.items()}
 
@@ -652,10 +669,13 @@ def run(config, args) -> int:
             started = time.time()
             policy = load_policy(source, spec)
             prompts = load_prompts(data_path, policy.tok, spec)
-            arrays = measure_model(policy, prompts, reward_fn, spec, progress=not args.quiet)
+            step_log: List[Dict[str, float]] = []
+            arrays = measure_model(policy, prompts, reward_fn, spec, progress=not args.quiet, step_log=step_log)
             del policy
             with atomic_path(model_dir / "tokens.npz", suffix=".npz") as tmp:
                 np.savez(tmp, **arrays)
+            # the GRPO run's logged metrics per rollout step (loss, clip fractions, entropy), as the demo logs them
+            atomic_write_text(model_dir / "train_metrics.jsonl", "".join(json.dumps(row) + "\n" for row in step_log))
             atomic_write_text(
                 done,
                 json.dumps(

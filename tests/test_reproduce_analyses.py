@@ -235,7 +235,7 @@ def test_entropy_series_and_ema_at_a_checkpoint(tmp_path):
     assert set(corr.POINT_COLLECTORS) == set(corr.POINT_TEXT) == {"runs", "checkpoints"}
 
 
-def _measure(model_dir, micro_batch, checkpointing):
+def _measure(model_dir, micro_batch, checkpointing, step_log=None):
     base = est.EstimatorSpec(
         steps=1,
         lr=1e-3,
@@ -262,7 +262,7 @@ def _measure(model_dir, micro_batch, checkpointing):
     prompts = [(policy.tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True), "1") for c in chats]
     calls = iter(range(10_000))
     reward = lambda prompt, completion, label: float(next(calls) % 2)  # mixed groups: 1, 0, 1, 0, ...
-    return est.measure_model(policy, prompts, reward, base, progress=False)
+    return est.measure_model(policy, prompts, reward, base, progress=False, step_log=step_log)
 
 
 def test_measurement_does_not_depend_on_the_micro_batch_split(tmp_path):
@@ -272,8 +272,14 @@ def test_measurement_does_not_depend_on_the_micro_batch_split(tmp_path):
     from steertest_evalmodel import build_tiny_model
 
     model_dir = build_tiny_model(tmp_path / "tiny-qwen2")
-    whole = _measure(model_dir, micro_batch=8, checkpointing=False)
+    logged = []
+    whole = _measure(model_dir, micro_batch=8, checkpointing=False, step_log=logged)
     split = _measure(model_dir, micro_batch=1, checkpointing=True)
+    # the GRPO steps run on the shared step runtime: one logged row per rollout step, over the measured tokens
+    assert len(logged) == 1 and logged[0]["step"] == 1
+    assert logged[0]["tokens/valid"] == whole["delta_entropy"].size
+    np.testing.assert_allclose(logged[0]["entropy/sampled_nll"], -np.log(whole["prob"]).mean(), rtol=1e-6)
+    np.testing.assert_allclose(logged[0]["ratio/mean"], 1.0, rtol=1e-9)
     assert whole["delta_entropy"].size > 8 and set(whole["step"].tolist()) == {1.0}
     assert np.any(whole["advantage"] != 0) and np.any(whole["delta_entropy"] != 0)
     for key in est.COLUMNS:
