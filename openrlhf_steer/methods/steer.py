@@ -31,7 +31,7 @@ so every rank uses the statistic of the global window.
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -77,6 +77,52 @@ def _validate_mapping_args(
         raise ValueError(f"omega_floor={omega_floor} must be > 0 (code default 0.02)")
     if not (0.0 < binary_top_fraction <= 1.0):
         raise ValueError(f"binary_top_fraction={binary_top_fraction} must be in (0, 1] (paper ablation 0.2)")
+
+
+# The weight distribution STEER logs per loss call (issue 22): recorded keys -> quantile of the valid weights.
+WEIGHT_QUANTILES: Dict[str, float] = {"weight_p10": 0.1, "weight_median": 0.5}
+# Weights below this count as down-weighted in ``weight_frac_below_0.95``: a weight of 0.998 (the exp mapping
+# when one outlier sets max|Omega|) leaves the update as GRPO's.
+WEIGHT_BELOW = 0.95
+WEIGHT_BELOW_KEY = f"weight_frac_below_{WEIGHT_BELOW}"
+
+
+def masked_linear_quantiles(values: Tensor, mask: Tensor, quantiles: Sequence[float]) -> Tensor:
+    """Quantiles of ``values[mask]`` with torch.quantile's linear interpolation, as a float64 tensor
+    [len(quantiles)] on the values' device, with no host read: masked positions sort to +inf and the
+    order statistics are gathered at indices computed from the valid count as tensors (no boolean
+    indexing). NaN where no position is valid."""
+    flat = values.detach().reshape(-1).to(torch.float64)
+    valid = mask.reshape(-1).bool()
+    qs = torch.tensor(list(quantiles), dtype=torch.float64, device=flat.device)
+    if flat.numel() == 0:
+        return torch.full_like(qs, math.nan)
+    ordered = torch.where(valid, flat, torch.full_like(flat, math.inf)).sort().values
+    count = valid.sum()
+    last = (count - 1).clamp(min=0)
+    position = qs * last.to(torch.float64)
+    lower = position.floor().long()
+    upper = torch.minimum(lower + 1, last)
+    low_value, high_value = ordered.index_select(0, lower), ordered.index_select(0, upper)
+    spread = torch.where(upper > lower, high_value - low_value, torch.zeros_like(low_value))
+    result = low_value + (position - lower.to(torch.float64)) * spread
+    return torch.where(count > 0, result, torch.full_like(result, math.nan))
+
+
+def weight_distribution(weights: Tensor, mask: Tensor) -> Dict[str, Tensor]:
+    """STEER's weight distribution over the valid tokens of one loss call, as 0-dim float64 device tensors
+    (no host read): ``weight_median``, ``weight_p10`` (torch.quantile's linear interpolation) and
+    ``weight_frac_below_0.95``, the share of valid tokens whose weight is below 0.95. With no valid token
+    the quantiles are 1 and the share 0 (the neutral values ``weights/*`` also use), so a token-weighted
+    window mean stays finite."""
+    valid = mask.bool()
+    count = valid.sum()
+    quantiles = masked_linear_quantiles(weights, valid, list(WEIGHT_QUANTILES.values()))
+    quantiles = torch.where(count > 0, quantiles, torch.ones_like(quantiles))
+    below = ((weights.detach() < WEIGHT_BELOW) & valid).sum().to(torch.float64) / count.clamp(min=1)
+    out = {key: quantiles[i] for i, key in enumerate(WEIGHT_QUANTILES)}
+    out[WEIGHT_BELOW_KEY] = below
+    return out
 
 
 def binary_threshold(ranked_values: Tensor, binary_top_fraction: float) -> float:
@@ -409,7 +455,17 @@ class SteerConfig(MethodConfig):
 
 @register_method
 class Steer(WindowStatsMethod):
-    """STEER token reweighting by the estimated entropy change |Omega| (hook b)."""
+    """STEER token reweighting by the estimated entropy change |Omega| (hook b).
+
+    Logged per loss call (``method/<key>``): ``omega_abs_max``, ``omega_abs_mean`` and the weight
+    distribution of :func:`weight_distribution` (``weight_median``, ``weight_p10``,
+    ``weight_frac_below_0.95``). A window's (optimizer step's) value of each of the last three is the
+    token-weighted mean of its micro-batches' values (``core.metrics.reduction_of``), over the data-parallel
+    ranks too: exact for the share below 0.95, and for the median and 10th percentile the token-weighted
+    mean of per-micro-batch quantiles, not the quantile of the pooled window (a mean of medians is not a
+    median). With the micro-batch scope, the authors' code, each micro-batch is also where the weights' own
+    max|Omega| is taken.
+    """
 
     name = "steer"
     config_cls = SteerConfig
@@ -509,5 +565,7 @@ class Steer(WindowStatsMethod):
         self._record(
             omega_abs_max=abs_max,
             omega_abs_mean=torch.where(mask, omega_abs, torch.zeros_like(omega_abs)).sum() / valid.sum().clamp(min=1.0),
+            # when max|Omega| is an outlier the exp weights are all ~1 and STEER is GRPO (issue 22)
+            **weight_distribution(weights, mask),
         )
         return weights
