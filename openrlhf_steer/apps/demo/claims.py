@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from scipy import stats as sps
 
+from .config import TARGET_CONTROLLERS
 from .claims_stats import Interval, mean_interval, paired_differences, verdict
 
 Results = Mapping[str, Mapping[int, Mapping[str, Any]]]  # run name -> seed -> result.json
@@ -26,6 +27,7 @@ HIGH_RATIO = 0.8  # "keeps entropy high": final entropy above 80% of the start's
 EXPLODE_RATIO = 1.25  # "explodes": final entropy 25% above the start's [assumed threshold]
 BAND = (0.5, 1.5)  # "holds it in a band": final entropy within [0.5, 1.5] x the start's [assumed band]
 TARGET_TOLERANCE = 0.2  # "near its target": |H - delta| / delta below 0.2 [assumed tolerance]
+TRACKING_TOLERANCE = 0.15  # issue 25's criterion: mean |H - target| / target over the last tenth within 0.15
 
 # STEER Figure 2's table (Qwen-Math-7B row, as printed; paper_tables.json).
 PAPER_FIGURE2 = {"Cov": {"MSE": 0.29, "PCC": 0.03, "SRCC": 0.06}, "Omega": {"MSE": 4e-4, "PCC": 0.42, "SRCC": 0.61}}
@@ -98,6 +100,21 @@ def target_claim(run: str):
         values = [abs(float(results[run][s]["rollout_entropy_last"]) - t) / t for s, t in zip(seeds, targets)]
         interval = mean_interval(values)
         return _outcome(values, interval, verdict(interval, below=TARGET_TOLERANCE), target=targets[0])
+
+    return evaluate
+
+
+def tracking_claim(run: str):
+    """Per seed: the run's mean relative tracking error over the last tenth (``claims_stats.tracking_error``,
+    computed from its metric rows and stored in result.json)."""
+
+    def evaluate(results: Results, start: Mapping[str, Any]) -> Dict[str, Any]:
+        seeds = sorted(results[run])
+        values = [float(results[run][s]["target_tracking_error"]) for s in seeds]
+        interval = mean_interval(values)
+        return _outcome(
+            values, interval, verdict(interval, below=TRACKING_TOLERANCE), target=results[run][seeds[0]]["target"]
+        )
 
     return evaluate
 
@@ -304,6 +321,19 @@ CLAIMS: List[Claim] = [
         ("grpo",),
         diversity_tracks_entropy,
     ),
+    *[
+        Claim(
+            f"8-{controller}",
+            f"An entropy target is tracked by the {controller} controller on Pos-Adv's lambda (cosine from H0 to "
+            "0.547 x H0)",
+            "issue 25 (criterion 0.15); Pos-Adv Sec. 7.3 (entropy target on lambda)",
+            "mean abs(H_rollout - target) / target over the last tenth of the steps, per seed; held if the interval "
+            f"lies below {TRACKING_TOLERANCE}",
+            (f"target_{controller}",),
+            tracking_claim(f"target_{controller}"),
+        )
+        for controller in TARGET_CONTROLLERS
+    ],
 ]
 
 

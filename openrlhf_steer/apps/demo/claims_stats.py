@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 from openrlhf_steer.core.stats import standard_error
 
@@ -55,3 +55,21 @@ def verdict(interval: Interval, *, above: Optional[float] = None, below: Optiona
 def format_interval(interval: Interval, digits: int = 3) -> Tuple[str, str]:
     """('mean', '[low, high]') as printed in the claims table."""
     return f"{interval.mean:+.{digits}f}", f"[{interval.low:+.{digits}f}, {interval.high:+.{digits}f}]"
+
+
+def tracking_error(rows: Sequence[Mapping[str, float]], tail_fraction: float = 0.1) -> float:
+    """Mean of |measured - target| / target over the last ``tail_fraction`` of the metric rows (at least one).
+
+    Each row carries the entropy target's logged ``controller/target/target`` (the curve at that rollout step)
+    and ``controller/target/measured`` (that step's rollout entropy, the value the controller compared with it).
+    """
+    if not rows:
+        raise ValueError("tracking_error needs metric rows with controller/target/* values, got none")
+    tail = list(rows)[-max(1, int(len(rows) * tail_fraction)) :]
+    errors = []
+    for row in tail:
+        target, measured = float(row["controller/target/target"]), float(row["controller/target/measured"])
+        if not target > 0:
+            raise ValueError(f"tracking_error: the target must be > 0 nats, got {target} at step {row.get('step')}")
+        errors.append(abs(measured - target) / target)
+    return sum(errors) / len(errors)

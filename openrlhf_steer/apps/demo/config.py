@@ -122,6 +122,9 @@ class MethodSpec:
     note: str
     # {} = AdamW at RLConfig.lr (the papers'); {"name": "sgd", "lr": ...}: see apps/demo/optimizers.py
     optimizer: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # {} = no entropy target; else EntropyTargetConfig fields (openrlhf_steer.control.attach_target). The
+    # runner fills start / end / total_steps from the start model's entropy and the run length where absent.
+    target: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def with_options(self, options: Mapping[str, Any]) -> "MethodSpec":
         """A copy whose method config has ``options`` applied (validated when the method is built)."""
@@ -139,6 +142,7 @@ class MethodSpec:
             "note": self.note,
             # only when set: the specs of earlier runs (AdamW) keep their stored form, so they resume
             **({"optimizer": dict(self.optimizer)} if self.optimizer else {}),
+            **({"target": dict(self.target)} if self.target else {}),
         }
 
 
@@ -146,6 +150,26 @@ CLIP = {"eps_low": 0.2, "eps_high": 0.2}  # token-level GRPO's symmetric clip (S
 EXTREME_CLIP = {"eps_low": 0.99, "eps_high": 5.0}  # "almost no ratio clipping" (STEER Sec. 5.4 / Figure 14, Table 4)
 STEER_D2 = "STEER App. D.2 / Figure 6"
 SGD_LR = 0.1  # plain SGD step of the extreme-clipping pair (issue 22's measured setting) [assumed]
+# The entropy-target pair (issue 25): one target, one lever, two controllers. Chosen once, before the full run:
+# a cosine from the start model's rollout entropy H0 (the statistic the controller reads, entropy/old_mean) to
+# TARGET_END_RATIO x H0, Pos-Adv's own delta / start-entropy ratio (0.2 / 0.3657, Sec. 7.3, as claim 4), i.e.
+# about half of H0. Gains and step are the controllers' defaults (pi: kp 1, ki 0.1; bang_bang: step 0.05,
+# Pos-Adv Sec. 7.3's rule), lambda starts at 0.5 (mid-range) [assumed]. Not tuned on these runs.
+TARGET_END_RATIO = round(0.2 / 0.3657, 4)
+TARGET_CONTROLLERS = ("bang_bang", "pi")
+
+
+def _target_run(controller: str) -> MethodSpec:
+    return MethodSpec(
+        f"target_{controller}",
+        "pos_adv_reweight",
+        {"schedule": "target"},
+        CLIP,
+        f"entropy target (issue 25): {controller} on pos_adv.lambda, cosine H0 -> {TARGET_END_RATIO} x H0 over the "
+        "run (H0 = start rollout entropy; the ratio is Pos-Adv Sec. 7.3's 0.2 / 0.3657), lambda_0 0.5, "
+        "default gains; chosen once before the full run, not tuned",
+        target={"lever": "pos_adv.lambda", "controller": controller, "schedule": "cosine", "initial": 0.5},
+    )
 
 
 def _quadrant(number: str, sign: str, band: str) -> MethodSpec:
@@ -224,6 +248,7 @@ METHOD_SPECS: Dict[str, MethodSpec] = {
                 ("steer_extreme_binary", "steer", {"mapping": "binary", "lambda_min": 0.7}, "STEER binary 0.7"),
             )
         ],
+        *[_target_run(controller) for controller in TARGET_CONTROLLERS],
         # Not in the default comparison (no claim rests on them); available with --methods.
         MethodSpec("clip_cov", "clip_cov", {}, CLIP, "Clip-Cov (Cui et al.), authors' ratio/bounds"),
         MethodSpec(

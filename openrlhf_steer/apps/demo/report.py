@@ -82,6 +82,7 @@ def write_results(
             "",
         ]
     md += [claims_table(claims), ""]
+    md += target_section(claims, extra.get("figures", []))
     from .explain import not_held_section
 
     md += not_held_section(claims, extra.get("mechanism"))
@@ -109,6 +110,33 @@ def write_results(
     ]
     md += [f"![{Path(f).stem}]({f})" for f in extra.get("figures", [])] + [""]
     write_text(Path(output_dir) / "results.md", "\n".join(md))
+
+
+def target_section(claims: Sequence[Mapping[str, Any]], figures: Sequence[str]) -> List[str]:
+    """Claim 8 (issue 25): the entropy-target runs' tracking error per controller, and their picture."""
+    rows = [c for c in claims if c["id"].startswith("8-") and c.get("held") is not None]
+    if not rows:
+        return []
+    lines = ["### Entropy targets (claim 8)", ""]
+    target = rows[0].get("target", {})
+    if target:
+        lines += [
+            f"Target: {target.get('schedule')} from {target.get('start')} to {target.get('end')} nats over "
+            f"{target.get('total_steps')} rollout steps on {target.get('lever')}, lambda_0 {target.get('initial')}; "
+            "the measured value is the rollout step's token-mean rollout entropy.",
+            "",
+        ]
+    for c in rows:
+        verdict = "held" if c["held"] else "not held"
+        lines.append(
+            f"- {c['id']}: mean relative error over the last tenth {_num(c['value'])} "
+            f"[{_num(c['interval'][0])}, {_num(c['interval'][1])}], {verdict} (criterion < 0.15)"
+        )
+    lines.append("")
+    figure = next((f for f in figures if "entropy_target" in f), None)
+    if figure:
+        lines += [f"![target vs measured entropy]({figure})", ""]
+    return lines
 
 
 def _level_line(claims: Sequence[Mapping[str, Any]]) -> List[str]:

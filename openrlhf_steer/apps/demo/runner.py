@@ -93,6 +93,24 @@ def method_overrides(spec: MethodSpec, start_eval: Dict[str, Any]) -> Dict[str, 
     return {}
 
 
+def target_settings(spec: MethodSpec, start_eval: Dict[str, Any], steps: int) -> Dict[str, Any]:
+    """The run's entropy target (``spec.target``) on the demo's scale; {} for a run without one.
+
+    Where the spec leaves them out: ``start`` is the start model's token-mean rollout entropy on training
+    prompts (the statistic the controller reads, entropy/old_mean), ``end`` the same fraction of it as
+    Pos-Adv's delta (0.2 / 0.3657, Sec. 7.3; claim 4's target), ``total_steps`` the run's rollout steps.
+    """
+    if not spec.target:
+        return {}
+    start = float(start_eval["train_rollout_entropy"])
+    resolved = {
+        "start": round(start, 4),
+        "end": round(start * PAPER_ENTROPY_TARGET / PAPER_START_ENTROPY, 4),
+        "total_steps": int(steps),
+    }
+    return {**resolved, **dict(spec.target)}
+
+
 def run_one_method(job: Dict[str, Any]) -> Dict[str, Any]:
     """Worker entry point (a separate process): train or resume one method with one seed, evaluate it,
     write its result.json."""
@@ -121,7 +139,18 @@ def run_one_method(job: Dict[str, Any]) -> Dict[str, Any]:
     start_eval = read_json(ws.output_dir / "start_eval.json")
     overrides = method_overrides(spec, start_eval)
     rl = dataclasses.replace(config.rl, seed=seed)
-    run = MethodRun(spec, ws.start_dir, run_dir, ws.task, ws.pool, rl, probe=load_probe(ws), method_overrides=overrides)
+    target = target_settings(spec, start_eval, rl.steps)
+    run = MethodRun(
+        spec,
+        ws.start_dir,
+        run_dir,
+        ws.task,
+        ws.pool,
+        rl,
+        probe=load_probe(ws),
+        method_overrides=overrides,
+        target=target,
+    )
     recorder = entropy_change_recorder(spec, config, run)
     if recorder is not None:
         run.step_observers.append(recorder)
@@ -166,6 +195,11 @@ def run_one_method(job: Dict[str, Any]) -> Dict[str, Any]:
         "heldout": heldout,
         "train_seconds": time.time() - started,
     }
+    if target:
+        from .claims_stats import tracking_error
+
+        result["target"] = target
+        result["target_tracking_error"] = tracking_error(rows)
     if recorder is not None:
         from .entropy_change import summarise
 
@@ -290,6 +324,9 @@ FIGURE_PANELS = {
 }
 
 
+TARGET_FIGURE = "entropy_target.png"
+
+
 def target_line(grouped: Dict[str, Dict[int, Dict[str, Any]]]) -> Dict[str, float]:
     """Pos-Adv-Reweight's entropy target delta as a labelled horizontal line."""
     target = float(next(iter(grouped["pos_adv_reweight"].values()))["config"]["entropy_target"])
@@ -342,6 +379,12 @@ def report(
         from .views import write_views
 
         figures += write_views(ws.output_dir, mechanism, histories, start_eval)
+    targeted = [name for name, by_seed in grouped.items() if next(iter(by_seed.values())).get("target")]
+    if targeted:  # issue 25: target vs measured entropy of the entropy-target runs
+        from .views import plot_target_tracking
+
+        plot_target_tracking(histories, targeted, ws.output_dir / TARGET_FIGURE)
+        figures.append(TARGET_FIGURE)
     claims = evaluate_claims(grouped, start_eval, mechanism=mechanism)
     summaries = [summarise_run(name, by_seed, start_eval, cfg.eval.ks) for name, by_seed in grouped.items()]
     start_row = {

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from tqdm import tqdm
 
+from openrlhf_steer.control import attach_target
 from openrlhf_steer.core.advantages import compute_advantages
 from openrlhf_steer.core.loss import PolicyLoss
 from openrlhf_steer.methods import GroupInputs, LossConfig, LossInputs, build_method
@@ -109,6 +110,7 @@ class MethodRun:
         rl: RLConfig,
         probe: Optional[ProbeBatch] = None,
         method_overrides: Optional[Dict[str, Any]] = None,
+        target: Optional[Dict[str, Any]] = None,
     ):
         rl.validate()
         self.spec, self.run_dir, self.task, self.pool, self.rl, self.probe = (
@@ -121,6 +123,9 @@ class MethodRun:
         )
         self.model, self.tokenizer = load_policy(start_dir)
         self.method = build_method(spec.method, dict(spec.config), **(method_overrides or {}))
+        # an entropy target wraps the method before the loss and the runtime see it, so its controller runs at
+        # the rollout-step boundary and its values are logged as controller/target/* (openrlhf_steer.control)
+        self.method = attach_target(self.method, target)
         self.loss_fn = PolicyLoss(LossConfig(**dict(spec.loss)), self.method)
         self.optimizer = build_optimizer(self.model.parameters(), rl, spec.optimizer)
         # Optimizer step k of the run is window k % mini_batches of rollout step k // mini_batches.

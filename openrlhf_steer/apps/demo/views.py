@@ -105,3 +105,41 @@ def write_views(output_dir: Path, mechanism: Mechanism, histories, start_eval: M
     plot_weights(mechanism, output_dir / "steer_weights.png")
     plot_seed_curves(histories, output_dir / "entropy_per_seed.png", float(start_eval["train_rollout_entropy"]))
     return ["mechanism_quadrants.png", "steer_weights.png", "entropy_per_seed.png"]
+
+
+def plot_target_tracking(histories: Mapping[str, Sequence[Sequence[Dict[str, Any]]]], runs: Sequence[str], path: Path):
+    """Per run with an entropy target: the target curve and the measured rollout entropy (mean over seeds, band
+    mean +- 2 SE) above, the lever's value below (controller/target/*, as the controller logged them)."""
+    import numpy as np
+
+    from openrlhf_steer.core.stats import standard_error
+
+    plt = pyplot()
+    fig, axes = plt.subplots(2, len(runs), figsize=(5.6 * len(runs), 6.4), squeeze=False, sharex=True)
+    for column, name in enumerate(runs):
+        seeds = [rows for rows in histories.get(name, []) if rows]
+        length = min(len(rows) for rows in seeds)
+        steps = np.arange(length)
+        for ax, key, colour, label in (
+            (axes[0][column], "controller/target/measured", "tab:blue", "measured (rollout entropy)"),
+            (axes[1][column], "controller/target/lever", "tab:orange", "lever: Pos-Adv lambda"),
+        ):
+            values = np.array([[r[key] for r in rows[:length]] for rows in seeds], dtype=float)
+            mean = values.mean(0)
+            se = standard_error(values, axis=0) if len(seeds) > 1 else np.zeros_like(mean)
+            ax.plot(steps, mean, color=colour, lw=1.8, label=f"{label} (n={len(seeds)})")
+            ax.fill_between(steps, mean - 2 * se, mean + 2 * se, color=colour, alpha=0.2, linewidth=0)
+            ax.grid(alpha=0.3)
+        target = [seeds[0][i]["controller/target/target"] for i in range(length)]
+        axes[0][column].plot(steps, target, color="black", ls="--", lw=1.2, label="target")
+        tail = length - max(1, length // 10)
+        axes[0][column].axvspan(tail - 0.5, length - 0.5, color="grey", alpha=0.12, label="last tenth (claim 8)")
+        axes[0][column].set_xlim(-0.5, length - 0.5)
+        axes[0][column].set_title(name, fontsize=10)
+        axes[0][column].set_ylabel("entropy (nats/token)")
+        axes[0][column].legend(fontsize=7, loc="best")
+        axes[1][column].set_ylabel("lambda")
+        axes[1][column].set_xlabel("rollout step")
+    fig.suptitle("Entropy target vs measured entropy (line: mean over seeds; band: mean ± 2 SE)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
