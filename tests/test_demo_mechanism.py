@@ -188,25 +188,34 @@ def test_mechanism_claims_statistics_and_verdicts_by_hand():
 
 
 class _FakeRun:
-    """What SteerWeightLogger reads from a MethodRun: loss_inputs of a micro-batch."""
+    """What SteerWeightLogger.attach reads from a MethodRun: its loss and its observer lists."""
 
-    def __init__(self, inputs):
-        self.inputs = inputs
+    def __init__(self, loss_fn):
+        self.loss_fn = loss_fn
+        self.observers = []
+        self.step_observers = []
 
-    def loss_inputs(self, rollout, advantages, idx, with_grad, generator):
-        return self.inputs
+    def window(self, micro_batches):
+        """One optimizer window as MethodRun.optimizer_step runs it: a loss call, then the loss observers."""
+        for observer in self.step_observers:
+            observer.before_step(self, None, None, [])
+        for inputs in micro_batches:
+            self.loss_fn(inputs)
+            for observe in self.observers:
+                observe(inputs, self.loss_fn.loss_config)
+        for observer in self.step_observers:
+            observer.after_step(self, None, None, [])
 
 
-def test_steer_weight_log_reports_the_binary_mapping_by_hand():
-    from openrlhf_steer.apps.demo.weight_log import SteerWeightLogger
+def _ten_token_batch(valid: int = 10):
     from openrlhf_steer.methods import LossInputs
 
-    # ten valid tokens with distinct |Omega| (probabilities differ, A = 1), one padded token
+    # ``valid`` tokens with distinct |Omega| (probabilities differ, A = 1), then padding
     p = torch.tensor([[0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]], dtype=D)
     log_p = p.log()
-    mask = torch.ones_like(p)
-    mask[0, -1] = 0
-    inputs = LossInputs(
+    mask = torch.zeros_like(p)
+    mask[0, :valid] = 1
+    return LossInputs(
         log_probs=log_p,
         old_log_probs=log_p,
         advantages=torch.ones_like(p),
@@ -214,15 +223,41 @@ def test_steer_weight_log_reports_the_binary_mapping_by_hand():
         entropy=torch.full_like(p, 1.5),
         old_entropy=torch.full_like(p, 1.5),
     )
-    logger = SteerWeightLogger("steer", {"mapping": "binary", "lambda_min": 0.7})
-    run = _FakeRun(inputs)
-    logger.before_step(run, None, None, [torch.arange(1)])
-    logger.before_step(run, None, None, [torch.arange(1)])
+
+
+def test_steer_weight_log_reports_the_binary_mapping_by_hand():
+    from openrlhf_steer.apps.demo.weight_log import SteerWeightLogger
+    from openrlhf_steer.core.loss import PolicyLoss
+    from openrlhf_steer.methods import LossConfig, build_method
+
+    run = _FakeRun(PolicyLoss(LossConfig(), build_method("steer", {"mapping": "binary", "lambda_min": 0.7})))
+    logger = SteerWeightLogger.attach(run)
+    assert run.step_observers == [logger] and run.observers == [logger.observe_loss]
+    run.window([_ten_token_batch()])
+    run.window([_ten_token_batch()])
     row = logger.take_row(3)
     # the top 20% of 10 tokens by |Omega| (2 tokens) get 0.7, the others 1: sorted 0.7 0.7 1 x 8
     # median 1, 10th percentile at rank 0.9 between 0.7 and 0.7, share below 0.95 = 2/10
     assert row == pytest.approx({"step": 3, "weights/median": 1.0, "weights/p10": 0.7, "weights/share_below_0.95": 0.2})
     assert logger.take_row(4) is None  # reset after a row
+    # a window of 10 + 5 valid tokens: the 5-token micro-batch has 1 token at 0.7 (sorted 0.7 1 1 1 1:
+    # median 1, p10 at rank 0.4 = 0.7 + 0.4 * 0.3 = 0.82, share 1/5); the window is the token-weighted mean
+    # of its micro-batches (core.metrics): p10 (10 * 0.7 + 5 * 0.82) / 15, share (2 + 1) / 15
+    run.window([_ten_token_batch(), _ten_token_batch(valid=5)])
+    row = logger.take_row(5)
+    expected = {"step": 5, "weights/median": 1.0, "weights/p10": (10 * 0.7 + 5 * 0.82) / 15}
+    assert row == pytest.approx({**expected, "weights/share_below_0.95": 3 / 15})
+
+
+def test_steer_weight_log_refuses_a_method_without_the_metrics():
+    from openrlhf_steer.apps.demo.weight_log import SteerWeightLogger
+    from openrlhf_steer.core.loss import PolicyLoss
+    from openrlhf_steer.methods import LossConfig, build_method
+
+    run = _FakeRun(PolicyLoss(LossConfig(), build_method("grpo")))
+    SteerWeightLogger.attach(run)
+    with pytest.raises(ValueError, match="steer runs only"):
+        run.window([_ten_token_batch()])
 
 
 def test_optimizer_registry_and_specs_keep_their_stored_form():
