@@ -154,10 +154,10 @@ def run_one_method(job: Dict[str, Any]) -> Dict[str, Any]:
     recorder = entropy_change_recorder(spec, config, run)
     if recorder is not None:
         run.step_observers.append(recorder)
-    if spec.method == "steer":  # its weight distribution per step (weight_log.py)
+    if spec.method == "steer":  # its weight distribution per step, from the loss's own metrics (weight_log.py)
         from .weight_log import SteerWeightLogger
 
-        run.step_observers.append(SteerWeightLogger(spec.method, {**dict(spec.config), **overrides}))
+        SteerWeightLogger.attach(run)
     started = time.time()
     rows = run.train(
         progress=job.get("progress", True), position=job.get("position", 0), stop_after=job.get("stop_after")
