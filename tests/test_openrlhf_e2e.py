@@ -245,7 +245,11 @@ def _replace_flag(argv, flag, *values):
 
 # name -> (our flags, OpenRLHF flag changes (flag, *values), expected metric names beyond the common ones)
 RUNS = {
-    "steer_exp": (["--entropy.method", "steer", "--entropy.steer.mapping", "exp"], [], ["method/omega_abs_max"]),
+    "steer_exp": (
+        ["--entropy.method", "steer", "--entropy.steer.mapping", "exp"],
+        [],
+        ["method/omega_abs_max", "method/weight_median", "method/weight_p10", "method/weight_frac_below_0.95"],
+    ),
     "steer_binary_dp2_packed": (
         ["--entropy.method", "steer", "--entropy.steer.mapping", "binary", "--entropy.steer.stat_scope", "mini_batch"],
         [
