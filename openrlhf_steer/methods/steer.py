@@ -94,13 +94,13 @@ def masked_linear_quantiles(values: Tensor, mask: Tensor, quantiles: Sequence[fl
     indexing). NaN where no position is valid."""
     flat = values.detach().reshape(-1).to(torch.float64)
     valid = mask.reshape(-1).bool()
-    qs = torch.tensor(list(quantiles), dtype=torch.float64, device=flat.device)
     if flat.numel() == 0:
-        return torch.full_like(qs, math.nan)
+        return torch.full((len(quantiles),), math.nan, dtype=torch.float64, device=flat.device)
     ordered = torch.where(valid, flat, torch.full_like(flat, math.inf)).sort().values
     count = valid.sum()
     last = (count - 1).clamp(min=0)
-    position = qs * last.to(torch.float64)
+    # the quantiles enter as Python scalars: a host-to-device copy of them would wait for the stream on a GPU
+    position = torch.stack([last.to(torch.float64) * float(q) for q in quantiles])
     lower = position.floor().long()
     upper = torch.minimum(lower + 1, last)
     low_value, high_value = ordered.index_select(0, lower), ordered.index_select(0, upper)
