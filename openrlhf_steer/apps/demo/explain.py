@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
+from .config import TARGET_CONTROLLERS
 from .mechanism_math import QUADRANTS
 
 # Measured in issue 22's investigation (make demo, 5 seeds): the set-up, not a bug, explains these.
@@ -32,6 +33,14 @@ TOKEN_MEAN = (
     "The token-mean entropy mixes two positions: the first digit (the choice) and the second (arithmetic being "
     "learned); the quadrant interventions move it by a few hundredths, the size of the seed noise (issue 22)."
 )
+# Measured on the first full run with the target runs (issue 25; docs/entropy_targets.md).
+TARGET_OUT_OF_REACH = (
+    "The target lies outside the lever's reach on this task: the entropy falls below the cosine within 10 steps, both "
+    "controllers lower lambda to its bound 0 (bang_bang from step 11-17 on every seed; pi keeps it below 0.01 on 70% "
+    "of steps 20-59), and lambda = 0 trains on A <= 0 tokens only, which collapses entropy here too (3a). Over the "
+    "last tenth GRPO (lambda = 1) sits at 0.152 and negative_only (lambda = 0) at 0.188 nats, against a target of "
+    "0.316: no lambda in [0, 1] holds it (make demo, 5 seeds)."
+)
 TRAINING_REASONS: Dict[str, str] = {
     "1b": ADAMW + " " + OUTLIER,
     "1c": ADAMW + " " + OUTLIER,
@@ -49,6 +58,7 @@ TRAINING_REASONS: Dict[str, str] = {
     "3a": FIRST_DIGIT,
     "3c": FIRST_DIGIT,
     **{f"5-{q}": TOKEN_MEAN + " " + ADAMW for q in QUADRANTS},
+    **{f"8-{controller}": TARGET_OUT_OF_REACH for controller in TARGET_CONTROLLERS},
 }
 
 
