@@ -107,6 +107,8 @@ def test_claims_list_has_every_claim_with_an_interval_from_the_seed_values(quick
         assert claim["interval"] == pytest.approx([interval.low, interval.high])
         if claim["id"] == "7a":  # fewer distinct answers than the start: the whole interval below 0
             assert claim["held"] == (claim["interval"][1] < 0)
+        elif claim["id"].startswith("8-"):  # tracking error: the whole interval below issue 25's 0.15
+            assert claim["held"] == (claim["interval"][1] < 0.15), claim["id"]
         elif claim["id"] not in ("1a", "1b", "2a", "3a", "3b", "4"):  # differences claimed > 0 (others: ratios)
             assert claim["held"] == (claim["interval"][0] > 0), claim["id"]
     # the paired claims are differences of the written per-seed results
