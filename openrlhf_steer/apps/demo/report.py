@@ -82,7 +82,8 @@ def write_results(
             "",
         ]
     md += [claims_table(claims), ""]
-    md += target_section(claims, extra.get("figures", []))
+    target_lines = target_section(claims, extra.get("figures", []))
+    md += target_lines
     from .explain import not_held_section
 
     md += not_held_section(claims, extra.get("mechanism"))
@@ -108,7 +109,8 @@ def write_results(
         *weights_section(Path(output_dir), extra.get("runs", [])),
         *_environment_line(extra.get("environment")),
     ]
-    md += [f"![{Path(f).stem}]({f})" for f in extra.get("figures", [])] + [""]
+    shown_above = {f for f in extra.get("figures", []) if any(f"({f})" in line for line in target_lines)}
+    md += [f"![{Path(f).stem}]({f})" for f in extra.get("figures", []) if f not in shown_above] + [""]
     write_text(Path(output_dir) / "results.md", "\n".join(md))
 
 
