@@ -360,6 +360,12 @@ def e2e(tmp_path_factory, data_dir):
     for name, reward in (("reward_failure", root / "failing_reward.py"), ("reward_nan", root / "nan_reward.py")):
         argv = _replace_flag(_common(root, name, model, prompts), "--reward.remote_url", str(reward))
         runs.append({"name": name, "argv": ["--entropy.method", "grpo"] + argv})
+    return run_plan(root, runs)
+
+
+def run_plan(root: Path, runs) -> E2E:
+    """Run ``runs`` ({name, argv}) one after another in the e2e driver's fresh local Ray cluster under ``root``;
+    collect each run's result, the stand-in engine's report and the driver's log."""
     plan = {"results": str(root / "results.jsonl"), "num_cpus": 4, "num_gpus": 2, "runs": runs}
     (root / "plan.json").write_text(json.dumps(plan))
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,7 @@ def _sibling(name: str):
 
 
 _e2e = _sibling("test_openrlhf_e2e")
-E2E, E2E_TIMEOUT, PROMPTS, REPO = _e2e.E2E, _e2e.E2E_TIMEOUT, _e2e.PROMPTS, _e2e.REPO
+PROMPTS, run_plan, _ok = _e2e.PROMPTS, _e2e.run_plan, _e2e._ok
 _common, _replace_flag, _short_problems = _e2e._common, _e2e._replace_flag, _e2e._short_problems
 
 # The tiny random model's rollout entropy is about 4.53 nats: a target just around it keeps the lever inside
@@ -59,38 +57,7 @@ def e2e_target(tmp_path_factory, data_dir):
     resume = _replace_flag(first, "--train.num_episodes", "2") + ["--ckpt.load_enable"]
     resume = _replace_flag(resume, "--logger.tensorboard_dir", str(root / "tb" / "target_pi_resumed"))
     runs = [{"name": "target_pi", "argv": first}, {"name": "target_pi_resumed", "argv": resume}]
-    plan = {"results": str(root / "results.jsonl"), "num_cpus": 4, "num_gpus": 2, "runs": runs}
-    (root / "plan.json").write_text(json.dumps(plan))
-
-    from steertest_e2e_driver import driver_env
-
-    env = driver_env(root / "report.jsonl")
-    with open(root / "driver.log", "w") as log:
-        driver = subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "support" / "steertest_e2e_driver.py"), str(root / "plan.json")],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=str(root),
-        )
-        try:
-            driver.wait(timeout=E2E_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            driver.terminate()
-            driver.wait(timeout=60)
-    results = {}
-    if (root / "results.jsonl").exists():
-        results = {r["name"]: r for r in map(json.loads, (root / "results.jsonl").read_text().splitlines())}
-    report = []
-    if (root / "report.jsonl").exists():
-        report = [json.loads(line) for line in (root / "report.jsonl").read_text().splitlines() if line]
-    return E2E(root, results, report, (root / "driver.log").read_text())
-
-
-def _ok(e2e, name):
-    result = e2e.results.get(name)
-    assert result is not None, f"run {name} did not report; driver log tail:\n{e2e.log[-4000:]}"
-    assert result["rc"] == 0 and result["error"] is None, f"run {name} failed: {result['error']}"
+    return run_plan(root, runs)
 
 
 @pytest.mark.slow
