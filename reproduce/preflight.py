@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from openrlhf_steer import shared_data
+
 HERE = Path(__file__).resolve().parent
 FACTS_FILE = HERE / "configs" / "facts" / "model_facts.yaml"
 FACT_FIELDS = (
@@ -743,15 +745,11 @@ def check_reward(plan: RowPlan, ctx: Context) -> List[Result]:
     return out
 
 
-# Test-set sizes: /work/shared/data/README.md (the files' sources) and the benchmarks' releases.
+# Full test-set sizes, from the one manifest the tests and docker/prepare_context.sh check too (shared_data). The
+# LiveCodeBench entry there is the 20-problem sample, so it is counted per release file below instead.
 EXPECTED_ROWS: Dict[str, int] = {
-    "aime24": 30,
-    "aime25": 30,
-    "amc23": 40,
-    "math500": 500,
-    "minerva_math": 272,
-    "olympiadbench": 675,
-    "ifeval": 541,  # Google's input_data.jsonl
+    bench: shared_data.expected_rows(bench)
+    for bench in ("aime24", "aime25", "amc23", "math500", "minerva_math", "olympiadbench", "ifeval")
 }
 # LiveCodeBench code_generation_lite release files: v1..v6 hold 400, 511, 612, 713, 880, 1055 problems
 # cumulatively (LCB README, research/eval.md), so each file adds the difference.
@@ -763,11 +761,6 @@ LCB_FILE_ROWS: Dict[str, int] = {
     "test5.jsonl": 167,
     "test6.jsonl": 175,
 }
-
-
-def count_rows(path: Path) -> int:
-    with open(path, "rb") as fh:
-        return sum(1 for line in fh if line.strip())
 
 
 def local_source(folder: Path) -> Path:
@@ -816,14 +809,14 @@ def check_benchmark_data(bench: str, ev: EvalPlan) -> Tuple[str, str, str]:
         missing = [f.name for f in files if not f.is_file()]
         if missing:
             return (FAIL, f"{bench}: {path} lacks {missing}", "add the code_generation_lite release files")
-        found = sum(count_rows(f) for f in files)
+        found = sum(shared_data.count_rows(f) for f in files)
         where = f"{path}/{{{','.join(f.name for f in files)}}}"
     else:
         try:
             file = local_source(path)
         except FileNotFoundError as err:
             return (FAIL, f"{bench}: {err}", f"put the test set at {path}/test.jsonl")
-        found, where = count_rows(file), str(file)
+        found, where = shared_data.count_rows(file), str(file)
         expected = EXPECTED_ROWS.get(bench)
     if expected is None:
         return (WARN, f"{bench}: {found} rows in {where}; no expected count is recorded", "add it to EXPECTED_ROWS")
