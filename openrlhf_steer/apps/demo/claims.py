@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from scipy import stats as sps
 
 from .config import TARGET_CONTROLLERS
-from .claims_stats import Interval, mean_interval, paired_differences, verdict
+from .claims_stats import Interval, claim_header, mean_interval, paired_differences, verdict
 
 Results = Mapping[str, Mapping[int, Mapping[str, Any]]]  # run name -> seed -> result.json
 COLLAPSE_RATIO = 0.5  # "collapses": final entropy below half the start's [assumed threshold]
@@ -349,13 +349,7 @@ def evaluate_claims(
 
     rows = evaluate_mechanism_claims(mechanism, min_seeds)
     for claim in CLAIMS:
-        row: Dict[str, Any] = {
-            "id": claim.id,
-            "level": claim.level,
-            "claim": claim.claim,
-            "paper_ref": claim.paper_ref,
-            "statistic": claim.statistic,
-        }
+        row: Dict[str, Any] = claim_header(claim)
         missing = [r for r in claim.runs if r not in results or not results[r]]
         seeds = min((len(results[r]) for r in claim.runs if r in results), default=0)
         if missing:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from openrlhf_steer.core.stats import standard_error
 
@@ -73,3 +73,14 @@ def tracking_error(rows: Sequence[Mapping[str, float]], tail_fraction: float = 0
             raise ValueError(f"tracking_error: the target must be > 0 nats, got {target} at step {row.get('step')}")
         errors.append(abs(measured - target) / target)
     return sum(errors) / len(errors)
+
+
+def claim_header(claim: Any) -> Dict[str, Any]:
+    """The fields every claims-table row starts with, for training and mechanism claims alike."""
+    return {
+        "id": claim.id,
+        "level": claim.level,
+        "claim": claim.claim,
+        "paper_ref": claim.paper_ref,
+        "statistic": claim.statistic,
+    }

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from .claims_stats import mean_interval, verdict
+from .claims_stats import claim_header, mean_interval, verdict
 from .mechanism_math import QUADRANT_SIGN
 
 Mechanism = Mapping[int, Mapping[str, Any]]  # seed -> mechanism record (mechanism.measure_seed)
@@ -157,13 +157,7 @@ def per_seed_values(claim: MechanismClaim, mechanism: Mechanism) -> List[Optiona
 def evaluate_mechanism_claims(mechanism: Optional[Mechanism], min_seeds: int = 2) -> List[Dict[str, Any]]:
     rows = []
     for claim in MECHANISM_CLAIMS:
-        row: Dict[str, Any] = {
-            "id": claim.id,
-            "level": claim.level,
-            "claim": claim.claim,
-            "paper_ref": claim.paper_ref,
-            "statistic": claim.statistic,
-        }
+        row: Dict[str, Any] = claim_header(claim)
         if not mechanism:
             rows.append({**row, "value": None, "interval": None, "held": None, "skipped": "mechanism stage not run"})
             continue
